@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain doubles as the sluice binary: with SLUICE_TEST_MAIN set, the test executable
+// runs the command line instead of the tests, so that crash tests can kill a real sluice
+// process without building one.
+func TestMain(m *testing.M) {
+	if os.Getenv("SLUICE_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// cli runs sluice in-process and returns its exit status and output.
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, envVars map[string]string, args ...string) cliResult {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{
+		stdin:  strings.NewReader(""),
+		stdout: &out, stderr: &errb,
+		getenv:     func(k string) string { return envVars[k] },
+		interrupts: make(chan os.Signal),
+	}
+	code := execute(context.Background(), e, args)
+	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

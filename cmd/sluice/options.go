@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/openai"
+	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/sqlite"
+)
+
+const (
+	defaultBaseURL   = "https://api.openai.com/v1"
+	defaultAPIKeyEnv = "OPENAI_API_KEY"
+	defaultGrace     = 30 * time.Second
+)
+
+// jobOptions are a run's settings, saved with the job (never the key itself) so that a
+// resume runs the same way.
+type jobOptions struct {
+	Input     string `json:"input"`
+	InputSize int64  `json:"input_size"`
+	InputHead string `json:"input_head"` // sha256 of the input's first 64 KiB
+	Output    string `json:"output"`
+	Errors    string `json:"errors,omitempty"`
+
+	BaseURL   string `json:"base_url"`
+	Sim       bool   `json:"sim,omitempty"` // the built-in simulator, started in-process
+	APIKeyEnv string `json:"api_key_env"`
+
+	Concurrency int     `json:"concurrency"`
+	RPM         float64 `json:"rpm,omitempty"`
+	TPM         float64 `json:"tpm,omitempty"`
+	MaxAttempts int     `json:"max_attempts"`
+	Timeout     string  `json:"timeout"`
+}
+
+// runFlags are the flags shared by run and resume.
+type runFlags struct {
+	opts      jobOptions
+	timeout   time.Duration
+	store     string
+	prices    string
+	grace     time.Duration
+	jsonOut   bool
+	progress  string
+	logEvery  time.Duration
+	fresh     bool
+	simConfig sim.Config
+}
+
+func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
+	f.simConfig = demoSim()
+	if withOutput {
+		fs.StringVarP(&f.opts.Output, "output", "o", "", "write results here (Batch API output format); default INPUT with .results.jsonl")
+		fs.StringVar(&f.opts.Errors, "errors", "", "also write failed requests here (Batch API error file format)")
+		fs.BoolVar(&f.fresh, "new", false, "start a new job even if this command has run before")
+	}
+	fs.StringVar(&f.opts.BaseURL, "base-url", "", "the upstream's base URL (default $OPENAI_BASE_URL or "+defaultBaseURL+")")
+	fs.StringVar(&f.opts.APIKeyEnv, "api-key-env", defaultAPIKeyEnv, "the environment variable that holds the upstream's API key")
+	fs.BoolVar(&f.opts.Sim, "sim", false, "send to the built-in simulator, started in-process (no key needed)")
+	fs.IntVarP(&f.opts.Concurrency, "concurrency", "c", sluice.DefaultConcurrency, "most requests in flight at once")
+	fs.Float64Var(&f.opts.RPM, "rpm", 0, "cap on requests per minute (default: learn the upstream's limit)")
+	fs.Float64Var(&f.opts.TPM, "tpm", 0, "cap on tokens per minute (default: learn the upstream's limit)")
+	fs.IntVar(&f.opts.MaxAttempts, "max-attempts", sluice.DefaultMaxAttempts, "attempts per request before it fails")
+	fs.DurationVar(&f.timeout, "timeout", sluice.DefaultTimeout, "timeout for one attempt")
+	fs.StringVar(&f.store, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
+	fs.StringVar(&f.prices, "prices", "", "a prices file (sluice's YAML/JSON or LiteLLM's JSON) overriding the built-in table")
+	fs.DurationVar(&f.grace, "grace", defaultGrace, "after Ctrl-C, how long requests in flight may finish before they are cut off")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the final report as JSON")
+	fs.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, log or none")
+	fs.DurationVar(&f.logEvery, "log-interval", 10*time.Second, "with --progress log, how often to print a line")
+}
+
+// merge overrides saved options with the flags the user set on this command line.
+func (f *runFlags) merge(fs *pflag.FlagSet, saved jobOptions) jobOptions {
+	o := saved
+	set := func(name string, apply func()) {
+		if fs.Changed(name) {
+			apply()
+		}
+	}
+	set("output", func() { o.Output = f.opts.Output })
+	set("errors", func() { o.Errors = f.opts.Errors })
+	set("base-url", func() { o.BaseURL = f.opts.BaseURL })
+	set("api-key-env", func() { o.APIKeyEnv = f.opts.APIKeyEnv })
+	set("sim", func() { o.Sim = f.opts.Sim })
+	set("concurrency", func() { o.Concurrency = f.opts.Concurrency })
+	set("rpm", func() { o.RPM = f.opts.RPM })
+	set("tpm", func() { o.TPM = f.opts.TPM })
+	set("max-attempts", func() { o.MaxAttempts = f.opts.MaxAttempts })
+	set("timeout", func() { o.Timeout = f.timeout.String() })
+	return o
+}
+
+func (o jobOptions) validate() error {
+	switch {
+	case o.Concurrency < 1:
+		return usageError("--concurrency must be at least 1")
+	case o.RPM < 0 || o.TPM < 0:
+		return usageError("--rpm and --tpm must not be negative")
+	case o.MaxAttempts < 1:
+		return usageError("--max-attempts must be at least 1")
+	}
+	if d, err := time.ParseDuration(o.Timeout); err != nil || d <= 0 {
+		return usageError("--timeout must be a positive duration, got %q", o.Timeout)
+	}
+	if !o.Sim {
+		u, err := url.Parse(o.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageError("--base-url must be an http or https URL, got %q", o.BaseURL)
+		}
+	}
+	return nil
+}
+
+// engineConfig turns options into the engine's configuration.
+func (o jobOptions) engineConfig() sluice.Config {
+	timeout, _ := time.ParseDuration(o.Timeout)
+	return sluice.Config{
+		Concurrency: o.Concurrency,
+		RPM:         o.RPM,
+		TPM:         o.TPM,
+		MaxAttempts: o.MaxAttempts,
+		Timeout:     timeout,
+	}
+}
+
+// upstream connects to the job's upstream. With Sim it starts the built-in simulator
+// in-process; close stops it.
+func (o jobOptions) upstream(e *env, simCfg sim.Config) (up *openai.Client, closeFn func(), err error) {
+	closeFn = func() {}
+	base, key := o.BaseURL, ""
+	if o.Sim {
+		srv, err := sim.Start(simCfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("start simulator: %w", err)
+		}
+		base, closeFn = srv.URL, srv.Close
+	} else {
+		key = e.getenv(o.APIKeyEnv)
+		if key == "" && isOpenAI(base) {
+			return nil, nil, usageError("no API key: set %s (or name another variable with --api-key-env), or try --sim", o.APIKeyEnv)
+		}
+	}
+	client, err := openai.New(openai.Config{
+		BaseURL:    base,
+		APIKey:     key,
+		HTTPClient: &http.Client{Transport: openai.NewTransport(o.Concurrency)},
+		UserAgent:  "sluice",
+	})
+	if err != nil {
+		closeFn()
+		return nil, nil, usageError("%v", err)
+	}
+	return client, closeFn, nil
+}
+
+func isOpenAI(base string) bool {
+	u, err := url.Parse(base)
+	return err == nil && u.Host == "api.openai.com"
+}
+
+// fingerprint identifies "the same command": the same input, upstream and output.
+func (o jobOptions) fingerprint() string {
+	h := sha256.New()
+	for _, s := range []string{o.Input, o.BaseURL, fmt.Sprint(o.Sim), o.Output} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// inputIdentity measures the input file so a resume can tell if it changed.
+func inputIdentity(path string) (size int64, head string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, "", err
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, 64<<10); err != nil && err != io.EOF {
+		return 0, "", err
+	}
+	return st.Size(), hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func decodeOptions(job *sluice.Job) (jobOptions, error) {
+	var o jobOptions
+	if err := json.Unmarshal(job.Options, &o); err != nil {
+		return o, fmt.Errorf("job %s: read its options: %w", job.ID, err)
+	}
+	return o, nil
+}
+
+// storePath is where the ledger lives: --store, $SLUICE_STORE, or the user's data
+// directory ($XDG_DATA_HOME/sluice, ~/.local/share/sluice, ~/Library/Application
+// Support/sluice, %LocalAppData%\sluice).
+func storePath(e *env, flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if p := e.getenv("SLUICE_STORE"); p != "" {
+		return p, nil
+	}
+	if d := e.getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "sluice", "sluice.db"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the store: %w (set --store or $SLUICE_STORE)", err)
+	}
+	switch runtime.GOOS {
+	case "darwin":
+		return filepath.Join(home, "Library", "Application Support", "sluice", "sluice.db"), nil
+	case "windows":
+		if d := e.getenv("LocalAppData"); d != "" {
+			return filepath.Join(d, "sluice", "sluice.db"), nil
+		}
+	}
+	return filepath.Join(home, ".local", "share", "sluice", "sluice.db"), nil
+}
+
+func openStore(ctx context.Context, e *env, flag string) (*sqlite.Store, string, error) {
+	path, err := storePath(e, flag)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, "", fmt.Errorf("open store %s: %w", path, err)
+	}
+	return st, path, nil
+}
+
+// exactArgs is cobra.ExactArgs with sluice's usage exit status.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError("expected %s, got %d arguments", what, len(args))
+		}
+		return nil
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

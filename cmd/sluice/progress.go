@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
+
+	"github.com/sluice-llm/sluice"
+)
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// startProgress shows a run's progress until the returned function is called: bars on a
+// terminal, a plain line every --log-interval otherwise (to stderr, so stdout keeps only
+// the report).
+func startProgress(e *env, f *runFlags, run *sluice.Run) (stop func()) {
+	mode := f.progress
+	if mode == "auto" {
+		mode = "log"
+		if e.isTerminal && !f.jsonOut {
+			mode = "bar"
+		}
+	}
+	switch mode {
+	case "bar":
+		return progressBars(e, run)
+	case "log":
+		return progressLog(e.stderr, run, f.logEvery)
+	default:
+		return func() {}
+	}
+}
+
+// progressLine is one line of the plain progress log.
+func progressLine(p sluice.Progress, rate *rateTracker) string {
+	var b strings.Builder
+	final := p.Done + p.Failed
+	total := fmt.Sprint(p.Total)
+	if !p.IngestDone {
+		total += "+"
+	}
+	reqRate, tokRate := rate.update(final, p.Usage.Total())
+	fmt.Fprintf(&b, "%d/%s done (%d failed), %d in flight, %.1f req/s, %.0f tok/s, $%.4f, %d retries, %d×429",
+		final, total, p.Failed, p.InFlight, reqRate, tokRate, p.Cost, p.Retries, p.Throttled)
+	if p.IngestDone && reqRate > 0 && p.Total > final {
+		eta := time.Duration(float64(p.Total-final) / reqRate * float64(time.Second))
+		fmt.Fprintf(&b, ", ETA %s", eta.Round(time.Second))
+	}
+	if p.BreakerOpen {
+		b.WriteString(", upstream failing: circuit open")
+	}
+	if wait := time.Until(p.Limits.PausedUntil); wait > 0 {
+		fmt.Fprintf(&b, ", paused %s after 429", wait.Round(100*time.Millisecond))
+	}
+	return b.String()
+}
+
+// rateTracker turns counters into rates between two looks.
+type rateTracker struct {
+	last             time.Time
+	requests, tokens int64
+	reqRate, tokRate float64
+}
+
+func (t *rateTracker) update(requests, tokens int64) (float64, float64) {
+	now := time.Now()
+	if !t.last.IsZero() {
+		if dt := now.Sub(t.last).Seconds(); dt >= 0.5 {
+			t.reqRate = float64(requests-t.requests) / dt
+			t.tokRate = float64(tokens-t.tokens) / dt
+			t.last, t.requests, t.tokens = now, requests, tokens
+		}
+	} else {
+		t.last, t.requests, t.tokens = now, requests, tokens
+	}
+	return t.reqRate, t.tokRate
+}
+
+func progressLog(w io.Writer, run *sluice.Run, every time.Duration) func() {
+	if every <= 0 {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		var rate rateTracker
+		rate.update(0, 0)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				fmt.Fprintf(w, "%s %s\n", time.Now().Format("15:04:05"), progressLine(run.Progress(), &rate))
+			}
+		}
+	})
+	var once sync.Once
+	return func() { once.Do(func() { close(stop); wg.Wait() }) }
+}
+
+func progressBars(e *env, run *sluice.Run) func() {
+	p := mpb.New(mpb.WithOutput(e.stderr), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond))
+	var mu sync.Mutex
+	var rate rateTracker
+	var snap sluice.Progress
+	refresh := func() sluice.Progress {
+		mu.Lock()
+		defer mu.Unlock()
+		snap = run.Progress()
+		return snap
+	}
+	first := refresh()
+	bar := p.AddBar(max(first.Total, 1),
+		mpb.PrependDecorators(
+			decor.Name("requests "),
+			decor.Any(func(decor.Statistics) string {
+				mu.Lock()
+				defer mu.Unlock()
+				return fmt.Sprintf("%d/%d", snap.Done+snap.Failed, snap.Total)
+			}),
+		),
+		mpb.AppendDecorators(
+			decor.Percentage(decor.WCSyncSpace),
+			decor.Name(" ETA "),
+			decor.EwmaETA(decor.ET_STYLE_GO, 30),
+		),
+	)
+	p.AddBar(0, mpb.BarFillerClearOnComplete(),
+		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+			mu.Lock()
+			defer mu.Unlock()
+			return progressLine(snap, &rate)
+		})),
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		lastFinal, last := first.Done+first.Failed, time.Now()
+		bar.SetCurrent(lastFinal)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				s := refresh()
+				bar.SetTotal(max(s.Total, 1), false)
+				final := s.Done + s.Failed
+				bar.EwmaSetCurrent(final, time.Since(last)/time.Duration(max(1, final-lastFinal)))
+				lastFinal, last = final, time.Now()
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(stop)
+			wg.Wait()
+			s := refresh()
+			bar.SetTotal(max(s.Total, 1), true)
+			p.Shutdown()
+		})
+	}
+}

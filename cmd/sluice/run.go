@@ -1,0 +1,400 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/ingest"
+	"github.com/sluice-llm/sluice/pricing"
+	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/sqlite"
+	"github.com/sluice-llm/sluice/tokens"
+)
+
+const simBaseURL = "sim:"
+
+func newRunCmd(e *env) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run INPUT",
+		Short: "Run a JSONL file of requests through an upstream",
+		Long: `Run sends every request of INPUT (the OpenAI Batch API input format, one request per line)
+to the upstream and writes one result line per request (the Batch API output format).
+
+Running the same command again resumes the job: requests already done are never sent again.`,
+		Example: `  export OPENAI_API_KEY=...
+  sluice run requests.jsonl -o results.jsonl --base-url https://api.deepseek.com/v1 --concurrency 64
+  sluice run requests.jsonl --sim          # against the built-in simulator, no key needed`,
+		Args: exactArgs(1, "one input file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := f.newOptions(e, args[0])
+			if err != nil {
+				return err
+			}
+			st, path, err := openStore(cmd.Context(), e, f.store)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			job, err := findOrCreateJob(cmd.Context(), st, o, f.fresh)
+			if err != nil {
+				return err
+			}
+			if job.State != sluice.JobRunning || job.Ingested > 0 {
+				fmt.Fprintf(e.stderr, "resuming job %s (%s)\n", job.ID, job.State)
+			}
+			return execJob(cmd.Context(), e, f, st, path, job, o)
+		},
+	}
+	f.register(cmd.Flags(), true)
+	return cmd
+}
+
+func newResumeCmd(e *env) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "resume JOB",
+		Short: "Carry on with an interrupted or aborted job",
+		Long: `Resume continues a job with the settings it was started with (flags given here override
+them). Requests already done are never sent again.`,
+		Args: exactArgs(1, "a job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, path, err := openStore(cmd.Context(), e, f.store)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			job, err := st.Job(cmd.Context(), args[0])
+			if errors.Is(err, sluice.ErrNotFound) {
+				return usageError("no job %q in %s (sluice jobs lists them)", args[0], path)
+			}
+			if err != nil {
+				return err
+			}
+			saved, err := decodeOptions(job)
+			if err != nil {
+				return err
+			}
+			o := f.merge(cmd.Flags(), saved)
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return execJob(cmd.Context(), e, f, st, path, job, o)
+		},
+	}
+	f.register(cmd.Flags(), true)
+	return cmd
+}
+
+// newOptions builds a run's options from its flags and input path.
+func (f *runFlags) newOptions(e *env, input string) (jobOptions, error) {
+	o := f.opts
+	abs, err := filepath.Abs(input)
+	if err != nil {
+		return o, usageError("input %s: %v", input, err)
+	}
+	o.Input = abs
+	if o.InputSize, o.InputHead, err = inputIdentity(abs); err != nil {
+		return o, usageError("read input: %v", err)
+	}
+	if o.Output == "" {
+		o.Output = strings.TrimSuffix(abs, filepath.Ext(abs)) + ".results.jsonl"
+	}
+	if o.Output, err = filepath.Abs(o.Output); err != nil {
+		return o, usageError("output: %v", err)
+	}
+	if o.Output == o.Input {
+		return o, usageError("the output file must not be the input file")
+	}
+	if o.Errors != "" {
+		if o.Errors, err = filepath.Abs(o.Errors); err != nil {
+			return o, usageError("errors file: %v", err)
+		}
+	}
+	switch {
+	case o.Sim:
+		o.BaseURL = simBaseURL
+	case o.BaseURL == "":
+		o.BaseURL = e.getenv("OPENAI_BASE_URL")
+		if o.BaseURL == "" {
+			o.BaseURL = defaultBaseURL
+		}
+	}
+	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
+	o.Timeout = f.timeout.String()
+	return o, o.validate()
+}
+
+// findOrCreateJob finds the job this command ran before, or starts a new one.
+func findOrCreateJob(ctx context.Context, st sluice.Store, o jobOptions, fresh bool) (*sluice.Job, error) {
+	fp := o.fingerprint()
+	if !fresh {
+		jobs, err := st.Jobs(ctx, fp)
+		if err != nil {
+			return nil, err
+		}
+		if len(jobs) > 0 {
+			job := jobs[0]
+			saved, err := decodeOptions(job)
+			if err != nil {
+				return nil, err
+			}
+			if saved.InputSize != o.InputSize || saved.InputHead != o.InputHead {
+				return nil, usageError("%s has changed since job %s ran it: run with --new to start a new job, or restore the file to resume", o.Input, job.ID)
+			}
+			opts, err := json.Marshal(o)
+			if err != nil {
+				return nil, err
+			}
+			job.Options = opts
+			return job, nil
+		}
+	}
+	opts, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	job := &sluice.Job{
+		ID:          newJobID(),
+		State:       sluice.JobRunning,
+		Input:       o.Input,
+		Fingerprint: fp,
+		Options:     opts,
+	}
+	if err := st.CreateJob(ctx, job); err != nil {
+		return nil, err
+	}
+	return job, nil
+}
+
+func newJobID() string {
+	return "job_" + time.Now().UTC().Format("20060102") + "_" + randomHex(4)
+}
+
+// execJob runs a job to its end, writes its output and report, and returns the error
+// that carries the exit status.
+func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFile string, job *sluice.Job, o jobOptions) error {
+	unlock, err := lockJob(storeFile + "." + job.ID + ".lock")
+	if errors.Is(err, errJobLocked) {
+		return usageError("job %s: %v", job.ID, err)
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// This process holds the job: requests a crashed run left in flight go back to pending.
+	if err := st.Release(ctx, job.ID, ""); err != nil {
+		return err
+	}
+	prices, err := loadPrices(f.prices)
+	if err != nil {
+		return err
+	}
+	if job.State == sluice.JobCompleted {
+		fmt.Fprintf(e.stderr, "job %s is already complete: nothing is sent again\n", job.ID)
+		return finishJob(ctx, e, f, st, job, o, prices, nil)
+	}
+
+	up, closeUp, err := o.upstream(e, f.simConfig)
+	if err != nil {
+		return err
+	}
+	defer closeUp()
+	cfg := o.engineConfig()
+	cfg.Cost = func(model string, u sluice.Usage) float64 {
+		if p, ok := prices.Lookup(model); ok {
+			return p.Cost(u, false)
+		}
+		return 0
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	eng, err := sluice.New(st, up, cfg)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	var src sluice.Source
+	if !job.IngestDone {
+		in, err := os.Open(o.Input)
+		if err != nil {
+			return usageError("read input: %v", err)
+		}
+		defer in.Close()
+		src = ingest.NewSource(in, tokens.Default())
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	run, err := eng.Start(runCtx, job, src)
+	if err != nil {
+		return err
+	}
+	stopProgress := startProgress(e, f, run)
+	go handleInterrupts(e, run, cancel, f.grace)
+	runErr := run.Wait()
+	stopProgress()
+	return finishJob(ctx, e, f, st, job, o, prices, runErr)
+}
+
+// handleInterrupts turns the first Ctrl-C into a drain and the second, or the end of the
+// grace period, into a cancel.
+func handleInterrupts(e *env, run *sluice.Run, cancel context.CancelFunc, grace time.Duration) {
+	select {
+	case <-e.interrupts:
+	case <-run.Done():
+		return
+	}
+	p := run.Progress()
+	fmt.Fprintf(e.stderr, "\nstopping: waiting up to %s for %d requests in flight (Ctrl-C again to cut them off)\n", grace, p.InFlight)
+	run.Drain()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-e.interrupts:
+		fmt.Fprintln(e.stderr, "cutting off requests in flight: they return to pending")
+	case <-t.C:
+	case <-run.Done():
+		return
+	}
+	cancel()
+}
+
+// finishJob writes the output file from the ledger, prints the report and maps the run's
+// end to an exit status.
+func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *sluice.Job, o jobOptions, prices *pricing.Table, runErr error) error {
+	counts, werr := writeOutputFiles(ctx, st, job.ID, o.Output, o.Errors)
+	rep, rerr := buildReport(ctx, st, job, prices)
+	if rerr == nil {
+		if f.jsonOut {
+			if err := writeJSON(e.stdout, rep); err != nil {
+				return err
+			}
+		} else {
+			rep.print(e.stdout)
+		}
+	}
+	switch {
+	case werr != nil:
+		return werr
+	case rerr != nil:
+		return rerr
+	case errors.Is(runErr, sluice.ErrInterrupted):
+		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("job %s interrupted: resume it with: sluice resume %s", job.ID, job.ID)}
+	case errors.Is(runErr, sluice.ErrAborted):
+		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s aborted: %w", job.ID, errors.Unwrap(runErr))}
+	case runErr != nil:
+		return runErr
+	case counts.Failed > 0:
+		return &exitCodeError{code: exitFailed}
+	}
+	return nil
+}
+
+// writeOutputFiles writes the output (and errors) file from the ledger atomically: a
+// reader never sees a half-written file, and a crash leaves the previous one.
+func writeOutputFiles(ctx context.Context, st sluice.Store, jobID, output, errorsPath string) (sluice.OutputCounts, error) {
+	out, err := createAtomic(output)
+	if err != nil {
+		return sluice.OutputCounts{}, err
+	}
+	defer out.abort()
+	var errFile *atomicFile
+	if errorsPath != "" {
+		if errFile, err = createAtomic(errorsPath); err != nil {
+			return sluice.OutputCounts{}, err
+		}
+		defer errFile.abort()
+	}
+	var ew io.Writer // stays a nil interface without an errors file
+	if errFile != nil {
+		ew = errFile.f
+	}
+	counts, err := sluice.WriteOutput(ctx, st, jobID, out.f, ew)
+	if err != nil {
+		return counts, err
+	}
+	if err := out.commit(); err != nil {
+		return counts, err
+	}
+	if errFile != nil {
+		if err := errFile.commit(); err != nil {
+			return counts, err
+		}
+	}
+	return counts, nil
+}
+
+// atomicFile is written under a temporary name and renamed into place on commit.
+type atomicFile struct {
+	f    *os.File
+	path string
+	done bool
+}
+
+func createAtomic(path string) (*atomicFile, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	return &atomicFile{f: f, path: path}, nil
+}
+
+func (a *atomicFile) commit() error {
+	if err := a.f.Sync(); err != nil {
+		return err
+	}
+	if err := a.f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(a.f.Name(), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(a.f.Name(), a.path); err != nil {
+		return err
+	}
+	a.done = true
+	return nil
+}
+
+func (a *atomicFile) abort() {
+	if !a.done {
+		a.f.Close()
+		os.Remove(a.f.Name())
+	}
+}
+
+func loadPrices(path string) (*pricing.Table, error) {
+	t := pricing.Default()
+	if path == "" {
+		return t, nil
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, usageError("prices: %v", err)
+	}
+	defer fh.Close()
+	extra, err := pricing.Load(fh)
+	if err != nil {
+		return nil, usageError("prices %s: %v", path, err)
+	}
+	return t.Merge(extra), nil
+}
+
+// demoSim is the simulator the quick start and --sim use: a little latency, so the
+// progress display has something to show, and no faults.
+func demoSim() sim.Config {
+	return sim.Config{Seed: 1, TTFT: 20 * time.Millisecond, PerToken: time.Millisecond, Jitter: 0.3}
+}

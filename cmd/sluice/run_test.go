@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-llm/sluice/sim"
+)
+
+// writeRequests writes n chat requests whose user message names the request, so that an
+// answer from the simulator (which echoes the message) can be matched to its request.
+func writeRequests(t *testing.T, dir string, n int, extra ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `{"custom_id":"r%05d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ask r%05d"}],"max_tokens":20}}`+"\n", i+1, i+1)
+	}
+	for _, l := range extra {
+		b.WriteString(l + "\n")
+	}
+	return writeFile(t, dir, "requests.jsonl", b.String())
+}
+
+type resultLine struct {
+	ID       string  `json:"id"`
+	CustomID *string `json:"custom_id"`
+	Response *struct {
+		StatusCode int             `json:"status_code"`
+		Body       json.RawMessage `json:"body"`
+	} `json:"response"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func readResults(t *testing.T, path string) []resultLine {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []resultLine
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l resultLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("%s: line %d is not JSON: %v: %q", path, len(lines)+1, err, sc.Text())
+		}
+		lines = append(lines, l)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+// checkResults checks one line per request, in order, each carrying its own answer.
+func checkResults(t *testing.T, lines []resultLine, n int) {
+	t.Helper()
+	if len(lines) != n {
+		t.Fatalf("%d result lines, want %d", len(lines), n)
+	}
+	for i, l := range lines {
+		id := fmt.Sprintf("r%05d", i+1)
+		if l.CustomID == nil || *l.CustomID != id {
+			t.Fatalf("result line %d is for %v, want %s", i+1, l.CustomID, id)
+		}
+		if l.Response == nil || l.Response.StatusCode != 200 || !strings.Contains(string(l.Response.Body), "ask "+id) {
+			t.Fatalf("result for %s is not its own answer: %+v", id, l)
+		}
+	}
+}
+
+func TestRunWithSimulator(t *testing.T) {
+	dir := t.TempDir()
+	input := writeRequests(t, dir, 200)
+	out := filepath.Join(dir, "out.jsonl")
+	res := runCLI(t, nil, "run", input, "-o", out, "--sim", "--store", filepath.Join(dir, "s.db"), "--json", "--progress", "none")
+	if res.code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", res.code, res.stderr)
+	}
+	checkResults(t, readResults(t, out), 200)
+	var rep report
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("--json report: %v\n%s", err, res.stdout)
+	}
+	if rep.State != "completed" || rep.Requests.Done != 200 || rep.Tokens.Prompt == 0 || rep.CostUSD <= 0 || !rep.CostComplete {
+		t.Errorf("report = %+v", rep)
+	}
+	// The same command again resumes the completed job: nothing is sent, same output.
+	res = runCLI(t, nil, "run", input, "-o", out, "--sim", "--store", filepath.Join(dir, "s.db"), "--progress", "none")
+	if res.code != exitOK || !strings.Contains(res.stderr, "already complete") {
+		t.Fatalf("rerun: exit %d, stderr %q", res.code, res.stderr)
+	}
+	checkResults(t, readResults(t, out), 200)
+}
+
+func TestBadLinesBecomeErrorLines(t *testing.T) {
+	dir := t.TempDir()
+	input := writeRequests(t, dir, 3,
+		`{"custom_id":"bad1","method":"POST","url":"/v1/nope","body":{"model":"gpt-4o-mini"}}`,
+		`not json at all`,
+		`{"custom_id":"r00001","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[]}}`,
+	)
+	out, errs := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "errors.jsonl")
+	res := runCLI(t, nil, "run", input, "-o", out, "--errors", errs, "--sim", "--store", filepath.Join(dir, "s.db"), "--progress", "none")
+	if res.code != exitFailed {
+		t.Fatalf("exit %d, want %d (some requests failed); stderr:\n%s", res.code, exitFailed, res.stderr)
+	}
+	lines := readResults(t, out)
+	checkResults(t, lines[:3], 3)
+	want := []struct{ code, msg string }{
+		{"invalid_request", "line 4: url"},
+		{"invalid_request", "line 5"},
+		{"duplicate_custom_id", "line 1"},
+	}
+	for i, w := range want {
+		l := lines[3+i]
+		if l.Error == nil || l.Error.Code != w.code || !strings.Contains(l.Error.Message, w.msg) {
+			t.Errorf("line %d = %+v, want error %s mentioning %q", 4+i, l, w.code, w.msg)
+		}
+	}
+	if n := len(readResults(t, errs)); n != 3 {
+		t.Errorf("errors file has %d lines, want 3", n)
+	}
+}
+
+func TestWrongKeyAbortsWithClearMessage(t *testing.T) {
+	const secret = "sk-WRONG-key-0123456789"
+	s := sim.New(sim.Config{APIKey: "sk-the-right-one"})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	defer s.Close()
+	dir := t.TempDir()
+	input := writeRequests(t, dir, 500)
+	out, store := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "s.db")
+	base := srv.URL + "/v1"
+	res := runCLI(t, map[string]string{"OPENAI_API_KEY": secret}, "run", input, "-o", out, "--base-url", base, "--store", store, "--progress", "none")
+	if res.code != exitAborted {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", res.code, exitAborted, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "API key rejected by "+base) {
+		t.Errorf("stderr does not say the key was rejected by %s:\n%s", base, res.stderr)
+	}
+	if st := s.Stats(); st.Requests > 8 {
+		t.Errorf("%d requests sent with a wrong key, want at most 8", st.Requests)
+	}
+	// The key appears nowhere: not in output, errors, the report, or the store's files.
+	for _, text := range []string{res.stdout, res.stderr} {
+		if strings.Contains(text, secret) {
+			t.Fatalf("the API key leaked into the command's output")
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.Contains(string(b), secret) {
+			t.Fatalf("the API key leaked into %s", f)
+		}
+	}
+}
+
+// TestCrashAndResume kills a real sluice process with SIGKILL at random moments, resumes
+// it, and checks the output has every request exactly once with its own answer.
+func TestCrashAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	const n = 600
+	input := writeRequests(t, dir, n)
+	out, store := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "s.db")
+	args := []string{"run", input, "-o", out, "--sim", "--store", store, "--progress", "none", "--concurrency", "32"}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	kills := 0
+	for attempt := 0; attempt < 20; attempt++ {
+		cmd := exec.Command(exe, args...)
+		cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN=1")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		if kills < 4 {
+			// A random moment in the run: the point is to crash anywhere, so this timer is
+			// the test's input, not a wait for something.
+			timer := time.NewTimer(time.Duration(50+rng.IntN(500)) * time.Millisecond)
+			select {
+			case err := <-exited:
+				timer.Stop()
+				if err != nil {
+					t.Fatalf("sluice failed before it was killed: %v\n%s", err, stderr.String())
+				}
+				checkResults(t, readResults(t, out), n)
+				return
+			case <-timer.C:
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-exited
+				kills++
+				continue
+			}
+		}
+		if err := <-exited; err != nil {
+			t.Fatalf("final resume failed: %v\n%s", err, stderr.String())
+		}
+		break
+	}
+	if kills == 0 {
+		t.Fatal("no run was killed")
+	}
+	checkResults(t, readResults(t, out), n)
+}

@@ -1,0 +1,473 @@
+package sluice
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// attemptKind is what an attempt's result means for its request.
+type attemptKind int
+
+const (
+	attemptDone        attemptKind = iota // a 2xx answer: final
+	attemptRetry                          // a retryable failure
+	attemptFailed                         // a non-retryable failure: final
+	attemptInterrupted                    // cut off by sluice: back to pending, attempt not spent
+	attemptAuth                           // 401: the key is wrong
+	attemptModel                          // the upstream does not serve the model
+)
+
+// attemptResult is a worker's report on one attempt.
+type attemptResult struct {
+	item     *Item
+	kind     attemptKind
+	resp     *Response
+	err      *UpstreamError
+	latency  time.Duration
+	throttle bool
+}
+
+// retryItem is a request waiting out its backoff.
+type retryItem struct {
+	item      *Item
+	due       time.Time
+	throttled int
+}
+
+// retryQueue is a min-heap of retries by due time.
+type retryQueue []retryItem
+
+func (q retryQueue) Len() int           { return len(q) }
+func (q retryQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
+func (q retryQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *retryQueue) Push(x any)        { *q = append(*q, x.(retryItem)) }
+func (q *retryQueue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
+}
+
+// throttles counts 429s per line while a request is retried; the ledger keeps the total.
+type throttles map[int64]int
+
+// dispatch is the run's event loop. It returns nil when every request is final, errStopped
+// after Drain or an abort, or ctx's error.
+func (r *Run) dispatch(ctx context.Context) error {
+	thr := throttles{}
+	defer r.shutdown(ctx, thr)
+	for {
+		r.collect(thr)
+		if r.isStopped() {
+			return errStopped
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		it, wake, err := r.next(ctx)
+		if err != nil {
+			r.abort(err)
+			return errStopped
+		}
+		if it == nil {
+			if wake == nil { // nothing left anywhere
+				return nil
+			}
+			if err := r.waitEvent(ctx, thr, wake); err != nil {
+				return err
+			}
+			continue
+		}
+		if reason, bad := r.badModels[it.Estimate.Model]; bad {
+			r.final(it, Outcome{State: StateFailed, Attempts: it.Attempts, Throttled: thr[it.Line],
+				ErrorCode: CodeModelNotFound, ErrorMessage: reason})
+			continue
+		}
+		if err := r.send(ctx, thr, it); err != nil {
+			r.claimed = append([]Item{*it}, r.claimed...) // not sent: release at shutdown
+			return err
+		}
+	}
+}
+
+// next returns the next request to send: a retry that is due, a claimed request, or a
+// freshly claimed one. With nothing to send now it returns a channel that signals when
+// there may be (nil when the job has nothing left at all).
+func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
+	now := r.e.now()
+	if len(r.retries) > 0 && !r.retries[0].due.After(now) {
+		ri := heap.Pop(&r.retries).(retryItem)
+		return ri.item, nil, nil
+	}
+	if len(r.claimed) == 0 {
+		n := min(maxClaim, max(16, r.e.cfg.Concurrency))
+		items, err := r.e.store.Claim(ctx, r.job.ID, r.e.cfg.Owner, n, r.e.cfg.Lease)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, nil
+			}
+			return nil, nil, fmt.Errorf("claim requests: %w", err)
+		}
+		r.claimed = items
+	}
+	if len(r.claimed) > 0 {
+		it := &r.claimed[0]
+		r.claimed = r.claimed[1:]
+		return it, nil, nil
+	}
+	// Nothing to send now. Wake at the next retry, or poll for lines another worker
+	// might release; a nil channel with nothing in flight means the job is finished.
+	switch {
+	case len(r.retries) > 0:
+		return nil, time.After(r.retries[0].due.Sub(now)), nil
+	case r.running > 0 || !r.ingestDone.Load():
+		return nil, make(chan time.Time), nil // woken by a result or by the ingester
+	}
+	stats, err := r.e.store.Stats(ctx, r.job.ID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("job stats: %w", err)
+	}
+	if stats.Pending+stats.InFlight == 0 {
+		return nil, nil, nil
+	}
+	return nil, time.After(r.e.cfg.Lease / 4), nil // other workers hold leases
+}
+
+// waitEvent blocks until something may have changed: a worker's result, more input, the
+// wake channel, or a stop.
+func (r *Run) waitEvent(ctx context.Context, thr throttles, wake <-chan time.Time) error {
+	select {
+	case res := <-r.finished:
+		r.handle(res, thr)
+	case <-r.ingested:
+	case <-wake:
+	case <-r.stopped:
+		return errStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// send waits for a concurrency slot, the breaker and the limiter, then starts an attempt.
+func (r *Run) send(ctx context.Context, thr throttles, it *Item) error {
+	for {
+		ok, freed := r.e.acquire()
+		if ok {
+			break
+		}
+		select {
+		case res := <-r.finished:
+			r.handle(res, thr)
+		case <-freed:
+		case <-r.stopped:
+			return errStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	report, err := r.e.breaker.wait(ctx, r.stopped)
+	if err != nil {
+		r.e.release()
+		return err
+	}
+	wait, reserved := r.e.lim.Reserve(r.e.now(), it.Estimate)
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-r.stopped:
+			t.Stop()
+			r.e.lim.Settle(r.e.now(), reserved, it.Estimate, Usage{})
+			report(errBreakerExclude)
+			r.e.release()
+			return errStopped
+		case <-ctx.Done():
+			t.Stop()
+			report(errBreakerExclude)
+			r.e.release()
+			return ctx.Err()
+		}
+	}
+	r.running++
+	r.inFly.Add(1)
+	go r.attempt(it, reserved, report)
+	return nil
+}
+
+// attempt sends one request once and reports the result to the dispatcher.
+func (r *Run) attempt(it *Item, reserved int64, report func(error)) {
+	e := r.e
+	ctx, cancel := context.WithTimeout(r.sendCtx, e.cfg.Timeout)
+	start := e.now()
+	resp, err := e.up.Do(ctx, &it.Request)
+	cancel()
+	now := e.now()
+	res := attemptResult{item: it, resp: resp, latency: now.Sub(start)}
+	if resp != nil {
+		e.lim.Observe(now, resp.Limits)
+		res.latency = max(res.latency, resp.Latency)
+	}
+	var ue *UpstreamError
+	switch {
+	case r.sendCtx.Err() != nil && err != nil:
+		res.kind = attemptInterrupted
+		report(errBreakerExclude)
+	case err == nil:
+		res.kind = attemptDone
+		e.answered.Store(true)
+		e.lim.Answered(now)
+		e.lim.Settle(now, reserved, it.Estimate, resp.Usage)
+		report(nil)
+	case errors.As(err, &ue):
+		res.err = ue
+		res.kind = classify(ue)
+		if ue.Throttled() {
+			res.throttle = true
+			e.lim.Throttled(now, ue.RetryAfter)
+			report(errBreakerExclude)
+		} else {
+			if resp != nil {
+				e.lim.Answered(now)
+			}
+			if ue.StatusCode == 0 || ue.StatusCode >= 500 || ue.StatusCode < 300 {
+				report(errBreakerFault)
+			} else {
+				report(nil)
+			}
+		}
+		if ue.StatusCode >= 400 && ue.StatusCode < 500 && res.kind == attemptFailed {
+			e.answered.Store(true) // the key works: a 400 is about the request
+		}
+	default:
+		res.err = &UpstreamError{Code: CodeConnection, Message: err.Error(), Err: err}
+		res.kind = attemptRetry
+		report(errBreakerFault)
+	}
+	r.finished <- res
+}
+
+// classify says what an upstream error means for its request.
+func classify(ue *UpstreamError) attemptKind {
+	switch {
+	case ue.StatusCode == http.StatusUnauthorized:
+		return attemptAuth
+	case ue.Code == CodeModelNotFound:
+		return attemptModel
+	case ue.Retryable():
+		return attemptRetry
+	default:
+		return attemptFailed
+	}
+}
+
+// collect handles every result that is already waiting, without blocking.
+func (r *Run) collect(thr throttles) {
+	for {
+		select {
+		case res := <-r.finished:
+			r.handle(res, thr)
+		default:
+			return
+		}
+	}
+}
+
+// handle turns an attempt's result into a ledger outcome or a retry.
+func (r *Run) handle(res attemptResult, thr throttles) {
+	r.running--
+	r.inFly.Add(-1)
+	r.e.release()
+	it := res.item
+	if res.kind == attemptInterrupted {
+		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: thr[it.Line]})
+		delete(thr, it.Line)
+		return
+	}
+	attempts := it.Attempts + 1
+	if res.throttle {
+		thr[it.Line]++
+		r.throttledCount.Add(1)
+	}
+	o := Outcome{Line: it.Line, Attempts: attempts, Throttled: thr[it.Line], Latency: res.latency}
+	if res.resp != nil {
+		o.StatusCode, o.RequestID, o.Body, o.Usage = res.resp.StatusCode, res.resp.RequestID, res.resp.Body, res.resp.Usage
+	}
+	if res.err != nil && (res.resp == nil || res.err.StatusCode/100 == 2) {
+		o.ErrorCode, o.ErrorMessage = res.err.Code, res.err.Error()
+		if res.resp != nil && res.err.StatusCode/100 == 2 {
+			o.StatusCode, o.Body = 0, nil // a broken 2xx body is no answer
+		}
+	}
+	if res.resp != nil {
+		r.addUsage(it.Estimate.Model, res.resp.Usage)
+	}
+	switch res.kind {
+	case attemptDone:
+		o.State = StateDone
+		r.final(it, o)
+		delete(thr, it.Line)
+	case attemptAuth, attemptModel:
+		if !r.e.answered.Load() {
+			// Nothing has worked yet: the key or the model is wrong for the whole run.
+			// Stop before spending more, and leave the request pending for the rerun.
+			r.abort(r.fatal(res))
+			r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: thr[it.Line]})
+			return
+		}
+		if res.kind == attemptModel {
+			r.badModels[it.Estimate.Model] = res.err.Error()
+		}
+		o.State = StateFailed
+		r.final(it, o)
+	case attemptRetry:
+		if attempts >= r.e.cfg.MaxAttempts {
+			o.State = StateFailed
+			r.final(it, o)
+			delete(thr, it.Line)
+			return
+		}
+		it.Attempts = attempts
+		r.retriesCount.Add(1)
+		o.State = StateInFlight
+		r.writeOutcome(o)
+		delay := backoff(attempts, res.err.RetryAfter, r.e.cfg.BackoffBase, r.e.cfg.BackoffMax, jitter())
+		heap.Push(&r.retries, retryItem{item: it, due: r.e.now().Add(delay)})
+	default:
+		o.State = StateFailed
+		r.final(it, o)
+		delete(thr, it.Line)
+	}
+}
+
+// fatal builds the error that aborts a run whose key or model is wrong.
+func (r *Run) fatal(res attemptResult) error {
+	base := r.e.up.BaseURL()
+	if res.kind == attemptAuth {
+		return fmt.Errorf("%w by %s: %s", ErrAuth, base, res.err.Message)
+	}
+	model := res.item.Estimate.Model
+	msg := fmt.Sprintf("%v: %q is not served by %s", ErrUnknownModel, model, base)
+	if ml, ok := r.e.up.(ModelLister); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if models, err := ml.Models(ctx); err == nil && len(models) > 0 {
+			slices.Sort(models)
+			msg += "; models available: " + strings.Join(models, ", ")
+		}
+	}
+	return errors.New(msg)
+}
+
+// final writes a final outcome and counts it.
+func (r *Run) final(it *Item, o Outcome) {
+	o.Line = it.Line
+	if o.FinishedAt.IsZero() {
+		o.FinishedAt = r.e.now()
+	}
+	if o.State == StateDone {
+		r.doneCount.Add(1)
+	} else {
+		r.failedCount.Add(1)
+	}
+	r.writeOutcome(o)
+}
+
+func (r *Run) writeOutcome(o Outcome) { r.outcomes <- o }
+
+func (r *Run) isStopped() bool {
+	select {
+	case <-r.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// shutdown waits for the attempts in flight, then releases every request this run still
+// holds (claimed, or waiting to be retried) back to pending.
+func (r *Run) shutdown(ctx context.Context, thr throttles) {
+	// Cancel sends after a hard cancel; after a drain, let them finish.
+	for r.running > 0 {
+		select {
+		case res := <-r.finished:
+			r.handle(res, thr)
+		case <-ctx.Done():
+			r.cancelSends()
+			res := <-r.finished
+			r.handle(res, thr)
+		}
+	}
+	for _, ri := range r.retries {
+		r.writeOutcome(Outcome{Line: ri.item.Line, State: StatePending, Attempts: ri.item.Attempts, Throttled: thr[ri.item.Line]})
+	}
+	r.retries = nil
+	for _, it := range r.claimed {
+		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: thr[it.Line]})
+	}
+	r.claimed = nil
+	r.cancelSends()
+}
+
+func (r *Run) addUsage(model string, u Usage) {
+	if u == (Usage{}) {
+		return
+	}
+	r.usageMu.Lock()
+	defer r.usageMu.Unlock()
+	r.usage = r.usage.Add(u)
+	if r.e.cfg.Cost != nil {
+		r.cost += r.e.cfg.Cost(model, u)
+	}
+}
+
+// Progress is a snapshot of a run, for progress displays.
+type Progress struct {
+	// Total is the number of input lines in the ledger so far; IngestDone is set once the
+	// whole input is in.
+	Total      int64
+	IngestDone bool
+	// Done and Failed count final requests, including those of earlier runs of the job.
+	Done, Failed int64
+	InFlight     int64
+	// Retries and Throttled count this run's retried attempts and 429 answers.
+	Retries, Throttled int64
+	// Usage and Cost are this run's.
+	Usage Usage
+	Cost  float64
+	// Elapsed is this run's wall time.
+	Elapsed time.Duration
+	Limits  Limits
+	// BreakerOpen reports whether the circuit breaker is open now; BreakerTrips counts how
+	// often it opened since the Engine was made.
+	BreakerOpen  bool
+	BreakerTrips int64
+}
+
+// Progress returns a snapshot of the run.
+func (r *Run) Progress() Progress {
+	r.usageMu.Lock()
+	u, c := r.usage, r.cost
+	r.usageMu.Unlock()
+	return Progress{
+		Total:        r.total.Load(),
+		IngestDone:   r.ingestDone.Load(),
+		Done:         r.doneCount.Load(),
+		Failed:       r.failedCount.Load(),
+		InFlight:     r.inFly.Load(),
+		Retries:      r.retriesCount.Load(),
+		Throttled:    r.throttledCount.Load(),
+		Usage:        u,
+		Cost:         c,
+		Elapsed:      r.e.now().Sub(r.started),
+		Limits:       r.e.lim.Limits(),
+		BreakerOpen:  r.e.breaker.open(),
+		BreakerTrips: r.e.breaker.tripCount(),
+	}
+}

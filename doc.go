@@ -1,0 +1,29 @@
+// Package sluice runs large numbers of requests through OpenAI-compatible APIs: streamed
+// from a Batch API JSONL file, under a concurrency cap and RPM/TPM limits learned from the
+// provider's headers, with retries that honour Retry-After, a circuit breaker, and a
+// durable ledger so that a crash never loses or re-pays a finished request.
+//
+// # Layout
+//
+// The root package holds the domain types (Request, Response, Job, Outcome), the
+// interfaces the engine consumes (Store, Upstream, Estimator) and the Engine itself.
+// Adapters live in their own packages and speak only these types:
+//
+//   - sqlite: the embedded Store (the default)
+//   - openai: the HTTP Upstream for any OpenAI-compatible API
+//   - sim: a built-in OpenAI-compatible simulator with latency, limits and faults
+//   - tokens: the offline tokenizer behind the Estimator
+//   - pricing: the price table
+//   - cmd/sluice: the command line, the only place that wires adapters together
+//
+// # The flow of one request
+//
+// A line of the input file is parsed (internal/jsonl), its tokens estimated, and added to
+// the job's ledger in the Store in batches. The Engine claims pending requests under a
+// lease, waits for a concurrency slot, the circuit breaker and the RPM and TPM limiters
+// (which learn the upstream's limits from its x-ratelimit headers), and sends the request
+// through the Upstream. A retryable failure waits out its backoff (or the upstream's
+// Retry-After) and goes round again; a final answer is written back to the ledger by one
+// batching writer. When every request is final, the output file is written from the
+// ledger in input order.
+package sluice

@@ -1,0 +1,102 @@
+package sluice
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Sentinel errors. Callers test for them with errors.Is.
+var (
+	// ErrNotFound is returned by a Store for a job that does not exist.
+	ErrNotFound = errors.New("sluice: not found")
+	// ErrAuth means the upstream rejected the API key.
+	ErrAuth = errors.New("sluice: API key rejected")
+	// ErrUnknownModel means the upstream does not serve a requested model.
+	ErrUnknownModel = errors.New("sluice: unknown model")
+	// ErrAborted wraps the reason a run stopped before every request was final.
+	ErrAborted = errors.New("sluice: run aborted")
+	// ErrInterrupted means a run was stopped by its caller (Drain or a cancelled context).
+	ErrInterrupted = errors.New("sluice: run interrupted")
+)
+
+// Error codes sluice puts in output lines for requests that got no usable HTTP answer.
+const (
+	CodeInvalidRequest  = "invalid_request" // the input line was not a valid request
+	CodeDuplicateID     = "duplicate_custom_id"
+	CodeConnection      = "connection_error" // no answer: refused, reset, DNS
+	CodeTimeout         = "timeout"          // no complete answer within the request timeout
+	CodeInvalidResponse = "invalid_response" // a 2xx answer whose body was not valid JSON (truncated)
+	CodeModelNotFound   = "model_not_found"
+	CodeAborted         = "run_aborted"
+)
+
+// UpstreamError is a failed attempt to send one request: either an HTTP answer with an error
+// status, or no usable answer at all (StatusCode 0, or a 2xx with an invalid body).
+type UpstreamError struct {
+	// StatusCode is the HTTP status, 0 when there was no answer.
+	StatusCode int
+	// Type, Code and Message come from the OpenAI error body when there was one. Code is a
+	// string even when the upstream sent a number.
+	Type    string
+	Code    string
+	Message string
+	// RetryAfter is how long the upstream asked to wait (retry-after-ms or retry-after),
+	// 0 when it did not say.
+	RetryAfter time.Duration
+	// Err is the underlying transport or decoding error, if any.
+	Err error
+}
+
+func (e *UpstreamError) Error() string {
+	msg := e.Message
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
+	}
+	switch {
+	case e.StatusCode == 0 && e.Code != "":
+		return fmt.Sprintf("upstream %s: %s", e.Code, msg)
+	case e.StatusCode == 0:
+		return "upstream: " + msg
+	case msg == "":
+		return fmt.Sprintf("upstream status %d", e.StatusCode)
+	default:
+		return fmt.Sprintf("upstream status %d: %s", e.StatusCode, msg)
+	}
+}
+
+func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// Retryable reports whether sending the same request again may succeed: connection errors,
+// timeouts, invalid bodies, 408, 409, 429 and 5xx are; other statuses are not.
+func (e *UpstreamError) Retryable() bool {
+	switch {
+	case e.StatusCode == 0:
+		return true
+	case e.StatusCode >= 200 && e.StatusCode < 300: // a 2xx with an unusable body
+		return true
+	case e.StatusCode == http.StatusRequestTimeout, e.StatusCode == http.StatusConflict,
+		e.StatusCode == http.StatusTooManyRequests, e.StatusCode >= 500:
+		return true
+	default:
+		return false
+	}
+}
+
+// Throttled reports whether the upstream answered 429 Too Many Requests.
+func (e *UpstreamError) Throttled() bool { return e.StatusCode == http.StatusTooManyRequests }
+
+// LineError is a problem with one line of an input file.
+type LineError struct {
+	Line  int64  // 1-based line number
+	Field string // the JSON field at fault, "" for the line as a whole
+	Msg   string
+}
+
+func (e *LineError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+	}
+	return fmt.Sprintf("line %d: %s: %s", e.Line, e.Field, e.Msg)
+}

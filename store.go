@@ -1,0 +1,173 @@
+package sluice
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// JobState is the state of a job: one run of one input file, possibly resumed many times.
+type JobState string
+
+// Job states.
+const (
+	JobRunning     JobState = "running"     // created, or being run; not every request is final
+	JobInterrupted JobState = "interrupted" // stopped by its user or a crash; resumable
+	JobAborted     JobState = "aborted"     // stopped by a fatal error (rejected key, unknown model); resumable once fixed
+	JobCompleted   JobState = "completed"   // every request is final (done or failed)
+)
+
+// RequestState is the state of one request in a job's ledger.
+type RequestState string
+
+// Request states.
+const (
+	StatePending  RequestState = "pending"   // waiting to be claimed
+	StateInFlight RequestState = "in_flight" // claimed under a lease by a worker
+	StateDone     RequestState = "done"      // final: the upstream answered 2xx
+	StateFailed   RequestState = "failed"    // final: a non-retryable error, or attempts used up
+)
+
+// Final reports whether s is a final state.
+func (s RequestState) Final() bool { return s == StateDone || s == StateFailed }
+
+// Job is one run of one input file through one upstream.
+type Job struct {
+	ID        string
+	State     JobState
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// Input is the input file's path as given; Fingerprint identifies its content so a
+	// re-run of the same command finds the same job.
+	Input       string
+	Fingerprint string
+	// Options is the run's settings (no secrets), opaque to the store, so that a resume
+	// runs with the same settings.
+	Options json.RawMessage
+	// Ingested is how many input lines are in the ledger; IngestDone is set once the whole
+	// input is.
+	Ingested   int64
+	IngestDone bool
+	// Elapsed is the wall time spent running the job, summed over its runs.
+	Elapsed time.Duration
+	// Error says why the job is aborted or interrupted.
+	Error string
+}
+
+// NewRequest is one input line to be added to a job's ledger. A line that failed to parse
+// has Err set and is recorded as failed at once, so it gets an output line.
+type NewRequest struct {
+	Line     int64 // 1-based line number: the request's key within its job
+	Request  Request
+	Estimate Estimate
+	Err      *LineError
+}
+
+// Item is a request claimed from the ledger by a worker.
+type Item struct {
+	Line     int64
+	Request  Request
+	Estimate Estimate
+	// Attempts is how many attempts were spent on the request before this claim.
+	Attempts int
+}
+
+// Outcome records what happened to a claimed request. State StatePending releases the
+// request back to the ledger (its attempts as given, so an interrupted attempt is not
+// spent); StateInFlight keeps the lease and records progress (attempts, last error);
+// StateDone and StateFailed are final.
+type Outcome struct {
+	Line     int64
+	State    RequestState
+	Attempts int
+	// Throttled is how many of the attempts were answered 429.
+	Throttled int
+	// StatusCode, RequestID and Body are the last HTTP answer (0, "", nil when there was none).
+	StatusCode int
+	RequestID  string
+	Body       json.RawMessage
+	// ErrorCode and ErrorMessage describe the last failure without an HTTP answer, or a
+	// request that was never sent.
+	ErrorCode    string
+	ErrorMessage string
+	Usage        Usage
+	// Latency is the latency of the last attempt.
+	Latency    time.Duration
+	FinishedAt time.Time
+}
+
+// Result is a final request as the output file needs it.
+type Result struct {
+	Line         int64
+	CustomID     string
+	State        RequestState
+	StatusCode   int
+	RequestID    string
+	Body         json.RawMessage
+	ErrorCode    string
+	ErrorMessage string
+}
+
+// ModelStats sums a job's requests that used one model.
+type ModelStats struct {
+	Model    string
+	Requests int64 // requests with an answer carrying usage
+	Usage    Usage
+}
+
+// Stats summarises a job's ledger.
+type Stats struct {
+	Total     int64 // lines in the ledger
+	Pending   int64
+	InFlight  int64
+	Done      int64
+	Failed    int64
+	Attempts  int64 // attempts spent, over all requests
+	Retries   int64 // attempts beyond each request's first
+	Throttled int64 // answers with status 429
+	Usage     Usage
+	ByModel   []ModelStats
+	// Latency percentiles of the final attempts of done requests.
+	LatencyP50, LatencyP95, LatencyP99 time.Duration
+	// FailuresByCode counts failed requests by status code ("429", "400") or error code.
+	FailuresByCode map[string]int64
+}
+
+// Store is a durable ledger of jobs and their requests. Workers take requests by claiming
+// them under a lease; a lease that expires returns its requests to pending, so any number
+// of workers, on any number of machines, can share one job. Implementations must be safe
+// for concurrent use.
+type Store interface {
+	// CreateJob stores a new job; job.ID must be set and unique.
+	CreateJob(ctx context.Context, job *Job) error
+	// Job returns the job with the given id, or ErrNotFound.
+	Job(ctx context.Context, id string) (*Job, error)
+	// Jobs lists jobs, newest first. A non-empty fingerprint lists only jobs with it.
+	Jobs(ctx context.Context, fingerprint string) ([]*Job, error)
+	// UpdateJob saves the job's State, Error, Elapsed, Ingested and IngestDone.
+	UpdateJob(ctx context.Context, job *Job) error
+	// AddRequests adds lines to a job's ledger in one transaction, and advances the job's
+	// Ingested count to the last line. Lines already present are skipped, so adding the
+	// same lines again is harmless. A valid line whose custom_id is already in the job is
+	// stored as failed with code CodeDuplicateID, naming the line that has it.
+	AddRequests(ctx context.Context, jobID string, reqs []NewRequest) error
+	// Claim takes up to n pending requests (and requests whose lease expired) in line
+	// order, marks them in flight under owner until now+lease, and returns them.
+	Claim(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]Item, error)
+	// Complete records outcomes for requests claimed by owner in one transaction.
+	// Outcomes for requests no longer leased by owner are ignored, so a worker whose
+	// lease expired cannot overwrite another's result.
+	Complete(ctx context.Context, jobID, owner string, outcomes []Outcome) error
+	// Renew extends every lease owner holds on the job to now+lease.
+	Renew(ctx context.Context, jobID, owner string, lease time.Duration) error
+	// Release returns requests in flight to pending without spending an attempt: those of
+	// owner, or of every owner when owner is "".
+	Release(ctx context.Context, jobID, owner string) error
+	// Results calls fn for every final request with Line > after, in line order, until fn
+	// returns an error or limit results were given (limit <= 0: no limit).
+	Results(ctx context.Context, jobID string, after int64, limit int, fn func(*Result) error) error
+	// Stats summarises the job's ledger.
+	Stats(ctx context.Context, jobID string) (*Stats, error)
+	// Close releases the store's resources.
+	Close() error
+}
