@@ -35,9 +35,8 @@ type attemptResult struct {
 
 // retryItem is a request waiting out its backoff.
 type retryItem struct {
-	item      *Item
-	due       time.Time
-	throttled int
+	item *Item
+	due  time.Time
 }
 
 // retryQueue is a min-heap of retries by due time.
@@ -54,16 +53,12 @@ func (q *retryQueue) Pop() any {
 	return x
 }
 
-// throttles counts 429s per line while a request is retried; the ledger keeps the total.
-type throttles map[int64]int
-
 // dispatch is the run's event loop. It returns nil when every request is final, errStopped
 // after Drain or an abort, or ctx's error.
 func (r *Run) dispatch(ctx context.Context) error {
-	thr := throttles{}
-	defer r.shutdown(ctx, thr)
+	defer r.shutdown(ctx)
 	for {
-		r.collect(thr)
+		r.collect()
 		if r.isStopped() {
 			return errStopped
 		}
@@ -79,17 +74,17 @@ func (r *Run) dispatch(ctx context.Context) error {
 			if wake == nil { // nothing left anywhere
 				return nil
 			}
-			if err := r.waitEvent(ctx, thr, wake); err != nil {
+			if err := r.waitEvent(ctx, wake); err != nil {
 				return err
 			}
 			continue
 		}
 		if reason, bad := r.badModels[it.Estimate.Model]; bad {
-			r.final(it, Outcome{State: StateFailed, Attempts: it.Attempts, Throttled: thr[it.Line],
+			r.final(it, Outcome{State: StateFailed, Attempts: it.Attempts, Throttled: it.Throttled,
 				ErrorCode: CodeModelNotFound, ErrorMessage: reason})
 			continue
 		}
-		if err := r.send(ctx, thr, it); err != nil {
+		if err := r.send(ctx, it); err != nil {
 			r.claimed = append([]Item{*it}, r.claimed...) // not sent: release at shutdown
 			return err
 		}
@@ -129,6 +124,10 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 	case r.running > 0 || !r.ingestDone.Load():
 		return nil, make(chan time.Time), nil // woken by a result or by the ingester
 	}
+	// This run's last outcomes may still wait in the ledger writer's batch.
+	if err := r.flushLedger(ctx); err != nil {
+		return nil, nil, err
+	}
 	stats, err := r.e.store.Stats(ctx, r.job.ID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("job stats: %w", err)
@@ -141,10 +140,10 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 
 // waitEvent blocks until something may have changed: a worker's result, more input, the
 // wake channel, or a stop.
-func (r *Run) waitEvent(ctx context.Context, thr throttles, wake <-chan time.Time) error {
+func (r *Run) waitEvent(ctx context.Context, wake <-chan time.Time) error {
 	select {
 	case res := <-r.finished:
-		r.handle(res, thr)
+		r.handle(res)
 	case <-r.ingested:
 	case <-wake:
 	case <-r.stopped:
@@ -156,7 +155,7 @@ func (r *Run) waitEvent(ctx context.Context, thr throttles, wake <-chan time.Tim
 }
 
 // send waits for a concurrency slot, the breaker and the limiter, then starts an attempt.
-func (r *Run) send(ctx context.Context, thr throttles, it *Item) error {
+func (r *Run) send(ctx context.Context, it *Item) error {
 	for {
 		ok, freed := r.e.acquire()
 		if ok {
@@ -164,13 +163,17 @@ func (r *Run) send(ctx context.Context, thr throttles, it *Item) error {
 		}
 		select {
 		case res := <-r.finished:
-			r.handle(res, thr)
+			r.handle(res)
 		case <-freed:
 		case <-r.stopped:
 			return errStopped
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	if r.isStopped() { // a result handled while waiting for the slot may have stopped the run
+		r.e.release()
+		return errStopped
 	}
 	report, err := r.e.breaker.wait(ctx, r.stopped)
 	if err != nil {
@@ -184,12 +187,13 @@ func (r *Run) send(ctx context.Context, thr throttles, it *Item) error {
 		case <-t.C:
 		case <-r.stopped:
 			t.Stop()
-			r.e.lim.Settle(r.e.now(), reserved, it.Estimate, Usage{})
+			r.e.lim.Refund(r.e.now(), reserved)
 			report(errBreakerExclude)
 			r.e.release()
 			return errStopped
 		case <-ctx.Done():
 			t.Stop()
+			r.e.lim.Refund(r.e.now(), reserved)
 			report(errBreakerExclude)
 			r.e.release()
 			return ctx.Err()
@@ -233,8 +237,8 @@ func (r *Run) attempt(it *Item, reserved int64, report func(error)) {
 			e.lim.Throttled(now, ue.RetryAfter)
 			report(errBreakerExclude)
 		} else {
-			if resp != nil {
-				e.lim.Answered(now)
+			if resp != nil && res.kind != attemptAuth && res.kind != attemptModel {
+				e.lim.Answered(now) // a rejected key or model proves nothing about capacity
 			}
 			if ue.StatusCode == 0 || ue.StatusCode >= 500 || ue.StatusCode < 300 {
 				report(errBreakerFault)
@@ -268,11 +272,11 @@ func classify(ue *UpstreamError) attemptKind {
 }
 
 // collect handles every result that is already waiting, without blocking.
-func (r *Run) collect(thr throttles) {
+func (r *Run) collect() {
 	for {
 		select {
 		case res := <-r.finished:
-			r.handle(res, thr)
+			r.handle(res)
 		default:
 			return
 		}
@@ -280,22 +284,21 @@ func (r *Run) collect(thr throttles) {
 }
 
 // handle turns an attempt's result into a ledger outcome or a retry.
-func (r *Run) handle(res attemptResult, thr throttles) {
+func (r *Run) handle(res attemptResult) {
 	r.running--
 	r.inFly.Add(-1)
 	r.e.release()
 	it := res.item
 	if res.kind == attemptInterrupted {
-		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: thr[it.Line]})
-		delete(thr, it.Line)
+		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 		return
 	}
 	attempts := it.Attempts + 1
 	if res.throttle {
-		thr[it.Line]++
+		it.Throttled++
 		r.throttledCount.Add(1)
 	}
-	o := Outcome{Line: it.Line, Attempts: attempts, Throttled: thr[it.Line], Latency: res.latency}
+	o := Outcome{Line: it.Line, Attempts: attempts, Throttled: it.Throttled, Latency: res.latency}
 	if res.resp != nil {
 		o.StatusCode, o.RequestID, o.Body, o.Usage = res.resp.StatusCode, res.resp.RequestID, res.resp.Body, res.resp.Usage
 	}
@@ -312,13 +315,12 @@ func (r *Run) handle(res attemptResult, thr throttles) {
 	case attemptDone:
 		o.State = StateDone
 		r.final(it, o)
-		delete(thr, it.Line)
 	case attemptAuth, attemptModel:
 		if !r.e.answered.Load() {
 			// Nothing has worked yet: the key or the model is wrong for the whole run.
 			// Stop before spending more, and leave the request pending for the rerun.
 			r.abort(r.fatal(res))
-			r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: thr[it.Line]})
+			r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 			return
 		}
 		if res.kind == attemptModel {
@@ -330,7 +332,6 @@ func (r *Run) handle(res attemptResult, thr throttles) {
 		if attempts >= r.e.cfg.MaxAttempts {
 			o.State = StateFailed
 			r.final(it, o)
-			delete(thr, it.Line)
 			return
 		}
 		it.Attempts = attempts
@@ -342,7 +343,6 @@ func (r *Run) handle(res attemptResult, thr throttles) {
 	default:
 		o.State = StateFailed
 		r.final(it, o)
-		delete(thr, it.Line)
 	}
 }
 
@@ -379,7 +379,19 @@ func (r *Run) final(it *Item, o Outcome) {
 	r.writeOutcome(o)
 }
 
-func (r *Run) writeOutcome(o Outcome) { r.outcomes <- o }
+func (r *Run) writeOutcome(o Outcome) { r.outcomes <- ledgerWrite{outcome: o} }
+
+// flushLedger waits until every outcome written so far is in the store.
+func (r *Run) flushLedger(ctx context.Context) error {
+	done := make(chan error, 1)
+	r.outcomes <- ledgerWrite{flushed: done}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 func (r *Run) isStopped() bool {
 	select {
@@ -392,24 +404,24 @@ func (r *Run) isStopped() bool {
 
 // shutdown waits for the attempts in flight, then releases every request this run still
 // holds (claimed, or waiting to be retried) back to pending.
-func (r *Run) shutdown(ctx context.Context, thr throttles) {
+func (r *Run) shutdown(ctx context.Context) {
 	// Cancel sends after a hard cancel; after a drain, let them finish.
 	for r.running > 0 {
 		select {
 		case res := <-r.finished:
-			r.handle(res, thr)
+			r.handle(res)
 		case <-ctx.Done():
 			r.cancelSends()
 			res := <-r.finished
-			r.handle(res, thr)
+			r.handle(res)
 		}
 	}
 	for _, ri := range r.retries {
-		r.writeOutcome(Outcome{Line: ri.item.Line, State: StatePending, Attempts: ri.item.Attempts, Throttled: thr[ri.item.Line]})
+		r.writeOutcome(Outcome{Line: ri.item.Line, State: StatePending, Attempts: ri.item.Attempts, Throttled: ri.item.Throttled})
 	}
 	r.retries = nil
 	for _, it := range r.claimed {
-		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: thr[it.Line]})
+		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 	}
 	r.claimed = nil
 	r.cancelSends()

@@ -200,7 +200,7 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source) (*Run, error) 
 		drain:       make(chan struct{}),
 		stopped:     make(chan struct{}),
 		finished:    make(chan attemptResult, e.cfg.Concurrency),
-		outcomes:    make(chan Outcome, flushSize),
+		outcomes:    make(chan ledgerWrite, flushSize),
 		ingested:    make(chan struct{}, 1),
 		badModels:   map[string]string{},
 		done:        make(chan struct{}),
@@ -234,7 +234,7 @@ type Run struct {
 	stopOnce    sync.Once
 
 	finished chan attemptResult // workers → dispatcher
-	outcomes chan Outcome       // dispatcher → ledger writer
+	outcomes chan ledgerWrite   // dispatcher → ledger writer
 	ingested chan struct{}      // ingest → dispatcher: more lines are in the ledger
 
 	// Owned by the dispatcher goroutine.
@@ -420,6 +420,13 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 	}
 }
 
+// ledgerWrite is one message to the ledger writer: an outcome to record, or (flushed
+// set) a request to write the batch now and say how that went.
+type ledgerWrite struct {
+	outcome Outcome
+	flushed chan<- error
+}
+
 // writeLedger is the one writer of outcomes: it batches them into Complete calls.
 func (r *Run) writeLedger(ctx context.Context) error {
 	ticker := time.NewTicker(flushInterval)
@@ -439,12 +446,17 @@ func (r *Run) writeLedger(ctx context.Context) error {
 	}
 	for {
 		select {
-		case o, ok := <-r.outcomes:
+		case w, ok := <-r.outcomes:
 			if !ok {
 				flush()
 				return failed
 			}
-			batch = append(batch, o)
+			if w.flushed != nil {
+				flush()
+				w.flushed <- failed
+				continue
+			}
+			batch = append(batch, w.outcome)
 			if len(batch) >= flushSize {
 				flush()
 			}

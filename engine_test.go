@@ -292,8 +292,8 @@ func TestRetries(t *testing.T) {
 		t.Errorf("errors file has %d lines, want 2 (the 400 and the always-500)", len(errs))
 	}
 	stats, _ := st.Stats(context.Background(), job.ID)
-	if stats.Throttled != 1 || stats.Retries != 9 || stats.Failed != 2 {
-		t.Errorf("stats: throttled %d retries %d failed %d, want 1, 9, 2", stats.Throttled, stats.Retries, stats.Failed)
+	if stats.Throttled != 1 || stats.Retries != 10 || stats.Failed != 2 {
+		t.Errorf("stats: throttled %d retries %d failed %d, want 1, 10, 2", stats.Throttled, stats.Retries, stats.Failed)
 	}
 }
 

@@ -160,17 +160,33 @@ func (l *limiter) Reserve(now time.Time, est Estimate) (wait time.Duration, rese
 	return max(wait, 0), reserved
 }
 
-// Settle corrects a reservation with the tokens the answer really used.
+// Settle corrects a reservation with what the answer says the request cost. Providers
+// count a request's output bound (max_tokens), not its actual output, against the TPM
+// limit at admission, so a request with a bound is settled for its prompt only; one
+// without a bound is settled for its actual usage. An answer without usage changes
+// nothing.
 func (l *limiter) Settle(now time.Time, reserved int64, est Estimate, u Usage) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if u.CompletionTokens > 0 || u.PromptTokens > 0 {
-		if est.MaxOutputTokens == 0 {
-			l.outSeen++
-			l.avgOut += (float64(u.CompletionTokens) - l.avgOut) / float64(min(l.outSeen, 100))
-		}
-		l.tok.give(now, float64(reserved-u.Total()))
+	if u.CompletionTokens == 0 && u.PromptTokens == 0 {
+		return
 	}
+	cost := u.Total()
+	if est.MaxOutputTokens > 0 {
+		cost = u.PromptTokens + est.MaxOutputTokens
+	} else {
+		l.outSeen++
+		l.avgOut += (float64(u.CompletionTokens) - l.avgOut) / float64(min(l.outSeen, 100))
+	}
+	l.tok.give(now, float64(reserved-cost))
+}
+
+// Refund returns a reservation whose request was never sent.
+func (l *limiter) Refund(now time.Time, reserved int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.req.give(now, 1)
+	l.tok.give(now, float64(reserved))
 }
 
 // Answered records an answer that was not a 429: the window grows while the upstream's

@@ -68,10 +68,18 @@ func TestLimiterUserCaps(t *testing.T) {
 	if reserved != 250 || w != 1500*time.Millisecond {
 		t.Errorf("reserve 250 tokens: wait %v reserved %d, want 1.5s 250", w, reserved)
 	}
-	// The answer used only 50: settling gives 200 back.
+	// The prompt was 40 tokens, not 100: settling gives 60 back. The unused output bound
+	// stays spent, as providers count max_tokens at admission.
 	l.Settle(t0, reserved, Estimate{PromptTokens: 100, MaxOutputTokens: 150}, Usage{PromptTokens: 40, CompletionTokens: 10})
-	if w, _ := l.Reserve(t0, Estimate{PromptTokens: 50}); w != 0 {
-		t.Errorf("after settling, a 50-token request waits %v, want 0", w)
+	if w, _ := l.Reserve(t0, Estimate{PromptTokens: 10}); w != time.Second {
+		t.Errorf("after settling, a 10-token request waits %v, want 1s", w)
+	}
+	// A request never sent is refunded in full.
+	l = newLimiter(t0, 100, 0, 6000)
+	_, reserved = l.Reserve(t0, Estimate{PromptTokens: 100, MaxOutputTokens: 150})
+	l.Refund(t0, reserved)
+	if w, _ := l.Reserve(t0, Estimate{PromptTokens: 100}); w != 0 {
+		t.Errorf("after a refund, a 100-token request waits %v, want 0", w)
 	}
 }
 

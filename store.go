@@ -68,8 +68,10 @@ type Item struct {
 	Line     int64
 	Request  Request
 	Estimate Estimate
-	// Attempts is how many attempts were spent on the request before this claim.
-	Attempts int
+	// Attempts is how many attempts were spent on the request before this claim, and
+	// Throttled how many of them were answered 429.
+	Attempts  int
+	Throttled int
 }
 
 // Outcome records what happened to a claimed request. State StatePending releases the

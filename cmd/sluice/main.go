@@ -118,6 +118,7 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 		newSimCmd(e),
 		newDemoCmd(e),
 		newPricesCmd(e),
+		newBenchCmd(e),
 	)
 	return root
 }

@@ -28,6 +28,10 @@ const (
 	defaultBaseURL   = "https://api.openai.com/v1"
 	defaultAPIKeyEnv = "OPENAI_API_KEY"
 	defaultGrace     = 30 * time.Second
+	userAgent        = "sluice"
+	// simURL is the simulator's base URL in messages: requests to it never leave the
+	// process, so the host is never resolved.
+	simURL = "http://sim.sluice.invalid/v1"
 )
 
 // jobOptions are a run's settings, saved with the job (never the key itself) so that a
@@ -141,34 +145,41 @@ func (o jobOptions) engineConfig() sluice.Config {
 	}
 }
 
-// upstream connects to the job's upstream. With Sim it starts the built-in simulator
-// in-process; close stops it.
+// upstream connects to the job's upstream. With Sim it builds the built-in simulator
+// in-process (no sockets: requests go through its in-memory transport); close stops it.
 func (o jobOptions) upstream(e *env, simCfg sim.Config) (up *openai.Client, closeFn func(), err error) {
-	closeFn = func() {}
-	base, key := o.BaseURL, ""
 	if o.Sim {
-		srv, err := sim.Start(simCfg)
+		s := sim.New(simCfg)
+		client, err := simClient(s)
 		if err != nil {
-			return nil, nil, fmt.Errorf("start simulator: %w", err)
+			s.Close()
+			return nil, nil, err
 		}
-		base, closeFn = srv.URL, srv.Close
-	} else {
-		key = e.getenv(o.APIKeyEnv)
-		if key == "" && isOpenAI(base) {
-			return nil, nil, usageError("no API key: set %s (or name another variable with --api-key-env), or try --sim", o.APIKeyEnv)
-		}
+		return client, s.Close, nil
+	}
+	key := e.getenv(o.APIKeyEnv)
+	if key == "" && isOpenAI(o.BaseURL) {
+		return nil, nil, usageError("no API key: set %s (or name another variable with --api-key-env), or try --sim", o.APIKeyEnv)
 	}
 	client, err := openai.New(openai.Config{
-		BaseURL:    base,
+		BaseURL:    o.BaseURL,
 		APIKey:     key,
 		HTTPClient: &http.Client{Transport: openai.NewTransport(o.Concurrency)},
-		UserAgent:  "sluice",
+		UserAgent:  userAgent,
 	})
 	if err != nil {
-		closeFn()
 		return nil, nil, usageError("%v", err)
 	}
-	return client, closeFn, nil
+	return client, func() {}, nil
+}
+
+// simClient is an upstream client for the in-process simulator s.
+func simClient(s *sim.Server) (*openai.Client, error) {
+	return openai.New(openai.Config{
+		BaseURL:    simURL,
+		HTTPClient: &http.Client{Transport: s.Transport()},
+		UserAgent:  userAgent,
+	})
 }
 
 func isOpenAI(base string) bool {

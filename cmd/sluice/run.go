@@ -291,7 +291,7 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 	case errors.Is(runErr, sluice.ErrInterrupted):
 		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("job %s interrupted: resume it with: sluice resume %s", job.ID, job.ID)}
 	case errors.Is(runErr, sluice.ErrAborted):
-		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s aborted: %w", job.ID, errors.Unwrap(runErr))}
+		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s aborted: %s", job.ID, job.Error)}
 	case runErr != nil:
 		return runErr
 	case counts.Failed > 0:

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/ingest"
+	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/sqlite"
+	"github.com/sluice-llm/sluice/tokens"
+)
+
+// benchScenario is one of the engine's performance targets, measured end to end: input
+// file, ingest with the real tokenizer, the ledger in SQLite, the HTTP upstream client,
+// and the simulator in-process.
+type benchScenario struct {
+	name, what  string
+	requests    int
+	concurrency int
+	sim         sim.Config
+	maxTokens   int
+	// duration stops the run (drain) after this long; 0 runs every request.
+	duration time.Duration
+	// check judges the result against the target and says how.
+	check func(r *benchResult) (pass bool, verdict string)
+}
+
+// benchResult is what one scenario measured.
+type benchResult struct {
+	Scenario    string  `json:"scenario"`
+	Requests    int64   `json:"requests"`     // final requests in the ledger at the end
+	Sent        int64   `json:"sent"`         // requests the simulator received
+	Throttled   int64   `json:"throttled"`    // of which answered 429
+	Wall        float64 `json:"wall_seconds"` // from the start of ingest to the end of the run
+	Throughput  float64 `json:"throughput_rps"`
+	PeakRSSMB   float64 `json:"peak_rss_mb"`
+	BindingRPS  float64 `json:"binding_rps,omitempty"`
+	Exact       bool    `json:"exactly_once"` // every custom_id once, each with its own answer
+	Pass        bool    `json:"pass"`
+	Verdict     string  `json:"verdict"`
+	Concurrency int     `json:"concurrency"`
+}
+
+func benchScenarios() []benchScenario {
+	return []benchScenario{
+		{
+			name: "overhead", what: "zero-latency simulator, concurrency 256, ledger on: ≥ 20,000 requests/s",
+			requests: 200_000, concurrency: 256, maxTokens: 16,
+			check: func(r *benchResult) (bool, string) {
+				return r.Throughput >= 20_000, fmt.Sprintf("%.0f req/s (target ≥ 20,000)", r.Throughput)
+			},
+		},
+		{
+			name: "limits", what: "hidden limits 6,000 RPM / 1,000,000 TPM, none given: ≥ 97% of the binding limit, ≤ 1% 429s over 2 minutes",
+			requests: 40_000, concurrency: 256, maxTokens: 150, duration: 2 * time.Minute,
+			sim: sim.Config{RPM: 6000, TPM: 1_000_000, TTFT: 50 * time.Millisecond, PerToken: time.Millisecond, Jitter: 0.3},
+			check: func(r *benchResult) (bool, string) {
+				share := r.Throughput / r.BindingRPS
+				throttled := float64(r.Throttled) / float64(max(1, r.Sent))
+				return share >= 0.97 && throttled <= 0.01,
+					fmt.Sprintf("%.1f%% of the binding %.1f req/s, %.2f%% answered 429 (targets ≥ 97%%, ≤ 1%%)", 100*share, r.BindingRPS, 100*throttled)
+			},
+		},
+		{
+			name: "littles-law", what: "latency 200 ms, concurrency 256, no limits: ≥ 98% of 1,280 req/s",
+			requests: 40_000, concurrency: 256, maxTokens: 16,
+			sim: sim.Config{TTFT: 200 * time.Millisecond},
+			check: func(r *benchResult) (bool, string) {
+				return r.Throughput >= 0.98*1280, fmt.Sprintf("%.0f req/s = %.1f%% of 1,280 (target ≥ 98%%)", r.Throughput, 100*r.Throughput/1280)
+			},
+		},
+		{
+			name: "memory", what: "a 1,000,000-line input: peak RSS ≤ 150 MB",
+			requests: 1_000_000, concurrency: 256, maxTokens: 16,
+			check: func(r *benchResult) (bool, string) {
+				return r.PeakRSSMB <= 150, fmt.Sprintf("peak RSS %.0f MB (target ≤ 150 MB), %.0f req/s", r.PeakRSSMB, r.Throughput)
+			},
+		},
+		{
+			name: "faults", what: "10,000 requests, 5% 500s, 2% resets, 1% hangs, 1% truncated: every request exactly once with its own answer",
+			requests: 10_000, concurrency: 256, maxTokens: 16,
+			sim: sim.Config{Seed: 7, Error5xx: 0.05, Reset: 0.02, Hang: 0.01, Truncate: 0.01},
+			check: func(r *benchResult) (bool, string) {
+				return r.Exact, fmt.Sprintf("exactly once with own answers: %v; %d sent for %d requests", r.Exact, r.Sent, r.Requests)
+			},
+		},
+	}
+}
+
+func newBenchCmd(e *env) *cobra.Command {
+	var jsonOut bool
+	var requests int
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "bench [SCENARIO...]",
+		Short: "Measure the engine against its performance targets (in-process simulator)",
+		Long: `Bench runs the engine's performance scenarios end to end against the in-process simulator
+and says whether each meets its target. Scenarios: ` + strings.Join(benchNames(), ", ") + `
+(default: all but memory, which takes a minute). Peak RSS is the whole process's, simulator included.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scens, err := pickScenarios(args)
+			if err != nil {
+				return err
+			}
+			var results []*benchResult
+			failed := false
+			for _, sc := range scens {
+				if requests > 0 {
+					sc.requests = requests
+				}
+				fmt.Fprintf(e.stderr, "bench %s: %s\n", sc.name, sc.what)
+				r, err := runBench(cmd.Context(), sc, dir)
+				if err != nil {
+					return fmt.Errorf("bench %s: %w", sc.name, err)
+				}
+				results = append(results, r)
+				failed = failed || !r.Pass
+				if !jsonOut {
+					mark := "PASS"
+					if !r.Pass {
+						mark = "FAIL"
+					}
+					fmt.Fprintf(e.stdout, "%-12s %s  %s  (%d requests in %.1fs, peak RSS %.0f MB)\n",
+						r.Scenario, mark, r.Verdict, r.Requests, r.Wall, r.PeakRSSMB)
+				}
+			}
+			if jsonOut {
+				if err := writeJSON(e.stdout, results); err != nil {
+					return err
+				}
+			}
+			if failed {
+				return &exitCodeError{code: exitFailed, err: fmt.Errorf("some targets were missed")}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the results as JSON")
+	cmd.Flags().IntVarP(&requests, "requests", "n", 0, "override the scenario's request count")
+	cmd.Flags().StringVar(&dir, "dir", "", "where to put the input, ledger and output (default a temporary directory, removed after)")
+	return cmd
+}
+
+func benchNames() []string {
+	var names []string
+	for _, s := range benchScenarios() {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+func pickScenarios(args []string) ([]benchScenario, error) {
+	all := benchScenarios()
+	if len(args) == 0 {
+		return slices.DeleteFunc(all, func(s benchScenario) bool { return s.name == "memory" }), nil
+	}
+	var out []benchScenario
+	for _, a := range args {
+		i := slices.IndexFunc(all, func(s benchScenario) bool { return s.name == a })
+		if i < 0 {
+			return nil, usageError("no bench scenario %q (have %s)", a, strings.Join(benchNames(), ", "))
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+// runBench runs one scenario in a fresh directory and measures it.
+func runBench(ctx context.Context, sc benchScenario, dir string) (*benchResult, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "sluice-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	input := filepath.Join(dir, sc.name+".jsonl")
+	if err := writeBenchRequests(input, sc.requests, sc.maxTokens); err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.name+".db"))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	job := &sluice.Job{ID: newJobID(), State: sluice.JobRunning, Input: input, Options: []byte(`{}`)}
+	if err := st.CreateJob(ctx, job); err != nil {
+		return nil, err
+	}
+	s := sim.New(sc.sim)
+	defer s.Close()
+	up, err := simClient(s)
+	if err != nil {
+		return nil, err
+	}
+	cfg := sluice.Config{Concurrency: sc.concurrency}
+	if sc.sim.Hang > 0 {
+		cfg.Timeout = 2 * time.Second // hung requests are cut off and retried
+		cfg.BackoffBase, cfg.BackoffMax = 10*time.Millisecond, 200*time.Millisecond
+	}
+	eng, err := sluice.New(st, up, cfg)
+	if err != nil {
+		return nil, err
+	}
+	in, err := os.Open(input)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	runtime.GC()
+	start := time.Now()
+	run, err := eng.Start(ctx, job, ingest.NewSource(bufio.NewReaderSize(in, 1<<20), tokens.Default()))
+	if err != nil {
+		return nil, err
+	}
+	if sc.duration > 0 {
+		t := time.AfterFunc(sc.duration, run.Drain)
+		defer t.Stop()
+	}
+	runErr := run.Wait()
+	wall := time.Since(start)
+	if runErr != nil && sc.duration == 0 {
+		return nil, runErr
+	}
+	stats, err := st.Stats(ctx, job.ID)
+	if err != nil {
+		return nil, err
+	}
+	simStats := s.Stats()
+	r := &benchResult{
+		Scenario: sc.name, Concurrency: sc.concurrency,
+		Requests: stats.Done + stats.Failed, Sent: simStats.Requests, Throttled: simStats.Throttled,
+		Wall: wall.Seconds(), PeakRSSMB: peakRSSMB(),
+	}
+	r.Throughput = float64(r.Requests) / r.Wall
+	if sc.sim.RPM > 0 || sc.sim.TPM > 0 {
+		r.BindingRPS = bindingRate(sc.sim, stats, sc.maxTokens)
+	}
+	if sc.duration == 0 {
+		if r.Exact, err = checkOwnAnswers(ctx, st, job.ID, sc.requests); err != nil {
+			return nil, err
+		}
+	}
+	r.Pass, r.Verdict = sc.check(r)
+	return r, nil
+}
+
+// bindingRate is the request rate the simulator's hidden limits allow: its RPM, or its
+// TPM over the tokens each request counts against it (prompt plus max_tokens, as OpenAI
+// counts them at admission), whichever is lower.
+func bindingRate(c sim.Config, stats *sluice.Stats, maxTokens int) float64 {
+	rate := float64(c.RPM) / 60
+	if c.TPM > 0 && stats.Done > 0 {
+		perReq := float64(stats.Usage.PromptTokens)/float64(stats.Done) + float64(maxTokens)
+		if tr := float64(c.TPM) / 60 / perReq; rate == 0 || tr < rate {
+			rate = tr
+		}
+	}
+	return rate
+}
+
+// checkOwnAnswers reads the job's output and checks every custom_id appears exactly once,
+// in order, and that every done request carries its own answer (the simulator echoes the
+// prompt, which names the request).
+func checkOwnAnswers(ctx context.Context, st sluice.Store, jobID string, n int) (bool, error) {
+	i := 0
+	ok := true
+	err := st.Results(ctx, jobID, 0, 0, func(res *sluice.Result) error {
+		i++
+		id := benchID(i)
+		if res.CustomID != id {
+			ok = false
+		}
+		if res.State == sluice.StateDone && !strings.Contains(string(res.Body), "ask "+id) {
+			ok = false
+		}
+		return nil
+	})
+	return ok && i == n, err
+}
+
+func benchID(i int) string { return fmt.Sprintf("b%07d", i) }
+
+// writeBenchRequests writes n chat requests of mixed prompt lengths, each naming itself.
+func writeBenchRequests(path string, n, maxTokens int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	pad := []string{"", " Please answer briefly.", " Consider the context carefully and answer in one short paragraph, citing the key facts."}
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(w, `{"custom_id":"%s","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ask %s%s"}],"max_tokens":%d}}`+"\n",
+			benchID(i), benchID(i), pad[i%len(pad)], maxTokens)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,109 @@
+package sluice_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/openai"
+	"github.com/sluice-llm/sluice/sim"
+)
+
+// simRequests makes n chat requests whose prompt names the request, so that the
+// simulator's echo can be matched to it.
+func simRequests(n int) *sliceSource {
+	src := &sliceSource{}
+	for i := range n {
+		id := fmt.Sprintf("req-%04d", i+1)
+		src.lines = append(src.lines, sluice.NewRequest{
+			Line: int64(i + 1),
+			Request: sluice.Request{CustomID: id, Method: "POST", URL: sluice.EndpointChatCompletions,
+				Body: json.RawMessage(`{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"ask ` + id + `"}]}`)},
+			Estimate: sluice.Estimate{Model: "gpt-4o-mini", PromptTokens: 12, MaxOutputTokens: 8},
+		})
+	}
+	return src
+}
+
+// checkOwnAnswers checks the output has every request once, in order, each with a 200
+// that carries its own answer.
+func checkOwnAnswers(t *testing.T, st sluice.Store, jobID string, n int) {
+	t.Helper()
+	lines, errs := readOutput(t, st, jobID)
+	checkExactlyOnce(t, lines, n)
+	for _, l := range lines {
+		if l.Response == nil || l.Response.StatusCode != 200 || !strings.Contains(string(l.Response.Body), "ask "+*l.CustomID) {
+			t.Fatalf("line for %s is not its own 200 answer: %+v", *l.CustomID, l)
+		}
+	}
+	if len(errs) != 0 {
+		t.Errorf("%d error lines, want none", len(errs))
+	}
+}
+
+// TestFaultMix runs requests against the simulator with the fault mix of the engine's
+// target (5% 500s, 2% connection resets, 1% hangs, 1% truncated bodies): every request
+// ends in the output exactly once, with its own answer.
+func TestFaultMix(t *testing.T) {
+	n := 10_000
+	if testing.Short() {
+		n = 2_000
+	}
+	s := sim.New(sim.Config{Seed: 42, Error5xx: 0.05, Reset: 0.02, Hang: 0.01, Truncate: 0.01})
+	defer s.Close()
+	up, err := openai.New(openai.Config{BaseURL: "http://sim.test/v1", HTTPClient: &http.Client{Transport: s.Transport()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t)
+	job := newJob(t, st)
+	cfg := fastConfig()
+	cfg.Concurrency = 128
+	cfg.MaxAttempts = 10
+	cfg.Timeout = 300 * time.Millisecond // hung requests are cut off and retried
+	cfg.BreakerFailures = 1000
+	if err := runJob(t, st, up, cfg, job, simRequests(n)); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	checkOwnAnswers(t, st, job.ID, n)
+	ss := s.Stats()
+	if ss.Errors5xx == 0 || ss.Resets == 0 || ss.Hangs == 0 || ss.Truncated == 0 {
+		t.Fatalf("the simulator injected no faults of some kind: %+v", ss)
+	}
+	stats, _ := st.Stats(context.Background(), job.ID)
+	if stats.Retries < ss.Errors5xx+ss.Resets+ss.Hangs+ss.Truncated {
+		t.Errorf("%d retries for %d injected faults", stats.Retries, ss.Errors5xx+ss.Resets+ss.Hangs+ss.Truncated)
+	}
+}
+
+// TestFaultMixOverSockets runs the same mix through a real listener, so that resets are
+// real TCP resets and truncated bodies arrive over the wire.
+func TestFaultMixOverSockets(t *testing.T) {
+	ln, err := sim.Start(sim.Config{Seed: 3, Error5xx: 0.05, Reset: 0.02, Hang: 0.01, Truncate: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tr := openai.NewTransport(64)
+	defer tr.CloseIdleConnections()
+	up, err := openai.New(openai.Config{BaseURL: ln.URL, HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t)
+	job := newJob(t, st)
+	cfg := fastConfig()
+	cfg.Concurrency = 64
+	cfg.MaxAttempts = 10
+	cfg.Timeout = 300 * time.Millisecond
+	cfg.BreakerFailures = 1000
+	if err := runJob(t, st, up, cfg, job, simRequests(1500)); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	checkOwnAnswers(t, st, job.ID, 1500)
+}

@@ -1,0 +1,50 @@
+// Package sqlite is the embedded sluice.Store: a ledger of jobs and their requests in one
+// SQLite database file, through the pure-Go driver modernc.org/sqlite, so sluice builds
+// without cgo.
+//
+// # Durability
+//
+// The database runs in WAL mode with synchronous=NORMAL: a committed transaction survives
+// the process being killed at any moment, and a power cut loses at most the last
+// transactions before it, never the file. Reopening after a crash needs no repair. Every
+// call that changes the ledger is one transaction, so a batch of lines added or of
+// outcomes recorded is all there or not at all.
+//
+// # Concurrency
+//
+// A Store writes through a single connection, so that its own writes queue instead of
+// failing with SQLITE_BUSY, and reads (Job, Jobs, Results, Stats) through a small pool
+// beside it, which WAL lets run while a write is in progress. Write transactions take the
+// database's write lock when they begin and wait up to BusyTimeout for another process
+// holding it, so several processes can share one file, each running its own job or
+// sharing one under leases.
+//
+// # Schema
+//
+// The schema is created and upgraded by the numbered SQL files in migration/, embedded
+// in the binary and applied in order, in one transaction, when the file is opened; the
+// table schema_version records those applied, and a file written by a newer sluice is
+// refused rather than misread.
+//
+// A request is a row of request (state, lease, counters, usage and estimate: small, so
+// that claims, completions and the aggregates of Stats stay cheap), one of request_input
+// (method, url, body) and, once it has an answer, one of request_output (request id, body,
+// error message). Its id packs its job and line, id = job<<32 | line (hence MaxLine), so
+// that an outcome finds its row by rowid alone and a job's requests are one range of
+// rowids in line order, which Results and Stats read without an index. Partial indexes
+// serve the other access paths: pending lines in line order, leases by expiry, and
+// custom_ids by job, unique, for the duplicate check.
+//
+// # Cost
+//
+// Adding a line costs an insert into request, its custom_id index and the pending index,
+// and one into request_input. A claim of n requests is an index range read of the
+// pending lines, one of the expired leases and one update by rowid; an outcome is one
+// update by rowid and one insert. Results reads pages of 512 rows by rowid range, so a
+// job of any size streams in bounded memory. Stats scans the job's request rows a few
+// times and has SQLite sort its done latencies for the percentiles: its cost grows with
+// the job (about a tenth of a second per 100,000 requests), so call it for summaries,
+// not for live progress. The benchmarks in store_bench_test.go measure each path:
+//
+//	go test -run '^$' -bench . -benchtime 3x ./sqlite/
+package sqlite

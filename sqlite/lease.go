@@ -1,0 +1,226 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/sluice-llm/sluice"
+)
+
+// Claim takes up to n pending requests, and requests whose lease expired, marks them in
+// flight under owner until now+lease, and returns them in line order. When more than n
+// leases have expired, the n that expired first are taken with the pending lines.
+func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
+	seq, err := s.jobSeq(ctx, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("claim requests: %w", err)
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("claim requests: %w", err)
+	}
+	defer rollback(tx)
+	now := time.Now()
+	rows, err := claimRows(ctx, tx.StmtContext(ctx, s.st.claimPending), nil, seq, n)
+	if err != nil {
+		return nil, fmt.Errorf("claim requests: %w", err)
+	}
+	pending := len(rows)
+	rows, err = claimRows(ctx, tx.StmtContext(ctx, s.st.claimExpired), rows, seq, now.UnixNano(), n)
+	if err != nil {
+		return nil, fmt.Errorf("claim requests: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	if len(rows) > pending { // expired leases among pending lines: restore line order
+		slices.SortFunc(rows, func(a, b claimed) int { return cmp.Compare(a.item.Line, b.item.Line) })
+		rows = rows[:min(n, len(rows))]
+	}
+	items, ids := make([]sluice.Item, len(rows)), make([]int64, len(rows))
+	for i := range rows {
+		items[i], ids[i] = rows[i].item, rows[i].id
+	}
+	res, err := tx.StmtContext(ctx, s.st.claimMark).ExecContext(ctx, owner, now.Add(lease).UnixNano(), idList(ids))
+	if err != nil {
+		return nil, fmt.Errorf("claim requests: %w", err)
+	}
+	if m, err := res.RowsAffected(); err != nil || m != int64(len(ids)) {
+		return nil, fmt.Errorf("claim requests: marked %d of %d requests in flight (%v)", m, len(ids), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("claim requests: %w", err)
+	}
+	return items, nil
+}
+
+// claimed is a request a claim takes, with its row id.
+type claimed struct {
+	id   int64
+	item sluice.Item
+}
+
+// claimRows appends the rows of a claim query (of requestColumns) to dst.
+func claimRows(ctx context.Context, st *sql.Stmt, dst []claimed, args ...any) ([]claimed, error) {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return dst, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			c    claimed
+			body []byte
+		)
+		r, e := &c.item.Request, &c.item.Estimate
+		if err := rows.Scan(&c.id, &c.item.Line, &c.item.Attempts, &c.item.Throttled, &r.CustomID, &e.Model, &e.PromptTokens,
+			&e.MaxOutputTokens, &r.Method, &r.URL, &body); err != nil {
+			return dst, err
+		}
+		if len(body) > 0 {
+			r.Body = body
+		}
+		dst = append(dst, c)
+	}
+	return dst, rows.Err()
+}
+
+// idList is ids as a JSON array, for json_each.
+func idList(ids []int64) string {
+	b := make([]byte, 0, 2+len(ids)*8)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// Complete records outcomes for requests claimed by owner in one transaction. Outcomes for
+// requests not in flight under owner (never claimed, final, or claimed by another owner
+// since) are ignored. A lease that expired but that no other owner took is still owner's.
+func (s *Store) Complete(ctx context.Context, jobID, owner string, outcomes []sluice.Outcome) error {
+	seq, err := s.jobSeq(ctx, jobID)
+	if err != nil {
+		return fmt.Errorf("complete requests: %w", err)
+	}
+	if len(outcomes) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("complete requests: %w", err)
+	}
+	defer rollback(tx)
+	c := completer{
+		ctx: ctx, job: seq, owner: owner, now: time.Now().UnixNano(),
+		final: tx.StmtContext(ctx, s.st.final), progress: tx.StmtContext(ctx, s.st.progress),
+		release: tx.StmtContext(ctx, s.st.release), output: tx.StmtContext(ctx, s.st.output),
+	}
+	for i := range outcomes {
+		if err := c.complete(&outcomes[i]); err != nil {
+			return fmt.Errorf("complete requests: line %d: %w", outcomes[i].Line, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("complete requests: %w", err)
+	}
+	return nil
+}
+
+// completer records outcomes of one owner's requests within one transaction.
+type completer struct {
+	ctx                              context.Context
+	job                              int64
+	owner                            string
+	now                              int64
+	final, progress, release, output *sql.Stmt
+}
+
+func (c *completer) complete(o *sluice.Outcome) error {
+	if o.Line < 1 || o.Line > MaxLine {
+		return nil // no such request
+	}
+	id := rowID(c.job, o.Line)
+	u := &o.Usage
+	var (
+		res sql.Result
+		err error
+	)
+	switch o.State {
+	case sluice.StatePending:
+		_, err := c.release.ExecContext(c.ctx, o.Attempts, o.Throttled, id, c.owner)
+		return err
+	case sluice.StateInFlight:
+		res, err = c.progress.ExecContext(c.ctx, o.Attempts, o.Throttled, o.StatusCode, o.ErrorCode,
+			u.PromptTokens, u.CompletionTokens, u.CachedTokens, int64(o.Latency), id, c.owner)
+	case sluice.StateDone, sluice.StateFailed:
+		state := stateDone
+		if o.State == sluice.StateFailed {
+			state = stateFailed
+		}
+		finished := c.now
+		if !o.FinishedAt.IsZero() {
+			finished = o.FinishedAt.UnixNano()
+		}
+		res, err = c.final.ExecContext(c.ctx, state, o.Attempts, o.Throttled, o.StatusCode, o.ErrorCode,
+			u.PromptTokens, u.CompletionTokens, u.CachedTokens, int64(o.Latency), finished, id, c.owner)
+	default:
+		return fmt.Errorf("unknown state %q", o.State)
+	}
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err // n == 0: not in flight under this owner
+	}
+	_, err = c.output.ExecContext(c.ctx, id, o.RequestID, blob(o.Body), o.ErrorMessage)
+	return err
+}
+
+// Statements of Renew and Release.
+const (
+	sqlRenew        = `UPDATE request SET lease_until = ? WHERE job = ? AND state = 1 AND owner = ?`
+	sqlReleaseAll   = `UPDATE request SET state = 0, owner = NULL, lease_until = NULL WHERE job = ? AND state = 1`
+	sqlReleaseOwner = sqlReleaseAll + ` AND owner = ?`
+)
+
+// Renew extends every lease owner holds on the job to now+lease, expired ones that no
+// other owner took included.
+func (s *Store) Renew(ctx context.Context, jobID, owner string, lease time.Duration) error {
+	seq, err := s.jobSeq(ctx, jobID)
+	if err != nil {
+		return fmt.Errorf("renew leases: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, sqlRenew, time.Now().Add(lease).UnixNano(), seq, owner); err != nil {
+		return fmt.Errorf("renew leases: %w", err)
+	}
+	return nil
+}
+
+// Release returns requests in flight to pending without spending an attempt: those of
+// owner, or of every owner when owner is "".
+func (s *Store) Release(ctx context.Context, jobID, owner string) error {
+	seq, err := s.jobSeq(ctx, jobID)
+	if err != nil {
+		return fmt.Errorf("release requests: %w", err)
+	}
+	q, args := sqlReleaseOwner, []any{seq, owner}
+	if owner == "" {
+		q, args = sqlReleaseAll, []any{seq}
+	}
+	if _, err := s.w.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("release requests: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestQueryPlans checks that every statement on a hot path reaches its rows through the
+// index it was written for: a full scan of the request table or a sort where none is
+// expected would not show in a small test, only in a slow run of a million requests.
+func TestQueryPlans(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const (
+		rowRange = "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"
+		byRowID  = "USING INTEGER PRIMARY KEY (rowid=?)"
+	)
+	for _, tc := range []struct {
+		name, query string
+		want        []string // substrings of the plan
+		sorts       bool     // the plan may use a temporary b-tree
+	}{
+		{"insert request", sqlInsertRequest, nil, false},
+		{"line exists", sqlLineExists, []string{byRowID}, false},
+		{"custom_id line", sqlCustomIDLine, []string{"USING INDEX request_custom_id (job=? AND custom_id=?)"}, false},
+		{"claim pending", sqlClaimPending, []string{"r USING INDEX request_pending (job=?)", "i " + byRowID}, false},
+		{"claim expired", sqlClaimExpired, []string{"r USING INDEX request_leased (job=? AND lease_until<?)", "i " + byRowID}, false},
+		{"claim mark", sqlClaimMark, []string{byRowID}, false},
+		{"final", sqlFinal, []string{byRowID}, false},
+		{"progress", sqlProgress, []string{byRowID}, false},
+		{"release one", sqlRelease, []string{byRowID}, false},
+		{"renew", sqlRenew, []string{"USING INDEX request_leased (job=?)"}, false},
+		{"release all", sqlReleaseAll, []string{"USING INDEX request_leased (job=?)"}, false},
+		{"release owner", sqlReleaseOwner, []string{"USING INDEX request_leased (job=?)"}, false},
+		{"results page", sqlResultsPage, []string{"r " + rowRange, "o " + byRowID}, false},
+		{"stats totals", sqlStatsTotals, []string{rowRange}, false},
+		{"stats by model", sqlStatsByModel, []string{rowRange}, true},
+		{"stats failures", sqlStatsFailures, []string{rowRange}, true},
+		{"stats latency", sqlStatsLatency, []string{rowRange}, true},
+	} {
+		args := make([]any, strings.Count(tc.query, "?"))
+		for i := range args {
+			args[i] = 1
+		}
+		rows, err := s.w.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+tc.query, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(plan, "\n")
+		for _, w := range tc.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s: plan lacks %q:\n%s", tc.name, w, text)
+			}
+		}
+		if strings.Contains(text, "SCAN request") || strings.Contains(text, "SCAN r\n") || strings.HasSuffix(text, "SCAN r") {
+			t.Errorf("%s: plan scans the request table:\n%s", tc.name, text)
+		}
+		if !tc.sorts && strings.Contains(text, "TEMP B-TREE") {
+			t.Errorf("%s: plan sorts:\n%s", tc.name, text)
+		}
+	}
+}

@@ -1,0 +1,104 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// stmts are the writer's hot statements, prepared once on its one connection.
+type stmts struct {
+	// AddRequests.
+	insertRequest, insertFailed, insertInput, lineExists, customIDLine, advanceIngested *sql.Stmt
+	// Claim.
+	claimPending, claimExpired, claimMark *sql.Stmt
+	// Complete.
+	final, progress, release, output *sql.Stmt
+}
+
+// requestColumns are the columns of a claimed request, r being request and i its input.
+const requestColumns = `r.id, r.line, r.attempts, r.throttled, r.custom_id, r.model, r.prompt_tokens, r.max_output_tokens,
+	i.method, i.url, i.body`
+
+// The writer's hot statements, by the method that uses them.
+const (
+	// AddRequests.
+	sqlInsertRequest = `INSERT INTO request (id, state, model, prompt_tokens, max_output_tokens, custom_id, holds_id)
+		VALUES (?, 0, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING`
+	sqlInsertFailed = `INSERT INTO request (id, state, error_code, finished_at,
+			model, prompt_tokens, max_output_tokens, custom_id, holds_id)
+		VALUES (?, 3, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING`
+	sqlInsertInput     = `INSERT INTO request_input (id, method, url, body) VALUES (?, ?, ?, ?)`
+	sqlLineExists      = `SELECT EXISTS (SELECT 1 FROM request WHERE id = ?)`
+	sqlCustomIDLine    = `SELECT line FROM request WHERE job = ? AND custom_id = ? AND holds_id = 1`
+	sqlAdvanceIngested = `UPDATE job SET ingested = MAX(ingested, ?), updated_at = ? WHERE seq = ?`
+
+	// Claim.
+	sqlClaimPending = `SELECT ` + requestColumns + `
+		FROM request AS r CROSS JOIN request_input AS i
+		WHERE r.job = ? AND r.state = 0 AND i.id = r.id
+		ORDER BY r.line LIMIT ?`
+	sqlClaimExpired = `SELECT ` + requestColumns + `
+		FROM request AS r CROSS JOIN request_input AS i
+		WHERE r.job = ? AND r.state = 1 AND r.lease_until <= ? AND i.id = r.id
+		ORDER BY r.lease_until LIMIT ?`
+	sqlClaimMark = `UPDATE request SET state = 1, owner = ?, lease_until = ?
+		WHERE id IN (SELECT value FROM json_each(?))`
+
+	// Complete.
+	sqlFinal = `UPDATE request SET state = ?, attempts = ?, throttled = ?, status_code = ?, error_code = ?,
+			usage_prompt = ?, usage_completion = ?, usage_cached = ?, latency = ?, finished_at = ?,
+			owner = NULL, lease_until = NULL
+		WHERE id = ? AND state = 1 AND owner = ?`
+	sqlProgress = `UPDATE request SET attempts = ?, throttled = ?, status_code = ?, error_code = ?,
+			usage_prompt = ?, usage_completion = ?, usage_cached = ?, latency = ?
+		WHERE id = ? AND state = 1 AND owner = ?`
+	sqlRelease = `UPDATE request SET state = 0, attempts = ?, throttled = ?, owner = NULL, lease_until = NULL
+		WHERE id = ? AND state = 1 AND owner = ?`
+	sqlOutput = `INSERT INTO request_output (id, request_id, body, error_message) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET request_id = excluded.request_id, body = excluded.body,
+			error_message = excluded.error_message`
+)
+
+func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&s.insertRequest, sqlInsertRequest},
+		{&s.insertFailed, sqlInsertFailed},
+		{&s.insertInput, sqlInsertInput},
+		{&s.lineExists, sqlLineExists},
+		{&s.customIDLine, sqlCustomIDLine},
+		{&s.advanceIngested, sqlAdvanceIngested},
+		{&s.claimPending, sqlClaimPending},
+		{&s.claimExpired, sqlClaimExpired},
+		{&s.claimMark, sqlClaimMark},
+		{&s.final, sqlFinal},
+		{&s.progress, sqlProgress},
+		{&s.release, sqlRelease},
+		{&s.output, sqlOutput},
+	} {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+func (s *stmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{
+		s.insertRequest, s.insertFailed, s.insertInput, s.lineExists, s.customIDLine, s.advanceIngested,
+		s.claimPending, s.claimExpired, s.claimMark,
+		s.final, s.progress, s.release, s.output,
+	} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}

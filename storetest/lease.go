@@ -1,0 +1,273 @@
+package storetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sluice-llm/sluice"
+)
+
+var leaseScenarios = []scenario{
+	{"ClaimInLineOrderUpToLimit", testClaimInLineOrderUpToLimit},
+	{"ConcurrentClaimsNeverOverlap", testConcurrentClaimsNeverOverlap},
+	{"ExpiredLeaseIsReclaimed", testExpiredLeaseIsReclaimed},
+	{"ReclaimKeepsAttempts", testReclaimKeepsAttempts},
+	{"CompleteFromNonOwnerIgnored", testCompleteFromNonOwnerIgnored},
+	{"CompletePendingReleasesKeepingAttempts", testCompletePendingReleases},
+	{"CompleteInFlightKeepsLease", testCompleteInFlightKeepsLease},
+	{"CompleteRecordsLastAnswer", testCompleteRecordsLastAnswer},
+	{"RenewSetsOwnLeases", testRenewSetsOwnLeases},
+	{"ReleaseOwnerOrAll", testReleaseOwnerOrAll},
+}
+
+func testClaimInLineOrderUpToLimit(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(6, 10)) // added out of order
+	add(t, st, "job-a", requests(1, 5))
+	if diff := cmp.Diff([]sluice.Item{item(1, 0), item(2, 0), item(3, 0)}, claim(t, st, "job-a", "w1", 3, longLease)); diff != "" {
+		t.Errorf("first claim (-want +got):\n%s", diff)
+	}
+	for _, step := range []struct {
+		n    int
+		want []int64
+	}{{4, []int64{4, 5, 6, 7}}, {10, []int64{8, 9, 10}}, {10, []int64{}}} {
+		if got := claimLines(t, st, "job-a", "w1", step.n, longLease); !slices.Equal(got, step.want) {
+			t.Errorf("claim of %d = %v, want %v", step.n, got, step.want)
+		}
+	}
+	if got, want := countsOf(stats(t, st, "job-a")), (counts{Total: 10, InFlight: 10}); got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
+	}
+}
+
+func testConcurrentClaimsNeverOverlap(t *testing.T, st sluice.Store) {
+	const lines, owners, batch = 600, 4, 7
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, lines))
+	claimed := make([][]int64, owners)
+	errs := make([]error, owners)
+	var wg sync.WaitGroup
+	for w := range owners {
+		wg.Go(func() {
+			owner := fmt.Sprintf("w%d", w)
+			for {
+				items, err := st.Claim(t.Context(), "job-a", owner, batch, longLease)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				if len(items) == 0 {
+					return
+				}
+				outcomes := make([]sluice.Outcome, len(items))
+				for i, it := range items {
+					claimed[w] = append(claimed[w], it.Line)
+					outcomes[i] = done(it.Line, 1, 0)
+				}
+				if err := st.Complete(t.Context(), "job-a", owner, outcomes); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[int64]string{}
+	for w, ls := range claimed {
+		if errs[w] != nil {
+			t.Errorf("owner w%d: %v", w, errs[w])
+		}
+		for _, l := range ls {
+			if other, dup := seen[l]; dup {
+				t.Errorf("line %d claimed by %s and w%d", l, other, w)
+			}
+			seen[l] = fmt.Sprintf("w%d", w)
+		}
+	}
+	if len(seen) != lines {
+		t.Errorf("%d lines claimed, want %d", len(seen), lines)
+	}
+	if got, want := countsOf(stats(t, st, "job-a")), (counts{Total: lines, Done: lines}); got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
+	}
+}
+
+func testExpiredLeaseIsReclaimed(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 5))
+	if got := claimLines(t, st, "job-a", "w1", 2, tinyLease); !slices.Equal(got, []int64{1, 2}) {
+		t.Fatalf("w1 claimed %v, want [1 2]", got)
+	}
+	time.Sleep(expiry)
+	if got := claimLines(t, st, "job-a", "w2", 3, longLease); !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Fatalf("w2 claimed %v, want the expired [1 2] before the pending 3", got)
+	}
+	// w1 lost its lease: its answer is not recorded over w2's claim.
+	complete(t, st, "job-a", "w1", done(1, 1, 0))
+	if got, want := countsOf(stats(t, st, "job-a")), (counts{Total: 5, Pending: 2, InFlight: 3}); got != want {
+		t.Errorf("after w1's late answer: %+v, want %+v", got, want)
+	}
+	complete(t, st, "job-a", "w2", done(1, 1, 0))
+	if got, want := countsOf(stats(t, st, "job-a")), (counts{Total: 5, Pending: 2, InFlight: 2, Done: 1}); got != want {
+		t.Errorf("after w2's answer: %+v, want %+v", got, want)
+	}
+	if got := claimLines(t, st, "job-a", "w3", 10, longLease); !slices.Equal(got, []int64{4, 5}) {
+		t.Errorf("w3 claimed %v, want [4 5]: w2's leases hold", got)
+	}
+}
+
+func testReclaimKeepsAttempts(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 1))
+	claim(t, st, "job-a", "w1", 1, longLease)
+	complete(t, st, "job-a", "w1", sluice.Outcome{Line: 1, State: sluice.StateInFlight, Attempts: 2, StatusCode: 503})
+	renew(t, st, "job-a", "w1", tinyLease)
+	time.Sleep(expiry)
+	if diff := cmp.Diff([]sluice.Item{item(1, 2)}, claim(t, st, "job-a", "w2", 1, longLease)); diff != "" {
+		t.Errorf("reclaimed item (-want +got):\n%s", diff)
+	}
+}
+
+func testCompleteFromNonOwnerIgnored(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 3))
+	claim(t, st, "job-a", "w1", 2, longLease)
+	complete(t, st, "job-a", "w2", done(1, 1, 0)) // not w2's
+	complete(t, st, "job-a", "w1", done(3, 1, 0)) // never claimed
+	if got, want := countsOf(stats(t, st, "job-a")), (counts{Total: 3, Pending: 1, InFlight: 2}); got != want {
+		t.Fatalf("after outcomes from non-owners: %+v, want %+v", got, want)
+	}
+	complete(t, st, "job-a", "w1", done(1, 1, 0))
+	failed := sluice.Outcome{Line: 1, State: sluice.StateFailed, Attempts: 2, StatusCode: 500}
+	complete(t, st, "job-a", "w1", failed) // final already
+	res := results(t, st, "job-a", 0, 0)
+	if len(res) != 1 || res[0].State != sluice.StateDone || res[0].StatusCode != 200 {
+		t.Errorf("results %+v, want line 1 done with 200", res)
+	}
+	if diff := cmp.Diff([]sluice.Item{item(3, 0)}, claim(t, st, "job-a", "w2", 10, longLease)); diff != "" {
+		t.Errorf("claim after (-want +got):\n%s", diff)
+	}
+}
+
+func testCompletePendingReleases(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 2))
+	claim(t, st, "job-a", "w1", 2, longLease)
+	complete(t, st, "job-a", "w1", sluice.Outcome{Line: 1, State: sluice.StatePending, Attempts: 2, Throttled: 1})
+	s := stats(t, st, "job-a")
+	if got, want := countsOf(s), (counts{Total: 2, Pending: 1, InFlight: 1}); got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
+	}
+	if s.Attempts != 2 || s.Throttled != 1 {
+		t.Errorf("attempts %d, throttled %d; want 2, 1", s.Attempts, s.Throttled)
+	}
+	want := item(1, 2)
+	want.Throttled = 1 // the claim carries the 429s so far, so the next outcome keeps them
+	if diff := cmp.Diff([]sluice.Item{want}, claim(t, st, "job-a", "w2", 10, longLease)); diff != "" {
+		t.Errorf("claim of the released line (-want +got):\n%s", diff)
+	}
+}
+
+func testCompleteInFlightKeepsLease(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 1))
+	claim(t, st, "job-a", "w1", 1, longLease)
+	complete(t, st, "job-a", "w1", sluice.Outcome{Line: 1, State: sluice.StateInFlight, Attempts: 1, Throttled: 1,
+		StatusCode: 429, Body: json.RawMessage(`{"error":{"message":"slow down"}}`), Latency: time.Second})
+	if got := claimLines(t, st, "job-a", "w2", 10, longLease); len(got) != 0 {
+		t.Fatalf("w2 claimed %v while w1 retries them", got)
+	}
+	s := stats(t, st, "job-a")
+	if got, want := countsOf(s), (counts{Total: 1, InFlight: 1}); got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
+	}
+	if s.Attempts != 1 || s.Throttled != 1 || s.Retries != 0 {
+		t.Errorf("attempts %d, throttled %d, retries %d; want 1, 1, 0", s.Attempts, s.Throttled, s.Retries)
+	}
+	// The final outcome carries the totals: counts are set, not added.
+	o := done(1, 2, 100*time.Millisecond)
+	o.Throttled = 1
+	complete(t, st, "job-a", "w1", o)
+	s = stats(t, st, "job-a")
+	if s.Done != 1 || s.Attempts != 2 || s.Throttled != 1 || s.Retries != 1 {
+		t.Errorf("done %d, attempts %d, throttled %d, retries %d; want 1, 2, 1, 1", s.Done, s.Attempts, s.Throttled, s.Retries)
+	}
+}
+
+func testCompleteRecordsLastAnswer(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 4))
+	claim(t, st, "job-a", "w1", 4, longLease)
+	errBody := json.RawMessage(`{"error":{"message":"bad messages","type":"invalid_request_error"}}`)
+	complete(t, st, "job-a", "w1",
+		done(1, 1, time.Second),
+		sluice.Outcome{Line: 2, State: sluice.StateFailed, Attempts: 1, StatusCode: 400, RequestID: "req_2", Body: errBody},
+		// Line 3 got a 500, then no answer at all: its last answer is the connection error.
+		sluice.Outcome{Line: 3, State: sluice.StateInFlight, Attempts: 1, StatusCode: 500, RequestID: "req_3",
+			Body: json.RawMessage(`{"error":{"message":"boom"}}`)},
+		sluice.Outcome{Line: 3, State: sluice.StateFailed, Attempts: 2, ErrorCode: sluice.CodeConnection,
+			ErrorMessage: "connection reset by peer"},
+	)
+	want := []sluice.Result{
+		{Line: 1, CustomID: "req-1", State: sluice.StateDone, StatusCode: 200, RequestID: "req_1",
+			Body: json.RawMessage(`{"answer":1}`)},
+		{Line: 2, CustomID: "req-2", State: sluice.StateFailed, StatusCode: 400, RequestID: "req_2", Body: errBody},
+		{Line: 3, CustomID: "req-3", State: sluice.StateFailed, ErrorCode: sluice.CodeConnection,
+			ErrorMessage: "connection reset by peer"},
+	}
+	if diff := cmp.Diff(want, results(t, st, "job-a", 0, 0)); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+}
+
+func testRenewSetsOwnLeases(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 3))
+	claim(t, st, "job-a", "w1", 3, longLease)
+	renew(t, st, "job-a", "w1", tinyLease)
+	time.Sleep(expiry)
+	if got := claimLines(t, st, "job-a", "w2", 10, longLease); !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Fatalf("w2 claimed %v, want [1 2 3]: w1 renewed its leases to a millisecond", got)
+	}
+	renew(t, st, "job-a", "w1", longLease) // w1 holds nothing now: w2's leases stay as they are
+	renew(t, st, "job-a", "w2", longLease)
+	time.Sleep(expiry)
+	if got := claimLines(t, st, "job-a", "w3", 10, longLease); len(got) != 0 {
+		t.Fatalf("w3 claimed %v, want nothing: w2 renewed its leases", got)
+	}
+	renew(t, st, "job-a", "w3", tinyLease) // w3 holds nothing
+	renew(t, st, "job-a", "w2", tinyLease)
+	time.Sleep(expiry)
+	if got := claimLines(t, st, "job-a", "w3", 10, longLease); !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Errorf("w3 claimed %v, want [1 2 3]", got)
+	}
+}
+
+func testReleaseOwnerOrAll(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 5))
+	claim(t, st, "job-a", "w1", 2, longLease)
+	claim(t, st, "job-a", "w2", 2, longLease)
+	complete(t, st, "job-a", "w1", sluice.Outcome{Line: 1, State: sluice.StateInFlight, Attempts: 3})
+	release(t, st, "job-a", "w1")
+	if got, want := countsOf(stats(t, st, "job-a")), (counts{Total: 5, Pending: 3, InFlight: 2}); got != want {
+		t.Errorf("after releasing w1: %+v, want %+v", got, want)
+	}
+	if diff := cmp.Diff([]sluice.Item{item(1, 3), item(2, 0)}, claim(t, st, "job-a", "w3", 2, longLease)); diff != "" {
+		t.Errorf("claim of w1's released lines (-want +got):\n%s", diff)
+	}
+	release(t, st, "job-a", "")
+	s := stats(t, st, "job-a")
+	if got, want := countsOf(s), (counts{Total: 5, Pending: 5}); got != want {
+		t.Errorf("after releasing all: %+v, want %+v", got, want)
+	}
+	if s.Attempts != 3 {
+		t.Errorf("attempts %d, want 3: a release spends none", s.Attempts)
+	}
+}
