@@ -31,6 +31,7 @@ type attemptResult struct {
 	err      *UpstreamError
 	latency  time.Duration
 	throttle bool
+	hold     hold // reserved against the budget
 }
 
 // retryItem is a request waiting out its backoff.
@@ -84,7 +85,23 @@ func (r *Run) dispatch(ctx context.Context) error {
 				ErrorCode: CodeModelNotFound, ErrorMessage: reason})
 			continue
 		}
-		if err := r.send(ctx, it); err != nil {
+		h := r.worstCase(it.Estimate)
+		if !r.budget.reserve(h) {
+			r.claimed = append([]Item{*it}, r.claimed...) // not sent: release at shutdown
+			if r.running > 0 {
+				// Attempts in flight hold worst cases they will mostly not spend: wait
+				// for them to settle before deciding the budget is used up.
+				if err := r.waitEvent(ctx, nil); err != nil {
+					return err
+				}
+				continue
+			}
+			r.budget.exhaust()
+			r.stop()
+			return errStopped
+		}
+		if err := r.send(ctx, it, h); err != nil {
+			r.budget.settle(h, hold{})
 			r.claimed = append([]Item{*it}, r.claimed...) // not sent: release at shutdown
 			return err
 		}
@@ -155,7 +172,7 @@ func (r *Run) waitEvent(ctx context.Context, wake <-chan time.Time) error {
 }
 
 // send waits for a concurrency slot, the breaker and the limiter, then starts an attempt.
-func (r *Run) send(ctx context.Context, it *Item) error {
+func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 	for {
 		ok, freed := r.e.acquire()
 		if ok {
@@ -201,19 +218,19 @@ func (r *Run) send(ctx context.Context, it *Item) error {
 	}
 	r.running++
 	r.inFly.Add(1)
-	go r.attempt(it, reserved, report)
+	go r.attempt(it, reserved, h, report)
 	return nil
 }
 
 // attempt sends one request once and reports the result to the dispatcher.
-func (r *Run) attempt(it *Item, reserved int64, report func(error)) {
+func (r *Run) attempt(it *Item, reserved int64, h hold, report func(error)) {
 	e := r.e
 	ctx, cancel := context.WithTimeout(r.sendCtx, e.cfg.Timeout)
 	start := e.now()
 	resp, err := e.up.Do(ctx, &it.Request)
 	cancel()
 	now := e.now()
-	res := attemptResult{item: it, resp: resp, latency: now.Sub(start)}
+	res := attemptResult{item: it, resp: resp, latency: now.Sub(start), hold: h}
 	if resp != nil {
 		e.lim.Observe(now, resp.Limits)
 		res.latency = max(res.latency, resp.Latency)
@@ -289,6 +306,11 @@ func (r *Run) handle(res attemptResult) {
 	r.inFly.Add(-1)
 	r.e.release()
 	it := res.item
+	if res.resp != nil {
+		r.budget.settle(res.hold, r.actualCost(it.Estimate.Model, res.resp.Usage))
+	} else {
+		r.budget.settle(res.hold, hold{})
+	}
 	if res.kind == attemptInterrupted {
 		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 		return

@@ -54,8 +54,11 @@ type Config struct {
 	Lease time.Duration
 	// Owner names this worker in the ledger; default a random id.
 	Owner string
-	// Cost prices usage for the live $ figure; nil means no cost is tracked.
+	// Cost prices usage for the live $ figure and the budget; nil means no cost is
+	// tracked.
 	Cost func(model string, u Usage) float64
+	// Budget caps what a job may spend over all its runs; the zero value caps nothing.
+	Budget Budget
 	// Logger receives the engine's notices; nil discards them.
 	Logger *slog.Logger
 }
@@ -105,6 +108,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("max attempts must be at least 1, got %d", c.MaxAttempts)
 	case c.Timeout < 0 || c.BackoffBase < 0 || c.BackoffMax < 0 || c.BreakerCooldown < 0 || c.Lease < 0:
 		return errors.New("durations must not be negative")
+	case c.Budget.MaxCost < 0 || c.Budget.MaxTokens < 0:
+		return errors.New("budget must not be negative")
+	case c.Budget.MaxCost > 0 && c.Cost == nil:
+		return errors.New("a cost budget needs a Cost function")
 	case c.BreakerFailures < 1:
 		return fmt.Errorf("breaker failures must be at least 1, got %d", c.BreakerFailures)
 	}
@@ -205,6 +212,8 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source) (*Run, error) 
 		badModels:   map[string]string{},
 		done:        make(chan struct{}),
 	}
+	r.budget = &budget{limit: e.cfg.Budget}
+	r.budget.spent = r.priorSpending(stats)
 	r.total.Store(stats.Total)
 	r.doneCount.Store(stats.Done)
 	r.failedCount.Store(stats.Failed)
@@ -242,6 +251,8 @@ type Run struct {
 	retries   retryQueue
 	running   int
 	badModels map[string]string // model → why it was refused
+
+	budget *budget
 
 	errMu    sync.Mutex
 	abortErr error
@@ -342,6 +353,10 @@ func (r *Run) finish(bg, ctx context.Context, dispatchErr error) error {
 	case r.aborted() != nil:
 		job.State, job.Error = JobAborted, r.aborted().Error()
 		err = fmt.Errorf("%w: %w", ErrAborted, r.aborted())
+	case r.budgetStopped() && errors.Is(dispatchErr, errStopped):
+		berr := r.budget.exhaustedError()
+		job.State, job.Error = JobBudget, berr.Error()
+		err = berr
 	case dispatchErr != nil && !errors.Is(dispatchErr, errStopped) && ctx.Err() == nil:
 		job.State, job.Error = JobAborted, dispatchErr.Error()
 		err = fmt.Errorf("%w: %w", ErrAborted, dispatchErr)
@@ -355,6 +370,17 @@ func (r *Run) finish(bg, ctx context.Context, dispatchErr error) error {
 		return errors.Join(err, fmt.Errorf("update job: %w", uerr))
 	}
 	return err
+}
+
+// budgetStopped reports whether dispatch stopped on the budget (and not on a Drain).
+func (r *Run) budgetStopped() bool {
+	_, exhausted := r.budget.state()
+	select {
+	case <-r.drain:
+		return false
+	default:
+		return exhausted
+	}
 }
 
 // ingest adds the source's lines to the ledger in batches.

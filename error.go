@@ -17,6 +17,9 @@ var (
 	ErrUnknownModel = errors.New("sluice: unknown model")
 	// ErrAborted wraps the reason a run stopped before every request was final.
 	ErrAborted = errors.New("sluice: run aborted")
+	// ErrBudgetExhausted means a run stopped dispatching because the next request could
+	// have taken the job past its Budget.
+	ErrBudgetExhausted = errors.New("sluice: budget exhausted")
 	// ErrInterrupted means a run was stopped by its caller (Drain or a cancelled context).
 	ErrInterrupted = errors.New("sluice: run interrupted")
 )

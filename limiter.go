@@ -294,6 +294,17 @@ func (l *limiter) growAIMD(now time.Time) {
 	l.req.set(now, rate, math.Max(1, rate/10))
 }
 
+// meanOutput is the mean completion tokens seen on requests without an output bound,
+// or def before any was seen.
+func (l *limiter) meanOutput(def int64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.outSeen == 0 {
+		return def
+	}
+	return int64(l.avgOut + 0.5)
+}
+
 // Limits is a snapshot of the limits in force, for progress displays.
 type Limits struct {
 	// RPM and TPM are the request and token rates in force per minute (0: unlimited).

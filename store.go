@@ -11,10 +11,11 @@ type JobState string
 
 // Job states.
 const (
-	JobRunning     JobState = "running"     // created, or being run; not every request is final
-	JobInterrupted JobState = "interrupted" // stopped by its user or a crash; resumable
-	JobAborted     JobState = "aborted"     // stopped by a fatal error (rejected key, unknown model); resumable once fixed
-	JobCompleted   JobState = "completed"   // every request is final (done or failed)
+	JobRunning     JobState = "running"          // created, or being run; not every request is final
+	JobInterrupted JobState = "interrupted"      // stopped by its user or a crash; resumable
+	JobAborted     JobState = "aborted"          // stopped by a fatal error (rejected key, unknown model); resumable once fixed
+	JobBudget      JobState = "budget_exhausted" // stopped before its budget would be crossed; resumable with a higher one
+	JobCompleted   JobState = "completed"        // every request is final (done or failed)
 )
 
 // RequestState is the state of one request in a job's ledger.

@@ -23,6 +23,7 @@ const (
 	exitFailed      = 3 // the run finished, but some requests failed (see the errors file)
 	exitAborted     = 4 // the run stopped on a fatal upstream error (rejected key, unknown model)
 	exitInterrupted = 5 // the run was interrupted (Ctrl-C); resume it to finish
+	exitBudget      = 6 // the run stopped before its budget (--max-cost, --max-tokens) would be crossed
 )
 
 // exitCodeError carries an exit status up to main.
@@ -102,7 +103,8 @@ provider's headers, retries that honour Retry-After, a circuit breaker and a dur
 a crash or Ctrl-C never loses or re-pays a finished request.
 
 Exit status: 0 all requests succeeded; 1 sluice failed; 2 usage error; 3 some requests
-failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to finish).`,
+failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to finish);
+6 budget exhausted (resume with a higher --max-cost or --max-tokens).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -52,6 +52,9 @@ type jobOptions struct {
 	TPM         float64 `json:"tpm,omitempty"`
 	MaxAttempts int     `json:"max_attempts"`
 	Timeout     string  `json:"timeout"`
+
+	MaxCost   float64 `json:"max_cost,omitempty"`   // USD over the whole job; 0: no cap
+	MaxTokens int64   `json:"max_tokens,omitempty"` // tokens over the whole job; 0: no cap
 }
 
 // runFlags are the flags shared by run and resume.
@@ -82,6 +85,8 @@ func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
 	fs.Float64Var(&f.opts.RPM, "rpm", 0, "cap on requests per minute (default: learn the upstream's limit)")
 	fs.Float64Var(&f.opts.TPM, "tpm", 0, "cap on tokens per minute (default: learn the upstream's limit)")
 	fs.IntVar(&f.opts.MaxAttempts, "max-attempts", sluice.DefaultMaxAttempts, "attempts per request before it fails")
+	fs.Float64Var(&f.opts.MaxCost, "max-cost", 0, "stop before the job's cost in USD would pass this (resume with a higher one to go on)")
+	fs.Int64Var(&f.opts.MaxTokens, "max-tokens", 0, "stop before the job's tokens would pass this")
 	fs.DurationVar(&f.timeout, "timeout", sluice.DefaultTimeout, "timeout for one attempt")
 	fs.StringVar(&f.store, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
 	fs.StringVar(&f.prices, "prices", "", "a prices file (sluice's YAML/JSON or LiteLLM's JSON) overriding the built-in table")
@@ -109,6 +114,8 @@ func (f *runFlags) merge(fs *pflag.FlagSet, saved jobOptions) jobOptions {
 	set("tpm", func() { o.TPM = f.opts.TPM })
 	set("max-attempts", func() { o.MaxAttempts = f.opts.MaxAttempts })
 	set("timeout", func() { o.Timeout = f.timeout.String() })
+	set("max-cost", func() { o.MaxCost = f.opts.MaxCost })
+	set("max-tokens", func() { o.MaxTokens = f.opts.MaxTokens })
 	return o
 }
 
@@ -120,6 +127,8 @@ func (o jobOptions) validate() error {
 		return usageError("--rpm and --tpm must not be negative")
 	case o.MaxAttempts < 1:
 		return usageError("--max-attempts must be at least 1")
+	case o.MaxCost < 0 || o.MaxTokens < 0:
+		return usageError("--max-cost and --max-tokens must not be negative")
 	}
 	if d, err := time.ParseDuration(o.Timeout); err != nil || d <= 0 {
 		return usageError("--timeout must be a positive duration, got %q", o.Timeout)
@@ -142,6 +151,7 @@ func (o jobOptions) engineConfig() sluice.Config {
 		TPM:         o.TPM,
 		MaxAttempts: o.MaxAttempts,
 		Timeout:     timeout,
+		Budget:      sluice.Budget{MaxCost: o.MaxCost, MaxTokens: o.MaxTokens},
 	}
 }
 

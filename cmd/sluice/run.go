@@ -290,6 +290,8 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 		return rerr
 	case errors.Is(runErr, sluice.ErrInterrupted):
 		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("job %s interrupted: resume it with: sluice resume %s", job.ID, job.ID)}
+	case errors.Is(runErr, sluice.ErrBudgetExhausted):
+		return &exitCodeError{code: exitBudget, err: fmt.Errorf("job %s stopped: %s; resume it with a higher budget: sluice resume %s --max-cost …", job.ID, job.Error, job.ID)}
 	case errors.Is(runErr, sluice.ErrAborted):
 		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s aborted: %s", job.ID, job.Error)}
 	case runErr != nil:

@@ -229,3 +229,34 @@ func TestCrashAndResume(t *testing.T) {
 	}
 	checkResults(t, readResults(t, out), n)
 }
+
+func TestBudgetStopsAndResumes(t *testing.T) {
+	dir := t.TempDir()
+	input := writeRequests(t, dir, 200)
+	out, store := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "s.db")
+	// gpt-4o-mini: about 10 prompt + 20 output tokens is about $0.0000135 a request at
+	// worst, so $0.0005 stops the job after a few dozen.
+	res := runCLI(t, nil, "run", input, "-o", out, "--sim", "--store", store, "--progress", "none", "--json", "--max-cost", "0.0005")
+	if res.code != exitBudget {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", res.code, exitBudget, res.stderr)
+	}
+	var rep report
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.State != "budget_exhausted" || rep.CostUSD > 0.0005 || rep.Requests.Done == 0 || rep.Requests.Done == 200 {
+		t.Fatalf("report after the budget stop: state %s, cost %v, done %d", rep.State, rep.CostUSD, rep.Requests.Done)
+	}
+	if !strings.Contains(res.stderr, "sluice resume "+rep.Job) {
+		t.Errorf("stderr does not say how to resume:\n%s", res.stderr)
+	}
+	// The output so far has one line per finished request.
+	if n := len(readResults(t, out)); int64(n) != rep.Requests.Done {
+		t.Errorf("output has %d lines, want the %d done", n, rep.Requests.Done)
+	}
+	res = runCLI(t, nil, "resume", rep.Job, "--store", store, "--progress", "none", "--max-cost", "1")
+	if res.code != exitOK {
+		t.Fatalf("resume with a higher budget: exit %d\n%s", res.code, res.stderr)
+	}
+	checkResults(t, readResults(t, out), 200)
+}

@@ -1,0 +1,131 @@
+package sluice
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Budget caps what one job may spend, over all its runs. A zero field means no cap.
+//
+// Before a request is sent it reserves its worst case: its prompt plus its output bound
+// (max_tokens), priced with Config.Cost. Dispatch stops before a reservation would take
+// spending past the cap; the answer's real usage then settles the reservation. So the
+// job never spends more than the cap plus nothing at all: the worst cases of the
+// requests in flight were inside the cap when they were sent. A request with no output
+// bound reserves its prompt plus the mean output seen so far (defaultOutputGuess before
+// any answer), so for those the cap can be overshot by what they write beyond the mean.
+type Budget struct {
+	// MaxCost is the most the job may spend, in USD, as priced by Config.Cost. Models
+	// without a price cost 0 and are not held back by it.
+	MaxCost float64
+	// MaxTokens is the most tokens (prompt plus completion) the job may use.
+	MaxTokens int64
+}
+
+// defaultOutputGuess is the output a request with no max_tokens is assumed to write
+// before any answer has shown the real mean.
+const defaultOutputGuess = 256
+
+// hold is what an attempt has reserved against the budget.
+type hold struct {
+	cost   float64
+	tokens int64
+}
+
+// budget tracks a run's spending against its Budget. Safe for concurrent use.
+type budget struct {
+	limit Budget
+
+	mu        sync.Mutex
+	spent     hold // settled, including the job's earlier runs
+	held      hold // reserved by attempts in flight
+	exhausted bool
+}
+
+func (b *budget) capped() bool { return b.limit.MaxCost > 0 || b.limit.MaxTokens > 0 }
+
+// reserve holds h if the budget allows it, and reports whether it did.
+func (b *budget) reserve(h hold) bool {
+	if !b.capped() {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if (b.limit.MaxCost > 0 && b.spent.cost+b.held.cost+h.cost > b.limit.MaxCost) ||
+		(b.limit.MaxTokens > 0 && b.spent.tokens+b.held.tokens+h.tokens > b.limit.MaxTokens) {
+		return false
+	}
+	b.held.cost += h.cost
+	b.held.tokens += h.tokens
+	return true
+}
+
+// settle releases h and records what the attempt really cost.
+func (b *budget) settle(h, actual hold) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.held.cost -= h.cost
+	b.held.tokens -= h.tokens
+	b.spent.cost += actual.cost
+	b.spent.tokens += actual.tokens
+}
+
+// exhaust records that dispatch stopped on the budget.
+func (b *budget) exhaust() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.exhausted = true
+}
+
+// state reports the spending so far and whether dispatch stopped on the budget.
+func (b *budget) state() (spent hold, exhausted bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.spent, b.exhausted
+}
+
+// exhaustedError says why a run stopped on its budget.
+func (b *budget) exhaustedError() error {
+	spent, _ := b.state()
+	switch {
+	case b.limit.MaxCost > 0 && b.limit.MaxTokens > 0:
+		return fmt.Errorf("%w: spent $%.4f of $%.4f and %d of %d tokens", ErrBudgetExhausted, spent.cost, b.limit.MaxCost, spent.tokens, b.limit.MaxTokens)
+	case b.limit.MaxCost > 0:
+		return fmt.Errorf("%w: spent $%.4f of $%.4f; the next request could cost more than is left", ErrBudgetExhausted, spent.cost, b.limit.MaxCost)
+	default:
+		return fmt.Errorf("%w: used %d of %d tokens; the next request could use more than is left", ErrBudgetExhausted, spent.tokens, b.limit.MaxTokens)
+	}
+}
+
+// worstCase is what a request may cost at most, for the budget.
+func (r *Run) worstCase(est Estimate) hold {
+	out := est.MaxOutputTokens
+	if out == 0 {
+		out = r.e.lim.meanOutput(defaultOutputGuess)
+	}
+	h := hold{tokens: est.PromptTokens + out}
+	if r.e.cfg.Cost != nil {
+		h.cost = r.e.cfg.Cost(est.Model, Usage{PromptTokens: est.PromptTokens, CompletionTokens: out})
+	}
+	return h
+}
+
+// actualCost is what an answer's usage cost.
+func (r *Run) actualCost(model string, u Usage) hold {
+	h := hold{tokens: u.Total()}
+	if r.e.cfg.Cost != nil && u != (Usage{}) {
+		h.cost = r.e.cfg.Cost(model, u)
+	}
+	return h
+}
+
+// priorSpending is what the job's earlier runs spent, from its ledger.
+func (r *Run) priorSpending(stats *Stats) hold {
+	h := hold{tokens: stats.Usage.Total()}
+	if r.e.cfg.Cost != nil {
+		for _, m := range stats.ByModel {
+			h.cost += r.e.cfg.Cost(m.Model, m.Usage)
+		}
+	}
+	return h
+}
