@@ -21,6 +21,7 @@ const (
 	attemptInterrupted                    // cut off by sluice: back to pending, attempt not spent
 	attemptAuth                           // 401: the key is wrong
 	attemptModel                          // the upstream does not serve the model
+	attemptQuota                          // the account's quota or credit is used up
 )
 
 // attemptResult is a worker's report on one attempt.
@@ -279,6 +280,8 @@ func classify(ue *UpstreamError) attemptKind {
 	switch {
 	case ue.StatusCode == http.StatusUnauthorized:
 		return attemptAuth
+	case ue.Code == CodeInsufficientQuota:
+		return attemptQuota
 	case ue.Code == CodeModelNotFound:
 		return attemptModel
 	case ue.Retryable():
@@ -337,6 +340,11 @@ func (r *Run) handle(res attemptResult) {
 	case attemptDone:
 		o.State = StateDone
 		r.final(it, o)
+	case attemptQuota:
+		// The account can pay for nothing more: every request would fail the same way.
+		r.abort(r.fatal(res))
+		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
+		return
 	case attemptAuth, attemptModel:
 		if !r.e.answered.Load() {
 			// Nothing has worked yet: the key or the model is wrong for the whole run.
@@ -351,7 +359,7 @@ func (r *Run) handle(res attemptResult) {
 		o.State = StateFailed
 		r.final(it, o)
 	case attemptRetry:
-		if attempts >= r.e.cfg.MaxAttempts {
+		if r.attemptsUsedUp(it, attempts) {
 			o.State = StateFailed
 			r.final(it, o)
 			return
@@ -368,11 +376,24 @@ func (r *Run) handle(res attemptResult) {
 	}
 }
 
+// attemptsUsedUp reports whether a request that failed its attempts-th attempt has no
+// attempt left. A 429 is the upstream pacing the whole run, not this request failing,
+// so it counts a quarter of an attempt: with the default of 6 attempts a request fails
+// on 429s alone after its 21st.
+func (r *Run) attemptsUsedUp(it *Item, attempts int) bool {
+	throttled := min(it.Throttled, attempts)
+	charged := attempts - throttled + (throttled+3)/4
+	return charged >= r.e.cfg.MaxAttempts
+}
+
 // fatal builds the error that aborts a run whose key or model is wrong.
 func (r *Run) fatal(res attemptResult) error {
 	base := r.e.up.BaseURL()
-	if res.kind == attemptAuth {
+	switch res.kind {
+	case attemptAuth:
 		return fmt.Errorf("%w by %s: %s", ErrAuth, base, res.err.Message)
+	case attemptQuota:
+		return fmt.Errorf("%w at %s: %s", ErrQuota, base, res.err.Message)
 	}
 	model := res.item.Estimate.Model
 	msg := fmt.Sprintf("%v: %q is not served by %s", ErrUnknownModel, model, base)

@@ -540,3 +540,57 @@ func TestBreakerStopsDispatchWhileUpstreamIsDown(t *testing.T) {
 		}
 	}
 }
+
+func TestThrottledAttemptsCountAQuarter(t *testing.T) {
+	up := &fakeUpstream{do: func(_ context.Context, req *sluice.Request, attempt int) (*sluice.Response, error) {
+		if req.CustomID == "req-0001" && attempt <= 10 {
+			return fail(429, "rate_limit_exceeded", "slow down", time.Millisecond)
+		}
+		if req.CustomID == "req-0002" {
+			return fail(429, "rate_limit_exceeded", "slow down", time.Millisecond)
+		}
+		return ok(req)
+	}}
+	st := newStore(t)
+	job := newJob(t, st)
+	cfg := fastConfig()
+	cfg.MaxAttempts = 4
+	if err := runJob(t, st, up, cfg, job, requests(3)); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	// Ten 429s charge 3 of 4 attempts: the 11th attempt succeeds. A request answered
+	// 429 forever fails once its quarters add up to 4: after 13 attempts.
+	if got := up.attempts("req-0001"); got != 11 {
+		t.Errorf("req-0001 sent %d times, want 11", got)
+	}
+	if got := up.attempts("req-0002"); got != 13 {
+		t.Errorf("req-0002 sent %d times, want 13", got)
+	}
+	lines, _ := readOutput(t, st, job.ID)
+	if l := lines[1]; l.Response == nil || l.Response.StatusCode != 429 {
+		t.Errorf("always-429 line = %+v, want its last 429", l)
+	}
+}
+
+func TestInsufficientQuotaAborts(t *testing.T) {
+	var sent atomic.Int64
+	up := &fakeUpstream{do: func(_ context.Context, req *sluice.Request, _ int) (*sluice.Response, error) {
+		if sent.Add(1) > 20 {
+			return fail(429, "insufficient_quota", "You exceeded your current quota, please check your plan and billing details.", 0)
+		}
+		return ok(req)
+	}}
+	st := newStore(t)
+	job := newJob(t, st)
+	err := runJob(t, st, up, fastConfig(), job, requests(500))
+	if !errors.Is(err, sluice.ErrAborted) || !errors.Is(err, sluice.ErrQuota) {
+		t.Fatalf("run error = %v, want aborted on quota", err)
+	}
+	if !strings.Contains(err.Error(), "quota exhausted at http://fake.test/v1: You exceeded") {
+		t.Errorf("message %q", err)
+	}
+	stats, _ := st.Stats(context.Background(), job.ID)
+	if stats.Failed != 0 || stats.Done < 20 || stats.Pending+stats.Done != 500 {
+		t.Errorf("stats %+v: want the done kept and the rest pending, none failed", stats)
+	}
+}

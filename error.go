@@ -13,6 +13,9 @@ var (
 	ErrNotFound = errors.New("sluice: not found")
 	// ErrAuth means the upstream rejected the API key.
 	ErrAuth = errors.New("sluice: API key rejected")
+	// ErrQuota means the upstream said the account's quota or credit is used up
+	// (a 429 with code insufficient_quota): no retry can help.
+	ErrQuota = errors.New("sluice: quota exhausted")
 	// ErrUnknownModel means the upstream does not serve a requested model.
 	ErrUnknownModel = errors.New("sluice: unknown model")
 	// ErrAborted wraps the reason a run stopped before every request was final.
@@ -32,7 +35,9 @@ const (
 	CodeTimeout         = "timeout"          // no complete answer within the request timeout
 	CodeInvalidResponse = "invalid_response" // a 2xx answer whose body was not valid JSON (truncated)
 	CodeModelNotFound   = "model_not_found"
-	CodeAborted         = "run_aborted"
+	// CodeInsufficientQuota is OpenAI's code for a 429 that is about billing, not rate.
+	CodeInsufficientQuota = "insufficient_quota"
+	CodeAborted           = "run_aborted"
 )
 
 // UpstreamError is a failed attempt to send one request: either an HTTP answer with an error
@@ -72,13 +77,16 @@ func (e *UpstreamError) Error() string {
 func (e *UpstreamError) Unwrap() error { return e.Err }
 
 // Retryable reports whether sending the same request again may succeed: connection errors,
-// timeouts, invalid bodies, 408, 409, 429 and 5xx are; other statuses are not.
+// timeouts, invalid bodies, 408, 409, 429 and 5xx are; other statuses are not, and
+// neither is a 429 whose code says the account's quota is used up.
 func (e *UpstreamError) Retryable() bool {
 	switch {
 	case e.StatusCode == 0:
 		return true
 	case e.StatusCode >= 200 && e.StatusCode < 300: // a 2xx with an unusable body
 		return true
+	case e.Code == CodeInsufficientQuota:
+		return false
 	case e.StatusCode == http.StatusRequestTimeout, e.StatusCode == http.StatusConflict,
 		e.StatusCode == http.StatusTooManyRequests, e.StatusCode >= 500:
 		return true

@@ -86,7 +86,7 @@ const (
 	slowStartWindow = 8    // requests in flight before the upstream's limits are known
 	aimdDecrease    = 0.85 // rate kept after a 429 from an upstream without limit headers
 	aimdIncrease    = 0.02 // rate growth per second without a 429 (fraction of the rate)
-	congestionGap   = time.Second
+	congestionGap   = 500 * time.Millisecond
 	throttleBase    = 500 * time.Millisecond
 	throttleMax     = time.Minute
 )
@@ -114,8 +114,11 @@ type limiter struct {
 	aimdRate float64
 	aimdAt   time.Time
 
-	pausedUntil    time.Time
-	lastThrottle   time.Time
+	pausedUntil  time.Time
+	lastThrottle time.Time
+	// lastCut is when the window and rate were last cut for a 429: later 429s within
+	// congestionGap belong to the same congestion event.
+	lastCut        time.Time
 	consecutive429 int
 
 	// meter measures answered requests per second, for AIMD.
@@ -254,13 +257,15 @@ func (l *limiter) Throttled(now time.Time, retryAfter time.Duration) {
 		l.pausedUntil = until
 	}
 	// The answers in flight when the limit was hit all come back 429 together: that is
-	// one congestion event, not many.
-	congested := now.Sub(l.lastThrottle) >= congestionGap
+	// one congestion event, not many. 429s that keep coming a gap after the last cut are
+	// a new event: the cut was not deep enough.
+	congested := now.Sub(l.lastCut) >= congestionGap
 	l.lastThrottle = now
 	l.req.ceil(now, 0)
 	if l.learnedReq || l.learnedTok || !congested {
 		return
 	}
+	l.lastCut = now
 	l.window = math.Max(1, l.window/2)
 	achieved := l.meter.rate(now)
 	if achieved < 1 {
@@ -329,7 +334,7 @@ func (l *limiter) Limits() Limits {
 
 // rateMeter counts events per second over the last few seconds.
 type rateMeter struct {
-	secs   [4]int64 // counts for the current second and the three before it
+	secs   [2]int64 // counts for the current second and the one before it
 	second int64    // unix second of secs[0]
 	start  time.Time
 }
@@ -338,7 +343,7 @@ func (m *rateMeter) shift(now time.Time) {
 	s := now.Unix()
 	if d := s - m.second; d > 0 {
 		if d >= int64(len(m.secs)) {
-			m.secs = [4]int64{}
+			m.secs = [2]int64{}
 		} else {
 			copy(m.secs[d:], m.secs[:int64(len(m.secs))-d])
 			clear(m.secs[:d])
@@ -355,18 +360,19 @@ func (m *rateMeter) add(now time.Time) {
 	m.secs[0]++
 }
 
-// rate is events per second over the last three to four seconds (less at the start).
+// rate is events per second over the last one to two seconds (less at the start): short,
+// so that after a burst the rate an upstream really lets through shows at once.
 func (m *rateMeter) rate(now time.Time) float64 {
 	if m.start.IsZero() {
 		return 0
 	}
 	m.shift(now)
-	window := 3 + float64(now.Nanosecond())/1e9
+	window := 1 + float64(now.Nanosecond())/1e9
 	if since := now.Sub(m.start).Seconds(); since < window {
 		window = since
 	}
 	if window <= 0 {
 		return 0
 	}
-	return float64(m.secs[0]+m.secs[1]+m.secs[2]+m.secs[3]) / window
+	return float64(m.secs[0]+m.secs[1]) / window
 }

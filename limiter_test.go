@@ -209,3 +209,29 @@ func TestUpstreamErrorRetryable(t *testing.T) {
 		}
 	}
 }
+
+// TestLimiterAIMDKeepsCuttingWhile429sContinue: 429s that keep coming after a cut are a
+// new congestion event every gap, so a rate far above the upstream's comes down fast.
+func TestLimiterAIMDKeepsCuttingWhile429sContinue(t *testing.T) {
+	l := newLimiter(t0, 256, 0, 0)
+	now := t0
+	for i := range 400 { // 100 answers a second for 4 s
+		now = t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		l.Answered(now)
+	}
+	l.Throttled(now, 0)
+	first := l.Limits().RPM
+	// From now on, one answer in ten gets through (10 a second) and the rest are 429s,
+	// arriving every 10 ms for 5 s.
+	for i := 1; i <= 500; i++ {
+		now = now.Add(10 * time.Millisecond)
+		if i%10 == 0 {
+			l.Answered(now)
+		} else {
+			l.Throttled(now, 0)
+		}
+	}
+	if got := l.Limits().RPM; got >= first*0.5 || got > 60*10*1.2 {
+		t.Errorf("RPM after 5 s of continuous 429s = %v (first cut to %v), want it near the 600 RPM getting through", got, first)
+	}
+}

@@ -122,7 +122,8 @@ func progressBars(e *env, run *sluice.Run) func() {
 		return snap
 	}
 	first := refresh()
-	bar := p.AddBar(max(first.Total, 1),
+	// A total of 0 makes the bar's total settable: it grows as the input is ingested.
+	bar := p.AddBar(0,
 		mpb.PrependDecorators(
 			decor.Name("requests "),
 			decor.Any(func(decor.Statistics) string {
@@ -131,13 +132,9 @@ func progressBars(e *env, run *sluice.Run) func() {
 				return fmt.Sprintf("%d/%d", snap.Done+snap.Failed, snap.Total)
 			}),
 		),
-		mpb.AppendDecorators(
-			decor.Percentage(decor.WCSyncSpace),
-			decor.Name(" ETA "),
-			decor.EwmaETA(decor.ET_STYLE_GO, 30),
-		),
+		mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace)), // the ETA is in the status line
 	)
-	p.AddBar(0, mpb.BarFillerClearOnComplete(),
+	status := p.New(0, mpb.NopStyle(), mpb.BarFillerClearOnComplete(),
 		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
 			mu.Lock()
 			defer mu.Unlock()
@@ -149,8 +146,7 @@ func progressBars(e *env, run *sluice.Run) func() {
 	wg.Go(func() {
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
-		lastFinal, last := first.Done+first.Failed, time.Now()
-		bar.SetCurrent(lastFinal)
+		bar.SetCurrent(first.Done + first.Failed)
 		for {
 			select {
 			case <-stop:
@@ -158,9 +154,7 @@ func progressBars(e *env, run *sluice.Run) func() {
 			case <-t.C:
 				s := refresh()
 				bar.SetTotal(max(s.Total, 1), false)
-				final := s.Done + s.Failed
-				bar.EwmaSetCurrent(final, time.Since(last)/time.Duration(max(1, final-lastFinal)))
-				lastFinal, last = final, time.Now()
+				bar.SetCurrent(s.Done + s.Failed)
 			}
 		}
 	})
@@ -171,7 +165,8 @@ func progressBars(e *env, run *sluice.Run) func() {
 			wg.Wait()
 			s := refresh()
 			bar.SetTotal(max(s.Total, 1), true)
-			p.Shutdown()
+			status.SetTotal(-1, true)
+			p.Wait()
 		})
 	}
 }

@@ -260,3 +260,19 @@ func TestBudgetStopsAndResumes(t *testing.T) {
 	}
 	checkResults(t, readResults(t, out), 200)
 }
+
+// TestBenchFaults runs the fault scenario of "sluice bench" small: the bench command
+// itself works, and its exactly-once check passes on a real run.
+func TestBenchFaults(t *testing.T) {
+	res := runCLI(t, nil, "bench", "faults", "-n", "400", "--json", "--dir", t.TempDir())
+	if res.code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
+	}
+	var results []benchResult
+	if err := json.Unmarshal([]byte(res.stdout), &results); err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || !results[0].Exact || results[0].Requests != 400 || results[0].Sent <= 400 {
+		t.Errorf("results = %+v, want 400 requests exactly once, with retries of the injected faults", results)
+	}
+}
