@@ -84,6 +84,7 @@ func (b *bucket) ceil(now time.Time, n float64) {
 const (
 	learnedSafety   = 0.99
 	slowStartWindow = 8    // requests in flight before the upstream's limits are known
+	minWindow       = 4    // a 429 halves the window down to this: the rate, not the window, paces
 	aimdDecrease    = 0.85 // rate kept after a 429 from an upstream without limit headers
 	aimdIncrease    = 0.02 // rate growth per second without a 429 (fraction of the rate)
 	congestionGap   = 500 * time.Millisecond
@@ -121,8 +122,8 @@ type limiter struct {
 	lastCut        time.Time
 	consecutive429 int
 
-	// meter measures answered requests per second, for AIMD.
-	meter rateMeter
+	// meter measures answered requests per second, throttles 429s per second, for AIMD.
+	meter, throttles rateMeter
 	// avgOut is the mean completion tokens seen, reserved for requests with no max_tokens.
 	avgOut  float64
 	outSeen int64
@@ -261,19 +262,26 @@ func (l *limiter) Throttled(now time.Time, retryAfter time.Duration) {
 	// a new event: the cut was not deep enough.
 	congested := now.Sub(l.lastCut) >= congestionGap
 	l.lastThrottle = now
+	l.throttles.add(now)
 	l.req.ceil(now, 0)
 	if l.learnedReq || l.learnedTok || !congested {
 		return
 	}
 	l.lastCut = now
-	l.window = math.Max(1, l.window/2)
+	l.window = math.Max(minWindow, l.window/2)
 	achieved := l.meter.rate(now)
 	if achieved < 1 {
 		return // nothing measured yet: the smaller window and the pause must do
 	}
-	if l.aimdRate == 0 || achieved*aimdDecrease < l.aimdRate {
+	switch {
+	case l.throttles.rate(now) > achieved && l.aimdRate > 0:
+		// More 429s than answers: what gets through is about what the upstream
+		// allows, and the rate in force is far above it (a burst the upstream let
+		// through at first, say). Halve at least, so the storm ends in a few cuts.
+		l.aimdRate = math.Max(1, math.Min(l.aimdRate/2, achieved))
+	case l.aimdRate == 0 || achieved*aimdDecrease < l.aimdRate:
 		l.aimdRate = math.Max(1, achieved*aimdDecrease)
-	} else {
+	default:
 		l.aimdRate = math.Max(1, l.aimdRate*aimdDecrease)
 	}
 	l.aimdAt = now

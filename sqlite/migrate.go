@@ -55,6 +55,24 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 	return ms, nil
 }
 
+// appliedVersions reads the versions recorded in schema_version.
+func appliedVersions(ctx context.Context, tx *sql.Tx) (map[int]bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_version`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		applied[v] = true
+	}
+	return applied, rows.Err()
+}
+
 // migrate applies the migrations in fsys that db has not had yet, in order, in one
 // transaction, and records each in schema_version. Two processes opening the same new
 // file at once are serialised by the write lock taken at BEGIN.
@@ -78,15 +96,19 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 	)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	var current int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&current); err != nil {
+	applied, err := appliedVersions(ctx, tx)
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if latest := ms[len(ms)-1].version; current > latest {
-		return fmt.Errorf("migrate: the ledger's schema version %d is newer than this sluice knows (%d): upgrade sluice", current, latest)
+	for v := range applied {
+		if !slices.ContainsFunc(ms, func(m migration) bool { return m.version == v }) {
+			return fmt.Errorf("migrate: the ledger has schema version %d, newer than this sluice knows: upgrade sluice", v)
+		}
 	}
+	// Every migration not yet applied runs, also one numbered below the highest applied:
+	// migrations written side by side may land in either order.
 	for _, m := range ms {
-		if m.version <= current {
+		if applied[m.version] {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {

@@ -106,3 +106,26 @@ func TestBadMigrationNames(t *testing.T) {
 		t.Error("two migrations of one version accepted")
 	}
 }
+
+// TestMigrationLandedOutOfOrder: a migration numbered below one already applied (two
+// written side by side, landing in either order) still runs.
+func TestMigrationLandedOutOfOrder(t *testing.T) {
+	db := openRaw(t, filepath.Join(t.TempDir(), "m.db"))
+	withOut := fstest.MapFS{
+		"migration/0001_a.sql": {Data: []byte(`CREATE TABLE a (x INTEGER);`)},
+		"migration/0003_c.sql": {Data: []byte(`CREATE TABLE c (x INTEGER);`)},
+	}
+	if err := migrate(t.Context(), db, withOut); err != nil {
+		t.Fatal(err)
+	}
+	withOut["migration/0002_b.sql"] = &fstest.MapFile{Data: []byte(`CREATE TABLE b (x INTEGER);`)}
+	if err := migrate(t.Context(), db, withOut); err != nil {
+		t.Fatal(err)
+	}
+	if got := versions(t, db); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("versions %v, want [1 2 3]", got)
+	}
+	if _, err := db.ExecContext(t.Context(), `INSERT INTO b (x) VALUES (1)`); err != nil {
+		t.Errorf("table of the late migration: %v", err)
+	}
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// messyUpstream answers every other request's first attempt the way real providers and the
+// proxies in front of them sometimes do, and its second attempt properly (with no
+// rate-limit headers at all, like many providers).
+type messyUpstream struct {
+	mu       sync.Mutex
+	attempts map[string]int
+}
+
+var messyFirstAnswers = []func(w http.ResponseWriter){
+	func(w http.ResponseWriter) { // an nginx error page
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>")
+	},
+	func(w http.ResponseWriter) { // plain text from a load balancer
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "upstream connect error or disconnect/reset before headers")
+	},
+	func(w http.ResponseWriter) { // a 429 with a numeric code and no retry-after
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"error":{"message":"Requests rate limit exceeded","code":1302}}`)
+	},
+	func(w http.ResponseWriter) { // a 200 cut off mid-body
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"chatcmpl-x","object":"chat.completion","choices":[{"index":0,"mess`)
+	},
+	func(w http.ResponseWriter) { // the connection drops before any answer
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			panic("no hijacker")
+		}
+		conn, _, err := hj.Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	},
+	func(w http.ResponseWriter) { // Ollama-style error string, 500
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error":"llama runner process has terminated"}`)
+	},
+}
+
+func (m *messyUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Messages []struct{ Content string } `json:"messages"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	prompt := req.Messages[len(req.Messages)-1].Content
+	m.mu.Lock()
+	m.attempts[prompt]++
+	n := m.attempts[prompt]
+	m.mu.Unlock()
+	var i int
+	fmt.Sscanf(prompt, "ask r%d", &i)
+	if n == 1 && i%2 == 1 { // every other request: with all failing, the breaker would open
+		messyFirstAnswers[(i/2)%len(messyFirstAnswers)](w)
+		return
+	}
+	// A correct answer, served as text/plain by a careless gateway.
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, `{"id":"chatcmpl-%d","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"echo: %s"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}`, n, prompt)
+}
+
+// TestMessyUpstream runs requests through an upstream that fails half the first attempts,
+// each in one of several messy ways: every request still ends once, with its own answer.
+func TestMessyUpstream(t *testing.T) {
+	up := &messyUpstream{attempts: map[string]int{}}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	dir := t.TempDir()
+	const n = 60
+	input := writeRequests(t, dir, n)
+	out := filepath.Join(dir, "out.jsonl")
+	res := runCLI(t, nil, "run", input, "-o", out, "--base-url", srv.URL+"/v1", "--store", filepath.Join(dir, "s.db"),
+		"--progress", "none", "--json", "--concurrency", "16")
+	if res.code != exitOK {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	checkResults(t, readResults(t, out), n)
+	var rep report
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Retries != n/2 || rep.Attempts != n+n/2 {
+		t.Errorf("attempts %d, retries %d; want %d and %d (one retry for each messy answer)", rep.Attempts, rep.Retries, n+n/2, n/2)
+	}
+	if want := int64(n / 2 / len(messyFirstAnswers)); rep.Throttled != want {
+		t.Errorf("throttled %d, want %d", rep.Throttled, want)
+	}
+	if strings.Contains(res.stderr, "panic") {
+		t.Errorf("stderr: %s", res.stderr)
+	}
+}

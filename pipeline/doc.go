@@ -1,0 +1,52 @@
+// Package pipeline runs several prompts over every document of a CSV or JSONL file and
+// gathers the answers into one table: one row per document, one column per task.
+//
+// # The pipeline file
+//
+//	model: gpt-4o-mini
+//	input: docs.csv            # or .jsonl; each row or object is a document
+//	id: doc_id                 # the field that identifies a document
+//	tasks:
+//	  summary:
+//	    system: "Summarise in two sentences."
+//	    user: "{{.text}}"
+//	    max_tokens: 120
+//	  facts:
+//	    user: "Extract the people mentioned in: {{.text}}"
+//	    response_format: {json_schema: {type: object, properties: {people: {type: array}}}}
+//	    model: gpt-4.1-nano     # per-task override
+//	    fallback: [qwen-plus]   # tried when the primary keeps failing
+//	  headline:
+//	    user: "A headline for: {{.tasks.summary}}"
+//
+// [Parse] reads it and refuses, naming the field ("tasks.facts.response_format"), unknown
+// fields, templates that do not parse, dependencies on missing tasks and cycles.
+// Templates are Go text/template over the document's fields; the outputs of other tasks
+// are under .tasks (a JSON task's output as its decoded value, so
+// {{range .tasks.facts.people}} works). A task that uses another's output runs in a
+// later stage.
+//
+// # Plan, render, run
+//
+// [NewPlan] checks every document against every template before anything is sent: a
+// field a template uses that a row lacks is a [RowError] naming the row and the field,
+// as are duplicate ids and lines that are not JSON objects. It renders every request,
+// counts its tokens and prices it. [WriteBatch] writes the first-stage requests as
+// OpenAI Batch API input.
+//
+// [Run] sends the requests through a sluice.Engine, one stage at a time; each stage runs
+// in rounds, each round one engine job in the store (so it gets the engine's limits,
+// retries and ledger). An answer is checked: a JSON task's answer must be complete (not
+// cut at max_tokens), JSON, and match its schema. An invalid answer is asked again up to
+// the task's retries (a truncated one with twice the max_tokens), then the task's next
+// model is tried, as it is after a request fails for good. A cell that gets no answer
+// carries the error, never an empty value.
+//
+// # The cache
+//
+// Every request is content-addressed by [CacheKey]: the upstream's base URL, the
+// endpoint and the body. Valid answers are kept in a [Cache] (sqlite.Store implements
+// it), and a request whose key is there is not sent: running an unchanged pipeline again
+// sends nothing, and changing one task's prompt sends only that task's requests.
+// Identical requests within a run are sent once.
+package pipeline
