@@ -86,8 +86,10 @@ const (
 	slowStartWindow = 8    // requests in flight before the upstream's limits are known
 	minWindow       = 4    // a 429 halves the window down to this: the rate, not the window, paces
 	aimdDecrease    = 0.85 // rate kept after a 429 from an upstream without limit headers
-	aimdIncrease    = 0.02 // rate growth per second without a 429 (fraction of the rate)
+	aimdIncrease    = 0.05 // rate growth per second without a 429 (fraction of the rate)
 	congestionGap   = 500 * time.Millisecond
+	stormGap        = 100 * time.Millisecond
+	stormPause      = time.Second
 	throttleBase    = 500 * time.Millisecond
 	throttleMax     = time.Minute
 )
@@ -260,9 +262,18 @@ func (l *limiter) Throttled(now time.Time, retryAfter time.Duration) {
 	// The answers in flight when the limit was hit all come back 429 together: that is
 	// one congestion event, not many. 429s that keep coming a gap after the last cut are
 	// a new event: the cut was not deep enough.
-	congested := now.Sub(l.lastCut) >= congestionGap
 	l.lastThrottle = now
 	l.throttles.add(now)
+	gap := congestionGap
+	if l.throttles.rate(now) > l.meter.rate(now) {
+		// A storm: more 429s than answers. Cut again soon, and stop everyone for a
+		// moment so the attempts in flight come back before more are sent.
+		gap = stormGap
+		if until := now.Add(stormPause); until.After(l.pausedUntil) {
+			l.pausedUntil = until
+		}
+	}
+	congested := now.Sub(l.lastCut) >= gap
 	l.req.ceil(now, 0)
 	if l.learnedReq || l.learnedTok || !congested {
 		return

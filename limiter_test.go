@@ -184,6 +184,7 @@ func TestBackoff(t *testing.T) {
 		{"capped at max", 20, 0, 0.5, 30 * time.Second},
 		{"huge attempt does not overflow", 200, 0, 0.5, 30 * time.Second},
 		{"retry-after wins, jitter added", 1, 5 * time.Second, 0.5, 5*time.Second + 250*time.Millisecond},
+		{"a tiny retry-after is a floor, not the wait", 4, 7 * time.Millisecond, 0.5, 4 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
