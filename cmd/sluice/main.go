@@ -121,6 +121,7 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 		newDemoCmd(e),
 		newPricesCmd(e),
 		newBenchCmd(e),
+		newServeCmd(e),
 		newPipelineCmd(e),
 	)
 	return root

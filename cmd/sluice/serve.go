@@ -1,0 +1,245 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-llm/sluice"
+	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/sim"
+)
+
+const (
+	defaultListen   = "127.0.0.1:8080"
+	clientKeysEnv   = "SLUICE_API_KEYS"
+	simUpstreamName = "sim"
+)
+
+// serveFlags are serve's command line.
+type serveFlags struct {
+	listen, baseURL, apiKeyEnv, store, config, filesDir string
+	maxLines, maxBytes                                  int64
+	concurrency, maxAttempts                            int
+	rpm, tpm                                            float64
+	timeout, grace                                      time.Duration
+	anyWindow                                           bool
+}
+
+// serveConfig is the YAML config file of serve.
+type serveConfig struct {
+	Upstreams []upstreamConfig `yaml:"upstreams"`
+}
+
+// upstreamConfig is one upstream of the config file. A base_url of "sim" is the built-in
+// simulator.
+type upstreamConfig struct {
+	Name        string   `yaml:"name"`
+	BaseURL     string   `yaml:"base_url"`
+	APIKeyEnv   string   `yaml:"api_key_env"`
+	Concurrency int      `yaml:"concurrency"`
+	RPM         float64  `yaml:"rpm"`
+	TPM         float64  `yaml:"tpm"`
+	Models      []string `yaml:"models"`
+}
+
+func newServeCmd(e *env) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve an OpenAI-compatible Batch API (/v1/files, /v1/batches) over any upstream",
+		Long: `serve answers the OpenAI Files and Batches APIs, so the official SDKs can upload a JSONL
+file, create a batch, poll it and download its results; sluice runs each batch with its
+engine (limits, retries, ledger) against the configured upstream. With no --base-url and no
+--config it serves over the built-in simulator.
+
+Clients must present one of the keys in $SLUICE_API_KEYS (comma-separated); only their
+hashes are kept. Batches survive restarts: a server started again over the same --store
+resumes them, and finished requests are never sent again.
+
+A --config file lists several upstreams and routes models to them:
+
+  upstreams:
+    - name: deepseek
+      base_url: https://api.deepseek.com/v1
+      api_key_env: DEEPSEEK_API_KEY
+      concurrency: 32
+      rpm: 500
+      models: [deepseek-chat, deepseek-reasoner]
+    - name: local
+      base_url: http://127.0.0.1:8000/v1     # every other model`,
+		Example: `  SLUICE_API_KEYS=sk-mine sluice serve                     # over the simulator
+  SLUICE_API_KEYS=sk-mine sluice serve --base-url http://127.0.0.1:8000/v1 --concurrency 16`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), e, f) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.listen, "listen", defaultListen, "the address to serve on")
+	fs.StringVar(&f.baseURL, "base-url", "", "the upstream's base URL (default: the built-in simulator)")
+	fs.StringVar(&f.apiKeyEnv, "api-key-env", defaultAPIKeyEnv, "the environment variable that holds the upstream's API key")
+	fs.StringVar(&f.store, "store", "", "the SQLite store (default $SLUICE_STORE or the user's data directory)")
+	fs.StringVar(&f.filesDir, "files-dir", "", "where file contents are kept (default: next to the store)")
+	fs.StringVar(&f.config, "config", "", "a YAML file of upstreams and the models routed to them")
+	fs.Int64Var(&f.maxLines, "max-lines", sluicehttp.DefaultMaxLines, "most lines in an input file")
+	fs.Int64Var(&f.maxBytes, "max-bytes", sluicehttp.DefaultMaxBytes, "largest input file in bytes")
+	fs.IntVarP(&f.concurrency, "concurrency", "c", sluice.DefaultConcurrency, "most requests in flight at once, per upstream")
+	fs.Float64Var(&f.rpm, "rpm", 0, "cap on requests per minute, per upstream (default: learn the upstream's limit)")
+	fs.Float64Var(&f.tpm, "tpm", 0, "cap on tokens per minute, per upstream (default: learn the upstream's limit)")
+	fs.IntVar(&f.maxAttempts, "max-attempts", sluice.DefaultMaxAttempts, "attempts per request before it fails")
+	fs.DurationVar(&f.timeout, "timeout", sluice.DefaultTimeout, "timeout for one attempt")
+	fs.DurationVar(&f.grace, "grace", defaultGrace, "on shutdown, how long requests in flight may finish")
+	fs.BoolVar(&f.anyWindow, "any-completion-window", false, `accept any duration ("90m") as completion_window, not only "24h"`)
+	return cmd
+}
+
+// runServe serves until the first interrupt, then shuts down within the grace period.
+func runServe(ctx context.Context, e *env, f *serveFlags) error {
+	keys := clientKeyHashes(e.getenv(clientKeysEnv))
+	if len(keys) == 0 {
+		return usageError("no client keys: set %s to the comma-separated keys clients must present", clientKeysEnv)
+	}
+	ups, err := f.upstreams()
+	if err != nil {
+		return err
+	}
+	st, path, err := openStore(ctx, e, f.store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	upstreams, closeUps, err := f.engines(e, st, ups, logger)
+	if err != nil {
+		return err
+	}
+	defer closeUps()
+	filesDir := f.filesDir
+	if filesDir == "" {
+		filesDir = path + ".files"
+	}
+	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
+		Store: st, FilesDir: filesDir, Upstreams: upstreams, KeyHashes: keys,
+		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
+	})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen: %w", err), srv.Close(ctx))
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+
+	var serveErr error
+	select {
+	case <-e.interrupts:
+		fmt.Fprintf(e.stderr, "sluice serve: shutting down (up to %s for requests in flight)\n", f.grace)
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.grace)
+	defer cancel()
+	shutErr := hs.Shutdown(shutCtx)
+	if serveErr == nil {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
+	}
+	closeErr := srv.Close(shutCtx)
+	return errors.Join(serveErr, shutErr, closeErr)
+}
+
+// clientKeyHashes hashes the comma-separated keys of v.
+func clientKeyHashes(v string) []string {
+	var hashes []string
+	for k := range strings.SplitSeq(v, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			hashes = append(hashes, sluicehttp.HashKey(k))
+		}
+	}
+	return hashes
+}
+
+// upstreams reads the config file, or makes the one upstream of the flags.
+func (f *serveFlags) upstreams() ([]upstreamConfig, error) {
+	if f.config == "" {
+		base := f.baseURL
+		if base == "" {
+			base = simUpstreamName
+		}
+		return []upstreamConfig{{Name: "default", BaseURL: base, APIKeyEnv: f.apiKeyEnv}}, nil
+	}
+	data, err := os.ReadFile(f.config)
+	if err != nil {
+		return nil, usageError("config: %v", err)
+	}
+	var cfg serveConfig
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return nil, usageError("config %s: %v", f.config, err)
+	}
+	if len(cfg.Upstreams) == 0 {
+		return nil, usageError("config %s: no upstreams", f.config)
+	}
+	for i, u := range cfg.Upstreams {
+		if u.Name == "" || u.BaseURL == "" {
+			return nil, usageError("config %s: upstream %d needs a name and a base_url", f.config, i+1)
+		}
+	}
+	return cfg.Upstreams, nil
+}
+
+// engines makes one engine per upstream; closeFn stops the simulators among them.
+func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logger *slog.Logger) ([]sluicehttp.Upstream, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	var out []sluicehttp.Upstream
+	for _, u := range ups {
+		o := jobOptions{
+			BaseURL: strings.TrimRight(u.BaseURL, "/"), Sim: u.BaseURL == simUpstreamName, APIKeyEnv: u.APIKeyEnv,
+			Concurrency: cmp.Or(u.Concurrency, f.concurrency), RPM: cmp.Or(u.RPM, f.rpm), TPM: cmp.Or(u.TPM, f.tpm),
+			MaxAttempts: f.maxAttempts, Timeout: f.timeout.String(),
+		}
+		if o.APIKeyEnv == "" {
+			o.APIKeyEnv = defaultAPIKeyEnv
+		}
+		if err := o.validate(); err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		client, closeFn, err := o.upstream(e, serveSim())
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		closers = append(closers, closeFn)
+		cfg := o.engineConfig()
+		cfg.Logger = logger
+		eng, err := sluice.New(st, client, cfg)
+		if err != nil {
+			closeAll()
+			return nil, nil, usageError("upstream %s: %v", u.Name, err)
+		}
+		out = append(out, sluicehttp.Upstream{Name: u.Name, Models: u.Models, Engine: eng})
+	}
+	return out, closeAll, nil
+}
+
+// serveSim is the simulator serve runs over without an upstream: instant answers.
+func serveSim() sim.Config { return sim.Config{Seed: 1} }

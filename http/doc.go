@@ -1,0 +1,44 @@
+// Package http is sluice serve: a self-hosted, OpenAI-compatible Batch API. Clients built
+// on the official OpenAI SDKs point their base URL at it, upload a JSONL file through
+// /v1/files, create a batch through /v1/batches, poll it and download its output and
+// error files, while the server runs the batch on a sluice.Engine against whatever
+// upstream the operator configured (a provider with no Batch API of its own, a vLLM or
+// Ollama server, a gateway, or the built-in simulator).
+//
+// # Endpoints
+//
+//	POST   /v1/files                 upload (multipart, purpose=batch), streamed to disk
+//	GET    /v1/files                 list (after, limit, purpose)
+//	GET    /v1/files/{id}            retrieve
+//	GET    /v1/files/{id}/content    download
+//	DELETE /v1/files/{id}            delete
+//	POST   /v1/batches               create (input_file_id, endpoint, completion_window, metadata)
+//	GET    /v1/batches               list (after, limit)
+//	GET    /v1/batches/{id}          retrieve, with live request_counts
+//	POST   /v1/batches/{id}/cancel   cancel
+//	GET    /healthz                  liveness, no key needed
+//
+// Every JSON answer carries Content-Type: application/json, and every error is the
+// OpenAI error body {"error":{"message","type","param","code"}}.
+//
+// # Keys
+//
+// Clients present "Authorization: Bearer KEY". The server knows only the SHA-256 of each
+// key (Config.KeyHashes); a key sees only the files and batches it created, and the ids
+// of others' objects answer 404 as if they did not exist.
+//
+// # Lifecycle
+//
+// A batch is validated (streaming through its input: JSONL syntax, custom_id present and
+// unique, url equal to the batch's endpoint, the line and byte limits, a configured
+// upstream for every model) and fails with errors.data naming the lines at fault, or goes
+// in_progress as a sluice.Job with the batch's id on the engine of the upstream that
+// serves its models. When the run ends it is finalizing while its output file (requests
+// that succeeded) and error file (requests that failed) are written, then completed.
+// Cancelling drains the run and keeps what finished; a batch still running when its
+// completion_window passes is expired, its unfinished requests written to the error file
+// with code batch_expired. Batch state is kept in the same store as the ledger, so a
+// server started again over the same store resumes the batches that were validating,
+// in_progress, finalizing or cancelling, and the ledger never sends a finished request
+// again.
+package http

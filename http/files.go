@@ -1,0 +1,242 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/sluice-llm/sluice"
+)
+
+const (
+	maxFormField     = 1 << 10 // bytes of a non-file multipart field
+	defaultFileLimit = 10_000  // files listed when no limit is given, as OpenAI does
+)
+
+// createFile serves POST /v1/files: the file part is streamed to disk.
+func (s *Server) createFile(w http.ResponseWriter, r *http.Request, owner string) error {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBytes+1<<20)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return invalid("file", "Expected a multipart/form-data body with a file: %v", err)
+	}
+	var (
+		purpose string
+		rec     *fileRecord
+	)
+	defer func() { // a failed upload leaves nothing behind
+		if rec != nil && err != nil {
+			os.Remove(s.filePath(rec.Path))
+		}
+	}()
+	for {
+		part, perr := mr.NextPart()
+		if errors.Is(perr, io.EOF) {
+			break
+		}
+		if perr != nil {
+			err = perr
+			return s.uploadError(err)
+		}
+		switch part.FormName() {
+		case "purpose":
+			b, rerr := io.ReadAll(io.LimitReader(part, maxFormField))
+			if rerr != nil {
+				err = rerr
+				return s.uploadError(err)
+			}
+			purpose = string(b)
+		case "file":
+			if rec != nil {
+				err = invalid("file", "Expected one file, got several.")
+				return err
+			}
+			rec, err = s.storeUpload(part, owner)
+			if err != nil {
+				return s.uploadError(err)
+			}
+		}
+		part.Close()
+	}
+	switch {
+	case rec == nil:
+		err = invalid("file", "Missing the file to upload.")
+	case purpose == "":
+		err = invalid("purpose", "Missing the purpose of the file.")
+	case purpose != PurposeBatch:
+		err = invalid("purpose", "Only files with purpose 'batch' can be uploaded here, got '%s'.", purpose)
+	}
+	if err != nil {
+		return err
+	}
+	rec.Purpose = purpose
+	if err = s.saveFile(r.Context(), rec); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec.File)
+	return nil
+}
+
+// uploadError maps an error of reading the upload.
+func (s *Server) uploadError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return s.fileTooLarge()
+	}
+	return err
+}
+
+func (s *Server) fileTooLarge() *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", param: "file", code: "file_too_large",
+		msg: fmt.Sprintf("The file is larger than the %d bytes allowed.", s.cfg.MaxBytes)}
+}
+
+// storeUpload copies one multipart file part to a new file in the files directory.
+func (s *Server) storeUpload(part io.Reader, owner string) (*fileRecord, error) {
+	name := ""
+	if p, ok := part.(interface{ FileName() string }); ok {
+		name = filepath.Base(p.FileName())
+	}
+	if name == "" || name == "." || name == "/" {
+		name = "upload.jsonl"
+	}
+	rec := &fileRecord{
+		File:  File{ID: newFileID(), Object: "file", CreatedAt: now(), Filename: name, Status: "processed"},
+		Owner: owner,
+	}
+	rec.Path = rec.ID + ".jsonl"
+	f, err := os.OpenFile(s.filePath(rec.Path), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store upload: %w", err)
+	}
+	n, err := io.Copy(f, io.LimitReader(part, s.cfg.MaxBytes+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n > s.cfg.MaxBytes {
+		err = s.fileTooLarge()
+	}
+	if err != nil {
+		os.Remove(s.filePath(rec.Path))
+		return nil, err
+	}
+	rec.Bytes = n
+	return rec, nil
+}
+
+func (s *Server) filePath(name string) string { return filepath.Join(s.cfg.FilesDir, name) }
+
+func (s *Server) saveFile(ctx context.Context, rec *fileRecord) error {
+	doc, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("save file: %w", err)
+	}
+	return s.cfg.Store.SaveObject(ctx, kindFile, rec.ID, rec.Owner, "", doc)
+}
+
+// file returns owner's file with id, or a 404.
+func (s *Server) file(ctx context.Context, id, owner string) (*fileRecord, error) {
+	doc, err := s.cfg.Store.Object(ctx, kindFile, id, owner)
+	if errors.Is(err, sluice.ErrNotFound) {
+		return nil, notFound("file", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecord[fileRecord](doc)
+}
+
+func (s *Server) getFile(w http.ResponseWriter, r *http.Request, owner string) error {
+	rec, err := s.file(r.Context(), r.PathValue("id"), owner)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rec.File)
+	return nil
+}
+
+// fileContent serves GET /v1/files/{id}/content, streamed from disk.
+func (s *Server) fileContent(w http.ResponseWriter, r *http.Request, owner string) error {
+	rec, err := s.file(r.Context(), r.PathValue("id"), owner)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(s.filePath(rec.Path))
+	if err != nil {
+		return fmt.Errorf("file content %s: %w", rec.ID, err)
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(rec.Bytes, 10))
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.Copy(w, f) // the client may go away; nothing to tell it then
+	return nil
+}
+
+func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request, owner string) error {
+	rec, err := s.file(r.Context(), r.PathValue("id"), owner)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Store.DeleteObject(r.Context(), kindFile, rec.ID, owner); errors.Is(err, sluice.ErrNotFound) {
+		return notFound("file", rec.ID)
+	} else if err != nil {
+		return err
+	}
+	if err := os.Remove(s.filePath(rec.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.cfg.Logger.Warn("delete file content", "file", rec.ID, "err", err)
+	}
+	writeJSON(w, http.StatusOK, deleted{ID: rec.ID, Object: "file", Deleted: true})
+	return nil
+}
+
+// listFiles serves GET /v1/files: newest first, with after/limit pagination and an
+// optional purpose filter applied to each page.
+func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, owner string) error {
+	limit, err := listLimit(r, defaultFileLimit, defaultFileLimit)
+	if err != nil {
+		return err
+	}
+	docs, more, err := s.cfg.Store.ListObjects(r.Context(), kindFile, owner, r.URL.Query().Get("after"), limit)
+	if errors.Is(err, sluice.ErrNotFound) {
+		return invalid("after", "No file found with id '%s'.", r.URL.Query().Get("after"))
+	}
+	if err != nil {
+		return err
+	}
+	purpose := r.URL.Query().Get("purpose")
+	out := list[File]{Object: "list", Data: []File{}, HasMore: more}
+	for _, doc := range docs {
+		rec, err := decodeRecord[fileRecord](doc)
+		if err != nil {
+			return err
+		}
+		if purpose == "" || rec.Purpose == purpose {
+			out.Data = append(out.Data, rec.File)
+		}
+	}
+	if n := len(out.Data); n > 0 {
+		out.FirstID, out.LastID = &out.Data[0].ID, &out.Data[n-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// listLimit reads the limit query parameter: def when absent, 1..max.
+func listLimit(r *http.Request, def, max int) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, invalid("limit", "limit must be an integer from 1 to %d, got '%s'.", max, v)
+	}
+	return n, nil
+}

@@ -1,0 +1,221 @@
+package http_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/sluice-llm/sluice"
+	sluicehttp "github.com/sluice-llm/sluice/http"
+	sluiceopenai "github.com/sluice-llm/sluice/openai"
+	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/sqlite"
+)
+
+const (
+	keyA = "sk-test-alice"
+	keyB = "sk-test-bob"
+)
+
+// harness is a server over a store in a temporary directory and one simulator, which
+// outlives restarts of the server.
+type harness struct {
+	t      *testing.T
+	dir    string
+	sim    *sim.Server
+	cfg    sluicehttp.Config
+	models []string // models the upstream serves; nil: all
+	conc   int
+
+	st  *sqlite.Store
+	srv *sluicehttp.Server
+	ts  *httptest.Server
+}
+
+func newHarness(t *testing.T, simCfg sim.Config, conc int) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), sim: sim.New(simCfg), conc: conc}
+	t.Cleanup(h.sim.Close)
+	t.Cleanup(h.stop)
+	return h
+}
+
+// start opens the store and starts the server over it.
+func (h *harness) start() {
+	h.t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(h.dir, "sluice.db"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	up, err := sluiceopenai.New(sluiceopenai.Config{
+		BaseURL:    "http://sim.sluice.invalid/v1",
+		HTTPClient: &http.Client{Transport: h.sim.Transport()},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	eng, err := sluice.New(st, up, sluice.Config{Concurrency: h.conc, BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	cfg := h.cfg
+	cfg.Store = st
+	cfg.FilesDir = filepath.Join(h.dir, "files")
+	cfg.Upstreams = []sluicehttp.Upstream{{Name: "sim", Models: h.models, Engine: eng}}
+	cfg.KeyHashes = []string{sluicehttp.HashKey(keyA), sluicehttp.HashKey(keyB)}
+	srv, err := sluicehttp.New(ctx, cfg)
+	if err != nil {
+		st.Close()
+		h.t.Fatal(err)
+	}
+	h.st, h.srv, h.ts = st, srv, httptest.NewServer(srv.Handler())
+}
+
+// stop closes the server (letting requests in flight finish) and the store.
+func (h *harness) stop() {
+	if h.srv == nil {
+		return
+	}
+	h.ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.srv.Close(ctx); err != nil {
+		h.t.Error(err)
+	}
+	if err := h.st.Close(); err != nil {
+		h.t.Error(err)
+	}
+	h.srv, h.st, h.ts = nil, nil, nil
+}
+
+func (h *harness) client(key string) openai.Client {
+	return openai.NewClient(option.WithBaseURL(h.ts.URL+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0))
+}
+
+// inputLines returns n chat requests with custom ids req-0 … req-(n-1).
+func inputLines(n int) []string {
+	lines := make([]string, n)
+	for i := range lines {
+		lines[i] = fmt.Sprintf(`{"custom_id":"req-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello %d"}],"max_tokens":5}}`, i, i)
+	}
+	return lines
+}
+
+func upload(t *testing.T, c openai.Client, lines []string) *openai.FileObject {
+	t.Helper()
+	f, err := c.Files.New(context.Background(), openai.FileNewParams{
+		File:    openai.File(strings.NewReader(strings.Join(lines, "\n")+"\n"), "input.jsonl", "application/jsonl"),
+		Purpose: openai.FilePurposeBatch,
+	})
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	return f
+}
+
+func createBatch(t *testing.T, c openai.Client, fileID, window string) *openai.Batch {
+	t.Helper()
+	b, err := c.Batches.New(context.Background(), openai.BatchNewParams{
+		InputFileID:      fileID,
+		Endpoint:         openai.BatchNewParamsEndpointV1ChatCompletions,
+		CompletionWindow: openai.BatchNewParamsCompletionWindow(window),
+	})
+	if err != nil {
+		t.Fatalf("create batch: %v", err)
+	}
+	return b
+}
+
+// waitBatch polls the batch, as a client does, until cond holds or 30 s pass.
+func waitBatch(t *testing.T, c openai.Client, id string, cond func(*openai.Batch) bool) *openai.Batch {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := c.Batches.Get(context.Background(), id)
+		if err != nil {
+			t.Fatalf("get batch: %v", err)
+		}
+		if cond(b) {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %s: condition not met; last status %s, counts %+v", id, b.Status, b.RequestCounts)
+		}
+		time.Sleep(10 * time.Millisecond) // the client protocol is polling
+	}
+}
+
+func terminal(b *openai.Batch) bool {
+	switch b.Status {
+	case openai.BatchStatusCompleted, openai.BatchStatusFailed, openai.BatchStatusExpired, openai.BatchStatusCancelled:
+		return true
+	}
+	return false
+}
+
+// outputLine is one line of an output or error file.
+type outputLine struct {
+	ID       string `json:"id"`
+	CustomID string `json:"custom_id"`
+	Response *struct {
+		StatusCode int             `json:"status_code"`
+		RequestID  string          `json:"request_id"`
+		Body       json.RawMessage `json:"body"`
+	} `json:"response"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// download reads a file's lines through the SDK; "" reads nothing.
+func download(t *testing.T, c openai.Client, id string) []outputLine {
+	t.Helper()
+	if id == "" {
+		return nil
+	}
+	resp, err := c.Files.Content(context.Background(), id)
+	if err != nil {
+		t.Fatalf("download %s: %v", id, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []outputLine
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l outputLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("file %s: line %q: %v", id, sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// countIDs counts the custom ids of lines, failing on one seen twice.
+func countIDs(t *testing.T, seen map[string]int, lines []outputLine) {
+	t.Helper()
+	for _, l := range lines {
+		seen[l.CustomID]++
+		if seen[l.CustomID] > 1 {
+			t.Errorf("custom_id %s is in the output more than once", l.CustomID)
+		}
+	}
+}

@@ -1,0 +1,338 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/ingest"
+	"github.com/sluice-llm/sluice/tokens"
+)
+
+// activeBatch is a batch whose lifecycle goroutine is running.
+type activeBatch struct {
+	cancel     chan struct{} // closed when the client cancels the batch
+	cancelOnce sync.Once
+	run        atomic.Pointer[sluice.Run] // set while the batch runs on an engine
+}
+
+func (a *activeBatch) requestCancel() { a.cancelOnce.Do(func() { close(a.cancel) }) }
+
+// runEnd says why a batch's run ended.
+type runEnd int
+
+const (
+	endDone     runEnd = iota // every request is final
+	endCancel                 // the client cancelled the batch
+	endExpire                 // the completion window passed
+	endShutdown               // the server is closing: the batch stays in_progress
+)
+
+var errClosing = &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "shutting_down",
+	msg: "The server is shutting down; retry against the next one."}
+
+// start stores a new batch and starts its lifecycle goroutine.
+func (s *Server) start(ctx context.Context, rec *batchRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosing
+	}
+	if err := s.saveBatch(ctx, rec); err != nil {
+		return err
+	}
+	s.launch(rec.ID)
+	return nil
+}
+
+// launch starts the lifecycle goroutine of batch id. s.mu must be held.
+func (s *Server) launch(id string) {
+	a := &activeBatch{cancel: make(chan struct{})}
+	s.active[id] = a
+	s.wg.Go(func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.active, id)
+			s.mu.Unlock()
+		}()
+		if err := s.lifecycle(a, id); err != nil {
+			s.cfg.Logger.Error("batch", "batch", id, "err", err)
+		}
+	})
+}
+
+// resume starts the lifecycle goroutines of the batches a previous server left unfinished.
+func (s *Server) resume(ctx context.Context) error {
+	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, activeStatuses...)
+	if err != nil {
+		return fmt.Errorf("resume batches: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, doc := range docs {
+		rec, err := decodeRecord[batchRecord](doc)
+		if err != nil {
+			return fmt.Errorf("resume batches: %w", err)
+		}
+		s.cfg.Logger.Info("resuming batch", "batch", rec.ID, "status", rec.Status)
+		s.launch(rec.ID)
+	}
+	return nil
+}
+
+// update applies fn to the stored batch id and saves it, serialised with every other
+// change of a batch (a cancel arriving while the batch moves on, say).
+func (s *Server) update(id string, fn func(rec *batchRecord)) (*batchRecord, error) {
+	ctx := context.WithoutCancel(s.ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := s.batch(ctx, id, "")
+	if err != nil {
+		return nil, err
+	}
+	fn(rec)
+	return rec, s.saveBatch(ctx, rec)
+}
+
+// requestCancel moves owner's batch id to cancelling and tells its goroutine.
+func (s *Server) requestCancel(ctx context.Context, id, owner string) (*batchRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := s.batch(ctx, id, owner)
+	if err != nil {
+		return nil, err
+	}
+	switch rec.Status {
+	case StatusCancelling:
+		return rec, nil
+	case StatusValidating, StatusInProgress:
+	default:
+		return nil, &apiError{status: http.StatusConflict, typ: "invalid_request_error", code: "batch_not_cancellable",
+			msg: fmt.Sprintf("Cannot cancel a batch with status '%s'.", rec.Status)}
+	}
+	rec.Status, rec.CancellingAt = StatusCancelling, ptr(now())
+	if err := s.saveBatch(ctx, rec); err != nil {
+		return nil, err
+	}
+	if a := s.active[id]; a != nil {
+		a.requestCancel()
+	}
+	return rec, nil
+}
+
+// liveCounts overlays the progress of a running batch on its stored request counts.
+func (s *Server) liveCounts(rec *batchRecord) {
+	s.mu.Lock()
+	a := s.active[rec.ID]
+	s.mu.Unlock()
+	if a == nil || (rec.Status != StatusInProgress && rec.Status != StatusCancelling) {
+		return
+	}
+	if run := a.run.Load(); run != nil {
+		p := run.Progress()
+		rec.RequestCounts.Completed, rec.RequestCounts.Failed = p.Done, p.Failed
+	}
+}
+
+// lifecycle takes batch id from whatever status it is in to a terminal one, or until the
+// server closes.
+func (s *Server) lifecycle(a *activeBatch, id string) error {
+	ctx := context.WithoutCancel(s.ctx)
+	rec, err := s.batch(ctx, id, "")
+	if err != nil {
+		return err
+	}
+	if rec.Status == StatusValidating {
+		if rec, err = s.validateBatch(ctx, a, rec); err != nil || rec == nil {
+			return err
+		}
+	}
+	end := endDone
+	if rec.Status == StatusInProgress {
+		var runErr error
+		end, runErr = s.runBatch(a, rec)
+		if end == endShutdown {
+			return nil
+		}
+		if errors.Is(runErr, sluice.ErrAborted) {
+			_, err := s.update(id, func(rec *batchRecord) {
+				rec.Status, rec.FailedAt = StatusFailed, ptr(now())
+				rec.Errors = &BatchErrors{Object: "list", Data: []BatchError{{Code: "upstream_error", Message: runErr.Error()}}}
+			})
+			return err
+		}
+		if runErr != nil && !errors.Is(runErr, sluice.ErrInterrupted) {
+			return runErr
+		}
+		if end == endDone {
+			rec, err = s.update(id, func(rec *batchRecord) {
+				if rec.Status == StatusInProgress {
+					rec.Status, rec.FinalizingAt = StatusFinalizing, ptr(now())
+				}
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return s.finalize(ctx, rec, end == endExpire)
+}
+
+// validateBatch validates the batch's input and moves it on: to failed, in_progress, or
+// (when the client cancelled it meanwhile) cancelling. It returns nil when the server
+// closed first: the batch stays validating.
+func (s *Server) validateBatch(ctx context.Context, a *activeBatch, rec *batchRecord) (*batchRecord, error) {
+	v, err := s.validate(ctx, rec, stopOn(a.cancel, s.closing))
+	if errors.Is(err, errStopped) {
+		select {
+		case <-s.closing:
+			return nil, nil
+		default: // cancelled: the stored status is cancelling
+			return s.batch(ctx, rec.ID, "")
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.update(rec.ID, func(rec *batchRecord) {
+		rec.RequestCounts.Total = v.total
+		if rec.Status != StatusValidating {
+			return
+		}
+		if len(v.errs) > 0 {
+			rec.Status, rec.FailedAt = StatusFailed, ptr(now())
+			rec.Errors = &BatchErrors{Object: "list", Data: v.errs}
+			return
+		}
+		rec.Status, rec.InProgressAt = StatusInProgress, ptr(now())
+		rec.Upstream = v.upstream
+		if len(v.models) == 1 {
+			for m := range v.models {
+				rec.Model = ptr(m)
+			}
+		}
+	})
+}
+
+// runBatch runs the batch's job on its upstream's engine until every request is final,
+// the client cancels, the window passes or the server closes.
+func (s *Server) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
+	ctx := context.WithoutCancel(s.ctx)
+	up := s.upstream(rec.Upstream)
+	if up == nil {
+		return endDone, fmt.Errorf("%w: upstream %q is no longer configured", sluice.ErrAborted, rec.Upstream)
+	}
+	in, err := s.file(ctx, rec.InputFileID, rec.Owner)
+	if err != nil {
+		return endDone, fmt.Errorf("%w: input file: %w", sluice.ErrAborted, err)
+	}
+	job, err := s.cfg.Store.Job(ctx, rec.ID)
+	if errors.Is(err, sluice.ErrNotFound) {
+		job = &sluice.Job{ID: rec.ID, State: sluice.JobRunning, Input: in.ID}
+		err = s.cfg.Store.CreateJob(ctx, job)
+	}
+	if err != nil {
+		return endDone, fmt.Errorf("run batch: %w", err)
+	}
+	// This server owns the batch: what a crashed one left in flight goes back to pending.
+	if err := s.cfg.Store.Release(ctx, job.ID, ""); err != nil {
+		return endDone, fmt.Errorf("run batch: %w", err)
+	}
+	var src sluice.Source
+	if !job.IngestDone {
+		f, err := os.Open(s.filePath(in.Path))
+		if err != nil {
+			return endDone, fmt.Errorf("%w: input file: %w", sluice.ErrAborted, err)
+		}
+		defer f.Close()
+		src = ingest.NewSource(f, tokens.Default())
+	}
+	run, err := up.Engine.Start(s.ctx, job, src)
+	if err != nil {
+		return endDone, fmt.Errorf("run batch: %w", err)
+	}
+	a.run.Store(run)
+	timer := time.NewTimer(time.Until(time.Unix(*rec.ExpiresAt, 0)))
+	defer timer.Stop()
+	end := endDone
+	select {
+	case <-run.Done():
+	case <-a.cancel:
+		end = endCancel
+	case <-timer.C:
+		end = endExpire
+	case <-s.closing:
+		end = endShutdown
+	}
+	if end != endDone {
+		run.Drain()
+	}
+	err = run.Wait()
+	if err == nil && (end == endShutdown || end == endExpire) {
+		end = endDone // every request finished anyway: the batch is complete
+	}
+	return end, err
+}
+
+func (s *Server) upstream(name string) *Upstream {
+	for i := range s.cfg.Upstreams {
+		if s.cfg.Upstreams[i].Name == name {
+			return &s.cfg.Upstreams[i]
+		}
+	}
+	return nil
+}
+
+// finalize writes the output and error files of a batch whose run has ended and moves it
+// to its terminal status: cancelled when it was cancelling, expired when expire is set
+// (its unfinished requests go to the error file as batch_expired), completed otherwise.
+func (s *Server) finalize(ctx context.Context, rec *batchRecord, expire bool) error {
+	if rec.Status.terminal() {
+		return nil
+	}
+	res, err := s.writeResults(ctx, rec, expire)
+	if err != nil {
+		return err
+	}
+	_, err = s.update(rec.ID, func(rec *batchRecord) {
+		rec.OutputFileID, rec.ErrorFileID = res.outputID, res.errorID
+		rec.RequestCounts.Completed, rec.RequestCounts.Failed = res.done, res.failed
+		rec.Usage = res.usage
+		t := ptr(now())
+		switch {
+		case rec.Status == StatusCancelling:
+			rec.Status, rec.CancelledAt = StatusCancelled, t
+		case expire:
+			rec.Status, rec.ExpiredAt = StatusExpired, t
+		default:
+			rec.Status, rec.CompletedAt = StatusCompleted, t
+			if rec.FinalizingAt == nil {
+				rec.FinalizingAt = t
+			}
+		}
+	})
+	return err
+}
+
+// errStopped means validation was stopped by a cancel or the server closing.
+var errStopped = errors.New("stopped")
+
+// stopOn returns a function reporting whether any of chans is closed.
+func stopOn(chans ...<-chan struct{}) func() bool {
+	return func() bool {
+		for _, c := range chans {
+			select {
+			case <-c:
+				return true
+			default:
+			}
+		}
+		return false
+	}
+}

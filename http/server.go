@@ -1,0 +1,257 @@
+package http
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-llm/sluice"
+)
+
+// Server defaults.
+const (
+	// DefaultMaxLines is the most lines an input file may have, as OpenAI allows.
+	DefaultMaxLines = 50_000
+	// DefaultMaxBytes is the largest input file, as OpenAI allows.
+	DefaultMaxBytes = 200 << 20
+	// CompletionWindow is the completion window OpenAI accepts, and the only one the
+	// server accepts unless Config.AnyCompletionWindow is set.
+	CompletionWindow = "24h"
+
+	maxJSONBody         = 1 << 20 // bytes of a JSON request body
+	maxValidationErrors = 100     // errors.data entries kept for a batch that failed validation
+)
+
+// Upstream is an engine a batch can run on, and the models it serves.
+type Upstream struct {
+	// Name identifies the upstream in the batches assigned to it, so that it must stay the
+	// same across restarts.
+	Name string
+	// Models are the models routed to this upstream; empty means every model.
+	Models []string
+	// Engine sends the requests; every batch on the upstream shares its limits.
+	Engine *sluice.Engine
+}
+
+func (u *Upstream) serves(model string) bool {
+	return len(u.Models) == 0 || slices.Contains(u.Models, model)
+}
+
+// Config configures a Server. Store, FilesDir, at least one Upstream and at least one
+// key hash are required; the zero value of the other fields means their default.
+type Config struct {
+	// Store keeps the ledger and the file and batch objects.
+	Store Store
+	// FilesDir holds the content of uploaded and output files.
+	FilesDir string
+	// Upstreams are the engines batches run on. A batch runs on the first upstream that
+	// serves every model it uses; when several do, on the one with the fewest batches
+	// running.
+	Upstreams []Upstream
+	// KeyHashes are the hex SHA-256 hashes (see HashKey) of the keys clients may present.
+	KeyHashes []string
+	// MaxLines and MaxBytes bound an input file (DefaultMaxLines, DefaultMaxBytes).
+	MaxLines int64
+	MaxBytes int64
+	// AnyCompletionWindow accepts any positive Go duration ("90s", "1h") as a batch's
+	// completion_window, not only "24h": for tests and for operators who want shorter
+	// deadlines.
+	AnyCompletionWindow bool
+	// Logger receives the server's notices; nil discards them.
+	Logger *slog.Logger
+}
+
+// HashKey returns the hex SHA-256 of a client key, the form Config.KeyHashes holds.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxLines == 0 {
+		c.MaxLines = DefaultMaxLines
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("no store")
+	case c.FilesDir == "":
+		return errors.New("no files directory")
+	case len(c.Upstreams) == 0:
+		return errors.New("no upstream")
+	case len(c.KeyHashes) == 0:
+		return errors.New("no client keys")
+	case c.MaxLines < 1 || c.MaxBytes < 1:
+		return errors.New("max lines and max bytes must be positive")
+	}
+	names := map[string]bool{}
+	for _, u := range c.Upstreams {
+		if u.Engine == nil {
+			return fmt.Errorf("upstream %q has no engine", u.Name)
+		}
+		if names[u.Name] {
+			return fmt.Errorf("two upstreams are named %q", u.Name)
+		}
+		names[u.Name] = true
+	}
+	for _, h := range c.KeyHashes {
+		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+			return errors.New("a key hash is not a hex SHA-256")
+		}
+	}
+	return nil
+}
+
+// Server serves the Files and Batches APIs and runs the batches. Create it with New,
+// serve Handler, and stop it with Close.
+type Server struct {
+	cfg  Config
+	mux  *http.ServeMux
+	keys map[string]bool // key hashes
+
+	// ctx is the context of every run; cancel cuts off requests in flight.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	closing chan struct{} // closed by Close: runs drain and batches stay resumable
+	once    sync.Once
+	wg      sync.WaitGroup // one per batch goroutine
+
+	// mu serialises the read-modify-write of batch records and guards active.
+	mu     sync.Mutex
+	active map[string]*activeBatch
+	closed bool
+}
+
+// New returns a Server and resumes the batches a previous server over the same store
+// left validating, in progress, finalizing or cancelling.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	if err := os.MkdirAll(cfg.FilesDir, 0o755); err != nil {
+		return nil, fmt.Errorf("serve: files directory: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Server{
+		cfg:     cfg,
+		mux:     http.NewServeMux(),
+		keys:    map[string]bool{},
+		ctx:     runCtx,
+		cancel:  cancel,
+		closing: make(chan struct{}),
+		active:  map[string]*activeBatch{},
+	}
+	for _, h := range cfg.KeyHashes {
+		s.keys[strings.ToLower(h)] = true
+	}
+	s.routes()
+	if err := s.resume(ctx); err != nil {
+		s.Close(ctx)
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Close stops the batches: runs stop dispatching and their requests in flight may finish
+// until ctx is done, when they are cut off (they go back to pending). Batches that were
+// running stay in_progress in the store, to be resumed by the next server. Close returns
+// once every batch goroutine has ended. Stop serving HTTP before calling it.
+func (s *Server) Close(ctx context.Context) error {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.closing)
+	})
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("serve: close: %w", ctx.Err())
+		s.cancel()
+		<-done
+	}
+	s.cancel()
+	return err
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.handle("POST /v1/files", s.createFile)
+	s.handle("GET /v1/files", s.listFiles)
+	s.handle("GET /v1/files/{id}", s.getFile)
+	s.handle("GET /v1/files/{id}/content", s.fileContent)
+	s.handle("DELETE /v1/files/{id}", s.deleteFile)
+	s.handle("POST /v1/batches", s.createBatch)
+	s.handle("GET /v1/batches", s.listBatches)
+	s.handle("GET /v1/batches/{id}", s.getBatch)
+	s.handle("POST /v1/batches/{id}/cancel", s.cancelBatch)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "unknown_url",
+			msg: fmt.Sprintf("Unrecognized request URL (%s: %s).", r.Method, r.URL.Path)})
+	})
+}
+
+// handlerFunc is an API handler: it serves the client with the given owner (the hash of
+// its key) and returns an error to be answered in the OpenAI error format.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, owner string) error
+
+// handle registers h behind the key check.
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		owner, ok := s.authenticate(r)
+		if !ok {
+			writeError(w, errUnauthorized)
+			return
+		}
+		if err := h(w, r, owner); err != nil {
+			if api := asAPIError(err); api.status >= 500 {
+				s.cfg.Logger.Error("serve", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeError(w, err)
+		}
+	})
+}
+
+// authenticate returns the hash of the request's bearer key when it is a client key.
+func (s *Server) authenticate(r *http.Request) (string, bool) {
+	auth := r.Header.Get("Authorization")
+	scheme, key, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	h := HashKey(strings.TrimSpace(key))
+	return h, s.keys[h]
+}
+
+// now is the time as the API reports it: Unix seconds.
+func now() int64 { return time.Now().Unix() }

@@ -1,0 +1,49 @@
+package http
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+
+	"github.com/sluice-llm/sluice"
+)
+
+// Store is what the server keeps its state in: the engine's ledger, plus the file and
+// batch objects as JSON documents (sqlite.Store implements both).
+type Store interface {
+	sluice.Store
+	ObjectStore
+}
+
+// ObjectStore keeps the server's files and batches as JSON documents owned by a client
+// key's hash. Kinds are "file" and "batch".
+type ObjectStore interface {
+	// SaveObject stores doc under kind and id, replacing an earlier version.
+	SaveObject(ctx context.Context, kind, id, owner, status string, doc []byte) error
+	// Object returns a document, or sluice.ErrNotFound when there is none of owner's
+	// (owner "": of anyone's).
+	Object(ctx context.Context, kind, id, owner string) ([]byte, error)
+	// ListObjects returns up to limit of owner's documents, newest first, after the
+	// object with id after (""; from the newest).
+	ListObjects(ctx context.Context, kind, owner, after string, limit int) (docs [][]byte, more bool, err error)
+	// ObjectsWithStatus returns every document of kind, of any owner, with one of
+	// statuses.
+	ObjectsWithStatus(ctx context.Context, kind string, statuses ...string) ([][]byte, error)
+	// DeleteObject removes owner's object, or returns sluice.ErrNotFound.
+	DeleteObject(ctx context.Context, kind, id, owner string) error
+}
+
+const (
+	kindFile  = "file"
+	kindBatch = "batch"
+)
+
+// newFileID returns a new file id like OpenAI's: "file-" and 26 random letters and digits.
+func newFileID() string { return "file-" + rand.Text() }
+
+// newBatchID returns a new batch id: "batch_" and 32 random hex digits.
+func newBatchID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return "batch_" + hex.EncodeToString(b)
+}
