@@ -90,6 +90,7 @@ const (
 	congestionGap   = 500 * time.Millisecond
 	stormGap        = 100 * time.Millisecond
 	stormPause      = time.Second
+	shareWeight     = 0.05 // of each answer in the moving average of 429s
 	throttleBase    = 500 * time.Millisecond
 	throttleMax     = time.Minute
 )
@@ -124,8 +125,11 @@ type limiter struct {
 	lastCut        time.Time
 	consecutive429 int
 
-	// meter measures answered requests per second, throttles 429s per second, for AIMD.
-	meter, throttles rateMeter
+	// meter measures answered requests per second, for AIMD.
+	meter rateMeter
+	// share429 is a moving average of 429-ness over the last few dozen answers (1 for a
+	// 429, 0 for anything else): above one half, the run is in a 429 storm.
+	share429 float64
 	// avgOut is the mean completion tokens seen, reserved for requests with no max_tokens.
 	avgOut  float64
 	outSeen int64
@@ -202,6 +206,7 @@ func (l *limiter) Answered(now time.Time) {
 	defer l.mu.Unlock()
 	l.consecutive429 = 0
 	l.meter.add(now)
+	l.share429 -= shareWeight * l.share429
 	switch {
 	case l.window >= float64(l.maxWindow):
 	case l.lastThrottle.IsZero():
@@ -263,9 +268,10 @@ func (l *limiter) Throttled(now time.Time, retryAfter time.Duration) {
 	// one congestion event, not many. 429s that keep coming a gap after the last cut are
 	// a new event: the cut was not deep enough.
 	l.lastThrottle = now
-	l.throttles.add(now)
+	l.share429 += shareWeight * (1 - l.share429)
+	storm := l.share429 > 0.5
 	gap := congestionGap
-	if l.throttles.rate(now) > l.meter.rate(now) {
+	if storm {
 		// A storm: more 429s than answers. Cut again soon, and stop everyone for a
 		// moment so the attempts in flight come back before more are sent.
 		gap = stormGap
@@ -285,7 +291,7 @@ func (l *limiter) Throttled(now time.Time, retryAfter time.Duration) {
 		return // nothing measured yet: the smaller window and the pause must do
 	}
 	switch {
-	case l.throttles.rate(now) > achieved && l.aimdRate > 0:
+	case storm && l.aimdRate > 0:
 		// More 429s than answers: what gets through is about what the upstream
 		// allows, and the rate in force is far above it (a burst the upstream let
 		// through at first, say). Halve at least, so the storm ends in a few cuts.

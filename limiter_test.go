@@ -236,3 +236,27 @@ func TestLimiterAIMDKeepsCuttingWhile429sContinue(t *testing.T) {
 		t.Errorf("RPM after 5 s of continuous 429s = %v (first cut to %v), want it near the 600 RPM getting through", got, first)
 	}
 }
+
+// TestLimiterStormPause: when 429s take over from answers (an upstream's initial burst
+// allowance used up, say), everyone stops for a moment within a few dozen 429s, even
+// though the answers of the last seconds were many.
+func TestLimiterStormPause(t *testing.T) {
+	l := newLimiter(t0, 256, 0, 0)
+	now := t0
+	for i := range 4000 { // 2,000 answers a second for 2 s
+		now = t0.Add(time.Duration(i) * 500 * time.Microsecond)
+		l.Answered(now)
+	}
+	var stormAt int
+	for i := 1; i <= 100; i++ {
+		now = now.Add(500 * time.Microsecond)
+		l.Throttled(now, 7*time.Millisecond)
+		if l.Limits().PausedUntil.Sub(now) >= stormPause {
+			stormAt = i
+			break
+		}
+	}
+	if stormAt == 0 || stormAt > 20 {
+		t.Fatalf("storm pause after %d 429s in a row, want within 20", stormAt)
+	}
+}
