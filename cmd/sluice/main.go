@@ -51,8 +51,10 @@ type env struct {
 	getenv         func(string) string
 	// interrupts delivers Ctrl-C (SIGINT) and SIGTERM.
 	interrupts <-chan os.Signal
-	// isTerminal reports whether stdout is a terminal (for the progress display).
-	isTerminal bool
+	// isTerminal reports whether stdout is a terminal (for the progress display), and
+	// stdinTerminal whether stdin is one (so a question can be asked).
+	isTerminal    bool
+	stdinTerminal bool
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -64,6 +66,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		getenv:     os.Getenv,
 		interrupts: sigs,
 		isTerminal: isTerminal(stdout),
+
+		stdinTerminal: isTerminalFile(stdin),
 	}
 	return execute(context.Background(), e, args)
 }
@@ -122,6 +126,7 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 		newPricesCmd(e),
 		newBenchCmd(e),
 		newServeCmd(e),
+		newEstimateCmd(e),
 		newPipelineCmd(e),
 	)
 	return root

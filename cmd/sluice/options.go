@@ -68,6 +68,10 @@ type runFlags struct {
 	progress  string
 	logEvery  time.Duration
 	fresh     bool
+	// confirmCost asks before running a file whose worst case is above it (USD); yes
+	// answers for the user.
+	confirmCost float64
+	yes         bool
 	simConfig sim.Config
 }
 
@@ -77,6 +81,8 @@ func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
 		fs.StringVarP(&f.opts.Output, "output", "o", "", "write results here (Batch API output format); default INPUT with .results.jsonl")
 		fs.StringVar(&f.opts.Errors, "errors", "", "also write failed requests here (Batch API error file format)")
 		fs.BoolVar(&f.fresh, "new", false, "start a new job even if this command has run before")
+		fs.Float64Var(&f.confirmCost, "confirm-cost", 0, "estimate the file first and ask before running it if its worst case is above this many USD")
+		fs.BoolVar(&f.yes, "yes", false, "with --confirm-cost: run without asking (needed when stdin is not a terminal)")
 	}
 	fs.StringVar(&f.opts.BaseURL, "base-url", "", "the upstream's base URL (default $OPENAI_BASE_URL or "+defaultBaseURL+")")
 	fs.StringVar(&f.opts.APIKeyEnv, "api-key-env", defaultAPIKeyEnv, "the environment variable that holds the upstream's API key")

@@ -15,8 +15,11 @@ import (
 	"github.com/sluice-llm/sluice"
 )
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+func isTerminal(w io.Writer) bool { return isTerminalFile(w) }
+
+// isTerminalFile reports whether v is an *os.File open on a terminal.
+func isTerminalFile(v any) bool {
+	f, ok := v.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,11 @@ Running the same command again resumes the job: requests already done are never 
 			}
 			if job.State != sluice.JobRunning || job.Ingested > 0 {
 				fmt.Fprintf(e.stderr, "resuming job %s (%s)\n", job.ID, job.State)
+			}
+			if f.confirmCost > 0 && job.State != sluice.JobCompleted {
+				if err := confirmCost(cmd.Context(), e, f, st, o.Input); err != nil {
+					return err
+				}
 			}
 			return execJob(cmd.Context(), e, f, st, path, job, o)
 		},
@@ -134,6 +140,45 @@ func (f *runFlags) newOptions(e *env, input string) (jobOptions, error) {
 	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
 	o.Timeout = f.timeout.String()
 	return o, o.validate()
+}
+
+// confirmCost estimates the input and, when its worst case is above --confirm-cost, asks
+// before anything is sent: on a terminal it asks; elsewhere only --yes lets it run.
+func confirmCost(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, input string) error {
+	prices, err := loadPrices(f.prices)
+	if err != nil {
+		return err
+	}
+	history, err := st.ModelHistory(ctx)
+	if err != nil {
+		return err
+	}
+	rep, err := estimateFile(ctx, input, prices, history)
+	if err != nil {
+		return usageError("estimate %s: %v", input, err)
+	}
+	worst := rep.CostUSD.Online
+	if worst <= f.confirmCost {
+		return nil
+	}
+	what := fmt.Sprintf("%s: %d requests, %d input tokens, up to %d output tokens: up to $%.2f online (above --confirm-cost $%.2f)",
+		input, rep.Requests, rep.InputTokens, rep.OutputTokensBound, worst, f.confirmCost)
+	if len(rep.UnpricedModels) > 0 {
+		what += fmt.Sprintf("; no price for %s", strings.Join(rep.UnpricedModels, ", "))
+	}
+	switch {
+	case f.yes:
+		fmt.Fprintln(e.stderr, what+"; --yes given, running")
+		return nil
+	case !e.stdinTerminal:
+		return usageError("%s; pass --yes to run it anyway", what)
+	}
+	fmt.Fprintf(e.stderr, "%s\nrun it? [y/N] ", what)
+	answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		return usageError("not run: the estimate was not confirmed")
+	}
+	return nil
 }
 
 // findOrCreateJob finds the job this command ran before, or starts a new one.

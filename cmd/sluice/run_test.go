@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -274,5 +276,42 @@ func TestBenchFaults(t *testing.T) {
 	}
 	if len(results) != 1 || !results[0].Exact || results[0].Requests != 400 || results[0].Sent <= 400 {
 		t.Errorf("results = %+v, want 400 requests exactly once, with retries of the injected faults", results)
+	}
+}
+
+func TestConfirmCost(t *testing.T) {
+	dir := t.TempDir()
+	input := writeRequests(t, dir, 50)
+	store := filepath.Join(dir, "s.db")
+	args := []string{"run", input, "--sim", "--store", store, "--progress", "none", "--confirm-cost", "0.000001"}
+	// Not on a terminal: without --yes nothing runs, and the message says why.
+	res := runCLI(t, nil, args...)
+	if res.code != exitUsage || !strings.Contains(res.stderr, "above --confirm-cost") || !strings.Contains(res.stderr, "--yes") {
+		t.Fatalf("exit %d, stderr %q; want a usage error asking for --yes", res.code, res.stderr)
+	}
+	// On a terminal the user is asked; "n" runs nothing.
+	ask := func(answer string) cliResult {
+		var out, errb bytes.Buffer
+		e := &env{stdin: strings.NewReader(answer), stdout: &out, stderr: &errb, getenv: func(string) string { return "" },
+			interrupts: make(chan os.Signal), stdinTerminal: true}
+		return cliResult{code: execute(context.Background(), e, args), stdout: out.String(), stderr: errb.String()}
+	}
+	if res := ask("n\n"); res.code != exitUsage || !strings.Contains(res.stderr, "run it? [y/N]") {
+		t.Fatalf("answered n: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if _, err := os.Stat(strings.TrimSuffix(input, ".jsonl") + ".results.jsonl"); err == nil {
+		t.Fatal("an output file was written though nothing was confirmed")
+	}
+	if res := ask("y\n"); res.code != exitOK {
+		t.Fatalf("answered y: exit %d, stderr %q", res.code, res.stderr)
+	}
+	// Under the threshold, or with --yes, it runs without asking.
+	res = runCLI(t, nil, "run", input, "--sim", "--store", filepath.Join(dir, "s2.db"), "--progress", "none", "--confirm-cost", "0.000001", "--yes")
+	if res.code != exitOK {
+		t.Fatalf("--yes: exit %d\n%s", res.code, res.stderr)
+	}
+	res = runCLI(t, nil, "run", input, "--sim", "--store", filepath.Join(dir, "s3.db"), "--progress", "none", "--confirm-cost", "100")
+	if res.code != exitOK || strings.Contains(res.stderr, "confirm") {
+		t.Fatalf("under the threshold: exit %d\n%s", res.code, res.stderr)
 	}
 }
