@@ -59,20 +59,20 @@ type jobOptions struct {
 
 // runFlags are the flags shared by run and resume.
 type runFlags struct {
-	opts      jobOptions
-	timeout   time.Duration
-	store     string
-	prices    string
-	grace     time.Duration
-	jsonOut   bool
-	progress  string
-	logEvery  time.Duration
-	fresh     bool
+	opts     jobOptions
+	timeout  time.Duration
+	store    string
+	prices   string
+	grace    time.Duration
+	jsonOut  bool
+	progress string
+	logEvery time.Duration
+	fresh    bool
 	// confirmCost asks before running a file whose worst case is above it (USD); yes
 	// answers for the user.
 	confirmCost float64
 	yes         bool
-	simConfig sim.Config
+	simConfig   sim.Config
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
