@@ -74,6 +74,14 @@ func (s *Server) checkCreate(req *createBatchRequest) (time.Duration, error) {
 			return 0, invalid("metadata", "metadata keys may be at most 64 characters and values at most 512.")
 		}
 	}
+	if u, ok := req.Metadata[WebhookMetadataKey]; ok {
+		if !s.cfg.BatchWebhooks {
+			return 0, invalid("metadata", "metadata %s: this server does not take webhooks from clients (its operator can allow them with --batch-webhooks).", WebhookMetadataKey)
+		}
+		if err := checkWebhookURL(u); err != nil {
+			return 0, invalid("metadata", "metadata %s: %v.", WebhookMetadataKey, err)
+		}
+	}
 	if req.CompletionWindow == CompletionWindow {
 		return 24 * time.Hour, nil
 	}

@@ -41,4 +41,14 @@
 // server started again over the same store resumes the batches that were validating,
 // in_progress, finalizing or cancelling, and the ledger never sends a finished request
 // again.
+//
+// # Webhooks
+//
+// When a batch reaches a terminal status (completed, failed, expired, cancelled) the
+// server POSTs the batch object as JSON to its webhook: the batch's metadata
+// "webhook_url", or else Config.WebhookURL. A delivery runs on its own goroutine, never
+// holding the batch back; connection errors, 408, 409, 429 and 5xx answers are retried
+// with exponential backoff and jitter, up to Config.WebhookAttempts attempts. Close waits
+// for deliveries still being tried until its context is done. Deliveries are not kept in
+// the store: one pending when the server stops is lost.
 package http

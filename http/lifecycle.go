@@ -87,7 +87,8 @@ func (s *Server) resume(ctx context.Context) error {
 }
 
 // update applies fn to the stored batch id and saves it, serialised with every other
-// change of a batch (a cancel arriving while the batch moves on, say).
+// change of a batch (a cancel arriving while the batch moves on, say). A batch it moves to
+// a terminal status is sent to its webhook. Only batch goroutines call it.
 func (s *Server) update(id string, fn func(rec *batchRecord)) (*batchRecord, error) {
 	ctx := context.WithoutCancel(s.ctx)
 	s.mu.Lock()
@@ -96,8 +97,15 @@ func (s *Server) update(id string, fn func(rec *batchRecord)) (*batchRecord, err
 	if err != nil {
 		return nil, err
 	}
+	was := rec.Status
 	fn(rec)
-	return rec, s.saveBatch(ctx, rec)
+	if err := s.saveBatch(ctx, rec); err != nil {
+		return rec, err
+	}
+	if !was.terminal() && rec.Status.terminal() {
+		s.notify(rec)
+	}
+	return rec, nil
 }
 
 // requestCancel moves owner's batch id to cancelling and tells its goroutine.

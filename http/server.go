@@ -68,6 +68,27 @@ type Config struct {
 	AnyCompletionWindow bool
 	// Logger receives the server's notices; nil discards them.
 	Logger *slog.Logger
+
+	// WebhookURL, when set, is sent a POST of the batch object (as JSON) whenever a batch
+	// reaches a terminal status: completed, failed, expired or cancelled. A batch's
+	// metadata "webhook_url" (WebhookMetadataKey) overrides it for that batch when
+	// BatchWebhooks allows it. Deliveries never hold a batch back; they are not kept
+	// across restarts.
+	WebhookURL string
+	// BatchWebhooks lets clients name a webhook in a batch's metadata. Off by default:
+	// it lets any client key make the server POST to any address it can reach,
+	// internal ones included.
+	BatchWebhooks bool
+	// WebhookClient sends the webhooks; nil means a client whose attempts time out after
+	// 10 s.
+	WebhookClient *http.Client
+	// WebhookAttempts bounds the attempts of one delivery (DefaultWebhookAttempts);
+	// failures that are not worth retrying (a 4xx other than 408, 409 or 429) end it
+	// at once.
+	WebhookAttempts int
+	// WebhookBackoff is the wait after the first failed attempt, doubled after each
+	// further one up to 30 s, with jitter (DefaultWebhookBackoff).
+	WebhookBackoff time.Duration
 }
 
 // HashKey returns the hex SHA-256 of a client key, the form Config.KeyHashes holds.
@@ -86,6 +107,15 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.WebhookClient == nil {
+		c.WebhookClient = &http.Client{Timeout: webhookTimeout}
+	}
+	if c.WebhookAttempts == 0 {
+		c.WebhookAttempts = DefaultWebhookAttempts
+	}
+	if c.WebhookBackoff == 0 {
+		c.WebhookBackoff = DefaultWebhookBackoff
+	}
 	return c
 }
 
@@ -101,6 +131,13 @@ func (c Config) validate() error {
 		return errors.New("no client keys")
 	case c.MaxLines < 1 || c.MaxBytes < 1:
 		return errors.New("max lines and max bytes must be positive")
+	case c.WebhookAttempts < 1 || c.WebhookBackoff < 0:
+		return errors.New("webhook attempts must be positive and backoff not negative")
+	}
+	if c.WebhookURL != "" {
+		if err := checkWebhookURL(c.WebhookURL); err != nil {
+			return err
+		}
 	}
 	names := map[string]bool{}
 	for _, u := range c.Upstreams {
@@ -133,6 +170,7 @@ type Server struct {
 	closing chan struct{} // closed by Close: runs drain and batches stay resumable
 	once    sync.Once
 	wg      sync.WaitGroup // one per batch goroutine
+	hooks   sync.WaitGroup // one per webhook delivery; started only by batch goroutines
 
 	// mu serialises the read-modify-write of batch records and guards active.
 	mu     sync.Mutex
@@ -176,8 +214,10 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 // Close stops the batches: runs stop dispatching and their requests in flight may finish
 // until ctx is done, when they are cut off (they go back to pending). Batches that were
-// running stay in_progress in the store, to be resumed by the next server. Close returns
-// once every batch goroutine has ended. Stop serving HTTP before calling it.
+// running stay in_progress in the store, to be resumed by the next server. Webhook
+// deliveries still being tried may go on until ctx is done, when they are given up.
+// Close returns once every batch goroutine and every delivery has ended. Stop serving
+// HTTP before calling it.
 func (s *Server) Close(ctx context.Context) error {
 	s.once.Do(func() {
 		s.mu.Lock()
@@ -188,6 +228,7 @@ func (s *Server) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
+		s.hooks.Wait() // no delivery starts once the batch goroutines have ended
 		close(done)
 	}()
 	var err error

@@ -2,8 +2,15 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
+	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/internal/ingest"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -33,6 +41,9 @@ type benchScenario struct {
 	duration time.Duration
 	// check judges the result against the target and says how.
 	check func(r *benchResult) (pass bool, verdict string)
+	// serve runs the requests as a batch through sluice serve on 127.0.0.1 and compares
+	// its time with an engine run of the same file written out as sluice run does.
+	serve bool
 }
 
 // benchResult is what one scenario measured.
@@ -49,6 +60,11 @@ type benchResult struct {
 	Pass        bool    `json:"pass"`
 	Verdict     string  `json:"verdict"`
 	Concurrency int     `json:"concurrency"`
+	// BaselineWall is, for the serve scenario, the seconds sluice run's equivalent (ingest,
+	// run, write the output file) took for the same file; Wall is then the batch's time
+	// from the start of the upload to the first poll that sees it completed. Each is the
+	// fastest of serveBenchRounds alternating measurements.
+	BaselineWall float64 `json:"baseline_seconds,omitempty"`
 }
 
 func benchScenarios() []benchScenario {
@@ -95,6 +111,16 @@ func benchScenarios() []benchScenario {
 				return r.Exact, fmt.Sprintf("exactly once with own answers: %v; %d sent for %d requests", r.Exact, r.Sent, r.Requests)
 			},
 		},
+		{
+			name: "serve", what: "a 100,000-line batch through sluice serve (HTTP on 127.0.0.1), zero-latency simulator, concurrency 256: ≤ 1.25× the time of sluice run on the same file, peak RSS ≤ 200 MB",
+			requests: 100_000, concurrency: 256, maxTokens: 16, serve: true,
+			check: func(r *benchResult) (bool, string) {
+				ratio := r.Wall / r.BaselineWall
+				return r.Exact && ratio <= 1.25 && r.PeakRSSMB <= 200,
+					fmt.Sprintf("batch %.2fs vs sluice run %.2fs = %.2f× (target ≤ 1.25×), peak RSS %.0f MB (target ≤ 200 MB), exactly once: %v",
+						r.Wall, r.BaselineWall, ratio, r.PeakRSSMB, r.Exact)
+			},
+		},
 	}
 }
 
@@ -119,7 +145,8 @@ func newBenchCmd(e *env) *cobra.Command {
 		Short: "Measure the engine against its performance targets (in-process simulator)",
 		Long: `Bench runs the engine's performance scenarios end to end against the in-process simulator
 and says whether each meets its target. Scenarios: ` + strings.Join(benchNames(), ", ") + `
-(default: all but memory, which takes a minute). Peak RSS is the whole process's, simulator included.`,
+(default: all but memory, which takes a minute, and serve, whose peak RSS is only
+meaningful alone). Peak RSS is the whole process's, simulator included.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			scens, err := pickScenarios(args)
 			if err != nil {
@@ -175,7 +202,7 @@ func benchNames() []string {
 func pickScenarios(args []string) ([]benchScenario, error) {
 	all := benchScenarios()
 	if len(args) == 0 {
-		return slices.DeleteFunc(all, func(s benchScenario) bool { return s.name == "memory" }), nil
+		return slices.DeleteFunc(all, func(s benchScenario) bool { return s.name == "memory" || s.name == "serve" }), nil
 	}
 	var out []benchScenario
 	for _, a := range args {
@@ -201,6 +228,9 @@ func runBench(ctx context.Context, sc benchScenario, dir string) (*benchResult, 
 	input := filepath.Join(dir, sc.name+".jsonl")
 	if err := writeBenchRequests(input, sc.requests, sc.maxTokens); err != nil {
 		return nil, err
+	}
+	if sc.serve {
+		return runServeBench(ctx, sc, dir, input)
 	}
 	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.name+".db"))
 	if err != nil {
@@ -322,4 +352,279 @@ func writeBenchRequests(path string, n, maxTokens int) error {
 		return err
 	}
 	return f.Close()
+}
+
+// serveBenchKey is the client key of the serve scenario's server.
+const serveBenchKey = "sk-bench"
+
+// serveBenchRounds is how many times the serve scenario measures each side, alternating,
+// keeping the fastest of each: on a shared machine one measurement of each can be off by
+// more than the margin being checked.
+const serveBenchRounds = 2
+
+// runServeBench runs the serve scenario: the input as sluice run would run it (ingest, run,
+// output file), then as a batch through sluice serve over HTTP on 127.0.0.1, each over its
+// own zero-latency simulator and a fresh store, serveBenchRounds times.
+func runServeBench(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error) {
+	var best *benchResult
+	var base time.Duration
+	for round := range serveBenchRounds {
+		name := fmt.Sprintf("%s%d", sc.name, round+1)
+		b, err := benchEngineRun(ctx, sc, dir, name, input)
+		if err != nil {
+			return nil, fmt.Errorf("sluice run: %w", err)
+		}
+		r, err := benchServeRun(ctx, sc, dir, name, input)
+		if err != nil {
+			return nil, fmt.Errorf("sluice serve: %w", err)
+		}
+		if base == 0 || b < base {
+			base = b
+		}
+		if best == nil || r.Wall < best.Wall || !r.Exact {
+			r.Exact = r.Exact && (best == nil || best.Exact)
+			best = r
+		}
+	}
+	best.BaselineWall = base.Seconds()
+	best.PeakRSSMB = peakRSSMB()
+	best.Pass, best.Verdict = sc.check(best)
+	return best, nil
+}
+
+// benchEngineRun is sluice run on input: ingest, run and write the output file.
+func benchEngineRun(ctx context.Context, sc benchScenario, dir, name, input string) (time.Duration, error) {
+	st, err := sqlite.Open(ctx, filepath.Join(dir, name+"-run.db"))
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	job := &sluice.Job{ID: newJobID(), State: sluice.JobRunning, Input: input, Options: []byte(`{}`)}
+	if err := st.CreateJob(ctx, job); err != nil {
+		return 0, err
+	}
+	s := sim.New(sc.sim)
+	defer s.Close()
+	up, err := simClient(s)
+	if err != nil {
+		return 0, err
+	}
+	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.concurrency})
+	if err != nil {
+		return 0, err
+	}
+	in, err := os.Open(input)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	runtime.GC()
+	start := time.Now()
+	run, err := eng.Start(ctx, job, ingest.NewSource(bufio.NewReaderSize(in, 1<<20), tokens.Default()))
+	if err != nil {
+		return 0, err
+	}
+	if err := run.Wait(); err != nil {
+		return 0, err
+	}
+	out := filepath.Join(dir, name+"-run.output.jsonl")
+	if _, err := writeOutputFiles(ctx, st, job.ID, out, filepath.Join(dir, name+"-run.errors.jsonl")); err != nil {
+		return 0, err
+	}
+	wall := time.Since(start)
+	exact, err := checkOwnAnswers(ctx, st, job.ID, sc.requests)
+	if err != nil {
+		return 0, err
+	}
+	if !exact {
+		return 0, errors.New("the run's results are not every request once with its own answer")
+	}
+	return wall, nil
+}
+
+// benchServeRun uploads input to a sluice serve on 127.0.0.1, creates a batch, polls it to
+// completed and checks its output file.
+func benchServeRun(ctx context.Context, sc benchScenario, dir, name, input string) (*benchResult, error) {
+	st, err := sqlite.Open(ctx, filepath.Join(dir, name+".db"))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	s := sim.New(sc.sim)
+	defer s.Close()
+	up, err := simClient(s)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.concurrency})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
+		Store: st, FilesDir: filepath.Join(dir, name+".files"),
+		Upstreams: []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
+		KeyHashes: []string{sluicehttp.HashKey(serveBenchKey)}, MaxLines: int64(sc.requests),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, errors.Join(err, srv.Close(ctx))
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	defer func() {
+		_ = hs.Shutdown(ctx)
+		<-served
+		_ = srv.Close(ctx)
+	}()
+	c := &benchClient{base: "http://" + ln.Addr().String() + "/v1", http: &http.Client{}}
+
+	runtime.GC()
+	start := time.Now()
+	fileID, err := c.upload(ctx, input)
+	if err != nil {
+		return nil, err
+	}
+	var b struct {
+		ID            string `json:"id"`
+		Status        string `json:"status"`
+		OutputFileID  string `json:"output_file_id"`
+		RequestCounts struct {
+			Completed int64 `json:"completed"`
+			Failed    int64 `json:"failed"`
+		} `json:"request_counts"`
+	}
+	create := fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}`, fileID)
+	if err := c.do(ctx, http.MethodPost, "/batches", "application/json", strings.NewReader(create), &b); err != nil {
+		return nil, err
+	}
+	tick := time.NewTicker(10 * time.Millisecond) // polling is the client protocol
+	defer tick.Stop()
+	for b.Status != "completed" {
+		switch b.Status {
+		case "failed", "expired", "cancelled":
+			return nil, fmt.Errorf("batch %s ended %s", b.ID, b.Status)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if err := c.do(ctx, http.MethodGet, "/batches/"+b.ID, "", nil, &b); err != nil {
+			return nil, err
+		}
+	}
+	wall := time.Since(start)
+	r := &benchResult{
+		Scenario: sc.name, Concurrency: sc.concurrency,
+		Requests: b.RequestCounts.Completed + b.RequestCounts.Failed, Sent: s.Stats().Requests,
+		Wall: wall.Seconds(),
+	}
+	r.Throughput = float64(r.Requests) / r.Wall
+	if r.Exact, err = c.checkOutput(ctx, b.OutputFileID, sc.requests); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// benchClient is a minimal client of sluice serve's API.
+type benchClient struct {
+	base string
+	http *http.Client
+}
+
+func (c *benchClient) do(ctx context.Context, method, path, contentType string, body io.Reader, into any) error {
+	resp, err := c.send(ctx, method, path, contentType, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(into)
+}
+
+func (c *benchClient) send(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+serveBenchKey)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)
+	}
+	return resp, nil
+}
+
+// upload streams the file at path to /v1/files as a multipart form.
+func (c *benchClient) upload(ctx context.Context, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		err := mw.WriteField("purpose", "batch")
+		if err == nil {
+			var part io.Writer
+			if part, err = mw.CreateFormFile("file", filepath.Base(path)); err == nil {
+				_, err = io.Copy(part, f)
+			}
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	var obj struct {
+		ID string `json:"id"`
+	}
+	err = c.do(ctx, http.MethodPost, "/files", mw.FormDataContentType(), pr, &obj)
+	pr.CloseWithError(errors.New("upload ended")) // ends the writer if the request did not read it all
+	<-written
+	return obj.ID, err
+}
+
+// checkOutput downloads the output file and checks that it has every bench request once,
+// each with its own answer.
+func (c *benchClient) checkOutput(ctx context.Context, fileID string, n int) (bool, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/files/"+fileID+"/content", "", nil)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	seen := make([]bool, n+1)
+	lines := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		var line struct {
+			CustomID string `json:"custom_id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			return false, fmt.Errorf("output line %d: %w", lines+1, err)
+		}
+		lines++
+		var i int
+		if _, err := fmt.Sscanf(line.CustomID, "b%07d", &i); err != nil || i < 1 || i > n || seen[i] ||
+			!bytes.Contains(sc.Bytes(), []byte("ask "+line.CustomID)) {
+			return false, sc.Err()
+		}
+		seen[i] = true
+	}
+	return lines == n, sc.Err()
 }

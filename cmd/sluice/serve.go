@@ -29,6 +29,8 @@ const (
 // serveFlags are serve's command line.
 type serveFlags struct {
 	listen, baseURL, apiKeyEnv, store, config, filesDir string
+	webhookURL                                          string
+	batchWebhooks                                       bool
 	maxLines, maxBytes                                  int64
 	concurrency, maxAttempts                            int
 	rpm, tpm                                            float64
@@ -39,6 +41,8 @@ type serveFlags struct {
 // serveConfig is the YAML config file of serve.
 type serveConfig struct {
 	Upstreams []upstreamConfig `yaml:"upstreams"`
+	// WebhookURL is told of every batch that ends, unless --webhook-url is given.
+	WebhookURL string `yaml:"webhook_url"`
 }
 
 // upstreamConfig is one upstream of the config file. A base_url of "sim" is the built-in
@@ -77,7 +81,11 @@ A --config file lists several upstreams and routes models to them:
       rpm: 500
       models: [deepseek-chat, deepseek-reasoner]
     - name: local
-      base_url: http://127.0.0.1:8000/v1     # every other model`,
+      base_url: http://127.0.0.1:8000/v1     # every other model
+  webhook_url: https://hooks.example.com/sluice  # told of every batch that ends
+
+A batch whose metadata has "webhook_url" is POSTed there instead when it ends; a webhook is
+retried with backoff (5 attempts) and never holds a batch back.`,
 		Example: `  SLUICE_API_KEYS=sk-mine sluice serve                     # over the simulator
   SLUICE_API_KEYS=sk-mine sluice serve --base-url http://127.0.0.1:8000/v1 --concurrency 16`,
 		Args: exactArgs(0, "no arguments"),
@@ -98,6 +106,8 @@ A --config file lists several upstreams and routes models to them:
 	fs.IntVar(&f.maxAttempts, "max-attempts", sluice.DefaultMaxAttempts, "attempts per request before it fails")
 	fs.DurationVar(&f.timeout, "timeout", sluice.DefaultTimeout, "timeout for one attempt")
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "on shutdown, how long requests in flight may finish")
+	fs.StringVar(&f.webhookURL, "webhook-url", "", `POST each batch that ends (completed, failed, expired, cancelled) to this URL`)
+	fs.BoolVar(&f.batchWebhooks, "batch-webhooks", false, `let clients name a webhook in a batch's metadata "webhook_url" (it lets any client key make this server POST to any address it reaches)`)
 	fs.BoolVar(&f.anyWindow, "any-completion-window", false, `accept any duration ("90m") as completion_window, not only "24h"`)
 	return cmd
 }
@@ -108,7 +118,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if len(keys) == 0 {
 		return usageError("no client keys: set %s to the comma-separated keys clients must present", clientKeysEnv)
 	}
-	ups, err := f.upstreams()
+	ups, webhookURL, err := f.upstreams()
 	if err != nil {
 		return err
 	}
@@ -130,6 +140,9 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
 		Store: st, FilesDir: filesDir, Upstreams: upstreams, KeyHashes: keys,
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
+		WebhookURL: cmp.Or(f.webhookURL, webhookURL),
+
+		BatchWebhooks: f.batchWebhooks,
 	})
 	if err != nil {
 		return usageError("%v", err)
@@ -173,32 +186,33 @@ func clientKeyHashes(v string) []string {
 	return hashes
 }
 
-// upstreams reads the config file, or makes the one upstream of the flags.
-func (f *serveFlags) upstreams() ([]upstreamConfig, error) {
+// upstreams reads the config file, or makes the one upstream of the flags; it also returns
+// the config file's webhook URL.
+func (f *serveFlags) upstreams() ([]upstreamConfig, string, error) {
 	if f.config == "" {
 		base := f.baseURL
 		if base == "" {
 			base = simUpstreamName
 		}
-		return []upstreamConfig{{Name: "default", BaseURL: base, APIKeyEnv: f.apiKeyEnv}}, nil
+		return []upstreamConfig{{Name: "default", BaseURL: base, APIKeyEnv: f.apiKeyEnv}}, "", nil
 	}
 	data, err := os.ReadFile(f.config)
 	if err != nil {
-		return nil, usageError("config: %v", err)
+		return nil, "", usageError("config: %v", err)
 	}
 	var cfg serveConfig
 	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return nil, usageError("config %s: %v", f.config, err)
+		return nil, "", usageError("config %s: %v", f.config, err)
 	}
 	if len(cfg.Upstreams) == 0 {
-		return nil, usageError("config %s: no upstreams", f.config)
+		return nil, "", usageError("config %s: no upstreams", f.config)
 	}
 	for i, u := range cfg.Upstreams {
 		if u.Name == "" || u.BaseURL == "" {
-			return nil, usageError("config %s: upstream %d needs a name and a base_url", f.config, i+1)
+			return nil, "", usageError("config %s: upstream %d needs a name and a base_url", f.config, i+1)
 		}
 	}
-	return cfg.Upstreams, nil
+	return cfg.Upstreams, cfg.WebhookURL, nil
 }
 
 // engines makes one engine per upstream; closeFn stops the simulators among them.

@@ -1,19 +1,29 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/sqlite"
 )
 
 // serveLog is a stderr that the test reads while serve writes it.
@@ -60,6 +70,12 @@ func (l *serveLog) waitListening(t *testing.T, exited <-chan int) string {
 }
 
 func TestServeCommandRunsBatchOverSimulator(t *testing.T) {
+	hooks := make(chan []byte, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		hooks <- body
+	}))
+	defer hook.Close()
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "serve.yaml", `upstreams:
   - name: fast
@@ -68,6 +84,7 @@ func TestServeCommandRunsBatchOverSimulator(t *testing.T) {
     models: [gpt-4o-mini]
   - name: other
     base_url: sim
+webhook_url: `+hook.URL+`
 `)
 	log := &serveLog{changed: make(chan struct{}, 1)}
 	interrupts := make(chan os.Signal, 1)
@@ -113,6 +130,14 @@ func TestServeCommandRunsBatchOverSimulator(t *testing.T) {
 	if b.RequestCounts.Completed != 2 || b.OutputFileID == "" {
 		t.Errorf("completed batch: %+v", b)
 	}
+	select {
+	case body := <-hooks:
+		if !strings.Contains(string(body), `"id":"`+b.ID+`"`) || !strings.Contains(string(body), `"status":"completed"`) {
+			t.Errorf("webhook body: %s", body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("no webhook from the config file's webhook_url")
+	}
 
 	interrupts <- os.Interrupt
 	select {
@@ -129,5 +154,202 @@ func TestServeCommandNeedsClientKeys(t *testing.T) {
 	res := runCLI(t, nil, "serve", "--store", filepath.Join(t.TempDir(), "s.db"))
 	if res.code != exitUsage || !strings.Contains(res.stderr, clientKeysEnv) {
 		t.Errorf("serve without keys: exit %d, %s", res.code, res.stderr)
+	}
+}
+
+// serveProcess is sluice serve running as a child process (the test binary with
+// SLUICE_TEST_MAIN set).
+type serveProcess struct {
+	cmd    *exec.Cmd
+	log    *serveLog
+	exited chan int
+	base   string // http://127.0.0.1:PORT
+}
+
+func startServeProcess(t *testing.T, args ...string) *serveProcess {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &serveProcess{log: &serveLog{changed: make(chan struct{}, 1)}, exited: make(chan int, 1)}
+	p.cmd = exec.Command(exe, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	p.cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN=1", clientKeysEnv+"=sk-crash", "OPENAI_API_KEY=sk-upstream")
+	p.cmd.Stderr = p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		p.exited <- p.cmd.ProcessState.ExitCode()
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+	p.base = p.log.waitListening(t, p.exited)
+	return p
+}
+
+func (p *serveProcess) client() openai.Client {
+	return openai.NewClient(option.WithBaseURL(p.base+"/v1/"), option.WithAPIKey("sk-crash"), option.WithMaxRetries(0))
+}
+
+// pollBatch polls the batch, as a client does, until cond holds or 60 s pass.
+func pollBatch(t *testing.T, c openai.Client, id string, cond func(*openai.Batch) bool) *openai.Batch {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := c.Batches.Get(context.Background(), id)
+		if err != nil {
+			t.Fatalf("get batch: %v", err)
+		}
+		if cond(b) {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %s: %s, %+v", id, b.Status, b.RequestCounts)
+		}
+		time.Sleep(5 * time.Millisecond) // polling is the client protocol
+	}
+}
+
+// TestServeResumesAfterKill kills a serve process mid-batch with SIGKILL, starts another
+// over the same store, and checks that the batch completes with every request exactly
+// once, each with its own answer.
+func TestServeResumesAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several processes")
+	}
+	const n, conc = 400, 8
+	simSrv := sim.New(sim.Config{Seed: 3, TTFT: 20 * time.Millisecond}) // n/conc × 20 ms ≈ 1 s of work
+	defer simSrv.Close()
+	up := httptest.NewServer(simSrv)
+	defer up.Close()
+	dir := t.TempDir()
+	input := writeRequests(t, dir, n)
+	args := []string{"--store", filepath.Join(dir, "s.db"), "--base-url", up.URL + "/v1",
+		"--concurrency", fmt.Sprint(conc)}
+
+	first := startServeProcess(t, args...)
+	c := first.client()
+	ctx := context.Background()
+	data, err := os.ReadFile(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := c.Files.New(ctx, openai.FileNewParams{
+		File:    openai.File(bytes.NewReader(data), "requests.jsonl", "application/jsonl"),
+		Purpose: openai.FilePurposeBatch,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: in.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions,
+		CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := pollBatch(t, c, b.ID, func(b *openai.Batch) bool {
+		return b.Status == openai.BatchStatusCompleted || b.RequestCounts.Completed >= n/4
+	})
+	if mid.Status != openai.BatchStatusInProgress || mid.RequestCounts.Completed >= n {
+		t.Fatalf("the batch was not mid-way when polled: %s, %+v", mid.Status, mid.RequestCounts)
+	}
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-first.exited; code != -1 {
+		t.Fatalf("serve exited %d before the kill: %s", code, first.log.String())
+	}
+	first.exited <- -1 // for the cleanup
+	sentBefore := simSrv.Stats().Requests
+	// What the ledger holds as done must never be sent again: the next server sends only
+	// the rest, once each (the simulator injects no faults).
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	atKill, err := st.Stats(ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if atKill.Done == 0 || atKill.Done >= n {
+		t.Fatalf("the ledger had %d of %d requests done at the kill: not mid-batch", atKill.Done, n)
+	}
+
+	second := startServeProcess(t, args...)
+	c = second.client()
+	done := pollBatch(t, c, b.ID, func(b *openai.Batch) bool {
+		switch b.Status {
+		case openai.BatchStatusCompleted, openai.BatchStatusFailed, openai.BatchStatusExpired, openai.BatchStatusCancelled:
+			return true
+		}
+		return false
+	})
+	if done.Status != openai.BatchStatusCompleted || done.RequestCounts.Completed != n || done.RequestCounts.Failed != 0 {
+		t.Fatalf("resumed batch: %s, %+v, errors %+v\n%s", done.Status, done.RequestCounts, done.Errors, second.log.String())
+	}
+	if !strings.Contains(second.log.String(), "resuming batch") {
+		t.Errorf("the second server did not say it resumed the batch:\n%s", second.log.String())
+	}
+	// Requests the killed server had written to its sockets may reach the simulator after
+	// sentBefore was read: at most conc of them.
+	if resent, want := simSrv.Stats().Requests-sentBefore, n-atKill.Done; resent < want || resent > want+conc {
+		t.Errorf("%d requests reached the upstream after the kill, want the %d not done in the ledger then (+ up to %d in flight)",
+			resent, want, conc)
+	}
+
+	resp, err := c.Files.Content(ctx, done.OutputFileID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	seen := map[string]int{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l resultLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("output line %d: %v: %q", len(seen)+1, err, sc.Text())
+		}
+		if l.CustomID == nil {
+			t.Fatalf("output line without custom_id: %q", sc.Text())
+		}
+		id := *l.CustomID
+		seen[id]++
+		if l.Response == nil || l.Response.StatusCode != 200 || !strings.Contains(string(l.Response.Body), "ask "+id) {
+			t.Errorf("result for %s is not its own answer: %q", id, sc.Text())
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if id := fmt.Sprintf("r%05d", i+1); seen[id] != 1 {
+			t.Errorf("%s appears %d times in the output", id, seen[id])
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("output has %d custom_ids, want %d", len(seen), n)
+	}
+}
+
+// TestBenchServe runs the serve scenario of "sluice bench" small: it works end to end and
+// its exactly-once check passes (the time ratio means nothing at this size).
+func TestBenchServe(t *testing.T) {
+	res := runCLI(t, nil, "bench", "serve", "-n", "300", "--json", "--dir", t.TempDir())
+	if res.code != exitOK && res.code != exitFailed {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	var results []benchResult
+	if err := json.Unmarshal([]byte(res.stdout), &results); err != nil {
+		t.Fatalf("%v: %s", err, res.stdout)
+	}
+	if len(results) != 1 || !results[0].Exact || results[0].Requests != 300 || results[0].BaselineWall <= 0 || results[0].Wall <= 0 {
+		t.Errorf("bench serve: %+v", results)
 	}
 }

@@ -1,0 +1,114 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Webhook defaults.
+const (
+	// WebhookMetadataKey is the metadata key of a batch's webhook URL, which overrides
+	// Config.WebhookURL for that batch.
+	WebhookMetadataKey = "webhook_url"
+	// DefaultWebhookAttempts is how many times a webhook is tried before it is given up.
+	DefaultWebhookAttempts = 5
+	// DefaultWebhookBackoff is the wait after a webhook's first failed attempt; it doubles
+	// (with jitter) after each further one, up to maxWebhookBackoff.
+	DefaultWebhookBackoff = time.Second
+
+	maxWebhookBackoff = 30 * time.Second
+	webhookTimeout    = 10 * time.Second // one attempt, with the default client
+)
+
+// checkWebhookURL checks that u is an absolute http or https URL.
+func checkWebhookURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return fmt.Errorf("webhook URL %q is not an absolute http or https URL", u)
+	}
+	return nil
+}
+
+// notify starts the delivery of rec, which has just reached a terminal status, to its
+// webhook, if it has one. It never blocks: delivery runs on a goroutine that Close joins.
+// Callers are batch goroutines, so that every delivery has started by the time Close has
+// waited for them.
+func (s *Server) notify(rec *batchRecord) {
+	target := s.cfg.WebhookURL
+	if u := rec.Metadata[WebhookMetadataKey]; u != "" {
+		target = u
+	}
+	if target == "" {
+		return
+	}
+	body, err := json.Marshal(rec.Batch)
+	if err != nil {
+		s.cfg.Logger.Error("webhook", "batch", rec.ID, "err", err)
+		return
+	}
+	id, status := rec.ID, rec.Status // rec stays its caller's
+	s.hooks.Go(func() {
+		if err := s.deliver(target, body); err != nil {
+			s.cfg.Logger.Error("webhook not delivered", "batch", id, "status", status, "url", target, "err", err)
+		}
+	})
+}
+
+// deliver POSTs body to target until it answers 2xx, it answers a status not worth
+// retrying, the attempts run out, or the server's context ends.
+func (s *Server) deliver(target string, body []byte) error {
+	wait := s.cfg.WebhookBackoff
+	for attempt := 1; ; attempt++ {
+		retry, err := s.post(target, body)
+		if err == nil {
+			return nil
+		}
+		if !retry || attempt >= s.cfg.WebhookAttempts {
+			return fmt.Errorf("attempt %d: %w", attempt, err)
+		}
+		// Full jitter on the upper half: between wait/2 and wait.
+		d := wait/2 + rand.N(wait/2+1)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			return fmt.Errorf("attempt %d: %w (then the server closed)", attempt, err)
+		}
+		wait = min(2*wait, maxWebhookBackoff)
+	}
+}
+
+// post makes one attempt and says whether a failure is worth retrying: connection
+// errors, 408, 409, 429 and 5xx are.
+func (s *Server) post(target string, body []byte) (retry bool, err error) {
+	ctx, cancel := context.WithTimeout(s.ctx, webhookTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "sluice-serve-webhook")
+	resp, err := s.cfg.WebhookClient.Do(req)
+	if err != nil {
+		return true, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	switch c := resp.StatusCode; {
+	case c >= 200 && c < 300:
+		return false, nil
+	case c == http.StatusRequestTimeout, c == http.StatusConflict, c == http.StatusTooManyRequests, c >= 500:
+		return true, fmt.Errorf("answered %s", resp.Status)
+	default:
+		return false, fmt.Errorf("answered %s", resp.Status)
+	}
+}
