@@ -36,6 +36,9 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, owner strin
 	if in.Purpose != PurposeBatch {
 		return invalid("input_file_id", "The input file must have purpose 'batch', got '%s'.", in.Purpose)
 	}
+	if err := s.checkQuota(r.Context(), owner); err != nil {
+		return err
+	}
 	created := now()
 	rec := &batchRecord{
 		Batch: Batch{
@@ -49,7 +52,8 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, owner strin
 			ExpiresAt:        ptr(time.Unix(created, 0).Add(window).Unix()),
 			Metadata:         req.Metadata,
 		},
-		Owner: owner,
+		Owner:     owner,
+		CountedAt: s.cfg.Now().Unix(),
 	}
 	if err := s.start(r.Context(), rec); err != nil {
 		return err

@@ -16,6 +16,7 @@
 //	GET    /v1/batches               list (after, limit)
 //	GET    /v1/batches/{id}          retrieve, with live request_counts
 //	POST   /v1/batches/{id}/cancel   cancel
+//	GET    /v1/usage                 the calling key's usage and budget (sluice's own)
 //	GET    /healthz                  liveness, no key needed
 //
 // Every JSON answer carries Content-Type: application/json, and every error is the
@@ -26,6 +27,22 @@
 // Clients present "Authorization: Bearer KEY". The server knows only the SHA-256 of each
 // key (Config.KeyHashes); a key sees only the files and batches it created, and the ids
 // of others' objects answer 404 as if they did not exist.
+//
+// # Budgets
+//
+// A key in Config.Keys has a name and may have a Budget: a cap on cost (USD, priced by
+// Config.Cost) and/or tokens per period, monthly from a reset day or daily, in UTC.
+// Usage is recorded per batch, replaced (never incremented) from the batch's ledger
+// every Config.UsageInterval while it runs and when its run ends, so a crash counts
+// nothing twice and a restart loses nothing; a batch counts in the period it was
+// created in, and per user too when its metadata has "user". A key whose budget for
+// the period is spent gets 429 with the OpenAI body of code insufficient_quota on
+// POST /v1/batches; a running batch whose key's budget runs out is drained and fails
+// with an errors entry insufficient_quota, its finished requests in the output file
+// and the rest in the error file with code insufficient_quota. The check runs every
+// UsageInterval, so a key can overspend by what its batches send in one interval plus
+// the requests in flight. GET /v1/usage answers the calling key's period, usage, limits,
+// what remains and usage by user.
 //
 // # Lifecycle
 //

@@ -32,6 +32,7 @@ const (
 	endCancel                 // the client cancelled the batch
 	endExpire                 // the completion window passed
 	endShutdown               // the server is closing: the batch stays in_progress
+	endQuota                  // the key's budget for the period is spent
 )
 
 var errClosing = &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "shutting_down",
@@ -189,7 +190,7 @@ func (s *Server) lifecycle(a *activeBatch, id string) error {
 			}
 		}
 	}
-	return s.finalize(ctx, rec, end == endExpire)
+	return s.finalize(ctx, rec, end)
 }
 
 // validateBatch validates the batch's input and moves it on: to failed, in_progress, or
@@ -261,6 +262,9 @@ func (s *Server) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
 		defer f.Close()
 		src = ingest.NewSource(f, tokens.Default())
 	}
+	if s.overQuota(ctx, rec) {
+		return endQuota, nil
+	}
 	run, err := up.Engine.Start(s.ctx, job, src)
 	if err != nil {
 		return endDone, fmt.Errorf("run batch: %w", err)
@@ -268,21 +272,36 @@ func (s *Server) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
 	a.run.Store(run)
 	timer := time.NewTimer(time.Until(time.Unix(*rec.ExpiresAt, 0)))
 	defer timer.Stop()
+	tick := time.NewTicker(s.cfg.UsageInterval)
+	defer tick.Stop()
 	end := endDone
-	select {
-	case <-run.Done():
-	case <-a.cancel:
-		end = endCancel
-	case <-timer.C:
-		end = endExpire
-	case <-s.closing:
-		end = endShutdown
+wait:
+	for {
+		select {
+		case <-run.Done():
+			break wait
+		case <-a.cancel:
+			end = endCancel
+			break wait
+		case <-timer.C:
+			end = endExpire
+			break wait
+		case <-s.closing:
+			end = endShutdown
+			break wait
+		case <-tick.C:
+			if s.overQuota(ctx, rec) {
+				end = endQuota
+				break wait
+			}
+		}
 	}
 	if end != endDone {
 		run.Drain()
 	}
 	err = run.Wait()
-	if err == nil && (end == endShutdown || end == endExpire) {
+	s.recordUsage(ctx, rec)
+	if err == nil && (end == endShutdown || end == endExpire || end == endQuota) {
 		end = endDone // every request finished anyway: the batch is complete
 	}
 	return end, err
@@ -298,13 +317,23 @@ func (s *Server) upstream(name string) *Upstream {
 }
 
 // finalize writes the output and error files of a batch whose run has ended and moves it
-// to its terminal status: cancelled when it was cancelling, expired when expire is set
-// (its unfinished requests go to the error file as batch_expired), completed otherwise.
-func (s *Server) finalize(ctx context.Context, rec *batchRecord, expire bool) error {
+// to its terminal status: cancelled when it was cancelling; expired when the window
+// passed (its unfinished requests go to the error file as batch_expired); failed with an
+// insufficient_quota error when its key's budget ran out (its unfinished requests go to
+// the error file as insufficient_quota, its finished ones to the output file); completed
+// otherwise.
+func (s *Server) finalize(ctx context.Context, rec *batchRecord, end runEnd) error {
 	if rec.Status.terminal() {
 		return nil
 	}
-	res, err := s.writeResults(ctx, rec, expire)
+	var unf *unfinished
+	switch end {
+	case endExpire:
+		unf = unfinishedExpired
+	case endQuota:
+		unf = unfinishedQuota
+	}
+	res, err := s.writeResults(ctx, rec, unf)
 	if err != nil {
 		return err
 	}
@@ -316,7 +345,10 @@ func (s *Server) finalize(ctx context.Context, rec *batchRecord, expire bool) er
 		switch {
 		case rec.Status == StatusCancelling:
 			rec.Status, rec.CancelledAt = StatusCancelled, t
-		case expire:
+		case end == endQuota:
+			rec.Status, rec.FailedAt = StatusFailed, t
+			rec.Errors = &BatchErrors{Object: "list", Data: []BatchError{{Code: codeInsufficientQuota, Message: msgQuota}}}
+		case end == endExpire:
 			rec.Status, rec.ExpiredAt = StatusExpired, t
 		default:
 			rec.Status, rec.CompletedAt = StatusCompleted, t

@@ -17,6 +17,15 @@ const (
 	msgBatchExpired  = "This request could not be executed before the completion window expired."
 )
 
+// unfinished is the error the requests a batch never finished are written with, when
+// its run was cut short by the completion window or the key's budget.
+type unfinished struct{ code, msg string }
+
+var (
+	unfinishedExpired = &unfinished{code: codeBatchExpired, msg: msgBatchExpired}
+	unfinishedQuota   = &unfinished{code: codeInsufficientQuota, msg: msgQuotaRequest}
+)
+
 // results is what writeResults wrote.
 type results struct {
 	outputID, errorID *string
@@ -25,10 +34,11 @@ type results struct {
 }
 
 // writeResults writes a batch's output file (requests that succeeded) and error file
-// (requests that failed, and with expire the requests never finished, as batch_expired),
+// (requests that failed, and with unfinished not nil the requests never finished, with
+// its error code: batch_expired, insufficient_quota),
 // in the Batch API output format and input order, as new batch_output files of the
 // batch's owner. A file that would be empty is not made.
-func (s *Server) writeResults(ctx context.Context, rec *batchRecord, expire bool) (*results, error) {
+func (s *Server) writeResults(ctx context.Context, rec *batchRecord, unf *unfinished) (*results, error) {
 	out, err := s.newOutputFile(rec, "output")
 	if err != nil {
 		return nil, err
@@ -41,8 +51,8 @@ func (s *Server) writeResults(ctx context.Context, rec *batchRecord, expire bool
 	defer errs.abort()
 
 	var expired *expiredLines
-	if expire {
-		if expired, err = s.openExpired(ctx, rec, errs); err != nil {
+	if unf != nil {
+		if expired, err = s.openExpired(ctx, rec, errs, unf); err != nil {
 			return nil, err
 		}
 		defer expired.close()
@@ -152,18 +162,19 @@ func (o *outputFile) abort() {
 	}
 }
 
-// expiredLines writes the input lines with no final result as batch_expired lines: it
-// reads the input alongside the results, both in line order.
+// expiredLines writes the input lines with no final result as failed lines (batch_expired
+// or insufficient_quota): it reads the input alongside the results, both in line order.
 type expiredLines struct {
 	batchID string
 	f       *os.File
 	rd      *jsonl.Reader
 	to      *outputFile
+	as      *unfinished // the error code and message of the lines written
 	count   int64
 	buf     []byte
 }
 
-func (s *Server) openExpired(ctx context.Context, rec *batchRecord, to *outputFile) (*expiredLines, error) {
+func (s *Server) openExpired(ctx context.Context, rec *batchRecord, to *outputFile, unf *unfinished) (*expiredLines, error) {
 	in, err := s.file(ctx, rec.InputFileID, rec.Owner)
 	if err != nil {
 		return nil, fmt.Errorf("expire %s: input file: %w", rec.ID, err)
@@ -172,7 +183,7 @@ func (s *Server) openExpired(ctx context.Context, rec *batchRecord, to *outputFi
 	if err != nil {
 		return nil, fmt.Errorf("expire %s: %w", rec.ID, err)
 	}
-	return &expiredLines{batchID: rec.ID, f: f, rd: jsonl.NewReader(f, jsonl.DefaultMaxLine), to: to}, nil
+	return &expiredLines{batchID: rec.ID, f: f, rd: jsonl.NewReader(f, jsonl.DefaultMaxLine), to: to, as: unf}, nil
 }
 
 // upTo writes the input lines before line (every remaining line when line < 0) as
@@ -200,7 +211,7 @@ func (e *expiredLines) upTo(line int64) error {
 		}
 		e.buf = sluice.AppendOutputLine(e.buf[:0], e.batchID, &sluice.Result{
 			Line: n, CustomID: customID, State: sluice.StateFailed,
-			ErrorCode: codeBatchExpired, ErrorMessage: msgBatchExpired,
+			ErrorCode: e.as.code, ErrorMessage: e.as.msg,
 		})
 		e.count++
 		if err := e.to.write(e.buf); err != nil {

@@ -47,7 +47,8 @@ func (u *Upstream) serves(model string) bool {
 }
 
 // Config configures a Server. Store, FilesDir, at least one Upstream and at least one
-// key hash are required; the zero value of the other fields means their default.
+// key (in Keys or KeyHashes) are required; the zero value of the other fields means
+// their default.
 type Config struct {
 	// Store keeps the ledger and the file and batch objects.
 	Store Store
@@ -59,6 +60,20 @@ type Config struct {
 	Upstreams []Upstream
 	// KeyHashes are the hex SHA-256 hashes (see HashKey) of the keys clients may present.
 	KeyHashes []string
+	// Keys are further client keys, with a name for usage reports and a budget per
+	// period. A batch created with a key whose budget for the period is spent is refused
+	// with 429 insufficient_quota; a running batch whose key's budget runs out is stopped
+	// and fails with an insufficient_quota error, keeping what finished.
+	Keys []Key
+	// Cost prices what batches used, in USD, for the budgets and GET /v1/usage; nil
+	// counts tokens only (and MaxCost budgets are refused).
+	Cost func(model string, u sluice.Usage) float64
+	// UsageInterval is how often a running batch's usage is recorded and checked against
+	// its key's budget (DefaultUsageInterval): a batch may overspend by what it sends in
+	// one interval.
+	UsageInterval time.Duration
+	// Now is the clock of the budget periods; nil means time.Now.
+	Now func() time.Time
 	// MaxLines and MaxBytes bound an input file (DefaultMaxLines, DefaultMaxBytes).
 	MaxLines int64
 	MaxBytes int64
@@ -116,6 +131,12 @@ func (c Config) withDefaults() Config {
 	if c.WebhookBackoff == 0 {
 		c.WebhookBackoff = DefaultWebhookBackoff
 	}
+	if c.UsageInterval == 0 {
+		c.UsageInterval = DefaultUsageInterval
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	return c
 }
 
@@ -127,8 +148,10 @@ func (c Config) validate() error {
 		return errors.New("no files directory")
 	case len(c.Upstreams) == 0:
 		return errors.New("no upstream")
-	case len(c.KeyHashes) == 0:
+	case len(c.KeyHashes) == 0 && len(c.Keys) == 0:
 		return errors.New("no client keys")
+	case c.UsageInterval < 0:
+		return errors.New("usage interval must not be negative")
 	case c.MaxLines < 1 || c.MaxBytes < 1:
 		return errors.New("max lines and max bytes must be positive")
 	case c.WebhookAttempts < 1 || c.WebhookBackoff < 0:
@@ -154,15 +177,32 @@ func (c Config) validate() error {
 			return errors.New("a key hash is not a hex SHA-256")
 		}
 	}
+	keyNames := map[string]bool{}
+	for _, k := range c.Keys {
+		if b, err := hex.DecodeString(k.Hash); err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("key %q: hash is not a hex SHA-256", k.Name)
+		}
+		if k.Name == "" || keyNames[k.Name] {
+			return fmt.Errorf("key names must be unique and not empty, got %q", k.Name)
+		}
+		keyNames[k.Name] = true
+		if err := k.Budget.validate(); err != nil {
+			return fmt.Errorf("key %q: %w", k.Name, err)
+		}
+		if k.Budget.MaxCost > 0 && c.Cost == nil {
+			return fmt.Errorf("key %q: a cost budget needs a Cost function", k.Name)
+		}
+	}
 	return nil
 }
 
 // Server serves the Files and Batches APIs and runs the batches. Create it with New,
 // serve Handler, and stop it with Close.
 type Server struct {
-	cfg  Config
-	mux  *http.ServeMux
-	keys map[string]bool // key hashes
+	cfg   Config
+	mux   *http.ServeMux
+	keys  map[string]bool // key hashes
+	named map[string]Key  // Config.Keys by hash
 
 	// ctx is the context of every run; cancel cuts off requests in flight.
 	ctx     context.Context
@@ -193,6 +233,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg:     cfg,
 		mux:     http.NewServeMux(),
 		keys:    map[string]bool{},
+		named:   map[string]Key{},
 		ctx:     runCtx,
 		cancel:  cancel,
 		closing: make(chan struct{}),
@@ -200,6 +241,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	for _, h := range cfg.KeyHashes {
 		s.keys[strings.ToLower(h)] = true
+	}
+	for _, k := range cfg.Keys {
+		k.Hash = strings.ToLower(k.Hash)
+		s.keys[k.Hash], s.named[k.Hash] = true, k
 	}
 	s.routes()
 	if err := s.resume(ctx); err != nil {
@@ -256,6 +301,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/batches", s.listBatches)
 	s.handle("GET /v1/batches/{id}", s.getBatch)
 	s.handle("POST /v1/batches/{id}/cancel", s.cancelBatch)
+	s.handle("GET /v1/usage", s.getUsage)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "unknown_url",
 			msg: fmt.Sprintf("Unrecognized request URL (%s: %s).", r.Method, r.URL.Path)})

@@ -9,10 +9,11 @@ import (
 )
 
 // Store is what the server keeps its state in: the engine's ledger, plus the file and
-// batch objects as JSON documents (sqlite.Store implements both).
+// batch objects as JSON documents, and the usage of batches (sqlite.Store implements it).
 type Store interface {
 	sluice.Store
 	ObjectStore
+	UsageStore
 }
 
 // ObjectStore keeps the server's files and batches as JSON documents owned by a client

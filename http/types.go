@@ -1,6 +1,9 @@
 package http
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // File is the OpenAI file object.
 type File struct {
@@ -129,6 +132,18 @@ type batchRecord struct {
 	Owner string `json:"owner"`
 	// Upstream names the upstream the batch runs on, once validated.
 	Upstream string `json:"upstream,omitempty"`
+	// CountedAt is when the batch was created by the budget clock (Config.Now), Unix
+	// seconds: the batch's usage counts in the budget period it falls in. 0 (batches of
+	// servers before budgets): CreatedAt.
+	CountedAt int64 `json:"counted_at,omitempty"`
+}
+
+// countedAt is the time whose budget period the batch's usage counts in.
+func (r *batchRecord) countedAt() time.Time {
+	if r.CountedAt != 0 {
+		return time.Unix(r.CountedAt, 0)
+	}
+	return time.Unix(r.CreatedAt, 0)
 }
 
 // list is an OpenAI list object.

@@ -3,13 +3,16 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,7 +32,7 @@ const (
 // serveFlags are serve's command line.
 type serveFlags struct {
 	listen, baseURL, apiKeyEnv, store, config, filesDir string
-	webhookURL                                          string
+	webhookURL, prices                                  string
 	batchWebhooks                                       bool
 	maxLines, maxBytes                                  int64
 	concurrency, maxAttempts                            int
@@ -43,6 +46,22 @@ type serveConfig struct {
 	Upstreams []upstreamConfig `yaml:"upstreams"`
 	// WebhookURL is told of every batch that ends, unless --webhook-url is given.
 	WebhookURL string `yaml:"webhook_url"`
+	// Budgets are the budgets of client keys, by the names given to them in
+	// $SLUICE_API_KEYS (name=key); DefaultBudget is the budget of every other key.
+	Budgets       map[string]budgetConfig `yaml:"budgets"`
+	DefaultBudget *budgetConfig           `yaml:"default_budget"`
+}
+
+// budgetConfig is a client key's budget in the config file.
+type budgetConfig struct {
+	MaxCostUSD float64 `yaml:"max_cost_usd"`
+	MaxTokens  int64   `yaml:"max_tokens"`
+	Period     string  `yaml:"period"`    // monthly (default) or daily
+	ResetDay   int     `yaml:"reset_day"` // 1 to 28, for monthly
+}
+
+func (b budgetConfig) budget() sluicehttp.Budget {
+	return sluicehttp.Budget{MaxCost: b.MaxCostUSD, MaxTokens: b.MaxTokens, Period: sluicehttp.Period(b.Period), ResetDay: b.ResetDay}
 }
 
 // upstreamConfig is one upstream of the config file. A base_url of "sim" is the built-in
@@ -67,8 +86,8 @@ file, create a batch, poll it and download its results; sluice runs each batch w
 engine (limits, retries, ledger) against the configured upstream. With no --base-url and no
 --config it serves over the built-in simulator.
 
-Clients must present one of the keys in $SLUICE_API_KEYS (comma-separated); only their
-hashes are kept. Batches survive restarts: a server started again over the same --store
+Clients must present one of the keys in $SLUICE_API_KEYS (comma-separated, each key or
+name=key); only their hashes are kept. Batches survive restarts: a server started again over the same --store
 resumes them, and finished requests are never sent again.
 
 A --config file lists several upstreams and routes models to them:
@@ -83,6 +102,14 @@ A --config file lists several upstreams and routes models to them:
     - name: local
       base_url: http://127.0.0.1:8000/v1     # every other model
   webhook_url: https://hooks.example.com/sluice  # told of every batch that ends
+  budgets:                        # by key name (SLUICE_API_KEYS=alice=sk-...,bob=sk-...)
+    alice: {max_cost_usd: 50, period: monthly, reset_day: 1}
+    bob: {max_tokens: 2000000, period: daily}
+  default_budget: {max_cost_usd: 5}   # every other key
+
+A key whose budget for the period is spent gets 429 insufficient_quota on new batches;
+its running batches stop and fail with an insufficient_quota error, keeping what
+finished. GET /v1/usage tells a key its usage; "sluice serve usage" lists every key's.
 
 A batch whose metadata has "webhook_url" is POSTed there instead when it ends; a webhook is
 retried with backoff (5 attempts) and never holds a batch back.`,
@@ -97,7 +124,8 @@ retried with backoff (5 attempts) and never holds a batch back.`,
 	fs.StringVar(&f.apiKeyEnv, "api-key-env", defaultAPIKeyEnv, "the environment variable that holds the upstream's API key")
 	fs.StringVar(&f.store, "store", "", "the SQLite store (default $SLUICE_STORE or the user's data directory)")
 	fs.StringVar(&f.filesDir, "files-dir", "", "where file contents are kept (default: next to the store)")
-	fs.StringVar(&f.config, "config", "", "a YAML file of upstreams and the models routed to them")
+	fs.StringVar(&f.config, "config", "", "a YAML file of upstreams and the models routed to them, and key budgets")
+	fs.StringVar(&f.prices, "prices", "", "a price table (sluice or LiteLLM JSON) to add to the built-in one, for the budgets")
 	fs.Int64Var(&f.maxLines, "max-lines", sluicehttp.DefaultMaxLines, "most lines in an input file")
 	fs.Int64Var(&f.maxBytes, "max-bytes", sluicehttp.DefaultMaxBytes, "largest input file in bytes")
 	fs.IntVarP(&f.concurrency, "concurrency", "c", sluice.DefaultConcurrency, "most requests in flight at once, per upstream")
@@ -109,16 +137,21 @@ retried with backoff (5 attempts) and never holds a batch back.`,
 	fs.StringVar(&f.webhookURL, "webhook-url", "", `POST each batch that ends (completed, failed, expired, cancelled) to this URL`)
 	fs.BoolVar(&f.batchWebhooks, "batch-webhooks", false, `let clients name a webhook in a batch's metadata "webhook_url" (it lets any client key make this server POST to any address it reaches)`)
 	fs.BoolVar(&f.anyWindow, "any-completion-window", false, `accept any duration ("90m") as completion_window, not only "24h"`)
+	cmd.AddCommand(newServeUsageCmd(e))
 	return cmd
 }
 
 // runServe serves until the first interrupt, then shuts down within the grace period.
 func runServe(ctx context.Context, e *env, f *serveFlags) error {
-	keys := clientKeyHashes(e.getenv(clientKeysEnv))
-	if len(keys) == 0 {
-		return usageError("no client keys: set %s to the comma-separated keys clients must present", clientKeysEnv)
+	cfg, err := f.loadConfig()
+	if err != nil {
+		return err
 	}
-	ups, webhookURL, err := f.upstreams()
+	keys, err := clientKeys(e.getenv(clientKeysEnv), cfg)
+	if err != nil {
+		return err
+	}
+	prices, err := loadPrices(f.prices)
 	if err != nil {
 		return err
 	}
@@ -128,7 +161,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	}
 	defer st.Close()
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	upstreams, closeUps, err := f.engines(e, st, ups, logger)
+	upstreams, closeUps, err := f.engines(e, st, cfg.Upstreams, logger)
 	if err != nil {
 		return err
 	}
@@ -138,9 +171,16 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		filesDir = path + ".files"
 	}
 	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
-		Store: st, FilesDir: filesDir, Upstreams: upstreams, KeyHashes: keys,
+		Store: st, FilesDir: filesDir, Upstreams: upstreams, Keys: keys,
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
-		WebhookURL: cmp.Or(f.webhookURL, webhookURL),
+		WebhookURL: cmp.Or(f.webhookURL, cfg.WebhookURL),
+		// Budgets count what the upstream charges: its online prices.
+		Cost: func(model string, u sluice.Usage) float64 {
+			if p, ok := prices.Lookup(model); ok {
+				return p.Cost(u, false)
+			}
+			return 0
+		},
 
 		BatchWebhooks: f.batchWebhooks,
 	})
@@ -175,44 +215,75 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	return errors.Join(serveErr, shutErr, closeErr)
 }
 
-// clientKeyHashes hashes the comma-separated keys of v.
-func clientKeyHashes(v string) []string {
-	var hashes []string
-	for k := range strings.SplitSeq(v, ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			hashes = append(hashes, sluicehttp.HashKey(k))
+// clientKeys reads the comma-separated keys of v, each "key" or "name=key", and gives
+// them their budgets from cfg. A key with no name is named after its hash.
+func clientKeys(v string, cfg *serveConfig) ([]sluicehttp.Key, error) {
+	var keys []sluicehttp.Key
+	names := map[string]bool{}
+	for entry := range strings.SplitSeq(v, ",") {
+		if entry = strings.TrimSpace(entry); entry == "" {
+			continue
+		}
+		name, key, named := strings.Cut(entry, "=")
+		if !named {
+			key = entry
+		}
+		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
+		if key == "" {
+			return nil, usageError("%s: key %q is empty", clientKeysEnv, name)
+		}
+		k := sluicehttp.Key{Name: name, Hash: sluicehttp.HashKey(key)}
+		if !named {
+			k.Name = "key-" + k.Hash[:8]
+		}
+		if names[k.Name] {
+			return nil, usageError("%s: two keys are named %q", clientKeysEnv, k.Name)
+		}
+		names[k.Name] = true
+		if b, ok := cfg.Budgets[k.Name]; ok {
+			k.Budget = b.budget()
+		} else if cfg.DefaultBudget != nil {
+			k.Budget = cfg.DefaultBudget.budget()
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, usageError("no client keys: set %s to the comma-separated keys clients must present", clientKeysEnv)
+	}
+	for name := range cfg.Budgets {
+		if !names[name] {
+			return nil, usageError("config: budgets: no key named %q in %s (name the keys: name=key,...)", name, clientKeysEnv)
 		}
 	}
-	return hashes
+	return keys, nil
 }
 
-// upstreams reads the config file, or makes the one upstream of the flags; it also returns
-// the config file's webhook URL.
-func (f *serveFlags) upstreams() ([]upstreamConfig, string, error) {
+// loadConfig reads the config file, or makes the one upstream of the flags.
+func (f *serveFlags) loadConfig() (*serveConfig, error) {
 	if f.config == "" {
 		base := f.baseURL
 		if base == "" {
 			base = simUpstreamName
 		}
-		return []upstreamConfig{{Name: "default", BaseURL: base, APIKeyEnv: f.apiKeyEnv}}, "", nil
+		return &serveConfig{Upstreams: []upstreamConfig{{Name: "default", BaseURL: base, APIKeyEnv: f.apiKeyEnv}}}, nil
 	}
 	data, err := os.ReadFile(f.config)
 	if err != nil {
-		return nil, "", usageError("config: %v", err)
+		return nil, usageError("config: %v", err)
 	}
 	var cfg serveConfig
 	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return nil, "", usageError("config %s: %v", f.config, err)
+		return nil, usageError("config %s: %v", f.config, err)
 	}
 	if len(cfg.Upstreams) == 0 {
-		return nil, "", usageError("config %s: no upstreams", f.config)
+		return nil, usageError("config %s: no upstreams", f.config)
 	}
 	for i, u := range cfg.Upstreams {
 		if u.Name == "" || u.BaseURL == "" {
-			return nil, "", usageError("config %s: upstream %d needs a name and a base_url", f.config, i+1)
+			return nil, usageError("config %s: upstream %d needs a name and a base_url", f.config, i+1)
 		}
 	}
-	return cfg.Upstreams, cfg.WebhookURL, nil
+	return &cfg, nil
 }
 
 // engines makes one engine per upstream; closeFn stops the simulators among them.
@@ -257,3 +328,93 @@ func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logg
 
 // serveSim is the simulator serve runs over without an upstream: instant answers.
 func serveSim() sim.Config { return sim.Config{Seed: 1} }
+
+// keyUsage is one key's line of "sluice serve usage".
+type keyUsage struct {
+	Key              string  `json:"key"` // the key's name, never the key
+	Batches          int64   `json:"batches"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	TotalTokens      int64   `json:"total_tokens"`
+	CostUSD          float64 `json:"cost_usd"`
+}
+
+// usageReport is the --json output of "sluice serve usage".
+type usageReport struct {
+	PeriodStart time.Time  `json:"period_start"`
+	PeriodEnd   time.Time  `json:"period_end"`
+	Keys        []keyUsage `json:"keys"`
+}
+
+func newServeUsageCmd(e *env) *cobra.Command {
+	var (
+		store, period string
+		resetDay      int
+		asJSON        bool
+	)
+	cmd := &cobra.Command{
+		Use:   "usage",
+		Short: "List the client keys' usage of sluice serve in the current period, top keys first",
+		Long: `usage lists what the batches of each client key of sluice serve used in the current
+period (the calendar month by default), most costly first: batches, tokens and cost in USD.
+Keys are shown by their names (SLUICE_API_KEYS=name=key,...), or by the first digits of
+their hash; the keys themselves are never stored. A batch counts in the period it was
+created in.`,
+		Example: `  sluice serve usage --store serve.db
+  sluice serve usage --period daily --json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b := sluicehttp.Budget{Period: sluicehttp.Period(period), ResetDay: resetDay}
+			if b.Period != sluicehttp.PeriodMonthly && b.Period != sluicehttp.PeriodDaily {
+				return usageError("--period must be monthly or daily, got %q", period)
+			}
+			if resetDay < 1 || resetDay > 28 {
+				return usageError("--reset-day must be 1 to 28, got %d", resetDay)
+			}
+			return runServeUsage(cmd.Context(), e, store, b, asJSON)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&store, "store", "", "the SQLite store of sluice serve (default $SLUICE_STORE or the user's data directory)")
+	fs.StringVar(&period, "period", string(sluicehttp.PeriodMonthly), "the period: monthly or daily")
+	fs.IntVar(&resetDay, "reset-day", 1, "the day of the month a monthly period starts on, 1 to 28")
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func runServeUsage(ctx context.Context, e *env, store string, b sluicehttp.Budget, asJSON bool) error {
+	st, _, err := openStore(ctx, e, store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	from, to := b.Bounds(time.Now())
+	rep := usageReport{PeriodStart: from, PeriodEnd: to, Keys: []keyUsage{}}
+	err = st.SumUsage(ctx, "", false, from, to, func(owner, name, _ string, u sluice.Usage, cost float64, n int64) error {
+		if name == "" {
+			name = "key-" + owner[:min(8, len(owner))]
+		}
+		rep.Keys = append(rep.Keys, keyUsage{Key: name, Batches: n, PromptTokens: u.PromptTokens,
+			CompletionTokens: u.CompletionTokens, TotalTokens: u.Total(), CostUSD: math.Round(cost*1e6) / 1e6})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(e.stdout, "usage from %s to %s (UTC)\n", from.Format(time.DateOnly), to.Format(time.DateOnly))
+	if len(rep.Keys) == 0 {
+		fmt.Fprintln(e.stdout, "no batches in this period")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "KEY\tBATCHES\tPROMPT TOKENS\tCOMPLETION TOKENS\tCOST\t")
+	for _, k := range rep.Keys {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t$%.4f\t\n", k.Key, k.Batches, k.PromptTokens, k.CompletionTokens, k.CostUSD)
+	}
+	return tw.Flush()
+}

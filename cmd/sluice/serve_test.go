@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -351,5 +352,103 @@ func TestBenchServe(t *testing.T) {
 	}
 	if len(results) != 1 || !results[0].Exact || results[0].Requests != 300 || results[0].BaselineWall <= 0 || results[0].Wall <= 0 {
 		t.Errorf("bench serve: %+v", results)
+	}
+}
+
+func TestServeCommandEnforcesBudgetsAndListsUsage(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "serve.yaml", `upstreams:
+  - name: sim
+    base_url: sim
+budgets:
+  alice: {max_tokens: 1, period: daily}
+`)
+	store := filepath.Join(dir, "sluice.db")
+	log := &serveLog{changed: make(chan struct{}, 1)}
+	interrupts := make(chan os.Signal, 1)
+	e := &env{
+		stdin: strings.NewReader(""), stdout: io.Discard, stderr: log,
+		getenv:     func(k string) string { return map[string]string{clientKeysEnv: "alice=sk-alice, bob=sk-bob"}[k] },
+		interrupts: interrupts,
+	}
+	exited := make(chan int, 1)
+	go func() {
+		exited <- execute(context.Background(), e, []string{"serve", "--listen", "127.0.0.1:0", "--store", store, "--config", cfg})
+	}()
+	base := log.waitListening(t, exited)
+	ctx := context.Background()
+	line := `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}}` + "\n"
+	create := func(key string) (*openai.Batch, error) {
+		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0))
+		in, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(line), "in.jsonl", "application/jsonl"),
+			Purpose: openai.FilePurposeBatch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: in.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions,
+			CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+		if err != nil {
+			return nil, err
+		}
+		return pollBatch(t, c, b.ID, func(b *openai.Batch) bool { return b.Status == openai.BatchStatusCompleted }), nil
+	}
+	for _, key := range []string{"sk-alice", "sk-bob", "sk-bob"} {
+		if _, err := create(key); err != nil {
+			t.Fatalf("batch of %s: %v", key, err)
+		}
+	}
+	_, err := create("sk-alice")
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests || apiErr.Code != "insufficient_quota" {
+		t.Fatalf("alice's second batch: %v, want 429 insufficient_quota", err)
+	}
+	interrupts <- os.Interrupt
+	if code := <-exited; code != exitOK {
+		t.Fatalf("serve exited %d: %s", code, log.String())
+	}
+
+	res := runCLI(t, nil, "serve", "usage", "--store", store, "--period", "daily", "--json")
+	if res.code != exitOK {
+		t.Fatalf("serve usage: exit %d: %s", res.code, res.stderr)
+	}
+	var rep usageReport
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("serve usage --json: %v: %s", err, res.stdout)
+	}
+	if len(rep.Keys) != 2 || rep.Keys[0].Key != "bob" || rep.Keys[0].Batches != 2 || rep.Keys[1].Key != "alice" ||
+		rep.Keys[1].TotalTokens == 0 || rep.Keys[0].TotalTokens <= rep.Keys[1].TotalTokens {
+		t.Errorf("usage %+v, want bob's 2 batches first, then alice's 1", rep.Keys)
+	}
+	if strings.Contains(res.stdout, "sk-") {
+		t.Errorf("usage shows a key: %s", res.stdout)
+	}
+	text := runCLI(t, nil, "serve", "usage", "--store", store, "--period", "daily")
+	if text.code != exitOK || !regexp.MustCompile(`(?m)^\s*bob\s+2\s`).MatchString(text.stdout) {
+		t.Errorf("serve usage: exit %d:\n%s%s", text.code, text.stdout, text.stderr)
+	}
+}
+
+func TestClientKeys(t *testing.T) {
+	cfg := &serveConfig{
+		Budgets:       map[string]budgetConfig{"alice": {MaxCostUSD: 5, Period: "daily"}},
+		DefaultBudget: &budgetConfig{MaxTokens: 100},
+	}
+	keys, err := clientKeys(" alice=sk-a , sk-plain,", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[0].Name != "alice" || keys[0].Budget.MaxCost != 5 || keys[0].Budget.Period != "daily" ||
+		!strings.HasPrefix(keys[1].Name, "key-") || keys[1].Budget.MaxTokens != 100 || strings.Contains(keys[1].Name, "plain") {
+		t.Errorf("keys %+v", keys)
+	}
+	for _, tt := range []struct{ name, env string }{
+		{"a budget for no key", "bob=sk-b"},
+		{"two keys named alike", "alice=sk-a,alice=sk-b"},
+		{"an empty key", "alice="},
+		{"no keys", " , "},
+	} {
+		if _, err := clientKeys(tt.env, cfg); err == nil {
+			t.Errorf("%s: no error", tt.name)
+		}
 	}
 }
