@@ -32,14 +32,43 @@ type hold struct {
 	tokens int64
 }
 
-// budget tracks a run's spending against its Budget. Safe for concurrent use.
+// budget tracks spending against a Budget: a run's own, or a pool shared by runs.
+// Safe for concurrent use.
 type budget struct {
 	limit Budget
+	cost  func(model string, u Usage) float64 // nil: nothing is priced
 
-	mu        sync.Mutex
-	spent     hold // settled, including the job's earlier runs
-	held      hold // reserved by attempts in flight
-	exhausted bool
+	mu    sync.Mutex
+	spent hold // settled, including the job's earlier runs
+	held  hold // reserved by attempts in flight
+}
+
+// BudgetPool is a Budget shared by the runs of several jobs, say all the batches of one
+// client in one month: every run started with WithBudgetPool reserves its requests'
+// worst cases against the pool, so together they stop before it would be crossed. Safe
+// for concurrent use.
+type BudgetPool struct{ b budget }
+
+// NewBudgetPool returns a pool capped at limit that has already spent spentCost USD and
+// spentTokens tokens, pricing usage with cost (nil: only a token cap can bind).
+func NewBudgetPool(limit Budget, cost func(model string, u Usage) float64, spentCost float64, spentTokens int64) *BudgetPool {
+	return &BudgetPool{b: budget{limit: limit, cost: cost, spent: hold{cost: spentCost, tokens: spentTokens}}}
+}
+
+// Spent returns what the pool's runs have spent, with what it started with.
+func (p *BudgetPool) Spent() (cost float64, tokens int64) {
+	s := p.b.spentSoFar()
+	return s.cost, s.tokens
+}
+
+// RunOption changes how one run of Engine.Start goes.
+type RunOption func(*Run)
+
+// WithBudgetPool makes the run spend from pool instead of the Engine's Config.Budget;
+// the job's earlier runs are not counted again (the pool's starting figures are taken
+// to include them).
+func WithBudgetPool(pool *BudgetPool) RunOption {
+	return func(r *Run) { r.budget = &pool.b }
 }
 
 func (b *budget) capped() bool { return b.limit.MaxCost > 0 || b.limit.MaxTokens > 0 }
@@ -70,23 +99,16 @@ func (b *budget) settle(h, actual hold) {
 	b.spent.tokens += actual.tokens
 }
 
-// exhaust records that dispatch stopped on the budget.
-func (b *budget) exhaust() {
+// spentSoFar is what was settled.
+func (b *budget) spentSoFar() hold {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.exhausted = true
-}
-
-// state reports the spending so far and whether dispatch stopped on the budget.
-func (b *budget) state() (spent hold, exhausted bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.spent, b.exhausted
+	return b.spent
 }
 
 // exhaustedError says why a run stopped on its budget.
 func (b *budget) exhaustedError() error {
-	spent, _ := b.state()
+	spent := b.spentSoFar()
 	switch {
 	case b.limit.MaxCost > 0 && b.limit.MaxTokens > 0:
 		return fmt.Errorf("%w: spent $%.4f of $%.4f and %d of %d tokens", ErrBudgetExhausted, spent.cost, b.limit.MaxCost, spent.tokens, b.limit.MaxTokens)
@@ -104,8 +126,8 @@ func (r *Run) worstCase(est Estimate) hold {
 		out = r.e.lim.meanOutput(defaultOutputGuess)
 	}
 	h := hold{tokens: est.PromptTokens + out}
-	if r.e.cfg.Cost != nil {
-		h.cost = r.e.cfg.Cost(est.Model, Usage{PromptTokens: est.PromptTokens, CompletionTokens: out})
+	if r.budget.cost != nil {
+		h.cost = r.budget.cost(est.Model, Usage{PromptTokens: est.PromptTokens, CompletionTokens: out})
 	}
 	return h
 }
@@ -113,8 +135,8 @@ func (r *Run) worstCase(est Estimate) hold {
 // actualCost is what an answer's usage cost.
 func (r *Run) actualCost(model string, u Usage) hold {
 	h := hold{tokens: u.Total()}
-	if r.e.cfg.Cost != nil && u != (Usage{}) {
-		h.cost = r.e.cfg.Cost(model, u)
+	if r.budget.cost != nil && u != (Usage{}) {
+		h.cost = r.budget.cost(model, u)
 	}
 	return h
 }

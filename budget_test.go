@@ -99,3 +99,39 @@ func TestBudgetOvershootBoundedByInFlight(t *testing.T) {
 		t.Errorf("spent %d of 1000, want within one request's worst case below the cap", spent)
 	}
 }
+
+// TestBudgetPoolSharedByRuns: two jobs run at once from one pool stop together before
+// the pool's cap, which counts what it started with.
+func TestBudgetPoolSharedByRuns(t *testing.T) {
+	up := &fakeUpstream{do: func(_ context.Context, req *sluice.Request, _ int) (*sluice.Response, error) { return ok(req) }}
+	st := newStore(t)
+	eng, err := sluice.New(st, up, fastConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// $1 a token, $300 cap, $60 already spent: 240 left, 16 requests of 15.
+	pool := sluice.NewBudgetPool(sluice.Budget{MaxCost: 300}, perToken, 60, 60)
+	var runs []*sluice.Run
+	for _, name := range []string{"a", "b"} {
+		job := &sluice.Job{ID: "job_pool_" + name, State: sluice.JobRunning, Options: []byte(`{}`)}
+		if err := st.CreateJob(context.Background(), job); err != nil {
+			t.Fatal(err)
+		}
+		run, err := eng.Start(context.Background(), job, requests(40), sluice.WithBudgetPool(pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, run)
+	}
+	for _, run := range runs {
+		if err := run.Wait(); !errors.Is(err, sluice.ErrBudgetExhausted) {
+			t.Errorf("run error = %v, want ErrBudgetExhausted", err)
+		}
+	}
+	if n := up.total.Load(); n != 16 {
+		t.Errorf("%d requests sent from a pool with room for 16", n)
+	}
+	if cost, tokens := pool.Spent(); cost != 300 || tokens != 300 {
+		t.Errorf("pool spent $%v and %d tokens, want 300 and 300", cost, tokens)
+	}
+}

@@ -97,7 +97,7 @@ func (r *Run) dispatch(ctx context.Context) error {
 				}
 				continue
 			}
-			r.budget.exhaust()
+			r.budgetHit.Store(true)
 			r.stop()
 			return errStopped
 		}

@@ -190,8 +190,8 @@ func (e *Engine) release() {
 // Start begins running job: ingesting src into the ledger (src may be nil when the job's
 // input is already ingested) and sending its pending requests. Cancelling ctx stops at
 // once: requests in flight are cut off and return to pending without spending an attempt.
-// Wait for the run to end with Run.Wait.
-func (e *Engine) Start(ctx context.Context, job *Job, src Source) (*Run, error) {
+// Wait for the run to end with Run.Wait. Options change this run only (WithBudgetPool).
+func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOption) (*Run, error) {
 	stats, err := e.store.Stats(ctx, job.ID)
 	if err != nil {
 		return nil, fmt.Errorf("start job %s: %w", job.ID, err)
@@ -212,8 +212,13 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source) (*Run, error) 
 		badModels:   map[string]string{},
 		done:        make(chan struct{}),
 	}
-	r.budget = &budget{limit: e.cfg.Budget}
-	r.budget.spent = r.priorSpending(stats)
+	for _, opt := range opts {
+		opt(r)
+	}
+	if r.budget == nil {
+		r.budget = &budget{limit: e.cfg.Budget, cost: e.cfg.Cost}
+		r.budget.spent = r.priorSpending(stats)
+	}
 	r.total.Store(stats.Total)
 	r.doneCount.Store(stats.Done)
 	r.failedCount.Store(stats.Failed)
@@ -252,7 +257,8 @@ type Run struct {
 	running   int
 	badModels map[string]string // model → why it was refused
 
-	budget *budget
+	budget    *budget
+	budgetHit atomic.Bool // dispatch stopped because the budget would be crossed
 
 	errMu    sync.Mutex
 	abortErr error
@@ -374,12 +380,11 @@ func (r *Run) finish(bg, ctx context.Context, dispatchErr error) error {
 
 // budgetStopped reports whether dispatch stopped on the budget (and not on a Drain).
 func (r *Run) budgetStopped() bool {
-	_, exhausted := r.budget.state()
 	select {
 	case <-r.drain:
 		return false
 	default:
-		return exhausted
+		return r.budgetHit.Load()
 	}
 }
 
