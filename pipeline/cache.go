@@ -21,11 +21,18 @@ type Cache interface {
 // base URL, the endpoint and the body, exactly as sent. Two requests with the same key
 // get the same answer from the cache.
 func CacheKey(baseURL, endpoint string, body []byte) string {
+	sum := cacheSum(baseURL, endpoint, body)
+	return hex.EncodeToString(sum[:])
+}
+
+// cacheSum is CacheKey before hex.
+func cacheSum(baseURL, endpoint string, body []byte) (sum [sha256.Size]byte) {
 	h := sha256.New()
 	h.Write([]byte(baseURL))
 	h.Write([]byte{0})
 	h.Write([]byte(endpoint))
 	h.Write([]byte{0})
 	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
+	h.Sum(sum[:0])
+	return sum
 }

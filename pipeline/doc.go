@@ -49,4 +49,14 @@
 // it), and a request whose key is there is not sent: running an unchanged pipeline again
 // sends nothing, and changing one task's prompt sends only that task's requests.
 // Identical requests within a run are sent once.
+//
+// # Memory
+//
+// A run holds a small index per document and per cell, not the documents, the requests
+// or the answers, so it scales to millions of documents: [ReadFile] keeps where each
+// document is in its file and reads it again when a request is rendered (the file must
+// not change meanwhile; [Plan.Close] closes it); each round keeps its requests as cache
+// keys and renders a body only when the engine takes it into the ledger; answers are
+// written to a temporary file as they come, and [Table.Answer], [Table.WriteCSV] and
+// [Table.WriteJSONL] read them back, row by row, until [Table.Close].
 package pipeline

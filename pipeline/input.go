@@ -24,10 +24,23 @@ type Document struct {
 	Row, Line int
 	// ID is the value of the spec's id field.
 	ID string
-	// Fields are the document's fields: strings from a CSV, JSON values from JSONL.
+	// Fields are the document's fields: strings from a CSV, JSON values from JSONL. They
+	// are nil for a document ReadFile read without a problem: its fields are read again
+	// from the file when needed, so that memory does not grow with the documents.
 	Fields map[string]any
 	// Err, when set, says why the row cannot be run.
 	Err *RowError
+
+	src       *docFile // the file to read Fields again from
+	off, size int64    // where the document is in it
+}
+
+// fields returns the document's fields, reading them again from its file if need be.
+func (d *Document) fields() (map[string]any, error) {
+	if d.Fields != nil || d.src == nil {
+		return d.Fields, nil
+	}
+	return d.src.fields(d)
 }
 
 // RowError is a problem with one document, naming its row and the field at fault.
@@ -52,25 +65,47 @@ func (e *RowError) Error() string {
 }
 
 // ReadFile reads the documents of a .csv or .jsonl file. Rows with problems come back
-// with Err set; an error means the file itself could not be read.
+// with Err set; an error means the file itself could not be read. Only an index of the
+// documents is kept (row, id, where each is in the file): their fields are read again
+// when a plan or a run needs them, and the file must not change meanwhile. Plan.Close
+// closes it.
 func ReadFile(path, idField string) ([]*Document, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read documents: %w", err)
 	}
 	defer f.Close()
-	switch inputFormat(path) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read documents: %w", err)
+	}
+	src := &docFile{path: path, format: inputFormat(path), size: fi.Size(), idField: idField}
+	switch src.format {
 	case "csv":
-		return ReadCSV(f, idField)
+		return readCSV(f, idField, src)
 	case "jsonl":
-		return ReadJSONL(f, idField)
+		return readJSONL(f, idField, src)
 	}
 	return nil, fmt.Errorf("read documents %s: want a .csv or .jsonl file", path)
+}
+
+// index drops a document's fields when they can be read again from src.
+func index(d *Document, src *docFile, off, end int64) {
+	if src == nil || d.Err != nil {
+		return
+	}
+	// The id is a slice of the whole record: keep only the id.
+	d.ID = strings.Clone(d.ID)
+	d.Fields, d.src, d.off, d.size = nil, src, off, end-off
 }
 
 // ReadCSV reads documents from a CSV file with a header row. A row shorter than the
 // header lacks the fields of its missing cells; a longer one is an error.
 func ReadCSV(r io.Reader, idField string) ([]*Document, error) {
+	return readCSV(r, idField, nil)
+}
+
+func readCSV(r io.Reader, idField string, src *docFile) ([]*Document, error) {
 	cr := csv.NewReader(bufio.NewReaderSize(r, 1<<20))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = false
@@ -97,9 +132,13 @@ func ReadCSV(r io.Reader, idField string) ([]*Document, error) {
 	if _, ok := seen[idField]; !ok {
 		return nil, fmt.Errorf("read documents: header: no column %q (the id field); columns: %s", idField, strings.Join(header, ", "))
 	}
+	if src != nil {
+		src.header = header
+	}
 	var docs []*Document
 	ids := map[string]int{}
 	for row := 1; ; row++ {
+		off := cr.InputOffset()
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			break
@@ -125,6 +164,7 @@ func ReadCSV(r io.Reader, idField string) ([]*Document, error) {
 			d.Fields[header[i]] = v
 		}
 		finishDoc(d, idField, ids)
+		index(d, src, off, cr.InputOffset())
 		docs = append(docs, d)
 	}
 	return docs, nil
@@ -133,10 +173,15 @@ func ReadCSV(r io.Reader, idField string) ([]*Document, error) {
 // ReadJSONL reads documents from a JSONL file: one JSON object per line. Blank lines
 // are skipped.
 func ReadJSONL(r io.Reader, idField string) ([]*Document, error) {
+	return readJSONL(r, idField, nil)
+}
+
+func readJSONL(r io.Reader, idField string, src *docFile) ([]*Document, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	var docs []*Document
 	ids := map[string]int{}
 	row := 0
+	var off int64
 	for line := 1; ; line++ {
 		b, err := br.ReadSlice('\n')
 		var long []byte
@@ -162,9 +207,11 @@ func ReadJSONL(r io.Reader, idField string) ([]*Document, error) {
 				d.Err = &RowError{Row: row, Msg: "not a JSON object: " + e.Error()}
 			} else {
 				finishDoc(d, idField, ids)
+				index(d, src, off, off+int64(len(b)))
 			}
 			docs = append(docs, d)
 		}
+		off += int64(len(b))
 		if err != nil {
 			return docs, nil
 		}

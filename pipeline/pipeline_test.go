@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,7 +64,13 @@ func plan(t *testing.T, spec *pipeline.Spec) *pipeline.Plan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pipeline.NewPlan(spec, docs, tokens.Default(), nil)
+	p := pipeline.NewPlan(spec, docs, tokens.Default(), nil)
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
 }
 
 // run runs spec over its input and returns the table, the report and how many requests
@@ -83,6 +90,11 @@ func (h *harness) run(spec *pipeline.Spec, cache bool, served []string) (*pipeli
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.t.Cleanup(func() {
+		if err := table.Close(); err != nil {
+			h.t.Error(err)
+		}
+	})
 	return table, rep, h.sim.Stats().Requests - before
 }
 
@@ -95,8 +107,15 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	return p
 }
 
+// answeredCell is a cell with its answer read back.
+type answeredCell struct {
+	pipeline.Cell
+	Text  string
+	Value json.RawMessage
+}
+
 // cell returns the cell of the document with the given id and task.
-func cell(t *testing.T, table *pipeline.Table, id, task string) *pipeline.Cell {
+func cell(t *testing.T, table *pipeline.Table, id, task string) *answeredCell {
 	t.Helper()
 	for i, d := range table.Docs {
 		if d.ID != id {
@@ -104,7 +123,11 @@ func cell(t *testing.T, table *pipeline.Table, id, task string) *pipeline.Cell {
 		}
 		for j, tk := range table.Spec.Tasks {
 			if tk.Name == task {
-				return &table.Cells[i][j]
+				text, value, err := table.Answer(i, j)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return &answeredCell{Cell: table.Cell(i, j), Text: text, Value: value}
 			}
 		}
 	}

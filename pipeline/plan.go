@@ -23,6 +23,17 @@ type Plan struct {
 	Problems []*RowError
 	// Tasks estimates each task, in the spec's order.
 	Tasks []*TaskPlan
+
+	src *docFile // where Docs are read again from; nil when they are in memory
+}
+
+// Close closes the documents' file, when ReadFile read them; the plan cannot be run
+// after it.
+func (p *Plan) Close() error {
+	if p.src == nil {
+		return nil
+	}
+	return p.src.close()
 }
 
 // TaskPlan is the estimate for one task over every runnable document.
@@ -89,17 +100,26 @@ func NewPlan(spec *Spec, docs []*Document, est sluice.Estimator, cost CostFunc) 
 		p.Tasks = append(p.Tasks, &TaskPlan{Task: t.Name, Model: t.Model, Stage: t.Stage, Priced: cost != nil})
 	}
 	for _, d := range docs {
+		if d.src != nil && p.src == nil {
+			p.src = d.src
+		}
 		if d.Err != nil {
 			p.Problems = append(p.Problems, d.Err)
 			continue
 		}
-		if errs := checkFields(spec, d); len(errs) > 0 {
+		fields, err := d.fields()
+		if err != nil {
+			d.Err = &RowError{Row: d.Row, ID: d.ID, Msg: err.Error()}
+			p.Problems = append(p.Problems, d.Err)
+			continue
+		}
+		if errs := checkFields(spec, d, fields); len(errs) > 0 {
 			d.Err = errs[0]
 			p.Problems = append(p.Problems, errs...)
 			continue
 		}
 		for i, t := range spec.Tasks {
-			body, err := t.render(d, nil, t.Model, t.MaxTokens)
+			body, err := t.render(fields, nil, t.Model, t.MaxTokens)
 			if err != nil {
 				d.Err = &RowError{Row: d.Row, ID: d.ID, Msg: err.Error()}
 				p.Problems = append(p.Problems, d.Err)
@@ -112,12 +132,12 @@ func NewPlan(spec *Spec, docs []*Document, est sluice.Estimator, cost CostFunc) 
 }
 
 // checkFields checks that the document has every field the templates use.
-func checkFields(spec *Spec, d *Document) []*RowError {
+func checkFields(spec *Spec, d *Document, fields map[string]any) []*RowError {
 	var errs []*RowError
 	reported := map[string]bool{}
 	for _, t := range spec.Tasks {
 		for _, f := range sortedKeys(t.fields) {
-			if v, ok := d.Fields[f]; (ok && v != nil) || reported[f] {
+			if v, ok := fields[f]; (ok && v != nil) || reported[f] {
 				continue
 			}
 			reported[f] = true
@@ -163,11 +183,11 @@ type chatMessage struct {
 	Content string `json:"content"`
 }
 
-// render builds the task's request body for a document, given the outputs of the
-// tasks it depends on (nil at plan time: they render as empty).
-func (t *Task) render(d *Document, outputs map[string]any, model string, maxTokens int64) ([]byte, error) {
-	data := make(map[string]any, len(d.Fields)+1)
-	for k, v := range d.Fields {
+// render builds the task's request body for a document's fields, given the outputs of
+// the tasks it depends on (nil at plan time: they render as empty).
+func (t *Task) render(fields map[string]any, outputs map[string]any, model string, maxTokens int64) ([]byte, error) {
+	data := make(map[string]any, len(fields)+1)
+	for k, v := range fields {
 		data[k] = v
 	}
 	tasks := make(map[string]any, len(t.Deps))

@@ -34,7 +34,11 @@ func WriteBatch(w io.Writer, p *Plan) (RenderCounts, error) {
 			if t.Stage > 1 {
 				continue
 			}
-			body, err := t.render(d, nil, t.Model, t.MaxTokens)
+			fields, err := d.fields()
+			if err != nil {
+				return counts, err
+			}
+			body, err := t.render(fields, nil, t.Model, t.MaxTokens)
 			if err != nil {
 				return counts, err
 			}

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +35,9 @@ type RunConfig struct {
 	Served []string
 	// JobPrefix starts the ids of the jobs Run creates in the store (default "pipeline").
 	JobPrefix string
+	// TempDir holds the temporary file the table's answers are kept in until the table
+	// is closed ("": the system's temporary directory).
+	TempDir string
 	// OnRound, when set, is called before each round of requests is sent.
 	OnRound func(RoundInfo)
 }
@@ -64,14 +69,14 @@ type Report struct {
 	Jobs []string `json:"jobs"`
 }
 
-// item is one document's request for one task, on its way through the rounds.
+// item is one document's request for one task, on its way through the rounds. It holds
+// no body: that is rendered when needed, from the document and the answers so far.
 type item struct {
-	doc, task int
-	model     int   // index into the task's models
-	tries     int   // invalid answers on this model so far
+	doc       int32
+	task      int16
+	model     int16 // index into the task's models
+	tries     int32 // invalid answers on this model so far
 	maxTokens int64 // max_tokens of the next request
-	body      []byte
-	key       string
 }
 
 // runner is one Run's state.
@@ -86,10 +91,15 @@ type runner struct {
 }
 
 // Run runs the plan's runnable documents through eng, stage by stage, keeping each
-// round's requests in store as an engine job, and returns the table of answers. Rows
-// with problems get their error in every cell. A run that stops early (an interrupt, a
-// fatal upstream error, the budget) returns the error with the table so far; answers
-// already received are in the cache, so running again sends only the rest.
+// round's requests in store as an engine job, and returns the table of answers, which
+// the caller must Close. Rows with problems get their error in every cell. A run that
+// stops early (an interrupt, a fatal upstream error, the budget) returns the error with
+// the table so far; answers already received are in the cache, so running again sends
+// only the rest.
+//
+// Memory grows with the number of cells, not with the documents or the answers: the
+// documents are read again from their file, request bodies are rendered as the engine
+// takes them, and answers are kept in a temporary file until the table is closed.
 func Run(ctx context.Context, eng *sluice.Engine, store sluice.Store, plan *Plan, cfg RunConfig) (*Table, *Report, error) {
 	if cfg.Estimator == nil {
 		return nil, nil, errors.New("pipeline: RunConfig.Estimator is required")
@@ -97,12 +107,15 @@ func Run(ctx context.Context, eng *sluice.Engine, store sluice.Store, plan *Plan
 	if cfg.JobPrefix == "" {
 		cfg.JobPrefix = "pipeline"
 	}
+	table, err := newTable(plan, cfg.TempDir)
+	if err != nil {
+		return nil, nil, err
+	}
 	r := &runner{
 		eng: eng, store: store, plan: plan, cfg: cfg,
-		table: newTable(plan), rep: &Report{},
+		table: table, rep: &Report{},
 		runID: time.Now().UTC().Format("20060102_150405") + "_" + randomHex(3),
 	}
-	var err error
 	for stage := 1; stage <= plan.Spec.Stages && err == nil; stage++ {
 		err = r.stage(ctx, stage)
 	}
@@ -124,10 +137,10 @@ func (r *runner) stage(ctx context.Context, stage int) error {
 				continue
 			}
 			if failed := r.failedDep(di, t); failed != "" {
-				r.table.Cells[di][ti].Err = fmt.Sprintf("not run: tasks.%s failed", failed)
+				r.table.setErr(di, ti, fmt.Sprintf("not run: tasks.%s failed", failed))
 				continue
 			}
-			it := &item{doc: di, task: ti, maxTokens: t.MaxTokens, model: -1}
+			it := &item{doc: int32(di), task: int16(ti), maxTokens: t.MaxTokens, model: -1}
 			if r.advance(it) {
 				work = append(work, it)
 			}
@@ -146,7 +159,7 @@ func (r *runner) stage(ctx context.Context, stage int) error {
 func (r *runner) failedDep(doc int, t *Task) string {
 	for _, d := range t.Deps {
 		i := slices.IndexFunc(r.plan.Spec.Tasks, func(x *Task) bool { return x.Name == d })
-		if r.table.Cells[doc][i].Err != "" {
+		if r.table.err(doc, i) != "" {
 			return d
 		}
 	}
@@ -158,62 +171,44 @@ func (r *runner) failedDep(doc int, t *Task) string {
 func (r *runner) advance(it *item) bool {
 	t := r.plan.Spec.Tasks[it.task]
 	models := t.Models()
-	for it.model++; it.model < len(models); it.model++ {
+	for it.model++; int(it.model) < len(models); it.model++ {
 		if r.cfg.Served == nil || len(models) == 1 || slices.Contains(r.cfg.Served, models[it.model]) {
 			it.tries, it.maxTokens = 0, t.MaxTokens
 			return true
 		}
 	}
-	cell := &r.table.Cells[it.doc][it.task]
-	if cell.Err == "" {
-		cell.Err = fmt.Sprintf("none of the models %v is served by the upstream", models)
+	if r.table.err(int(it.doc), int(it.task)) == "" {
+		r.table.setErr(int(it.doc), int(it.task), fmt.Sprintf("none of the models %v is served by the upstream", models))
 	}
 	return false
 }
 
-// round sends one round of requests and returns the items to ask again.
+// roundState is one round's requests as they are sorted.
+type roundState struct {
+	send  []*item             // to be sent, one per distinct body
+	keys  [][sha256.Size]byte // the cache keys of send
+	first map[[16]byte]int32  // a body's key (its first half) → its item in send
+	dups  map[int32][]*item   // an item in send → the other items with its body
+	next  []*item             // to ask again in the next round
+	hits  int                 // answered from the cache or by a duplicate
+}
+
+// round sends one round of requests and returns the items to ask again. Its items are
+// taken in chunks: each is rendered, looked up in the cache, and kept only as a key.
 func (r *runner) round(ctx context.Context, stage, round int, work []*item) ([]*item, error) {
-	keys := make([]string, 0, len(work))
-	ready := work[:0]
-	for _, it := range work {
-		t := r.plan.Spec.Tasks[it.task]
-		body, err := t.render(r.plan.Docs[it.doc], r.table.outputs(it.doc, t), t.Models()[it.model], it.maxTokens)
-		if err != nil {
-			r.table.Cells[it.doc][it.task].Err = err.Error()
-			continue
+	rs := &roundState{first: map[[16]byte]int32{}, dups: map[int32][]*item{}}
+	for chunk := range slices.Chunk(work, cacheChunk) {
+		if err := r.prepare(ctx, chunk, rs); err != nil {
+			return nil, err
 		}
-		it.body, it.key = body, CacheKey(r.cfg.BaseURL, sluice.EndpointChatCompletions, body)
-		keys = append(keys, it.key)
-		ready = append(ready, it)
 	}
-	hits, err := r.lookup(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	// One request per distinct body: duplicates share its answer.
-	groups := map[string][]*item{}
-	var send []*item
-	var next []*item
-	hitCount := 0
-	for _, it := range ready {
-		if body, ok := hits[it.key]; ok {
-			hitCount++
-			next = append(next, r.answer(it, body, true)...)
-			continue
-		}
-		if _, dup := groups[it.key]; !dup {
-			send = append(send, it)
-		} else {
-			hitCount++
-		}
-		groups[it.key] = append(groups[it.key], it)
-	}
-	r.rep.CacheHits += hitCount
-	if len(send) == 0 {
+	rs.first = nil
+	r.rep.CacheHits += rs.hits
+	if len(rs.send) == 0 {
 		if r.cfg.OnRound != nil {
-			r.cfg.OnRound(RoundInfo{Stage: stage, Round: round, CacheHits: hitCount})
+			r.cfg.OnRound(RoundInfo{Stage: stage, Round: round, CacheHits: rs.hits})
 		}
-		return next, nil
+		return rs.next, nil
 	}
 	job := &sluice.Job{
 		ID:          fmt.Sprintf("%s_%s_s%dr%d", r.cfg.JobPrefix, r.runID, stage, round),
@@ -223,80 +218,151 @@ func (r *runner) round(ctx context.Context, stage, round int, work []*item) ([]*
 		Options:     json.RawMessage(fmt.Sprintf(`{"pipeline":%q,"stage":%d,"round":%d}`, r.plan.Spec.Path, stage, round)),
 	}
 	if r.cfg.OnRound != nil {
-		r.cfg.OnRound(RoundInfo{Stage: stage, Round: round, Job: job.ID, Requests: len(send), CacheHits: hitCount})
+		r.cfg.OnRound(RoundInfo{Stage: stage, Round: round, Job: job.ID, Requests: len(rs.send), CacheHits: rs.hits})
 	}
 	if err := r.store.CreateJob(ctx, job); err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
 	}
 	r.rep.Jobs = append(r.rep.Jobs, job.ID)
-	r.rep.Requests += len(send)
-	run, err := r.eng.Start(ctx, job, &source{items: send, docs: r.plan.Docs, tasks: r.plan.Spec.Tasks, est: r.cfg.Estimator})
+	r.rep.Requests += len(rs.send)
+	run, err := r.eng.Start(ctx, job, &source{r: r, items: rs.send})
 	if err != nil {
 		return nil, err
 	}
 	if err := run.Wait(); err != nil {
 		return nil, fmt.Errorf("job %s: %w", job.ID, err)
 	}
-	put := map[string][]byte{}
-	err = r.store.Results(ctx, job.ID, 0, 0, func(res *sluice.Result) error {
-		if res.Line < 1 || int(res.Line) > len(send) {
-			return fmt.Errorf("job %s: unexpected line %d", job.ID, res.Line)
+	if err := r.collect(ctx, job.ID, rs); err != nil {
+		return nil, err
+	}
+	return rs.next, nil
+}
+
+// prepare renders a chunk of a round's items and sorts them: answered from the cache,
+// sharing the body of an item already to be sent, or to be sent.
+func (r *runner) prepare(ctx context.Context, chunk []*item, rs *roundState) error {
+	keys := make([]string, 0, len(chunk))
+	sums := make([][sha256.Size]byte, 0, len(chunk))
+	ready := make([]*item, 0, len(chunk))
+	for _, it := range chunk {
+		body, err := r.render(it)
+		if err != nil {
+			r.table.setErr(int(it.doc), int(it.task), err.Error())
+			continue
 		}
-		first := send[res.Line-1]
-		for i, it := range groups[first.key] {
+		sum := cacheSum(r.cfg.BaseURL, sluice.EndpointChatCompletions, body)
+		sums = append(sums, sum)
+		keys = append(keys, hex.EncodeToString(sum[:]))
+		ready = append(ready, it)
+	}
+	cached, err := r.lookup(ctx, keys)
+	if err != nil {
+		return err
+	}
+	for i, it := range ready {
+		if body, ok := cached[keys[i]]; ok {
+			rs.hits++
+			again, err := r.answer(it, body, true)
+			if err != nil {
+				return err
+			}
+			rs.next = append(rs.next, again...)
+			continue
+		}
+		half := [16]byte(sums[i][:16]) // 128 bits tell bodies apart as well as 256
+		if j, dup := rs.first[half]; dup {
+			rs.hits++
+			rs.dups[j] = append(rs.dups[j], it)
+			continue
+		}
+		rs.first[half] = int32(len(rs.send))
+		rs.send = append(rs.send, it)
+		rs.keys = append(rs.keys, sums[i])
+	}
+	return nil
+}
+
+// render makes an item's request body.
+func (r *runner) render(it *item) ([]byte, error) {
+	t := r.plan.Spec.Tasks[it.task]
+	fields, err := r.plan.Docs[it.doc].fields()
+	if err != nil {
+		return nil, err
+	}
+	outputs, err := r.table.outputs(int(it.doc), t)
+	if err != nil {
+		return nil, err
+	}
+	return t.render(fields, outputs, t.Models()[it.model], it.maxTokens)
+}
+
+// collect reads the answers of a round's job, records them, and caches the valid ones.
+func (r *runner) collect(ctx context.Context, jobID string, rs *roundState) error {
+	put := map[string][]byte{}
+	err := r.store.Results(ctx, jobID, 0, 0, func(res *sluice.Result) error {
+		if res.Line < 1 || int(res.Line) > len(rs.send) {
+			return fmt.Errorf("job %s: unexpected line %d", jobID, res.Line)
+		}
+		idx := int32(res.Line - 1)
+		for i, it := range slices.Concat([]*item{rs.send[idx]}, rs.dups[idx]) {
 			if res.State != sluice.StateDone {
-				next = append(next, r.fail(it, errorMessage(res))...)
+				rs.next = append(rs.next, r.fail(it, errorMessage(res))...)
 				continue
 			}
-			again := r.answer(it, res.Body, i > 0)
-			if i == 0 && len(again) == 0 && r.table.Cells[it.doc][it.task].Err == "" {
-				put[it.key] = res.Body
+			again, err := r.answer(it, res.Body, i > 0)
+			if err != nil {
+				return err
 			}
-			next = append(next, again...)
+			if i == 0 && len(again) == 0 && r.table.err(int(it.doc), int(it.task)) == "" {
+				put[hex.EncodeToString(rs.keys[idx][:])] = res.Body
+			}
+			rs.next = append(rs.next, again...)
+		}
+		if len(put) >= cacheChunk {
+			if err := r.save(ctx, put); err != nil {
+				return err
+			}
+			clear(put)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read results of job %s: %w", job.ID, err)
+		return fmt.Errorf("read results of job %s: %w", jobID, err)
 	}
-	if err := r.save(ctx, put); err != nil {
-		return nil, err
-	}
-	return next, nil
+	return r.save(ctx, put)
 }
 
 // answer records an answer for it (from the cache or a duplicate when shared is set, so
 // its usage was paid elsewhere) and returns it when it must be asked again.
-func (r *runner) answer(it *item, body []byte, shared bool) []*item {
+func (r *runner) answer(it *item, body []byte, shared bool) ([]*item, error) {
 	t := r.plan.Spec.Tasks[it.task]
-	cell := &r.table.Cells[it.doc][it.task]
+	cell := r.table.at(int(it.doc), int(it.task))
 	a, err := parseAnswer(body)
 	if err != nil {
-		return r.fail(it, err.Error())
+		return r.fail(it, err.Error()), nil
 	}
 	model := t.Models()[it.model]
 	if shared {
-		cell.Cached = true
+		cell.cached = true
 		if r.cfg.Cost != nil {
 			c, _ := r.cfg.Cost(model, a.Usage)
 			r.rep.SavedUSD += c
 		}
 	} else {
-		cell.Requests++
-		cell.Usage = cell.Usage.Add(a.Usage)
+		cell.requests++
+		cell.usage = cell.usage.Add(a.Usage)
 		r.rep.Usage = r.rep.Usage.Add(a.Usage)
 		if r.cfg.Cost != nil {
 			c, _ := r.cfg.Cost(model, a.Usage)
-			cell.CostUSD += c
+			cell.cost += c
 			r.rep.CostUSD += c
 		}
 	}
 	value, err := t.check(a, it.maxTokens)
 	if err != nil {
-		return r.invalid(it, err)
+		return r.invalid(it, err), nil
 	}
-	cell.Err, cell.Model, cell.Text, cell.Value = "", model, a.Text, value
-	return nil
+	return nil, r.table.setAnswer(int(it.doc), int(it.task), int(it.model), a.Text, value)
 }
 
 // invalid handles an answer that failed its checks: ask again (with twice the
@@ -305,11 +371,11 @@ func (r *runner) invalid(it *item, err error) []*item {
 	t := r.plan.Spec.Tasks[it.task]
 	it.tries++
 	msg := fmt.Sprintf("%s: invalid answer after %d attempts: %v", t.Models()[it.model], it.tries, err)
-	if it.tries <= t.Retries {
+	if int(it.tries) <= t.Retries {
 		if errors.Is(err, errTruncated) && it.maxTokens > 0 {
 			it.maxTokens = min(it.maxTokens*2, max(DefaultMaxTokensCap, t.MaxTokens))
 		}
-		r.table.Cells[it.doc][it.task].Err = msg
+		r.table.setErr(int(it.doc), int(it.task), msg)
 		return []*item{it}
 	}
 	return r.fail(it, msg)
@@ -318,12 +384,10 @@ func (r *runner) invalid(it *item, err error) []*item {
 // fail records a failed request and moves the item to its next model, if any.
 func (r *runner) fail(it *item, msg string) []*item {
 	t := r.plan.Spec.Tasks[it.task]
-	cell := &r.table.Cells[it.doc][it.task]
 	if model := t.Models()[it.model]; !strings.HasPrefix(msg, model+": ") {
 		msg = model + ": " + msg
 	}
-	cell.Errs = append(cell.Errs, msg)
-	cell.Err = strings.Join(cell.Errs, "; ")
+	r.table.addFailure(int(it.doc), int(it.task), msg)
 	if r.advance(it) {
 		return []*item{it}
 	}
@@ -366,13 +430,11 @@ func (r *runner) save(ctx context.Context, entries map[string][]byte) error {
 	return nil
 }
 
-// source feeds one round's requests to the engine, rendering nothing new: the bodies
-// were made when the round was planned.
+// source feeds one round's requests to the engine, rendering each body as the engine
+// takes it: the ledger keeps it, so the round never holds them all.
 type source struct {
+	r     *runner
 	items []*item
-	docs  []*Document
-	tasks []*Task
-	est   sluice.Estimator
 	next  int
 }
 
@@ -384,13 +446,16 @@ func (s *source) Next() (sluice.NewRequest, error) {
 	s.next++
 	line := int64(s.next)
 	req := sluice.Request{
-		CustomID: CustomID(s.docs[it.doc].ID, s.tasks[it.task].Name),
+		CustomID: CustomID(s.r.plan.Docs[it.doc].ID, s.r.plan.Spec.Tasks[it.task].Name),
 		Method:   "POST",
 		URL:      sluice.EndpointChatCompletions,
-		Body:     it.body,
 	}
-	it.body = nil // the ledger has it now
-	est, err := s.est.Estimate(&req)
+	body, err := s.r.render(it)
+	if err != nil {
+		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil
+	}
+	req.Body = body
+	est, err := s.r.cfg.Estimator.Estimate(&req)
 	if err != nil {
 		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/sluice-llm/sluice"
 )
@@ -21,20 +22,21 @@ const (
 	StatusInvalid = "invalid" // the row could not be run (a missing field, a bad line)
 )
 
-// Table is the result of a run: one row per document, one cell per task.
+// Table is the result of a run: one row per document, one cell per task. It keeps a
+// compact record per cell; the answers themselves are in a temporary file until Close.
 type Table struct {
 	Spec *Spec
 	Docs []*Document
-	// Cells[i][j] is document i's answer to task j.
-	Cells [][]Cell
+
+	cells   []cell             // row after row, a cell per task
+	errs    map[int]*cellError // the cells that have an error, by index in cells
+	runErr  error              // why the run stopped early, if it did
+	answers *answers
 }
 
-// Cell is one document's answer to one task, or why there is none.
+// Cell is one document's answer to one task, or why there is none. The answer itself is
+// kept out of memory: Table.Answer reads it.
 type Cell struct {
-	// Text is the answer; Value is the answer as compact JSON for a task whose answers
-	// are JSON.
-	Text  string
-	Value json.RawMessage
 	// Model is the model that answered; "" when none did.
 	Model string
 	// Err says why there is no answer ("" when there is one); Errs lists the failures on
@@ -53,64 +55,166 @@ type Cell struct {
 // OK reports whether the cell has an answer.
 func (c *Cell) OK() bool { return c.Model != "" && c.Err == "" }
 
-func newTable(p *Plan) *Table {
-	t := &Table{Spec: p.Spec, Docs: p.Docs, Cells: make([][]Cell, len(p.Docs))}
-	cells := make([]Cell, len(p.Docs)*len(p.Spec.Tasks))
-	for i := range t.Cells {
-		t.Cells[i] = cells[i*len(p.Spec.Tasks) : (i+1)*len(p.Spec.Tasks) : (i+1)*len(p.Spec.Tasks)]
+// cell is what a table keeps of a cell.
+type cell struct {
+	ans      answerRef
+	usage    sluice.Usage
+	cost     float64
+	requests int32
+	model    int16 // 1 + the index of the answering model in the task's models; 0: none
+	cached   bool
+}
+
+// cellError is a cell's error and the failures on the way.
+type cellError struct {
+	err  string
+	errs []string
+}
+
+func newTable(p *Plan, tempDir string) (*Table, error) {
+	a, err := newAnswers(tempDir)
+	if err != nil {
+		return nil, err
 	}
-	return t
+	return &Table{
+		Spec: p.Spec, Docs: p.Docs, answers: a,
+		cells: make([]cell, len(p.Docs)*len(p.Spec.Tasks)),
+		errs:  map[int]*cellError{},
+	}, nil
+}
+
+// index is the index in cells of document row's cell for task.
+func (t *Table) index(row, task int) int { return row*len(t.Spec.Tasks) + task }
+
+func (t *Table) at(row, task int) *cell { return &t.cells[t.index(row, task)] }
+
+// Cell returns document row's cell for task (indexes into Docs and Spec.Tasks). A cell
+// without an answer has an error: the row's problem, the failures, or why the run did
+// not reach it.
+func (t *Table) Cell(row, task int) Cell {
+	c := t.at(row, task)
+	out := Cell{Requests: int(c.requests), Usage: c.usage, CostUSD: c.cost, Cached: c.cached}
+	switch tk := t.Spec.Tasks[task]; {
+	case c.model == 1:
+		out.Model = tk.Model
+	case c.model > 1:
+		out.Model = tk.Fallback[c.model-2]
+	}
+	if e := t.errs[t.index(row, task)]; e != nil {
+		out.Err, out.Errs = e.err, e.errs
+	}
+	switch {
+	case t.Docs[row].Err != nil:
+		out.Err = t.Docs[row].Err.Error()
+	case out.Model == "" && out.Err == "" && t.runErr != nil:
+		out.Err = "not run: " + t.runErr.Error()
+	case out.Model == "" && out.Err == "":
+		out.Err = "not run"
+	}
+	return out
+}
+
+// ok reports whether a cell has an answer.
+func (t *Table) ok(row, task int) bool {
+	return t.at(row, task).model > 0 && t.err(row, task) == "" && t.Docs[row].Err == nil
+}
+
+// err is the error a run recorded for a cell.
+func (t *Table) err(row, task int) string {
+	if e := t.errs[t.index(row, task)]; e != nil {
+		return e.err
+	}
+	return ""
+}
+
+// setErr records a cell's error, keeping the failures on the way.
+func (t *Table) setErr(row, task int, msg string) {
+	i := t.index(row, task)
+	if e := t.errs[i]; e != nil {
+		e.err = msg
+		return
+	}
+	t.errs[i] = &cellError{err: msg}
+}
+
+// addFailure records a failure on the way; the cell's error is then all of them.
+func (t *Table) addFailure(row, task int, msg string) {
+	i := t.index(row, task)
+	e := t.errs[i]
+	if e == nil {
+		e = &cellError{}
+		t.errs[i] = e
+	}
+	e.errs = append(e.errs, msg)
+	e.err = strings.Join(e.errs, "; ")
+}
+
+// Answer reads back the answer of document row to task (indexes into Docs and
+// Spec.Tasks): its text and, for a task whose answers are JSON, its value as compact
+// JSON. Both are empty when the cell has no answer.
+func (t *Table) Answer(row, task int) (text string, value json.RawMessage, err error) {
+	if !t.ok(row, task) {
+		return "", nil, nil
+	}
+	return t.answers.get(t.at(row, task).ans)
+}
+
+// Close releases the temporary file holding the answers; Answer and the writers cannot
+// be used after it.
+func (t *Table) Close() error { return t.answers.close() }
+
+// setAnswer records a cell's answer, from the task's model with index model.
+func (t *Table) setAnswer(row, task, model int, text string, value json.RawMessage) error {
+	ref, err := t.answers.put(text, value)
+	if err != nil {
+		return err
+	}
+	if e := t.errs[t.index(row, task)]; e != nil {
+		e.err = ""
+	}
+	c := t.at(row, task)
+	c.model, c.ans = int16(model+1), ref
+	return nil
 }
 
 // outputs are the answers of the tasks t depends on, as its templates see them: text,
 // or for JSON tasks the decoded value.
-func (t *Table) outputs(doc int, task *Task) map[string]any {
+func (t *Table) outputs(doc int, task *Task) (map[string]any, error) {
 	if len(task.Deps) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := make(map[string]any, len(task.Deps))
 	for j, x := range t.Spec.Tasks {
 		if !contains(task.Deps, x.Name) {
 			continue
 		}
-		c := &t.Cells[doc][j]
-		if c.Value != nil {
+		text, value, err := t.Answer(doc, j)
+		if err != nil {
+			return nil, err
+		}
+		if value != nil {
 			var v any
-			dec := json.NewDecoder(bytes.NewReader(c.Value))
+			dec := json.NewDecoder(bytes.NewReader(value))
 			dec.UseNumber()
 			if dec.Decode(&v) == nil {
 				out[x.Name] = v
 				continue
 			}
 		}
-		out[x.Name] = c.Text
+		out[x.Name] = text
 	}
-	return out
+	return out, nil
 }
 
-// finish gives every cell without an answer an error: the row's problem, or why the run
-// did not reach it.
-func (t *Table) finish(runErr error) {
-	for i, d := range t.Docs {
-		for j := range t.Cells[i] {
-			c := &t.Cells[i][j]
-			switch {
-			case d.Err != nil:
-				c.Err = d.Err.Error()
-			case c.Model == "" && c.Err == "" && runErr != nil:
-				c.Err = "not run: " + runErr.Error()
-			case c.Model == "" && c.Err == "":
-				c.Err = "not run"
-			}
-		}
-	}
-}
+// finish records why the run stopped early, if it did: the error of the cells it did
+// not reach.
+func (t *Table) finish(runErr error) { t.runErr = runErr }
 
 // counts returns how many cells have an answer and how many an error.
 func (t *Table) counts() (ok, failed int) {
-	for i := range t.Cells {
-		for j := range t.Cells[i] {
-			if t.Cells[i][j].OK() {
+	for i := range t.Docs {
+		for j := range t.Spec.Tasks {
+			if t.ok(i, j) {
 				ok++
 			} else {
 				failed++
@@ -125,8 +229,8 @@ func (t *Table) Status(row int) string {
 	if t.Docs[row].Err != nil {
 		return StatusInvalid
 	}
-	for j := range t.Cells[row] {
-		if !t.Cells[row][j].OK() {
+	for j := range t.Spec.Tasks {
+		if !t.ok(row, j) {
 			return StatusFailed
 		}
 	}
@@ -135,11 +239,11 @@ func (t *Table) Status(row int) string {
 
 // rowTotals sums a row's usage, cost and cached cells.
 func (t *Table) rowTotals(row int) (tokens int64, cost float64, cached int) {
-	for j := range t.Cells[row] {
-		c := &t.Cells[row][j]
-		tokens += c.Usage.Total()
-		cost += c.CostUSD
-		if c.Cached && c.OK() {
+	for j := range t.Spec.Tasks {
+		c := t.at(row, j)
+		tokens += c.usage.Total()
+		cost += c.cost
+		if c.cached && t.ok(row, j) {
 			cached++
 		}
 	}
@@ -174,14 +278,18 @@ func (t *Table) WriteCSV(w io.Writer) error {
 	for i, d := range t.Docs {
 		rec = append(rec[:0], docID(d))
 		for j := range t.Spec.Tasks {
-			c := &t.Cells[i][j]
+			c := t.Cell(i, j)
+			text, value, err := t.Answer(i, j)
+			if err != nil {
+				return err
+			}
 			if len(props[j]) == 0 {
-				rec = append(rec, cellText(c))
+				rec = append(rec, cellText(&c, text, value))
 				continue
 			}
 			var obj map[string]json.RawMessage
 			if c.OK() {
-				_ = json.Unmarshal(c.Value, &obj)
+				_ = json.Unmarshal(value, &obj)
 			}
 			for _, p := range props[j] {
 				switch {
@@ -222,7 +330,11 @@ func (t *Table) WriteJSONL(w io.Writer) error {
 		line = append(line, ':')
 		line = append(line, str(docID(d))...)
 		for j, task := range t.Spec.Tasks {
-			c := &t.Cells[i][j]
+			c := t.Cell(i, j)
+			text, value, err := t.Answer(i, j)
+			if err != nil {
+				return err
+			}
 			line = append(line, ',')
 			line = append(line, str(task.Name)...)
 			line = append(line, ':')
@@ -231,10 +343,10 @@ func (t *Table) WriteJSONL(w io.Writer) error {
 				line = append(line, `{"error":`...)
 				line = append(line, str(c.Err)...)
 				line = append(line, '}')
-			case c.Value != nil:
-				line = append(line, c.Value...)
+			case value != nil:
+				line = append(line, value...)
 			default:
-				line = append(line, str(c.Text)...)
+				line = append(line, str(text)...)
 			}
 		}
 		tokens, cost, cached := t.rowTotals(i)
@@ -255,14 +367,14 @@ func docID(d *Document) string {
 	return "row " + strconv.Itoa(d.Row)
 }
 
-func cellText(c *Cell) string {
+func cellText(c *Cell, text string, value json.RawMessage) string {
 	switch {
 	case !c.OK():
 		return ErrorPrefix + c.Err
-	case c.Value != nil:
-		return string(c.Value)
+	case value != nil:
+		return string(value)
 	}
-	return c.Text
+	return text
 }
 
 // jsonText is a JSON value as a CSV cell: strings unquoted, anything else as JSON.

@@ -103,6 +103,7 @@ duplicate id) are listed by row and field, and make the exit status 2. Nothing i
 			if err != nil {
 				return err
 			}
+			defer p.Close()
 			if jsonOut {
 				if err := writeJSON(e.stdout, planReport(p)); err != nil {
 					return err
@@ -185,6 +186,7 @@ outputs are left out: they need those outputs first.`,
 			if err != nil {
 				return err
 			}
+			defer p.Close()
 			if len(p.Problems) > 0 && !skipInvalid {
 				return problemsError(e.stderr, p)
 			}
@@ -256,6 +258,7 @@ Answers are cached in the store: an unchanged pipeline sends nothing the second 
 			if err != nil {
 				return err
 			}
+			defer p.Close()
 			if len(p.Problems) > 0 && !skipInvalid {
 				return problemsError(e.stderr, p)
 			}
@@ -293,6 +296,9 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 		BaseURL:   o.BaseURL,
 		Estimator: tokens.Default(),
 		Cost:      cost,
+		// The answers wait next to the table they go into, not in a /tmp that may be
+		// held in memory.
+		TempDir: filepath.Dir(output),
 		OnRound: func(r pipeline.RoundInfo) {
 			fmt.Fprintf(e.stderr, "stage %d, round %d: %d answered from the cache, %d to send", r.Stage, r.Round, r.CacheHits, r.Requests)
 			if r.Job != "" {
@@ -330,6 +336,10 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	table, rep, runErr := pipeline.Run(runCtx, eng, st, p, rc)
 	close(stop)
 	wg.Wait()
+	if table == nil {
+		return runErr
+	}
+	defer table.Close()
 
 	if err := writeTable(table, output); err != nil {
 		return err
