@@ -60,17 +60,7 @@ func TestFaultMix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := newStore(t)
-	job := newJob(t, st)
-	cfg := fastConfig()
-	cfg.Concurrency = 128
-	cfg.MaxAttempts = 10
-	cfg.Timeout = 300 * time.Millisecond // hung requests are cut off and retried
-	cfg.BreakerFailures = 1000
-	if err := runJob(t, st, up, cfg, job, simRequests(n)); err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	checkOwnAnswers(t, st, job.ID, n)
+	st, job := runFaultMix(t, up, 128, n)
 	ss := s.Stats()
 	if ss.Errors5xx == 0 || ss.Resets == 0 || ss.Hangs == 0 || ss.Truncated == 0 {
 		t.Fatalf("the simulator injected no faults of some kind: %+v", ss)
@@ -95,15 +85,23 @@ func TestFaultMixOverSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runFaultMix(t, up, 64, 1500)
+}
+
+// runFaultMix runs n requests through up, with hung requests cut off and retried and the
+// breaker out of the way, and checks every request ends once with its own answer.
+func runFaultMix(t *testing.T, up sluice.Upstream, concurrency, n int) (sluice.Store, *sluice.Job) {
+	t.Helper()
 	st := newStore(t)
 	job := newJob(t, st)
 	cfg := fastConfig()
-	cfg.Concurrency = 64
+	cfg.Concurrency = concurrency
 	cfg.MaxAttempts = 10
 	cfg.Timeout = 300 * time.Millisecond
 	cfg.BreakerFailures = 1000
-	if err := runJob(t, st, up, cfg, job, simRequests(1500)); err != nil {
+	if err := runJob(t, st, up, cfg, job, simRequests(n)); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	checkOwnAnswers(t, st, job.ID, 1500)
+	checkOwnAnswers(t, st, job.ID, n)
+	return st, job
 }
