@@ -38,9 +38,10 @@ type budget struct {
 	limit Budget
 	cost  func(model string, u Usage) float64 // nil: nothing is priced
 
-	mu    sync.Mutex
-	spent hold // settled, including the job's earlier runs
-	held  hold // reserved by attempts in flight
+	mu      sync.Mutex
+	spent   hold // settled, including the job's earlier runs
+	held    hold // reserved by attempts in flight
+	refused bool // a run stopped because its next request did not fit
 }
 
 // BudgetPool is a Budget shared by the runs of several jobs, say all the batches of one
@@ -59,6 +60,21 @@ func NewBudgetPool(limit Budget, cost func(model string, u Usage) float64, spent
 func (p *BudgetPool) Spent() (cost float64, tokens int64) {
 	s := p.b.spentSoFar()
 	return s.cost, s.tokens
+}
+
+// Exhausted reports whether a run of the pool has stopped because its next request could
+// have taken the pool past its cap: what is left is less than a request costs.
+func (p *BudgetPool) Exhausted() bool {
+	p.b.mu.Lock()
+	defer p.b.mu.Unlock()
+	return p.b.refused
+}
+
+// refuse records that a run stopped on the budget.
+func (b *budget) refuse() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refused = true
 }
 
 // RunOption changes how one run of Engine.Start goes.

@@ -134,4 +134,7 @@ func TestBudgetPoolSharedByRuns(t *testing.T) {
 	if cost, tokens := pool.Spent(); cost != 300 || tokens != 300 {
 		t.Errorf("pool spent $%v and %d tokens, want 300 and 300", cost, tokens)
 	}
+	if !pool.Exhausted() {
+		t.Error("the pool does not say it is exhausted after refusing its runs")
+	}
 }

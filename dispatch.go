@@ -98,6 +98,7 @@ func (r *Run) dispatch(ctx context.Context) error {
 				continue
 			}
 			r.budgetHit.Store(true)
+			r.budget.refuse()
 			r.stop()
 			return errStopped
 		}

@@ -265,7 +265,15 @@ func (s *Server) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
 	if s.overQuota(ctx, rec) {
 		return endQuota, nil
 	}
-	run, err := up.Engine.Start(s.ctx, job, src)
+	var opts []sluice.RunOption
+	pool, err := s.budgetPool(ctx, rec.Owner, s.cfg.Now())
+	if err != nil {
+		return endDone, fmt.Errorf("run batch: %w", err)
+	}
+	if pool != nil {
+		opts = append(opts, sluice.WithBudgetPool(pool))
+	}
+	run, err := up.Engine.Start(s.ctx, job, src, opts...)
 	if err != nil {
 		return endDone, fmt.Errorf("run batch: %w", err)
 	}
@@ -303,6 +311,10 @@ wait:
 	s.recordUsage(ctx, rec)
 	if err == nil && (end == endShutdown || end == endExpire || end == endQuota) {
 		end = endDone // every request finished anyway: the batch is complete
+	}
+	if errors.Is(err, sluice.ErrBudgetExhausted) {
+		// The key's pool could not pay for the next request: the budget is spent.
+		end, err = endQuota, nil
 	}
 	return end, err
 }

@@ -216,6 +216,9 @@ type Server struct {
 	mu     sync.Mutex
 	active map[string]*activeBatch
 	closed bool
+
+	poolMu sync.Mutex
+	pools  map[poolKey]*sluice.BudgetPool // a key's budget in one period, shared by its runs
 }
 
 // New returns a Server and resumes the batches a previous server over the same store

@@ -117,6 +117,59 @@ func (s *Server) key(owner string) Key {
 	return Key{Name: "key-" + owner[:min(8, len(owner))], Hash: owner}
 }
 
+// poolKey names one key's budget in one period.
+type poolKey struct {
+	owner string
+	from  time.Time
+}
+
+// budgetPool is the spending pool of owner's budget for the period t is in, shared by
+// every run of the key's batches so that together they stop before the budget would be
+// crossed (each request reserves its worst case first). It starts from the usage
+// recorded for the period; nil when the key has no budget.
+func (s *Server) budgetPool(ctx context.Context, owner string, t time.Time) (*sluice.BudgetPool, error) {
+	b := s.key(owner).Budget
+	if !b.capped() {
+		return nil, nil
+	}
+	from, _ := b.Bounds(t)
+	k := poolKey{owner: owner, from: from}
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	if p, ok := s.pools[k]; ok {
+		return p, nil
+	}
+	sum, err := s.periodUsage(ctx, owner, t)
+	if err != nil {
+		return nil, err
+	}
+	p := sluice.NewBudgetPool(sluice.Budget{MaxCost: b.MaxCost, MaxTokens: b.MaxTokens}, s.cfg.Cost, sum.cost, sum.usage.Total())
+	if s.pools == nil {
+		s.pools = map[poolKey]*sluice.BudgetPool{}
+	}
+	for old := range s.pools { // the key's earlier periods are over
+		if old.owner == owner {
+			delete(s.pools, old)
+		}
+	}
+	s.pools[k] = p
+	return p, nil
+}
+
+// poolExhausted reports whether a run of owner's batches stopped in the period t is in
+// because what was left of the budget could not pay for its next request.
+func (s *Server) poolExhausted(owner string, t time.Time) bool {
+	b := s.key(owner).Budget
+	if !b.capped() {
+		return false
+	}
+	from, _ := b.Bounds(t)
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	p, ok := s.pools[poolKey{owner: owner, from: from}]
+	return ok && p.Exhausted()
+}
+
 // recordUsage reads the batch's usage from its ledger and records it. A failure is only
 // logged: the next reading replaces it.
 func (s *Server) recordUsage(ctx context.Context, rec *batchRecord) {
@@ -168,11 +221,12 @@ func (s *Server) checkQuota(ctx context.Context, owner string) error {
 	if !b.capped() {
 		return nil
 	}
-	sum, err := s.periodUsage(ctx, owner, s.cfg.Now())
+	now := s.cfg.Now()
+	sum, err := s.periodUsage(ctx, owner, now)
 	if err != nil {
 		return err
 	}
-	if b.exhausted(sum) {
+	if b.exhausted(sum) || s.poolExhausted(owner, now) {
 		return errQuota
 	}
 	return nil
@@ -273,7 +327,7 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request, owner string) 
 			left := max(b.MaxTokens-sum.usage.Total(), 0)
 			out.Limits.Tokens, out.Remaining.Tokens = &b.MaxTokens, &left
 		}
-		out.Exhausted = b.exhausted(sum)
+		out.Exhausted = b.exhausted(sum) || s.poolExhausted(owner, s.cfg.Now())
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -112,11 +112,14 @@ func (h *harness) runToEnd(key string, lines []string, metadata map[string]strin
 func TestServeBudgetRefusesBatchesUntilThePeriodResets(t *testing.T) {
 	clock := newClock(time.Date(2026, 5, 20, 23, 0, 0, 0, time.UTC))
 	h := newHarness(t, sim.Config{Seed: 1}, 4)
-	h.cfg.Keys = budgetKeys(sluicehttp.Budget{MaxTokens: 1, Period: sluicehttp.PeriodDaily})
-	h.cfg.Now, h.cfg.UsageInterval = clock.now, time.Hour // no check while the first batch runs
+	// Each request costs 14 tokens at worst (and here also at best): 30 pay for two.
+	h.cfg.Keys = budgetKeys(sluicehttp.Budget{MaxTokens: 30, Period: sluicehttp.PeriodDaily})
+	h.cfg.Now, h.cfg.UsageInterval = clock.now, time.Hour // no usage check while it runs
 	h.start()
-	if b := h.runToEnd(keyA, inputLines(5), nil); b.Status != openai.BatchStatusCompleted {
-		t.Fatalf("first batch ended %s, want completed: the budget was not spent when it started", b.Status)
+	b := h.runToEnd(keyA, inputLines(5), nil)
+	if b.Status != openai.BatchStatusFailed || b.Errors.Data[0].Code != "insufficient_quota" || b.RequestCounts.Completed != 2 {
+		t.Fatalf("first batch ended %s with %d done and %+v, want failed on insufficient_quota after the 2 the budget pays for",
+			b.Status, b.RequestCounts.Completed, b.Errors)
 	}
 
 	in := upload(t, h.client(keyA), inputLines(1))
@@ -145,7 +148,7 @@ func TestServeBudgetRefusesBatchesUntilThePeriodResets(t *testing.T) {
 	if status, body := h.newBatch(keyB, upload(t, h.client(keyB), inputLines(1)).ID, nil); status != http.StatusOK {
 		t.Errorf("another key's create: %d %s, want 200", status, body)
 	}
-	if u := h.usage(keyA); !u.Exhausted || *u.Remaining.Tokens != 0 {
+	if u := h.usage(keyA); !u.Exhausted || *u.Remaining.Tokens >= 14 {
 		t.Errorf("usage over budget: %+v", u)
 	}
 
@@ -186,6 +189,11 @@ func TestServeBudgetStopsARunningBatch(t *testing.T) {
 	}
 	if u := h.usage(keyA); !u.Exhausted || u.Usage.TotalTokens != b.Usage.TotalTokens {
 		t.Errorf("usage %+v, want exhausted with the batch's %d tokens", u, b.Usage.TotalTokens)
+	}
+	// Each request reserves its worst case before it is sent: the key never spends
+	// past its budget, however many requests were in flight.
+	if u := h.usage(keyA); u.Usage.CostUSD > 0.5 {
+		t.Errorf("spent $%v of a $0.5 budget", u.Usage.CostUSD)
 	}
 }
 

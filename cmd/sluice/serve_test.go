@@ -361,7 +361,7 @@ func TestServeCommandEnforcesBudgetsAndListsUsage(t *testing.T) {
   - name: sim
     base_url: sim
 budgets:
-  alice: {max_tokens: 1, period: daily}
+  alice: {max_tokens: 25, period: daily}
 `)
 	store := filepath.Join(dir, "sluice.db")
 	log := &serveLog{changed: make(chan struct{}, 1)}
@@ -378,9 +378,11 @@ budgets:
 	base := log.waitListening(t, exited)
 	ctx := context.Background()
 	line := `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}}` + "\n"
-	create := func(key string) (*openai.Batch, error) {
+	// Each of these costs 17 tokens at worst and at best: alice's 25 pay for one.
+	bounded := `{"custom_id":"%s","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":10}}` + "\n"
+	create := func(key, lines string, want openai.BatchStatus) (*openai.Batch, error) {
 		c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0))
-		in, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(line), "in.jsonl", "application/jsonl"),
+		in, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(lines), "in.jsonl", "application/jsonl"),
 			Purpose: openai.FilePurposeBatch})
 		if err != nil {
 			t.Fatal(err)
@@ -390,14 +392,23 @@ budgets:
 		if err != nil {
 			return nil, err
 		}
-		return pollBatch(t, c, b.ID, func(b *openai.Batch) bool { return b.Status == openai.BatchStatusCompleted }), nil
+		return pollBatch(t, c, b.ID, func(b *openai.Batch) bool { return b.Status == want }), nil
 	}
-	for _, key := range []string{"sk-alice", "sk-bob", "sk-bob"} {
-		if _, err := create(key); err != nil {
-			t.Fatalf("batch of %s: %v", key, err)
+	// Alice's budget pays for the first of her two requests: the batch fails on
+	// insufficient_quota with one done, and her next batch is refused.
+	b, err := create("sk-alice", fmt.Sprintf(bounded, "a")+fmt.Sprintf(bounded, "b"), openai.BatchStatusFailed)
+	if err != nil {
+		t.Fatalf("alice's batch: %v", err)
+	}
+	if b.RequestCounts.Completed != 1 || len(b.Errors.Data) != 1 || b.Errors.Data[0].Code != "insufficient_quota" {
+		t.Fatalf("alice's batch: %d done, errors %+v; want 1 done and insufficient_quota", b.RequestCounts.Completed, b.Errors)
+	}
+	for range 2 {
+		if _, err := create("sk-bob", line, openai.BatchStatusCompleted); err != nil {
+			t.Fatalf("batch of bob: %v", err)
 		}
 	}
-	_, err := create("sk-alice")
+	_, err = create("sk-alice", line, openai.BatchStatusCompleted)
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests || apiErr.Code != "insufficient_quota" {
 		t.Fatalf("alice's second batch: %v, want 429 insufficient_quota", err)
