@@ -14,6 +14,9 @@
 //   - sim: a built-in OpenAI-compatible simulator with latency, limits and faults
 //   - tokens: the offline tokenizer behind the Estimator
 //   - pricing: the price table
+//   - storetest: the conformance suite every Store passes
+//   - http: sluice serve, an OpenAI-compatible Files and Batches API over the Engine
+//   - pipeline: several prompts over every document of a file, into one table
 //   - cmd/sluice: the command line, the only place that wires adapters together
 //
 // # The flow of one request
@@ -26,4 +29,11 @@
 // Retry-After) and goes round again; a final answer is written back to the ledger by one
 // batching writer. When every request is final, the output file is written from the
 // ledger in input order.
+//
+// # Budgets
+//
+// Config.Budget caps what a job spends over all its runs, and a BudgetPool (passed to
+// Start with WithBudgetPool) caps what several jobs spend together. Either way each
+// request reserves its worst case before it is sent and the answer's usage settles it,
+// so spending never passes the cap.
 package sluice
