@@ -42,6 +42,26 @@
 // model is tried, as it is after a request fails for good. A cell that gets no answer
 // carries the error, never an empty value.
 //
+// # Packing
+//
+// A task with pack: N (more than 1) sends its documents' prompts up to N to a request,
+// before the stage's first round: the system message asks for a JSON array with one
+// {"id": ..., "answer": ...} per document, and the user message is the array of
+// {"id": ..., "input": ...} (the documents' rendered user messages; documents whose
+// system messages differ go in different packs). The answer is unpacked leniently (the
+// first JSON array in it, fenced or not); a document it does not cover (missing, null,
+// given twice, failing the task's checks) or a pack that failed, was cut at max_tokens or
+// is not JSON, falls back to its own request in the normal rounds. Only the primary
+// model is packed. A pack's usage and cost are shared among its cells; the
+// [Report] counts the cells answered by packs and estimates the prompt tokens saved.
+// Packs are cached like any request.
+//
+// # Budget
+//
+// [RunConfig.Budget] caps the whole run: every round's engine job spends from one
+// sluice.BudgetPool, so the run stops before the cap and the cells it did not reach
+// carry "budget exhausted".
+//
 // # The cache
 //
 // Every request is content-addressed by [CacheKey]: the upstream's base URL, the

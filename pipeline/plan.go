@@ -186,6 +186,20 @@ type chatMessage struct {
 // render builds the task's request body for a document's fields, given the outputs of
 // the tasks it depends on (nil at plan time: they render as empty).
 func (t *Task) render(fields map[string]any, outputs map[string]any, model string, maxTokens int64) ([]byte, error) {
+	sys, user, err := t.messages(fields, outputs)
+	if err != nil {
+		return nil, err
+	}
+	b := chatBody{Model: model, MaxTokens: maxTokens, Temperature: t.Temperature, ResponseFormat: t.ResponseFormat}
+	if t.system != nil {
+		b.Messages = append(b.Messages, chatMessage{Role: "system", Content: sys})
+	}
+	b.Messages = append(b.Messages, chatMessage{Role: "user", Content: user})
+	return encodeBody(t, b)
+}
+
+// messages renders the task's system (when it has one) and user messages for a document.
+func (t *Task) messages(fields map[string]any, outputs map[string]any) (sys, user string, err error) {
 	data := make(map[string]any, len(fields)+1)
 	for k, v := range fields {
 		data[k] = v
@@ -199,19 +213,19 @@ func (t *Task) render(fields map[string]any, outputs map[string]any, model strin
 		}
 	}
 	data[TasksKey] = tasks
-	b := chatBody{Model: model, MaxTokens: maxTokens, Temperature: t.Temperature, ResponseFormat: t.ResponseFormat}
 	if t.system != nil {
-		sys, err := execute(t.system, data)
-		if err != nil {
-			return nil, err
+		if sys, err = execute(t.system, data); err != nil {
+			return "", "", err
 		}
-		b.Messages = append(b.Messages, chatMessage{Role: "system", Content: sys})
 	}
-	user, err := execute(t.user, data)
-	if err != nil {
-		return nil, err
+	if user, err = execute(t.user, data); err != nil {
+		return "", "", err
 	}
-	b.Messages = append(b.Messages, chatMessage{Role: "user", Content: user})
+	return sys, user, nil
+}
+
+// encodeBody encodes a request body of task t.
+func encodeBody(t *Task, b chatBody) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

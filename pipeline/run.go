@@ -27,8 +27,14 @@ type RunConfig struct {
 	Cache Cache
 	// Estimator counts each request's tokens for the engine's limits; required.
 	Estimator sluice.Estimator
-	// Cost prices usage; nil leaves costs at 0.
+	// Cost prices usage; nil leaves costs at 0. It also prices requests for Budget.
 	Cost CostFunc
+	// Budget caps what the whole run may spend, over all its stages and rounds: every
+	// round's engine job reserves its requests' worst cases against one shared
+	// sluice.BudgetPool, so the run stops before the cap would be crossed and the cells
+	// it did not reach say "budget exhausted". The zero value means no cap (the engine's
+	// own Config.Budget then applies to each round separately). A MaxCost needs Cost.
+	Budget sluice.Budget
 	// Served lists the models the upstream serves, when known. A task with fallbacks
 	// skips models not in it instead of sending requests that can only fail. nil means
 	// unknown: every model is tried.
@@ -43,6 +49,7 @@ type RunConfig struct {
 }
 
 // RoundInfo describes one round: the requests of one stage sent as one engine job.
+// Round 0 is a stage's packed requests, sent before its first round.
 type RoundInfo struct {
 	Stage, Round int
 	Job          string // the engine job sending the requests; "" when none are sent
@@ -54,7 +61,8 @@ type RoundInfo struct {
 type Report struct {
 	// Requests is how many requests were sent to the upstream (once each: the engine's
 	// own retries are in Attempts of its jobs), CacheHits how many were answered from the
-	// cache or by an identical request of the same run instead.
+	// cache or by an identical request of the same run instead. A packed request counts
+	// as one.
 	Requests  int `json:"requests"`
 	CacheHits int `json:"cache_hits"`
 	// Cells counts table cells that got a valid answer (OK) and those that carry an error.
@@ -65,7 +73,13 @@ type Report struct {
 	Usage    sluice.Usage `json:"usage"`
 	CostUSD  float64      `json:"cost_usd"`
 	SavedUSD float64      `json:"saved_usd"`
-	// Jobs are the engine jobs the run created, one per round.
+	// Packed counts cells answered by a packed request (Task.Pack); PackTokensSaved
+	// estimates the prompt tokens packing saved: the prompts the answered documents'
+	// own requests would have sent, less the packed requests' prompts.
+	Packed          int   `json:"packed"`
+	PackTokensSaved int64 `json:"pack_tokens_saved"`
+	// Jobs are the engine jobs the run created, one per round (and one per stage for
+	// its packed requests).
 	Jobs []string `json:"jobs"`
 }
 
@@ -88,6 +102,7 @@ type runner struct {
 	table *Table
 	rep   *Report
 	runID string
+	pool  *sluice.BudgetPool // nil: no pipeline-wide budget
 }
 
 // Run runs the plan's runnable documents through eng, stage by stage, keeping each
@@ -107,6 +122,10 @@ func Run(ctx context.Context, eng *sluice.Engine, store sluice.Store, plan *Plan
 	if cfg.JobPrefix == "" {
 		cfg.JobPrefix = "pipeline"
 	}
+	pool, err := newPool(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	table, err := newTable(plan, cfg.TempDir)
 	if err != nil {
 		return nil, nil, err
@@ -115,6 +134,7 @@ func Run(ctx context.Context, eng *sluice.Engine, store sluice.Store, plan *Plan
 		eng: eng, store: store, plan: plan, cfg: cfg,
 		table: table, rep: &Report{},
 		runID: time.Now().UTC().Format("20060102_150405") + "_" + randomHex(3),
+		pool:  pool,
 	}
 	for stage := 1; stage <= plan.Spec.Stages && err == nil; stage++ {
 		err = r.stage(ctx, stage)
@@ -146,8 +166,11 @@ func (r *runner) stage(ctx context.Context, stage int) error {
 			}
 		}
 	}
+	work, err := r.packs(ctx, stage, work)
+	if err != nil {
+		return err
+	}
 	for round := 1; len(work) > 0; round++ {
-		var err error
 		if work, err = r.round(ctx, stage, round, work); err != nil {
 			return err
 		}
@@ -224,18 +247,56 @@ func (r *runner) round(ctx context.Context, stage, round int, work []*item) ([]*
 		return nil, fmt.Errorf("create job: %w", err)
 	}
 	r.rep.Jobs = append(r.rep.Jobs, job.ID)
-	r.rep.Requests += len(rs.send)
-	run, err := r.eng.Start(ctx, job, &source{r: r, items: rs.send})
+	run, err := r.eng.Start(ctx, job, &source{r: r, items: rs.send}, r.runOptions()...)
 	if err != nil {
 		return nil, err
 	}
 	if err := run.Wait(); err != nil {
-		return nil, fmt.Errorf("job %s: %w", job.ID, err)
+		if !errors.Is(err, sluice.ErrBudgetExhausted) {
+			r.rep.Requests += len(rs.send)
+			return nil, fmt.Errorf("job %s: %w", job.ID, err)
+		}
+		// The answers that came in before the budget stopped the round are paid for:
+		// record and cache them; the cells not reached say why.
+		n, cerr := r.collect(ctx, job.ID, rs)
+		r.rep.Requests += n
+		if cerr != nil {
+			return nil, errors.Join(err, cerr)
+		}
+		return nil, err
 	}
-	if err := r.collect(ctx, job.ID, rs); err != nil {
+	r.rep.Requests += len(rs.send)
+	if _, err := r.collect(ctx, job.ID, rs); err != nil {
 		return nil, err
 	}
 	return rs.next, nil
+}
+
+// runOptions are the options of every round's engine run.
+func (r *runner) runOptions() []sluice.RunOption {
+	if r.pool == nil {
+		return nil
+	}
+	return []sluice.RunOption{sluice.WithBudgetPool(r.pool)}
+}
+
+// newPool makes the run's budget pool, or nil when cfg.Budget sets no cap.
+func newPool(cfg RunConfig) (*sluice.BudgetPool, error) {
+	b := cfg.Budget
+	if b.MaxCost < 0 || b.MaxTokens < 0 {
+		return nil, errors.New("pipeline: budget must not be negative")
+	}
+	if b.MaxCost == 0 && b.MaxTokens == 0 {
+		return nil, nil
+	}
+	if b.MaxCost > 0 && cfg.Cost == nil {
+		return nil, errors.New("pipeline: a cost budget needs RunConfig.Cost")
+	}
+	var cost func(string, sluice.Usage) float64
+	if cfg.Cost != nil {
+		cost = func(model string, u sluice.Usage) float64 { c, _ := cfg.Cost(model, u); return c }
+	}
+	return sluice.NewBudgetPool(b, cost, 0, 0), nil
 }
 
 // prepare renders a chunk of a round's items and sorts them: answered from the cache,
@@ -297,12 +358,15 @@ func (r *runner) render(it *item) ([]byte, error) {
 }
 
 // collect reads the answers of a round's job, records them, and caches the valid ones.
-func (r *runner) collect(ctx context.Context, jobID string, rs *roundState) error {
+// It returns how many requests ended (answered, or failed for good).
+func (r *runner) collect(ctx context.Context, jobID string, rs *roundState) (int, error) {
 	put := map[string][]byte{}
+	n := 0
 	err := r.store.Results(ctx, jobID, 0, 0, func(res *sluice.Result) error {
 		if res.Line < 1 || int(res.Line) > len(rs.send) {
 			return fmt.Errorf("job %s: unexpected line %d", jobID, res.Line)
 		}
+		n++
 		idx := int32(res.Line - 1)
 		for i, it := range slices.Concat([]*item{rs.send[idx]}, rs.dups[idx]) {
 			if res.State != sluice.StateDone {
@@ -327,9 +391,9 @@ func (r *runner) collect(ctx context.Context, jobID string, rs *roundState) erro
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("read results of job %s: %w", jobID, err)
+		return n, fmt.Errorf("read results of job %s: %w", jobID, err)
 	}
-	return r.save(ctx, put)
+	return n, r.save(ctx, put)
 }
 
 // answer records an answer for it (from the cache or a duplicate when shared is set, so

@@ -68,6 +68,10 @@ type Task struct {
 	JSON bool
 	// Retries is how many times an invalid answer is asked again per model.
 	Retries int
+	// Pack, when more than 1, puts up to Pack documents' prompts into one request that
+	// asks for a JSON array of answers keyed by document id; a document the answer does
+	// not cover gets its own request. 0 or 1: one request per document.
+	Pack int
 	// Deps are the tasks whose outputs the templates use; Stage is 1 for a task without
 	// dependencies, otherwise one more than its latest dependency's.
 	Deps  []string
@@ -115,6 +119,7 @@ type fileTask struct {
 	Temperature    *float64       `yaml:"temperature"`
 	ResponseFormat map[string]any `yaml:"response_format"`
 	Retries        *int           `yaml:"retries"`
+	Pack           *int           `yaml:"pack"`
 }
 
 var taskName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -257,6 +262,12 @@ func newTask(name, model string, ft *fileTask) (*Task, error) {
 			return nil, fail("retries", "must not be negative, got %d", *ft.Retries)
 		}
 		t.Retries = *ft.Retries
+	}
+	if ft.Pack != nil {
+		if *ft.Pack < 1 {
+			return nil, fail("pack", "must be at least 1, got %d", *ft.Pack)
+		}
+		t.Pack = *ft.Pack
 	}
 	if ft.ResponseFormat != nil {
 		if err := t.setFormat(ft.ResponseFormat); err != nil {

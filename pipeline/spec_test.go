@@ -18,7 +18,7 @@ func TestParseErrors(t *testing.T) {
 		{"no tasks", head, "tasks: missing"},
 		{"unknown top-level field", head + "task: {}", "task: line 4: unknown field"},
 		{"wrong type", head + "tasks: {a: {user: x, max_tokens: lots}}", "tasks.a: line 4: cannot unmarshal !!str `lots` into int64"},
-		{"unknown field", head + "tasks: {a: {user: x, prompt: y}}", "tasks.a.prompt: line 4: unknown field (want one of fallback, max_tokens, model, response_format, retries, system, temperature, user)"},
+		{"unknown field", head + "tasks: {a: {user: x, prompt: y}}", "tasks.a.prompt: line 4: unknown field (want one of fallback, max_tokens, model, pack, response_format, retries, system, temperature, user)"},
 		{"no user", head + "tasks: {a: {system: x}}", "tasks.a.user: missing"},
 		{"no model", "input: d.csv\nid: id\ntasks: {a: {user: x}}", "tasks.a.model: missing"},
 		{"bad template", head + "tasks: {a: {user: \"{{.text\"}}", "tasks.a.user: template: line 1"},

@@ -296,11 +296,17 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 		BaseURL:   o.BaseURL,
 		Estimator: tokens.Default(),
 		Cost:      cost,
+		// --max-cost and --max-tokens cap the whole pipeline, not each round's job.
+		Budget: cfg.Budget,
 		// The answers wait next to the table they go into, not in a /tmp that may be
 		// held in memory.
 		TempDir: filepath.Dir(output),
 		OnRound: func(r pipeline.RoundInfo) {
-			fmt.Fprintf(e.stderr, "stage %d, round %d: %d answered from the cache, %d to send", r.Stage, r.Round, r.CacheHits, r.Requests)
+			if r.Round == 0 {
+				fmt.Fprintf(e.stderr, "stage %d, packed: %d packs answered from the cache, %d to send", r.Stage, r.CacheHits, r.Requests)
+			} else {
+				fmt.Fprintf(e.stderr, "stage %d, round %d: %d answered from the cache, %d to send", r.Stage, r.Round, r.CacheHits, r.Requests)
+			}
 			if r.Job != "" {
 				fmt.Fprintf(e.stderr, " as job %s", r.Job)
 			}
@@ -355,7 +361,7 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	case errors.Is(runErr, sluice.ErrInterrupted):
 		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("interrupted: run the same command again to finish")}
 	case errors.Is(runErr, sluice.ErrBudgetExhausted):
-		return &exitCodeError{code: exitBudget, err: runErr}
+		return &exitCodeError{code: exitBudget, err: fmt.Errorf("%s; the cells not reached say so: run the same command with a higher --max-cost/--max-tokens to finish (answers so far are cached)", strings.TrimPrefix(runErr.Error(), "sluice: "))}
 	case errors.Is(runErr, sluice.ErrAborted):
 		return &exitCodeError{code: exitAborted, err: runErr}
 	case runErr != nil:
@@ -389,4 +395,7 @@ func printPipelineReport(w io.Writer, p *pipeline.Plan, rep *pipeline.Report, ou
 	fmt.Fprintf(w, "requests:  %d sent, %d answered from the cache\n", rep.Requests, rep.CacheHits)
 	fmt.Fprintf(w, "tokens:    %d prompt, %d completion\n", rep.Usage.PromptTokens, rep.Usage.CompletionTokens)
 	fmt.Fprintf(w, "cost:      $%.4f (the cache saved $%.4f)\n", rep.CostUSD, rep.SavedUSD)
+	if rep.Packed > 0 {
+		fmt.Fprintf(w, "packing:   %d cells answered by packed requests, about %d prompt tokens saved\n", rep.Packed, rep.PackTokensSaved)
+	}
 }

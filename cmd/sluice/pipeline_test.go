@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -81,4 +83,91 @@ func readRows(t *testing.T, path string) []map[string]any {
 		rows = append(rows, m)
 	}
 	return rows
+}
+
+// TestPipelineBudget checks that --max-cost caps the whole pipeline, not each round: with
+// a cap under what the pipeline costs but above what any one round costs, the run stops
+// before the cap, exits with the budget status, and the cells it did not reach say why.
+func TestPipelineBudget(t *testing.T) {
+	dir := t.TempDir()
+	var docs strings.Builder
+	docs.WriteString("doc_id,text\n")
+	for i := range 30 {
+		fmt.Fprintf(&docs, "d%d,Acme announced chip number %d today.\n", i, i)
+	}
+	writeFile(t, dir, "docs.csv", docs.String())
+	spec := writeFile(t, dir, "pipeline.yaml", cliPipeline)
+	store := filepath.Join(dir, "ledger.db")
+	var rep struct {
+		Requests int     `json:"requests"`
+		OK       int     `json:"ok"`
+		Failed   int     `json:"failed"`
+		CostUSD  float64 `json:"cost_usd"`
+	}
+
+	full := runCLI(t, nil, "pipeline", "run", spec, "--sim", "--store", store, "-o", filepath.Join(dir, "full.jsonl"), "--json")
+	if err := json.Unmarshal([]byte(full.stdout), &rep); err != nil || full.code != exitOK || rep.Requests != 90 {
+		t.Fatalf("uncapped run: exit %d, report %+v (%v)\n%s", full.code, rep, err, full.stderr)
+	}
+	// Stage 1 (60 requests) costs about 2/3 of the whole, stage 2 about 1/3: each round
+	// alone fits under 80%, the pipeline does not.
+	limit := rep.CostUSD * 0.8
+	out := filepath.Join(dir, "capped.jsonl")
+	capped := runCLI(t, nil, "pipeline", "run", spec, "--sim", "--store", store, "-o", out, "--json", "--no-cache",
+		"--max-cost", strconv.FormatFloat(limit, 'g', -1, 64))
+	if err := json.Unmarshal([]byte(capped.stdout), &rep); err != nil || capped.code != exitBudget {
+		t.Fatalf("capped run: exit %d, want %d, report %+v (%v)\n%s", capped.code, exitBudget, rep, err, capped.stderr)
+	}
+	if rep.CostUSD > limit || rep.CostUSD == 0 || rep.OK == 0 || rep.Failed == 0 {
+		t.Fatalf("capped run spent $%v of $%v: %+v", rep.CostUSD, limit, rep)
+	}
+	if !strings.Contains(capped.stderr, "budget exhausted") {
+		t.Errorf("stderr does not name the budget:\n%s", capped.stderr)
+	}
+	var stopped int
+	for _, row := range readRows(t, out) {
+		for _, task := range []string{"summary", "category", "headline"} {
+			if cell, _ := row[task].(map[string]any); cell != nil && strings.Contains(fmt.Sprint(cell["error"]), "budget exhausted") {
+				stopped++
+			}
+		}
+	}
+	if stopped != rep.Failed {
+		t.Errorf("%d cells say budget exhausted, want the %d failed", stopped, rep.Failed)
+	}
+	if rep.Requests != rep.OK {
+		t.Errorf("%d requests reported sent, want the %d answered", rep.Requests, rep.OK)
+	}
+	// A higher budget finishes the rest; what was answered comes from the cache.
+	answered := rep.OK
+	rest := runCLI(t, nil, "pipeline", "run", spec, "--sim", "--store", store, "-o", out, "--json", "--max-cost", "1")
+	if err := json.Unmarshal([]byte(rest.stdout), &rep); err != nil || rest.code != exitOK || rep.OK != 90 || rep.Requests > 90-answered {
+		t.Fatalf("rerun with a higher budget: exit %d, report %+v (%v), want at most %d sent\n%s", rest.code, rep, err, 90-answered, rest.stderr)
+	}
+}
+
+// TestPipelinePackFallback: the simulator echoes a packed request's prompt, which is no
+// answer, so every document gets its own request and the table is complete.
+func TestPipelinePackFallback(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "docs.csv", "doc_id,text\nd1,Acme announced a chip.\nd2,Globex sold a plant.\nd3,Initech hired.\n")
+	spec := writeFile(t, dir, "pipeline.yaml", "model: gpt-4o-mini\ninput: docs.csv\nid: doc_id\ntasks:\n  category: {user: \"CAT {{.text}}\", pack: 2}\n")
+	out := filepath.Join(dir, "out.jsonl")
+	res := runCLI(t, nil, "pipeline", "run", spec, "--sim", "--store", filepath.Join(dir, "ledger.db"), "-o", out, "--json")
+	var rep struct {
+		Requests int `json:"requests"`
+		OK       int `json:"ok"`
+		Packed   int `json:"packed"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil || res.code != exitOK || rep.Requests != 2+3 || rep.OK != 3 || rep.Packed != 0 {
+		t.Fatalf("exit %d, report %+v (%v)\n%s", res.code, rep, err, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "stage 1, packed: 0 packs answered from the cache, 2 to send") {
+		t.Errorf("stderr does not show the packs:\n%s", res.stderr)
+	}
+	for i, row := range readRows(t, out) {
+		if s, _ := row["category"].(string); !strings.HasPrefix(s, "CAT ") {
+			t.Errorf("row %d: %v", i+1, row)
+		}
+	}
 }
