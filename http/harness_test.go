@@ -38,6 +38,9 @@ type harness struct {
 	cfg    sluicehttp.Config
 	models []string // models the upstream serves; nil: all
 	conc   int
+	// broken, when set, is a second upstream, listed first so that batches go to it,
+	// that rejects every request's key.
+	broken *sim.Server
 
 	st  *sqlite.Store
 	srv *sluicehttp.Server
@@ -75,6 +78,18 @@ func (h *harness) start() {
 	cfg.Store = st
 	cfg.FilesDir = filepath.Join(h.dir, "files")
 	cfg.Upstreams = []sluicehttp.Upstream{{Name: "sim", Models: h.models, Engine: eng}}
+	if h.broken != nil {
+		bup, err := sluiceopenai.New(sluiceopenai.Config{BaseURL: "http://broken.sluice.invalid/v1",
+			HTTPClient: &http.Client{Transport: h.broken.Transport()}})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		beng, err := sluice.New(st, bup, sluice.Config{Concurrency: h.conc})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		cfg.Upstreams = append([]sluicehttp.Upstream{{Name: "broken", Engine: beng}}, cfg.Upstreams...)
+	}
 	cfg.KeyHashes = []string{sluicehttp.HashKey(keyA), sluicehttp.HashKey(keyB)}
 	srv, err := sluicehttp.New(ctx, cfg)
 	if err != nil {

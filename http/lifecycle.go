@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,6 +167,21 @@ func (s *Server) lifecycle(a *activeBatch, id string) error {
 	if rec.Status == StatusInProgress {
 		var runErr error
 		end, runErr = s.runBatch(a, rec)
+		// An upstream that stopped the run hands the batch to another that serves its
+		// models; the ledger keeps what was done, so nothing is sent twice.
+		tried := []string{rec.Upstream}
+		for abort := (*upstreamAbort)(nil); end != endShutdown && errors.As(runErr, &abort); {
+			next := s.failover(rec, tried)
+			if next == "" {
+				break
+			}
+			s.cfg.Logger.Warn("batch fails over", "batch", id, "from", rec.Upstream, "to", next, "err", abort.err)
+			if rec, err = s.update(id, func(r *batchRecord) { r.Upstream = next }); err != nil {
+				return err
+			}
+			tried = append(tried, next)
+			end, runErr = s.runBatch(a, rec)
+		}
 		if end == endShutdown {
 			return nil
 		}
@@ -316,7 +332,41 @@ wait:
 		// The key's pool could not pay for the next request: the budget is spent.
 		end, err = endQuota, nil
 	}
+	if errors.Is(err, sluice.ErrAborted) {
+		err = &upstreamAbort{upstream: up.Name, err: err}
+	}
 	return end, err
+}
+
+// upstreamAbort is a run stopped by its upstream (a rejected key, an unknown model, a used
+// up quota): another upstream that serves the batch's models may do better.
+type upstreamAbort struct {
+	upstream string
+	err      error
+}
+
+func (e *upstreamAbort) Error() string { return fmt.Sprintf("upstream %s: %v", e.upstream, e.err) }
+func (e *upstreamAbort) Unwrap() error { return e.err }
+
+// failover picks another upstream for a batch whose run its upstream stopped: one not
+// tried yet that serves the batch's model (every model, when the batch has several), the
+// least loaded first. It returns "" when there is none.
+func (s *Server) failover(rec *batchRecord, tried []string) string {
+	load := s.upstreamLoad()
+	best := ""
+	for i := range s.cfg.Upstreams {
+		up := &s.cfg.Upstreams[i]
+		if slices.Contains(tried, up.Name) {
+			continue
+		}
+		if rec.Model != nil && !up.serves(*rec.Model) || rec.Model == nil && len(up.Models) > 0 {
+			continue
+		}
+		if best == "" || load[up.Name] < load[best] {
+			best = up.Name
+		}
+	}
+	return best
 }
 
 func (s *Server) upstream(name string) *Upstream {

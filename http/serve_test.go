@@ -251,3 +251,35 @@ func TestServeRestartResumesBatch(t *testing.T) {
 		t.Errorf("the upstream got %d requests over both runs, want 200: none sent twice", got)
 	}
 }
+
+// TestServeFailsOverToAnotherUpstream: the upstream a batch was routed to rejects the
+// key; the batch moves to another upstream that serves its model and completes there,
+// every request once.
+func TestServeFailsOverToAnotherUpstream(t *testing.T) {
+	h := newHarness(t, sim.Config{Seed: 1}, 4)
+	h.broken = sim.New(sim.Config{APIKey: "sk-not-ours"})
+	t.Cleanup(h.broken.Close)
+	h.start()
+	c := h.client(keyA)
+	in := upload(t, c, inputLines(20))
+	b, err := c.Batches.New(context.Background(), openai.BatchNewParams{InputFileID: in.ID,
+		Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = waitBatch(t, c, b.ID, terminal)
+	if b.Status != openai.BatchStatusCompleted || b.RequestCounts.Completed != 20 {
+		t.Fatalf("batch ended %s with %+v, want completed on the other upstream", b.Status, b.RequestCounts)
+	}
+	if st := h.broken.Stats(); st.Unauthorized == 0 || st.Requests > 8 {
+		t.Errorf("the broken upstream saw %d requests (%d rejected): want a few, all rejected", st.Requests, st.Unauthorized)
+	}
+	if got := h.sim.Stats().Requests; got != 20 {
+		t.Errorf("the good upstream got %d requests, want 20", got)
+	}
+	seen := map[string]int{}
+	countIDs(t, seen, download(t, c, b.OutputFileID))
+	if len(seen) != 20 {
+		t.Errorf("%d ids in the output, want 20", len(seen))
+	}
+}
