@@ -73,6 +73,9 @@ func (s *Server) writeResults(ctx context.Context, rec *batchRecord, unf *unfini
 		res.failed++
 		return errs.write(line)
 	})
+	if errors.Is(err, sluice.ErrNotFound) {
+		err = nil // the batch never ran (cancelled while it was validated): no results
+	}
 	if err == nil && expired != nil {
 		err = expired.upTo(-1)
 		res.failed += expired.count

@@ -283,3 +283,26 @@ func TestServeFailsOverToAnotherUpstream(t *testing.T) {
 		t.Errorf("%d ids in the output, want 20", len(seen))
 	}
 }
+
+// TestServeCancelWhileValidating: a batch cancelled before its run started (while it is
+// validated) ends cancelled, with nothing sent.
+func TestServeCancelWhileValidating(t *testing.T) {
+	for range 5 { // the cancel races validation: run it a few times to hit both orders
+		h := newHarness(t, slowSim(), 4)
+		h.start()
+		c := h.client(keyA)
+		in := upload(t, c, inputLines(300))
+		b, err := c.Batches.New(context.Background(), openai.BatchNewParams{InputFileID: in.ID,
+			Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Batches.Cancel(context.Background(), b.ID); err != nil {
+			t.Fatal(err)
+		}
+		if b = waitBatch(t, c, b.ID, terminal); b.Status != openai.BatchStatusCancelled {
+			t.Fatalf("batch ended %s, want cancelled", b.Status)
+		}
+		h.stop()
+	}
+}

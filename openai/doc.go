@@ -3,6 +3,8 @@
 // Ollama) and turns every answer, however messy, into a sluice.Response and, when the
 // answer is a failure, a *sluice.UpstreamError the engine can act on.
 //
+// The Client is also a provider Batch API client: UploadFile, CreateBatch, Batch, CancelBatch, FileContent and DeleteFile.
+//
 // # Request URLs
 //
 // A request is sent to Config.BaseURL followed by the request's URL with its leading

@@ -1,0 +1,293 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/sluice-llm/sluice"
+)
+
+// PurposeBatch is the purpose of a file uploaded as a batch's input.
+const PurposeBatch = "batch"
+
+// File is the provider's file object (/v1/files).
+type File struct {
+	ID        string `json:"id"`
+	Object    string `json:"object"` // "file"
+	Bytes     int64  `json:"bytes"`
+	CreatedAt int64  `json:"created_at"` // Unix seconds
+	Filename  string `json:"filename"`
+	Purpose   string `json:"purpose"`
+}
+
+// BatchStatus is the status of a provider batch.
+type BatchStatus string
+
+// The statuses of a provider batch, as the Batch API names them.
+const (
+	BatchValidating BatchStatus = "validating"  // the input file is being validated
+	BatchFailed     BatchStatus = "failed"      // the input file failed validation; see Errors
+	BatchInProgress BatchStatus = "in_progress" // requests are being run
+	BatchFinalizing BatchStatus = "finalizing"  // requests are done; output files are being written
+	BatchCompleted  BatchStatus = "completed"   // output files are ready
+	BatchExpired    BatchStatus = "expired"     // the window passed; finished results are kept
+	BatchCancelling BatchStatus = "cancelling"  // cancel requested; requests in flight finish
+	BatchCancelled  BatchStatus = "cancelled"   // cancelled; finished results are kept
+)
+
+// Terminal reports whether a batch in status s will not change any more.
+func (s BatchStatus) Terminal() bool {
+	switch s {
+	case BatchCompleted, BatchFailed, BatchExpired, BatchCancelled:
+		return true
+	}
+	return false
+}
+
+// Batch is the provider's batch object (/v1/batches). Timestamps are Unix seconds, nil
+// until the batch reaches the state they name.
+type Batch struct {
+	ID               string            `json:"id"`
+	Object           string            `json:"object"` // "batch"
+	Endpoint         string            `json:"endpoint"`
+	Errors           *BatchErrors      `json:"errors"`
+	InputFileID      string            `json:"input_file_id"`
+	CompletionWindow string            `json:"completion_window"`
+	Status           BatchStatus       `json:"status"`
+	OutputFileID     *string           `json:"output_file_id"`
+	ErrorFileID      *string           `json:"error_file_id"`
+	CreatedAt        int64             `json:"created_at"`
+	InProgressAt     *int64            `json:"in_progress_at"`
+	ExpiresAt        *int64            `json:"expires_at"`
+	FinalizingAt     *int64            `json:"finalizing_at"`
+	CompletedAt      *int64            `json:"completed_at"`
+	FailedAt         *int64            `json:"failed_at"`
+	ExpiredAt        *int64            `json:"expired_at"`
+	CancellingAt     *int64            `json:"cancelling_at"`
+	CancelledAt      *int64            `json:"cancelled_at"`
+	RequestCounts    RequestCounts     `json:"request_counts"`
+	Metadata         map[string]string `json:"metadata"`
+}
+
+// BatchErrors lists why a batch failed (validation errors of its input file, say).
+type BatchErrors struct {
+	Object string       `json:"object"` // "list"
+	Data   []BatchError `json:"data"`
+}
+
+// BatchError is one reason a batch failed. Line is the input file's line, from 1.
+type BatchError struct {
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Param   *string `json:"param"`
+	Line    *int64  `json:"line"`
+}
+
+// RequestCounts counts a batch's requests.
+type RequestCounts struct {
+	Total     int64 `json:"total"`
+	Completed int64 `json:"completed"`
+	Failed    int64 `json:"failed"`
+}
+
+// UploadFile uploads r as a batch input file named name (POST /files, multipart, purpose
+// "batch"). The content is streamed: it is never held in memory whole, and it cannot be
+// resent, so a failed upload must be started again with a fresh reader. A provider that
+// rejects the file gives an *sluice.UpstreamError with its own message; an error reading
+// r is returned wrapped.
+func (c *Client) UploadFile(ctx context.Context, name string, r io.Reader) (*File, error) {
+	ep := c.join("/v1/files")
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	var readErr error // set by the writer goroutine before done is closed
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(writeUpload(mw, name, r, &readErr))
+	}()
+	hreq, err := c.newRequest(ctx, http.MethodPost, ep.url, nil)
+	if err == nil {
+		hreq.Body = pr // ContentLength 0 with a body: sent chunked
+		hreq.Header["Content-Type"] = []string{mw.FormDataContentType()}
+	}
+	var f File
+	if err == nil {
+		err = c.doJSON(ctx, hreq, "POST "+ep.display, &f)
+	}
+	pr.CloseWithError(errors.New("upload finished")) // ends the writer if the answer came early
+	<-done
+	if readErr != nil {
+		return nil, fmt.Errorf("upload file %s: read: %w", name, readErr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upload file %s: %w", name, err)
+	}
+	return &f, nil
+}
+
+// writeUpload writes the multipart form of an upload. A failure to read r is also stored
+// in readErr, to tell it apart from the request's own failures.
+func writeUpload(mw *multipart.Writer, name string, r io.Reader, readErr *error) error {
+	if err := mw.WriteField("purpose", PurposeBatch); err != nil {
+		return err
+	}
+	part, err := mw.CreateFormFile("file", name)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(part, readerOnly{r}); err != nil {
+		var re readError
+		if errors.As(err, &re) {
+			*readErr = re.err
+		}
+		return err
+	}
+	return mw.Close()
+}
+
+// readerOnly marks errors of the wrapped reader as readErrors, so that io.Copy's errors
+// can be told apart from the pipe's.
+type readerOnly struct{ r io.Reader }
+
+func (ro readerOnly) Read(p []byte) (int, error) {
+	n, err := ro.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = readError{err}
+	}
+	return n, err
+}
+
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
+func (e readError) Unwrap() error { return e.err }
+
+// CreateBatch creates a batch of the requests in the uploaded file inputFileID, for
+// endpoint (such as sluice.EndpointChatCompletions) within window ("24h"). metadata may
+// be nil.
+func (c *Client) CreateBatch(ctx context.Context, inputFileID, endpoint, window string, metadata map[string]string) (*Batch, error) {
+	body, err := json.Marshal(struct {
+		InputFileID      string            `json:"input_file_id"`
+		Endpoint         string            `json:"endpoint"`
+		CompletionWindow string            `json:"completion_window"`
+		Metadata         map[string]string `json:"metadata,omitempty"`
+	}{inputFileID, endpoint, window, metadata})
+	if err != nil {
+		return nil, fmt.Errorf("create batch: %w", err)
+	}
+	var b Batch
+	if err := c.call(ctx, http.MethodPost, "/v1/batches", body, &b); err != nil {
+		return nil, fmt.Errorf("create batch: %w", err)
+	}
+	return &b, nil
+}
+
+// Batch retrieves the batch id (GET /batches/{id}).
+func (c *Client) Batch(ctx context.Context, id string) (*Batch, error) {
+	var b Batch
+	if err := c.call(ctx, http.MethodGet, "/v1/batches/"+url.PathEscape(id), nil, &b); err != nil {
+		return nil, fmt.Errorf("get batch %s: %w", id, err)
+	}
+	return &b, nil
+}
+
+// CancelBatch asks the provider to cancel the batch id (POST /batches/{id}/cancel). The
+// batch returned is usually still cancelling: poll Batch until it is cancelled.
+func (c *Client) CancelBatch(ctx context.Context, id string) (*Batch, error) {
+	var b Batch
+	if err := c.call(ctx, http.MethodPost, "/v1/batches/"+url.PathEscape(id)+"/cancel", nil, &b); err != nil {
+		return nil, fmt.Errorf("cancel batch %s: %w", id, err)
+	}
+	return &b, nil
+}
+
+// FileContent returns the content of the file id (GET /files/{id}/content) as a stream,
+// which the caller must close. Config.MaxBodyBytes does not apply to it.
+func (c *Client) FileContent(ctx context.Context, id string) (io.ReadCloser, error) {
+	ep := c.join("/v1/files/" + url.PathEscape(id) + "/content")
+	hreq, err := c.newRequest(ctx, http.MethodGet, ep.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("get file %s content: %w", id, err)
+	}
+	start := time.Now()
+	hresp, err := c.hc.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("get file %s content: %w", id, c.noAnswer(ctx, "GET "+ep.display, err, start))
+	}
+	if hresp.StatusCode/100 == 2 {
+		return hresp.Body, nil
+	}
+	defer hresp.Body.Close()
+	_, ue := c.answer(ctx, hresp, ep.display, start)
+	return nil, fmt.Errorf("get file %s content: %w", id, ue)
+}
+
+// DeleteFile deletes the file id (DELETE /files/{id}).
+func (c *Client) DeleteFile(ctx context.Context, id string) error {
+	var d struct {
+		Deleted bool `json:"deleted"`
+	}
+	if err := c.call(ctx, http.MethodDelete, "/v1/files/"+url.PathEscape(id), nil, &d); err != nil {
+		return fmt.Errorf("delete file %s: %w", id, err)
+	}
+	if !d.Deleted {
+		return fmt.Errorf("delete file %s: the upstream did not delete it", id)
+	}
+	return nil
+}
+
+// call sends a JSON request (body nil for none) to path, joined like a request URL, and
+// decodes the JSON answer into v.
+func (c *Client) call(ctx context.Context, method, path string, body []byte, v any) error {
+	ep := c.join(path)
+	hreq, err := c.newRequest(ctx, method, ep.url, body)
+	if err != nil {
+		return err
+	}
+	return c.doJSON(ctx, hreq, method+" "+ep.display, v)
+}
+
+// doJSON sends hreq and decodes its JSON answer into v. Failures are
+// *sluice.UpstreamError, as from Do. op names the request for messages.
+func (c *Client) doJSON(ctx context.Context, hreq *http.Request, op string, v any) error {
+	start := time.Now()
+	hresp, err := c.hc.Do(hreq)
+	if err != nil {
+		return c.noAnswer(ctx, op, err, start)
+	}
+	defer hresp.Body.Close()
+	body, ue := c.answer(ctx, hresp, op, start)
+	if ue != nil {
+		return ue
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		msg := fmt.Sprintf("%d answer to %s is not the expected object: %v", hresp.StatusCode, op, err)
+		return &sluice.UpstreamError{StatusCode: hresp.StatusCode, Code: sluice.CodeInvalidResponse, Message: msg, Err: err}
+	}
+	return nil
+}
+
+// answer reads an answer's body and classifies it as Do does: the body of a usable 2xx
+// JSON answer, or the error the answer stands for.
+func (c *Client) answer(ctx context.Context, hresp *http.Response, op string, start time.Time) ([]byte, *sluice.UpstreamError) {
+	raw, err := readBody(hresp, c.maxBody)
+	defer raw.release()
+	if err != nil && !errors.Is(err, errTooLarge) {
+		return nil, c.noAnswer(ctx, "read answer to "+op, err, start)
+	}
+	resp := &sluice.Response{StatusCode: hresp.StatusCode}
+	if err != nil {
+		return nil, c.tooLarge(resp, hresp.Header)
+	}
+	if ue := c.interpret(resp, hresp.Header, &raw); ue != nil {
+		return nil, ue
+	}
+	return resp.Body, nil
+}
