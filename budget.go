@@ -50,7 +50,7 @@ type budget struct {
 // for concurrent use.
 type BudgetPool struct{ b budget }
 
-// NewBudgetPool returns a pool capped at limit that has already spent spentCost USD and
+// NewBudgetPool returns a pool capped at limit (a pool with no cap tracks nothing) that has already spent spentCost USD and
 // spentTokens tokens, pricing usage with cost (nil: only a token cap can bind).
 func NewBudgetPool(limit Budget, cost func(model string, u Usage) float64, spentCost float64, spentTokens int64) *BudgetPool {
 	return &BudgetPool{b: budget{limit: limit, cost: cost, spent: hold{cost: spentCost, tokens: spentTokens}}}
@@ -105,8 +105,12 @@ func (b *budget) reserve(h hold) bool {
 	return true
 }
 
-// settle releases h and records what the attempt really cost.
+// settle releases h and records what the attempt really cost. Without a cap there is
+// nothing to track: runs without a budget pay nothing for it on their hot path.
 func (b *budget) settle(h, actual hold) {
+	if !b.capped() {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.held.cost -= h.cost
@@ -137,6 +141,9 @@ func (b *budget) exhaustedError() error {
 
 // worstCase is what a request may cost at most, for the budget.
 func (r *Run) worstCase(est Estimate) hold {
+	if !r.budget.capped() {
+		return hold{}
+	}
 	out := est.MaxOutputTokens
 	if out == 0 {
 		out = r.e.lim.meanOutput(defaultOutputGuess)
@@ -150,6 +157,9 @@ func (r *Run) worstCase(est Estimate) hold {
 
 // actualCost is what an answer's usage cost.
 func (r *Run) actualCost(model string, u Usage) hold {
+	if !r.budget.capped() {
+		return hold{}
+	}
 	h := hold{tokens: u.Total()}
 	if r.budget.cost != nil && u != (Usage{}) {
 		h.cost = r.budget.cost(model, u)
