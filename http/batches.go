@@ -33,7 +33,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, owner strin
 	if err != nil {
 		return err
 	}
-	if in.Purpose != PurposeBatch {
+	if in.Purpose != sluice.PurposeBatch {
 		return invalid("input_file_id", "The input file must have purpose 'batch', got '%s'.", in.Purpose)
 	}
 	if err := s.checkQuota(r.Context(), owner); err != nil {
@@ -41,13 +41,13 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, owner strin
 	}
 	created := now()
 	rec := &batchRecord{
-		Batch: Batch{
+		Batch: sluice.Batch{
 			ID:               newBatchID(),
 			Object:           "batch",
 			Endpoint:         req.Endpoint,
 			InputFileID:      in.ID,
 			CompletionWindow: req.CompletionWindow,
-			Status:           StatusValidating,
+			Status:           sluice.BatchValidating,
 			CreatedAt:        created,
 			ExpiresAt:        ptr(time.Unix(created, 0).Add(window).Unix()),
 			Metadata:         req.Metadata,
@@ -146,7 +146,7 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request, owner strin
 	if err != nil {
 		return err
 	}
-	out := list[Batch]{Object: "list", Data: make([]Batch, 0, len(docs)), HasMore: more}
+	out := list[sluice.Batch]{Object: "list", Data: make([]sluice.Batch, 0, len(docs)), HasMore: more}
 	for _, doc := range docs {
 		rec, err := decodeRecord[batchRecord](doc)
 		if err != nil {

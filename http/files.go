@@ -69,7 +69,7 @@ func (s *Server) createFile(w http.ResponseWriter, r *http.Request, owner string
 		err = invalid("file", "Missing the file to upload.")
 	case purpose == "":
 		err = invalid("purpose", "Missing the purpose of the file.")
-	case purpose != PurposeBatch:
+	case purpose != sluice.PurposeBatch:
 		err = invalid("purpose", "Only files with purpose 'batch' can be uploaded here, got '%s'.", purpose)
 	}
 	if err != nil {
@@ -107,7 +107,7 @@ func (s *Server) storeUpload(part io.Reader, owner string) (*fileRecord, error) 
 		name = "upload.jsonl"
 	}
 	rec := &fileRecord{
-		File:  File{ID: newFileID(), Object: "file", CreatedAt: now(), Filename: name, Status: "processed"},
+		File:  sluice.File{ID: newFileID(), Object: "file", CreatedAt: now(), Filename: name, Status: "processed"},
 		Owner: owner,
 	}
 	rec.Path = rec.ID + ".jsonl"
@@ -211,7 +211,7 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, owner string)
 		return err
 	}
 	purpose := r.URL.Query().Get("purpose")
-	out := list[File]{Object: "list", Data: []File{}, HasMore: more}
+	out := list[sluice.File]{Object: "list", Data: []sluice.File{}, HasMore: more}
 	for _, doc := range docs {
 		rec, err := decodeRecord[fileRecord](doc)
 		if err != nil {

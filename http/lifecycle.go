@@ -104,7 +104,7 @@ func (s *Server) update(id string, fn func(rec *batchRecord)) (*batchRecord, err
 	if err := s.saveBatch(ctx, rec); err != nil {
 		return rec, err
 	}
-	if !was.terminal() && rec.Status.terminal() {
+	if !was.Terminal() && rec.Status.Terminal() {
 		s.notify(rec)
 	}
 	return rec, nil
@@ -119,14 +119,14 @@ func (s *Server) requestCancel(ctx context.Context, id, owner string) (*batchRec
 		return nil, err
 	}
 	switch rec.Status {
-	case StatusCancelling:
+	case sluice.BatchCancelling:
 		return rec, nil
-	case StatusValidating, StatusInProgress:
+	case sluice.BatchValidating, sluice.BatchInProgress:
 	default:
 		return nil, &apiError{status: http.StatusConflict, typ: "invalid_request_error", code: "batch_not_cancellable",
 			msg: fmt.Sprintf("Cannot cancel a batch with status '%s'.", rec.Status)}
 	}
-	rec.Status, rec.CancellingAt = StatusCancelling, ptr(now())
+	rec.Status, rec.CancellingAt = sluice.BatchCancelling, ptr(now())
 	if err := s.saveBatch(ctx, rec); err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (s *Server) liveCounts(rec *batchRecord) {
 	s.mu.Lock()
 	a := s.active[rec.ID]
 	s.mu.Unlock()
-	if a == nil || (rec.Status != StatusInProgress && rec.Status != StatusCancelling) {
+	if a == nil || (rec.Status != sluice.BatchInProgress && rec.Status != sluice.BatchCancelling) {
 		return
 	}
 	if run := a.run.Load(); run != nil {
@@ -158,13 +158,13 @@ func (s *Server) lifecycle(a *activeBatch, id string) error {
 	if err != nil {
 		return err
 	}
-	if rec.Status == StatusValidating {
+	if rec.Status == sluice.BatchValidating {
 		if rec, err = s.validateBatch(ctx, a, rec); err != nil || rec == nil {
 			return err
 		}
 	}
 	end := endDone
-	if rec.Status == StatusInProgress {
+	if rec.Status == sluice.BatchInProgress {
 		var runErr error
 		end, runErr = s.runBatch(a, rec)
 		// An upstream that stopped the run hands the batch to another that serves its
@@ -187,8 +187,8 @@ func (s *Server) lifecycle(a *activeBatch, id string) error {
 		}
 		if errors.Is(runErr, sluice.ErrAborted) {
 			_, err := s.update(id, func(rec *batchRecord) {
-				rec.Status, rec.FailedAt = StatusFailed, ptr(now())
-				rec.Errors = &BatchErrors{Object: "list", Data: []BatchError{{Code: "upstream_error", Message: runErr.Error()}}}
+				rec.Status, rec.FailedAt = sluice.BatchFailed, ptr(now())
+				rec.Errors = &sluice.BatchErrors{Object: "list", Data: []sluice.BatchError{{Code: "upstream_error", Message: runErr.Error()}}}
 			})
 			return err
 		}
@@ -197,8 +197,8 @@ func (s *Server) lifecycle(a *activeBatch, id string) error {
 		}
 		if end == endDone {
 			rec, err = s.update(id, func(rec *batchRecord) {
-				if rec.Status == StatusInProgress {
-					rec.Status, rec.FinalizingAt = StatusFinalizing, ptr(now())
+				if rec.Status == sluice.BatchInProgress {
+					rec.Status, rec.FinalizingAt = sluice.BatchFinalizing, ptr(now())
 				}
 			})
 			if err != nil {
@@ -227,15 +227,15 @@ func (s *Server) validateBatch(ctx context.Context, a *activeBatch, rec *batchRe
 	}
 	return s.update(rec.ID, func(rec *batchRecord) {
 		rec.RequestCounts.Total = v.total
-		if rec.Status != StatusValidating {
+		if rec.Status != sluice.BatchValidating {
 			return
 		}
 		if len(v.errs) > 0 {
-			rec.Status, rec.FailedAt = StatusFailed, ptr(now())
-			rec.Errors = &BatchErrors{Object: "list", Data: v.errs}
+			rec.Status, rec.FailedAt = sluice.BatchFailed, ptr(now())
+			rec.Errors = &sluice.BatchErrors{Object: "list", Data: v.errs}
 			return
 		}
-		rec.Status, rec.InProgressAt = StatusInProgress, ptr(now())
+		rec.Status, rec.InProgressAt = sluice.BatchInProgress, ptr(now())
 		rec.Upstream = v.upstream
 		if len(v.models) == 1 {
 			for m := range v.models {
@@ -385,7 +385,7 @@ func (s *Server) upstream(name string) *Upstream {
 // the error file as insufficient_quota, its finished ones to the output file); completed
 // otherwise.
 func (s *Server) finalize(ctx context.Context, rec *batchRecord, end runEnd) error {
-	if rec.Status.terminal() {
+	if rec.Status.Terminal() {
 		return nil
 	}
 	var unf *unfinished
@@ -405,15 +405,15 @@ func (s *Server) finalize(ctx context.Context, rec *batchRecord, end runEnd) err
 		rec.Usage = res.usage
 		t := ptr(now())
 		switch {
-		case rec.Status == StatusCancelling:
-			rec.Status, rec.CancelledAt = StatusCancelled, t
+		case rec.Status == sluice.BatchCancelling:
+			rec.Status, rec.CancelledAt = sluice.BatchCancelled, t
 		case end == endQuota:
-			rec.Status, rec.FailedAt = StatusFailed, t
-			rec.Errors = &BatchErrors{Object: "list", Data: []BatchError{{Code: codeInsufficientQuota, Message: msgQuota}}}
+			rec.Status, rec.FailedAt = sluice.BatchFailed, t
+			rec.Errors = &sluice.BatchErrors{Object: "list", Data: []sluice.BatchError{{Code: codeInsufficientQuota, Message: msgQuota}}}
 		case end == endExpire:
-			rec.Status, rec.ExpiredAt = StatusExpired, t
+			rec.Status, rec.ExpiredAt = sluice.BatchExpired, t
 		default:
-			rec.Status, rec.CompletedAt = StatusCompleted, t
+			rec.Status, rec.CompletedAt = sluice.BatchCompleted, t
 			if rec.FinalizingAt == nil {
 				rec.FinalizingAt = t
 			}

@@ -30,7 +30,7 @@ var (
 type results struct {
 	outputID, errorID *string
 	done, failed      int64
-	usage             *BatchUsage
+	usage             *sluice.BatchUsage
 }
 
 // writeResults writes a batch's output file (requests that succeeded) and error file
@@ -95,9 +95,9 @@ func (s *Server) writeResults(ctx context.Context, rec *batchRecord, unf *unfini
 	}
 	if stats != nil {
 		u := stats.Usage
-		res.usage = &BatchUsage{
+		res.usage = &sluice.BatchUsage{
 			InputTokens:        u.PromptTokens,
-			InputTokensDetails: InputTokensDetails{CachedTokens: u.CachedTokens},
+			InputTokensDetails: sluice.InputTokensDetails{CachedTokens: u.CachedTokens},
 			OutputTokens:       u.CompletionTokens,
 			TotalTokens:        u.Total(),
 		}
@@ -117,7 +117,7 @@ type outputFile struct {
 
 func (s *Server) newOutputFile(batch *batchRecord, kind string) (*outputFile, error) {
 	rec := fileRecord{
-		File: File{ID: newFileID(), Object: "file", CreatedAt: now(), Purpose: PurposeBatchOutput, Status: "processed",
+		File: sluice.File{ID: newFileID(), Object: "file", CreatedAt: now(), Purpose: sluice.PurposeBatchOutput, Status: "processed",
 			Filename: batch.ID + "_" + kind + ".jsonl"},
 		Owner: batch.Owner,
 	}

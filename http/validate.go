@@ -32,14 +32,14 @@ type validation struct {
 	total    int64
 	models   map[string]int64 // model → first line using it
 	upstream string
-	errs     []BatchError
+	errs     []sluice.BatchError
 }
 
 func (v *validation) fail(line int64, code, param, format string, args ...any) {
 	if len(v.errs) >= maxValidationErrors {
 		return
 	}
-	e := BatchError{Code: code, Message: fmt.Sprintf(format, args...)}
+	e := sluice.BatchError{Code: code, Message: fmt.Sprintf(format, args...)}
 	if line > 0 {
 		e.Line = ptr(line)
 	}
@@ -172,7 +172,7 @@ func (s *Server) route(v *validation) {
 func (s *Server) upstreamLoad() map[string]int {
 	ctx := context.WithoutCancel(s.ctx)
 	load := map[string]int{}
-	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, string(StatusInProgress))
+	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, string(sluice.BatchInProgress))
 	if err != nil {
 		return load
 	}

@@ -14,95 +14,12 @@ import (
 	"github.com/sluice-llm/sluice"
 )
 
-// PurposeBatch is the purpose of a file uploaded as a batch's input.
-const PurposeBatch = "batch"
-
-// File is the provider's file object (/v1/files).
-type File struct {
-	ID        string `json:"id"`
-	Object    string `json:"object"` // "file"
-	Bytes     int64  `json:"bytes"`
-	CreatedAt int64  `json:"created_at"` // Unix seconds
-	Filename  string `json:"filename"`
-	Purpose   string `json:"purpose"`
-}
-
-// BatchStatus is the status of a provider batch.
-type BatchStatus string
-
-// The statuses of a provider batch, as the Batch API names them.
-const (
-	BatchValidating BatchStatus = "validating"  // the input file is being validated
-	BatchFailed     BatchStatus = "failed"      // the input file failed validation; see Errors
-	BatchInProgress BatchStatus = "in_progress" // requests are being run
-	BatchFinalizing BatchStatus = "finalizing"  // requests are done; output files are being written
-	BatchCompleted  BatchStatus = "completed"   // output files are ready
-	BatchExpired    BatchStatus = "expired"     // the window passed; finished results are kept
-	BatchCancelling BatchStatus = "cancelling"  // cancel requested; requests in flight finish
-	BatchCancelled  BatchStatus = "cancelled"   // cancelled; finished results are kept
-)
-
-// Terminal reports whether a batch in status s will not change any more.
-func (s BatchStatus) Terminal() bool {
-	switch s {
-	case BatchCompleted, BatchFailed, BatchExpired, BatchCancelled:
-		return true
-	}
-	return false
-}
-
-// Batch is the provider's batch object (/v1/batches). Timestamps are Unix seconds, nil
-// until the batch reaches the state they name.
-type Batch struct {
-	ID               string            `json:"id"`
-	Object           string            `json:"object"` // "batch"
-	Endpoint         string            `json:"endpoint"`
-	Errors           *BatchErrors      `json:"errors"`
-	InputFileID      string            `json:"input_file_id"`
-	CompletionWindow string            `json:"completion_window"`
-	Status           BatchStatus       `json:"status"`
-	OutputFileID     *string           `json:"output_file_id"`
-	ErrorFileID      *string           `json:"error_file_id"`
-	CreatedAt        int64             `json:"created_at"`
-	InProgressAt     *int64            `json:"in_progress_at"`
-	ExpiresAt        *int64            `json:"expires_at"`
-	FinalizingAt     *int64            `json:"finalizing_at"`
-	CompletedAt      *int64            `json:"completed_at"`
-	FailedAt         *int64            `json:"failed_at"`
-	ExpiredAt        *int64            `json:"expired_at"`
-	CancellingAt     *int64            `json:"cancelling_at"`
-	CancelledAt      *int64            `json:"cancelled_at"`
-	RequestCounts    RequestCounts     `json:"request_counts"`
-	Metadata         map[string]string `json:"metadata"`
-}
-
-// BatchErrors lists why a batch failed (validation errors of its input file, say).
-type BatchErrors struct {
-	Object string       `json:"object"` // "list"
-	Data   []BatchError `json:"data"`
-}
-
-// BatchError is one reason a batch failed. Line is the input file's line, from 1.
-type BatchError struct {
-	Code    string  `json:"code"`
-	Message string  `json:"message"`
-	Param   *string `json:"param"`
-	Line    *int64  `json:"line"`
-}
-
-// RequestCounts counts a batch's requests.
-type RequestCounts struct {
-	Total     int64 `json:"total"`
-	Completed int64 `json:"completed"`
-	Failed    int64 `json:"failed"`
-}
-
 // UploadFile uploads r as a batch input file named name (POST /files, multipart, purpose
 // "batch"). The content is streamed: it is never held in memory whole, and it cannot be
 // resent, so a failed upload must be started again with a fresh reader. A provider that
 // rejects the file gives an *sluice.UpstreamError with its own message; an error reading
 // r is returned wrapped.
-func (c *Client) UploadFile(ctx context.Context, name string, r io.Reader) (*File, error) {
+func (c *Client) UploadFile(ctx context.Context, name string, r io.Reader) (*sluice.File, error) {
 	ep := c.join("/v1/files")
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
@@ -117,7 +34,7 @@ func (c *Client) UploadFile(ctx context.Context, name string, r io.Reader) (*Fil
 		hreq.Body = pr // ContentLength 0 with a body: sent chunked
 		hreq.Header["Content-Type"] = []string{mw.FormDataContentType()}
 	}
-	var f File
+	var f sluice.File
 	if err == nil {
 		err = c.doJSON(ctx, hreq, "POST "+ep.display, &f)
 	}
@@ -135,7 +52,7 @@ func (c *Client) UploadFile(ctx context.Context, name string, r io.Reader) (*Fil
 // writeUpload writes the multipart form of an upload. A failure to read r is also stored
 // in readErr, to tell it apart from the request's own failures.
 func writeUpload(mw *multipart.Writer, name string, r io.Reader, readErr *error) error {
-	if err := mw.WriteField("purpose", PurposeBatch); err != nil {
+	if err := mw.WriteField("purpose", sluice.PurposeBatch); err != nil {
 		return err
 	}
 	part, err := mw.CreateFormFile("file", name)
@@ -172,7 +89,7 @@ func (e readError) Unwrap() error { return e.err }
 // CreateBatch creates a batch of the requests in the uploaded file inputFileID, for
 // endpoint (such as sluice.EndpointChatCompletions) within window ("24h"). metadata may
 // be nil.
-func (c *Client) CreateBatch(ctx context.Context, inputFileID, endpoint, window string, metadata map[string]string) (*Batch, error) {
+func (c *Client) CreateBatch(ctx context.Context, inputFileID, endpoint, window string, metadata map[string]string) (*sluice.Batch, error) {
 	body, err := json.Marshal(struct {
 		InputFileID      string            `json:"input_file_id"`
 		Endpoint         string            `json:"endpoint"`
@@ -182,7 +99,7 @@ func (c *Client) CreateBatch(ctx context.Context, inputFileID, endpoint, window 
 	if err != nil {
 		return nil, fmt.Errorf("create batch: %w", err)
 	}
-	var b Batch
+	var b sluice.Batch
 	if err := c.call(ctx, http.MethodPost, "/v1/batches", body, &b); err != nil {
 		return nil, fmt.Errorf("create batch: %w", err)
 	}
@@ -190,8 +107,8 @@ func (c *Client) CreateBatch(ctx context.Context, inputFileID, endpoint, window 
 }
 
 // Batch retrieves the batch id (GET /batches/{id}).
-func (c *Client) Batch(ctx context.Context, id string) (*Batch, error) {
-	var b Batch
+func (c *Client) Batch(ctx context.Context, id string) (*sluice.Batch, error) {
+	var b sluice.Batch
 	if err := c.call(ctx, http.MethodGet, "/v1/batches/"+url.PathEscape(id), nil, &b); err != nil {
 		return nil, fmt.Errorf("get batch %s: %w", id, err)
 	}
@@ -200,8 +117,8 @@ func (c *Client) Batch(ctx context.Context, id string) (*Batch, error) {
 
 // CancelBatch asks the provider to cancel the batch id (POST /batches/{id}/cancel). The
 // batch returned is usually still cancelling: poll Batch until it is cancelled.
-func (c *Client) CancelBatch(ctx context.Context, id string) (*Batch, error) {
-	var b Batch
+func (c *Client) CancelBatch(ctx context.Context, id string) (*sluice.Batch, error) {
+	var b sluice.Batch
 	if err := c.call(ctx, http.MethodPost, "/v1/batches/"+url.PathEscape(id)+"/cancel", nil, &b); err != nil {
 		return nil, fmt.Errorf("cancel batch %s: %w", id, err)
 	}

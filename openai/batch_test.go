@@ -89,7 +89,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // waitFor polls the batch until it is terminal; polling is the Batch API's protocol.
-func waitFor(t *testing.T, c *Client, id string) *Batch {
+func waitFor(t *testing.T, c *Client, id string) *sluice.Batch {
 	t.Helper()
 	ctx := testCtx(t)
 	for {
@@ -112,7 +112,7 @@ func TestBatchRoundTripAgainstServe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("UploadFile: %v", err)
 	}
-	if f.ID == "" || f.Purpose != PurposeBatch || f.Filename != "input.jsonl" || f.Bytes != int64(len(batchInput(n))) {
+	if f.ID == "" || f.Purpose != sluice.PurposeBatch || f.Filename != "input.jsonl" || f.Bytes != int64(len(batchInput(n))) {
 		t.Fatalf("file = %+v", f)
 	}
 	b, err := c.CreateBatch(ctx, f.ID, sluice.EndpointChatCompletions, "24h", map[string]string{"job": "j1"})
@@ -123,7 +123,7 @@ func TestBatchRoundTripAgainstServe(t *testing.T) {
 		t.Fatalf("batch = %+v", b)
 	}
 	b = waitFor(t, c, b.ID)
-	if b.Status != BatchCompleted || b.OutputFileID == nil || b.RequestCounts != (RequestCounts{Total: n, Completed: n}) {
+	if b.Status != sluice.BatchCompleted || b.OutputFileID == nil || b.RequestCounts != (sluice.RequestCounts{Total: n, Completed: n}) {
 		t.Fatalf("finished batch: status %s, output %v, counts %+v", b.Status, b.OutputFileID, b.RequestCounts)
 	}
 	if b.CompletedAt == nil || b.InProgressAt == nil {
@@ -228,10 +228,10 @@ func TestCancelBatchAgainstServe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CancelBatch: %v", err)
 	}
-	if cb.ID != b.ID || (cb.Status != BatchCancelling && cb.Status != BatchCancelled) {
+	if cb.ID != b.ID || (cb.Status != sluice.BatchCancelling && cb.Status != sluice.BatchCancelled) {
 		t.Fatalf("cancel answer: %s %s", cb.ID, cb.Status)
 	}
-	if got := waitFor(t, c, b.ID); got.Status != BatchCancelled || got.CancelledAt == nil {
+	if got := waitFor(t, c, b.ID); got.Status != sluice.BatchCancelled || got.CancelledAt == nil {
 		t.Errorf("status after cancel = %s", got.Status)
 	}
 	_, err = c.CancelBatch(ctx, "batch_missing")
@@ -254,7 +254,7 @@ func TestUploadFileScripted(t *testing.T) {
 			if err := r.ParseMultipartForm(1 << 20); err != nil {
 				t.Fatal(err)
 			}
-			if p := r.FormValue("purpose"); p != PurposeBatch {
+			if p := r.FormValue("purpose"); p != sluice.PurposeBatch {
 				t.Errorf("purpose = %q", p)
 			}
 			w.WriteHeader(http.StatusBadRequest)
