@@ -154,6 +154,10 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 	if stats.Pending+stats.InFlight == 0 {
 		return nil, nil, nil
 	}
+	if r.untilIdle && stats.Pending == 0 {
+		r.othersHold = true
+		return nil, nil, nil
+	}
 	return nil, time.After(r.e.cfg.Lease / 4), nil // other workers hold leases
 }
 

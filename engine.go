@@ -233,6 +233,13 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 	return r, nil
 }
 
+// StopWhenIdle ends the run as soon as no request is pending and none of its own is in
+// flight, instead of waiting for the requests other owners hold (a provider batch's, say)
+// to come back. The job then stays running unless every request is final.
+func StopWhenIdle() RunOption {
+	return func(r *Run) { r.untilIdle = true }
+}
+
 // Run is one run of one job on an Engine. Its methods are safe for concurrent use.
 type Run struct {
 	e       *Engine
@@ -256,6 +263,11 @@ type Run struct {
 	retries   retryQueue
 	running   int
 	badModels map[string]string // model → why it was refused
+
+	// untilIdle ends the run once nothing is pending rather than waiting for the requests
+	// other owners hold (StopWhenIdle); othersHold is set when it ended so.
+	untilIdle  bool
+	othersHold bool
 
 	budget    *budget
 	budgetHit atomic.Bool // dispatch stopped because the budget would be crossed
@@ -369,6 +381,8 @@ func (r *Run) finish(bg, ctx context.Context, dispatchErr error) error {
 	case dispatchErr != nil:
 		job.State, job.Error = JobInterrupted, "interrupted"
 		err = ErrInterrupted
+	case r.othersHold:
+		job.State, job.Error = JobRunning, "" // other owners still hold requests
 	default:
 		job.State, job.Error = JobCompleted, ""
 	}

@@ -594,3 +594,43 @@ func TestInsufficientQuotaAborts(t *testing.T) {
 		t.Errorf("stats %+v: want the done kept and the rest pending, none failed", stats)
 	}
 }
+
+// A run with StopWhenIdle ends once nothing is pending, leaving the requests another
+// owner holds (a provider batch's) to it, and the job running.
+func TestStopWhenIdleLeavesOthersRequests(t *testing.T) {
+	ctx := context.Background()
+	st, up := newStore(t), &fakeUpstream{do: func(_ context.Context, req *sluice.Request, _ int) (*sluice.Response, error) { return ok(req) }}
+	job := newJob(t, st)
+	src := requests(10)
+	if err := st.AddRequests(ctx, job.ID, src.lines); err != nil {
+		t.Fatal(err)
+	}
+	job.Ingested, job.IngestDone = 10, true
+	held, err := st.Claim(ctx, job.ID, "part-1", 3, 24*time.Hour)
+	if err != nil || len(held) != 3 {
+		t.Fatalf("claim: %d, %v", len(held), err)
+	}
+	eng, err := sluice.New(st, up, fastConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := eng.Start(ctx, job, nil, sluice.StopWhenIdle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := st.Stats(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Done != 7 || stats.InFlight != 3 || job.State != sluice.JobRunning {
+		t.Fatalf("done %d, in flight %d, job %s; want 7 done, 3 held by the other owner, job running", stats.Done, stats.InFlight, job.State)
+	}
+	for _, it := range held {
+		if n := up.attempts(it.Request.CustomID); n != 0 {
+			t.Errorf("%s, held by another owner, was sent %d times", it.Request.CustomID, n)
+		}
+	}
+}

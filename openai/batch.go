@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/sluice-llm/sluice"
@@ -115,6 +116,31 @@ func (c *Client) Batch(ctx context.Context, id string) (*sluice.Batch, error) {
 	return &b, nil
 }
 
+// ListBatches lists up to limit batches (GET /batches), newest first, starting after the
+// batch with id after ("" for the newest); more reports whether there are further ones. A
+// limit of 0 or less leaves the page size to the provider (20 at OpenAI).
+func (c *Client) ListBatches(ctx context.Context, after string, limit int) (batches []sluice.Batch, more bool, err error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if after != "" {
+		q.Set("after", after)
+	}
+	path := "/v1/batches"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var page struct {
+		Data    []sluice.Batch `json:"data"`
+		HasMore bool           `json:"has_more"`
+	}
+	if err = c.call(ctx, http.MethodGet, path, nil, &page); err != nil {
+		return nil, false, fmt.Errorf("list batches: %w", err)
+	}
+	return page.Data, page.HasMore, nil
+}
+
 // CancelBatch asks the provider to cancel the batch id (POST /batches/{id}/cancel). The
 // batch returned is usually still cancelling: poll Batch until it is cancelled.
 func (c *Client) CancelBatch(ctx context.Context, id string) (*sluice.Batch, error) {
@@ -144,6 +170,17 @@ func (c *Client) FileContent(ctx context.Context, id string) (io.ReadCloser, err
 	defer hresp.Body.Close()
 	_, ue := c.answer(ctx, hresp, ep.display, start)
 	return nil, fmt.Errorf("get file %s content: %w", id, ue)
+}
+
+// BatchResults downloads the output or error file id and calls fn with each of its
+// results, in order, as ReadBatchResults reads them.
+func (c *Client) BatchResults(ctx context.Context, id string, fn func(*sluice.BatchResult) error) error {
+	rc, err := c.FileContent(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return ReadBatchResults(rc, fn)
 }
 
 // DeleteFile deletes the file id (DELETE /files/{id}).

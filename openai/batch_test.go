@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,21 @@ func waitFor(t *testing.T, c *Client, id string) *sluice.Batch {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// submit uploads batchInput(n) and creates a batch of it.
+func submit(t *testing.T, c *Client, n int) *sluice.Batch {
+	t.Helper()
+	ctx := testCtx(t)
+	f, err := c.UploadFile(ctx, "input.jsonl", strings.NewReader(batchInput(n)))
+	if err != nil {
+		t.Fatalf("UploadFile: %v", err)
+	}
+	b, err := c.CreateBatch(ctx, f.ID, sluice.EndpointChatCompletions, "24h", nil)
+	if err != nil {
+		t.Fatalf("CreateBatch: %v", err)
+	}
+	return b
 }
 
 func TestBatchRoundTripAgainstServe(t *testing.T) {
@@ -210,14 +226,8 @@ func TestBadKeyIsUpstreamError401(t *testing.T) {
 func TestCancelBatchAgainstServe(t *testing.T) {
 	c := startServe(t, 0, serveKey, sim.Config{Seed: 1, TTFT: 20 * time.Millisecond})
 	ctx := testCtx(t)
-	f, err := c.UploadFile(ctx, "input.jsonl", strings.NewReader(batchInput(300)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.CreateBatch(ctx, f.ID, sluice.EndpointChatCompletions, "24h", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := submit(t, c, 300)
+	var err error
 	for b.RequestCounts.Completed < 5 { // cancel a batch that is running
 		time.Sleep(10 * time.Millisecond)
 		if b, err = c.Batch(ctx, b.ID); err != nil {
@@ -287,3 +297,127 @@ func TestUploadFileScripted(t *testing.T) {
 type failing struct{ err error }
 
 func (f failing) Read([]byte) (int, error) { return 0, f.err }
+
+func TestListBatchesAgainstServe(t *testing.T) {
+	c := startServe(t, 0, serveKey)
+	ctx := testCtx(t)
+	var ids []string // oldest first
+	for range 3 {
+		ids = append(ids, submit(t, c, 1).ID)
+	}
+	t.Cleanup(func() { // let the batches finish before the server stops
+		for _, id := range ids {
+			waitFor(t, c, id)
+		}
+	})
+	page, more, err := c.ListBatches(ctx, "", 2)
+	if err != nil {
+		t.Fatalf("ListBatches: %v", err)
+	}
+	if got := batchIDs(page); !more || !slices.Equal(got, []string{ids[2], ids[1]}) {
+		t.Fatalf("first page = %v, more %v; want [%s %s], more", got, more, ids[2], ids[1])
+	}
+	page, more, err = c.ListBatches(ctx, page[1].ID, 2)
+	if err != nil {
+		t.Fatalf("ListBatches after %s: %v", ids[1], err)
+	}
+	if got := batchIDs(page); more || !slices.Equal(got, []string{ids[0]}) {
+		t.Fatalf("second page = %v, more %v; want [%s], no more", got, more, ids[0])
+	}
+	if page[0].InputFileID == "" || page[0].Object != "batch" {
+		t.Errorf("listed batch = %+v", page[0])
+	}
+}
+
+func batchIDs(bs []sluice.Batch) []string {
+	ids := make([]string, len(bs))
+	for i, b := range bs {
+		ids[i] = b.ID
+	}
+	return ids
+}
+
+// TestListBatchesScripted checks the query ListBatches sends, its reading of OpenAI's list
+// object, and an answer sluice serve does not give: a proxy's HTML 500 page.
+func TestListBatchesScripted(t *testing.T) {
+	const page = `{"object": "list", "data": [{"id": "batch_b", "object": "batch", "endpoint": "/v1/chat/completions", "status": "completed", "request_counts": {"total": 2, "completed": 2, "failed": 0}}], "first_id": "batch_b", "last_id": "batch_b", "has_more": true}`
+	for _, tc := range []struct {
+		name      string
+		after     string
+		limit     int
+		wantQuery string
+	}{
+		{"first page", "", 2, "limit=2"},
+		{"after an id", "batch_a", 100, "after=batch_a&limit=100"},
+		{"provider's page size", "", 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodGet || r.URL.Path != "/v1/batches" || r.URL.RawQuery != tc.wantQuery {
+					t.Errorf("request %s %s?%s, want GET /v1/batches?%s", r.Method, r.URL.Path, r.URL.RawQuery, tc.wantQuery)
+				}
+				io.WriteString(w, page)
+			})
+			bs, more, err := newClient(t, srv).ListBatches(testCtx(t), tc.after, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := sluice.RequestCounts{Total: 2, Completed: 2}
+			if len(bs) != 1 || bs[0].ID != "batch_b" || bs[0].Status != sluice.BatchCompleted || bs[0].RequestCounts != want || !more {
+				t.Errorf("ListBatches = %+v, more %v", bs, more)
+			}
+		})
+	}
+	t.Run("HTML 500", func(t *testing.T) {
+		srv := serve(t, answer(http.StatusInternalServerError, "<html><head><title>500 Internal Server Error</title></head><body><center><h1>500 Internal Server Error</h1></center><hr><center>nginx</center></body></html>", "Content-Type", "text/html"))
+		bs, more, err := newClient(t, srv).ListBatches(testCtx(t), "", 2)
+		if bs != nil || more {
+			t.Errorf("ListBatches gave %v, more %v with its error", bs, more)
+		}
+		if ue := asUpstream(t, err); ue.StatusCode != http.StatusInternalServerError || !ue.Retryable() {
+			t.Errorf("error = %+v", ue)
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "list batches: ") || !strings.Contains(msg, "500") || strings.Contains(msg, testKey) {
+			t.Errorf("error = %q, want it to start with the operation, name the status and not show the key", msg)
+		}
+	})
+}
+
+func TestBatchResultsAgainstServe(t *testing.T) {
+	c := startServe(t, 0, serveKey)
+	ctx := testCtx(t)
+	const n = 7
+	b := waitFor(t, c, submit(t, c, n).ID)
+	if b.Status != sluice.BatchCompleted || b.OutputFileID == nil {
+		t.Fatalf("batch ended %s, output %v", b.Status, b.OutputFileID)
+	}
+	seen := map[string]int{}
+	var line int64
+	err := c.BatchResults(ctx, *b.OutputFileID, func(r *sluice.BatchResult) error {
+		line++
+		if r.Invalid != "" || r.Line != line || r.StatusCode != http.StatusOK || r.Usage.PromptTokens <= 0 || r.Usage.CompletionTokens <= 0 || !json.Valid(r.Body) {
+			t.Errorf("result %+v", r)
+		}
+		seen[r.CustomID]++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("BatchResults: %v", err)
+	}
+	for i := range n {
+		if id := fmt.Sprintf("req-%d", i); seen[id] != 1 {
+			t.Errorf("%s in the results %d times", id, seen[id])
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("results have %d custom ids, want %d", len(seen), n)
+	}
+	err = c.BatchResults(ctx, "file-missing", func(*sluice.BatchResult) error {
+		t.Error("fn called for a missing file")
+		return nil
+	})
+	if ue := asUpstream(t, err); ue.StatusCode != http.StatusNotFound {
+		t.Errorf("results of a missing file: %v, want 404", err)
+	}
+}

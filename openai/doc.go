@@ -3,7 +3,11 @@
 // Ollama) and turns every answer, however messy, into a sluice.Response and, when the
 // answer is a failure, a *sluice.UpstreamError the engine can act on.
 //
-// The Client is also a provider Batch API client: UploadFile, CreateBatch, Batch, CancelBatch, FileContent and DeleteFile.
+// The Client is also a provider Batch API client (batch.API): UploadFile, CreateBatch,
+// Batch, ListBatches, CancelBatch, FileContent, BatchResults and DeleteFile.
+// ReadBatchResults parses a batch's output or error file as a stream, leniently (numeric
+// error codes, string status codes, bodies sent as JSON strings) and line by line: a line
+// cut off by a dropped download is reported as invalid, not as the end of the file.
 //
 // # Request URLs
 //

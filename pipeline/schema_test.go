@@ -92,9 +92,11 @@ func TestFallbackAfterFailure(t *testing.T) {
 		}
 	}
 	st := h.sim.Stats()
-	// Two summaries, two 404s from gpt-4.1-nano, two answers from qwen-plus.
-	if sent != 6 || st.NotFound != 2 || rep.OK != 4 || len(rep.Jobs) != 2 {
-		t.Errorf("%d sent, %d not found, report %+v; want 6 sent, 2 not found, 4 ok in 2 rounds", sent, st.NotFound, rep)
+	// Two summaries, one or two 404s from gpt-4.1-nano (once the engine has seen the
+	// model is missing, the other request fails without being sent; whether it was sent
+	// before depends on timing), two answers from qwen-plus.
+	if st.NotFound < 1 || st.NotFound > 2 || sent != 4+st.NotFound || rep.OK != 4 || len(rep.Jobs) != 2 {
+		t.Errorf("%d sent, %d not found, report %+v; want 1 or 2 not found, 4 more sent, 4 ok in 2 rounds", sent, st.NotFound, rep)
 	}
 }
 

@@ -35,6 +35,12 @@
 // serve the other access paths: pending lines in line order, leases by expiry, and
 // custom_ids by job, unique, for the duplicate check.
 //
+// The parts of jobs run through a provider's Batch API (package batch) are rows of part.
+// The requests a part holds are in flight under its owner ("part-N") with a lease that
+// never expires (lease_until = MaxInt64), which the engine's claims of expired leases
+// therefore never take, and which the partial index request_part finds in line order;
+// engine claims and completions never write to that index.
+//
 // # Cost
 //
 // Adding a line costs an insert into request, its custom_id index and the pending index,

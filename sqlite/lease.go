@@ -122,13 +122,9 @@ func (s *Store) Complete(ctx context.Context, jobID, owner string, outcomes []sl
 		return fmt.Errorf("complete requests: %w", err)
 	}
 	defer rollback(tx)
-	c := completer{
-		ctx: ctx, job: seq, owner: owner, now: time.Now().UnixNano(),
-		final: tx.StmtContext(ctx, s.st.final), progress: tx.StmtContext(ctx, s.st.progress),
-		release: tx.StmtContext(ctx, s.st.release), output: tx.StmtContext(ctx, s.st.output),
-	}
+	c := s.completer(ctx, tx, seq, owner)
 	for i := range outcomes {
-		if err := c.complete(&outcomes[i]); err != nil {
+		if _, err := c.complete(&outcomes[i]); err != nil {
 			return fmt.Errorf("complete requests: line %d: %w", outcomes[i].Line, err)
 		}
 	}
@@ -147,20 +143,27 @@ type completer struct {
 	final, progress, release, output *sql.Stmt
 }
 
-func (c *completer) complete(o *sluice.Outcome) error {
+// completer returns a completer of owner's requests of job within tx.
+func (s *Store) completer(ctx context.Context, tx *sql.Tx, job int64, owner string) *completer {
+	return &completer{
+		ctx: ctx, job: job, owner: owner, now: time.Now().UnixNano(),
+		final: tx.StmtContext(ctx, s.st.final), progress: tx.StmtContext(ctx, s.st.progress),
+		release: tx.StmtContext(ctx, s.st.release), output: tx.StmtContext(ctx, s.st.output),
+	}
+}
+
+// complete records o, and reports whether it applied: false when o's request is not in
+// flight under c's owner.
+func (c *completer) complete(o *sluice.Outcome) (applied bool, err error) {
 	if o.Line < 1 || o.Line > MaxLine {
-		return nil // no such request
+		return false, nil // no such request
 	}
 	id := rowID(c.job, o.Line)
 	u := &o.Usage
-	var (
-		res sql.Result
-		err error
-	)
+	var res sql.Result
 	switch o.State {
 	case sluice.StatePending:
-		_, err := c.release.ExecContext(c.ctx, o.Attempts, o.Throttled, id, c.owner)
-		return err
+		res, err = c.release.ExecContext(c.ctx, o.Attempts, o.Throttled, id, c.owner)
 	case sluice.StateInFlight:
 		res, err = c.progress.ExecContext(c.ctx, o.Attempts, o.Throttled, o.StatusCode, o.ErrorCode,
 			u.PromptTokens, u.CompletionTokens, u.CachedTokens, int64(o.Latency), id, c.owner)
@@ -176,16 +179,21 @@ func (c *completer) complete(o *sluice.Outcome) error {
 		res, err = c.final.ExecContext(c.ctx, state, o.Attempts, o.Throttled, o.StatusCode, o.ErrorCode,
 			u.PromptTokens, u.CompletionTokens, u.CachedTokens, int64(o.Latency), finished, id, c.owner)
 	default:
-		return fmt.Errorf("unknown state %q", o.State)
+		return false, fmt.Errorf("unknown state %q", o.State)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err // n == 0: not in flight under this owner
+		return false, err // n == 0: not in flight under this owner
 	}
-	_, err = c.output.ExecContext(c.ctx, id, o.RequestID, blob(o.Body), o.ErrorMessage)
-	return err
+	if o.State == sluice.StatePending {
+		return true, nil // a released request keeps its last answer
+	}
+	if _, err := c.output.ExecContext(c.ctx, id, o.RequestID, blob(o.Body), o.ErrorMessage); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Statements of Renew and Release.

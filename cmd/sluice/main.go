@@ -128,6 +128,7 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 		newServeCmd(e),
 		newEstimateCmd(e),
 		newPipelineCmd(e),
+		newBatchCmd(e),
 	)
 	return root
 }

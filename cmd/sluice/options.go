@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/batch"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -55,11 +56,25 @@ type jobOptions struct {
 
 	MaxCost   float64 `json:"max_cost,omitempty"`   // USD over the whole job; 0: no cap
 	MaxTokens int64   `json:"max_tokens,omitempty"` // tokens over the whole job; 0: no cap
+
+	// Mode is how the job runs: modeOnline, modeBatch or modeHybrid. The rest are the
+	// settings of the Batch API modes.
+	Mode         string            `json:"mode,omitempty"`
+	BatchBaseURL string            `json:"batch_base_url,omitempty"` // the Batch API's base URL when it is not BaseURL
+	PartLines    int64             `json:"part_lines,omitempty"`
+	PartBytes    int64             `json:"part_bytes,omitempty"`
+	Window       string            `json:"completion_window,omitempty"`
+	MaxRounds    int               `json:"max_rounds,omitempty"`
+	FinishOnline bool              `json:"finish_online,omitempty"`
+	Metadata     map[string]string `json:"metadata,omitempty"`
+	// Deadline is when a hybrid job must be done (RFC 3339), fixed when it starts.
+	Deadline string `json:"deadline,omitempty"`
 }
 
 // runFlags are the flags shared by run and resume.
 type runFlags struct {
 	opts     jobOptions
+	batch    batchFlags
 	timeout  time.Duration
 	store    string
 	prices   string
@@ -102,6 +117,15 @@ func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
 	fs.DurationVar(&f.logEvery, "log-interval", 10*time.Second, "with --progress log, how often to print a line")
 }
 
+// registerHybrid adds the flags of sluice run --mode hybrid.
+func (f *runFlags) registerHybrid(fs *pflag.FlagSet) {
+	fs.StringVar(&f.batch.mode, "mode", "online", "online: every request online; hybrid: through the provider's Batch API (half price), online before --deadline")
+	fs.StringVar(&f.batch.deadline, "deadline", "", "with --mode hybrid: when every request must be done, as a duration from the first run (6h) or a time (RFC 3339)")
+	fs.DurationVar(&f.batch.reserve, "reserve", batch.DefaultReserve, "with --mode hybrid: time kept in hand beyond the estimated online run")
+	fs.DurationVar(&f.batch.latency, "latency", batch.DefaultLatency, "with --mode hybrid: one online request's typical latency, for the estimate of the online run")
+	f.batch.register(fs, &f.opts)
+}
+
 // merge overrides saved options with the flags the user set on this command line.
 func (f *runFlags) merge(fs *pflag.FlagSet, saved jobOptions) jobOptions {
 	o := saved
@@ -140,10 +164,16 @@ func (o jobOptions) validate() error {
 		return usageError("--timeout must be a positive duration, got %q", o.Timeout)
 	}
 	if !o.Sim {
-		u, err := url.Parse(o.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usageError("--base-url must be an http or https URL, got %q", o.BaseURL)
-		}
+		return checkBaseURL("--base-url", o.BaseURL)
+	}
+	return nil
+}
+
+// checkBaseURL checks that the value of flag is an http or https URL.
+func checkBaseURL(flag, base string) error {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageError("%s must be an http or https URL, got %q", flag, base)
 	}
 	return nil
 }
@@ -209,6 +239,9 @@ func (o jobOptions) fingerprint() string {
 	for _, s := range []string{o.Input, o.BaseURL, fmt.Sprint(o.Sim), o.Output} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
+	}
+	if o.Mode != modeOnline { // online jobs keep the fingerprints they had before modes
+		h.Write([]byte("mode=" + o.Mode))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

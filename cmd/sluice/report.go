@@ -44,6 +44,28 @@ type report struct {
 	WallSeconds float64   `json:"wall_seconds"`
 	// Throughput is final requests per second of wall time.
 	Throughput float64 `json:"throughput_rps"`
+
+	// Batch compares a job run through a provider's Batch API (sluice batch, run --mode
+	// hybrid) with running all of it online; nil for other jobs.
+	Batch *batchSavings `json:"batch,omitempty"`
+}
+
+// batchSavings splits a job's usage and cost between its batches and its online
+// requests, and prices the whole at online prices for comparison.
+type batchSavings struct {
+	Parts            int         `json:"parts"`
+	Rounds           int         `json:"rounds"`
+	BatchTokens      tokenCounts `json:"batch_tokens"`
+	OnlineTokens     tokenCounts `json:"online_tokens"`
+	BatchCostUSD     float64     `json:"batch_cost_usd"`
+	OnlineCostUSD    float64     `json:"online_cost_usd"`
+	AllOnlineCostUSD float64     `json:"all_online_cost_usd"`
+	SavedUSD         float64     `json:"saved_usd"`
+}
+
+// partLister is a store that keeps the parts of Batch API jobs.
+type partLister interface {
+	Parts(ctx context.Context, jobID string) ([]*sluice.Part, error)
 }
 
 type requestCounts struct {
@@ -111,22 +133,59 @@ func buildReport(ctx context.Context, st sluice.Store, job *sluice.Job, prices *
 	if r.FailuresByCode == nil {
 		r.FailuresByCode = map[string]int64{}
 	}
+	viaBatch := map[string]sluice.Usage{} // usage of requests done through batches, by model
+	if pl, ok := st.(partLister); ok && o.Mode != modeOnline {
+		parts, err := pl.Parts(ctx, job.ID)
+		if err != nil {
+			return nil, err
+		}
+		r.Batch = &batchSavings{Parts: len(parts)}
+		var all sluice.Usage
+		for _, p := range parts {
+			viaBatch[p.Model] = viaBatch[p.Model].Add(p.Usage)
+			all = all.Add(p.Usage)
+			r.Batch.Rounds = max(r.Batch.Rounds, p.Round)
+		}
+		r.Batch.BatchTokens = tokensOf(all)
+		r.Batch.OnlineTokens = tokensOf(minus(stats.Usage, all))
+	}
 	for _, m := range stats.ByModel {
 		mu := modelUsage{Model: m.Model, Requests: m.Requests, Tokens: tokensOf(m.Usage)}
 		if p, ok := prices.Lookup(m.Model); ok {
-			c := p.Cost(m.Usage, false)
+			inBatch := viaBatch[m.Model]
+			bc, oc := p.Cost(inBatch, true), p.Cost(minus(m.Usage, inBatch), false)
+			c := bc + oc
 			mu.CostUSD = &c
 			r.CostUSD += c
+			if r.Batch != nil {
+				r.Batch.BatchCostUSD += bc
+				r.Batch.OnlineCostUSD += oc
+				r.Batch.AllOnlineCostUSD += p.Cost(m.Usage, false)
+			}
 		} else if m.Usage.Total() > 0 {
 			r.CostComplete = false
 			r.UnpricedModels = append(r.UnpricedModels, m.Model)
 		}
 		r.ByModel = append(r.ByModel, mu)
 	}
-	if job.Elapsed > 0 {
-		r.Throughput = float64(stats.Done+stats.Failed) / job.Elapsed.Seconds()
+	if r.Batch != nil {
+		r.Batch.SavedUSD = r.Batch.AllOnlineCostUSD - r.CostUSD
+		// A batch runs at the provider: the job took the time from submission on.
+		r.WallSeconds = max(r.WallSeconds, job.UpdatedAt.Sub(job.CreatedAt).Seconds())
+	}
+	if r.WallSeconds > 0 {
+		r.Throughput = float64(stats.Done+stats.Failed) / r.WallSeconds
 	}
 	return r, nil
+}
+
+// minus is u less v, field by field, never below zero.
+func minus(u, v sluice.Usage) sluice.Usage {
+	return sluice.Usage{
+		PromptTokens:     max(0, u.PromptTokens-v.PromptTokens),
+		CompletionTokens: max(0, u.CompletionTokens-v.CompletionTokens),
+		CachedTokens:     max(0, u.CachedTokens-v.CachedTokens),
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -171,7 +230,14 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(tw, "    %s\t%d requests, %d in, %d out, %s\n", m.Model, m.Requests, m.Tokens.Prompt, m.Tokens.Completion, cost)
 		}
 	}
-	fmt.Fprintf(tw, "  latency\tp50 %s, p95 %s, p99 %s\n", fmtMS(r.LatencyMS.P50), fmtMS(r.LatencyMS.P95), fmtMS(r.LatencyMS.P99))
+	if b := r.Batch; b != nil {
+		fmt.Fprintf(tw, "  batch API\t%d parts in %d rounds: %d tokens, $%.4f; online: %d tokens, $%.4f\n",
+			b.Parts, b.Rounds, b.BatchTokens.Total, b.BatchCostUSD, b.OnlineTokens.Total, b.OnlineCostUSD)
+		fmt.Fprintf(tw, "  vs all online\t$%.4f: saved $%.4f\n", b.AllOnlineCostUSD, b.SavedUSD)
+	}
+	if r.LatencyMS.P50 > 0 {
+		fmt.Fprintf(tw, "  latency\tp50 %s, p95 %s, p99 %s\n", fmtMS(r.LatencyMS.P50), fmtMS(r.LatencyMS.P95), fmtMS(r.LatencyMS.P99))
+	}
 	fmt.Fprintf(tw, "  wall time\t%s (%.1f requests/s)\n", (time.Duration(r.WallSeconds * float64(time.Second))).Round(time.Millisecond), r.Throughput)
 	if r.Output != "" {
 		fmt.Fprintf(tw, "  output\t%s\n", r.Output)

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/batch"
 	"github.com/sluice-llm/sluice/internal/ingest"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
@@ -43,6 +44,9 @@ Running the same command again resumes the job: requests already done are never 
 			if err != nil {
 				return err
 			}
+			if err := f.applyMode(&o); err != nil {
+				return err
+			}
 			st, path, err := openStore(cmd.Context(), e, f.store)
 			if err != nil {
 				return err
@@ -51,6 +55,12 @@ Running the same command again resumes the job: requests already done are never 
 			job, err := findOrCreateJob(cmd.Context(), st, o, f.fresh)
 			if err != nil {
 				return err
+			}
+			if o.Mode == modeHybrid {
+				if o, err = keepDeadline(e, job, o); err != nil {
+					return err
+				}
+				return execHybrid(cmd.Context(), e, f, &f.batch, st, path, job, o)
 			}
 			if job.State != sluice.JobRunning || job.Ingested > 0 {
 				fmt.Fprintf(e.stderr, "resuming job %s (%s)\n", job.ID, job.State)
@@ -64,7 +74,43 @@ Running the same command again resumes the job: requests already done are never 
 		},
 	}
 	f.register(cmd.Flags(), true)
+	f.registerHybrid(cmd.Flags())
 	return cmd
+}
+
+// applyMode checks --mode and its flags and records them in o.
+func (f *runFlags) applyMode(o *jobOptions) error {
+	switch f.batch.mode {
+	case "online", "":
+		if f.batch.deadline != "" {
+			return usageError("--deadline needs --mode hybrid")
+		}
+		return nil
+	case modeHybrid:
+	default:
+		return usageError("--mode must be online or hybrid, got %q (sluice batch runs through the Batch API alone)", f.batch.mode)
+	}
+	if f.batch.deadline == "" {
+		return usageError("--mode hybrid needs a --deadline (6h, or a time)")
+	}
+	deadline, err := parseDeadline(f.batch.deadline, time.Now())
+	if err != nil {
+		return err
+	}
+	o.Mode, o.Deadline = modeHybrid, deadline.UTC().Format(time.RFC3339)
+	return f.batch.apply(o)
+}
+
+// keepDeadline keeps the deadline a hybrid job was started with when the same command
+// runs again: a relative --deadline must not move with every run.
+func keepDeadline(e *env, job *sluice.Job, o jobOptions) (jobOptions, error) {
+	saved, err := decodeOptions(job)
+	if err != nil || saved.Deadline == "" || saved.Deadline == o.Deadline {
+		return o, err
+	}
+	o.Deadline = saved.Deadline
+	fmt.Fprintf(e.stderr, "job %s keeps the deadline it started with: %s\n", job.ID, o.Deadline)
+	return o, nil
 }
 
 func newResumeCmd(e *env) *cobra.Command {
@@ -95,6 +141,13 @@ them). Requests already done are never sent again.`,
 			o := f.merge(cmd.Flags(), saved)
 			if err := o.validate(); err != nil {
 				return err
+			}
+			switch o.Mode {
+			case modeBatch:
+				return usageError("job %s runs through the Batch API: sluice batch watch %s", job.ID, job.ID)
+			case modeHybrid:
+				f.batch.poll, f.batch.reserve, f.batch.latency = batch.DefaultPoll, batch.DefaultReserve, batch.DefaultLatency
+				return execHybrid(cmd.Context(), e, f, &f.batch, st, path, job, o)
 			}
 			return execJob(cmd.Context(), e, f, st, path, job, o)
 		},
@@ -251,23 +304,11 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 		return finishJob(ctx, e, f, st, job, o, prices, nil)
 	}
 
-	up, closeUp, err := o.upstream(e, f.simConfig)
+	eng, closeUp, err := newEngine(e, f, st, o, prices, "")
 	if err != nil {
 		return err
 	}
 	defer closeUp()
-	cfg := o.engineConfig()
-	cfg.Cost = func(model string, u sluice.Usage) float64 {
-		if p, ok := prices.Lookup(model); ok {
-			return p.Cost(u, false)
-		}
-		return 0
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := sluice.New(st, up, cfg)
-	if err != nil {
-		return usageError("%v", err)
-	}
 	var src sluice.Source
 	if !job.IngestDone {
 		in, err := os.Open(o.Input)
@@ -289,6 +330,30 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 	runErr := run.Wait()
 	stopProgress()
 	return finishJob(ctx, e, f, st, job, o, prices, runErr)
+}
+
+// newEngine makes the engine of a job's online runs, named owner in the ledger (a random
+// name when ""); closeFn stops its upstream.
+func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *pricing.Table, owner string) (eng *sluice.Engine, closeFn func(), err error) {
+	up, closeUp, err := o.upstream(e, f.simConfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := o.engineConfig()
+	cfg.Owner = owner
+	cfg.Cost = func(model string, u sluice.Usage) float64 {
+		if p, ok := prices.Lookup(model); ok {
+			return p.Cost(u, false)
+		}
+		return 0
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	eng, err = sluice.New(st, up, cfg)
+	if err != nil {
+		closeUp()
+		return nil, nil, usageError("%v", err)
+	}
+	return eng, closeUp, nil
 }
 
 // handleInterrupts turns the first Ctrl-C into a drain and the second, or the end of the

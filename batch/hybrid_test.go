@@ -1,0 +1,106 @@
+package batch_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/batch"
+)
+
+// onlineRun is the online half of a hybrid run: an engine over its own upstream.
+func onlineRun(t *testing.T, c *client, up *upstream) func(context.Context) error {
+	eng, err := sluice.New(c.st, up.client(t), sluice.Config{Concurrency: 8, Owner: "online"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(ctx context.Context) error {
+		run, err := eng.Start(ctx, c.job, nil, sluice.StopWhenIdle())
+		if err != nil {
+			return err
+		}
+		return run.Wait()
+	}
+}
+
+// The batch finishes what it can; when the deadline nears, the rest is cancelled and run
+// online, and everything is done before the deadline, each request paid once.
+func TestHybridGoesOnlineBeforeDeadline(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	c := newClient(t, append(requests("fast-", "gpt-4o-mini", 20), requests("slow-", "gpt-4o-mini", 5)...))
+	r := newRunner(t, c.st, p.api, batch.Config{})
+	online := newUpstream(t)
+	online.release()
+	start := time.Now()
+	plan := batch.Plan{Deadline: start.Add(4 * time.Second), Reserve: 1500 * time.Millisecond, Poll: 20 * time.Millisecond,
+		Rate: batch.Rate{Concurrency: 8, Latency: 50 * time.Millisecond}}
+	var why []string
+	err := r.RunHybrid(context.Background(), c.job, plan, onlineRun(t, c, online), func(ev batch.HybridEvent) {
+		if ev.Switched {
+			why = append(why, ev.Why)
+		}
+	})
+	end := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.After(plan.Deadline) {
+		t.Errorf("finished %s after the deadline", end.Sub(plan.Deadline))
+	}
+	if len(why) != 1 || !strings.Contains(why[0], "deadline") {
+		t.Errorf("switches: %q; want one, for the deadline", why)
+	}
+	// It waited for the batch as long as it could: the switch is due 1.5 s (reserve) and
+	// 5 × 50 ms / 8 × 1.25 before the deadline.
+	if end.Sub(start) < 2*time.Second {
+		t.Errorf("finished after %s: went online too early", end.Sub(start))
+	}
+	c.checkOutput(t)
+	for _, id := range c.ids {
+		inBatch, onLine := p.up.count(id), online.count(id)
+		want := [2]int{1, 0}
+		if strings.HasPrefix(id, "slow-") {
+			want = [2]int{0, 1}
+		}
+		if [2]int{inBatch, onLine} != want {
+			t.Errorf("%s answered %d times in the batch and %d online, want %v", id, inBatch, onLine, want)
+		}
+	}
+	parts, err := c.st.Parts(context.Background(), c.job.ID)
+	if err != nil || len(parts) != 1 || parts[0].Status != sluice.BatchCancelled || parts[0].Usage.Total() == 0 {
+		t.Fatalf("parts: %v %s; want the one batch, cancelled, with the fast ones' usage", err, describeParts(parts))
+	}
+	if c.job.State != sluice.JobCompleted {
+		t.Errorf("job %s, want completed", c.job.State)
+	}
+}
+
+// With too little time for any batch, nothing is submitted: all of it runs online.
+func TestHybridWithoutTimeRunsOnline(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	c := newClient(t, requests("r", "gpt-4o-mini", 10))
+	r := newRunner(t, c.st, p.api, batch.Config{})
+	online := newUpstream(t)
+	plan := batch.Plan{Deadline: time.Now().Add(time.Minute), Reserve: 2 * time.Minute, Poll: 20 * time.Millisecond}
+	var switched int
+	err := r.RunHybrid(context.Background(), c.job, plan, onlineRun(t, c, online), func(ev batch.HybridEvent) {
+		if ev.Switched {
+			switched++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := c.st.Parts(context.Background(), c.job.ID)
+	if err != nil || len(parts) != 0 || switched != 1 {
+		t.Fatalf("%d parts, %d switches (%v); want none submitted, one switch", len(parts), switched, err)
+	}
+	c.checkOutput(t)
+	for _, id := range c.ids {
+		if online.count(id) != 1 {
+			t.Errorf("%s answered %d times online", id, online.count(id))
+		}
+	}
+}

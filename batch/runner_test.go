@@ -1,0 +1,323 @@
+package batch_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/batch"
+)
+
+func requests(prefix, model string, n int) []string {
+	var lines []string
+	for i := range n {
+		lines = append(lines, request(fmt.Sprintf("%s%03d", prefix, i), model))
+	}
+	return lines
+}
+
+// A file of two models is split by model and by the line limit, every part runs once,
+// and the output has every custom_id once, in input order.
+func TestSplitsByModelAndLimit(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	var lines []string
+	for i := range 250 { // interleaved: 150 of one model, 100 of the other
+		model := "gpt-4o-mini"
+		if i%5 >= 3 {
+			model = "gpt-4o"
+		}
+		lines = append(lines, request(fmt.Sprintf("r%03d", i), model))
+	}
+	c := newClient(t, lines)
+	r := newRunner(t, c.st, p.api, batch.Config{MaxLines: 100})
+	prog := stepUntil(t, r, c.job, true, done)
+
+	var got []string
+	for _, part := range prog.Parts {
+		got = append(got, fmt.Sprintf("%s:%d", part.Model, part.Requests))
+		if part.Round != 1 || part.Status != sluice.BatchCompleted || !part.Collected || part.Usage.Total() == 0 {
+			t.Errorf("part %d: round %d, status %s, collected %v, usage %+v", part.Number, part.Round, part.Status, part.Collected, part.Usage)
+		}
+	}
+	if want := "gpt-4o-mini:100 gpt-4o-mini:50 gpt-4o:100"; strings.Join(got, " ") != want {
+		t.Errorf("parts %s, want %s", strings.Join(got, " "), want)
+	}
+	byID := c.checkOutput(t)
+	for _, id := range c.ids {
+		if n := p.up.count(id); n != 1 {
+			t.Errorf("%s was answered %d times", id, n)
+		}
+		if o := byID[id]; o.Response == nil || o.Response.StatusCode != 200 {
+			t.Errorf("%s: %+v", id, o)
+		}
+	}
+	if c.job.State != sluice.JobCompleted {
+		t.Errorf("job %s, want completed", c.job.State)
+	}
+	// The byte limit splits too: every line is ~150 bytes.
+	c2 := newClient(t, requests("b", "gpt-4o-mini", 10))
+	r2 := newRunner(t, c2.st, p.api, batch.Config{MaxBytes: 600})
+	made, err := r2.Submit(context.Background(), c2.job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range made {
+		if part.Bytes > 600 || part.Requests < 1 {
+			t.Errorf("part %d: %d requests, %d bytes; want at most 600 bytes", part.Number, part.Requests, part.Bytes)
+		}
+	}
+	if len(made) < 3 {
+		t.Errorf("10 lines of ~150 bytes in parts of 600 bytes made %d parts", len(made))
+	}
+}
+
+// corruptingAPI changes the url of one line of one part's upload, so that the provider
+// fails that part's validation naming the line.
+type corruptingAPI struct {
+	batch.API
+	part, line int
+	uploads    atomic.Int32
+}
+
+func (c *corruptingAPI) UploadFile(ctx context.Context, name string, r io.Reader) (*sluice.File, error) {
+	n := int(c.uploads.Add(1))
+	if n != c.part {
+		return c.API.UploadFile(ctx, name, r)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	lines[c.line-1] = bytes.Replace(lines[c.line-1], []byte(`"url":"/v1/chat/completions"`), []byte(`"url":"/v1/embeddings"`), 1)
+	return c.API.UploadFile(ctx, name, bytes.NewReader(bytes.Join(lines, nil)))
+}
+
+// A part that fails the provider's validation fails the line the provider names, and only
+// its other lines are submitted again.
+func TestPartFailingValidationResubmitsTheRest(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	c := newClient(t, requests("r", "gpt-4o-mini", 30))
+	api := &corruptingAPI{API: p.api, part: 2, line: 3}
+	r := newRunner(t, c.st, api, batch.Config{MaxLines: 10})
+	prog := stepUntil(t, r, c.job, true, done)
+
+	if len(prog.Parts) != 4 {
+		t.Fatalf("parts: %s; want 3 in round 1 and 1 in round 2", describeParts(prog.Parts))
+	}
+	failed := prog.Parts[1]
+	if failed.Status != sluice.BatchFailed || !strings.Contains(failed.Error, "line 3") {
+		t.Errorf("part 2: status %s, error %q; want failed, naming line 3", failed.Status, failed.Error)
+	}
+	again := prog.Parts[3]
+	if again.Round != 2 || again.Requests != 9 {
+		t.Errorf("round 2 part: round %d, %d requests; want round 2 with the 9 other lines of part 2", again.Round, again.Requests)
+	}
+	byID := c.checkOutput(t)
+	bad := byID["r012"] // part 2 is r010..r019; its line 3 is r012
+	if bad.Error == nil || !strings.Contains(bad.Error.Message, "refused") {
+		t.Errorf("r012: %+v; want an error with the provider's message", bad)
+	}
+	for _, id := range c.ids {
+		want := 1
+		if id == "r012" {
+			want = 0
+		}
+		if n := p.up.count(id); n != want {
+			t.Errorf("%s was answered %d times, want %d", id, n, want)
+		}
+	}
+	if prog.Stats.Done != 29 || prog.Stats.Failed != 1 {
+		t.Errorf("stats %+v; want 29 done, 1 failed", *prog.Stats)
+	}
+}
+
+// A part that expires keeps what it finished; only the unfinished requests go into the
+// next round.
+func TestExpiredPartKeepsFinishedAndResubmitsUnfinished(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	lines := append(requests("fast-", "gpt-4o-mini", 12), requests("slow-", "gpt-4o-mini", 4)...)
+	c := newClient(t, lines)
+	r := newRunner(t, c.st, p.api, batch.Config{Window: "2s"})
+	if _, err := r.Submit(context.Background(), c.job); err != nil {
+		t.Fatal(err)
+	}
+	prog := stepUntil(t, r, c.job, false, func(p *batch.Progress) bool { return p.Active == 0 })
+	first := prog.Parts[0]
+	if first.Status != sluice.BatchExpired || first.Counts.Completed != 12 {
+		t.Fatalf("part 1: status %s, counts %+v; want expired with the 12 fast ones completed", first.Status, first.Counts)
+	}
+	if prog.Stats.Done != 12 || prog.Stats.Pending != 4 {
+		t.Fatalf("after round 1: %+v; want 12 done, 4 pending", *prog.Stats)
+	}
+	p.up.release()
+	prog = stepUntil(t, r, c.job, true, done)
+	if len(prog.Parts) != 2 || prog.Parts[1].Requests != 4 || prog.Parts[1].Round != 2 {
+		t.Fatalf("parts: %s; want a round-2 part of the 4 slow ones", describeParts(prog.Parts))
+	}
+	c.checkOutput(t)
+	for _, id := range c.ids {
+		if n := p.up.count(id); n != 1 {
+			t.Errorf("%s was answered %d times, want once", id, n)
+		}
+	}
+}
+
+// After --max-rounds, what is left is given up to the caller, pending.
+func TestLeftoverAfterMaxRounds(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	c := newClient(t, append(requests("fast-", "gpt-4o-mini", 3), requests("slow-", "gpt-4o-mini", 2)...))
+	r := newRunner(t, c.st, p.api, batch.Config{Window: "1s", MaxRounds: 2})
+	prog := stepUntil(t, r, c.job, true, func(p *batch.Progress) bool { return p.Leftover > 0 })
+	if prog.Leftover != 2 || prog.Round != 2 || prog.Stats.Done != 3 || prog.Done {
+		t.Fatalf("leftover %d after round %d, stats %+v", prog.Leftover, prog.Round, *prog.Stats)
+	}
+	// A further step submits nothing more.
+	again, err := r.Step(context.Background(), c.job, true)
+	if err != nil || len(again.Parts) != 2 {
+		t.Fatalf("a step after the last round made parts: %v, %s", err, describeParts(again.Parts))
+	}
+}
+
+// lossyAPI loses the answer to the first batch creation: the provider made the batch,
+// but the runner never heard (a crash, or a connection cut, at the worst moment).
+type lossyAPI struct {
+	batch.API
+	lost atomic.Bool
+}
+
+func (l *lossyAPI) CreateBatch(ctx context.Context, fileID, endpoint, window string, meta map[string]string) (*sluice.Batch, error) {
+	b, err := l.API.CreateBatch(ctx, fileID, endpoint, window, meta)
+	if err == nil && l.lost.CompareAndSwap(false, true) {
+		return nil, errors.New("connection reset")
+	}
+	return b, err
+}
+
+// A watch that is killed and started again, in a new process with the store reopened,
+// carries on: the batch whose creation it never heard of is found, not made twice.
+func TestWatchRestartsWhereItStopped(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	ctx := context.Background()
+	path := t.TempDir() + "/sluice.db"
+	st, err := sqliteOpen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ingestInto(t, st, requests("r", "gpt-4o-mini", 40))
+	r := newRunner(t, st, &lossyAPI{API: p.api}, batch.Config{MaxLines: 20})
+	if _, err := r.Step(ctx, c.job, true); err != nil {
+		t.Fatal(err)
+	}
+	st.Close() // the watch dies
+
+	st2, err := sqliteOpen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st2.Close() })
+	job, err := st2.Job(ctx, c.job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.st, c.job = st2, job
+	r2 := newRunner(t, st2, p.api, batch.Config{MaxLines: 20})
+	prog := stepUntil(t, r2, job, true, done)
+	if len(prog.Parts) != 2 {
+		t.Fatalf("parts: %s", describeParts(prog.Parts))
+	}
+	batches, _, err := p.api.ListBatches(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(batches) != 2 {
+		t.Errorf("the provider has %d batches, want 2: a batch was created twice", len(batches))
+	}
+	c.checkOutput(t)
+	for _, id := range c.ids {
+		if n := p.up.count(id); n != 1 {
+			t.Errorf("%s was answered %d times", id, n)
+		}
+	}
+}
+
+// Cancel keeps what finished; the rest is pending again, and nothing is resubmitted by a
+// step that does not submit.
+func TestCancelKeepsFinished(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	c := newClient(t, append(requests("fast-", "gpt-4o-mini", 6), requests("slow-", "gpt-4o-mini", 3)...))
+	r := newRunner(t, c.st, p.api, batch.Config{})
+	stepUntil(t, r, c.job, true, func(p *batch.Progress) bool {
+		return len(p.Parts) == 1 && p.Parts[0].Counts.Completed == 6
+	})
+	if err := r.Cancel(context.Background(), c.job); err != nil {
+		t.Fatal(err)
+	}
+	prog := stepUntil(t, r, c.job, false, func(p *batch.Progress) bool { return p.Active == 0 })
+	if prog.Parts[0].Status != sluice.BatchCancelled || prog.Stats.Done != 6 || prog.Stats.Pending != 3 {
+		t.Fatalf("after cancel: part %s, stats %+v; want cancelled, 6 done, 3 pending", prog.Parts[0].Status, *prog.Stats)
+	}
+	if len(prog.Parts) != 1 {
+		t.Errorf("a step without submit made parts: %s", describeParts(prog.Parts))
+	}
+}
+
+// A key the provider rejects stops the step with the provider's message, and the part
+// stays to be started again.
+func TestRejectedKeyStops(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	bad := p.apiWithKey(t, "sk-wrong-key-000000")
+	c := newClient(t, requests("r", "gpt-4o-mini", 3))
+	r := newRunner(t, c.st, bad, batch.Config{})
+	_, err := r.Step(context.Background(), c.job, true)
+	var ue *sluice.UpstreamError
+	if !errors.As(err, &ue) || ue.StatusCode != 401 {
+		t.Fatalf("step with a wrong key: %v; want the provider's 401", err)
+	}
+	if strings.Contains(err.Error(), "sk-wrong-key-000000") {
+		t.Errorf("the key is in the error: %v", err)
+	}
+	parts, err := c.st.Parts(context.Background(), c.job.ID)
+	if err != nil || len(parts) != 1 || parts[0].Status != "" || parts[0].FileID != "" {
+		t.Fatalf("parts after a rejected key: %v %s", err, describeParts(parts))
+	}
+	// With the right key, the next step starts the same part.
+	r = newRunner(t, c.st, p.api, batch.Config{})
+	prog := stepUntil(t, r, c.job, true, done)
+	if len(prog.Parts) != 1 {
+		t.Errorf("parts: %s", describeParts(prog.Parts))
+	}
+}
+
+func TestRateDuration(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rate   batch.Rate
+		n, tok int64
+		want   time.Duration
+	}{
+		{"concurrency bound", batch.Rate{Concurrency: 10, Latency: time.Second}, 100, 0, 10 * time.Second},
+		{"request limit bound", batch.Rate{Concurrency: 1000, Latency: time.Second, RPM: 60}, 100, 0, 100 * time.Second},
+		{"token limit bound", batch.Rate{Concurrency: 1000, Latency: time.Second, TPM: 6000}, 100, 100_000, 1000 * time.Second},
+		{"default latency", batch.Rate{Concurrency: 1}, 2, 0, 2 * batch.DefaultLatency},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.rate.Duration(tc.n, tc.tok); got != tc.want {
+				t.Errorf("Duration(%d, %d) = %s, want %s", tc.n, tc.tok, got, tc.want)
+			}
+		})
+	}
+	deadline := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	plan := batch.Plan{Deadline: deadline, Reserve: time.Minute, Rate: batch.Rate{Concurrency: 10, Latency: time.Second}}
+	// 1000 requests: 100 s online, ×1.25 = 125 s, plus a minute in hand.
+	if got, want := plan.SwitchAt(1000, 0), deadline.Add(-185*time.Second); !got.Equal(want) {
+		t.Errorf("SwitchAt = %s, want %s", got, want)
+	}
+}

@@ -1,0 +1,783 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/batch"
+	"github.com/sluice-llm/sluice/internal/ingest"
+	"github.com/sluice-llm/sluice/openai"
+	"github.com/sluice-llm/sluice/sqlite"
+	"github.com/sluice-llm/sluice/tokens"
+)
+
+// The modes a job runs in.
+const (
+	modeOnline = ""       // sluice run: every request online
+	modeBatch  = "batch"  // sluice batch: through the provider's Batch API
+	modeHybrid = "hybrid" // sluice run --mode hybrid: the Batch API, online before a deadline
+)
+
+var _ batch.Store = (*sqlite.Store)(nil)
+var _ batch.API = (*openai.Client)(nil)
+
+// batchFlags are the flags of runs through a provider's Batch API.
+type batchFlags struct {
+	metadata []string
+	poll     time.Duration
+	deadline string
+	reserve  time.Duration
+	latency  time.Duration
+	mode     string
+}
+
+func (b *batchFlags) register(fs *pflag.FlagSet, o *jobOptions) {
+	fs.Int64Var(&o.PartLines, "part-lines", batch.DefaultMaxLines, "most requests in one batch (the provider's limit)")
+	fs.Int64Var(&o.PartBytes, "part-bytes", batch.DefaultMaxBytes, "largest batch input file in bytes (the provider's limit)")
+	fs.StringVar(&o.Window, "completion-window", batch.DefaultWindow, "the batches' completion window")
+	fs.IntVar(&o.MaxRounds, "max-rounds", batch.DefaultMaxRounds, "how many times a request is submitted before what is left is given up (or run online with --finish-online)")
+	fs.BoolVar(&o.FinishOnline, "finish-online", false, "after the last round, run what is left online")
+	fs.StringSliceVar(&b.metadata, "metadata", nil, "KEY=VALUE added to every batch's metadata (repeatable)")
+	fs.DurationVar(&b.poll, "poll", batch.DefaultPoll, "how often to poll the batches' status")
+	fs.StringVar(&o.BatchBaseURL, "batch-base-url", "", "the Batch API's base URL, when it is not --base-url's (a sluice serve in front of an upstream without one)")
+}
+
+// apply checks the batch flags and copies them into o.
+func (b *batchFlags) apply(o *jobOptions) error {
+	switch {
+	case o.PartLines < 1:
+		return usageError("--part-lines must be at least 1")
+	case o.PartBytes < 1024:
+		return usageError("--part-bytes must be at least 1024")
+	case o.MaxRounds < 1:
+		return usageError("--max-rounds must be at least 1")
+	case b.poll <= 0:
+		return usageError("--poll must be positive")
+	}
+	if o.BatchBaseURL != "" {
+		o.BatchBaseURL = strings.TrimRight(o.BatchBaseURL, "/")
+		if err := checkBaseURL("--batch-base-url", o.BatchBaseURL); err != nil {
+			return err
+		}
+	} else if o.Sim {
+		return usageError("the built-in simulator has no Batch API: run `sluice serve` (it serves one over the simulator) and point --batch-base-url at it")
+	}
+	o.Metadata = map[string]string{}
+	for _, kv := range b.metadata {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageError("--metadata wants KEY=VALUE, got %q", kv)
+		}
+		o.Metadata[k] = v
+	}
+	return nil
+}
+
+// batchClient is the provider's API client of a job.
+func batchClient(e *env, o jobOptions) (*openai.Client, error) {
+	if o.BatchBaseURL != "" {
+		o.BaseURL, o.Sim = o.BatchBaseURL, false
+	}
+	up, _, err := o.upstream(e, demoSim())
+	return up, err
+}
+
+// newRunner is the Batch API runner of a job.
+func newRunner(e *env, st *sqlite.Store, o jobOptions) (*batch.Runner, error) {
+	client, err := batchClient(e, o)
+	if err != nil {
+		return nil, err
+	}
+	r, err := batch.New(st, client, batch.Config{
+		MaxLines: o.PartLines, MaxBytes: o.PartBytes, Window: o.Window, MaxRounds: o.MaxRounds, Metadata: o.Metadata,
+	})
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	return r, nil
+}
+
+func newBatchCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "batch",
+		Short: "Run a JSONL file through a provider's Batch API (half price, up to 24 h)",
+		Long: `batch runs a file of requests through the provider's Batch API: submit splits it into
+parts within the provider's limits (by endpoint and model), uploads them and creates a
+batch for each; watch polls them, collects their results into the ledger as they end and
+resubmits only the requests that did not finish; results writes one output file in input
+order. Everything is kept in the store, so every command can be stopped and run again.`,
+		Example: `  sluice batch submit requests.jsonl --base-url https://api.openai.com/v1
+  sluice batch watch JOB --finish-online
+  sluice batch results JOB -o results.jsonl`,
+	}
+	cmd.AddCommand(newBatchSubmitCmd(e), newBatchStatusCmd(e), newBatchWatchCmd(e), newBatchResultsCmd(e), newBatchCancelCmd(e))
+	return cmd
+}
+
+func newBatchSubmitCmd(e *env) *cobra.Command {
+	f := &runFlags{}
+	bf := &f.batch
+	cmd := &cobra.Command{
+		Use:   "submit INPUT",
+		Short: "Validate, split and upload a file, and create its batches",
+		Args:  exactArgs(1, "one input file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			o, err := f.newOptions(e, args[0])
+			if err != nil {
+				return err
+			}
+			o.Mode = modeBatch
+			if err := bf.apply(&o); err != nil {
+				return err
+			}
+			st, path, err := openStore(ctx, e, f.store)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			job, err := findOrCreateJob(ctx, st, o, f.fresh)
+			if err != nil {
+				return err
+			}
+			unlock, err := lockBatchJob(path, job)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			r, err := newRunner(e, st, o)
+			if err != nil {
+				return err
+			}
+			bad, err := ingestJob(ctx, e, st, job, o)
+			if err != nil {
+				return err
+			}
+			prog, err := r.Step(ctx, job, true)
+			if err != nil {
+				return providerError(job, err)
+			}
+			if f.jsonOut {
+				return writeJSON(e.stdout, newBatchStatus(job, prog, bad))
+			}
+			printBatchStatus(e.stdout, job, prog)
+			fmt.Fprintf(e.stdout, "\njob %s\nfollow it with: sluice batch watch %s\n", job.ID, job.ID)
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), true)
+	f.batch.register(cmd.Flags(), &f.opts)
+	return cmd
+}
+
+// ingestJob adds the job's input to the ledger, naming the lines that are not valid
+// requests (they get error lines in the output and are never sent), and returns how many
+// there were.
+func ingestJob(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job, o jobOptions) (int, error) {
+	if job.IngestDone {
+		return 0, nil
+	}
+	in, err := os.Open(o.Input)
+	if err != nil {
+		return 0, usageError("read input: %v", err)
+	}
+	defer in.Close()
+	const show = 20
+	bad := 0
+	err = batch.Ingest(ctx, st, job, ingest.NewSource(in, tokens.Default()), func(le *sluice.LineError) {
+		if bad < show {
+			fmt.Fprintf(e.stderr, "%s: %v (not submitted)\n", o.Input, le)
+		}
+		bad++
+	})
+	if bad > show {
+		fmt.Fprintf(e.stderr, "%s: %d more invalid lines\n", o.Input, bad-show)
+	}
+	return bad, err
+}
+
+// lockBatchJob takes the job's lock: one process at a time creates its batches.
+func lockBatchJob(storeFile string, job *sluice.Job) (func(), error) {
+	unlock, err := lockJob(storeFile + "." + job.ID + ".lock")
+	if errors.Is(err, errJobLocked) {
+		return nil, usageError("job %s: %v", job.ID, err)
+	}
+	return unlock, err
+}
+
+// providerError gives a failure that stops a batch job the exit status of an aborted run.
+func providerError(job *sluice.Job, err error) error {
+	var ue *sluice.UpstreamError
+	if errors.As(err, &ue) {
+		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s: %w", job.ID, err)}
+	}
+	return err
+}
+
+// batchJob is a job run through the Batch API, opened by a batch command.
+type batchJob struct {
+	st     *sqlite.Store
+	job    *sluice.Job
+	o      jobOptions
+	r      *batch.Runner
+	unlock func()
+}
+
+// openBatchJob opens the store, the job id run through the Batch API and its runner,
+// holding the job's lock when lock is set (the commands that create or cancel batches).
+func openBatchJob(ctx context.Context, e *env, storeFlag, id string, lock bool) (*batchJob, error) {
+	st, path, err := openStore(ctx, e, storeFlag)
+	if err != nil {
+		return nil, err
+	}
+	b := &batchJob{st: st, unlock: func() {}}
+	b.job, b.o, err = loadJob(ctx, st, path, id)
+	if err == nil && b.o.Mode == modeOnline {
+		err = usageError("job %s runs online, not through the Batch API: sluice show %s", id, id)
+	}
+	if err == nil && lock {
+		b.unlock, err = lockBatchJob(path, b.job)
+	}
+	if err == nil {
+		b.r, err = newRunner(e, st, b.o)
+	}
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// openRefreshed opens a batch job and refreshes it: the batches are polled and what
+// ended is collected, but nothing is created at the provider.
+func openRefreshed(ctx context.Context, e *env, storeFlag, id string) (*batchJob, *batch.Progress, error) {
+	b, err := openBatchJob(ctx, e, storeFlag, id, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	prog, err := b.r.Refresh(ctx, b.job)
+	if err != nil {
+		b.close()
+		return nil, nil, providerError(b.job, err)
+	}
+	return b, prog, nil
+}
+
+func (b *batchJob) close() {
+	b.unlock()
+	b.st.Close()
+}
+
+// loadJob reads a job and its options.
+func loadJob(ctx context.Context, st *sqlite.Store, path, id string) (*sluice.Job, jobOptions, error) {
+	job, err := st.Job(ctx, id)
+	if errors.Is(err, sluice.ErrNotFound) {
+		return nil, jobOptions{}, usageError("no job %q in %s (sluice jobs lists them)", id, path)
+	}
+	if err != nil {
+		return nil, jobOptions{}, err
+	}
+	o, err := decodeOptions(job)
+	return job, o, err
+}
+
+func newBatchStatusCmd(e *env) *cobra.Command {
+	var storeFlag string
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "status JOB",
+		Short: "Show a batch job's parts, polling the provider once",
+		Args:  exactArgs(1, "a job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			b, prog, err := openRefreshed(ctx, e, storeFlag, args[0])
+			if err != nil {
+				return err
+			}
+			defer b.close()
+			if jsonOut {
+				return writeJSON(e.stdout, newBatchStatus(b.job, prog, 0))
+			}
+			printBatchStatus(e.stdout, b.job, prog)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func newBatchWatchCmd(e *env) *cobra.Command {
+	var (
+		storeFlag string
+		jsonOut   bool
+		resume    bool
+		poll      time.Duration
+		finish    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "watch JOB",
+		Short: "Follow a batch job to its end: poll, collect results, resubmit what failed",
+		Long: `watch polls the job's batches, collects the results of each as it ends, and submits the
+requests that did not finish (expired, failed, cancelled, retryable errors) as a new round,
+up to --max-rounds. Stop it at any time; run it again to carry on.`,
+		Args: exactArgs(1, "a job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := interruptible(cmd.Context(), e)
+			defer stop()
+			b, err := openBatchJob(ctx, e, storeFlag, args[0], true)
+			if err != nil {
+				return err
+			}
+			defer b.close()
+			st, job, o, r := b.st, b.job, b.o, b.r
+			if cmd.Flags().Changed("finish-online") {
+				o.FinishOnline = finish
+			}
+			cancelled := job.State == sluice.JobInterrupted && strings.HasPrefix(job.Error, errCancelled)
+			if cancelled && resume {
+				job.State, job.Error = sluice.JobRunning, ""
+				if err := st.UpdateJob(ctx, job); err != nil {
+					return err
+				}
+				cancelled = false
+			}
+			prog, err := watch(ctx, e, r, job, !cancelled, poll)
+			if err != nil {
+				return providerError(job, err)
+			}
+			if prog.Leftover > 0 && o.FinishOnline {
+				fmt.Fprintf(e.stderr, "%d requests left after %d rounds: running them online\n", prog.Leftover, prog.Round)
+				if err := finishOnline(ctx, e, st, job, o); err != nil {
+					return err
+				}
+				if prog, err = r.Refresh(ctx, job); err != nil {
+					return err
+				}
+			}
+			if jsonOut {
+				if err := writeJSON(e.stdout, newBatchStatus(job, prog, 0)); err != nil {
+					return err
+				}
+			} else {
+				printBatchStatus(e.stdout, job, prog)
+				if prog.Done {
+					if err := printReport(ctx, e, st, job); err != nil {
+						return err
+					}
+				}
+			}
+			return watchEnd(job, prog, cancelled)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
+	fs.BoolVar(&jsonOut, "json", false, "print the final status as JSON")
+	fs.BoolVar(&resume, "resume", false, "carry on with a cancelled job: submit what is left again")
+	fs.DurationVar(&poll, "poll", batch.DefaultPoll, "how often to poll the batches' status")
+	fs.BoolVar(&finish, "finish-online", false, "after the last round, run what is left online")
+	return cmd
+}
+
+// printReport prints the report of a job run through the Batch API: its cost, and what
+// it saved against running it all online.
+func printReport(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job) error {
+	prices, err := loadPrices("")
+	if err != nil {
+		return err
+	}
+	rep, err := buildReport(ctx, st, job, prices)
+	if err != nil {
+		return err
+	}
+	rep.print(e.stdout)
+	return nil
+}
+
+// errCancelled starts the error of a job cancelled by sluice batch cancel.
+const errCancelled = "cancelled"
+
+// watch steps the job until every request is final, nothing is left to submit, or ctx
+// ends, printing a line whenever something changed.
+func watch(ctx context.Context, e *env, r *batch.Runner, job *sluice.Job, submit bool, poll time.Duration) (*batch.Progress, error) {
+	last := ""
+	for {
+		prog, err := r.Step(ctx, job, submit)
+		if ctx.Err() != nil {
+			return stopped(job, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if line := statusLine(prog); line != last {
+			fmt.Fprintf(e.stderr, "%s %s\n", time.Now().Format("15:04:05"), line)
+			last = line
+		}
+		for _, w := range prog.Warnings {
+			fmt.Fprintf(e.stderr, "  warning: %s\n", w)
+		}
+		if prog.Done || prog.Leftover > 0 || (!submit && prog.Active == 0) {
+			return prog, nil
+		}
+		select {
+		case <-ctx.Done():
+			return stopped(job, nil)
+		case <-time.After(poll):
+		}
+	}
+}
+
+// stopped is the end of a watch that was interrupted (err: how its last step ended).
+func stopped(job *sluice.Job, err error) (*batch.Progress, error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	return nil, &exitCodeError{code: exitInterrupted, err: fmt.Errorf("stopped watching job %s; its batches go on at the provider: sluice batch watch %s", job.ID, job.ID)}
+}
+
+// watchEnd maps the end of a watch to an exit status.
+func watchEnd(job *sluice.Job, prog *batch.Progress, cancelled bool) error {
+	switch {
+	case prog.Done && prog.Stats.Failed > 0:
+		return &exitCodeError{code: exitFailed}
+	case prog.Done:
+		return nil
+	case cancelled:
+		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("job %s was cancelled: its finished results are kept; submit the rest again with: sluice batch watch %s --resume", job.ID, job.ID)}
+	default:
+		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("job %s: %d requests are not done after %d rounds: run them online with sluice batch watch %s --finish-online", job.ID, prog.Leftover, prog.Round, job.ID)}
+	}
+}
+
+// interruptible is ctx cancelled by the first Ctrl-C.
+func interruptible(ctx context.Context, e *env) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-e.interrupts:
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, func() { close(done); cancel() }
+}
+
+// finishOnline runs a batch job's pending requests online, as sluice run would.
+func finishOnline(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job, o jobOptions) error {
+	f := &runFlags{opts: o, progress: "none", grace: defaultGrace}
+	online, closeOnline, err := onlineRunner(ctx, e, f, st, job, o)
+	if err != nil {
+		return err
+	}
+	defer closeOnline()
+	return online(ctx)
+}
+
+func newBatchResultsCmd(e *env) *cobra.Command {
+	var (
+		storeFlag, output, errorsPath string
+		jsonOut                       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "results JOB",
+		Short: "Collect what the batches finished and write one output file in input order",
+		Args:  exactArgs(1, "a job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			b, prog, err := openRefreshed(ctx, e, storeFlag, args[0])
+			if err != nil {
+				return err
+			}
+			defer b.close()
+			if output == "" {
+				output = b.o.Output
+			}
+			counts, err := writeOutputFiles(ctx, b.st, b.job.ID, output, errorsPath)
+			if err != nil {
+				return err
+			}
+			missing, err := missingRequests(ctx, b.st, b.job.ID, prog.Parts)
+			if err != nil {
+				return err
+			}
+			res := resultsReport{Job: b.job.ID, Output: output, Written: counts.Done + counts.Failed,
+				Done: counts.Done, Failed: counts.Failed, Missing: int64(len(missing)), MissingRequests: missing}
+			if jsonOut {
+				return writeJSON(e.stdout, res)
+			}
+			res.print(e.stdout)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
+	fs.StringVarP(&output, "output", "o", "", "write results here (default: the job's output file)")
+	fs.StringVar(&errorsPath, "errors", "", "also write failed requests here")
+	fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
+	return cmd
+}
+
+// resultsReport is what sluice batch results wrote and what it could not.
+type resultsReport struct {
+	Job     string `json:"job"`
+	Output  string `json:"output"`
+	Written int64  `json:"written"`
+	Done    int64  `json:"done"`
+	Failed  int64  `json:"failed"`
+	Missing int64  `json:"missing"`
+	// MissingRequests are the requests with no result yet, in line order, and where each is.
+	MissingRequests []missingRequest `json:"missing_requests"`
+}
+
+type missingRequest struct {
+	Line     int64  `json:"line"`
+	CustomID string `json:"custom_id"`
+	// Where: "part N (status)" for a request in a batch, "pending" for one waiting to be
+	// submitted again.
+	Where string `json:"where"`
+}
+
+func (r resultsReport) print(w io.Writer) {
+	fmt.Fprintf(w, "wrote %d results (%d done, %d failed) to %s\n", r.Written, r.Done, r.Failed, r.Output)
+	if r.Missing == 0 {
+		fmt.Fprintln(w, "every request has a result")
+		return
+	}
+	fmt.Fprintf(w, "%d requests have no result yet:\n", r.Missing)
+	const show = 10
+	for i, m := range r.MissingRequests {
+		if i == show {
+			fmt.Fprintf(w, "  … and %d more (--json lists them all)\n", len(r.MissingRequests)-show)
+			break
+		}
+		fmt.Fprintf(w, "  line %d  %s  %s\n", m.Line, m.CustomID, m.Where)
+	}
+}
+
+// missingRequests lists the job's requests that are not final, with where each is.
+func missingRequests(ctx context.Context, st *sqlite.Store, jobID string, parts []*sluice.Part) ([]missingRequest, error) {
+	missing := []missingRequest{}
+	for _, p := range parts {
+		if p.Collected {
+			continue
+		}
+		where := fmt.Sprintf("part %d (%s)", p.Number, partPhase(p))
+		err := st.PartItems(ctx, jobID, p.Number, func(it *sluice.Item) error {
+			missing = append(missing, missingRequest{Line: it.Line, CustomID: it.Request.CustomID, Where: where})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	err := st.Pending(ctx, jobID, 0, 0, func(it *sluice.Item) error {
+		missing = append(missing, missingRequest{Line: it.Line, CustomID: it.Request.CustomID, Where: "pending"})
+		return nil
+	})
+	slices.SortFunc(missing, func(a, b missingRequest) int { return cmp.Compare(a.Line, b.Line) })
+	return missing, err
+}
+
+func newBatchCancelCmd(e *env) *cobra.Command {
+	var (
+		storeFlag string
+		noWait    bool
+		poll      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "cancel JOB",
+		Short: "Cancel a batch job's batches, keeping what they finished",
+		Args:  exactArgs(1, "a job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := interruptible(cmd.Context(), e)
+			defer stop()
+			b, err := openBatchJob(ctx, e, storeFlag, args[0], true)
+			if err != nil {
+				return err
+			}
+			defer b.close()
+			st, job, r := b.st, b.job, b.r
+			if job.State != sluice.JobCompleted {
+				job.State, job.Error = sluice.JobInterrupted, errCancelled+" by sluice batch cancel"
+				if err := st.UpdateJob(ctx, job); err != nil {
+					return err
+				}
+			}
+			if err := r.Cancel(ctx, job); err != nil {
+				return providerError(job, err)
+			}
+			if noWait {
+				fmt.Fprintf(e.stdout, "cancel requested; sluice batch watch %s collects what finished\n", job.ID)
+				return nil
+			}
+			prog, err := watch(ctx, e, r, job, false, poll)
+			if err != nil {
+				return providerError(job, err)
+			}
+			printBatchStatus(e.stdout, job, prog)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
+	fs.BoolVar(&noWait, "no-wait", false, "do not wait for the batches to end cancelled")
+	fs.DurationVar(&poll, "poll", 5*time.Second, "how often to poll while waiting")
+	return cmd
+}
+
+// partPhase is where a part stands, in one word.
+func partPhase(p *sluice.Part) string {
+	switch {
+	case p.Collected:
+		return "collected"
+	case p.Status != "":
+		return string(p.Status)
+	case p.FileID != "":
+		return "uploaded"
+	default:
+		return "preparing"
+	}
+}
+
+// statusLine summarises a batch job's progress in one line. It never says 100% before every
+// request is final: a batch that is finalizing has not delivered its results.
+func statusLine(prog *batch.Progress) string {
+	s := prog.Stats
+	final := s.Done + s.Failed
+	pct := 0.0
+	if s.Total > 0 {
+		pct = 100 * float64(final) / float64(s.Total)
+	}
+	if !prog.Done && pct > 99.9 {
+		pct = 99.9
+	}
+	phases := map[string]int{}
+	var order []string
+	var running sluice.RequestCounts
+	for _, p := range prog.Parts {
+		if p.Collected {
+			continue
+		}
+		ph := partPhase(p)
+		if phases[ph] == 0 {
+			order = append(order, ph)
+		}
+		phases[ph]++
+		running.Total += p.Counts.Total
+		running.Completed += p.Counts.Completed
+		running.Failed += p.Counts.Failed
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%.1f%% final (%d done, %d failed of %d)", pct, s.Done, s.Failed, s.Total)
+	if len(order) > 0 {
+		var ps []string
+		for _, ph := range order {
+			ps = append(ps, fmt.Sprintf("%d %s", phases[ph], ph))
+		}
+		fmt.Fprintf(&b, "; round %d: %s", prog.Round, strings.Join(ps, ", "))
+		if running.Total > 0 {
+			fmt.Fprintf(&b, " (provider: %d/%d completed, %d failed)", running.Completed, running.Total, running.Failed)
+		}
+	}
+	if prog.Leftover > 0 {
+		fmt.Fprintf(&b, "; %d left after %d rounds", prog.Leftover, prog.Round)
+	}
+	return b.String()
+}
+
+// batchStatus is the JSON form of a batch job's status (--json of the batch commands).
+type batchStatus struct {
+	Job          string       `json:"job"`
+	State        string       `json:"state"`
+	Error        string       `json:"error,omitempty"`
+	Round        int          `json:"round"`
+	Requests     requestCount `json:"requests"`
+	InvalidLines int          `json:"invalid_lines,omitempty"`
+	Leftover     int64        `json:"leftover"`
+	Done         bool         `json:"done"`
+	Parts        []partStatus `json:"parts"`
+	Warnings     []string     `json:"warnings,omitempty"`
+}
+
+type requestCount struct {
+	Total   int64 `json:"total"`
+	Done    int64 `json:"done"`
+	Failed  int64 `json:"failed"`
+	Waiting int64 `json:"waiting"` // not final: in a batch, or pending for the next round
+}
+
+type partStatus struct {
+	Part     int                  `json:"part"`
+	Round    int                  `json:"round"`
+	Endpoint string               `json:"endpoint"`
+	Model    string               `json:"model"`
+	Requests int64                `json:"requests"`
+	Bytes    int64                `json:"bytes"`
+	Phase    string               `json:"phase"`
+	BatchID  string               `json:"batch_id,omitempty"`
+	FileID   string               `json:"input_file_id,omitempty"`
+	Status   string               `json:"status,omitempty"`
+	Counts   sluice.RequestCounts `json:"request_counts"`
+	Error    string               `json:"error,omitempty"`
+	Usage    tokenCounts          `json:"usage"`
+}
+
+func newBatchStatus(job *sluice.Job, prog *batch.Progress, invalid int) batchStatus {
+	s := prog.Stats
+	st := batchStatus{
+		Job: job.ID, State: string(job.State), Error: job.Error, Round: prog.Round,
+		Requests:     requestCount{Total: s.Total, Done: s.Done, Failed: s.Failed, Waiting: s.Pending + s.InFlight},
+		InvalidLines: invalid, Leftover: prog.Leftover, Done: prog.Done, Parts: []partStatus{}, Warnings: prog.Warnings,
+	}
+	for _, p := range prog.Parts {
+		st.Parts = append(st.Parts, partStatus{
+			Part: p.Number, Round: p.Round, Endpoint: p.Endpoint, Model: p.Model, Requests: p.Requests, Bytes: p.Bytes,
+			Phase: partPhase(p), BatchID: p.BatchID, FileID: p.FileID, Status: string(p.Status), Counts: p.Counts,
+			Error: p.Error, Usage: tokensOf(p.Usage),
+		})
+	}
+	return st
+}
+
+// printBatchStatus writes a job's parts as a table.
+func printBatchStatus(w io.Writer, job *sluice.Job, prog *batch.Progress) {
+	fmt.Fprintf(w, "job %s: %s\n  %s\n", job.ID, job.State, statusLine(prog))
+	if job.Error != "" && job.State != sluice.JobCompleted {
+		fmt.Fprintf(w, "  reason: %s\n", job.Error)
+	}
+	if len(prog.Parts) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PART\tROUND\tMODEL\tREQUESTS\tBATCH\tSTATUS\tCOMPLETED\tFAILED")
+	for _, p := range prog.Parts {
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\t%d\t%d\n", p.Number, p.Round, p.Model, p.Requests,
+			orDash(p.BatchID), partPhase(p), p.Counts.Completed, p.Counts.Failed)
+	}
+	tw.Flush()
+	for _, p := range prog.Parts {
+		if p.Error != "" {
+			fmt.Fprintf(w, "  part %d: %s\n", p.Number, p.Error)
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

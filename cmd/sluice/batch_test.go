@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-llm/sluice/sim"
+)
+
+const batchKey = "sk-batch-cli-0123456789"
+
+// heldUpstream is an upstream that answers as the simulator does while open, and holds
+// every request until its client gives up while not.
+type heldUpstream struct {
+	sim  *sim.Server
+	open atomic.Bool
+	stop chan struct{} // closed when the test ends: held requests end
+}
+
+func startHeldUpstream(t *testing.T, open bool) (*heldUpstream, string) {
+	h := &heldUpstream{sim: sim.New(sim.Config{Seed: 1}), stop: make(chan struct{})}
+	h.open.Store(open)
+	ts := httptest.NewServer(h)
+	t.Cleanup(func() {
+		close(h.stop)
+		ts.Close()
+		h.sim.Close()
+	})
+	return h, ts.URL + "/v1"
+}
+
+func (h *heldUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Read the body first: only then does the server notice a client that gives up.
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	if !h.open.Load() && strings.HasSuffix(r.URL.Path, "/completions") {
+		select {
+		case <-r.Context().Done():
+		case <-h.stop:
+		}
+		return
+	}
+	req := r.Clone(r.Context())
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.RequestURI = ""
+	resp, err := h.sim.Transport().RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+// startServeCmd runs sluice serve in process with args and returns its base URL.
+func startServeCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	log := &serveLog{changed: make(chan struct{}, 1)}
+	interrupts := make(chan os.Signal, 1)
+	e := &env{
+		stdin: strings.NewReader(""), stdout: io.Discard, stderr: log,
+		getenv:     func(k string) string { return map[string]string{clientKeysEnv: batchKey}[k] },
+		interrupts: interrupts,
+	}
+	exited := make(chan int, 1)
+	all := append([]string{"serve", "--listen", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "serve.db"), "--any-completion-window"}, args...)
+	go func() { exited <- execute(context.Background(), e, all) }()
+	base := log.waitListening(t, exited)
+	t.Cleanup(func() {
+		interrupts <- os.Interrupt
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	return base + "/v1"
+}
+
+// batchInput writes a file of n requests to model a and m to model b, then lines.
+func batchInput(t *testing.T, dir string, n, m int, extra ...string) (path string, ids []string) {
+	var b strings.Builder
+	for i := range n + m {
+		model := "gpt-4o-mini"
+		if i >= n {
+			model = "gpt-4o"
+		}
+		id := fmt.Sprintf("req-%03d", i)
+		ids = append(ids, id)
+		fmt.Fprintf(&b, `{"custom_id":%q,"method":"POST","url":"/v1/chat/completions","body":{"model":%q,"messages":[{"role":"user","content":%q}],"max_tokens":8}}`+"\n", id, model, id)
+	}
+	for _, l := range extra {
+		b.WriteString(l + "\n")
+	}
+	return writeFile(t, dir, "in.jsonl", b.String()), ids
+}
+
+// checkOutputFile checks that path has one line per id, in order.
+func checkOutputFile(t *testing.T, path string, ids []string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	i := 0
+	for sc.Scan() {
+		var l struct {
+			CustomID string `json:"custom_id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if i >= len(ids) || l.CustomID != ids[i] {
+			t.Fatalf("output line %d is %q, want %q", i+1, l.CustomID, ids[min(i, len(ids)-1)])
+		}
+		i++
+	}
+	if i != len(ids) {
+		t.Fatalf("output has %d lines, want %d", i, len(ids))
+	}
+}
+
+// submit runs sluice batch submit --json and returns what it printed.
+func submit(t *testing.T, keys map[string]string, in, base, store string) batchStatus {
+	t.Helper()
+	res := runCLI(t, keys, "batch", "submit", in, "--base-url", base, "--store", store, "--json")
+	var st batchStatus
+	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil || res.code != exitOK {
+		t.Fatalf("submit: exit %d %v: %s %s", res.code, err, res.stdout, res.stderr)
+	}
+	return st
+}
+
+func TestBatchCommandsAgainstServe(t *testing.T) {
+	base := startServeCmd(t)
+	dir := t.TempDir()
+	in, ids := batchInput(t, dir, 20, 10, `{"custom_id":"bad","method":"GET","url":"/v1/chat/completions","body":{"model":"gpt-4o"}}`)
+	ids = append(ids, "bad")
+	store := filepath.Join(dir, "sluice.db")
+	keys := map[string]string{"OPENAI_API_KEY": batchKey}
+
+	res := runCLI(t, keys, "batch", "submit", in, "--base-url", base, "--store", store, "--part-lines", "8", "--json")
+	if res.code != exitOK {
+		t.Fatalf("submit: exit %d: %s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "line 31: method") {
+		t.Errorf("submit does not name the bad line and field: %s", res.stderr)
+	}
+	var st batchStatus
+	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil || st.Job == "" {
+		t.Fatalf("submit --json: %v: %s", err, res.stdout)
+	}
+	if len(st.Parts) != 5 || st.InvalidLines != 1 { // 20 in 8+8+4, 10 in 8+2
+		t.Errorf("submit made %d parts with %d invalid lines: %+v", len(st.Parts), st.InvalidLines, st.Parts)
+	}
+
+	res = runCLI(t, keys, "batch", "watch", st.Job, "--store", store, "--poll", "20ms")
+	if res.code != exitFailed { // the bad line failed
+		t.Fatalf("watch: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	for _, want := range []string{"completed", "batch API", "vs all online"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("watch output lacks %q: %s", want, res.stdout)
+		}
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	res = runCLI(t, keys, "batch", "results", st.Job, "--store", store, "-o", out, "--json")
+	var rr resultsReport
+	if err := json.Unmarshal([]byte(res.stdout), &rr); err != nil || res.code != exitOK {
+		t.Fatalf("results: exit %d, %v: %s %s", res.code, err, res.stdout, res.stderr)
+	}
+	if rr.Written != 31 || rr.Done != 30 || rr.Failed != 1 || rr.Missing != 0 {
+		t.Errorf("results: %+v", rr)
+	}
+	checkOutputFile(t, out, ids)
+
+	res = runCLI(t, keys, "resume", st.Job, "--store", store)
+	if res.code != exitUsage || !strings.Contains(res.stderr, "sluice batch watch") {
+		t.Errorf("resume of a batch job: exit %d: %s", res.code, res.stderr)
+	}
+	res = runCLI(t, keys, "batch", "submit", in, "--store", store, "--sim")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "no Batch API") {
+		t.Errorf("submit --sim: exit %d: %s", res.code, res.stderr)
+	}
+}
+
+// A watch stopped by Ctrl-C and started again carries on from the store: nothing is
+// submitted twice, and the results are whole.
+func TestBatchWatchStoppedAndRestarted(t *testing.T) {
+	up, upURL := startHeldUpstream(t, false)
+	base := startServeCmd(t, "--base-url", upURL, "--timeout", "200ms", "--max-attempts", "1000")
+	dir := t.TempDir()
+	in, ids := batchInput(t, dir, 12, 0)
+	store := filepath.Join(dir, "sluice.db")
+	keys := map[string]string{"OPENAI_API_KEY": batchKey}
+	st := submit(t, keys, in, base, store)
+
+	// The first watch sees the batch running, and is interrupted.
+	log := &serveLog{changed: make(chan struct{}, 1)}
+	interrupts := make(chan os.Signal, 1)
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: log,
+		getenv: func(k string) string { return keys[k] }, interrupts: interrupts}
+	exited := make(chan int, 1)
+	go func() {
+		exited <- execute(context.Background(), e, []string{"batch", "watch", st.Job, "--store", store, "--poll", "20ms"})
+	}()
+	timeout := time.After(30 * time.Second)
+	for !strings.Contains(log.String(), "in_progress") {
+		select {
+		case <-log.changed:
+		case code := <-exited:
+			t.Fatalf("watch exited %d: %s", code, log.String())
+		case <-timeout:
+			t.Fatalf("watch never saw the batch running: %s", log.String())
+		}
+	}
+	interrupts <- os.Interrupt
+	if code := <-exited; code != exitInterrupted {
+		t.Fatalf("interrupted watch exited %d: %s", code, log.String())
+	}
+
+	up.open.Store(true)
+	res := runCLI(t, keys, "batch", "watch", st.Job, "--store", store, "--poll", "20ms", "--json")
+	var end batchStatus
+	if err := json.Unmarshal([]byte(res.stdout), &end); err != nil || res.code != exitOK {
+		t.Fatalf("second watch: exit %d %v: %s %s", res.code, err, res.stdout, res.stderr)
+	}
+	if !end.Done || len(end.Parts) != 1 || end.Parts[0].BatchID != st.Parts[0].BatchID {
+		t.Errorf("after the restart: %+v; want the one batch submitted, done", end)
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	if res := runCLI(t, keys, "batch", "results", st.Job, "--store", store, "-o", out); res.code != exitOK {
+		t.Fatalf("results: exit %d: %s", res.code, res.stderr)
+	}
+	checkOutputFile(t, out, ids)
+}
+
+// sluice batch cancel keeps what finished and reports the rest as missing.
+func TestBatchCancelCommand(t *testing.T) {
+	_, upURL := startHeldUpstream(t, false)
+	base := startServeCmd(t, "--base-url", upURL, "--timeout", "200ms", "--max-attempts", "1000")
+	dir := t.TempDir()
+	in, _ := batchInput(t, dir, 5, 0)
+	store := filepath.Join(dir, "sluice.db")
+	keys := map[string]string{"OPENAI_API_KEY": batchKey}
+	st := submit(t, keys, in, base, store)
+	res := runCLI(t, keys, "batch", "cancel", st.Job, "--store", store, "--poll", "20ms")
+	if res.code != exitOK || !strings.Contains(res.stdout, "cancelled") {
+		t.Fatalf("cancel: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	res = runCLI(t, keys, "batch", "results", st.Job, "--store", store, "-o", filepath.Join(dir, "out.jsonl"), "--json")
+	var rr resultsReport
+	if err := json.Unmarshal([]byte(res.stdout), &rr); err != nil {
+		t.Fatalf("results: %v: %s", err, res.stdout)
+	}
+	if rr.Missing != 5 || len(rr.MissingRequests) != 5 || rr.MissingRequests[0].Where != "pending" {
+		t.Errorf("results after cancel: %+v", rr)
+	}
+	res = runCLI(t, keys, "batch", "watch", st.Job, "--store", store, "--poll", "20ms")
+	if res.code != exitInterrupted || !strings.Contains(res.stderr, "--resume") {
+		t.Errorf("watch of a cancelled job: exit %d: %s", res.code, res.stderr)
+	}
+}
+
+// run --mode hybrid goes online when the batch cannot finish in time, and meets the
+// deadline.
+func TestHybridRunMeetsDeadline(t *testing.T) {
+	_, upURL := startHeldUpstream(t, false) // the batch's upstream never answers
+	base := startServeCmd(t, "--base-url", upURL, "--timeout", "200ms", "--max-attempts", "1000")
+	dir := t.TempDir()
+	in, ids := batchInput(t, dir, 30, 0)
+	out := filepath.Join(dir, "out.jsonl")
+	keys := map[string]string{"OPENAI_API_KEY": batchKey}
+
+	res := runCLI(t, keys, "run", in, "--mode", "hybrid", "--store", filepath.Join(dir, "x.db"))
+	if res.code != exitUsage || !strings.Contains(res.stderr, "--deadline") {
+		t.Errorf("hybrid without a deadline: exit %d: %s", res.code, res.stderr)
+	}
+	start := time.Now()
+	res = runCLI(t, keys, "run", in, "--mode", "hybrid", "--deadline", "4s", "--reserve", "1500ms", "--latency", "10ms",
+		"--poll", "50ms", "--sim", "--batch-base-url", base, "--store", filepath.Join(dir, "sluice.db"), "-o", out, "--json", "--progress", "none")
+	took := time.Since(start)
+	if res.code != exitOK {
+		t.Fatalf("hybrid run: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	if took > 4*time.Second || took < 2*time.Second {
+		t.Errorf("hybrid run took %s; want it to wait for the batch until about 2.5 s, and to end before the 4 s deadline", took)
+	}
+	if !strings.Contains(res.stderr, "going online") {
+		t.Errorf("stderr does not say it went online: %s", res.stderr)
+	}
+	var rep report
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Batch == nil || rep.Batch.Parts != 1 || rep.Batch.OnlineTokens.Total == 0 || rep.Requests.Done != 30 {
+		t.Errorf("report: %+v, batch %+v", rep, rep.Batch)
+	}
+	checkOutputFile(t, out, ids)
+}
