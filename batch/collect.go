@@ -22,16 +22,23 @@ var unfinishedCodes = map[string]bool{
 	"":                    true,
 }
 
+// heldItem is what collecting needs of a request a part holds: not its body, so that a
+// part of large requests does not need their size in memory.
+type heldItem struct {
+	Line                int64
+	Attempts, Throttled int
+}
+
 // collect records the results of a part whose batch ended: answers and final errors
 // become final in the ledger, and every other request of the part (unanswered, retryable,
 // missing from the files) goes back to pending with one more attempt. A part that failed
 // validation at the provider fails the lines its errors name and returns the others. It
 // can be run again after a crash halfway: what was recorded is no longer the part's.
 func (r *Runner) collect(ctx context.Context, p *sluice.Part) error {
-	held := map[string]sluice.Item{}
+	held := map[string]heldItem{}
 	var order []int64 // the part's lines still held, in file order
 	err := r.store.PartItems(ctx, p.JobID, p.Number, func(it *sluice.Item) error {
-		held[it.Request.CustomID] = *it
+		held[it.Request.CustomID] = heldItem{Line: it.Line, Attempts: it.Attempts, Throttled: it.Throttled}
 		order = append(order, it.Line)
 		return nil
 	})
@@ -39,9 +46,25 @@ func (r *Runner) collect(ctx context.Context, p *sluice.Part) error {
 		return fmt.Errorf("%w: collect part %d: %w", errLedger, p.Number, err)
 	}
 	w := &outcomeWriter{r: r, p: p, now: time.Now()}
+	spent := 1 // the round each unfinished request spends
 	if p.Status == sluice.BatchFailed && p.BatchID != "" && len(held) == int(p.Requests) {
-		if err := r.failNamedLines(ctx, p, w, held, order); err != nil {
+		b, err := r.api.Batch(ctx, p.BatchID)
+		if err != nil {
 			return err
+		}
+		if b.Errors != nil {
+			if err := r.failNamedLines(ctx, p, w, held, order, b.Errors.Data); err != nil {
+				return err
+			}
+			if refusedForCapacity(b.Errors.Data) {
+				others, err := r.othersProgressed(ctx, p)
+				if err != nil {
+					return err
+				}
+				if others {
+					spent = 0 // the provider had no room for it yet: no round is spent
+				}
+			}
 		}
 	}
 	for _, file := range []string{p.OutputFileID, p.ErrorFileID} {
@@ -67,7 +90,7 @@ func (r *Runner) collect(ctx context.Context, p *sluice.Part) error {
 		}
 	}
 	for _, it := range held { // no result: submit again
-		if err := w.add(ctx, sluice.Outcome{Line: it.Line, State: sluice.StatePending, Attempts: it.Attempts + 1, Throttled: it.Throttled}); err != nil {
+		if err := w.add(ctx, sluice.Outcome{Line: it.Line, State: sluice.StatePending, Attempts: it.Attempts + spent, Throttled: it.Throttled}); err != nil {
 			return err
 		}
 	}
@@ -87,16 +110,12 @@ func (r *Runner) collect(ctx context.Context, p *sluice.Part) error {
 // failNamedLines fails the lines of a part that the provider's validation errors name
 // (line numbers of the part's file), with the provider's message, so that the next round
 // does not submit them again.
-func (r *Runner) failNamedLines(ctx context.Context, p *sluice.Part, w *outcomeWriter, held map[string]sluice.Item, order []int64) error {
-	b, err := r.api.Batch(ctx, p.BatchID)
-	if err != nil || b.Errors == nil {
-		return err
-	}
+func (r *Runner) failNamedLines(ctx context.Context, p *sluice.Part, w *outcomeWriter, held map[string]heldItem, order []int64, errs []sluice.BatchError) error {
 	byLine := make(map[int64]string, len(held))
 	for id, it := range held {
 		byLine[it.Line] = id
 	}
-	for _, e := range b.Errors.Data {
+	for _, e := range errs {
 		if e.Line == nil || *e.Line < 1 || *e.Line > int64(len(order)) || fileCodes[e.Code] {
 			continue
 		}
@@ -133,8 +152,43 @@ var fileCodes = map[string]bool{
 	"request_limit_exceeded": true,
 }
 
+// capacityCodes are the codes of a batch refused because the account has too much queued
+// already (OpenAI's enqueued-token limit): it may pass once other batches end.
+var capacityCodes = map[string]bool{
+	"token_limit_exceeded":   true,
+	"batch_limit_exceeded":   true,
+	"request_limit_exceeded": true,
+	"rate_limit_exceeded":    true,
+}
+
+// refusedForCapacity reports whether every error of a failed batch is a capacity limit.
+func refusedForCapacity(errs []sluice.BatchError) bool {
+	for _, e := range errs {
+		if !capacityCodes[e.Code] {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
+// othersProgressed reports whether another part of p's round was not refused: when every
+// part of a round is refused for capacity, the round is spent all the same, so that a job
+// that can never fit ends.
+func (r *Runner) othersProgressed(ctx context.Context, p *sluice.Part) (bool, error) {
+	parts, err := r.store.Parts(ctx, p.JobID)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", errLedger, err)
+	}
+	for _, o := range parts {
+		if o.Round == p.Round && o.Number != p.Number && o.Status != sluice.BatchFailed {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // outcomeOf turns a result line into the outcome of the request it answers.
-func outcomeOf(it *sluice.Item, res *sluice.BatchResult, now time.Time) sluice.Outcome {
+func outcomeOf(it *heldItem, res *sluice.BatchResult, now time.Time) sluice.Outcome {
 	o := sluice.Outcome{Line: it.Line, Attempts: it.Attempts + 1, Throttled: it.Throttled, FinishedAt: now,
 		StatusCode: res.StatusCode, RequestID: res.RequestID, Body: res.Body, Usage: res.Usage,
 		ErrorCode: res.ErrorCode, ErrorMessage: res.ErrorMessage}

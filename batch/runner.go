@@ -33,8 +33,10 @@ type Config struct {
 	MaxBytes int64
 	// Window is the completion window batches are created with (DefaultWindow).
 	Window string
-	// MaxRounds is how many times a request is submitted before what is left is given up
-	// to the caller (DefaultMaxRounds).
+	// MaxRounds is how many times a request is submitted before it is given up to the
+	// caller (DefaultMaxRounds). A batch the provider refuses for capacity (the
+	// enqueued-token limit) spends no round of its requests while other parts of its
+	// round are accepted. Each round a request spends counts in its Attempts.
 	MaxRounds int
 	// Metadata is added to every batch's metadata, beside sluice_job and sluice_part.
 	Metadata map[string]string
@@ -104,8 +106,8 @@ type Progress struct {
 	Stats *sluice.Stats
 	// Active counts the parts whose results are not collected yet.
 	Active int
-	// Leftover counts the pending requests no round is left for: the caller may run them
-	// online.
+	// Leftover counts the pending requests whose rounds are spent, once no other request
+	// is left to submit: the caller may run them online.
 	Leftover int64
 	// Done is set when every request is final.
 	Done bool
@@ -178,6 +180,9 @@ func (r *Runner) split(ctx context.Context, job *sluice.Job, round int) ([]*slui
 		for i := range items {
 			it := &items[i]
 			after = it.Line
+			if it.Attempts >= r.cfg.MaxRounds {
+				continue // its rounds are spent: left to the caller
+			}
 			key := it.Request.URL + "\x00" + it.Estimate.Model
 			g := groups[key]
 			if g == nil {
@@ -322,16 +327,31 @@ func (r *Runner) lookup(ctx context.Context, p *sluice.Part) (*sluice.Batch, err
 	return nil, nil
 }
 
+// statusAliases are spellings of batch statuses that OpenAI-compatible providers use.
+var statusAliases = map[sluice.BatchStatus]sluice.BatchStatus{
+	"canceled":   sluice.BatchCancelled,
+	"canceling":  sluice.BatchCancelling,
+	"inprogress": sluice.BatchInProgress,
+	"running":    sluice.BatchInProgress,
+	"succeeded":  sluice.BatchCompleted,
+	"success":    sluice.BatchCompleted,
+	"error":      sluice.BatchFailed,
+}
+
 // apply copies what a part tracks of its batch.
 func (r *Runner) apply(p *sluice.Part, b *sluice.Batch) {
-	p.BatchID, p.Status, p.Counts = b.ID, b.Status, b.RequestCounts
+	status := sluice.BatchStatus(strings.ToLower(string(b.Status)))
+	if a, ok := statusAliases[status]; ok {
+		status = a
+	}
+	p.BatchID, p.Status, p.Counts = b.ID, status, b.RequestCounts
 	if b.OutputFileID != nil {
 		p.OutputFileID = *b.OutputFileID
 	}
 	if b.ErrorFileID != nil {
 		p.ErrorFileID = *b.ErrorFileID
 	}
-	if b.Status == sluice.BatchFailed && b.Errors != nil && len(b.Errors.Data) > 0 {
+	if status == sluice.BatchFailed && b.Errors != nil && len(b.Errors.Data) > 0 {
 		p.Error = describeErrors(b.Errors.Data)
 	}
 }
@@ -462,10 +482,29 @@ func (r *Runner) progressWith(ctx context.Context, job *sluice.Job, warnings []s
 			return nil, err
 		}
 	}
-	if prog.Active == 0 && !prog.Done && prog.Round >= r.cfg.MaxRounds {
-		prog.Leftover = stats.Pending
+	if prog.Active == 0 && stats.Pending > 0 {
+		spent, fresh, err := r.pendingRounds(ctx, job)
+		if err != nil {
+			return nil, err
+		}
+		if fresh == 0 {
+			prog.Leftover = spent
+		}
 	}
 	return prog, nil
+}
+
+// pendingRounds counts the job's pending requests whose rounds are spent, and the others.
+func (r *Runner) pendingRounds(ctx context.Context, job *sluice.Job) (spent, fresh int64, err error) {
+	err = r.store.Pending(ctx, job.ID, 0, 0, func(it *sluice.Item) error {
+		if it.Attempts >= r.cfg.MaxRounds {
+			spent++
+		} else {
+			fresh++
+		}
+		return nil
+	})
+	return spent, fresh, err
 }
 
 // Cancel asks the provider to cancel every running batch of the job, and gives back the

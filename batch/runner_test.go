@@ -321,3 +321,62 @@ func TestRateDuration(t *testing.T) {
 		t.Errorf("SwitchAt = %s, want %s", got, want)
 	}
 }
+
+// fullAPI refuses the first batch for the enqueued-token limit, as OpenAI does when an
+// account has too much queued.
+type fullAPI struct {
+	batch.API
+	always  bool // refuse every batch
+	refused atomic.Bool
+}
+
+const refusedID = "batch_refused_for_capacity"
+
+func (f *fullAPI) CreateBatch(ctx context.Context, fileID, endpoint, window string, meta map[string]string) (*sluice.Batch, error) {
+	if f.refused.CompareAndSwap(false, true) || f.always {
+		return &sluice.Batch{ID: refusedID, InputFileID: fileID, Status: sluice.BatchValidating}, nil
+	}
+	return f.API.CreateBatch(ctx, fileID, endpoint, window, meta)
+}
+
+func (f *fullAPI) Batch(ctx context.Context, id string) (*sluice.Batch, error) {
+	if id == refusedID {
+		return &sluice.Batch{ID: id, Status: sluice.BatchFailed, Errors: &sluice.BatchErrors{Data: []sluice.BatchError{{
+			Code: "token_limit_exceeded", Message: "Enqueued token limit reached for gpt-4o-mini in organization org-x. Limit: 90,000 enqueued tokens."}}}}, nil
+	}
+	return f.API.Batch(ctx, id)
+}
+
+// A part refused for the enqueued-token limit, while the other parts of its round were
+// accepted, is submitted again without spending a round: with one round allowed, the job
+// still ends done.
+func TestCapacityRefusalSpendsNoRound(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	c := newClient(t, requests("r", "gpt-4o-mini", 20))
+	r := newRunner(t, c.st, &fullAPI{API: p.api}, batch.Config{MaxLines: 10, MaxRounds: 1})
+	prog := stepUntil(t, r, c.job, true, func(p *batch.Progress) bool { return p.Done || p.Leftover > 0 })
+	if !prog.Done || len(prog.Parts) != 3 {
+		t.Fatalf("done %v, leftover %d, parts %s; want done with a third part resubmitting the refused one", prog.Done, prog.Leftover, describeParts(prog.Parts))
+	}
+	if !strings.Contains(prog.Parts[0].Error, "Enqueued token limit") {
+		t.Errorf("part 1 error %q; want the provider's message", prog.Parts[0].Error)
+	}
+	c.checkOutput(t)
+	for _, id := range c.ids {
+		if n := p.up.count(id); n != 1 {
+			t.Errorf("%s answered %d times", id, n)
+		}
+	}
+}
+
+// When every part of a round is refused for capacity, the round is spent all the same:
+// a job that can never fit ends with its requests left over, not in an endless loop.
+func TestCapacityRefusalOfEveryPartSpendsRounds(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	c := newClient(t, requests("r", "gpt-4o-mini", 5))
+	r := newRunner(t, c.st, &fullAPI{API: p.api, always: true}, batch.Config{MaxRounds: 2})
+	prog := stepUntil(t, r, c.job, true, func(p *batch.Progress) bool { return p.Done || p.Leftover > 0 })
+	if prog.Leftover != 5 || len(prog.Parts) != 2 {
+		t.Fatalf("leftover %d, parts %s; want 5 left after 2 refused rounds", prog.Leftover, describeParts(prog.Parts))
+	}
+}

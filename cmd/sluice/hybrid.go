@@ -26,6 +26,14 @@ func parseDeadline(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
+// durationOr is the Go duration s, or def when s is empty or not one.
+func durationOr(s string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d
+	}
+	return def
+}
+
 // onlineOwner is the owner of a Batch API job's online requests in the ledger: fixed, so
 // that what a crashed run left in flight can be released by the next.
 func onlineOwner(job *sluice.Job) string { return "online-" + job.ID }
@@ -41,6 +49,7 @@ func onlineRunner(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, jo
 	if err := st.Release(ctx, job.ID, onlineOwner(job)); err != nil {
 		return nil, nil, err
 	}
+	o.MaxAttempts += o.MaxRounds // each batch round a request was in counts as an attempt
 	var (
 		eng     *sluice.Engine
 		closeUp = func() {}
@@ -65,7 +74,7 @@ func onlineRunner(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, jo
 
 // execHybrid runs a job through the Batch API and online before its deadline, then writes
 // its output and report.
-func execHybrid(ctx context.Context, e *env, f *runFlags, bf *batchFlags, st *sqlite.Store, storeFile string, job *sluice.Job, o jobOptions) error {
+func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFile string, job *sluice.Job, o jobOptions) error {
 	unlock, err := lockBatchJob(storeFile, job)
 	if err != nil {
 		return err
@@ -96,8 +105,8 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, bf *batchFlags, st *sq
 	}
 	defer closeOnline()
 	plan := batch.Plan{
-		Deadline: deadline, Poll: bf.poll, Reserve: bf.reserve,
-		Rate: batch.Rate{RPM: o.RPM, TPM: o.TPM, Concurrency: o.Concurrency, Latency: bf.latency},
+		Deadline: deadline, Poll: durationOr(o.Poll, batch.DefaultPoll), Reserve: durationOr(o.Reserve, batch.DefaultReserve),
+		Rate: batch.Rate{RPM: o.RPM, TPM: o.TPM, Concurrency: o.Concurrency, Latency: durationOr(o.Latency, batch.DefaultLatency)},
 	}
 	fmt.Fprintf(e.stderr, "hybrid job %s: through the Batch API, and online once the time left before %s is short\n",
 		job.ID, deadline.Local().Format(time.DateTime))

@@ -67,8 +67,12 @@ type jobOptions struct {
 	MaxRounds    int               `json:"max_rounds,omitempty"`
 	FinishOnline bool              `json:"finish_online,omitempty"`
 	Metadata     map[string]string `json:"metadata,omitempty"`
-	// Deadline is when a hybrid job must be done (RFC 3339), fixed when it starts.
+	// Deadline is when a hybrid job must be done (RFC 3339), fixed when it starts; Poll,
+	// Reserve and Latency (Go durations) shape when it goes online.
 	Deadline string `json:"deadline,omitempty"`
+	Poll     string `json:"poll,omitempty"`
+	Reserve  string `json:"reserve,omitempty"`
+	Latency  string `json:"latency,omitempty"`
 }
 
 // runFlags are the flags shared by run and resume.

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
-	"github.com/sluice-llm/sluice/batch"
 	"github.com/sluice-llm/sluice/internal/ingest"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
@@ -60,7 +59,7 @@ Running the same command again resumes the job: requests already done are never 
 				if o, err = keepDeadline(e, job, o); err != nil {
 					return err
 				}
-				return execHybrid(cmd.Context(), e, f, &f.batch, st, path, job, o)
+				return execHybrid(cmd.Context(), e, f, st, path, job, o)
 			}
 			if job.State != sluice.JobRunning || job.Ingested > 0 {
 				fmt.Fprintf(e.stderr, "resuming job %s (%s)\n", job.ID, job.State)
@@ -97,7 +96,11 @@ func (f *runFlags) applyMode(o *jobOptions) error {
 	if err != nil {
 		return err
 	}
+	if f.batch.reserve < 0 || f.batch.latency <= 0 {
+		return usageError("--reserve must not be negative and --latency must be positive")
+	}
 	o.Mode, o.Deadline = modeHybrid, deadline.UTC().Format(time.RFC3339)
+	o.Poll, o.Reserve, o.Latency = f.batch.poll.String(), f.batch.reserve.String(), f.batch.latency.String()
 	return f.batch.apply(o)
 }
 
@@ -146,8 +149,7 @@ them). Requests already done are never sent again.`,
 			case modeBatch:
 				return usageError("job %s runs through the Batch API: sluice batch watch %s", job.ID, job.ID)
 			case modeHybrid:
-				f.batch.poll, f.batch.reserve, f.batch.latency = batch.DefaultPoll, batch.DefaultReserve, batch.DefaultLatency
-				return execHybrid(cmd.Context(), e, f, &f.batch, st, path, job, o)
+				return execHybrid(cmd.Context(), e, f, st, path, job, o)
 			}
 			return execJob(cmd.Context(), e, f, st, path, job, o)
 		},
