@@ -35,6 +35,7 @@ type heldItem struct {
 // validation at the provider fails the lines its errors name and returns the others. It
 // can be run again after a crash halfway: what was recorded is no longer the part's.
 func (r *Runner) collect(ctx context.Context, p *sluice.Part) error {
+	defer r.changed(p.JobID)
 	held := map[string]heldItem{}
 	var order []int64 // the part's lines still held, in file order
 	err := r.store.PartItems(ctx, p.JobID, p.Number, func(it *sluice.Item) error {

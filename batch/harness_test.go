@@ -113,7 +113,7 @@ func (p *provider) apiWithKey(t *testing.T, key string) *openai.Client {
 func sqliteOpen(path string) (*sqlite.Store, error) { return sqlite.Open(context.Background(), path) }
 
 type providerOpts struct {
-	maxLines int64
+	maxLines, maxBytes int64
 }
 
 func startProvider(t *testing.T, opts providerOpts) *provider {
@@ -138,7 +138,7 @@ func startProvider(t *testing.T, opts providerOpts) *provider {
 		Store: st, FilesDir: filepath.Join(dir, "files"),
 		Upstreams: []sluicehttp.Upstream{{Name: "sim", Engine: eng}},
 		KeyHashes: []string{sluicehttp.HashKey(serveKey)},
-		MaxLines:  opts.maxLines, AnyCompletionWindow: true,
+		MaxLines:  opts.maxLines, MaxBytes: opts.maxBytes, AnyCompletionWindow: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -144,7 +144,9 @@ func (r *Runner) RunHybrid(ctx context.Context, job *sluice.Job, plan Plan, onli
 		}
 		emit(on, ev)
 		if switched && prog.Stats.Pending > 0 || ev.Switched {
-			if err := online(ctx); err != nil {
+			err := online(ctx)
+			r.changed(job.ID)
+			if err != nil {
 				return err
 			}
 			continue // collect what the batches finished meanwhile at once

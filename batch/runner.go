@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sluice-llm/sluice"
 )
@@ -87,6 +88,50 @@ type Runner struct {
 	store Store
 	api   API
 	cfg   Config
+
+	// stats keeps each job's last Stats, which cost a scan of the job's ledger, with the
+	// parts it was read at: a step that changed no part reuses it.
+	mu    sync.Mutex
+	stats map[string]cachedStats
+}
+
+type cachedStats struct {
+	parts, collected int
+	stats            *sluice.Stats
+}
+
+// jobStats is the job's Stats, read again only when its parts changed since the last
+// read (here or in another process: the parts are read from the store) or changed was
+// called.
+func (r *Runner) jobStats(ctx context.Context, jobID string, parts []*sluice.Part) (*sluice.Stats, error) {
+	key := cachedStats{parts: len(parts)}
+	for _, p := range parts {
+		if p.Collected {
+			key.collected++
+		}
+	}
+	r.mu.Lock()
+	c, ok := r.stats[jobID]
+	r.mu.Unlock()
+	if ok && c.parts == key.parts && c.collected == key.collected {
+		return c.stats, nil
+	}
+	stats, err := r.store.Stats(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
+	key.stats = stats
+	r.mu.Lock()
+	r.stats[jobID] = key
+	r.mu.Unlock()
+	return stats, nil
+}
+
+// changed forgets the job's Stats: its ledger changed other than through its parts.
+func (r *Runner) changed(jobID string) {
+	r.mu.Lock()
+	delete(r.stats, jobID)
+	r.mu.Unlock()
 }
 
 // New returns a Runner keeping its state in store and sending through api.
@@ -95,7 +140,7 @@ func New(store Store, api API, cfg Config) (*Runner, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("batch: %w", err)
 	}
-	return &Runner{store: store, api: api, cfg: cfg}, nil
+	return &Runner{store: store, api: api, cfg: cfg, stats: map[string]cachedStats{}}, nil
 }
 
 // Progress is where a job run through the Batch API stands.
@@ -464,7 +509,7 @@ func (r *Runner) progressWith(ctx context.Context, job *sluice.Job, warnings []s
 	if err != nil {
 		return nil, err
 	}
-	stats, err := r.store.Stats(ctx, job.ID)
+	stats, err := r.jobStats(ctx, job.ID, parts)
 	if err != nil {
 		return nil, err
 	}

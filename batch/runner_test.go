@@ -380,3 +380,26 @@ func TestCapacityRefusalOfEveryPartSpendsRounds(t *testing.T) {
 		t.Fatalf("leftover %d, parts %s; want 5 left after 2 refused rounds", prog.Leftover, describeParts(prog.Parts))
 	}
 }
+
+// An upload the provider refuses is shown with the provider's own message, and its
+// requests are left over once their rounds are spent, never lost.
+func TestRefusedUploadShowsProviderMessage(t *testing.T) {
+	p := startProvider(t, providerOpts{maxBytes: 1000})
+	c := newClient(t, append(requests("a", "gpt-4o-mini", 3), requests("b", "gpt-4o", 20)...))
+	r := newRunner(t, c.st, p.api, batch.Config{MaxRounds: 2})
+	prog := stepUntil(t, r, c.job, true, func(p *batch.Progress) bool { return p.Leftover > 0 })
+	var refused, done int
+	for _, part := range prog.Parts {
+		switch {
+		case part.Status == sluice.BatchFailed && strings.Contains(part.Error, "upload refused: The file is larger than the 1000 bytes allowed."):
+			refused++
+		case part.Status == sluice.BatchCompleted:
+			done++
+		default:
+			t.Errorf("part %d: %s %q", part.Number, part.Status, part.Error)
+		}
+	}
+	if refused != 2 || done != 1 || prog.Leftover != 20 || prog.Stats.Done != 3 {
+		t.Fatalf("%d refused, %d done, leftover %d, stats %+v; want the 20-request part refused twice, the other done", refused, done, prog.Leftover, *prog.Stats)
+	}
+}

@@ -595,6 +595,7 @@ func newBatchCancelCmd(e *env) *cobra.Command {
 	var (
 		storeFlag string
 		noWait    bool
+		jsonOut   bool
 		poll      time.Duration
 	)
 	cmd := &cobra.Command{
@@ -619,21 +620,29 @@ func newBatchCancelCmd(e *env) *cobra.Command {
 			if err := r.Cancel(ctx, job); err != nil {
 				return providerError(job, err)
 			}
+			var prog *batch.Progress
 			if noWait {
-				fmt.Fprintf(e.stdout, "cancel requested; sluice batch watch %s collects what finished\n", job.ID)
-				return nil
+				prog, err = r.Refresh(ctx, job)
+			} else {
+				prog, err = watch(ctx, e, r, job, false, poll)
 			}
-			prog, err := watch(ctx, e, r, job, false, poll)
 			if err != nil {
 				return providerError(job, err)
 			}
+			if jsonOut {
+				return writeJSON(e.stdout, newBatchStatus(job, prog, 0))
+			}
 			printBatchStatus(e.stdout, job, prog)
+			if noWait {
+				fmt.Fprintf(e.stdout, "cancel requested; sluice batch watch %s collects what finished\n", job.ID)
+			}
 			return nil
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
 	fs.BoolVar(&noWait, "no-wait", false, "do not wait for the batches to end cancelled")
+	fs.BoolVar(&jsonOut, "json", false, "print the status as JSON")
 	fs.DurationVar(&poll, "poll", 5*time.Second, "how often to poll while waiting")
 	return cmd
 }

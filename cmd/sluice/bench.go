@@ -44,6 +44,8 @@ type benchScenario struct {
 	// serve runs the requests as a batch through sluice serve on 127.0.0.1 and compares
 	// its time with an engine run of the same file written out as sluice run does.
 	serve bool
+	// batch runs the requests through sluice batch against sluice serve on 127.0.0.1.
+	batch bool
 }
 
 // benchResult is what one scenario measured.
@@ -65,6 +67,13 @@ type benchResult struct {
 	// from the start of the upload to the first poll that sees it completed. Each is the
 	// fastest of serveBenchRounds alternating measurements.
 	BaselineWall float64 `json:"baseline_seconds,omitempty"`
+	// Parts, SubmitSeconds, StepSeconds and WriteSeconds are, for the batch scenario, the
+	// parts made and the client's own time: ingest and submit (split, upload, create),
+	// the steps (polls and collecting results) and writing the output file.
+	Parts         int     `json:"parts,omitempty"`
+	SubmitSeconds float64 `json:"submit_seconds,omitempty"`
+	StepSeconds   float64 `json:"step_seconds,omitempty"`
+	WriteSeconds  float64 `json:"write_seconds,omitempty"`
 }
 
 func benchScenarios() []benchScenario {
@@ -121,6 +130,17 @@ func benchScenarios() []benchScenario {
 						r.Wall, r.BaselineWall, ratio, r.PeakRSSMB, r.Exact)
 			},
 		},
+		{
+			name: "batch", what: "a 200,000-line file through sluice batch (4 parts) against sluice serve on 127.0.0.1, zero-latency simulator: every request exactly once, sluice batch's own work (ingest, split, upload, polls, collecting, output; serve shares the machine) at ≥ 10,000 requests/s, so that a 1M-line file is in and out in under two minutes, peak RSS (serve included) ≤ 300 MB",
+			requests: 200_000, concurrency: 256, maxTokens: 16, batch: true,
+			check: func(r *benchResult) (bool, string) {
+				own := r.SubmitSeconds + r.StepSeconds + r.WriteSeconds
+				rate := float64(r.Requests) / own
+				return r.Exact && rate >= 10_000 && r.PeakRSSMB <= 300,
+					fmt.Sprintf("%d parts in %.2fs; sluice batch's own work %.2fs = %.0f req/s (submit %.2fs, polls and collecting %.2fs, output %.2fs; target ≥ 10,000), peak RSS %.0f MB (target ≤ 300 MB), exactly once: %v",
+						r.Parts, r.Wall, own, rate, r.SubmitSeconds, r.StepSeconds, r.WriteSeconds, r.PeakRSSMB, r.Exact)
+			},
+		},
 	}
 }
 
@@ -145,8 +165,8 @@ func newBenchCmd(e *env) *cobra.Command {
 		Short: "Measure the engine against its performance targets (in-process simulator)",
 		Long: `Bench runs the engine's performance scenarios end to end against the in-process simulator
 and says whether each meets its target. Scenarios: ` + strings.Join(benchNames(), ", ") + `
-(default: all but memory, which takes a minute, and serve, whose peak RSS is only
-meaningful alone). Peak RSS is the whole process's, simulator included.`,
+(default: all but memory, which takes a minute, and serve and batch, whose peak RSS is
+only meaningful alone). Peak RSS is the whole process's, simulator included.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			scens, err := pickScenarios(args)
 			if err != nil {
@@ -202,7 +222,7 @@ func benchNames() []string {
 func pickScenarios(args []string) ([]benchScenario, error) {
 	all := benchScenarios()
 	if len(args) == 0 {
-		return slices.DeleteFunc(all, func(s benchScenario) bool { return s.name == "memory" || s.name == "serve" }), nil
+		return slices.DeleteFunc(all, func(s benchScenario) bool { return s.name == "memory" || s.name == "serve" || s.name == "batch" }), nil
 	}
 	var out []benchScenario
 	for _, a := range args {
@@ -231,6 +251,9 @@ func runBench(ctx context.Context, sc benchScenario, dir string) (*benchResult, 
 	}
 	if sc.serve {
 		return runServeBench(ctx, sc, dir, input)
+	}
+	if sc.batch {
+		return runBatchBench(ctx, sc, dir, input)
 	}
 	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.name+".db"))
 	if err != nil {
@@ -445,42 +468,12 @@ func benchEngineRun(ctx context.Context, sc benchScenario, dir, name, input stri
 // benchServeRun uploads input to a sluice serve on 127.0.0.1, creates a batch, polls it to
 // completed and checks its output file.
 func benchServeRun(ctx context.Context, sc benchScenario, dir, name, input string) (*benchResult, error) {
-	st, err := sqlite.Open(ctx, filepath.Join(dir, name+".db"))
+	base, s, stop, err := startBenchServe(ctx, sc, dir, name)
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close()
-	s := sim.New(sc.sim)
-	defer s.Close()
-	up, err := simClient(s)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.concurrency})
-	if err != nil {
-		return nil, err
-	}
-	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
-		Store: st, FilesDir: filepath.Join(dir, name+".files"),
-		Upstreams: []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
-		KeyHashes: []string{sluicehttp.HashKey(serveBenchKey)}, MaxLines: int64(sc.requests),
-	})
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, errors.Join(err, srv.Close(ctx))
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	defer func() {
-		_ = hs.Shutdown(ctx)
-		<-served
-		_ = srv.Close(ctx)
-	}()
-	c := &benchClient{base: "http://" + ln.Addr().String() + "/v1", http: &http.Client{}}
+	defer stop()
+	c := &benchClient{base: base, http: &http.Client{}}
 
 	runtime.GC()
 	start := time.Now()
@@ -528,6 +521,52 @@ func benchServeRun(ctx context.Context, sc benchScenario, dir, name, input strin
 		return nil, err
 	}
 	return r, nil
+}
+
+// startBenchServe starts a sluice serve on 127.0.0.1 over its own zero-latency simulator
+// and a fresh store, and returns its base URL; stop shuts it down.
+func startBenchServe(ctx context.Context, sc benchScenario, dir, name string) (base string, s *sim.Server, stop func(), err error) {
+	st, err := sqlite.Open(ctx, filepath.Join(dir, name+".db"))
+	if err != nil {
+		return "", nil, nil, err
+	}
+	s = sim.New(sc.sim)
+	fail := func(err error) (string, *sim.Server, func(), error) {
+		s.Close()
+		st.Close()
+		return "", nil, nil, err
+	}
+	up, err := simClient(s)
+	if err != nil {
+		return fail(err)
+	}
+	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.concurrency})
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
+		Store: st, FilesDir: filepath.Join(dir, name+".files"),
+		Upstreams: []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
+		KeyHashes: []string{sluicehttp.HashKey(serveBenchKey)}, MaxLines: int64(sc.requests),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(errors.Join(err, srv.Close(ctx)))
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	stop = func() {
+		_ = hs.Shutdown(ctx)
+		<-served
+		_ = srv.Close(ctx)
+		s.Close()
+		st.Close()
+	}
+	return "http://" + ln.Addr().String() + "/v1", s, stop, nil
 }
 
 // benchClient is a minimal client of sluice serve's API.
