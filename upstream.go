@@ -1,6 +1,9 @@
 package sluice
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Upstream sends requests to one OpenAI-compatible API. Implementations must be safe for
 // concurrent use.
@@ -17,4 +20,15 @@ type Upstream interface {
 // ModelLister is implemented by upstreams that can list the models they serve.
 type ModelLister interface {
 	Models(ctx context.Context) ([]string, error)
+}
+
+// RateObservation is what a run learned of an upstream's speed, kept in the store so
+// that a later plan (a hybrid run deciding when to go online) can count on it.
+type RateObservation struct {
+	// RPM and TPM are the limits learned from the upstream's headers (0: none learned).
+	RPM, TPM float64
+	// Latency is the median latency of the run's requests.
+	Latency time.Duration
+	// At is when the run ended.
+	At time.Time
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/batch"
 	"github.com/sluice-llm/sluice/sim"
 )
 
@@ -318,4 +320,47 @@ func TestHybridRunMeetsDeadline(t *testing.T) {
 		t.Errorf("report: %+v, batch %+v", rep, rep.Batch)
 	}
 	checkOutputFile(t, out, ids)
+}
+
+// The progress line never says 100% before every request is final, whatever the
+// provider's counts say while it is finalizing.
+func TestStatusLineNever100BeforeDone(t *testing.T) {
+	part := &sluice.Part{Number: 1, Round: 1, Requests: 1000, BatchID: "batch_1", Status: sluice.BatchFinalizing,
+		Counts: sluice.RequestCounts{Total: 1000, Completed: 1000}}
+	prog := &batch.Progress{Parts: []*sluice.Part{part}, Round: 1, Active: 1,
+		Stats: &sluice.Stats{Total: 1000, Done: 1000}} // collected by another process meanwhile
+	line := statusLine(prog)
+	if strings.Contains(line, "100.0%") || !strings.Contains(line, "finalizing") || !strings.Contains(line, "1000/1000 completed") {
+		t.Errorf("finalizing: %q", line)
+	}
+	prog.Done, prog.Active, part.Collected = true, 0, true
+	if line := statusLine(prog); !strings.HasPrefix(line, "100.0% final") {
+		t.Errorf("done: %q", line)
+	}
+}
+
+func TestDeadlines(t *testing.T) {
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Time
+		bad  bool
+	}{
+		{in: "6h", want: now.Add(6 * time.Hour)},
+		{in: "90m", want: now.Add(90 * time.Minute)},
+		{in: "2026-11-25T09:00:00Z", want: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)},
+		{in: "-1h", bad: true},
+		{in: "tomorrow", bad: true},
+	} {
+		got, err := parseDeadline(tc.in, now)
+		if (err != nil) != tc.bad || (!tc.bad && !got.Equal(tc.want)) {
+			t.Errorf("parseDeadline(%q) = %s, %v", tc.in, got, err)
+		}
+	}
+	// Running the same hybrid command again keeps the deadline it started with.
+	job := &sluice.Job{ID: "job_1", Options: json.RawMessage(`{"mode":"hybrid","deadline":"2026-11-24T15:00:00Z"}`)}
+	o, err := keepDeadline(&env{stderr: io.Discard}, job, jobOptions{Mode: modeHybrid, Deadline: "2026-11-24T21:00:00Z"})
+	if err != nil || o.Deadline != "2026-11-24T15:00:00Z" {
+		t.Errorf("keepDeadline: %q, %v", o.Deadline, err)
+	}
 }

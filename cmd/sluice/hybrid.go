@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluice-llm/sluice"
@@ -32,6 +33,50 @@ func durationOr(s string, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// knownRate is the rate a hybrid job's online run is planned with: the --rpm, --tpm and
+// --latency given, else what earlier runs learned of the upstream (its limits from its
+// headers, the median latency), else DefaultLatency at the concurrency cap. source says
+// which, for the user.
+func knownRate(ctx context.Context, st *sqlite.Store, o jobOptions) (rate batch.Rate, source string, err error) {
+	rate = batch.Rate{RPM: o.RPM, TPM: o.TPM, Concurrency: o.Concurrency, Latency: durationOr(o.Latency, 0)}
+	var from []string
+	if rate.RPM > 0 || rate.TPM > 0 || rate.Latency > 0 {
+		from = append(from, "the flags given")
+	}
+	obs, ok, err := st.Rate(ctx, o.BaseURL)
+	if err != nil {
+		return rate, "", err
+	}
+	if ok {
+		learned := false
+		if rate.RPM == 0 && obs.RPM > 0 {
+			rate.RPM, learned = obs.RPM, true
+		}
+		if rate.TPM == 0 && obs.TPM > 0 {
+			rate.TPM, learned = obs.TPM, true
+		}
+		if rate.Latency == 0 && obs.Latency > 0 {
+			rate.Latency, learned = obs.Latency, true
+		}
+		if learned {
+			from = append(from, "a run of "+obs.At.Local().Format(time.DateTime))
+		}
+	}
+	if rate.Latency == 0 {
+		rate.Latency = batch.DefaultLatency
+		from = append(from, "an assumed latency of "+batch.DefaultLatency.String())
+	}
+	source = fmt.Sprintf("%d in flight", rate.Concurrency)
+	if rate.RPM > 0 {
+		source += fmt.Sprintf(", %.0f RPM", rate.RPM)
+	}
+	if rate.TPM > 0 {
+		source += fmt.Sprintf(", %.0f TPM", rate.TPM)
+	}
+	source += fmt.Sprintf(", %s per request, from %s", rate.Latency.Round(time.Millisecond), strings.Join(from, " and "))
+	return rate, source, nil
 }
 
 // onlineOwner is the owner of a Batch API job's online requests in the ledger: fixed, so
@@ -67,6 +112,7 @@ func onlineRunner(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, jo
 		stop := startProgress(e, f, r)
 		err = r.Wait()
 		stop()
+		saveRate(ctx, e, st, o.BaseURL, r)
 		return err
 	}
 	return run, func() { closeUp() }, nil
@@ -104,12 +150,15 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, stor
 		return err
 	}
 	defer closeOnline()
-	plan := batch.Plan{
-		Deadline: deadline, Poll: durationOr(o.Poll, batch.DefaultPoll), Reserve: durationOr(o.Reserve, batch.DefaultReserve),
-		Rate: batch.Rate{RPM: o.RPM, TPM: o.TPM, Concurrency: o.Concurrency, Latency: durationOr(o.Latency, batch.DefaultLatency)},
+	rate, source, err := knownRate(ctx, st, o)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(e.stderr, "hybrid job %s: through the Batch API, and online once the time left before %s is short\n",
-		job.ID, deadline.Local().Format(time.DateTime))
+	plan := batch.Plan{
+		Deadline: deadline, Poll: durationOr(o.Poll, batch.DefaultPoll), Reserve: durationOr(o.Reserve, batch.DefaultReserve), Rate: rate,
+	}
+	fmt.Fprintf(e.stderr, "hybrid job %s: through the Batch API, and online once the time left before %s is short (online rate: %s)\n",
+		job.ID, deadline.Local().Format(time.DateTime), source)
 	runCtx, stop := interruptible(ctx, e)
 	defer stop()
 	last := ""

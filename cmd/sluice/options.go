@@ -126,7 +126,7 @@ func (f *runFlags) registerHybrid(fs *pflag.FlagSet) {
 	fs.StringVar(&f.batch.mode, "mode", "online", "online: every request online; hybrid: through the provider's Batch API (half price), online before --deadline")
 	fs.StringVar(&f.batch.deadline, "deadline", "", "with --mode hybrid: when every request must be done, as a duration from the first run (6h) or a time (RFC 3339)")
 	fs.DurationVar(&f.batch.reserve, "reserve", batch.DefaultReserve, "with --mode hybrid: time kept in hand beyond the estimated online run")
-	fs.DurationVar(&f.batch.latency, "latency", batch.DefaultLatency, "with --mode hybrid: one online request's typical latency, for the estimate of the online run")
+	fs.DurationVar(&f.batch.latency, "latency", 0, "with --mode hybrid: one online request's typical latency, for the estimate of the online run (default: the median of earlier runs against the upstream, else 5s)")
 	f.batch.register(fs, &f.opts)
 }
 

@@ -96,8 +96,8 @@ func (f *runFlags) applyMode(o *jobOptions) error {
 	if err != nil {
 		return err
 	}
-	if f.batch.reserve < 0 || f.batch.latency <= 0 {
-		return usageError("--reserve must not be negative and --latency must be positive")
+	if f.batch.reserve < 0 || f.batch.latency < 0 {
+		return usageError("--reserve must not be negative and --latency must not be negative")
 	}
 	o.Mode, o.Deadline = modeHybrid, deadline.UTC().Format(time.RFC3339)
 	o.Poll, o.Reserve, o.Latency = f.batch.poll.String(), f.batch.reserve.String(), f.batch.latency.String()
@@ -331,6 +331,7 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 	go handleInterrupts(e, run, cancel, f.grace)
 	runErr := run.Wait()
 	stopProgress()
+	saveRate(ctx, e, st, o.BaseURL, run)
 	return finishJob(ctx, e, f, st, job, o, prices, runErr)
 }
 
@@ -356,6 +357,23 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 		return nil, nil, usageError("%v", err)
 	}
 	return eng, closeUp, nil
+}
+
+// saveRate records what a run learned of its upstream's speed (the limits its headers
+// gave, the median latency), for hybrid runs to plan with. Failing to is only a warning.
+func saveRate(ctx context.Context, e *env, st *sqlite.Store, baseURL string, run *sluice.Run) {
+	p := run.Progress()
+	stats, err := st.Stats(ctx, run.Job().ID)
+	if err != nil || p.Done+p.Failed == 0 {
+		return
+	}
+	obs := sluice.RateObservation{Latency: stats.LatencyP50, At: time.Now()}
+	if p.Limits.Learned {
+		obs.RPM, obs.TPM = p.Limits.RPM, p.Limits.TPM
+	}
+	if err := st.SaveRate(ctx, baseURL, obs); err != nil {
+		fmt.Fprintln(e.stderr, "warning:", err)
+	}
 }
 
 // handleInterrupts turns the first Ctrl-C into a drain and the second, or the end of the
