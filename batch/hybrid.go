@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -119,6 +120,18 @@ func (r *Runner) RunHybrid(ctx context.Context, job *sluice.Job, plan Plan, onli
 	}
 	for {
 		prog, err := r.Step(ctx, job, !switched)
+		if errors.Is(err, ErrNoBatchAPI) && !switched {
+			// Online is the only plan: give the parts' requests back and run them.
+			if err := r.Cancel(ctx, job); err != nil {
+				return err
+			}
+			switched = true
+			if prog, err = r.Step(ctx, job, false); err != nil {
+				return err
+			}
+			emit(on, HybridEvent{Progress: prog, Switched: true, Why: "the upstream has no Batch API"})
+			continue
+		}
 		if err != nil {
 			return err
 		}

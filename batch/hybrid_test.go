@@ -2,6 +2,7 @@ package batch_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,33 @@ func TestHybridWithoutTimeRunsOnline(t *testing.T) {
 	for _, id := range c.ids {
 		if online.count(id) != 1 {
 			t.Errorf("%s answered %d times online", id, online.count(id))
+		}
+	}
+}
+
+// An upstream without a Batch API: sluice batch stops with ErrNoBatchAPI, and a hybrid
+// run goes online at once, every request once.
+func TestNoBatchAPI(t *testing.T) {
+	up := newUpstream(t) // the simulator answers 404 to /v1/files
+	c := newClient(t, requests("r", "gpt-4o-mini", 6))
+	r := newRunner(t, c.st, up.client(t), batch.Config{})
+	if _, err := r.Step(context.Background(), c.job, true); !errors.Is(err, batch.ErrNoBatchAPI) {
+		t.Fatalf("step: %v; want ErrNoBatchAPI", err)
+	}
+	var why []string
+	plan := batch.Plan{Deadline: time.Now().Add(time.Hour), Reserve: time.Second, Poll: 10 * time.Millisecond}
+	err := r.RunHybrid(context.Background(), c.job, plan, onlineRun(t, c, up), func(ev batch.HybridEvent) {
+		if ev.Switched {
+			why = append(why, ev.Why)
+		}
+	})
+	if err != nil || len(why) != 1 || why[0] != "the upstream has no Batch API" {
+		t.Fatalf("hybrid: %v, switches %q", err, why)
+	}
+	c.checkOutput(t)
+	for _, id := range c.ids {
+		if n := up.count(id); n != 1 {
+			t.Errorf("%s answered %d times", id, n)
 		}
 	}
 }

@@ -342,8 +342,11 @@ func (r *Runner) upload(ctx context.Context, p *sluice.Part) (*sluice.File, erro
 // nil, or returns err as it is when it may pass or concerns every part (a rejected key).
 func (r *Runner) refused(ctx context.Context, p *sluice.Part, op string, err error) error {
 	var ue *sluice.UpstreamError
+	if errors.As(err, &ue) && noBatchAPI(ue) {
+		return fmt.Errorf("part %d: %w (%s: %w)", p.Number, ErrNoBatchAPI, op, err)
+	}
 	if !errors.As(err, &ue) || ue.Retryable() || errors.Is(err, sluice.ErrAuth) ||
-		ue.StatusCode == 401 || ue.StatusCode == 403 || ue.StatusCode == 404 {
+		ue.StatusCode == 401 || ue.StatusCode == 403 {
 		return fmt.Errorf("part %d: %w", p.Number, err)
 	}
 	p.Status = sluice.BatchFailed
@@ -351,11 +354,25 @@ func (r *Runner) refused(ctx context.Context, p *sluice.Part, op string, err err
 	return r.store.UpdatePart(ctx, p)
 }
 
-// lookup searches the provider's newest batches for one made from the part's file.
+// ErrNoBatchAPI means the provider answered the Files or Batches API with "not found":
+// it has none (put sluice serve in front of it).
+var ErrNoBatchAPI = errors.New("the upstream has no Batch API")
+
+// noBatchAPI reports whether ue is a provider's way of saying it has no such endpoint.
+func noBatchAPI(ue *sluice.UpstreamError) bool {
+	return ue.StatusCode == 404 || ue.StatusCode == 405 || ue.StatusCode == 501
+}
+
+// lookup searches the provider's newest batches for one made from the part's file. A
+// provider that cannot list batches is taken to have none from it.
 func (r *Runner) lookup(ctx context.Context, p *sluice.Part) (*sluice.Batch, error) {
 	after := ""
 	for range lookupPages {
 		bs, more, err := r.api.ListBatches(ctx, after, 100)
+		var ue *sluice.UpstreamError
+		if errors.As(err, &ue) && noBatchAPI(ue) {
+			return nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -468,10 +485,13 @@ func (r *Runner) Refresh(ctx context.Context, job *sluice.Job) (*Progress, error
 // that cannot be written.
 func fatal(err error) bool {
 	var ue *sluice.UpstreamError
+	if errors.Is(err, ErrNoBatchAPI) || errors.Is(err, errLedger) {
+		return true
+	}
 	if errors.As(err, &ue) {
 		return ue.StatusCode == 401 || ue.StatusCode == 403 || errors.Is(err, sluice.ErrAuth)
 	}
-	return errors.Is(err, errLedger)
+	return false
 }
 
 // errLedger marks failures of the store.

@@ -169,6 +169,9 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 			if err != nil {
 				return providerError(job, err)
 			}
+			for _, w := range prog.Warnings {
+				fmt.Fprintf(e.stderr, "warning: %s (sluice batch watch tries again)\n", w)
+			}
 			if f.jsonOut {
 				return writeJSON(e.stdout, newBatchStatus(job, prog, bad))
 			}
@@ -220,6 +223,9 @@ func lockBatchJob(storeFile string, job *sluice.Job) (func(), error) {
 // providerError gives a failure that stops a batch job the exit status of an aborted run.
 func providerError(job *sluice.Job, err error) error {
 	var ue *sluice.UpstreamError
+	if errors.Is(err, batch.ErrNoBatchAPI) {
+		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s: %w; run sluice serve in front of it and pass its URL as --batch-base-url", job.ID, err)}
+	}
 	if errors.As(err, &ue) {
 		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s: %w", job.ID, err)}
 	}
