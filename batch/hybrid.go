@@ -141,7 +141,7 @@ func (r *Runner) RunHybrid(ctx context.Context, job *sluice.Job, plan Plan, onli
 			return nil
 		}
 		if !switched {
-			left := prog.Stats.Pending + prog.Stats.InFlight
+			left := prog.unfinished()
 			switch at := plan.SwitchAt(left, int64(float64(left)*tokens)); {
 			case prog.Leftover > 0:
 				ev.Why = fmt.Sprintf("%d requests are left after %d rounds", prog.Leftover, prog.Round)
@@ -168,6 +168,19 @@ func (r *Runner) RunHybrid(ctx context.Context, job *sluice.Job, plan Plan, onli
 			return err
 		}
 	}
+}
+
+// unfinished counts the requests that would be left to run online if the batches were
+// cancelled now: those not final in the ledger, less those the running batches report
+// completed (a cancelled batch keeps them; its failed ones may have to run again).
+func (p *Progress) unfinished() int64 {
+	n := p.Stats.Pending + p.Stats.InFlight
+	for _, part := range p.Parts {
+		if !part.Collected {
+			n -= min(part.Requests, part.Counts.Completed)
+		}
+	}
+	return max(0, n)
 }
 
 func emit(on func(HybridEvent), ev HybridEvent) {
