@@ -105,6 +105,12 @@ func (r *Runner) collect(ctx context.Context, p *sluice.Part) error {
 	if err := r.store.UpdatePart(ctx, p); err != nil {
 		return fmt.Errorf("%w: %w", errLedger, err)
 	}
+	if p.FileID != "" && !r.cfg.KeepFiles {
+		// Best effort: a file left behind costs storage, not results.
+		if err := r.api.DeleteFile(ctx, p.FileID); err != nil {
+			r.cfg.Logger.Warn("delete a collected part's input file", "part", p.Number, "file", p.FileID, "err", err)
+		}
+	}
 	return nil
 }
 

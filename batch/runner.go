@@ -41,6 +41,10 @@ type Config struct {
 	MaxRounds int
 	// Metadata is added to every batch's metadata, beside sluice_job and sluice_part.
 	Metadata map[string]string
+	// KeepFiles keeps a part's input file at the provider once its results are collected;
+	// by default it is deleted (the ledger can make it again), so that a large job does
+	// not fill the account's file storage. Output and error files are always kept.
+	KeepFiles bool
 	// Logger receives notices (a failed poll that the next step retries); nil discards.
 	Logger *slog.Logger
 }

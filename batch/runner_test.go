@@ -49,6 +49,12 @@ func TestSplitsByModelAndLimit(t *testing.T) {
 	if want := "gpt-4o-mini:100 gpt-4o-mini:50 gpt-4o:100"; strings.Join(got, " ") != want {
 		t.Errorf("parts %s, want %s", strings.Join(got, " "), want)
 	}
+	for _, part := range prog.Parts { // collected parts' input files are deleted
+		var ue *sluice.UpstreamError
+		if _, err := p.api.FileContent(context.Background(), part.FileID); !errors.As(err, &ue) || ue.StatusCode != 404 {
+			t.Errorf("part %d's input file %s after collecting: %v; want it deleted", part.Number, part.FileID, err)
+		}
+	}
 	byID := c.checkOutput(t)
 	for _, id := range c.ids {
 		if n := p.up.count(id); n != 1 {
@@ -228,8 +234,16 @@ func TestWatchRestartsWhereItStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.st, c.job = st2, job
-	r2 := newRunner(t, st2, p.api, batch.Config{MaxLines: 20})
+	r2 := newRunner(t, st2, p.api, batch.Config{MaxLines: 20, KeepFiles: true})
 	prog := stepUntil(t, r2, job, true, done)
+	for _, part := range prog.Parts {
+		rc, err := p.api.FileContent(ctx, part.FileID)
+		if err != nil {
+			t.Errorf("part %d's input file with KeepFiles: %v", part.Number, err)
+			continue
+		}
+		rc.Close()
+	}
 	if len(prog.Parts) != 2 {
 		t.Fatalf("parts: %s", describeParts(prog.Parts))
 	}

@@ -47,4 +47,6 @@ type API interface {
 	CancelBatch(ctx context.Context, id string) (*sluice.Batch, error)
 	// BatchResults calls fn for every line of the output or error file fileID, in order.
 	BatchResults(ctx context.Context, fileID string, fn func(*sluice.BatchResult) error) error
+	// DeleteFile deletes a file.
+	DeleteFile(ctx context.Context, id string) error
 }

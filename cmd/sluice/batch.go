@@ -49,6 +49,7 @@ func (b *batchFlags) register(fs *pflag.FlagSet, o *jobOptions) {
 	fs.StringVar(&o.Window, "completion-window", batch.DefaultWindow, "the batches' completion window")
 	fs.IntVar(&o.MaxRounds, "max-rounds", batch.DefaultMaxRounds, "how many times a request is submitted before what is left is given up (or run online with --finish-online)")
 	fs.BoolVar(&o.FinishOnline, "finish-online", false, "after the last round, run what is left online")
+	fs.BoolVar(&o.KeepFiles, "keep-files", false, "keep the batches' input files at the provider once their results are collected (default: delete them)")
 	fs.StringSliceVar(&b.metadata, "metadata", nil, "KEY=VALUE added to every batch's metadata (repeatable)")
 	fs.DurationVar(&b.poll, "poll", batch.DefaultPoll, "how often to poll the batches' status")
 	fs.StringVar(&o.BatchBaseURL, "batch-base-url", "", "the Batch API's base URL, when it is not --base-url's (a sluice serve in front of an upstream without one)")
@@ -102,6 +103,7 @@ func newRunner(e *env, st *sqlite.Store, o jobOptions) (*batch.Runner, error) {
 	}
 	r, err := batch.New(st, client, batch.Config{
 		MaxLines: o.PartLines, MaxBytes: o.PartBytes, Window: o.Window, MaxRounds: o.MaxRounds, Metadata: o.Metadata,
+		KeepFiles: o.KeepFiles,
 	})
 	if err != nil {
 		return nil, usageError("%v", err)

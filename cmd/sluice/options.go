@@ -66,6 +66,7 @@ type jobOptions struct {
 	Window       string            `json:"completion_window,omitempty"`
 	MaxRounds    int               `json:"max_rounds,omitempty"`
 	FinishOnline bool              `json:"finish_online,omitempty"`
+	KeepFiles    bool              `json:"keep_files,omitempty"`
 	Metadata     map[string]string `json:"metadata,omitempty"`
 	// Deadline is when a hybrid job must be done (RFC 3339), fixed when it starts; Poll,
 	// Reserve and Latency (Go durations) shape when it goes online.
