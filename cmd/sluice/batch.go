@@ -145,6 +145,9 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 			if err := bf.apply(&o); err != nil {
 				return err
 			}
+			if o.MaxCost > 0 || o.MaxTokens > 0 {
+				return usageError("--max-cost and --max-tokens cap online runs; a batch's cost is known before it is sent: use --confirm-cost (or sluice estimate)")
+			}
 			st, path, err := openStore(ctx, e, f.store)
 			if err != nil {
 				return err
@@ -159,6 +162,11 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer unlock()
+			if f.confirmCost > 0 && !job.IngestDone {
+				if err := confirmCost(ctx, e, f, st, o.Input, true); err != nil {
+					return err
+				}
+			}
 			r, err := newRunner(e, st, o)
 			if err != nil {
 				return err

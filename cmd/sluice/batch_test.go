@@ -201,6 +201,10 @@ func TestBatchCommandsAgainstServe(t *testing.T) {
 	if res.code != exitUsage || !strings.Contains(res.stderr, "sluice batch watch") {
 		t.Errorf("resume of a batch job: exit %d: %s", res.code, res.stderr)
 	}
+	res = runCLI(t, keys, "batch", "submit", in, "--store", store, "--base-url", base, "--max-cost", "1")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "--confirm-cost") {
+		t.Errorf("submit --max-cost: exit %d: %s", res.code, res.stderr)
+	}
 	res = runCLI(t, keys, "batch", "submit", in, "--store", store, "--sim")
 	if res.code != exitUsage || !strings.Contains(res.stderr, "no Batch API") {
 		t.Errorf("submit --sim: exit %d: %s", res.code, res.stderr)

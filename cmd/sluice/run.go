@@ -65,7 +65,7 @@ Running the same command again resumes the job: requests already done are never 
 				fmt.Fprintf(e.stderr, "resuming job %s (%s)\n", job.ID, job.State)
 			}
 			if f.confirmCost > 0 && job.State != sluice.JobCompleted {
-				if err := confirmCost(cmd.Context(), e, f, st, o.Input); err != nil {
+				if err := confirmCost(cmd.Context(), e, f, st, o.Input, false); err != nil {
 					return err
 				}
 			}
@@ -199,7 +199,7 @@ func (f *runFlags) newOptions(e *env, input string) (jobOptions, error) {
 
 // confirmCost estimates the input and, when its worst case is above --confirm-cost, asks
 // before anything is sent: on a terminal it asks; elsewhere only --yes lets it run.
-func confirmCost(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, input string) error {
+func confirmCost(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, input string, batchPrices bool) error {
 	prices, err := loadPrices(f.prices)
 	if err != nil {
 		return err
@@ -212,12 +212,15 @@ func confirmCost(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, inp
 	if err != nil {
 		return usageError("estimate %s: %v", input, err)
 	}
-	worst := rep.CostUSD.Online
+	worst, how := rep.CostUSD.Online, "online"
+	if batchPrices {
+		worst, how = rep.CostUSD.Batch, "through the Batch API"
+	}
 	if worst <= f.confirmCost {
 		return nil
 	}
-	what := fmt.Sprintf("%s: %d requests, %d input tokens, up to %d output tokens: up to $%.2f online (above --confirm-cost $%.2f)",
-		input, rep.Requests, rep.InputTokens, rep.OutputTokensBound, worst, f.confirmCost)
+	what := fmt.Sprintf("%s: %d requests, %d input tokens, up to %d output tokens: up to $%.2f %s (above --confirm-cost $%.2f)",
+		input, rep.Requests, rep.InputTokens, rep.OutputTokensBound, worst, how, f.confirmCost)
 	if len(rep.UnpricedModels) > 0 {
 		what += fmt.Sprintf("; no price for %s", strings.Join(rep.UnpricedModels, ", "))
 	}
