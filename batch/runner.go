@@ -358,6 +358,10 @@ func (r *Runner) refused(ctx context.Context, p *sluice.Part, op string, err err
 	return r.store.UpdatePart(ctx, p)
 }
 
+// ErrNotIngested means a job's input is not all in the ledger yet (Ingest it first):
+// submitting part of it would end the job early.
+var ErrNotIngested = errors.New("the job's input is not all in the ledger")
+
 // ErrNoBatchAPI means the provider answered the Files or Batches API with "not found":
 // it has none (put sluice serve in front of it).
 var ErrNoBatchAPI = errors.New("the upstream has no Batch API")
@@ -442,6 +446,9 @@ func describeErrors(errs []sluice.BatchError) string {
 // round if submit is set and rounds are left. A failure that the next step may get past
 // (a poll that timed out) is a warning, not an error.
 func (r *Runner) Step(ctx context.Context, job *sluice.Job, submit bool) (*Progress, error) {
+	if submit && !job.IngestDone {
+		return nil, fmt.Errorf("%w: job %s", ErrNotIngested, job.ID)
+	}
 	parts, err := r.store.Parts(ctx, job.ID)
 	if err != nil {
 		return nil, err
@@ -489,7 +496,7 @@ func (r *Runner) Refresh(ctx context.Context, job *sluice.Job) (*Progress, error
 // that cannot be written.
 func fatal(err error) bool {
 	var ue *sluice.UpstreamError
-	if errors.Is(err, ErrNoBatchAPI) || errors.Is(err, errLedger) {
+	if errors.Is(err, ErrNoBatchAPI) || errors.Is(err, ErrNotIngested) || errors.Is(err, errLedger) {
 		return true
 	}
 	if errors.As(err, &ue) {

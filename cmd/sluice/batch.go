@@ -362,6 +362,9 @@ up to --max-rounds. Stop it at any time; run it again to carry on.`,
 			if cmd.Flags().Changed("finish-online") {
 				o.FinishOnline = finish
 			}
+			if _, err := ingestJob(ctx, e, st, job, o); err != nil { // a submit stopped early
+				return err
+			}
 			cancelled := job.State == sluice.JobInterrupted && strings.HasPrefix(job.Error, errCancelled)
 			if cancelled && resume {
 				job.State, job.Error = sluice.JobRunning, ""

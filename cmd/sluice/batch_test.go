@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -366,5 +369,83 @@ func TestDeadlines(t *testing.T) {
 	o, err := keepDeadline(&env{stderr: io.Discard}, job, jobOptions{Mode: modeHybrid, Deadline: "2026-11-24T21:00:00Z"})
 	if err != nil || o.Deadline != "2026-11-24T15:00:00Z" {
 		t.Errorf("keepDeadline: %q, %v", o.Deadline, err)
+	}
+}
+
+// sluice batch submit and watch killed (SIGKILL) at random moments, then run again: the
+// provider runs every request once (no batch is created twice, whatever was in flight),
+// and the results are whole.
+func TestBatchKilledAndRestarted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts several processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, upURL := startHeldUpstream(t, true)
+	base := startServeCmd(t, "--base-url", upURL)
+	dir := t.TempDir()
+	const n = 1500
+	in, ids := batchInput(t, dir, n, 0)
+	store := filepath.Join(dir, "sluice.db")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	job, kills := "", 0
+	for attempt := 0; attempt < 30; attempt++ {
+		args := []string{"batch", "submit", in, "--base-url", base, "--store", store, "--part-lines", "100", "--poll", "10ms"}
+		if job != "" {
+			args = []string{"batch", "watch", job, "--store", store, "--poll", "10ms"}
+		}
+		cmd := exec.Command(exe, args...)
+		cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN=1", "OPENAI_API_KEY="+batchKey)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		killed := false
+		if kills < 5 {
+			// A random moment: the point is to crash anywhere, so this timer is the
+			// test's input, not a wait for something.
+			timer := time.NewTimer(time.Duration(20+rng.IntN(300)) * time.Millisecond)
+			select {
+			case err = <-exited:
+				timer.Stop()
+			case <-timer.C:
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-exited
+				kills++
+				killed = true
+			}
+		} else {
+			err = <-exited
+		}
+		if !killed && err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, stderr.String())
+		}
+		if job == "" {
+			res := runCLI(t, nil, "jobs", "--store", store, "--json")
+			var rows []jobSummary
+			if json.Unmarshal([]byte(res.stdout), &rows) == nil && len(rows) == 1 {
+				job = rows[0].Job
+			}
+			continue
+		}
+		if !killed {
+			break // the watch ended: every request is final
+		}
+	}
+	if kills == 0 {
+		t.Fatal("nothing was killed")
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	if res := runCLI(t, map[string]string{"OPENAI_API_KEY": batchKey}, "batch", "results", job, "--store", store, "-o", out); res.code != exitOK {
+		t.Fatalf("results: exit %d: %s", res.code, res.stderr)
+	}
+	checkOutputFile(t, out, ids)
+	if got := up.sim.Stats().Requests; got != n {
+		t.Errorf("the provider ran %d requests for %d lines (%d kills): a batch was created twice", got, n, kills)
 	}
 }

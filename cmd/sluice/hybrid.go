@@ -130,7 +130,7 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, stor
 	if err != nil {
 		return err
 	}
-	deadline, err := time.Parse(time.RFC3339, o.Deadline)
+	deadline, err := time.Parse(time.RFC3339Nano, o.Deadline)
 	if err != nil {
 		return fmt.Errorf("job %s: its deadline: %w", job.ID, err)
 	}

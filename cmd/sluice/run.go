@@ -99,7 +99,7 @@ func (f *runFlags) applyMode(o *jobOptions) error {
 	if f.batch.reserve < 0 || f.batch.latency < 0 {
 		return usageError("--reserve must not be negative and --latency must not be negative")
 	}
-	o.Mode, o.Deadline = modeHybrid, deadline.UTC().Format(time.RFC3339)
+	o.Mode, o.Deadline = modeHybrid, deadline.UTC().Format(time.RFC3339Nano)
 	o.Poll, o.Reserve, o.Latency = f.batch.poll.String(), f.batch.reserve.String(), f.batch.latency.String()
 	return f.batch.apply(o)
 }
