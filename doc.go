@@ -17,6 +17,7 @@
 //   - storetest: the conformance suite every Store passes
 //   - http: sluice serve, an OpenAI-compatible Files and Batches API over the Engine
 //   - pipeline: several prompts over every document of a file, into one table
+//   - batch: a job run through a provider's Batch API (parts, rounds, hybrid runs)
 //   - cmd/sluice: the command line, the only place that wires adapters together
 //
 // # The flow of one request
@@ -36,4 +37,13 @@
 // Start with WithBudgetPool) caps what several jobs spend together. Either way each
 // request reserves its worst case before it is sent and the answer's usage settles it,
 // so spending never passes the cap.
+//
+// # Through a provider's Batch API
+//
+// Package batch runs a job's requests as provider batches instead: Parts, each a batch
+// of one endpoint and one model, whose requests are in flight in the ledger under the
+// part's owner until its results (BatchResult) are collected. The Batch API's objects
+// (File, Batch, BatchStatus) are defined here, shared by the provider client (openai) and
+// sluice serve (http). An online run of the same job, started with StopWhenIdle, sends
+// only what no part holds: that is how a hybrid run finishes online before a deadline.
 package sluice
