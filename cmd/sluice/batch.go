@@ -288,6 +288,9 @@ func openRefreshed(ctx context.Context, e *env, storeFlag, id string) (*batchJob
 		b.close()
 		return nil, nil, providerError(b.job, err)
 	}
+	for _, w := range prog.Warnings {
+		fmt.Fprintf(e.stderr, "warning: %s (what is shown is what the store last knew)\n", w)
+	}
 	return b, prog, nil
 }
 
