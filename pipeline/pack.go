@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -100,7 +99,8 @@ func (r *runner) packs(ctx context.Context, stage int, work []*item) ([]*item, e
 		return nil, fmt.Errorf("create job: %w", err)
 	}
 	r.rep.Jobs = append(r.rep.Jobs, job.ID)
-	run, err := r.eng.Start(ctx, job, &packSource{r: r, packs: send}, r.runOptions()...)
+	src := &source[*pack]{est: r.cfg.Estimator, items: send, request: r.packRequest}
+	run, err := r.eng.Start(ctx, job, src, r.runOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +258,12 @@ func (r *runner) renderPack(p *pack) ([]byte, error) {
 	return encodeBody(t, b)
 }
 
+// packRequest gives a pack's custom_id, "pack<line>/task", and request body, for source.
+func (r *runner) packRequest(p *pack, line int64) (string, []byte, error) {
+	body, err := r.renderPack(p)
+	return CustomID(fmt.Sprintf("pack%d", line), r.plan.Spec.Tasks[p.items[0].task].Name), body, err
+}
+
 // promptTokens counts a chat request body's prompt.
 func (r *runner) promptTokens(body []byte) (int64, error) {
 	est, err := r.cfg.Estimator.Estimate(&sluice.Request{Method: "POST", URL: sluice.EndpointChatCompletions, Body: body})
@@ -390,36 +396,4 @@ func unpackAnswers(text string, ids []string) map[string]json.RawMessage {
 		}
 	}
 	return out
-}
-
-// packSource feeds a pack round's requests to the engine.
-type packSource struct {
-	r     *runner
-	packs []*pack
-	next  int
-}
-
-func (s *packSource) Next() (sluice.NewRequest, error) {
-	if s.next >= len(s.packs) {
-		return sluice.NewRequest{}, io.EOF
-	}
-	p := s.packs[s.next]
-	s.next++
-	line := int64(s.next)
-	t := s.r.plan.Spec.Tasks[p.items[0].task]
-	req := sluice.Request{
-		CustomID: CustomID(fmt.Sprintf("pack%d", line), t.Name),
-		Method:   "POST",
-		URL:      sluice.EndpointChatCompletions,
-	}
-	body, err := s.r.renderPack(p)
-	if err != nil {
-		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil
-	}
-	req.Body = body
-	est, err := s.r.cfg.Estimator.Estimate(&req)
-	if err != nil {
-		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil
-	}
-	return sluice.NewRequest{Line: line, Request: req, Estimate: est}, nil
 }

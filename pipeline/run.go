@@ -247,7 +247,8 @@ func (r *runner) round(ctx context.Context, stage, round int, work []*item) ([]*
 		return nil, fmt.Errorf("create job: %w", err)
 	}
 	r.rep.Jobs = append(r.rep.Jobs, job.ID)
-	run, err := r.eng.Start(ctx, job, &source{r: r, items: rs.send}, r.runOptions()...)
+	src := &source[*item]{est: r.cfg.Estimator, items: rs.send, request: r.itemRequest}
+	run, err := r.eng.Start(ctx, job, src, r.runOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -355,6 +356,12 @@ func (r *runner) render(it *item) ([]byte, error) {
 		return nil, err
 	}
 	return t.render(fields, outputs, t.Models()[it.model], it.maxTokens)
+}
+
+// itemRequest gives an item's custom_id and request body, for source.
+func (r *runner) itemRequest(it *item, _ int64) (string, []byte, error) {
+	body, err := r.render(it)
+	return CustomID(r.plan.Docs[it.doc].ID, r.plan.Spec.Tasks[it.task].Name), body, err
 }
 
 // collect reads the answers of a round's job, records them, and caches the valid ones.
@@ -494,32 +501,31 @@ func (r *runner) save(ctx context.Context, entries map[string][]byte) error {
 	return nil
 }
 
-// source feeds one round's requests to the engine, rendering each body as the engine
-// takes it: the ledger keeps it, so the round never holds them all.
-type source struct {
-	r     *runner
-	items []*item
-	next  int
+// source feeds one round's requests to the engine, rendering each as the engine takes it:
+// the ledger keeps the bodies, so the round never holds them all. request gives the
+// custom_id and body of the request for items[i], on line i+1; a body that fails to render
+// or to be estimated becomes an error line.
+type source[T any] struct {
+	est     sluice.Estimator
+	items   []T
+	request func(x T, line int64) (customID string, body []byte, err error)
+	next    int
 }
 
-func (s *source) Next() (sluice.NewRequest, error) {
+func (s *source[T]) Next() (sluice.NewRequest, error) {
 	if s.next >= len(s.items) {
 		return sluice.NewRequest{}, io.EOF
 	}
-	it := s.items[s.next]
+	x := s.items[s.next]
 	s.next++
 	line := int64(s.next)
-	req := sluice.Request{
-		CustomID: CustomID(s.r.plan.Docs[it.doc].ID, s.r.plan.Spec.Tasks[it.task].Name),
-		Method:   "POST",
-		URL:      sluice.EndpointChatCompletions,
-	}
-	body, err := s.r.render(it)
+	customID, body, err := s.request(x, line)
+	req := sluice.Request{CustomID: customID, Method: "POST", URL: sluice.EndpointChatCompletions}
 	if err != nil {
 		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil
 	}
 	req.Body = body
-	est, err := s.r.cfg.Estimator.Estimate(&req)
+	est, err := s.est.Estimate(&req)
 	if err != nil {
 		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil
 	}
