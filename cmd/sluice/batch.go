@@ -500,12 +500,18 @@ func interruptible(ctx context.Context, e *env) (context.Context, func()) {
 // finishOnline runs a batch job's pending requests online, as sluice run would.
 func finishOnline(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job, o jobOptions) error {
 	f := &runFlags{opts: o, progress: "none", grace: defaultGrace}
-	online, closeOnline, err := onlineRunner(ctx, e, f, st, job, o)
+	online, err := newOnlineRun(ctx, e, f, st, job, o)
 	if err != nil {
 		return err
 	}
-	defer closeOnline()
-	return online(ctx)
+	defer online.close()
+	runErr := online.run(ctx)
+	if online.last != nil {
+		if stats, err := st.Stats(ctx, job.ID); err == nil {
+			saveRate(ctx, e, st, o.BaseURL, online.last, stats.LatencyP50)
+		}
+	}
+	return runErr
 }
 
 func newBatchResultsCmd(e *env) *cobra.Command {

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
 	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/sqlite"
 )
 
 const batchKey = "sk-batch-cli-0123456789"
@@ -447,5 +448,24 @@ func TestBatchKilledAndRestarted(t *testing.T) {
 	checkOutputFile(t, out, ids)
 	if got := up.sim.Stats().Requests; got != n {
 		t.Errorf("the provider ran %d requests for %d lines (%d kills): a batch was created twice", got, n, kills)
+	}
+}
+
+// An online run records what it learned of its upstream, for hybrid runs to plan with.
+func TestRunRecordsUpstreamRate(t *testing.T) {
+	dir := t.TempDir()
+	in, _ := batchInput(t, dir, 20, 0)
+	store := filepath.Join(dir, "sluice.db")
+	if res := runCLI(t, nil, "run", in, "--sim", "--store", store, "--progress", "none"); res.code != exitOK {
+		t.Fatalf("run: exit %d: %s", res.code, res.stderr)
+	}
+	st, err := sqlite.Open(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	obs, ok, err := st.Rate(context.Background(), simBaseURL)
+	if err != nil || !ok || obs.Latency <= 0 {
+		t.Errorf("rate after a run: %+v, %v, %v; want the run's median latency", obs, ok, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
+	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sqlite"
 )
 
@@ -83,40 +84,53 @@ func knownRate(ctx context.Context, st *sqlite.Store, o jobOptions) (rate batch.
 // that what a crashed run left in flight can be released by the next.
 func onlineOwner(job *sluice.Job) string { return "online-" + job.ID }
 
-// onlineRunner returns a function that runs the job's pending requests online until none
-// is pending (the requests batches hold are left to them), with the run's progress
-// display; the engine is made on the first call. closeFn stops its upstream.
-func onlineRunner(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, job *sluice.Job, o jobOptions) (run func(context.Context) error, closeFn func(), err error) {
+// onlineRun runs a Batch API job's pending requests online until none is pending (the
+// requests batches hold are left to them), with the run's progress display. The engine is
+// made on the first run; last is the latest run, nil before the first.
+type onlineRun struct {
+	e       *env
+	f       *runFlags
+	st      *sqlite.Store
+	job     *sluice.Job
+	o       jobOptions
+	prices  *pricing.Table
+	eng     *sluice.Engine
+	closeUp func()
+	last    *sluice.Run
+}
+
+func newOnlineRun(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, job *sluice.Job, o jobOptions) (*onlineRun, error) {
 	prices, err := loadPrices(f.prices)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := st.Release(ctx, job.ID, onlineOwner(job)); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	o.MaxAttempts += o.MaxRounds // each batch round a request was in counts as an attempt
-	var (
-		eng     *sluice.Engine
-		closeUp = func() {}
-	)
-	run = func(ctx context.Context) error {
-		if eng == nil {
-			if eng, closeUp, err = newEngine(e, f, st, o, prices, onlineOwner(job)); err != nil {
-				return err
-			}
-		}
-		r, err := eng.Start(ctx, job, nil, sluice.StopWhenIdle())
+	return &onlineRun{e: e, f: f, st: st, job: job, o: o, prices: prices, closeUp: func() {}}, nil
+}
+
+func (r *onlineRun) run(ctx context.Context) error {
+	if r.eng == nil {
+		eng, closeUp, err := newEngine(r.e, r.f, r.st, r.o, r.prices, onlineOwner(r.job))
 		if err != nil {
 			return err
 		}
-		stop := startProgress(e, f, r)
-		err = r.Wait()
-		stop()
-		saveRate(ctx, e, st, o.BaseURL, r)
+		r.eng, r.closeUp = eng, closeUp
+	}
+	run, err := r.eng.Start(ctx, r.job, nil, sluice.StopWhenIdle())
+	if err != nil {
 		return err
 	}
-	return run, func() { closeUp() }, nil
+	r.last = run
+	stop := startProgress(r.e, r.f, run)
+	err = run.Wait()
+	stop()
+	return err
 }
+
+func (r *onlineRun) close() { r.closeUp() }
 
 // execHybrid runs a job through the Batch API and online before its deadline, then writes
 // its output and report.
@@ -136,7 +150,7 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, stor
 	}
 	if job.State == sluice.JobCompleted {
 		fmt.Fprintf(e.stderr, "job %s is already complete: nothing is sent again\n", job.ID)
-		return finishJob(ctx, e, f, st, job, o, prices, nil)
+		return finishJob(ctx, e, f, st, job, o, prices, nil, nil)
 	}
 	r, err := newRunner(e, st, o)
 	if err != nil {
@@ -145,11 +159,11 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, stor
 	if _, err := ingestJob(ctx, e, st, job, o); err != nil {
 		return err
 	}
-	online, closeOnline, err := onlineRunner(ctx, e, f, st, job, o)
+	online, err := newOnlineRun(ctx, e, f, st, job, o)
 	if err != nil {
 		return err
 	}
-	defer closeOnline()
+	defer online.close()
 	rate, source, err := knownRate(ctx, st, o)
 	if err != nil {
 		return err
@@ -162,7 +176,7 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, stor
 	runCtx, stop := interruptible(ctx, e)
 	defer stop()
 	last := ""
-	runErr := r.RunHybrid(runCtx, job, plan, online, func(ev batch.HybridEvent) {
+	runErr := r.RunHybrid(runCtx, job, plan, online.run, func(ev batch.HybridEvent) {
 		if ev.Switched {
 			fmt.Fprintf(e.stderr, "%s going online: %s\n", time.Now().Format("15:04:05"), ev.Why)
 		}
@@ -188,7 +202,7 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, stor
 	if runErr == nil && time.Now().After(deadline) {
 		fmt.Fprintf(e.stderr, "job %s finished %s after its deadline\n", job.ID, time.Since(deadline).Round(time.Second))
 	}
-	return finishJob(ctx, e, f, st, job, o, prices, runErr)
+	return finishJob(ctx, e, f, st, job, o, prices, online.last, runErr)
 }
 
 // refreshJob reloads the job's state, which the engine and the runner change.

@@ -306,7 +306,7 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 	}
 	if job.State == sluice.JobCompleted {
 		fmt.Fprintf(e.stderr, "job %s is already complete: nothing is sent again\n", job.ID)
-		return finishJob(ctx, e, f, st, job, o, prices, nil)
+		return finishJob(ctx, e, f, st, job, o, prices, nil, nil)
 	}
 
 	eng, closeUp, err := newEngine(e, f, st, o, prices, "")
@@ -334,8 +334,7 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 	go handleInterrupts(e, run, cancel, f.grace)
 	runErr := run.Wait()
 	stopProgress()
-	saveRate(ctx, e, st, o.BaseURL, run)
-	return finishJob(ctx, e, f, st, job, o, prices, runErr)
+	return finishJob(ctx, e, f, st, job, o, prices, run, runErr)
 }
 
 // newEngine makes the engine of a job's online runs, named owner in the ledger (a random
@@ -362,19 +361,22 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 	return eng, closeUp, nil
 }
 
-// saveRate records what a run learned of its upstream's speed (the limits its headers
-// gave, the median latency), for hybrid runs to plan with. Failing to is only a warning.
-func saveRate(ctx context.Context, e *env, st *sqlite.Store, baseURL string, run *sluice.Run) {
+// saveRate records what an online run learned of its upstream's speed (the limits its
+// headers gave, the median latency of the job's requests), for hybrid runs to plan with.
+// Failing to is only a warning.
+func saveRate(ctx context.Context, e *env, st sluice.Store, baseURL string, run *sluice.Run, p50 time.Duration) {
+	rs, ok := st.(interface {
+		SaveRate(context.Context, string, sluice.RateObservation) error
+	})
 	p := run.Progress()
-	stats, err := st.Stats(ctx, run.Job().ID)
-	if err != nil || p.Done+p.Failed == 0 {
+	if !ok || p.Done+p.Failed == 0 {
 		return
 	}
-	obs := sluice.RateObservation{Latency: stats.LatencyP50, At: time.Now()}
+	obs := sluice.RateObservation{Latency: p50, At: time.Now()}
 	if p.Limits.Learned {
 		obs.RPM, obs.TPM = p.Limits.RPM, p.Limits.TPM
 	}
-	if err := st.SaveRate(ctx, baseURL, obs); err != nil {
+	if err := rs.SaveRate(ctx, baseURL, obs); err != nil {
 		fmt.Fprintln(e.stderr, "warning:", err)
 	}
 }
@@ -402,11 +404,15 @@ func handleInterrupts(e *env, run *sluice.Run, cancel context.CancelFunc, grace 
 	cancel()
 }
 
-// finishJob writes the output file from the ledger, prints the report and maps the run's
-// end to an exit status.
-func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *sluice.Job, o jobOptions, prices *pricing.Table, runErr error) error {
+// finishJob writes the output file from the ledger, prints the report, records what the
+// online run (nil for none) learned of its upstream, and maps the run's end to an exit
+// status.
+func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *sluice.Job, o jobOptions, prices *pricing.Table, run *sluice.Run, runErr error) error {
 	counts, werr := writeOutputFiles(ctx, st, job.ID, o.Output, o.Errors)
 	rep, rerr := buildReport(ctx, st, job, prices)
+	if rerr == nil && run != nil {
+		saveRate(ctx, e, st, o.BaseURL, run, time.Duration(rep.LatencyMS.P50*float64(time.Millisecond)))
+	}
 	if rerr == nil {
 		if f.jsonOut {
 			if err := writeJSON(e.stdout, rep); err != nil {
