@@ -35,6 +35,7 @@ var _ batch.API = (*openai.Client)(nil)
 
 // batchFlags are the flags of runs through a provider's Batch API.
 type batchFlags struct {
+	follow   bool // submit --watch
 	metadata []string
 	poll     time.Duration
 	deadline string
@@ -175,6 +176,12 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if bf.follow {
+				wctx, stop := interruptible(ctx, e)
+				defer stop()
+				b := &batchJob{st: st, job: job, o: o, r: r, unlock: func() {}}
+				return watchToEnd(wctx, e, b, o, true, bf.poll, f.jsonOut, o.Output, false)
+			}
 			prog, err := r.Step(ctx, job, true)
 			if err != nil {
 				return providerError(job, err)
@@ -192,6 +199,7 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 	}
 	f.register(cmd.Flags(), true)
 	f.batch.register(cmd.Flags(), &f.opts)
+	cmd.Flags().BoolVar(&f.batch.follow, "watch", false, "then follow the job to its end as sluice batch watch does, and write the output file (-o)")
 	return cmd
 }
 
@@ -361,7 +369,7 @@ up to --max-rounds. Stop it at any time; run it again to carry on.`,
 				return err
 			}
 			defer b.close()
-			st, job, o, r := b.st, b.job, b.o, b.r
+			st, job, o := b.st, b.job, b.o
 			if cmd.Flags().Changed("finish-online") {
 				o.FinishOnline = finish
 			}
@@ -376,32 +384,7 @@ up to --max-rounds. Stop it at any time; run it again to carry on.`,
 				}
 				cancelled = false
 			}
-			prog, err := watch(ctx, e, r, job, !cancelled, poll)
-			if err != nil {
-				return providerError(job, err)
-			}
-			if prog.Leftover > 0 && o.FinishOnline {
-				fmt.Fprintf(e.stderr, "%d requests left after %d rounds: running them online\n", prog.Leftover, prog.Round)
-				if err := finishOnline(ctx, e, st, job, o); err != nil {
-					return err
-				}
-				if prog, err = r.Refresh(ctx, job); err != nil {
-					return err
-				}
-			}
-			if jsonOut {
-				if err := writeJSON(e.stdout, newBatchStatus(job, prog, 0)); err != nil {
-					return err
-				}
-			} else {
-				printBatchStatus(e.stdout, job, prog)
-				if prog.Done {
-					if err := printReport(ctx, e, st, job); err != nil {
-						return err
-					}
-				}
-			}
-			return watchEnd(job, prog, cancelled)
+			return watchToEnd(ctx, e, b, o, !cancelled, poll, jsonOut, "", cancelled)
 		},
 	}
 	fs := cmd.Flags()
@@ -426,6 +409,44 @@ func printReport(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job)
 	}
 	rep.print(e.stdout)
 	return nil
+}
+
+// watchToEnd follows a batch job to its end (submitting new rounds if submit is set),
+// runs what is left online if the job says so, writes the output file when output is not
+// "", and prints the final status and report.
+func watchToEnd(ctx context.Context, e *env, b *batchJob, o jobOptions, submit bool, poll time.Duration, jsonOut bool, output string, cancelled bool) error {
+	st, job, r := b.st, b.job, b.r
+	prog, err := watch(ctx, e, r, job, submit, poll)
+	if err != nil {
+		return providerError(job, err)
+	}
+	if prog.Leftover > 0 && o.FinishOnline {
+		fmt.Fprintf(e.stderr, "%d requests left after %d rounds: running them online\n", prog.Leftover, prog.Round)
+		if err := finishOnline(ctx, e, st, job, o); err != nil {
+			return err
+		}
+		if prog, err = r.Refresh(ctx, job); err != nil {
+			return err
+		}
+	}
+	if output != "" {
+		if _, err := writeOutputFiles(ctx, st, job.ID, output, o.Errors); err != nil {
+			return err
+		}
+	}
+	if jsonOut {
+		if err := writeJSON(e.stdout, newBatchStatus(job, prog, 0)); err != nil {
+			return err
+		}
+	} else {
+		printBatchStatus(e.stdout, job, prog)
+		if prog.Done {
+			if err := printReport(ctx, e, st, job); err != nil {
+				return err
+			}
+		}
+	}
+	return watchEnd(job, prog, cancelled)
 }
 
 // errCancelled starts the error of a job cancelled by sluice batch cancel.

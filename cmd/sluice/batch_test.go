@@ -469,3 +469,17 @@ func TestRunRecordsUpstreamRate(t *testing.T) {
 		t.Errorf("rate after a run: %+v, %v, %v; want the run's median latency", obs, ok, err)
 	}
 }
+
+// submit --watch is the whole job in one command: submit, follow, write the output.
+func TestBatchSubmitWatch(t *testing.T) {
+	base := startServeCmd(t)
+	dir := t.TempDir()
+	in, ids := batchInput(t, dir, 12, 6)
+	out := filepath.Join(dir, "out.jsonl")
+	res := runCLI(t, map[string]string{"OPENAI_API_KEY": batchKey}, "batch", "submit", in, "--base-url", base,
+		"--store", filepath.Join(dir, "sluice.db"), "--watch", "--poll", "20ms", "-o", out)
+	if res.code != exitOK || !strings.Contains(res.stdout, "vs all online") {
+		t.Fatalf("submit --watch: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	checkOutputFile(t, out, ids)
+}
