@@ -101,6 +101,14 @@ func startServeCmd(t *testing.T, args ...string) string {
 	return base + "/v1"
 }
 
+// startHeldServe runs sluice serve over a held upstream (closed: its requests are held),
+// cutting held requests off after 200 ms and trying them again for as long as a batch
+// runs, so that a cancelled or expired batch ends within 200 ms.
+func startHeldServe(t *testing.T) (*heldUpstream, string) {
+	up, upURL := startHeldUpstream(t, false)
+	return up, startServeCmd(t, "--base-url", upURL, "--timeout", "200ms", "--max-attempts", "1000")
+}
+
 // batchInput writes a file of n requests to model a and m to model b, then lines.
 func batchInput(t *testing.T, dir string, n, m int, extra ...string) (path string, ids []string) {
 	var b strings.Builder
@@ -218,8 +226,7 @@ func TestBatchCommandsAgainstServe(t *testing.T) {
 // A watch stopped by Ctrl-C and started again carries on from the store: nothing is
 // submitted twice, and the results are whole.
 func TestBatchWatchStoppedAndRestarted(t *testing.T) {
-	up, upURL := startHeldUpstream(t, false)
-	base := startServeCmd(t, "--base-url", upURL, "--timeout", "200ms", "--max-attempts", "1000")
+	up, base := startHeldServe(t)
 	dir := t.TempDir()
 	in, ids := batchInput(t, dir, 12, 0)
 	store := filepath.Join(dir, "sluice.db")
@@ -268,8 +275,7 @@ func TestBatchWatchStoppedAndRestarted(t *testing.T) {
 
 // sluice batch cancel keeps what finished and reports the rest as missing.
 func TestBatchCancelCommand(t *testing.T) {
-	_, upURL := startHeldUpstream(t, false)
-	base := startServeCmd(t, "--base-url", upURL, "--timeout", "200ms", "--max-attempts", "1000")
+	_, base := startHeldServe(t)
 	dir := t.TempDir()
 	in, _ := batchInput(t, dir, 5, 0)
 	store := filepath.Join(dir, "sluice.db")
@@ -296,8 +302,7 @@ func TestBatchCancelCommand(t *testing.T) {
 // run --mode hybrid goes online when the batch cannot finish in time, and meets the
 // deadline.
 func TestHybridRunMeetsDeadline(t *testing.T) {
-	_, upURL := startHeldUpstream(t, false) // the batch's upstream never answers
-	base := startServeCmd(t, "--base-url", upURL, "--timeout", "200ms", "--max-attempts", "1000")
+	_, base := startHeldServe(t) // the batch's upstream never answers
 	dir := t.TempDir()
 	in, ids := batchInput(t, dir, 30, 0)
 	out := filepath.Join(dir, "out.jsonl")

@@ -191,9 +191,6 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, stor
 	if errors.Is(runErr, context.Canceled) && ctx.Err() == nil {
 		runErr = sluice.ErrInterrupted
 	}
-	if err := refreshJob(ctx, st, job); err != nil {
-		return err
-	}
 	var ue *sluice.UpstreamError
 	if errors.As(runErr, &ue) {
 		runErr = fmt.Errorf("%w: %w", sluice.ErrAborted, runErr)
@@ -203,14 +200,4 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, stor
 		fmt.Fprintf(e.stderr, "job %s finished %s after its deadline\n", job.ID, time.Since(deadline).Round(time.Second))
 	}
 	return finishJob(ctx, e, f, st, job, o, prices, online.last, runErr)
-}
-
-// refreshJob reloads the job's state, which the engine and the runner change.
-func refreshJob(ctx context.Context, st *sqlite.Store, job *sluice.Job) error {
-	j, err := st.Job(ctx, job.ID)
-	if err != nil {
-		return err
-	}
-	*job = *j
-	return nil
 }
