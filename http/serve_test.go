@@ -96,8 +96,10 @@ func TestServeKeysIsolateObjects(t *testing.T) {
 	if statusOf(err) != http.StatusNotFound {
 		t.Errorf("another key's file: %v, want 404", err)
 	}
-	if _, err := b.Files.Content(ctx, in.ID); statusOf(err) != http.StatusNotFound {
+	if resp, err := b.Files.Content(ctx, in.ID); statusOf(err) != http.StatusNotFound {
 		t.Errorf("another key's file content: %v, want 404", err)
+	} else if resp != nil {
+		resp.Body.Close()
 	}
 	if _, err := b.Batches.Get(ctx, batch.ID); statusOf(err) != http.StatusNotFound {
 		t.Errorf("another key's batch: %v, want 404", err)

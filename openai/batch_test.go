@@ -268,7 +268,7 @@ func TestUploadFileScripted(t *testing.T) {
 				t.Errorf("purpose = %q", p)
 			}
 			w.WriteHeader(http.StatusBadRequest)
-			io.WriteString(w, `{"error":{"message":"Invalid file format for Batch API. Must be .jsonl","type":"invalid_request_error","param":null,"code":"invalid_file_format"}}`)
+			_, _ = io.WriteString(w, `{"error":{"message":"Invalid file format for Batch API. Must be .jsonl","type":"invalid_request_error","param":null,"code":"invalid_file_format"}}`)
 		})
 		_, err := newClient(t, srv).UploadFile(testCtx(t), "in.jsonl", strings.NewReader("{}\n"))
 		ue := asUpstream(t, err)
@@ -285,7 +285,7 @@ func TestUploadFileScripted(t *testing.T) {
 		}
 	})
 	t.Run("reader fails", func(t *testing.T) {
-		srv := serve(t, func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
+		srv := serve(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) })
 		boom := errors.New("disk gone")
 		_, err := newClient(t, srv).UploadFile(testCtx(t), "in.jsonl", io.MultiReader(strings.NewReader("{}\n"), failing{boom}))
 		if !errors.Is(err, boom) {
@@ -356,7 +356,7 @@ func TestListBatchesScripted(t *testing.T) {
 				if r.Method != http.MethodGet || r.URL.Path != "/v1/batches" || r.URL.RawQuery != tc.wantQuery {
 					t.Errorf("request %s %s?%s, want GET /v1/batches?%s", r.Method, r.URL.Path, r.URL.RawQuery, tc.wantQuery)
 				}
-				io.WriteString(w, page)
+				_, _ = io.WriteString(w, page)
 			})
 			bs, more, err := newClient(t, srv).ListBatches(testCtx(t), tc.after, tc.limit)
 			if err != nil {

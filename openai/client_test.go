@@ -252,7 +252,7 @@ func TestDoCanceled(t *testing.T) {
 	if resp != nil || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Do = %v, %v; want nil and an error wrapping context.Canceled", resp, err)
 	}
-	upstreamError(t, err)
+	_ = upstreamError(t, err)
 }
 
 func TestDoInvalidRequestURL(t *testing.T) {

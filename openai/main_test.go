@@ -2,6 +2,7 @@ package openai
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -84,8 +85,8 @@ func do(t testing.TB, c *Client) (*sluice.Response, error) {
 // upstreamError asserts err is an *sluice.UpstreamError and returns it.
 func upstreamError(t testing.TB, err error) *sluice.UpstreamError {
 	t.Helper()
-	ue, ok := err.(*sluice.UpstreamError)
-	if !ok {
+	var ue *sluice.UpstreamError
+	if !errors.As(err, &ue) {
 		t.Fatalf("error = %T %v, want *sluice.UpstreamError", err, err)
 	}
 	return ue

@@ -171,7 +171,7 @@ func (a *assembler) event(name string, payload []byte) error {
 		// A field of an unexpected type leaves the rest decoded: go on with it.
 		var te *json.UnmarshalTypeError
 		if !errors.As(err, &te) {
-			return fmt.Errorf("stream event %d is not JSON (cut short?): %v", a.events+1, err)
+			return fmt.Errorf("stream event %d is not JSON (cut short?): %w", a.events+1, err)
 		}
 	}
 	a.events++

@@ -40,7 +40,7 @@ func parseAnswer(body []byte) (*answer, error) {
 		} `json:"usage"`
 	}
 	if err := json.Unmarshal(body, &b); err != nil {
-		return nil, fmt.Errorf("the answer is not a chat completion: %v", err)
+		return nil, fmt.Errorf("the answer is not a chat completion: %w", err)
 	}
 	if len(b.Choices) == 0 {
 		return nil, errors.New("the answer has no choices")
@@ -104,7 +104,7 @@ func (t *Task) check(a *answer, maxTokens int64) (value json.RawMessage, err err
 	}
 	if t.schema != nil {
 		if err := t.schema.validate(v); err != nil {
-			return nil, fmt.Errorf("does not match the schema: %v", err)
+			return nil, fmt.Errorf("does not match the schema: %w", err)
 		}
 	}
 	return v, nil

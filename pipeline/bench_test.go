@@ -81,7 +81,7 @@ tasks:
 			b.StartTimer()
 			start := time.Now()
 			table, rep, err := pipeline.Run(context.Background(), eng, st, p, cfg)
-			elapsed := time.Now().Sub(start)
+			elapsed := time.Since(start)
 			b.StopTimer()
 			if err == nil { // untimed, as before, but in the peak RSS
 				err = table.WriteCSV(io.Discard)

@@ -146,7 +146,7 @@ func readCSV(r io.Reader, idField string, src *docFile) ([]*Document, error) {
 		line, _ := cr.FieldPos(0)
 		d := &Document{Row: row, Line: line}
 		var pe *csv.ParseError
-		if err != nil && errors.As(err, &pe) && pe.Err != csv.ErrFieldCount {
+		if err != nil && errors.As(err, &pe) && !errors.Is(pe.Err, csv.ErrFieldCount) {
 			d.Line = pe.StartLine
 			d.Err = &RowError{Row: row, Msg: "not valid CSV: " + pe.Err.Error()}
 			docs = append(docs, d)
@@ -212,7 +212,7 @@ func readJSONL(r io.Reader, idField string, src *docFile) ([]*Document, error) {
 			docs = append(docs, d)
 		}
 		off += int64(len(b))
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			return docs, nil
 		}
 	}

@@ -522,12 +522,12 @@ func (s *source[T]) Next() (sluice.NewRequest, error) {
 	customID, body, err := s.request(x, line)
 	req := sluice.Request{CustomID: customID, Method: "POST", URL: sluice.EndpointChatCompletions}
 	if err != nil {
-		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil
+		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil //nolint:nilerr // a bad document is carried in the request, not returned
 	}
 	req.Body = body
 	est, err := s.est.Estimate(&req)
 	if err != nil {
-		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil
+		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil //nolint:nilerr // a bad document is carried in the request, not returned
 	}
 	return sluice.NewRequest{Line: line, Request: req, Estimate: est}, nil
 }

@@ -78,7 +78,7 @@ func parseJSONAnswer(text string) (json.RawMessage, error) {
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, []byte(t)); err != nil {
-		return nil, fmt.Errorf("not JSON: %v", err)
+		return nil, fmt.Errorf("not JSON: %w", err)
 	}
 	return buf.Bytes(), nil
 }

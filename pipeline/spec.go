@@ -314,10 +314,10 @@ func (t *Task) setFormat(rf map[string]any) error {
 		}
 		sb, err := json.Marshal(m["schema"])
 		if err != nil {
-			return fmt.Errorf("json_schema.schema: %v", err)
+			return fmt.Errorf("json_schema.schema: %w", err)
 		}
 		if t.schema, err = compileSchema(sb); err != nil {
-			return fmt.Errorf("json_schema.schema: %v", err)
+			return fmt.Errorf("json_schema.schema: %w", err)
 		}
 		t.Schema = sb
 		t.JSON = true

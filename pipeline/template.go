@@ -19,7 +19,7 @@ func parseTemplate(field, text string, fields map[string]string, deps map[string
 	}
 	for _, t := range tmpl.Templates() {
 		if t.Tree != nil {
-			walk(t.Tree.Root, 0, func(idents []string) {
+			walk(t.Root, 0, func(idents []string) {
 				if len(idents) == 0 {
 					return
 				}

@@ -78,7 +78,7 @@ func TestDefaultCoversCommonModels(t *testing.T) {
 }
 
 func TestDefaultIsShared(t *testing.T) {
-	if Default() != Default() {
+	if a, b := Default(), Default(); a != b {
 		t.Error("Default parses the embedded file more than once")
 	}
 }
@@ -87,10 +87,10 @@ func TestMustParsePanicsOnBrokenFile(t *testing.T) {
 	defer func() {
 		r := recover()
 		msg, _ := r.(string)
-		if !strings.Contains(msg, "pricing: embedded prices.yaml is broken: prices[0] (m): unknown field \"ouput\"") {
+		if !strings.Contains(msg, "pricing: embedded prices.yaml is broken: prices[0] (m): unknown field \"ouput\"") { //nolint:misspell // a misspelt field on purpose
 			t.Errorf("panic %v, want one naming the file and the problem", r)
 		}
 	}()
-	mustParse("prices.yaml", []byte("prices: [{model: m, ouput: 1}]"))
+	mustParse("prices.yaml", []byte("prices: [{model: m, ouput: 1}]")) //nolint:misspell // a misspelt field on purpose
 	t.Error("no panic")
 }

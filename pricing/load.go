@@ -105,7 +105,7 @@ func jsonError(data []byte, err error, pos int64) error {
 	before := data[:min(max(int(pos), 0), len(data))]
 	line := bytes.Count(before, []byte("\n")) + 1
 	col := len(before) - bytes.LastIndexByte(before, '\n')
-	return fmt.Errorf("json: line %d, column %d: %v", line, col, err)
+	return fmt.Errorf("json: line %d, column %d: %w", line, col, err)
 }
 
 // isSluice reports whether a JSON object is in sluice's format rather than LiteLLM's.

@@ -138,7 +138,7 @@ func TestLoadErrors(t *testing.T) {
 		{"model missing", "prices: [{input: 1}]", "prices[0]: model: missing"},
 		{"model empty", "prices: [{model: ' ', input: 1}]", "prices[0]: model: must not be empty"},
 		{"model not a string", "prices: [{model: [a], input: 1}]", "prices[0]: model: want a string, got a list"},
-		{"misspelt field", "prices:\n  - {model: a, input: 1}\n  - {model: b, input: 1, ouput: 2}\n", `prices[1] (b): unknown field "ouput"`},
+		{"misspelt field", "prices:\n  - {model: a, input: 1}\n  - {model: b, input: 1, ouput: 2}\n", `prices[1] (b): unknown field "ouput"`}, //nolint:misspell // a misspelt field on purpose
 		{"negative price", "prices: [{model: a, input: -1}]", "prices[0] (a): input: must not be negative, got -1"},
 		{"infinite price", "prices: [{model: a, output: .inf}]", "prices[0] (a): output: want a number, got +Inf"},
 		{"price as a string", `prices: [{model: a, output: "1.5"}]`, `prices[0] (a): output: want a number, got "1.5"`},

@@ -134,5 +134,5 @@ func formatReset(d time.Duration) string {
 	if d <= 0 {
 		return "0s"
 	}
-	return ((d + time.Millisecond - 1) / time.Millisecond * time.Millisecond).String()
+	return ((d + time.Millisecond - 1) / time.Millisecond * time.Millisecond).String() //nolint:durationcheck // rounds up to whole milliseconds
 }

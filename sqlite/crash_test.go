@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -155,8 +156,8 @@ func killChildAfter(t *testing.T, path string, n int) (added, done int64) {
 		case "done":
 			done = v
 		default:
-			cmd.Process.Kill()
-			cmd.Wait()
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
 			t.Fatalf("child: %s", sc.Text())
 		}
 		if seen == n {
@@ -166,7 +167,7 @@ func killChildAfter(t *testing.T, path string, n int) (added, done int64) {
 		}
 	}
 	err = cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.Success() {
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.Success() {
 		t.Fatalf("child ended with %v, want killed", err)
 	}
 	return added, done

@@ -53,8 +53,12 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease tim
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
-	if m, err := res.RowsAffected(); err != nil || m != int64(len(ids)) {
-		return nil, fmt.Errorf("claim requests: marked %d of %d requests in flight (%v)", m, len(ids), err)
+	m, err := res.RowsAffected()
+	if err != nil {
+		return nil, fmt.Errorf("claim requests: %w", err)
+	}
+	if m != int64(len(ids)) {
+		return nil, fmt.Errorf("claim requests: marked %d of %d requests in flight", m, len(ids))
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)

@@ -35,6 +35,9 @@ func versions(t *testing.T, db *sql.DB) []int {
 		}
 		vs = append(vs, v)
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return vs
 }
 

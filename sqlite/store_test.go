@@ -186,7 +186,9 @@ func TestBatchesAreAtomic(t *testing.T) {
 	if err := st.AddRequests(ctx, "job-1", lines(1, 3)); err != nil {
 		t.Fatal(err)
 	}
-	st.Claim(ctx, "job-1", "w", 3, time.Minute)
+	if _, err := st.Claim(ctx, "job-1", "w", 3, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	outcomes := []sluice.Outcome{{Line: 1, State: sluice.StateDone, Attempts: 1}, {Line: 2, State: "lost"}}
 	if err := st.Complete(ctx, "job-1", "w", outcomes); err == nil {
 		t.Fatal("an outcome with an unknown state was accepted")

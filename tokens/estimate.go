@@ -200,7 +200,7 @@ func fieldError(err error) error {
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, err)
+		return fmt.Errorf("invalid JSON at byte %d: %w", se.Offset, err)
 	}
 	return err
 }

@@ -73,7 +73,7 @@ func (h *heldUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()[k] = v
 	}
 	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
+	_, _ = io.Copy(w, resp.Body)
 }
 
 // startServeCmd runs sluice serve in process with args and returns its base URL.
@@ -421,7 +421,7 @@ func TestBatchKilledAndRestarted(t *testing.T) {
 				timer.Stop()
 			case <-timer.C:
 				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
+				<-exited //nolint:errcheck // killed on purpose
 				kills++
 				killed = true
 			}

@@ -561,7 +561,7 @@ func startBenchServe(ctx context.Context, sc benchScenario, dir, name string) (b
 	go func() { served <- hs.Serve(ln) }()
 	stop = func() {
 		_ = hs.Shutdown(ctx)
-		<-served
+		<-served //nolint:errcheck // always ErrServerClosed after Shutdown
 		_ = srv.Close(ctx)
 		s.Close()
 		st.Close()

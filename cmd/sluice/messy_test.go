@@ -24,21 +24,21 @@ var messyFirstAnswers = []func(w http.ResponseWriter){
 	func(w http.ResponseWriter) { // an nginx error page
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusBadGateway)
-		io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>")
+		_, _ = io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>")
 	},
 	func(w http.ResponseWriter) { // plain text from a load balancer
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, "upstream connect error or disconnect/reset before headers")
+		_, _ = io.WriteString(w, "upstream connect error or disconnect/reset before headers")
 	},
 	func(w http.ResponseWriter) { // a 429 with a numeric code and no retry-after
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusTooManyRequests)
-		io.WriteString(w, `{"error":{"message":"Requests rate limit exceeded","code":1302}}`)
+		_, _ = io.WriteString(w, `{"error":{"message":"Requests rate limit exceeded","code":1302}}`)
 	},
 	func(w http.ResponseWriter) { // a 200 cut off mid-body
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"chatcmpl-x","object":"chat.completion","choices":[{"index":0,"mess`)
+		_, _ = io.WriteString(w, `{"id":"chatcmpl-x","object":"chat.completion","choices":[{"index":0,"mess`)
 	},
 	func(w http.ResponseWriter) { // the connection drops before any answer
 		hj, ok := w.(http.Hijacker)
@@ -53,7 +53,7 @@ var messyFirstAnswers = []func(w http.ResponseWriter){
 	func(w http.ResponseWriter) { // Ollama-style error string, 500
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
-		io.WriteString(w, `{"error":"llama runner process has terminated"}`)
+		_, _ = io.WriteString(w, `{"error":"llama runner process has terminated"}`)
 	},
 }
 
@@ -71,7 +71,7 @@ func (m *messyUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := m.attempts[prompt]
 	m.mu.Unlock()
 	var i int
-	fmt.Sscanf(prompt, "ask r%d", &i)
+	_, _ = fmt.Sscanf(prompt, "ask r%d", &i)
 	if n == 1 && i%2 == 1 { // every other request: with all failing, the breaker would open
 		messyFirstAnswers[(i/2)%len(messyFirstAnswers)](w)
 		return

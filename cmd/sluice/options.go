@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -263,7 +264,7 @@ func inputIdentity(path string) (size int64, head string, err error) {
 		return 0, "", err
 	}
 	h := sha256.New()
-	if _, err := io.CopyN(h, f, 64<<10); err != nil && err != io.EOF {
+	if _, err := io.CopyN(h, f, 64<<10); err != nil && !errors.Is(err, io.EOF) {
 		return 0, "", err
 	}
 	return st.Size(), hex.EncodeToString(h.Sum(nil)), nil

@@ -190,7 +190,7 @@ outputs are left out: they need those outputs first.`,
 			if len(p.Problems) > 0 && !skipInvalid {
 				return problemsError(e.stderr, p)
 			}
-			out := io.Writer(e.stdout)
+			out := e.stdout
 			var af *atomicFile
 			if output != "" && output != "-" {
 				if af, err = createAtomic(output); err != nil {

@@ -216,7 +216,7 @@ func TestCrashAndResume(t *testing.T) {
 				return
 			case <-timer.C:
 				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
+				<-exited //nolint:errcheck // killed on purpose
 				kills++
 				continue
 			}

@@ -36,11 +36,11 @@ func (s *Source) Next() (sluice.NewRequest, error) {
 	}
 	req, lerr := jsonl.ParseRequest(line, data)
 	if lerr != nil {
-		return sluice.NewRequest{Line: line, Request: req, Err: lerr}, nil
+		return sluice.NewRequest{Line: line, Request: req, Err: lerr}, nil //nolint:nilerr // a bad line is carried in the request, not returned
 	}
 	est, err := s.est.Estimate(&req)
 	if err != nil {
-		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil
+		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil //nolint:nilerr // a bad line is carried in the request, not returned
 	}
 	return sluice.NewRequest{Line: line, Request: req, Estimate: est}, nil
 }

@@ -3,6 +3,7 @@ package jsonl
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"testing"
@@ -33,7 +34,7 @@ func BenchmarkReader(b *testing.B) {
 		n := 0
 		for {
 			_, _, err := r.Next()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {

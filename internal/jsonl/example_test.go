@@ -19,7 +19,7 @@ func Example() {
 	r := jsonl.NewReader(strings.NewReader(input), 150)
 	for {
 		line, data, err := r.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			fmt.Println("lines read:", line)
 			break
 		}

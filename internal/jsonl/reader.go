@@ -117,7 +117,7 @@ func (r *Reader) readLine() (data []byte, long, ok bool) {
 			} else {
 				r.end(nil, err)
 			}
-			if r.err != nil && r.err != io.EOF {
+			if r.err != nil && !errors.Is(r.err, io.EOF) {
 				return nil, false, false // cut short by a read error, as below
 			}
 			return nil, true, true

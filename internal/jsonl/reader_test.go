@@ -41,7 +41,7 @@ func readAll(t *testing.T, r *Reader) ([]got, error) {
 				t.Errorf("LineError.Line = %d, Next returned line %d", le.Line, line)
 			}
 			out = append(out, got{Line: line, Err: err.Error()})
-		case err == io.EOF:
+		case errors.Is(err, io.EOF):
 			out = append(out, got{Line: line, Err: "EOF"})
 			return out, nil
 		default:
@@ -234,7 +234,7 @@ func (e *eofOnce) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := e.r.Read(p)
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		e.eof = true
 	}
 	return n, err
@@ -247,7 +247,7 @@ func TestReaderStopsAtEOF(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 3 {
-			if _, _, err := r.Next(); err != io.EOF {
+			if _, _, err := r.Next(); !errors.Is(err, io.EOF) {
 				t.Fatalf("Next after EOF = %v, want io.EOF", err)
 			}
 		}
