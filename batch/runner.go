@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluice-llm/sluice"
 )
@@ -97,6 +98,8 @@ type Runner struct {
 	// parts it was read at: a step that changed no part reuses it.
 	mu    sync.Mutex
 	stats map[string]cachedStats
+
+	sleep func(context.Context, time.Duration) error // between a watch's steps; tests replace it
 }
 
 type cachedStats struct {
@@ -163,6 +166,9 @@ type Progress struct {
 	// Warnings are the failures of this step that the next one retries (a poll that
 	// timed out, say).
 	Warnings []string
+	// Unreachable is set when this step called the provider and no call got an answer:
+	// the last such failure (connection refused, unknown host, a timeout).
+	Unreachable error
 }
 
 // Submit splits the job's pending requests into a new round of parts and creates their
@@ -453,7 +459,10 @@ func (r *Runner) Step(ctx context.Context, job *sluice.Job, submit bool) (*Progr
 	if err != nil {
 		return nil, err
 	}
-	var warnings []string
+	var (
+		warnings []string
+		reach    reachability
+	)
 	for _, p := range parts {
 		if p.Collected {
 			continue
@@ -461,7 +470,9 @@ func (r *Runner) Step(ctx context.Context, job *sluice.Job, submit bool) (*Progr
 		if !submit && p.BatchID == "" && p.Status == "" {
 			continue // not started; Refresh never creates batches
 		}
-		if err := r.advance(ctx, p, submit); err != nil {
+		err := r.advance(ctx, p, submit)
+		reach.note(err)
+		if err != nil {
 			if fatal(err) {
 				return nil, err
 			}
@@ -475,15 +486,44 @@ func (r *Runner) Step(ctx context.Context, job *sluice.Job, submit bool) (*Progr
 	}
 	prog.Warnings = warnings
 	if prog.Active > 0 || prog.Done || !submit || prog.Leftover > 0 {
+		prog.Unreachable = reach.err()
 		return prog, nil
 	}
-	if _, err := r.Submit(ctx, job); err != nil {
+	_, err = r.Submit(ctx, job)
+	reach.note(err)
+	if err != nil {
 		if fatal(err) {
 			return nil, err
 		}
-		prog.Warnings = append(prog.Warnings, err.Error())
+		warnings = append(warnings, err.Error())
 	}
-	return r.progressWith(ctx, job, prog.Warnings)
+	if prog, err = r.progressWith(ctx, job, warnings); err != nil {
+		return nil, err
+	}
+	prog.Unreachable = reach.err()
+	return prog, nil
+}
+
+// reachability follows whether a step's calls reached the provider.
+type reachability struct {
+	reached bool  // a call got an answer (an error answer counts)
+	last    error // the last call that got none
+}
+
+func (c *reachability) note(err error) {
+	if unreachable(err) {
+		c.last = err
+	} else {
+		c.reached = true
+	}
+}
+
+// err is the last failure to reach the provider, when nothing reached it.
+func (c *reachability) err() error {
+	if c.reached {
+		return nil
+	}
+	return c.last
 }
 
 // Refresh polls the job's running batches and collects the results of those that ended,

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
+	"github.com/sluice-llm/sluice/openai"
 )
 
 func requests(prefix, model string, n int) []string {
@@ -415,5 +418,61 @@ func TestRefusedUploadShowsProviderMessage(t *testing.T) {
 	}
 	if refused != 2 || done != 1 || prog.Leftover != 20 || prog.Stats.Done != 3 {
 		t.Fatalf("%d refused, %d done, leftover %d, stats %+v; want the 20-request part refused twice, the other done", refused, done, prog.Leftover, *prog.Stats)
+	}
+}
+
+// A watch polls often at first, backs off towards Poll while nothing changes, and polls
+// often again once something does.
+func TestWatchBacksOffAndResets(t *testing.T) {
+	p := startProvider(t, providerOpts{})
+	c := newClient(t, requests("slow-w", "gpt-4o-mini", 3))
+	r := newRunner(t, c.st, p.api, batch.Config{})
+	var waits []time.Duration
+	batch.SetSleep(r, func(ctx context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		if len(waits) == 12 {
+			p.up.release() // the requests can end: the batch completes
+		}
+		return ctx.Err()
+	})
+	prog, err := r.Watch(context.Background(), c.job, batch.WatchOptions{Submit: true, MinPoll: time.Millisecond, Poll: 8 * time.Millisecond})
+	if err != nil || !prog.Done {
+		t.Fatalf("watch: %v, %+v", err, prog)
+	}
+	if len(waits) < 12 || waits[0] != time.Millisecond {
+		t.Fatalf("waits %v: want at least 12, the first 1ms", waits)
+	}
+	reached := false
+	for i := 1; i < len(waits); i++ {
+		if w, prev := waits[i], waits[i-1]; w != time.Millisecond && w != min(2*prev, 8*time.Millisecond) {
+			t.Fatalf("wait %d is %v after %v: want 1ms or double, at most 8ms (%v)", i, w, prev, waits)
+		}
+		reached = reached || waits[i] == 8*time.Millisecond
+	}
+	if !reached || !slices.Contains(waits[12:], time.Millisecond) {
+		t.Errorf("waits %v: want the backoff to reach 8ms while held, and a 1ms wait after the release", waits)
+	}
+}
+
+// A watch whose provider cannot be reached gives up with ErrUnreachable, keeping the job.
+func TestWatchGivesUpOnUnreachableProvider(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	api, err := openai.New(openai.Config{BaseURL: "http://" + addr + "/v1", APIKey: serveKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, requests("u", "gpt-4o-mini", 3))
+	r := newRunner(t, c.st, api, batch.Config{})
+	prog, err := r.Watch(context.Background(), c.job, batch.WatchOptions{Submit: true, MinPoll: time.Millisecond, Poll: 2 * time.Millisecond, GiveUp: 20 * time.Millisecond})
+	if !errors.Is(err, batch.ErrUnreachable) || prog == nil || prog.Unreachable == nil {
+		t.Fatalf("watch of a dead provider: %v; want ErrUnreachable with its progress", err)
+	}
+	if s := prog.Stats; s.Total != 3 || s.Done != 0 || s.Failed != 0 || len(prog.Parts) != 1 || prog.Parts[0].FileID != "" {
+		t.Errorf("after giving up: stats %+v, parts %s; want the 3 requests kept in one unstarted part", *s, describeParts(prog.Parts))
 	}
 }

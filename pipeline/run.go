@@ -65,9 +65,12 @@ type Report struct {
 	// as one.
 	Requests  int `json:"requests"`
 	CacheHits int `json:"cache_hits"`
-	// Cells counts table cells that got a valid answer (OK) and those that carry an error.
-	OK     int `json:"ok"`
-	Failed int `json:"failed"`
+	// OK counts table cells that got a valid answer, Failed those of runnable rows that
+	// carry an error, and Invalid those of rows that could not be run (left out with
+	// --skip-invalid).
+	OK      int `json:"ok"`
+	Failed  int `json:"failed"`
+	Invalid int `json:"invalid"`
 	// Usage and CostUSD are what this run spent; SavedUSD what the cache hits would have
 	// cost.
 	Usage    sluice.Usage `json:"usage"`
@@ -140,7 +143,7 @@ func Run(ctx context.Context, eng *sluice.Engine, store sluice.Store, plan *Plan
 		err = r.stage(ctx, stage)
 	}
 	r.table.finish(err)
-	r.rep.OK, r.rep.Failed = r.table.counts()
+	r.rep.OK, r.rep.Failed, r.rep.Invalid = r.table.counts()
 	return r.table, r.rep, err
 }
 

@@ -43,8 +43,8 @@ func TestRunThreeTasksAndCache(t *testing.T) {
 	spec := parse(t, dir, threeTasks)
 
 	table, rep, sent := h.run(spec, true, nil)
-	if sent != 9 || rep.Requests != 9 || rep.CacheHits != 0 || rep.OK != 9 || rep.Failed != 3 {
-		t.Fatalf("first run: %d requests reached the simulator, report %+v; want 9 sent, 9 cells ok, 3 failed", sent, rep)
+	if sent != 9 || rep.Requests != 9 || rep.CacheHits != 0 || rep.OK != 9 || rep.Failed != 0 || rep.Invalid != 3 {
+		t.Fatalf("first run: %d requests reached the simulator, report %+v; want 9 sent, 9 cells ok, the invalid row's 3", sent, rep)
 	}
 	for _, id := range []string{"d1", "d2", "d4"} {
 		sum := cell(t, table, id, "summary")

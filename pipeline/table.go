@@ -211,8 +211,12 @@ func (t *Table) outputs(doc int, task *Task) (map[string]any, error) {
 func (t *Table) finish(runErr error) { t.runErr = runErr }
 
 // counts returns how many cells have an answer and how many an error.
-func (t *Table) counts() (ok, failed int) {
-	for i := range t.Docs {
+func (t *Table) counts() (ok, failed, invalid int) {
+	for i, d := range t.Docs {
+		if d.Err != nil {
+			invalid += len(t.Spec.Tasks)
+			continue
+		}
 		for j := range t.Spec.Tasks {
 			if t.ok(i, j) {
 				ok++
@@ -221,7 +225,7 @@ func (t *Table) counts() (ok, failed int) {
 			}
 		}
 	}
-	return ok, failed
+	return ok, failed, invalid
 }
 
 // Status is the row's status: StatusOK, StatusFailed or StatusInvalid.

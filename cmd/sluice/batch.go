@@ -37,7 +37,7 @@ var _ batch.API = (*openai.Client)(nil)
 type batchFlags struct {
 	follow   bool // submit --watch
 	metadata []string
-	poll     time.Duration
+	poll     pollFlags
 	deadline string
 	reserve  time.Duration
 	latency  time.Duration
@@ -52,8 +52,26 @@ func (b *batchFlags) register(fs *pflag.FlagSet, o *jobOptions) {
 	fs.BoolVar(&o.FinishOnline, "finish-online", false, "after the last round, run what is left online")
 	fs.BoolVar(&o.KeepFiles, "keep-files", false, "keep the batches' input files at the provider once their results are collected (default: delete them)")
 	fs.StringSliceVar(&b.metadata, "metadata", nil, "KEY=VALUE added to every batch's metadata (repeatable)")
-	fs.DurationVar(&b.poll, "poll", batch.DefaultPoll, "how often to poll the batches' status")
+	b.poll.register(fs, batch.DefaultPoll)
 	fs.StringVar(&o.BatchBaseURL, "batch-base-url", "", "the Batch API's base URL, when it is not --base-url's (a sluice serve in front of an upstream without one)")
+}
+
+// pollFlags say how a command waits on the provider's batches.
+type pollFlags struct {
+	every  time.Duration // --poll: the longest wait between polls
+	giveUp time.Duration // --give-up: how long the provider may be unreachable
+}
+
+func (p *pollFlags) register(fs *pflag.FlagSet, every time.Duration) {
+	fs.DurationVar(&p.every, "poll", every, "the longest wait between polls of the batches' status (polls start 1s apart, and again after each change)")
+	fs.DurationVar(&p.giveUp, "give-up", batch.DefaultGiveUp, "stop (exit 4, resumable) once no call has reached the provider for this long")
+}
+
+func (p pollFlags) check() error {
+	if p.every <= 0 || p.giveUp <= 0 {
+		return usageError("--poll and --give-up must be positive")
+	}
+	return nil
 }
 
 // apply checks the batch flags and copies them into o.
@@ -65,8 +83,9 @@ func (b *batchFlags) apply(o *jobOptions) error {
 		return usageError("--part-bytes must be at least 1024")
 	case o.MaxRounds < 1:
 		return usageError("--max-rounds must be at least 1")
-	case b.poll <= 0:
-		return usageError("--poll must be positive")
+	}
+	if err := b.poll.check(); err != nil {
+		return err
 	}
 	if o.BatchBaseURL != "" {
 		o.BatchBaseURL = strings.TrimRight(o.BatchBaseURL, "/")
@@ -183,6 +202,9 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 				return watchToEnd(wctx, e, b, o, true, bf.poll, f.jsonOut, o.Output, false)
 			}
 			prog, err := r.Step(ctx, job, true)
+			if err == nil && prog.Unreachable != nil {
+				err = fmt.Errorf("%w: %w", batch.ErrUnreachable, prog.Unreachable)
+			}
 			if err != nil {
 				return providerError(job, err)
 			}
@@ -241,6 +263,9 @@ func lockBatchJob(storeFile string, job *sluice.Job) (func(), error) {
 // providerError gives a failure that stops a batch job the exit status of an aborted run.
 func providerError(job *sluice.Job, err error) error {
 	var ue *sluice.UpstreamError
+	if errors.Is(err, batch.ErrUnreachable) {
+		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s: %w; check --batch-base-url (or --base-url), then carry on with: sluice batch watch %s", job.ID, err, job.ID)}
+	}
 	if errors.Is(err, batch.ErrNoBatchAPI) {
 		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s: %w; run sluice serve in front of it and pass its URL as --batch-base-url", job.ID, err)}
 	}
@@ -351,7 +376,7 @@ func newBatchWatchCmd(e *env) *cobra.Command {
 		storeFlag string
 		jsonOut   bool
 		resume    bool
-		poll      time.Duration
+		poll      pollFlags
 		finish    bool
 	)
 	cmd := &cobra.Command{
@@ -359,7 +384,8 @@ func newBatchWatchCmd(e *env) *cobra.Command {
 		Short: "Follow a batch job to its end: poll, collect results, resubmit what failed",
 		Long: `watch polls the job's batches, collects the results of each as it ends, and submits the
 requests that did not finish (expired, failed, cancelled, retryable errors) as a new round,
-up to --max-rounds. Stop it at any time; run it again to carry on.`,
+up to --max-rounds. At the end it writes the job's output file (sluice batch results writes
+it at any time). Stop it at any time; run it again to carry on.`,
 		Args: exactArgs(1, "a job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := interruptible(cmd.Context(), e)
@@ -384,14 +410,14 @@ up to --max-rounds. Stop it at any time; run it again to carry on.`,
 				}
 				cancelled = false
 			}
-			return watchToEnd(ctx, e, b, o, !cancelled, poll, jsonOut, "", cancelled)
+			return watchToEnd(ctx, e, b, o, !cancelled, poll, jsonOut, o.Output, cancelled)
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
 	fs.BoolVar(&jsonOut, "json", false, "print the final status as JSON")
 	fs.BoolVar(&resume, "resume", false, "carry on with a cancelled job: submit what is left again")
-	fs.DurationVar(&poll, "poll", batch.DefaultPoll, "how often to poll the batches' status")
+	poll.register(fs, batch.DefaultPoll)
 	fs.BoolVar(&finish, "finish-online", false, "after the last round, run what is left online")
 	return cmd
 }
@@ -414,7 +440,7 @@ func printReport(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job)
 // watchToEnd follows a batch job to its end (submitting new rounds if submit is set),
 // runs what is left online if the job says so, writes the output file when output is not
 // "", and prints the final status and report.
-func watchToEnd(ctx context.Context, e *env, b *batchJob, o jobOptions, submit bool, poll time.Duration, jsonOut bool, output string, cancelled bool) error {
+func watchToEnd(ctx context.Context, e *env, b *batchJob, o jobOptions, submit bool, poll pollFlags, jsonOut bool, output string, cancelled bool) error {
 	st, job, r := b.st, b.job, b.r
 	prog, err := watch(ctx, e, r, job, submit, poll)
 	if err != nil {
@@ -454,32 +480,25 @@ const errCancelled = "cancelled"
 
 // watch steps the job until every request is final, nothing is left to submit, or ctx
 // ends, printing a line whenever something changed.
-func watch(ctx context.Context, e *env, r *batch.Runner, job *sluice.Job, submit bool, poll time.Duration) (*batch.Progress, error) {
-	last := ""
-	for {
-		prog, err := r.Step(ctx, job, submit)
-		if ctx.Err() != nil {
-			return stopped(job, err)
-		}
-		if err != nil {
-			return nil, err
-		}
+func watch(ctx context.Context, e *env, r *batch.Runner, job *sluice.Job, submit bool, poll pollFlags) (*batch.Progress, error) {
+	last, lastWarn := "", ""
+	prog, err := r.Watch(ctx, job, batch.WatchOptions{Submit: submit, Poll: poll.every, GiveUp: poll.giveUp, OnStep: func(prog *batch.Progress) {
 		if line := statusLine(prog); line != last {
 			fmt.Fprintf(e.stderr, "%s %s\n", time.Now().Format("15:04:05"), line)
 			last = line
 		}
-		for _, w := range prog.Warnings {
-			fmt.Fprintf(e.stderr, "  warning: %s\n", w)
+		// A warning is shown when it changes, not at every poll.
+		if w := strings.Join(prog.Warnings, "\n  warning: "); w != lastWarn {
+			if w != "" {
+				fmt.Fprintf(e.stderr, "  warning: %s\n", w)
+			}
+			lastWarn = w
 		}
-		if prog.Done || prog.Leftover > 0 || (!submit && prog.Active == 0) {
-			return prog, nil
-		}
-		select {
-		case <-ctx.Done():
-			return stopped(job, nil)
-		case <-time.After(poll):
-		}
+	}})
+	if ctx.Err() != nil {
+		return stopped(job, err)
 	}
+	return prog, err
 }
 
 // stopped is the end of a watch that was interrupted (err: how its last step ended).
@@ -565,10 +584,14 @@ func newBatchResultsCmd(e *env) *cobra.Command {
 			res := resultsReport{Job: b.job.ID, Output: output, Written: counts.Done + counts.Failed,
 				Done: counts.Done, Failed: counts.Failed, Missing: int64(len(missing)), MissingRequests: missing}
 			if jsonOut {
-				return writeJSON(e.stdout, res)
+				err = writeJSON(e.stdout, res)
+			} else {
+				res.print(e.stdout)
 			}
-			res.print(e.stdout)
-			return nil
+			if err != nil {
+				return err
+			}
+			return res.exit()
 		},
 	}
 	fs := cmd.Flags()
@@ -597,6 +620,18 @@ type missingRequest struct {
 	// Where: "part N (status)" for a request in a batch, "pending" for one waiting to be
 	// submitted again.
 	Where string `json:"where"`
+}
+
+// exit maps what results wrote to sluice's exit statuses: 5 while requests have no result
+// (resumable: watch the job to its end), 3 when some failed, 0 when every one is done.
+func (r resultsReport) exit() error {
+	switch {
+	case r.Missing > 0:
+		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("job %s: %d requests have no result yet: sluice batch watch %s", r.Job, r.Missing, r.Job)}
+	case r.Failed > 0:
+		return &exitCodeError{code: exitFailed}
+	}
+	return nil
 }
 
 func (r resultsReport) print(w io.Writer) {
@@ -645,7 +680,7 @@ func newBatchCancelCmd(e *env) *cobra.Command {
 		storeFlag string
 		noWait    bool
 		jsonOut   bool
-		poll      time.Duration
+		poll      pollFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "cancel JOB",
@@ -692,7 +727,7 @@ func newBatchCancelCmd(e *env) *cobra.Command {
 	fs.StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
 	fs.BoolVar(&noWait, "no-wait", false, "do not wait for the batches to end cancelled")
 	fs.BoolVar(&jsonOut, "json", false, "print the status as JSON")
-	fs.DurationVar(&poll, "poll", 5*time.Second, "how often to poll while waiting")
+	poll.register(fs, 5*time.Second)
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -198,10 +199,12 @@ func TestBatchCommandsAgainstServe(t *testing.T) {
 			t.Errorf("watch output lacks %q: %s", want, res.stdout)
 		}
 	}
+	// watch writes the output file that its report names.
+	checkOutputFile(t, strings.TrimSuffix(in, ".jsonl")+".results.jsonl", ids)
 	out := filepath.Join(dir, "out.jsonl")
 	res = runCLI(t, keys, "batch", "results", st.Job, "--store", store, "-o", out, "--json")
 	var rr resultsReport
-	if err := json.Unmarshal([]byte(res.stdout), &rr); err != nil || res.code != exitOK {
+	if err := json.Unmarshal([]byte(res.stdout), &rr); err != nil || res.code != exitFailed { // the bad line failed
 		t.Fatalf("results: exit %d, %v: %s %s", res.code, err, res.stdout, res.stderr)
 	}
 	if rr.Written != 31 || rr.Done != 30 || rr.Failed != 1 || rr.Missing != 0 {
@@ -487,4 +490,40 @@ func TestBatchSubmitWatch(t *testing.T) {
 		t.Fatalf("submit --watch: exit %d: %s %s", res.code, res.stdout, res.stderr)
 	}
 	checkOutputFile(t, out, ids)
+}
+
+// A provider that cannot be reached stops submit with exit 4 and the cause, and a watch
+// gives up instead of warning forever; the job is kept for later.
+func TestBatchUnreachableProvider(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/v1"
+	ln.Close() // nothing listens there now: connections are refused
+	dir := t.TempDir()
+	in, _ := batchInput(t, dir, 3, 0)
+	store := filepath.Join(dir, "sluice.db")
+	keys := map[string]string{"OPENAI_API_KEY": batchKey}
+
+	res := runCLI(t, keys, "batch", "submit", in, "--base-url", dead, "--store", store)
+	if res.code != exitAborted || !strings.Contains(res.stderr, "cannot be reached") || !strings.Contains(res.stderr, "refused") {
+		t.Fatalf("submit to a dead provider: exit %d: %s", res.code, res.stderr)
+	}
+	st, err := sqlite.Open(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := st.Jobs(context.Background(), "")
+	st.Close()
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs after the failed submit: %v %v", jobs, err)
+	}
+	res = runCLI(t, keys, "batch", "watch", jobs[0].ID, "--store", store, "--poll", "5ms", "--give-up", "50ms")
+	if res.code != exitAborted || !strings.Contains(res.stderr, "cannot be reached") {
+		t.Fatalf("watch of a dead provider: exit %d: %s", res.code, res.stderr)
+	}
+	if n := strings.Count(res.stderr, "warning:"); n > 3 {
+		t.Errorf("watch repeated the same warning %d times:\n%s", n, res.stderr)
+	}
 }

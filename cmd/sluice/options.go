@@ -333,3 +333,14 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// budgetFlags names the flags of the caps that are set, for a hint to raise them.
+func budgetFlags(maxCost float64, maxTokens int64) string {
+	switch {
+	case maxCost > 0 && maxTokens > 0:
+		return "--max-cost/--max-tokens"
+	case maxTokens > 0:
+		return "--max-tokens"
+	}
+	return "--max-cost"
+}

@@ -86,7 +86,7 @@ func rowsWithProblems(p *pipeline.Plan) int { return len(p.Docs) - p.Runnable() 
 
 func newPipelinePlanCmd(e *env) *cobra.Command {
 	var prices string
-	var jsonOut bool
+	var jsonOut, skipInvalid bool
 	cmd := &cobra.Command{
 		Use:   "plan PIPELINE",
 		Short: "Check every document and show the requests and their estimated cost; sends nothing",
@@ -111,7 +111,7 @@ duplicate id) are listed by row and field, and make the exit status 2. Nothing i
 			} else {
 				printPlan(e.stdout, p)
 			}
-			if len(p.Problems) > 0 {
+			if len(p.Problems) > 0 && !skipInvalid {
 				return problemsError(e.stderr, p)
 			}
 			return nil
@@ -119,6 +119,7 @@ duplicate id) are listed by row and field, and make the exit status 2. Nothing i
 	}
 	cmd.Flags().StringVar(&prices, "prices", "", "a prices file overriding the built-in table")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the plan as JSON")
+	cmd.Flags().BoolVar(&skipInvalid, "skip-invalid", false, "plan the other rows when some cannot be run (exit 0), as run --skip-invalid would")
 	return cmd
 }
 
@@ -361,7 +362,7 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	case errors.Is(runErr, sluice.ErrInterrupted):
 		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("interrupted: run the same command again to finish")}
 	case errors.Is(runErr, sluice.ErrBudgetExhausted):
-		return &exitCodeError{code: exitBudget, err: fmt.Errorf("%s; the cells not reached say so: run the same command with a higher --max-cost/--max-tokens to finish (answers so far are cached)", strings.TrimPrefix(runErr.Error(), "sluice: "))}
+		return &exitCodeError{code: exitBudget, err: fmt.Errorf("%s; the cells not reached say so: run the same command with a higher %s to finish (answers so far are cached)", strings.TrimPrefix(runErr.Error(), "sluice: "), budgetFlags(o.MaxCost, o.MaxTokens))}
 	case errors.Is(runErr, sluice.ErrAborted):
 		return &exitCodeError{code: exitAborted, err: runErr}
 	case runErr != nil:
@@ -391,7 +392,11 @@ func writeTable(table *pipeline.Table, output string) error {
 
 func printPipelineReport(w io.Writer, p *pipeline.Plan, rep *pipeline.Report, output string) {
 	fmt.Fprintf(w, "table:     %s (%d rows × %d tasks)\n", output, len(p.Docs), len(p.Spec.Tasks))
-	fmt.Fprintf(w, "cells:     %d answered, %d with an error\n", rep.OK, rep.Failed)
+	fmt.Fprintf(w, "cells:     %d answered, %d with an error", rep.OK, rep.Failed)
+	if rep.Invalid > 0 {
+		fmt.Fprintf(w, ", %d of rows left out (--skip-invalid)", rep.Invalid)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "requests:  %d sent, %d answered from the cache\n", rep.Requests, rep.CacheHits)
 	fmt.Fprintf(w, "tokens:    %d prompt, %d completion\n", rep.Usage.PromptTokens, rep.Usage.CompletionTokens)
 	fmt.Fprintf(w, "cost:      $%.4f (the cache saved $%.4f)\n", rep.CostUSD, rep.SavedUSD)

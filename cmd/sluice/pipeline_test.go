@@ -30,6 +30,13 @@ func TestPipelineCLI(t *testing.T) {
 		!strings.Contains(plan.stdout, "first request of summary:") {
 		t.Fatalf("plan: exit %d\n%s\n%s", plan.code, plan.stdout, plan.stderr)
 	}
+	// plan names --skip-invalid, and takes it.
+	if !strings.Contains(plan.stderr, "--skip-invalid") {
+		t.Errorf("plan does not name --skip-invalid: %s", plan.stderr)
+	}
+	if skip := runCLI(t, nil, "pipeline", "plan", spec, "--skip-invalid"); skip.code != exitOK {
+		t.Errorf("plan --skip-invalid: exit %d\n%s", skip.code, skip.stderr)
+	}
 	render := runCLI(t, nil, "pipeline", "render", spec, "--skip-invalid", "-o", filepath.Join(dir, "batch.jsonl"))
 	batch, _ := os.ReadFile(filepath.Join(dir, "batch.jsonl"))
 	if render.code != exitOK || strings.Count(string(batch), "\n") != 4 || !strings.Contains(render.stderr, "left out (they use other tasks' outputs): headline") {
@@ -47,8 +54,10 @@ func TestPipelineCLI(t *testing.T) {
 		Requests  int `json:"requests"`
 		CacheHits int `json:"cache_hits"`
 		OK        int `json:"ok"`
+		Invalid   int `json:"invalid"`
 	}
-	if err := json.Unmarshal([]byte(first.stdout), &rep); err != nil || first.code != exitFailed || rep.Requests != 6 || rep.OK != 6 {
+	// Every request sent succeeded: the row left out by --skip-invalid is no failure.
+	if err := json.Unmarshal([]byte(first.stdout), &rep); err != nil || first.code != exitOK || rep.Requests != 6 || rep.OK != 6 || rep.Invalid != 3 {
 		t.Fatalf("first run: exit %d, report %+v (%v)\n%s", first.code, rep, err, first.stderr)
 	}
 	rows := readRows(t, out)

@@ -100,7 +100,7 @@ func (f *runFlags) applyMode(o *jobOptions) error {
 		return usageError("--reserve must not be negative and --latency must not be negative")
 	}
 	o.Mode, o.Deadline = modeHybrid, deadline.UTC().Format(time.RFC3339Nano)
-	o.Poll, o.Reserve, o.Latency = f.batch.poll.String(), f.batch.reserve.String(), f.batch.latency.String()
+	o.Poll, o.Reserve, o.Latency = f.batch.poll.every.String(), f.batch.reserve.String(), f.batch.latency.String()
 	return f.batch.apply(o)
 }
 
@@ -430,7 +430,7 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 	case errors.Is(runErr, sluice.ErrInterrupted):
 		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("job %s interrupted: resume it with: sluice resume %s", job.ID, job.ID)}
 	case errors.Is(runErr, sluice.ErrBudgetExhausted):
-		return &exitCodeError{code: exitBudget, err: fmt.Errorf("job %s stopped: %s; resume it with a higher budget: sluice resume %s --max-cost …", job.ID, job.Error, job.ID)}
+		return &exitCodeError{code: exitBudget, err: fmt.Errorf("job %s stopped: %s; resume it with a higher budget: sluice resume %s %s …", job.ID, job.Error, job.ID, budgetFlags(o.MaxCost, o.MaxTokens))}
 	case errors.Is(runErr, sluice.ErrAborted):
 		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s aborted: %s", job.ID, job.Error)}
 	case runErr != nil:

@@ -315,3 +315,14 @@ func TestConfirmCost(t *testing.T) {
 		t.Fatalf("under the threshold: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// The hint after a budget stop names the cap that was set.
+func TestBudgetHintNamesTheCap(t *testing.T) {
+	dir := t.TempDir()
+	input := writeRequests(t, dir, 100)
+	res := runCLI(t, nil, "run", input, "-o", filepath.Join(dir, "out.jsonl"), "--sim", "--store", filepath.Join(dir, "s.db"),
+		"--progress", "none", "--max-tokens", "300")
+	if res.code != exitBudget || !strings.Contains(res.stderr, "--max-tokens") || strings.Contains(res.stderr, "--max-cost") {
+		t.Fatalf("exit %d, want %d and a hint naming --max-tokens only:\n%s", res.code, exitBudget, res.stderr)
+	}
+}
