@@ -222,6 +222,10 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 	f.register(cmd.Flags(), true)
 	f.batch.register(cmd.Flags(), &f.opts)
 	cmd.Flags().BoolVar(&f.batch.follow, "watch", false, "then follow the job to its end as sluice batch watch does, and write the output file (-o)")
+	// Caps of online runs: submit refuses them with a hint to --confirm-cost.
+	for _, name := range []string{"max-cost", "max-tokens"} {
+		_ = cmd.Flags().MarkHidden(name)
+	}
 	return cmd
 }
 
@@ -253,7 +257,7 @@ func ingestJob(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job, o
 
 // lockBatchJob takes the job's lock: one process at a time creates its batches.
 func lockBatchJob(storeFile string, job *sluice.Job) (func(), error) {
-	unlock, err := lockJob(storeFile + "." + job.ID + ".lock")
+	unlock, err := lockJob(jobLockPath(storeFile, job.ID))
 	if errors.Is(err, errJobLocked) {
 		return nil, usageError("job %s: %v", job.ID, err)
 	}
@@ -287,7 +291,7 @@ type batchJob struct {
 // openBatchJob opens the store, the job id run through the Batch API and its runner,
 // holding the job's lock when lock is set (the commands that create or cancel batches).
 func openBatchJob(ctx context.Context, e *env, storeFlag, id string, lock bool) (*batchJob, error) {
-	st, path, err := openStore(ctx, e, storeFlag)
+	st, path, err := openExistingStore(ctx, e, storeFlag)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,8 @@ func newDemoCmd(e *env) *cobra.Command {
 		Short: "Run sample requests against the built-in simulator (no API key needed)",
 		Long: `Demo starts the simulator in-process (with a little latency, hidden rate limits and a few
 injected faults), writes sample requests, runs them exactly as "sluice run" does and prints
-the report. Nothing leaves this machine.`,
+the report. Nothing leaves this machine. The job is kept in the store (--store, default
+$SLUICE_STORE or the user's data directory), so sluice jobs and sluice show find it.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -30,6 +31,8 @@ the report. Nothing leaves this machine.`,
 					return err
 				}
 				dir = d
+			} else if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("demo --dir: %w", err)
 			}
 			input := filepath.Join(dir, "requests.jsonl")
 			if err := writeDemoRequests(input, n); err != nil {
@@ -40,9 +43,6 @@ the report. Nothing leaves this machine.`,
 			f.opts.Output = filepath.Join(dir, "results.jsonl")
 			f.opts.Errors = filepath.Join(dir, "errors.jsonl")
 			f.fresh = true
-			if f.store == "" {
-				f.store = filepath.Join(dir, "sluice.db")
-			}
 			o, err := f.newOptions(e, input)
 			if err != nil {
 				return err
@@ -56,17 +56,34 @@ the report. Nothing leaves this machine.`,
 			if err != nil {
 				return err
 			}
-			return execJob(cmd.Context(), e, f, st, path, job, o)
+			err = execJob(cmd.Context(), e, f, st, path, job, o)
+			printDemoNext(e, f.store, path, job.ID)
+			return err
 		},
 	}
 	f.register(cmd.Flags(), false)
 	cmd.Flags().IntVarP(&n, "requests", "n", 2000, "how many sample requests")
-	cmd.Flags().StringVar(&dir, "dir", "", "where to write the requests, results and ledger (default a new temporary directory)")
+	cmd.Flags().StringVar(&dir, "dir", "", "where to write the requests and results, created if need be (default a new temporary directory)")
 	registerSimFlags(cmd.Flags(), &f.simConfig)
+	refuseFlags(cmd, "the demo always runs against the built-in simulator; sluice run --base-url URL sends a file to a real upstream", "base-url", "api-key-env", "sim")
 	// The demo shows off: hidden limits that sluice has to learn, and faults to retry.
 	f.simConfig.RPM, f.simConfig.TPM = 60_000, 3_000_000
 	f.simConfig.Error5xx, f.simConfig.Reset = 0.01, 0.005
 	return cmd
+}
+
+// printDemoNext ends the demo with the commands to try next.
+func printDemoNext(e *env, storeFlag, path, job string) {
+	store := ""
+	if storeFlag != "" {
+		store = " --store " + path
+	}
+	fmt.Fprintf(e.stderr, `
+the job is kept in %s. Next:
+  sluice show %s%s        # this report again, from the ledger
+  sluice jobs%s                   # every job in the store
+  sluice run YOUR.jsonl --base-url https://api.openai.com/v1   # a real upstream ($OPENAI_API_KEY)
+`, path, job, store, store)
 }
 
 // writeDemoRequests writes n sample requests: chat completions in a few languages and

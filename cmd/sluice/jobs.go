@@ -30,10 +30,12 @@ func newJobsCmd(e *env) *cobra.Command {
 	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "jobs",
-		Short: "List jobs, newest first",
-		Args:  exactArgs(0, "no arguments"),
+		Short: "List jobs, newest first (rm and prune delete them)",
+		Long: `jobs lists the store's jobs, newest first. A job left "running" by a process that is gone
+(kill -9, a reboot) is shown as interrupted: sluice resume JOB carries on with it.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, _, err := openStore(cmd.Context(), e, storeFlag)
+			st, path, err := openExistingStore(cmd.Context(), e, storeFlag)
 			if err != nil {
 				return err
 			}
@@ -49,7 +51,7 @@ func newJobsCmd(e *env) *cobra.Command {
 					return err
 				}
 				rows = append(rows, jobSummary{
-					Job: j.ID, State: string(j.State), Input: j.Input, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
+					Job: j.ID, State: string(shownState(path, j)), Input: j.Input, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
 					Total: stats.Total, Done: stats.Done, Failed: stats.Failed, Error: j.Error,
 				})
 			}
@@ -71,6 +73,7 @@ func newJobsCmd(e *env) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&storeFlag, "store", "", "the ledger's SQLite file")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	cmd.AddCommand(newJobsRmCmd(e), newJobsPruneCmd(e))
 	return cmd
 }
 
@@ -82,7 +85,7 @@ func newShowCmd(e *env) *cobra.Command {
 		Short: "Print a job's report",
 		Args:  exactArgs(1, "a job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, path, err := openStore(cmd.Context(), e, storeFlag)
+			st, path, err := openExistingStore(cmd.Context(), e, storeFlag)
 			if err != nil {
 				return err
 			}
@@ -94,6 +97,7 @@ func newShowCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			job.State = shownState(path, job)
 			prices, err := loadPrices(pricesFlag)
 			if err != nil {
 				return err
@@ -125,7 +129,7 @@ func newExportCmd(e *env) *cobra.Command {
 			if output == "" {
 				return usageError("export needs -o FILE")
 			}
-			st, path, err := openStore(cmd.Context(), e, storeFlag)
+			st, path, err := openExistingStore(cmd.Context(), e, storeFlag)
 			if err != nil {
 				return err
 			}

@@ -86,11 +86,11 @@ func execute(ctx context.Context, e *env, args []string) int {
 	var ec *exitCodeError
 	if errors.As(err, &ec) {
 		if ec.err != nil && ec.code != exitFailed {
-			fmt.Fprintln(e.stderr, "sluice:", ec.err)
+			printError(e.stderr, ec.err)
 		}
 		return ec.code
 	}
-	fmt.Fprintln(e.stderr, "sluice:", err)
+	printError(e.stderr, err)
 	if isFlagError(err) {
 		return exitUsage
 	}
@@ -111,7 +111,9 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 6 budget exhausted (resume with a higher --max-cost or --max-tokens).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionString(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitCodeError{code: exitUsage, err: err}
 	})

@@ -119,7 +119,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
 	fs.StringVar(&f.prices, "prices", "", "a prices file (sluice's YAML/JSON or LiteLLM's JSON) overriding the built-in table")
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "after Ctrl-C, how long requests in flight may finish before they are cut off")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the final report as JSON")
-	fs.StringVar(&f.progress, "progress", "auto", "progress display: auto, bar, log or none")
+	fs.Var(newChoice(&f.progress, "auto", "auto", "bar", "log", "none"), "progress", "progress display: auto, bar, log or none")
 	fs.DurationVar(&f.logEvery, "log-interval", 10*time.Second, "with --progress log, how often to print a line")
 }
 

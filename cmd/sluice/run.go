@@ -155,6 +155,7 @@ them). Requests already done are never sent again.`,
 		},
 	}
 	f.register(cmd.Flags(), true)
+	refuseFlags(cmd, "resume carries on an existing job; sluice run --new starts a new one", "new")
 	return cmd
 }
 
@@ -288,7 +289,7 @@ func newJobID() string {
 // execJob runs a job to its end, writes its output and report, and returns the error
 // that carries the exit status.
 func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFile string, job *sluice.Job, o jobOptions) error {
-	unlock, err := lockJob(storeFile + "." + job.ID + ".lock")
+	unlock, err := lockJob(jobLockPath(storeFile, job.ID))
 	if errors.Is(err, errJobLocked) {
 		return usageError("job %s: %v", job.ID, err)
 	}
