@@ -92,8 +92,9 @@ func (r *runner) packs(ctx context.Context, stage int, work []*item) ([]*item, e
 		Fingerprint: "pipeline:" + r.runID,
 		Options:     json.RawMessage(fmt.Sprintf(`{"pipeline":%q,"stage":%d,"round":0,"packed":true}`, r.plan.Spec.Path, stage)),
 	}
+	info := RoundInfo{Stage: stage, Round: 0, Job: job.ID, Requests: len(send), CacheHits: hits}
 	if r.cfg.OnRound != nil {
-		r.cfg.OnRound(RoundInfo{Stage: stage, Round: 0, Job: job.ID, Requests: len(send), CacheHits: hits})
+		r.cfg.OnRound(info)
 	}
 	if err := r.store.CreateJob(ctx, job); err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
@@ -104,7 +105,7 @@ func (r *runner) packs(ctx context.Context, stage int, work []*item) ([]*item, e
 	if err != nil {
 		return nil, err
 	}
-	werr := run.Wait()
+	werr := r.wait(info, run)
 	if werr != nil && !errors.Is(werr, sluice.ErrBudgetExhausted) {
 		r.rep.Requests += len(send)
 		return nil, fmt.Errorf("job %s: %w", job.ID, werr)

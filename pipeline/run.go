@@ -46,6 +46,10 @@ type RunConfig struct {
 	TempDir string
 	// OnRound, when set, is called before each round of requests is sent.
 	OnRound func(RoundInfo)
+	// OnStart, when set, is called once a round's engine run has started, so that its
+	// progress can be shown (Run.Progress); the function it returns, if not nil, is
+	// called when the run has ended.
+	OnStart func(RoundInfo, *sluice.Run) (ended func())
 }
 
 // RoundInfo describes one round: the requests of one stage sent as one engine job.
@@ -243,8 +247,9 @@ func (r *runner) round(ctx context.Context, stage, round int, work []*item) ([]*
 		Fingerprint: "pipeline:" + r.runID,
 		Options:     json.RawMessage(fmt.Sprintf(`{"pipeline":%q,"stage":%d,"round":%d}`, r.plan.Spec.Path, stage, round)),
 	}
+	info := RoundInfo{Stage: stage, Round: round, Job: job.ID, Requests: len(rs.send), CacheHits: rs.hits}
 	if r.cfg.OnRound != nil {
-		r.cfg.OnRound(RoundInfo{Stage: stage, Round: round, Job: job.ID, Requests: len(rs.send), CacheHits: rs.hits})
+		r.cfg.OnRound(info)
 	}
 	if err := r.store.CreateJob(ctx, job); err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
@@ -255,7 +260,7 @@ func (r *runner) round(ctx context.Context, stage, round int, work []*item) ([]*
 	if err != nil {
 		return nil, err
 	}
-	if err := run.Wait(); err != nil {
+	if err := r.wait(info, run); err != nil {
 		if !errors.Is(err, sluice.ErrBudgetExhausted) {
 			r.rep.Requests += len(rs.send)
 			return nil, fmt.Errorf("job %s: %w", job.ID, err)
@@ -533,4 +538,14 @@ func (s *source[T]) Next() (sluice.NewRequest, error) {
 		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil //nolint:nilerr // a bad document is carried in the request, not returned
 	}
 	return sluice.NewRequest{Line: line, Request: req, Estimate: est}, nil
+}
+
+// wait waits for a round's engine run, showing it to OnStart meanwhile.
+func (r *runner) wait(info RoundInfo, run *sluice.Run) error {
+	if r.cfg.OnStart != nil {
+		if ended := r.cfg.OnStart(info, run); ended != nil {
+			defer ended()
+		}
+	}
+	return run.Wait()
 }

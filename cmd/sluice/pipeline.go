@@ -313,6 +313,9 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 			}
 			fmt.Fprintln(e.stderr)
 		},
+		// Each round's progress, as sluice run shows a job's: bars on a terminal, a line
+		// every --log-interval otherwise, tokens and $ included.
+		OnStart: func(_ pipeline.RoundInfo, run *sluice.Run) func() { return startProgress(e, f, run) },
 	}
 	if useCache {
 		rc.Cache = st

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,5 +179,20 @@ func TestPipelinePackFallback(t *testing.T) {
 		if s, _ := row["category"].(string); !strings.HasPrefix(s, "CAT ") {
 			t.Errorf("row %d: %v", i+1, row)
 		}
+	}
+}
+
+// pipeline run shows each round's progress as run does.
+func TestPipelineShowsProgress(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "docs.csv", "doc_id,text\nd1,Acme announced a chip.\nd2,Bosch and Siemens.\n")
+	spec := writeFile(t, dir, "pipeline.yaml", cliPipeline)
+	res := runCLI(t, nil, "pipeline", "run", spec, "--sim", "--store", filepath.Join(dir, "s.db"), "-o", filepath.Join(dir, "out.csv"),
+		"--progress", "log", "--log-interval", "1ms")
+	if res.code != exitOK {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if !regexp.MustCompile(`\d+/\d+ done \(\d+ failed\), \d+ in flight, .* tok/s, \$`).MatchString(res.stderr) {
+		t.Errorf("no progress line:\n%s", res.stderr)
 	}
 }

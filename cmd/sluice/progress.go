@@ -114,26 +114,19 @@ func progressLog(w io.Writer, run *sluice.Run, every time.Duration) func() {
 }
 
 func progressBars(e *env, run *sluice.Run) func() {
-	p := mpb.New(mpb.WithOutput(e.stderr), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond))
+	// Auto refresh: --progress bar draws even when stderr is not a terminal.
+	p := mpb.New(mpb.WithOutput(e.stderr), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh())
+	// The bar and the status line show one snapshot: the bar's count is the bar's own
+	// state, and the status line is rendered from the snapshot that set it, so the two
+	// never disagree by what finished between two looks.
 	var mu sync.Mutex
 	var rate rateTracker
-	var snap sluice.Progress
-	refresh := func() sluice.Progress {
-		mu.Lock()
-		defer mu.Unlock()
-		snap = run.Progress()
-		return snap
-	}
-	first := refresh()
+	var line string
 	// A total of 0 makes the bar's total settable: it grows as the input is ingested.
 	bar := p.AddBar(0,
 		mpb.PrependDecorators(
 			decor.Name("requests "),
-			decor.Any(func(decor.Statistics) string {
-				mu.Lock()
-				defer mu.Unlock()
-				return fmt.Sprintf("%d/%d", snap.Done+snap.Failed, snap.Total)
-			}),
+			decor.Any(func(st decor.Statistics) string { return fmt.Sprintf("%d/%d", st.Current, st.Total) }),
 		),
 		mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace)), // the ETA is in the status line
 	)
@@ -141,23 +134,30 @@ func progressBars(e *env, run *sluice.Run) func() {
 		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
 			mu.Lock()
 			defer mu.Unlock()
-			return progressLine(snap, &rate)
+			return line
 		})),
 	)
+	show := func() sluice.Progress {
+		s := run.Progress()
+		mu.Lock()
+		line = progressLine(s, &rate)
+		bar.SetTotal(max(s.Total, 1), false)
+		bar.SetCurrent(s.Done + s.Failed)
+		mu.Unlock()
+		return s
+	}
+	show()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
-		bar.SetCurrent(first.Done + first.Failed)
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				s := refresh()
-				bar.SetTotal(max(s.Total, 1), false)
-				bar.SetCurrent(s.Done + s.Failed)
+				show()
 			}
 		}
 	})
@@ -166,8 +166,12 @@ func progressBars(e *env, run *sluice.Run) func() {
 		once.Do(func() {
 			close(stop)
 			wg.Wait()
-			s := refresh()
-			bar.SetTotal(max(s.Total, 1), true)
+			s := show()
+			if s.IngestDone && s.Done+s.Failed >= s.Total {
+				bar.SetTotal(max(s.Total, 1), true)
+			} else {
+				bar.Abort(false) // stopped early: the bar stays where the run stopped
+			}
 			status.SetTotal(-1, true)
 			p.Wait()
 		})

@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -325,4 +327,52 @@ func TestBudgetHintNamesTheCap(t *testing.T) {
 	if res.code != exitBudget || !strings.Contains(res.stderr, "--max-tokens") || strings.Contains(res.stderr, "--max-cost") {
 		t.Fatalf("exit %d, want %d and a hint naming --max-tokens only:\n%s", res.code, exitBudget, res.stderr)
 	}
+}
+
+// A run stopped early leaves its bar where it stopped, not drawn full.
+func TestInterruptedBarIsNotFull(t *testing.T) {
+	dir := t.TempDir()
+	input := writeRequests(t, dir, 200)
+	errb := &signalWriter{when: "requests ", seen: make(chan struct{})}
+	interrupts := make(chan os.Signal, 1)
+	go func() {
+		<-errb.seen // the bar is drawn: the first Ctrl-C drains what is in flight
+		interrupts <- os.Interrupt
+	}()
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: errb, getenv: func(string) string { return "" }, interrupts: interrupts}
+	code := execute(context.Background(), e, []string{"run", input, "--sim", "--store", filepath.Join(dir, "s.db"),
+		"--progress", "bar", "-c", "2", "--rpm", "60", "-o", filepath.Join(dir, "out.jsonl")})
+	if code != exitInterrupted {
+		t.Fatalf("exit %d, want %d: %s", code, exitInterrupted, errb.String())
+	}
+	frames := strings.Split(errb.String(), "requests ")
+	last := frames[len(frames)-1]
+	if strings.Contains(last, "100 %") || strings.Contains(last, "200/200") {
+		t.Errorf("the last frame of an interrupted run's bar is full: %q", last)
+	}
+}
+
+// signalWriter keeps what is written and closes seen once it contains when.
+type signalWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	when string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.when) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
