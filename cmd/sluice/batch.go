@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -271,12 +272,27 @@ func providerError(job *sluice.Job, err error) error {
 		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s: %w; check --batch-base-url (or --base-url), then carry on with: sluice batch watch %s", job.ID, err, job.ID)}
 	}
 	if errors.Is(err, batch.ErrNoBatchAPI) {
+		if u := batchBaseURL(job); u != "" && !strings.HasSuffix(strings.TrimRight(u, "/"), "/v1") {
+			return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s: %w at %s: a base URL usually ends in /v1 (%s/v1); if it has none, run sluice serve in front of it and pass its URL as --batch-base-url", job.ID, err, u, strings.TrimRight(u, "/"))}
+		}
 		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s: %w; run sluice serve in front of it and pass its URL as --batch-base-url", job.ID, err)}
 	}
 	if errors.As(err, &ue) {
 		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s: %w", job.ID, err)}
 	}
 	return err
+}
+
+// batchBaseURL is the Batch API base URL a job was submitted to, from its saved options.
+func batchBaseURL(job *sluice.Job) string {
+	var o jobOptions
+	if json.Unmarshal(job.Options, &o) != nil {
+		return ""
+	}
+	if o.BatchBaseURL != "" {
+		return o.BatchBaseURL
+	}
+	return o.BaseURL
 }
 
 // batchJob is a job run through the Batch API, opened by a batch command.

@@ -527,3 +527,15 @@ func TestBatchUnreachableProvider(t *testing.T) {
 		t.Errorf("watch repeated the same warning %d times:\n%s", n, res.stderr)
 	}
 }
+
+// A base URL without /v1 (every path 404s) is named, with the fix, even when it is a
+// sluice serve: not "run sluice serve in front of it".
+func TestBatchBaseURLWithoutV1(t *testing.T) {
+	base := strings.TrimSuffix(startServeCmd(t), "/v1")
+	dir := t.TempDir()
+	in, _ := batchInput(t, dir, 2, 0)
+	res := runCLI(t, map[string]string{"OPENAI_API_KEY": batchKey}, "batch", "submit", in, "--base-url", base, "--store", filepath.Join(dir, "s.db"))
+	if res.code != exitAborted || !strings.Contains(res.stderr, "usually ends in /v1 ("+base+"/v1)") {
+		t.Fatalf("submit to a base URL without /v1: exit %d: %s", res.code, res.stderr)
+	}
+}
