@@ -21,6 +21,14 @@ import (
 	"github.com/sluice-llm/sluice/storetest"
 )
 
+// The store implements every optional part of the conformance suite.
+var (
+	_ storetest.PartStore    = (*sqlite.Store)(nil)
+	_ storetest.RateStore    = (*sqlite.Store)(nil)
+	_ storetest.CacheStore   = (*sqlite.Store)(nil)
+	_ storetest.HistoryStore = (*sqlite.Store)(nil)
+)
+
 func TestMain(m *testing.M) {
 	if path := os.Getenv(crashChildEnv); path != "" {
 		os.Exit(crashChild(path)) // never returns until killed

@@ -24,7 +24,9 @@ type scenario struct {
 }
 
 // Run runs the conformance suite. open must return a new, empty store for each subtest;
-// Run closes it when the subtest ends.
+// Run closes it when the subtest ends. Subtests run in parallel, each on its own store.
+// Scenarios of the optional interfaces (PartStore, RateStore, CacheStore, HistoryStore)
+// are skipped on a store that lacks them.
 func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	t.Helper()
 	var all []scenario
@@ -33,8 +35,13 @@ func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	all = append(all, leaseScenarios...)
 	all = append(all, resultScenarios...)
 	all = append(all, statsScenarios...)
+	all = append(all, partScenarios...)
+	all = append(all, rateScenarios...)
+	all = append(all, cacheScenarios...)
+	all = append(all, historyScenarios...)
 	for _, sc := range all {
 		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
 			st := open(t)
 			t.Cleanup(func() {
 				if err := st.Close(); err != nil {

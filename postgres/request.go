@@ -1,0 +1,165 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-llm/sluice"
+)
+
+// The columns AddRequests copies into.
+var (
+	requestCopyColumns = []string{"job", "line", "state", "error_code", "finished_at", "model", "prompt_tokens",
+		"max_output_tokens", "custom_id", "holds_id"}
+	inputCopyColumns  = []string{"job", "line", "method", "url", "body"}
+	outputCopyColumns = []string{"job", "line", "error_message"}
+)
+
+// AddRequests adds lines to a job's ledger in one transaction and advances the job's
+// Ingested count to the last line. Lines already present are skipped. A line with Err set
+// is stored failed with code sluice.CodeInvalidRequest; a valid line whose custom_id a
+// valid line of the job already has is stored failed with code sluice.CodeDuplicateID
+// and a message naming that line.
+//
+// The new rows go in with COPY, after one query for the lines already present and one for
+// the custom_ids already held; an advisory lock on the job serialises two processes
+// adding lines to the same job, so that both checks hold until the commit.
+func (s *Store) AddRequests(ctx context.Context, jobID string, reqs []sluice.NewRequest) error {
+	seq, err := s.jobSeq(ctx, jobID)
+	if err != nil {
+		return fmt.Errorf("add requests: %w", err)
+	}
+	if len(reqs) == 0 {
+		return nil
+	}
+	var last int64
+	lines := make([]int64, len(reqs))
+	ids := make([]string, 0, len(reqs))
+	for i := range reqs {
+		r := &reqs[i]
+		if r.Line < 1 || r.Line > MaxLine {
+			return fmt.Errorf("add requests: line %d: line number out of range [1, %d]", r.Line, int64(MaxLine))
+		}
+		lines[i], last = r.Line, max(last, r.Line)
+		if r.Err == nil {
+			ids = append(ids, r.Request.CustomID)
+		}
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("add requests: %w", err)
+	}
+	defer rollback(ctx, tx)
+	a, err := newAdder(ctx, tx, seq, lines, ids)
+	if err != nil {
+		return fmt.Errorf("add requests: %w", err)
+	}
+	for i := range reqs {
+		a.add(&reqs[i])
+	}
+	if err := a.copy(ctx, tx); err != nil {
+		return fmt.Errorf("add requests: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE job SET ingested = GREATEST(ingested, $1), updated_at = $2 WHERE seq = $3`,
+		last, a.now, seq); err != nil {
+		return fmt.Errorf("add requests: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("add requests: %w", err)
+	}
+	return nil
+}
+
+// adder gathers the rows one AddRequests call copies into the ledger.
+type adder struct {
+	job, now               int64
+	present                map[int64]bool   // lines in the ledger, or added by this call
+	holder                 map[string]int64 // custom_id → the line holding it
+	request, input, output [][]any
+}
+
+// newAdder returns an adder for job, knowing which of lines are present and which of ids
+// are held.
+func newAdder(ctx context.Context, tx pgx.Tx, job int64, lines []int64, ids []string) (*adder, error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockJob, int32(job)); err != nil {
+		return nil, err
+	}
+	a := &adder{job: job, now: time.Now().UnixNano(), present: map[int64]bool{}, holder: map[string]int64{}}
+	rows, _ := tx.Query(ctx, `SELECT line FROM request WHERE job = $1 AND line = ANY($2)`, job, lines)
+	present, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range present {
+		a.present[l] = true
+	}
+	if len(ids) > 0 {
+		rows, _ := tx.Query(ctx, `SELECT custom_id, line FROM request WHERE job = $1 AND holds_id AND custom_id = ANY($2)`,
+			job, ids)
+		var (
+			id   string
+			line int64
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&id, &line}, func() error {
+			a.holder[id] = line
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// add adds r's rows, unless its line is present.
+func (a *adder) add(r *sluice.NewRequest) {
+	if a.present[r.Line] {
+		return
+	}
+	a.present[r.Line] = true
+	e := &r.Estimate
+	if r.Err != nil {
+		a.addFailed(r, sluice.CodeInvalidRequest, r.Err.Error())
+		return
+	}
+	if first, held := a.holder[r.Request.CustomID]; held {
+		msg := fmt.Sprintf("line %d: custom_id %q duplicates line %d", r.Line, r.Request.CustomID, first)
+		a.addFailed(r, sluice.CodeDuplicateID, msg)
+		return
+	}
+	a.holder[r.Request.CustomID] = r.Line
+	a.request = append(a.request, []any{a.job, r.Line, int16(statePending), "", nil, e.Model, e.PromptTokens,
+		e.MaxOutputTokens, r.Request.CustomID, true})
+	a.input = append(a.input, []any{a.job, r.Line, r.Request.Method, r.Request.URL, blob(r.Request.Body)})
+}
+
+// addFailed adds r as failed before it was ever sent.
+func (a *adder) addFailed(r *sluice.NewRequest, code, msg string) {
+	e := &r.Estimate
+	a.request = append(a.request, []any{a.job, r.Line, int16(stateFailed), code, a.now, e.Model, e.PromptTokens,
+		e.MaxOutputTokens, r.Request.CustomID, false})
+	a.output = append(a.output, []any{a.job, r.Line, msg})
+}
+
+// copy copies the gathered rows into their tables.
+func (a *adder) copy(ctx context.Context, tx pgx.Tx) error {
+	for _, c := range []struct {
+		table   string
+		columns []string
+		rows    [][]any
+	}{
+		{"request", requestCopyColumns, a.request},
+		{"request_input", inputCopyColumns, a.input},
+		{"request_output", outputCopyColumns, a.output},
+	} {
+		if len(c.rows) == 0 {
+			continue
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.columns, pgx.CopyFromRows(c.rows)); err != nil {
+			return fmt.Errorf("copy into %s: %w", c.table, err)
+		}
+	}
+	return nil
+}
