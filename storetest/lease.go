@@ -22,6 +22,7 @@ var leaseScenarios = []scenario{
 	{"CompletePendingReleasesKeepingAttempts", testCompletePendingReleases},
 	{"CompleteInFlightKeepsLease", testCompleteInFlightKeepsLease},
 	{"CompleteRecordsLastAnswer", testCompleteRecordsLastAnswer},
+	{"CompleteSameLineInOrder", testCompleteSameLineInOrder},
 	{"RenewSetsOwnLeases", testRenewSetsOwnLeases},
 	{"ReleaseOwnerOrAll", testReleaseOwnerOrAll},
 }
@@ -269,5 +270,30 @@ func testReleaseOwnerOrAll(t *testing.T, st sluice.Store) {
 	}
 	if s.Attempts != 3 {
 		t.Errorf("attempts %d, want 3: a release spends none", s.Attempts)
+	}
+}
+
+func testCompleteSameLineInOrder(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 3))
+	claim(t, st, "job-a", "w1", 3, longLease)
+	// Outcomes for one line apply in order, each only while the line is still w1's.
+	complete(t, st, "job-a", "w1",
+		done(1, 1, 0),
+		sluice.Outcome{Line: 1, State: sluice.StateFailed, Attempts: 2, StatusCode: 500}, // final already
+		sluice.Outcome{Line: 2, State: sluice.StatePending, Attempts: 1},
+		done(2, 2, 0), // released already
+		sluice.Outcome{Line: 3, State: sluice.StateInFlight, Attempts: 1, StatusCode: 429, Throttled: 1},
+		sluice.Outcome{Line: 3, State: sluice.StatePending, Attempts: 1, Throttled: 1},
+	)
+	if got := results(t, st, "job-a", 0, 0); len(got) != 1 || got[0].Line != 1 || got[0].StatusCode != 200 {
+		t.Errorf("results %+v, want line 1 done with 200", got)
+	}
+	s := stats(t, st, "job-a")
+	if got, want := countsOf(s), (counts{Total: 3, Pending: 2, Done: 1}); got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
+	}
+	if s.Attempts != 3 || s.Throttled != 1 {
+		t.Errorf("attempts %d, throttled %d; want 3, 1", s.Attempts, s.Throttled)
 	}
 }
