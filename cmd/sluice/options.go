@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
+	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -282,11 +283,11 @@ func decodeOptions(job *sluice.Job) (jobOptions, error) {
 // directory ($XDG_DATA_HOME/sluice, ~/.local/share/sluice, ~/Library/Application
 // Support/sluice, %LocalAppData%\sluice).
 func storePath(e *env, flag string) (string, error) {
-	if flag != "" {
-		return flag, nil
+	if flag == "" {
+		flag = e.getenv("SLUICE_STORE")
 	}
-	if p := e.getenv("SLUICE_STORE"); p != "" {
-		return p, nil
+	if flag != "" {
+		return sqlitePath(flag)
 	}
 	if d := e.getenv("XDG_DATA_HOME"); d != "" {
 		return filepath.Join(d, "sluice", "sluice.db"), nil
@@ -304,6 +305,20 @@ func storePath(e *env, flag string) (string, error) {
 		}
 	}
 	return filepath.Join(home, ".local", "share", "sluice", "sluice.db"), nil
+}
+
+// sqlitePath is the SQLite file a store argument names. A URL is never taken for a path:
+// a PostgreSQL URL, which the commands cannot use yet, and a URL of an unknown scheme are
+// usage errors.
+func sqlitePath(arg string) (string, error) {
+	loc, err := storeurl.Parse(arg)
+	if err != nil {
+		return "", usageError("store: %w", err)
+	}
+	if loc.Kind != storeurl.SQLite {
+		return "", usageError("store %s: PostgreSQL stores are not supported by the commands yet; give a SQLite file's path (--store or $SLUICE_STORE)", loc)
+	}
+	return loc.Path, nil
 }
 
 func openStore(ctx context.Context, e *env, flag string) (*sqlite.Store, string, error) {

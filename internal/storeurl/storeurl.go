@@ -1,0 +1,101 @@
+// Package storeurl reads the --store argument of sluice's commands: a SQLite file's path
+// (plain, or as sqlite:PATH) or a PostgreSQL URL (postgres:// or postgresql://). Any other
+// URL scheme is refused, rather than taken for a file's path.
+package storeurl
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Kind is the kind of store a location names.
+type Kind string
+
+// Kinds of store.
+const (
+	SQLite   Kind = "sqlite"
+	Postgres Kind = "postgres"
+)
+
+// ErrUnknownScheme is the error, wrapped, for a location with a URL scheme that names no
+// kind of store.
+var ErrUnknownScheme = errors.New("unknown store scheme")
+
+// Location is where a store lives.
+type Location struct {
+	Kind Kind
+	// Path is a SQLite store's file, as given (relative paths stay relative).
+	Path string
+	// URL is a PostgreSQL store's connection URL, as given (it may hold a password).
+	URL string
+}
+
+// Parse reads a store argument. A string with a URL scheme (letters, digits, "+", "-" and
+// "." after a first letter, then "://") must be postgres:// or postgresql:// (any
+// case), or sqlite:// with a path after it; sqlite:PATH names a SQLite file too; anything
+// else is a SQLite file's path. A Windows drive letter ("C:\x", "C:/x") is a path.
+func Parse(s string) (Location, error) {
+	if s == "" {
+		return Location{}, errors.New("parse store: empty location")
+	}
+	scheme, rest, isURL := splitScheme(s)
+	switch {
+	case isURL && (scheme == "postgres" || scheme == "postgresql"):
+		if _, err := url.Parse(s); err != nil {
+			// url's error quotes the URL, password and all.
+			return Location{}, fmt.Errorf("parse store: malformed %s URL", scheme)
+		}
+		return Location{Kind: Postgres, URL: s}, nil
+	case isURL && scheme == "sqlite":
+		return sqlitePath(strings.TrimPrefix(rest, "//"))
+	case isURL:
+		return Location{}, fmt.Errorf("parse store: %w %q: want a file's path, sqlite:PATH or postgres://", ErrUnknownScheme, scheme)
+	}
+	if len(s) >= len("sqlite:") && strings.EqualFold(s[:len("sqlite:")], "sqlite:") {
+		return sqlitePath(s[len("sqlite:"):])
+	}
+	if lower := strings.ToLower(s); strings.HasPrefix(lower, "postgres:") || strings.HasPrefix(lower, "postgresql:") {
+		return Location{}, errors.New("parse store: a PostgreSQL store is a URL: postgres://[user@]host[:port]/database")
+	}
+	return Location{Kind: SQLite, Path: s}, nil
+}
+
+// sqlitePath is the location of the SQLite file at path.
+func sqlitePath(path string) (Location, error) {
+	if path == "" {
+		return Location{}, errors.New("parse store: sqlite: with no path")
+	}
+	return Location{Kind: SQLite, Path: path}, nil
+}
+
+// splitScheme splits s at "://" when what comes before is a URL scheme (RFC 3986, and
+// more than one character, so that a drive letter is never one). The scheme is lower-case.
+func splitScheme(s string) (scheme, rest string, ok bool) {
+	i := strings.Index(s, "://")
+	if i < 2 {
+		return "", "", false
+	}
+	for j, c := range s[:i] {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return "", "", false
+		}
+	}
+	return strings.ToLower(s[:i]), s[i+1:], true
+}
+
+// String is the location for messages: a PostgreSQL URL without its password.
+func (l Location) String() string {
+	if l.Kind != Postgres {
+		return l.Path
+	}
+	u, err := url.Parse(l.URL)
+	if err != nil {
+		return "postgres://…"
+	}
+	return u.Redacted()
+}
