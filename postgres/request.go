@@ -24,9 +24,11 @@ var (
 // valid line of the job already has is stored failed with code sluice.CodeDuplicateID
 // and a message naming that line.
 //
-// The new rows go in with COPY, after one query for the lines already present and one for
-// the custom_ids already held; an advisory lock on the job serialises two processes
-// adding lines to the same job, so that both checks hold until the commit.
+// The new rows go in with COPY. When that meets a line already present or a custom_id
+// already held (a resumed ingest), one query finds the lines present and one the
+// custom_ids held, and the rest is copied. An advisory lock on the job serialises two
+// processes adding lines to the same job, so that what the queries found holds until the
+// commit.
 func (s *Store) AddRequests(ctx context.Context, jobID string, reqs []sluice.NewRequest) error {
 	seq, err := s.jobSeq(ctx, jobID)
 	if err != nil {
@@ -53,18 +55,27 @@ func (s *Store) AddRequests(ctx context.Context, jobID string, reqs []sluice.New
 		return fmt.Errorf("add requests: %w", err)
 	}
 	defer rollback(ctx, tx)
-	a, err := newAdder(ctx, tx, seq, lines, ids)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockJob, int32(seq)); err != nil {
+		return fmt.Errorf("add requests: %w", err)
+	}
+	now := time.Now().UnixNano()
+	// Lines are new, and their custom_ids unheld, but on the first batches of a resumed
+	// ingest: copy them as they are, and look the ledger up only when that fails.
+	err = copyNew(ctx, tx, newAdder(seq, now), reqs)
+	if isUniqueViolation(err) {
+		var a *adder
+		if a, err = lookUp(ctx, tx, newAdder(seq, now), lines, ids); err == nil {
+			for i := range reqs {
+				a.add(&reqs[i])
+			}
+			err = a.copy(ctx, tx)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("add requests: %w", err)
 	}
-	for i := range reqs {
-		a.add(&reqs[i])
-	}
-	if err := a.copy(ctx, tx); err != nil {
-		return fmt.Errorf("add requests: %w", err)
-	}
 	if _, err := tx.Exec(ctx, `UPDATE job SET ingested = GREATEST(ingested, $1), updated_at = $2 WHERE seq = $3`,
-		last, a.now, seq); err != nil {
+		last, now, seq); err != nil {
 		return fmt.Errorf("add requests: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -81,14 +92,30 @@ type adder struct {
 	request, input, output [][]any
 }
 
-// newAdder returns an adder for job, knowing which of lines are present and which of ids
-// are held.
-func newAdder(ctx context.Context, tx pgx.Tx, job int64, lines []int64, ids []string) (*adder, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockJob, int32(job)); err != nil {
-		return nil, err
+func newAdder(job, now int64) *adder {
+	return &adder{job: job, now: now, present: map[int64]bool{}, holder: map[string]int64{}}
+}
+
+// copyNew copies reqs through a as if none of their lines were present and none of their
+// custom_ids held, within a savepoint: a unique violation (one was) leaves tx as it was.
+func copyNew(ctx context.Context, tx pgx.Tx, a *adder, reqs []sluice.NewRequest) error {
+	for i := range reqs {
+		a.add(&reqs[i])
 	}
-	a := &adder{job: job, now: time.Now().UnixNano(), present: map[int64]bool{}, holder: map[string]int64{}}
-	rows, _ := tx.Query(ctx, `SELECT line FROM request WHERE job = $1 AND line = ANY($2)`, job, lines)
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := a.copy(ctx, sp); err != nil {
+		rollback(ctx, sp)
+		return err
+	}
+	return sp.Commit(ctx)
+}
+
+// lookUp tells a which of lines are present in the ledger and which of ids are held.
+func lookUp(ctx context.Context, tx pgx.Tx, a *adder, lines []int64, ids []string) (*adder, error) {
+	rows, _ := tx.Query(ctx, `SELECT line FROM request WHERE job = $1 AND line = ANY($2)`, a.job, lines)
 	present, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		return nil, err
@@ -98,7 +125,7 @@ func newAdder(ctx context.Context, tx pgx.Tx, job int64, lines []int64, ids []st
 	}
 	if len(ids) > 0 {
 		rows, _ := tx.Query(ctx, `SELECT custom_id, line FROM request WHERE job = $1 AND holds_id AND custom_id = ANY($2)`,
-			job, ids)
+			a.job, ids)
 		var (
 			id   string
 			line int64

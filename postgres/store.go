@@ -49,6 +49,14 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 	if schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
 	}
+	// pgx prepares and caches each statement; after a few runs PostgreSQL may plan it once
+	// for any parameters, from the statistics of the moment, which for a job's first
+	// thousand lines are those of an empty table: a lookup of custom_ids then scans every
+	// line of the job, and ingest slows down with each batch. The store's statements are
+	// cheap to plan: plan each run with its own parameters.
+	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
