@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,11 +18,11 @@ const itemColumns = `r.line, r.attempts, r.throttled, r.custom_id, r.model, r.pr
 	i.method, i.url, i.body`
 
 // sqlClaim claims, in one statement, up to $2 requests of job $1: the first pending lines
-// and the leases that expired first (lease_until <= $3), both locked with SKIP LOCKED so
+// from line $6 and the leases that expired first (lease_until <= $3), both locked with SKIP LOCKED so
 // that concurrent claims pass each other's rows by instead of waiting on them, then the
 // first $2 of those in line order go in flight under owner $4 until $5.
 const sqlClaim = `WITH pending AS (
-		SELECT line FROM request WHERE job = $1 AND state = 0
+		SELECT line FROM request WHERE job = $1 AND state = 0 AND line >= $6
 		ORDER BY line LIMIT $2 FOR UPDATE SKIP LOCKED
 	), expired AS (
 		SELECT line FROM request WHERE job = $1 AND state = 1 AND lease_until <= $3
@@ -38,7 +39,8 @@ const sqlClaim = `WITH pending AS (
 // flight under owner until now+lease, and returns them in line order. When more than n
 // leases have expired, the n that expired first are taken with the pending lines. Claims
 // by many workers at once each take other rows: rows another claim has locked are
-// skipped, never waited on.
+// skipped, never waited on. Lines another process returned to pending (Release) below
+// the lines this store claimed last are taken once the lines above them are.
 func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
 	seq, err := s.jobSeq(ctx, jobID)
 	if err != nil {
@@ -48,13 +50,83 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease tim
 		return nil, nil
 	}
 	now := time.Now()
-	rows, _ := s.pool.Query(ctx, sqlClaim, seq, n, now.UnixNano(), owner, now.Add(lease).UnixNano())
-	items, err := collectItems(rows, n)
+	from, gen := s.floors.get(seq)
+	claim := func(n int, from int64) ([]sluice.Item, error) {
+		rows, _ := s.pool.Query(ctx, sqlClaim, seq, n, now.UnixNano(), owner, now.Add(lease).UnixNano(), from)
+		items, err := collectItems(rows, n)
+		slices.SortFunc(items, func(a, b sluice.Item) int { return cmp.Compare(a.Line, b.Line) })
+		return items, err
+	}
+	items, err := claim(n, from)
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
-	slices.SortFunc(items, func(a, b sluice.Item) int { return cmp.Compare(a.Line, b.Line) })
+	next := int64(0) // 0: as it was
+	if len(items) > 0 {
+		next = items[len(items)-1].Line + 1
+	}
+	if len(items) < n && from > 1 {
+		// The lines from the floor are all taken: look below it too, for lines that went
+		// back to pending where this store did not see it (another process's release).
+		more, err := claim(n-len(items), 1)
+		if err != nil {
+			return nil, fmt.Errorf("claim requests: %w", err)
+		}
+		if len(more) == n-len(items) {
+			next = more[len(more)-1].Line + 1 // pending lines may remain above these
+		}
+		items = append(items, more...)
+		slices.SortFunc(items, func(a, b sluice.Item) int { return cmp.Compare(a.Line, b.Line) })
+	}
+	if next > 0 {
+		s.floors.set(seq, next, gen)
+	}
 	return items, nil
+}
+
+// floors keeps, by job, the line from which a claim looks for pending lines, so that it
+// does not walk, in the partial index of pending lines, over the entries of lines claimed
+// before (an index keeps them until a vacuum). Below a job's floor, no line is pending
+// but the ones this store's claims skipped while other claims held them, and the ones
+// that went back to pending since: this store's releases lower the floor, and a claim that
+// finds too few lines from the floor looks below it (another process's releases).
+type floors struct {
+	mu   sync.Mutex
+	line map[int64]int64 // job → floor; absent: 1
+	gen  uint64          // advanced by each lowering, so that a claim begun before one
+}
+
+// get returns the job's floor, and the generation to pass to set.
+func (f *floors) get(job int64) (line int64, gen uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l, ok := f.line[job]; ok {
+		return l, f.gen
+	}
+	return 1, f.gen
+}
+
+// set raises the job's floor to line, unless it was lowered since get returned gen.
+func (f *floors) set(job, line int64, gen uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gen != gen {
+		return
+	}
+	if f.line == nil {
+		f.line = map[int64]int64{}
+	}
+	f.line[job] = line
+}
+
+// lower lowers the job's floor to line (0 or 1: the start).
+func (f *floors) lower(job, line int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen++
+	if l, ok := f.line[job]; ok && line < l {
+		f.line[job] = max(line, 1)
+	}
 }
 
 // collectItems reads rows of itemColumns.
@@ -133,6 +205,9 @@ func (s *Store) Complete(ctx context.Context, jobID, owner string, outcomes []sl
 	if err != nil {
 		return fmt.Errorf("complete requests: %w", err)
 	}
+	if b.released > 0 {
+		defer s.floors.lower(seq, b.released)
+	}
 	if _, err := b.exec(ctx, s.pool, seq, owner); err != nil {
 		return fmt.Errorf("complete requests: %w", err)
 	}
@@ -154,6 +229,8 @@ type batch struct {
 	bodies                                                       [][]byte
 	// done holds, by line, the usage of the rows that end done.
 	done map[int64]sluice.Usage
+	// released is the lowest line the batch returns to pending (0: none).
+	released int64
 }
 
 // newBatch folds outcomes into one row per line. Outcomes for one line apply in order,
@@ -193,6 +270,9 @@ func newBatch(outcomes []sluice.Outcome) (*batch, error) {
 		}
 		b.lines[j], b.states[j], b.attempts[j], b.throttled[j] = o.Line, state, int64(o.Attempts), int64(o.Throttled)
 		if state == statePending {
+			if b.released == 0 || o.Line < b.released {
+				b.released = o.Line
+			}
 			continue // a release keeps the answer recorded before it, if any
 		}
 		u := &o.Usage
@@ -272,6 +352,7 @@ func (s *Store) Release(ctx context.Context, jobID, owner string) error {
 	if owner == "" {
 		q, args = sqlReleaseAll, []any{seq}
 	}
+	defer s.floors.lower(seq, 1)
 	if _, err := s.pool.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("release requests: %w", err)
 	}

@@ -193,3 +193,63 @@ func TestWorkersShareOneJob(t *testing.T) {
 		t.Errorf("done %d, failed %d; want %d, 0", s.Done, s.Failed, lines)
 	}
 }
+
+// TestClaimFindsLinesReleasedElsewhere checks that lines another process returns to
+// pending below where this store's claims start are still claimed: once the lines above
+// are taken, a claim looks below.
+func TestClaimFindsLinesReleasedElsewhere(t *testing.T) {
+	t.Parallel()
+	u, _ := schemaURL(t)
+	a, err := postgres.Open(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := t.Context()
+	if err := a.CreateJob(ctx, &sluice.Job{ID: "job-a", State: sluice.JobRunning}); err != nil {
+		t.Fatal(err)
+	}
+	var reqs []sluice.NewRequest
+	for n := int64(1); n <= 20; n++ {
+		reqs = append(reqs, sluice.NewRequest{Line: n, Request: sluice.Request{CustomID: fmt.Sprint(n), Method: "POST",
+			URL: sluice.EndpointEmbeddings}})
+	}
+	if err := a.AddRequests(ctx, "job-a", reqs); err != nil {
+		t.Fatal(err)
+	}
+	claim := func(owner string, n int) []int64 {
+		t.Helper()
+		items, err := a.Claim(ctx, "job-a", owner, n, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ls []int64
+		for _, it := range items {
+			ls = append(ls, it.Line)
+		}
+		return ls
+	}
+	if got := claim("w1", 5); fmt.Sprint(got) != "[1 2 3 4 5]" {
+		t.Fatalf("first claim %v", got)
+	}
+	if err := b.Release(ctx, "job-a", ""); err != nil { // another process releases them
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	for range 4 {
+		for _, l := range claim("w2", 10) {
+			if seen[l] {
+				t.Errorf("line %d claimed twice", l)
+			}
+			seen[l] = true
+		}
+	}
+	if len(seen) != 20 {
+		t.Errorf("%d lines claimed after the release elsewhere, want all 20", len(seen))
+	}
+}

@@ -201,6 +201,9 @@ func (s *Store) CompletePart(ctx context.Context, jobID string, number int, outc
 	if err != nil {
 		return fmt.Errorf("complete part %d: %w", number, err)
 	}
+	if b.released > 0 {
+		defer s.floors.lower(seq, b.released)
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("complete part %d: %w", number, err)

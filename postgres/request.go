@@ -13,9 +13,10 @@ import (
 // The columns AddRequests copies into.
 var (
 	requestCopyColumns = []string{"job", "line", "state", "error_code", "finished_at", "model", "prompt_tokens",
-		"max_output_tokens", "custom_id", "holds_id"}
-	inputCopyColumns  = []string{"job", "line", "method", "url", "body"}
-	outputCopyColumns = []string{"job", "line", "error_message"}
+		"max_output_tokens", "custom_id"}
+	customIDCopyColumns = []string{"job", "custom_id", "line"}
+	inputCopyColumns    = []string{"job", "line", "method", "url", "body"}
+	outputCopyColumns   = []string{"job", "line", "error_message"}
 )
 
 // AddRequests adds lines to a job's ledger in one transaction and advances the job's
@@ -37,7 +38,7 @@ func (s *Store) AddRequests(ctx context.Context, jobID string, reqs []sluice.New
 	if len(reqs) == 0 {
 		return nil
 	}
-	var last int64
+	var last, first int64 = 0, MaxLine
 	lines := make([]int64, len(reqs))
 	ids := make([]string, 0, len(reqs))
 	for i := range reqs {
@@ -45,7 +46,7 @@ func (s *Store) AddRequests(ctx context.Context, jobID string, reqs []sluice.New
 		if r.Line < 1 || r.Line > MaxLine {
 			return fmt.Errorf("add requests: line %d: line number out of range [1, %d]", r.Line, int64(MaxLine))
 		}
-		lines[i], last = r.Line, max(last, r.Line)
+		lines[i], last, first = r.Line, max(last, r.Line), min(first, r.Line)
 		if r.Err == nil {
 			ids = append(ids, r.Request.CustomID)
 		}
@@ -74,6 +75,7 @@ func (s *Store) AddRequests(ctx context.Context, jobID string, reqs []sluice.New
 	if err != nil {
 		return fmt.Errorf("add requests: %w", err)
 	}
+	defer s.floors.lower(seq, first)
 	if _, err := tx.Exec(ctx, `UPDATE job SET ingested = GREATEST(ingested, $1), updated_at = $2 WHERE seq = $3`,
 		last, now, seq); err != nil {
 		return fmt.Errorf("add requests: %w", err)
@@ -86,10 +88,10 @@ func (s *Store) AddRequests(ctx context.Context, jobID string, reqs []sluice.New
 
 // adder gathers the rows one AddRequests call copies into the ledger.
 type adder struct {
-	job, now               int64
-	present                map[int64]bool   // lines in the ledger, or added by this call
-	holder                 map[string]int64 // custom_id → the line holding it
-	request, input, output [][]any
+	job, now                         int64
+	present                          map[int64]bool   // lines in the ledger, or added by this call
+	holder                           map[string]int64 // custom_id → the line holding it
+	request, customID, input, output [][]any
 }
 
 func newAdder(job, now int64) *adder {
@@ -124,7 +126,7 @@ func lookUp(ctx context.Context, tx pgx.Tx, a *adder, lines []int64, ids []strin
 		a.present[l] = true
 	}
 	if len(ids) > 0 {
-		rows, _ := tx.Query(ctx, `SELECT custom_id, line FROM request WHERE job = $1 AND holds_id AND custom_id = ANY($2)`,
+		rows, _ := tx.Query(ctx, `SELECT custom_id, line FROM request_custom_id WHERE job = $1 AND custom_id = ANY($2)`,
 			a.job, ids)
 		var (
 			id   string
@@ -158,7 +160,8 @@ func (a *adder) add(r *sluice.NewRequest) {
 	}
 	a.holder[r.Request.CustomID] = r.Line
 	a.request = append(a.request, []any{a.job, r.Line, int16(statePending), "", nil, e.Model, e.PromptTokens,
-		e.MaxOutputTokens, r.Request.CustomID, true})
+		e.MaxOutputTokens, r.Request.CustomID})
+	a.customID = append(a.customID, []any{a.job, r.Request.CustomID, r.Line})
 	a.input = append(a.input, []any{a.job, r.Line, r.Request.Method, r.Request.URL, blob(r.Request.Body)})
 }
 
@@ -166,7 +169,7 @@ func (a *adder) add(r *sluice.NewRequest) {
 func (a *adder) addFailed(r *sluice.NewRequest, code, msg string) {
 	e := &r.Estimate
 	a.request = append(a.request, []any{a.job, r.Line, int16(stateFailed), code, a.now, e.Model, e.PromptTokens,
-		e.MaxOutputTokens, r.Request.CustomID, false})
+		e.MaxOutputTokens, r.Request.CustomID})
 	a.output = append(a.output, []any{a.job, r.Line, msg})
 }
 
@@ -178,6 +181,7 @@ func (a *adder) copy(ctx context.Context, tx pgx.Tx) error {
 		rows    [][]any
 	}{
 		{"request", requestCopyColumns, a.request},
+		{"request_custom_id", customIDCopyColumns, a.customID},
 		{"request_input", inputCopyColumns, a.input},
 		{"request_output", outputCopyColumns, a.output},
 	} {

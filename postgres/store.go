@@ -23,6 +23,8 @@ type Store struct {
 
 	mu   sync.Mutex
 	jobs map[string]int64 // job id → job.seq; a job's seq never changes
+
+	floors floors // where claims start looking for pending lines, by job
 }
 
 var _ sluice.Store = (*Store)(nil)

@@ -44,13 +44,18 @@ CREATE TABLE request (
     prompt_tokens     bigint   NOT NULL DEFAULT 0,
     max_output_tokens bigint   NOT NULL DEFAULT 0,
     custom_id         text     NOT NULL,
-    -- holds_id is true for a valid line that holds its custom_id within the job; false
-    -- for an invalid line or a duplicate.
-    holds_id          boolean  NOT NULL,
     PRIMARY KEY (job, line)
 );
 
-CREATE UNIQUE INDEX request_custom_id ON request (job, custom_id) WHERE holds_id;
+-- The line holding each custom_id of a job: the valid lines, not the invalid ones or the
+-- duplicates. It is kept apart from request, so that the claims' and completions' new
+-- versions of request rows have one index fewer to enter.
+CREATE TABLE request_custom_id (
+    job       bigint NOT NULL,
+    custom_id text   NOT NULL,
+    line      bigint NOT NULL,
+    PRIMARY KEY (job, custom_id)
+);
 -- Claims take pending lines in line order, and leases that expired.
 CREATE INDEX request_pending ON request (job, line) WHERE state = 0;
 CREATE INDEX request_leased ON request (job, lease_until) WHERE state = 1;
