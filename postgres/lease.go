@@ -119,6 +119,14 @@ func (f *floors) set(job, line int64, gen uint64) {
 	f.line[job] = line
 }
 
+// forget drops the job's floor.
+func (f *floors) forget(job int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen++
+	delete(f.line, job)
+}
+
 // lower lowers the job's floor to line (0 or 1: the start).
 func (f *floors) lower(job, line int64) {
 	f.mu.Lock()

@@ -26,6 +26,7 @@ var (
 	_ storetest.RateStore    = (*postgres.Store)(nil)
 	_ storetest.CacheStore   = (*postgres.Store)(nil)
 	_ storetest.HistoryStore = (*postgres.Store)(nil)
+	_ storetest.DeleteStore  = (*postgres.Store)(nil)
 )
 
 // urlEnv names the database the tests use; without it they are skipped.

@@ -27,6 +27,7 @@ var (
 	_ storetest.RateStore    = (*sqlite.Store)(nil)
 	_ storetest.CacheStore   = (*sqlite.Store)(nil)
 	_ storetest.HistoryStore = (*sqlite.Store)(nil)
+	_ storetest.DeleteStore  = (*sqlite.Store)(nil)
 )
 
 func TestMain(m *testing.M) {

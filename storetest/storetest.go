@@ -25,7 +25,8 @@ type scenario struct {
 
 // Run runs the conformance suite. open must return a new, empty store for each subtest;
 // Run closes it when the subtest ends. Subtests run in parallel, each on its own store.
-// Scenarios of the optional interfaces (PartStore, RateStore, CacheStore, HistoryStore)
+// Scenarios of the optional interfaces (PartStore, RateStore, CacheStore, HistoryStore,
+// DeleteStore)
 // are skipped on a store that lacks them.
 func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	t.Helper()
@@ -39,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	all = append(all, rateScenarios...)
 	all = append(all, cacheScenarios...)
 	all = append(all, historyScenarios...)
+	all = append(all, deleteScenarios...)
 	for _, sc := range all {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
