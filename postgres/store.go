@@ -174,7 +174,7 @@ func blob(b []byte) []byte {
 	if len(b) == 0 {
 		return nil
 	}
-	return []byte(b)
+	return b
 }
 
 // rollback ends tx when it was not committed; its error then adds nothing.

@@ -39,8 +39,10 @@ func TestParse(t *testing.T) {
 			switch {
 			case tc.err == nil && err != nil:
 				t.Fatalf("Parse(%q): %v", tc.in, err)
-			case tc.err == errAny && err == nil, tc.err != nil && tc.err != errAny && !errors.Is(err, tc.err):
-				t.Fatalf("Parse(%q) = %+v, %v; want an error (%v)", tc.in, got, err, tc.err)
+			case tc.err != nil && err == nil:
+				t.Fatalf("Parse(%q) = %+v, want an error (%v)", tc.in, got, tc.err)
+			case errors.Is(tc.err, ErrUnknownScheme) != errors.Is(err, ErrUnknownScheme):
+				t.Fatalf("Parse(%q): %v, want %v", tc.in, err, tc.err)
 			}
 			if got != tc.want {
 				t.Errorf("Parse(%q) = %+v, want %+v", tc.in, got, tc.want)
