@@ -64,6 +64,14 @@ CREATE INDEX request_leased ON request (job, lease_until) WHERE state = 1;
 CREATE INDEX request_part ON request (job, owner, line)
     WHERE state = 1 AND lease_until = 9223372036854775807;
 
+-- Every claim and every answer writes a new version of a request row, and the indexes
+-- keep the old versions' entries until a vacuum: claims walk them (cheaply, once marked
+-- dead, but page by page). Vacuum and analyze the table after 1% of it changed rather
+-- than PostgreSQL's default 20% and 10%, so that a job of millions of lines keeps its
+-- indexes lean and its statistics current while it runs.
+ALTER TABLE request SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.01,
+    autovacuum_vacuum_insert_scale_factor = 0.01);
+
 CREATE TABLE request_input (
     job    bigint NOT NULL,
     line   bigint NOT NULL,
