@@ -15,6 +15,8 @@ require (
 	modernc.org/sqlite v1.60.1
 )
 
+require github.com/klauspost/compress v1.20.4 // indirect
+
 require (
 	github.com/VividCortex/ewma v1.2.0 // indirect
 	github.com/acarl005/stripansi v0.0.0-20180116102854-5a71ef0e047d // indirect
