@@ -46,9 +46,9 @@ type jobOptions struct {
 	// Spool is the copy of an input read from a pipe, which the job reads and resumes from.
 	Spool string `json:"spool,omitempty"`
 	// MaxLineBytes bounds an input line (jsonl.DefaultMaxLine when 0).
-	MaxLineBytes int `json:"max_line_bytes,omitempty"`
-	Output    string `json:"output"`
-	Errors    string `json:"errors,omitempty"`
+	MaxLineBytes int    `json:"max_line_bytes,omitempty"`
+	Output       string `json:"output"`
+	Errors       string `json:"errors,omitempty"`
 
 	BaseURL   string `json:"base_url"`
 	Sim       bool   `json:"sim,omitempty"` // the built-in simulator, started in-process
