@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	all = append(all, leaseScenarios...)
 	all = append(all, resultScenarios...)
 	all = append(all, statsScenarios...)
+	all = append(all, retryScenarios...)
 	for _, sc := range all {
 		t.Run(sc.name, func(t *testing.T) {
 			st := open(t)

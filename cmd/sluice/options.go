@@ -99,6 +99,8 @@ type runFlags struct {
 	confirmCost float64
 	yes         bool
 	simConfig   sim.Config
+	// retryFailed sends a job's failed requests again (run and resume).
+	retryFailed bool
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {

@@ -48,6 +48,9 @@ Running the same command again resumes the job: requests already done are never 
 			if err := f.applyMode(&o); err != nil {
 				return err
 			}
+			if err := f.checkRetryFailed(o); err != nil {
+				return err
+			}
 			st, path, err := openStore(cmd.Context(), e, f.store)
 			if err != nil {
 				return err
@@ -76,6 +79,7 @@ Running the same command again resumes the job: requests already done are never 
 	}
 	f.register(cmd.Flags(), true)
 	f.registerHybrid(cmd.Flags())
+	f.registerRetryFailed(cmd.Flags())
 	return cmd
 }
 
@@ -150,6 +154,9 @@ them). Requests already done are never sent again.`,
 			if err := checkResumeInput(e, job, saved); err != nil {
 				return err
 			}
+			if err := f.checkRetryFailed(o); err != nil {
+				return err
+			}
 			switch o.Mode {
 			case modeBatch:
 				return usageError("job %s runs through the Batch API: sluice batch watch %s", job.ID, job.ID)
@@ -161,6 +168,7 @@ them). Requests already done are never sent again.`,
 	}
 	f.register(cmd.Flags(), true)
 	refuseFlags(cmd, "resume carries on an existing job; sluice run --new starts a new one", "new")
+	f.registerRetryFailed(cmd.Flags())
 	return cmd
 }
 
@@ -306,6 +314,11 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 	// This process holds the job: requests a crashed run left in flight go back to pending.
 	if err := st.Release(ctx, job.ID, ""); err != nil {
 		return err
+	}
+	if f.retryFailed {
+		if err := retryFailed(ctx, e, st, job); err != nil {
+			return err
+		}
 	}
 	prices, err := loadPrices(f.prices)
 	if err != nil {
