@@ -201,6 +201,7 @@ func spoolInput(e *env, storeFlag string, o *jobOptions, r io.Reader) error {
 	if err := os.Rename(tmp.Name(), o.Spool); err != nil {
 		return fmt.Errorf("spool input: %w", err)
 	}
+	fmt.Fprintf(e.stderr, "read %s into %s (%d bytes): the job reads and resumes from this copy\n", o.Input, o.Spool, d.size)
 	return nil
 }
 

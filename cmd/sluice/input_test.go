@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/sluice-llm/sluice"
 )
 
 // runCLIStdin is runCLI with stdin and the interrupts channel given.
@@ -245,11 +247,19 @@ func TestCSVGivenToRun(t *testing.T) {
 			t.Errorf("stderr %q does not say %q", res.stderr, want)
 		}
 	}
-	// A JSONL file with bad lines still runs its good ones.
-	input = writeRequests(t, dir, 2, "a,b,c")
-	res = runCLI(t, nil, "run", input, "--sim", "--store", filepath.Join(dir, "s.db"), "--progress", "none")
+	// A JSONL file with a few bad lines (CSV, Latin-1, a NUL) still runs its good ones.
+	input = writeRequests(t, dir, 3, "a,b,c", "{\"caf\xe9\":1}", "{\"a\x00\":1}")
+	out := filepath.Join(dir, "out.jsonl")
+	res = runCLI(t, nil, "run", input, "-o", out, "--sim", "--store", filepath.Join(dir, "s.db"), "--progress", "none")
 	if res.code != exitFailed {
 		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+	}
+	lines := readResults(t, out)
+	checkResults(t, lines[:3], 3)
+	for i, l := range lines[3:] {
+		if l.Error == nil || l.Error.Code != "invalid_request" || !strings.Contains(l.Error.Message, fmt.Sprintf("line %d", 4+i)) {
+			t.Errorf("result of line %d: %+v", 4+i, l)
+		}
 	}
 }
 
@@ -267,5 +277,31 @@ func TestMaxLineBytes(t *testing.T) {
 	if l := lines[3]; l.Error == nil || !strings.Contains(l.Error.Message, "line 4: line is longer than 4096 bytes") {
 		b, _ := json.Marshal(l)
 		t.Errorf("the long line's result: %s", b)
+	}
+}
+
+// TestResumeRefusesAChangedInput: resume read a changed file on main, mixing the lines of
+// two versions in one job.
+func TestResumeRefusesAChangedInput(t *testing.T) {
+	dir := t.TempDir()
+	lines := requestLines(1000)
+	path := writeFile(t, dir, "requests.jsonl", lines)
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	var saved jobOptions
+	if err := prepareInput(e, filepath.Join(dir, "s.db"), &saved, path); err != nil {
+		t.Fatal(err)
+	}
+	job := &sluice.Job{ID: "job_x", Ingested: 10}
+	if err := checkResumeInput(e, job, saved); err != nil {
+		t.Fatalf("the unchanged file: %v", err)
+	}
+	writeFile(t, dir, "requests.jsonl", strings.Replace(lines, "ask r00999", "ask r00998", 1))
+	err := checkResumeInput(e, job, saved)
+	if err == nil || !strings.Contains(err.Error(), "has changed since job job_x started reading it (its SHA-256 differs)") {
+		t.Fatalf("the changed file: %v", err)
+	}
+	job.IngestDone = true // every line is in the ledger: the file is not needed
+	if err := checkResumeInput(e, job, saved); err != nil {
+		t.Fatalf("a job read whole: %v", err)
 	}
 }

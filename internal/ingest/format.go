@@ -79,32 +79,63 @@ func Sniff(head []byte) (Format, error) {
 	return Plain, nil
 }
 
-// CheckText returns a *BinaryError when head, the start of a plain input, holds a NUL
-// byte or bytes that are not UTF-8. A character cut off at the end of head is not an
-// error unless atEOF says the input ends there.
+// CheckText returns a *BinaryError when head, the start of a plain input, is binary: when
+// most of its lines hold a NUL byte or bytes that are not UTF-8 (/dev/zero is one endless
+// line of NULs; /dev/urandom has no line of valid UTF-8). A few such lines among good
+// ones are not binary: each becomes an error line, and the good lines run. The error names
+// the first bad line. The last line of head, cut off unless atEOF, counts only when it is
+// the only one.
 func CheckText(head []byte, atEOF bool) error {
-	line := int64(1)
-	for i := 0; i < len(head); {
-		c := head[i]
+	var first *BinaryError
+	lines, bad := 0, 0
+	for start := 0; start < len(head); {
+		end := bytes.IndexByte(head[start:], '\n')
+		cut := end < 0
+		if cut {
+			end = len(head)
+		} else {
+			end += start
+		}
+		if cut && !atEOF && lines > 0 {
+			break // a line cut off by the end of head: judged with what comes after
+		}
+		lines++
+		if what, at := badText(head[start:end], cut && !atEOF); what != "" {
+			bad++
+			if first == nil {
+				first = &BinaryError{Line: int64(lines), Offset: int64(start + at), What: what}
+			}
+		}
+		start = end + 1
+	}
+	if first != nil && 2*bad > lines {
+		return first
+	}
+	return nil
+}
+
+// badText returns what makes a line not text, and where, or "". A character cut off at the
+// end of the line is not an error when cut is set.
+func badText(line []byte, cut bool) (string, int) {
+	for i := 0; i < len(line); {
+		c := line[i]
 		switch {
 		case c == 0:
-			return &BinaryError{Line: line, Offset: int64(i), What: "a NUL byte"}
-		case c == '\n':
-			line++
+			return "a NUL byte", i
 		case c >= utf8.RuneSelf:
-			r, n := utf8.DecodeRune(head[i:])
+			r, n := utf8.DecodeRune(line[i:])
 			if r == utf8.RuneError && n == 1 {
-				if !atEOF && !utf8.FullRune(head[i:]) {
-					return nil
+				if cut && !utf8.FullRune(line[i:]) {
+					return "", 0
 				}
-				return &BinaryError{Line: line, Offset: int64(i), What: "bytes that are not UTF-8"}
+				return "bytes that are not UTF-8", i
 			}
 			i += n
 			continue
 		}
 		i++
 	}
-	return nil
+	return "", 0
 }
 
 // Input is the plain JSONL an input holds, decompressed as it is read.
