@@ -335,3 +335,37 @@ func checkResumeInput(e *env, job *sluice.Job, saved jobOptions) error {
 	}
 	return nil
 }
+
+// shownBadLines is how many invalid lines a run names.
+const shownBadLines = 5
+
+// badLines is a Source that keeps the first invalid lines it reads, so that the end of a
+// run can name them.
+type badLines struct {
+	src   sluice.Source
+	first []string
+	n     int64
+}
+
+func (b *badLines) Next() (sluice.NewRequest, error) {
+	nr, err := b.src.Next()
+	if err == nil && nr.Err != nil {
+		b.n++
+		if len(b.first) < shownBadLines {
+			b.first = append(b.first, nr.Err.Error())
+		}
+	}
+	return nr, err
+}
+
+// print names the invalid lines read, if any; call it once the run has ended.
+func (b *badLines) print(w io.Writer, input string) {
+	if b.n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%d lines of %s are not valid requests (never sent; each has an error line in the output):\n  %s\n",
+		b.n, input, strings.Join(b.first, "\n  "))
+	if more := b.n - int64(len(b.first)); more > 0 {
+		fmt.Fprintf(w, "  ... and %d more\n", more)
+	}
+}

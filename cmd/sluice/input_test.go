@@ -254,6 +254,11 @@ func TestCSVGivenToRun(t *testing.T) {
 	if res.code != exitFailed {
 		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
 	}
+	for _, want := range []string{"3 lines of " + input + " are not valid requests", "\n  line 4: not valid JSON", "\n  line 5: not valid UTF-8", "\n  line 6: not valid JSON"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr does not name the bad lines (%q):\n%s", want, res.stderr)
+		}
+	}
 	lines := readResults(t, out)
 	checkResults(t, lines[:3], 3)
 	for i, l := range lines[3:] {

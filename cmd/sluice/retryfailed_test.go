@@ -123,3 +123,36 @@ func TestRetryFailedRefusedForHybrid(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
 	}
 }
+
+// TestRetryFailedWithTheSimulator: a simulator that fails a third of its requests with
+// 5xx, then one that does not: resume --retry-failed sends it exactly the failed ones.
+func TestRetryFailedWithTheSimulator(t *testing.T) {
+	faulty := sim.New(sim.Config{Seed: 3, Error5xx: 0.33})
+	healthy := sim.New(sim.Config{Seed: 4})
+	srvA, srvB := httptest.NewServer(faulty), httptest.NewServer(healthy)
+	defer srvA.Close()
+	defer srvB.Close()
+	defer faulty.Close()
+	defer healthy.Close()
+	dir := t.TempDir()
+	const n = 150
+	input := writeRequests(t, dir, n)
+	out, store := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "s.db")
+	keys := map[string]string{"OPENAI_API_KEY": "sk-test"}
+	res := runCLI(t, keys, "run", input, "-o", out, "--base-url", srvA.URL+"/v1", "--store", store, "--progress", "none", "--max-attempts", "1", "--json")
+	var rep report
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("exit %d: %v\n%s", res.code, err, res.stderr)
+	}
+	if res.code != exitFailed || rep.Requests.Failed == 0 || rep.Requests.Done+rep.Requests.Failed != n {
+		t.Fatalf("exit %d, %d done, %d failed", res.code, rep.Requests.Done, rep.Requests.Failed)
+	}
+	res = runCLI(t, keys, "resume", rep.Job, "--base-url", srvB.URL+"/v1", "--store", store, "--progress", "none", "--retry-failed")
+	if res.code != exitOK {
+		t.Fatalf("retry: exit %d; stderr:\n%s", res.code, res.stderr)
+	}
+	checkResults(t, readResults(t, out), n)
+	if got := healthy.Stats().Requests; got != rep.Requests.Failed {
+		t.Errorf("the retry sent %d requests, want the %d that failed", got, rep.Requests.Failed)
+	}
+}

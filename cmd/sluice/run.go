@@ -341,7 +341,9 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 			return err
 		}
 		defer in.Close()
-		src = newSource(in, o, tokens.Default())
+		bad := &badLines{src: newSource(in, o, tokens.Default())}
+		defer bad.print(e.stderr, o.Input)
+		src = bad
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
