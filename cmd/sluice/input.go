@@ -220,7 +220,7 @@ func readInterruptibly(e *env, r io.Reader, read func(io.Reader) error) error {
 	}
 	cancel()
 	if f, ok := r.(*os.File); ok && f.SetReadDeadline(time.Now()) == nil {
-		<-done
+		<-done //nolint:errcheck // the read was stopped on purpose: its error says only that
 	}
 	return &exitCodeError{code: exitInterrupted, err: errReadInterrupted}
 }
