@@ -167,7 +167,10 @@ func spoolInput(e *env, storeFlag string, o *jobOptions, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(filepath.Dir(store), "spool")
+	dir, err := filepath.Abs(filepath.Join(filepath.Dir(store), "spool"))
+	if err != nil {
+		return fmt.Errorf("spool input: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("spool input: %w", err)
 	}

@@ -310,3 +310,21 @@ func TestResumeRefusesAChangedInput(t *testing.T) {
 		t.Fatalf("a job read whole: %v", err)
 	}
 }
+
+// BenchmarkPrepareInput measures the pass that hashes a whole input file before a run.
+func BenchmarkPrepareInput(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "requests.jsonl")
+	data := strings.Repeat(requestLines(1000), 200) // about 34 MB
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		var o jobOptions
+		if err := prepareInput(e, filepath.Join(dir, "s.db"), &o, path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
