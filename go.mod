@@ -16,6 +16,8 @@ require (
 	modernc.org/sqlite v1.60.1
 )
 
+require github.com/klauspost/compress v1.20.4 // indirect
+
 require (
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect

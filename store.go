@@ -174,3 +174,13 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// FailedRetrier is a Store that can send a finished job's failed requests again, as a
+// user does after a provider's outage. Stores implement it optionally.
+type FailedRetrier interface {
+	// RetryFailed returns the job's failed requests that were sent to pending, with no
+	// attempts spent, sets the job running, and returns how many there were. Done
+	// requests, and lines that were never sent (invalid, duplicate custom_id), are
+	// untouched.
+	RetryFailed(ctx context.Context, jobID string) (int64, error)
+}

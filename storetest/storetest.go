@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	all = append(all, cacheScenarios...)
 	all = append(all, historyScenarios...)
 	all = append(all, deleteScenarios...)
+	all = append(all, retryScenarios...)
 	for _, sc := range all {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
-	"github.com/sluice-llm/sluice/internal/ingest"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/tokens"
@@ -184,7 +182,7 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 			}
 			defer unlock()
 			if f.confirmCost > 0 && !job.IngestDone {
-				if err := confirmCost(ctx, e, f, st, o.Input, true); err != nil {
+				if err := confirmCost(ctx, e, f, st, o.source(), true); err != nil {
 					return err
 				}
 			}
@@ -237,14 +235,14 @@ func ingestJob(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job, o
 	if job.IngestDone {
 		return 0, nil
 	}
-	in, err := os.Open(o.Input)
+	in, err := openSource(o)
 	if err != nil {
-		return 0, usageError("read input: %v", err)
+		return 0, err
 	}
 	defer in.Close()
 	const show = 20
 	bad := 0
-	err = batch.Ingest(ctx, st, job, ingest.NewSource(in, tokens.Default()), func(le *sluice.LineError) {
+	err = batch.Ingest(ctx, st, job, newSource(in, o, tokens.Default()), func(le *sluice.LineError) {
 		if bad < show {
 			fmt.Fprintf(e.stderr, "%s: %v (not submitted)\n", o.Input, le)
 		}

@@ -155,7 +155,7 @@ func estimateFile(ctx context.Context, path string, prices *pricing.Table, histo
 
 // estimatePath is estimateFile with the whole configuration.
 func estimatePath(ctx context.Context, path string, cfg estimateConfig) (*estimateReport, error) {
-	f, err := os.Open(path)
+	f, err := openPlain(path) // plain, gzip or zstd
 	if err != nil {
 		return nil, usageError("estimate: %v", err)
 	}

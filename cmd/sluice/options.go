@@ -6,9 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
+	"github.com/sluice-llm/sluice/internal/jsonl"
 	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/sim"
@@ -43,8 +42,14 @@ type jobOptions struct {
 	Input     string `json:"input"`
 	InputSize int64  `json:"input_size"`
 	InputHead string `json:"input_head"` // sha256 of the input's first 64 KiB
-	Output    string `json:"output"`
-	Errors    string `json:"errors,omitempty"`
+	// InputSHA256 is the sha256 of the whole input as given (compressed, if it was).
+	InputSHA256 string `json:"input_sha256,omitempty"`
+	// Spool is the copy of an input read from a pipe, which the job reads and resumes from.
+	Spool string `json:"spool,omitempty"`
+	// MaxLineBytes bounds an input line (jsonl.DefaultMaxLine when 0).
+	MaxLineBytes int    `json:"max_line_bytes,omitempty"`
+	Output       string `json:"output"`
+	Errors       string `json:"errors,omitempty"`
 
 	BaseURL   string `json:"base_url"`
 	Sim       bool   `json:"sim,omitempty"` // the built-in simulator, started in-process
@@ -95,6 +100,8 @@ type runFlags struct {
 	confirmCost float64
 	yes         bool
 	simConfig   sim.Config
+	// retryFailed sends a job's failed requests again (run and resume).
+	retryFailed bool
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
@@ -106,6 +113,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
 		fs.Float64Var(&f.confirmCost, "confirm-cost", 0, "estimate the file first and ask before running it if its worst case is above this many USD")
 		fs.BoolVar(&f.yes, "yes", false, "with --confirm-cost: run without asking (needed when stdin is not a terminal)")
 	}
+	fs.IntVar(&f.opts.MaxLineBytes, "max-line-bytes", jsonl.DefaultMaxLine, "longest input line accepted, in bytes; a longer one becomes an error line")
 	fs.StringVar(&f.opts.BaseURL, "base-url", "", "the upstream's base URL (default $OPENAI_BASE_URL or "+defaultBaseURL+")")
 	fs.StringVar(&f.opts.APIKeyEnv, "api-key-env", defaultAPIKeyEnv, "the environment variable that holds the upstream's API key")
 	fs.BoolVar(&f.opts.Sim, "sim", false, "send to the built-in simulator, started in-process (no key needed)")
@@ -153,6 +161,7 @@ func (f *runFlags) merge(fs *pflag.FlagSet, saved jobOptions) jobOptions {
 	set("timeout", func() { o.Timeout = f.timeout.String() })
 	set("max-cost", func() { o.MaxCost = f.opts.MaxCost })
 	set("max-tokens", func() { o.MaxTokens = f.opts.MaxTokens })
+	set("max-line-bytes", func() { o.MaxLineBytes = f.opts.MaxLineBytes })
 	return o
 }
 
@@ -166,6 +175,8 @@ func (o jobOptions) validate() error {
 		return usageError("--max-attempts must be at least 1")
 	case o.MaxCost < 0 || o.MaxTokens < 0:
 		return usageError("--max-cost and --max-tokens must not be negative")
+	case o.MaxLineBytes < 0:
+		return usageError("--max-line-bytes must not be negative")
 	}
 	if d, err := time.ParseDuration(o.Timeout); err != nil || d <= 0 {
 		return usageError("--timeout must be a positive duration, got %q", o.Timeout)
@@ -243,7 +254,11 @@ func isOpenAI(base string) bool {
 // fingerprint identifies "the same command": the same input, upstream and output.
 func (o jobOptions) fingerprint() string {
 	h := sha256.New()
-	for _, s := range []string{o.Input, o.BaseURL, fmt.Sprint(o.Sim), o.Output} {
+	input := o.Input
+	if o.Spool != "" { // a stream: the same content piped again is the same job
+		input = "sha256:" + o.InputSHA256
+	}
+	for _, s := range []string{input, o.BaseURL, fmt.Sprint(o.Sim), o.Output} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -251,24 +266,6 @@ func (o jobOptions) fingerprint() string {
 		h.Write([]byte("mode=" + o.Mode))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-// inputIdentity measures the input file so a resume can tell if it changed.
-func inputIdentity(path string) (size int64, head string, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, "", err
-	}
-	h := sha256.New()
-	if _, err := io.CopyN(h, f, 64<<10); err != nil && !errors.Is(err, io.EOF) {
-		return 0, "", err
-	}
-	return st.Size(), hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func decodeOptions(job *sluice.Job) (jobOptions, error) {

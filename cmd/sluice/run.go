@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
-	"github.com/sluice-llm/sluice/internal/ingest"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -43,7 +42,13 @@ Running the same command again resumes the job: requests already done are never 
 			if err != nil {
 				return err
 			}
+			if err := checkRequests(o); err != nil {
+				return err
+			}
 			if err := f.applyMode(&o); err != nil {
+				return err
+			}
+			if err := f.checkRetryFailed(o); err != nil {
 				return err
 			}
 			st, path, err := openStore(cmd.Context(), e, f.store)
@@ -65,7 +70,7 @@ Running the same command again resumes the job: requests already done are never 
 				fmt.Fprintf(e.stderr, "resuming job %s (%s)\n", job.ID, job.State)
 			}
 			if f.confirmCost > 0 && job.State != sluice.JobCompleted {
-				if err := confirmCost(cmd.Context(), e, f, st, o.Input, false); err != nil {
+				if err := confirmCost(cmd.Context(), e, f, st, o.source(), false); err != nil {
 					return err
 				}
 			}
@@ -74,6 +79,7 @@ Running the same command again resumes the job: requests already done are never 
 	}
 	f.register(cmd.Flags(), true)
 	f.registerHybrid(cmd.Flags())
+	f.registerRetryFailed(cmd.Flags())
 	return cmd
 }
 
@@ -145,6 +151,12 @@ them). Requests already done are never sent again.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
+			if err := checkResumeInput(e, job, saved); err != nil {
+				return err
+			}
+			if err := f.checkRetryFailed(o); err != nil {
+				return err
+			}
 			switch o.Mode {
 			case modeBatch:
 				return usageError("job %s runs through the Batch API: sluice batch watch %s", job.ID, job.ID)
@@ -156,23 +168,20 @@ them). Requests already done are never sent again.`,
 	}
 	f.register(cmd.Flags(), true)
 	refuseFlags(cmd, "resume carries on an existing job; sluice run --new starts a new one", "new")
+	f.registerRetryFailed(cmd.Flags())
 	return cmd
 }
 
 // newOptions builds a run's options from its flags and input path.
 func (f *runFlags) newOptions(e *env, input string) (jobOptions, error) {
 	o := f.opts
-	abs, err := filepath.Abs(input)
-	if err != nil {
-		return o, usageError("input %s: %v", input, err)
-	}
-	o.Input = abs
-	if o.InputSize, o.InputHead, err = inputIdentity(abs); err != nil {
-		return o, usageError("read input: %v", err)
+	if err := prepareInput(e, f.store, &o, input); err != nil {
+		return o, err
 	}
 	if o.Output == "" {
-		o.Output = strings.TrimSuffix(abs, filepath.Ext(abs)) + ".results.jsonl"
+		o.Output = defaultOutput(o.Input)
 	}
+	var err error
 	if o.Output, err = filepath.Abs(o.Output); err != nil {
 		return o, usageError("output: %v", err)
 	}
@@ -209,7 +218,12 @@ func confirmCost(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, inp
 	if err != nil {
 		return err
 	}
-	rep, err := estimateFile(ctx, input, prices, history)
+	in, err := openPlain(input)
+	if err != nil {
+		return usageError("estimate %s: %v", input, err)
+	}
+	defer in.Close()
+	rep, err := estimateReader(ctx, input, in, estimateConfig{Prices: prices, History: history})
 	if err != nil {
 		return usageError("estimate %s: %v", input, err)
 	}
@@ -254,8 +268,8 @@ func findOrCreateJob(ctx context.Context, st sluice.Store, o jobOptions, fresh b
 			if err != nil {
 				return nil, err
 			}
-			if saved.InputSize != o.InputSize || saved.InputHead != o.InputHead {
-				return nil, usageError("%s has changed since job %s ran it: run with --new to start a new job, or restore the file to resume", o.Input, job.ID)
+			if why := inputChanged(saved, o); why != "" {
+				return nil, usageError("%s has changed since job %s ran it (%s): run with --new to start a new job, or restore the file to resume", o.Input, job.ID, why)
 			}
 			opts, err := json.Marshal(o)
 			if err != nil {
@@ -301,6 +315,11 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 	if err := st.Release(ctx, job.ID, ""); err != nil {
 		return err
 	}
+	if f.retryFailed {
+		if err := retryFailed(ctx, e, st, job); err != nil {
+			return err
+		}
+	}
 	prices, err := loadPrices(f.prices)
 	if err != nil {
 		return err
@@ -317,12 +336,14 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 	defer closeUp()
 	var src sluice.Source
 	if !job.IngestDone {
-		in, err := os.Open(o.Input)
+		in, err := openSource(o)
 		if err != nil {
-			return usageError("read input: %v", err)
+			return err
 		}
 		defer in.Close()
-		src = ingest.NewSource(in, tokens.Default())
+		bad := &badLines{src: newSource(in, o, tokens.Default())}
+		defer bad.print(e.stderr, o.Input)
+		src = bad
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)

@@ -18,9 +18,16 @@ type Source struct {
 
 var _ sluice.Source = (*Source)(nil)
 
-// NewSource reads requests from r, estimating each with est.
+// NewSource reads requests from r, estimating each with est. Lines longer than
+// jsonl.DefaultMaxLine bytes are errors.
 func NewSource(r io.Reader, est sluice.Estimator) *Source {
-	return &Source{r: jsonl.NewReader(r, jsonl.DefaultMaxLine), est: est}
+	return NewSourceMax(r, est, jsonl.DefaultMaxLine)
+}
+
+// NewSourceMax is NewSource with lines of at most maxLine bytes (jsonl.DefaultMaxLine when
+// 0 or less); a longer line is an error line, skipped without being held in memory.
+func NewSourceMax(r io.Reader, est sluice.Estimator, maxLine int) *Source {
+	return &Source{r: jsonl.NewReader(r, maxLine), est: est}
 }
 
 // Next returns the next line as a request. A line that is not a valid request, or whose

@@ -34,8 +34,10 @@ var endpointList = strings.Join(sluice.Endpoints, ", ")
 //   - body: an object whose model member is a non-empty string
 //
 // Other top-level members are ignored. Member names are matched exactly (unlike
-// encoding/json, which also accepts "Custom_ID"), and when a name appears twice the last
-// one counts, as with encoding/json.
+// encoding/json, which also accepts "Custom_ID"). A name that appears twice in the line's
+// object, or in the body object, is an error naming it: JSON readers disagree on which
+// of the two counts (encoding/json takes the last, others the first), so the request
+// sluice would send is not the one its author meant.
 //
 // The first problem found is returned as a LineError naming the field at fault, checked
 // in the order above. Even then the request carries every field that could be read, so
@@ -54,10 +56,15 @@ func ParseRequest(line int64, data []byte) (sluice.Request, *sluice.LineError) {
 	}
 
 	var customID, method, url, body []byte
+	var seen keySet
+	var dup []byte
 	for o := newObject(data, i); ; {
 		key, val, ok := o.next()
 		if !ok {
 			break
+		}
+		if dup == nil && seen.add(key) {
+			dup = key
 		}
 		switch {
 		case keyIs(key, "custom_id"):
@@ -84,6 +91,14 @@ func ParseRequest(line int64, data []byte) (sluice.Request, *sluice.LineError) {
 		req.Body = append(json.RawMessage(nil), body...)
 	}
 
+	if dup != nil {
+		return req, lineErr(line, fieldName("", dup), "%s", dupMsg)
+	}
+	if req.Body != nil {
+		if dup := duplicateKey(body); dup != nil {
+			return req, lineErr(line, fieldName("body.", dup), "%s", dupMsg)
+		}
+	}
 	if err := checkCustomID(line, customID, req.CustomID); err != nil {
 		return req, err
 	}

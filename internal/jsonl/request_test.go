@@ -3,6 +3,7 @@ package jsonl
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -50,9 +51,9 @@ func TestParseRequest(t *testing.T) {
 			want: sluice.Request{CustomID: "a\"b\\é", Method: "POST", URL: "/v1/responses", Body: json.RawMessage(`{"mod\u0065l":"m"}`)},
 		},
 		{
-			name: "the last of a repeated member counts",
-			in:   `{"custom_id":1,"custom_id":"second","method":"POST","url":"/v1/responses","body":{"model":2,"model":"m"}}`,
-			want: sluice.Request{CustomID: "second", Method: "POST", URL: "/v1/responses", Body: json.RawMessage(`{"model":2,"model":"m"}`)},
+			name: "the same name in nested objects is no repeat",
+			in:   `{"custom_id":"a","method":"POST","url":"/v1/responses","body":{"model":"m","x":{"model":1},"y":[{"model":2}]},"z":{"custom_id":3}}`,
+			want: sluice.Request{CustomID: "a", Method: "POST", URL: "/v1/responses", Body: json.RawMessage(`{"model":"m","x":{"model":1},"y":[{"model":2}]}`)},
 		},
 		{
 			name: "non-ASCII custom_id",
@@ -147,6 +148,20 @@ func TestParseRequestErrors(t *testing.T) {
 			want: sluice.Request{CustomID: "a", Method: "POST", URL: "/v1/responses", Body: json.RawMessage(`{"model":""}`)}},
 		{name: "empty body", in: `{"custom_id":"a","method":"POST","url":"/v1/responses","body":{}}`, field: "body.model", err: "line 17: body.model: missing",
 			want: sluice.Request{CustomID: "a", Method: "POST", URL: "/v1/responses", Body: json.RawMessage(`{}`)}},
+		{name: "custom_id twice", in: `{"custom_id":"first","custom_id":"second",` + good + `}`, field: "custom_id",
+			err:  "line 17: custom_id: " + dupMsg,
+			want: sluice.Request{CustomID: "second", Method: "POST", URL: "/v1/chat/completions", Body: json.RawMessage(body)}},
+		{name: "an unknown member twice", in: `{"custom_id":"a","meta":1,` + good + `,"meta":2}`, field: "meta", err: "line 17: meta: " + dupMsg,
+			want: sluice.Request{CustomID: "a", Method: "POST", URL: "/v1/chat/completions", Body: json.RawMessage(body)}},
+		{name: "a repeat spelled with an escape", in: `{"custom_id":"a","method":"POST","url":"/v1/responses","body":{"model":"m","temperature":0,"temp\u0065rature":2}}`,
+			field: "body.temperature", err: "line 17: body.temperature: " + dupMsg,
+			want: sluice.Request{CustomID: "a", Method: "POST", URL: "/v1/responses", Body: json.RawMessage(`{"model":"m","temperature":0,"temp\u0065rature":2}`)}},
+		{name: "body.model twice", in: `{"custom_id":"a","method":"POST","url":"/v1/responses","body":{"model":2,"model":"m"}}`, field: "body.model",
+			err:  "line 17: body.model: " + dupMsg,
+			want: sluice.Request{CustomID: "a", Method: "POST", URL: "/v1/responses", Body: json.RawMessage(`{"model":2,"model":"m"}`)}},
+		{name: "a repeat in an object of many members", in: `{"custom_id":"a","method":"POST","url":"/v1/responses","body":{"model":"m"` + manyKeys(40) + `,"k7":0}}`,
+			field: "body.k7", err: "line 17: body.k7: " + dupMsg,
+			want: sluice.Request{CustomID: "a", Method: "POST", URL: "/v1/responses", Body: json.RawMessage(`{"model":"m"` + manyKeys(40) + `,"k7":0}`)}},
 		{name: "first problem wins", in: `{"custom_id":"","method":"GET","url":"/x"}`, field: "custom_id", err: "line 17: custom_id: must not be empty",
 			want: sluice.Request{Method: "GET", URL: "/x"}},
 	}
@@ -211,7 +226,10 @@ func referenceParse(data []byte) (sluice.Request, string) {
 	var model string
 	modelRaw, modelOK := body["model"]
 	modelOK = modelOK && bytes.HasPrefix(modelRaw, []byte(`"`)) && json.Unmarshal(modelRaw, &model) == nil
+	dup, hasDup := referenceDuplicate(data, 0)
 	switch {
+	case hasDup:
+		return req, dup
 	case !idOK || id == "" || len(id) > MaxCustomID:
 		return req, "custom_id"
 	case !methodOK || method != "POST":
@@ -242,6 +260,9 @@ func FuzzParseRequest(f *testing.F) {
 		`{"custom_id":"","method":"POST","url":"/v1/embeddings","body":{"model":"m","input":[1,2,3]}}`,
 		`{"Custom_ID":"a","custom_id":null,"method":true,"url":[],"body":{}}`,
 		`null`, `"x"`, `[{}]`, `{} {}`, `{"custom_id":"a",`,
+		`{"custom_id":"a","custom_id":"b","method":"POST","url":"/v1/responses","body":{"model":"m"}}`,
+		`{"custom_id":"a","method":"POST","url":"/v1/responses","body":{"model":"m","n":1,"n":2}}`,
+		`{"custom_id":"a","method":"POST","url":"/v1/responses","body":{"model":"m","body":{"x":1,"x":2}}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -266,6 +287,82 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if diff := cmp.Diff(wantReq, req); diff != "" {
 			t.Fatalf("request of %q (-reference +got):\n%s", orig, diff)
+		}
+	})
+}
+
+// manyKeys is n members "k0":0 ... of an object, each after a comma.
+func manyKeys(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `,"k%d":%d`, i, i)
+	}
+	return b.String()
+}
+
+// referenceDuplicate finds the first member name that repeats in the object data, or
+// else in its body object, with encoding/json's token reader; it returns the field an
+// error must name.
+func referenceDuplicate(data []byte, depth int) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // {
+		panic(err)
+	}
+	seen := map[string]bool{}
+	dup, found := "", false
+	var body json.RawMessage
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			panic(err)
+		}
+		key := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			panic(err)
+		}
+		if seen[key] && !found {
+			dup, found = key, true
+		}
+		seen[key] = true
+		if key == "body" {
+			body = val
+		}
+	}
+	if found {
+		return cutName(dup), true
+	}
+	if depth > 0 || !bytes.HasPrefix(body, []byte("{")) {
+		return "", false
+	}
+	if dup, ok := referenceDuplicate(body, 1); ok {
+		return "body." + dup, true
+	}
+	return "", false
+}
+
+func FuzzDuplicateKey(f *testing.F) {
+	for _, seed := range []string{
+		`{}`, `{"a":1}`, `{"a":1,"a":2}`, `{"a":1,"b":{"a":2}}`, `{"a":1,"\u0061":2}`,
+		`{"\ud800":1,"\udc00":2}`, `{"a\\":1,"a\\\\":2,"a\\":3}`, `{"k":[{"k":1}],"k2":{"k":{}}}`,
+		`{"model":"m"` + manyKeys(20) + `,"k19":0}`, `{"model":"m"` + manyKeys(20) + `,"k\u0031":0}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		i := skipSpace(data, 0)
+		if !utf8.Valid(data) || !json.Valid(data) || data[i] != '{' {
+			return
+		}
+		want, wantDup := referenceDuplicate(data[i:], 1)
+		got := duplicateKey(data[i:])
+		switch {
+		case wantDup && got == nil:
+			t.Fatalf("no repeat found in %q; the reference finds %q", data, want)
+		case !wantDup && got != nil:
+			t.Fatalf("repeat %q found in %q; the reference finds none", got, data)
+		case wantDup && fieldName("", got) != want:
+			t.Fatalf("repeat %q found in %q; the reference finds %q", fieldName("", got), data, want)
 		}
 	})
 }
