@@ -249,7 +249,7 @@ func (r *Run) attempt(it *Item, reserved int64, h hold, report func(error)) {
 	case err == nil:
 		res.kind = attemptDone
 		e.answered.Store(true)
-		e.lim.Answered(now)
+		e.lim.Answered(now, start)
 		e.lim.Settle(now, reserved, it.Estimate, resp.Usage)
 		report(nil)
 	case errors.As(err, &ue):
@@ -257,11 +257,11 @@ func (r *Run) attempt(it *Item, reserved int64, h hold, report func(error)) {
 		res.kind = classify(ue)
 		if ue.Throttled() {
 			res.throttle = true
-			e.lim.Throttled(now, ue.RetryAfter)
+			e.lim.Throttled(now, start, ue.RetryAfter)
 			report(errBreakerExclude)
 		} else {
 			if resp != nil && res.kind != attemptAuth && res.kind != attemptModel {
-				e.lim.Answered(now) // a rejected key or model proves nothing about capacity
+				e.lim.Answered(now, start) // a rejected key or model proves nothing about capacity
 			}
 			if ue.StatusCode == 0 || ue.StatusCode >= 500 || ue.StatusCode < 300 {
 				report(errBreakerFault)

@@ -84,22 +84,26 @@ func (b *bucket) ceil(now time.Time, n float64) {
 const (
 	learnedSafety   = 0.99
 	slowStartWindow = 8    // requests in flight before the upstream's limits are known
-	minWindow       = 4    // a 429 halves the window down to this: the rate, not the window, paces
-	aimdDecrease    = 0.85 // rate kept after a 429 from an upstream without limit headers
-	aimdIncrease    = 0.05 // rate growth per second without a 429 (fraction of the rate)
-	congestionGap   = 500 * time.Millisecond
-	stormGap        = 100 * time.Millisecond
+	minWindow       = 4    // a cut halves the window down to this: the rate, not the window, paces
+	aimdDecrease    = 0.85 // rate kept after a cut, of what was getting through
+	aimdIncrease    = 0.05 // rate growth per second outside a cut's verification (fraction of the rate)
+	minRate         = 1.0  // requests per second a cut never goes below
+	minGrowth       = 0.2  // requests per second the rate grows by every second at least
+	cutFloor        = 0.125
+	outageShare     = 0.02 // of the rate sent getting through, at most: an outage, not a limit
+	stormShare      = 0.5  // a 429 share from which a window is a storm
 	stormPause      = time.Second
-	shareWeight     = 0.05 // of each answer in the moving average of 429s
-	throttleBase    = 500 * time.Millisecond
-	throttleMax     = time.Minute
+	throttleMax     = time.Minute // the longest pause a retry-after can impose
+	growStep        = 250 * time.Millisecond
 )
 
 // limiter decides when the dispatcher may send the next request. It combines the user's
 // RPM and TPM caps, the limits learned from the upstream's x-ratelimit headers, a pause
-// of the whole dispatcher after a 429, and, for an upstream that sends no limit headers,
-// additive-increase/multiplicative-decrease of the request rate and a slow start of the
-// concurrency window. Safe for concurrent use; time is passed in so tests are exact.
+// of the whole dispatcher when the upstream asks for one (retry-after), and, for an
+// upstream that sends no limit headers, a slow start of the concurrency window and a
+// request rate cut multiplicatively when the share of 429s rises above its noise floor,
+// and grown additively otherwise (see pace). Safe for concurrent use; time is passed in so
+// tests are exact.
 type limiter struct {
 	mu sync.Mutex
 
@@ -111,25 +115,22 @@ type limiter struct {
 	// learned reports that the upstream's limit headers have been seen.
 	learnedReq, learnedTok bool
 	// window is how many requests may be in flight; it grows from slowStartWindow to
-	// maxWindow while no limits are known and no 429 has been seen.
+	// maxWindow, doubling every round trip until a cut, by one a round trip after.
 	window float64
-	// aimdRate is the request rate found by AIMD for an upstream without limit headers
-	// (0: no 429 seen yet); aimdAt is when it last moved.
+	// aimdRate is the request rate found for an upstream without limit headers (0: none
+	// in force); aimdAt is when it last moved.
 	aimdRate float64
 	aimdAt   time.Time
+	// cut reports that a cut of the rate has stood: slow start is over. recoverTo is
+	// the rate up to which the AIMD rate doubles every second after a cut.
+	cut       bool
+	recoverTo float64
 
-	pausedUntil  time.Time
-	lastThrottle time.Time
-	// lastCut is when the window and rate were last cut for a 429: later 429s within
-	// congestionGap belong to the same congestion event.
-	lastCut        time.Time
-	consecutive429 int
+	pausedUntil time.Time
+	pace        pace
 
-	// meter measures answered requests per second, for AIMD.
+	// meter measures answered requests per second (429s excluded).
 	meter rateMeter
-	// share429 is a moving average of 429-ness over the last few dozen answers (1 for a
-	// 429, 0 for anything else): above one half, the run is in a 429 storm.
-	share429 float64
 	// avgOut is the mean completion tokens seen, reserved for requests with no max_tokens.
 	avgOut  float64
 	outSeen int64
@@ -166,8 +167,9 @@ func (l *limiter) Reserve(now time.Time, est Estimate) (wait time.Duration, rese
 	if est.MaxOutputTokens == 0 {
 		reserved += int64(l.avgOut)
 	}
-	wait = max(l.pausedUntil.Sub(now), l.req.take(now, 1), l.tok.take(now, float64(reserved)))
-	return max(wait, 0), reserved
+	wait = max(l.pausedUntil.Sub(now), l.req.take(now, 1), l.tok.take(now, float64(reserved)), 0)
+	l.pace.sent(now.Add(wait))
+	return wait, reserved
 }
 
 // Settle corrects a reservation with what the answer says the request cost. Providers
@@ -199,22 +201,24 @@ func (l *limiter) Refund(now time.Time, reserved int64) {
 	l.tok.give(now, float64(reserved))
 }
 
-// Answered records an answer that was not a 429: the window grows while the upstream's
-// limits are unknown (slow start) and the rate meter counts it.
-func (l *limiter) Answered(now time.Time) {
+// Answered records an answer that was not a 429 to a request sent at sent: the window
+// grows while the upstream's limits are unknown, the rate meter counts it and so does the
+// judgement of 429s.
+func (l *limiter) Answered(now, sent time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.consecutive429 = 0
 	l.meter.add(now)
-	l.share429 -= shareWeight * l.share429
 	switch {
 	case l.window >= float64(l.maxWindow):
-	case l.lastThrottle.IsZero():
+	case !l.cut:
 		l.window++ // slow start: doubles every round trip
 	default:
 		l.window += 1 / l.window // congestion avoidance: one more every round trip
 	}
 	l.window = math.Min(l.window, float64(l.maxWindow))
+	if !l.learnedReq && !l.learnedTok {
+		l.judge(now, sent, false)
+	}
 }
 
 // Observe learns the upstream's limits from an answer's headers.
@@ -250,78 +254,136 @@ func (l *limiter) Observe(now time.Time, rl RateLimits) {
 	l.aimdRate = 0
 }
 
-// Throttled records a 429 and pauses the whole dispatcher: for the time the upstream asked
-// (retryAfter > 0), or an exponential backoff. For an upstream without limit headers it
-// also cuts the request rate to a little under what was being achieved.
-func (l *limiter) Throttled(now time.Time, retryAfter time.Duration) {
+// Throttled records a 429 to a request sent at sent. With learned limits, the learned
+// bucket was too generous: it is emptied, and the dispatcher pauses for the retry-after
+// the upstream asked for. Without, the 429 goes to the judgement of 429s (see pace),
+// which cuts the rate only for a share of 429s above the noise floor; a retry-after then
+// pauses the dispatcher only while a cut is being verified, since a retry-after from a
+// relay that refuses requests at random says nothing about the run's pace. A 429 without
+// retry-after never pauses the dispatcher for more than stormPause: the request's own
+// backoff spaces its retry.
+func (l *limiter) Throttled(now, sent time.Time, retryAfter time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.consecutive429++
-	pause := retryAfter
-	if pause <= 0 {
-		pause = min(throttleMax, throttleBase<<min(l.consecutive429-1, 10))
-	}
-	if until := now.Add(pause); until.After(l.pausedUntil) {
-		l.pausedUntil = until
-	}
-	// The answers in flight when the limit was hit all come back 429 together: that is
-	// one congestion event, not many. 429s that keep coming a gap after the last cut are
-	// a new event: the cut was not deep enough.
-	l.lastThrottle = now
-	l.share429 += shareWeight * (1 - l.share429)
-	storm := l.share429 > 0.5
-	gap := congestionGap
-	if storm {
-		// A storm: more 429s than answers. Cut again soon, and stop everyone for a
-		// moment so the attempts in flight come back before more are sent.
-		gap = stormGap
-		if until := now.Add(stormPause); until.After(l.pausedUntil) {
-			l.pausedUntil = until
-		}
-	}
-	congested := now.Sub(l.lastCut) >= gap
-	l.req.ceil(now, 0)
-	if l.learnedReq || l.learnedTok || !congested {
+	if l.learnedReq || l.learnedTok {
+		l.req.ceil(now, 0)
+		l.pause(now, retryAfter)
 		return
 	}
-	l.lastCut = now
-	l.window = math.Max(minWindow, l.window/2)
-	achieved := l.meter.rate(now)
-	if achieved < 1 {
-		return // nothing measured yet: the smaller window and the pause must do
+	l.judge(now, sent, true)
+	if l.pace.verifying {
+		l.pause(now, retryAfter)
 	}
-	switch {
-	case storm && l.aimdRate > 0:
-		// More 429s than answers: what gets through is about what the upstream
-		// allows, and the rate in force is far above it (a burst the upstream let
-		// through at first, say). Halve at least, so the storm ends in a few cuts.
-		l.aimdRate = math.Max(1, math.Min(l.aimdRate/2, achieved))
-	case l.aimdRate == 0 || achieved*aimdDecrease < l.aimdRate:
-		l.aimdRate = math.Max(1, achieved*aimdDecrease)
-	default:
-		l.aimdRate = math.Max(1, l.aimdRate*aimdDecrease)
+}
+
+// pause stops the dispatcher for d (at most throttleMax) from now.
+func (l *limiter) pause(now time.Time, d time.Duration) {
+	if d <= 0 {
+		return
 	}
+	if until := now.Add(min(d, throttleMax)); until.After(l.pausedUntil) {
+		l.pausedUntil = until
+	}
+}
+
+// judge counts an answer (a 429 when throttled) in the pace window and acts on the
+// window's verdict.
+func (l *limiter) judge(now, sent time.Time, throttled bool) {
+	before := saved{rate: l.aimdRate, window: l.window, cut: l.cut}
+	episode := l.pace.verifying
+	v, j := l.pace.add(now, sent, throttled)
+	switch v {
+	case verdictCut:
+		if !episode {
+			l.pace.saved = before
+		}
+		l.cutRate(now, j)
+	case verdictNoise:
+		// The share did not fall with the rate: restore what the episode cut.
+		l.aimdRate, l.window, l.cut = l.pace.saved.rate, l.pace.saved.window, l.pace.saved.cut
+		l.aimdAt = now
+		l.applyRate(now)
+	case verdictLimit:
+		l.aimdAt = now
+	}
+}
+
+// cutRate cuts the request rate for a window that measured j: to a little under what got
+// through, and in a storm to half the rate sent at most. A cut keeps at least cutFloor of
+// the rate, so that one window, an outage say, cannot collapse it.
+// The window halves too, and a storm pauses the dispatcher for stormPause so that the
+// attempts in flight come back first. The first cut of an episode remembers half the rate
+// it cut from: after the episode, the rate grows back to there quickly.
+func (l *limiter) cutRate(now time.Time, j judged) {
+	achieved, current := l.meter.rate(now), j.sent
+	if j.ok > 0 {
+		achieved = math.Min(achieved, j.ok)
+	}
+	if current == 0 { // too few sends to measure
+		current = achieved / math.Max(1-j.share, 0.01)
+	}
+	if l.aimdRate > 0 {
+		current = math.Min(current, l.aimdRate)
+	}
+	if l.pace.cuts == 1 {
+		l.recoverTo = current / 2 // after an outage, back there fast
+		if achieved >= max(minRate, current*outageShare) {
+			l.recoverTo = math.Min(l.recoverTo, achieved*aimdDecrease) // a limit: never above it
+		}
+	}
+	rate := math.Min(current, achieved) * aimdDecrease
+	if j.share >= stormShare {
+		l.pause(now, stormPause)
+		rate = math.Min(current/2, rate)
+	}
+	l.aimdRate = math.Max(minRate, math.Max(rate, current*cutFloor))
 	l.aimdAt = now
+	l.cut = true
+	l.window = math.Max(minWindow, l.window/2)
+	l.applyRate(now)
+	l.req.ceil(now, 0)
+	l.pace.cur.since = maxTime(now, l.pausedUntil) // the window after the cut starts when sending does
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// applyRate puts the AIMD rate (or, without one, the user's cap) in force.
+func (l *limiter) applyRate(now time.Time) {
 	rate := l.aimdRate
-	if l.maxRPM > 0 {
-		rate = math.Min(rate, l.maxRPM/60)
+	if l.maxRPM > 0 && (rate == 0 || rate > l.maxRPM/60) {
+		if rate == 0 {
+			l.req.set(now, l.maxRPM/60, l.maxRPM/60)
+			return
+		}
+		rate = l.maxRPM / 60
+	}
+	if rate == 0 {
+		l.req = bucket{}
+		return
 	}
 	l.req.set(now, rate, math.Max(1, rate/10))
 }
 
-// growAIMD raises the AIMD rate for every second without a 429.
+// growAIMD raises the AIMD rate for the time since it last moved, except while a cut is
+// being verified (for 2 × paceMaxSpan at most: a verdict needs answers): it doubles every second up to recoverTo, then grows by aimdIncrease of
+// itself (at least minGrowth) every second.
 func (l *limiter) growAIMD(now time.Time) {
-	if l.aimdRate == 0 || now.Sub(l.aimdAt) < time.Second || now.Sub(l.lastThrottle) < time.Second {
+	if l.aimdRate == 0 || now.Sub(l.aimdAt) < growStep || l.pace.verifying && now.Sub(l.aimdAt) < 2*paceMaxSpan {
 		return
 	}
 	secs := now.Sub(l.aimdAt).Seconds()
-	l.aimdRate += math.Max(1, l.aimdRate*aimdIncrease) * secs
-	l.aimdAt = now
-	rate := l.aimdRate
-	if l.maxRPM > 0 {
-		rate = math.Min(rate, l.maxRPM/60)
+	if l.aimdRate < l.recoverTo {
+		l.aimdRate = math.Min(l.recoverTo, l.aimdRate*math.Exp2(secs))
+	} else {
+		l.aimdRate += math.Max(minGrowth, l.aimdRate*aimdIncrease) * secs
 	}
-	l.req.set(now, rate, math.Max(1, rate/10))
+	l.aimdAt = now
+	l.applyRate(now)
 }
 
 // meanOutput is the mean completion tokens seen on requests without an output bound,

@@ -56,7 +56,9 @@
 //     bands Reset, Hang, Error5xx, Truncate laid end to end (or past them: no fault). A
 //     reset, hang or 5xx happens here, before the body is looked at;
 //  4. the body is decoded and validated (400), the model checked (404);
-//  5. the rate limits admit the request or answer 429;
+//  5. a request drawn in the Random429 share (its own draw of n) is answered 429 with no
+//     retry-after and no limit headers, as an overloaded relay does; otherwise the rate
+//     limits admit the request or answer 429;
 //  6. the answer is generated and, unless the latency is zero, the request waits TTFT +
 //     PerToken × completion tokens, varied by Jitter (another draw of n), or until the
 //     client gives up or the server is closed;

@@ -157,6 +157,9 @@ func (s *Server) generate(c *call, ep endpoint, n uint64) reply {
 		s.stats.notFound.Add(1)
 		return s.withLimits(s.errorReply(n, modelNotFound(j.model)))
 	}
+	if s.random429(n) {
+		return s.overloaded(n)
+	}
 	r := reply{status: http.StatusOK, id: n}
 	if s.limits != nil {
 		a := s.limits.admit(s.now(), j.reserve())

@@ -30,6 +30,10 @@ type Config struct {
 	NoLimitHeaders bool
 	// NoRetryAfter leaves retry-after and retry-after-ms out of 429 answers.
 	NoRetryAfter bool
+	// Random429 is the share, in [0, 1], of requests to the generation endpoints answered
+	// 429 at random whatever the load, as an overloaded relay does: no retry-after, no
+	// x-ratelimit-* headers, nothing taken from RPM or TPM (see random429.go).
+	Random429 float64
 
 	// Fault fractions, each in [0, 1], of the requests to the generation endpoints: Error5xx
 	// are answered 500, 502 or 503; Reset lose their connection without an answer; Hang
@@ -109,7 +113,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.TTFT, cfg.PerToken = max(cfg.TTFT, 0), max(cfg.PerToken, 0)
 	cfg.RPM, cfg.TPM = max(cfg.RPM, 0), max(cfg.TPM, 0)
-	for _, f := range []*float64{&cfg.Jitter, &cfg.Error5xx, &cfg.Reset, &cfg.Hang, &cfg.Truncate} {
+	for _, f := range []*float64{&cfg.Jitter, &cfg.Error5xx, &cfg.Reset, &cfg.Hang, &cfg.Truncate, &cfg.Random429} {
 		*f = min(max(*f, 0), 1)
 	}
 	if len(cfg.Models) == 0 {

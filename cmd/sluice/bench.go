@@ -77,7 +77,7 @@ type benchResult struct {
 }
 
 func benchScenarios() []benchScenario {
-	return []benchScenario{
+	return append([]benchScenario{
 		{
 			name: "overhead", what: "zero-latency simulator, concurrency 256, ledger on: ≥ 20,000 requests/s",
 			requests: 200_000, concurrency: 256, maxTokens: 16,
@@ -141,7 +141,7 @@ func benchScenarios() []benchScenario {
 						r.Parts, r.Wall, own, rate, r.SubmitSeconds, r.StepSeconds, r.WriteSeconds, r.PeakRSSMB, r.Exact)
 			},
 		},
-	}
+	}, paceScenarios()...)
 }
 
 // limitsCheck judges a rate-limit scenario: the share of the binding limit achieved and

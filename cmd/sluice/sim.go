@@ -28,6 +28,7 @@ func registerSimFlags(fs *pflag.FlagSet, c *sim.Config) {
 	fs.Float64Var(&c.Reset, "reset-rate", c.Reset, "fraction of connections reset")
 	fs.Float64Var(&c.Hang, "hang-rate", c.Hang, "fraction of requests that hang")
 	fs.Float64Var(&c.Truncate, "truncate-rate", c.Truncate, "fraction of 200s with a truncated body")
+	fs.Float64Var(&c.Random429, "random-429-rate", c.Random429, "fraction of requests answered 429 at random, without retry-after or limit headers")
 }
 
 func newSimCmd(e *env) *cobra.Command {

@@ -1,0 +1,305 @@
+package sluice
+
+import (
+	"math"
+	"time"
+)
+
+// pace tells a real rate limit from noise in an upstream's 429s, for an upstream that
+// sends no limit headers. A real limit refuses a share of requests that grows with the
+// rate sent and falls when the rate falls; an overloaded relay that refuses a fixed share
+// at random refuses it whatever the rate. So pace counts answers in windows of requests
+// by the time they were sent, and judges each window's 429 share against a noise floor:
+//
+//   - a share within sampling noise of the floor is normal; one below it lowers the floor
+//     a little (only noise raises it, else a limit approached slowly would raise it too);
+//   - a share above it starts an episode: the limiter cuts the rate, and the next window
+//     counts only the requests sent after the cut;
+//   - if the share at the lower rate fell by more than sampling noise (paceFallZ
+//     standard deviations) and is back within noise of the floor, the limit was real
+//     and the cut stands;
+//   - if the rate sent fell but the share did not, the 429s were noise: the floor rises
+//     to the share of both windows (at most maxFloor) and the limiter restores the rate,
+//     window and slow start it had before the episode. A storm (a share of one half or
+//     more) is never noise;
+//   - if the share fell but is still above the floor, or the window before was a storm,
+//     or the rate sent did not fall, the limiter cuts again;
+//   - if it is not clear yet, the window goes on, up to paceMaxSpan; then a share that
+//     kept more than half of itself at a lower rate is noise, and otherwise the cut
+//     stands.
+//
+// A window is judged a grace period after its last send (twice the latency of answers,
+// plus a little), so that its slow answers are in: 429s often come back much faster
+// than answers, and a window cut at its last answer would hold the 429s of its last
+// requests and not their answers. A window where 429s outnumber the answers is judged at
+// once: no noise floor explains that, and 429s that come back fast cost little to
+// send, so a client that waits sends them by the thousand.
+//
+// The zero value is ready to use. Not safe for concurrent use: limiter guards it.
+type pace struct {
+	cur tally // the window being filled
+	// sealed is the window waiting out its grace period, when pending.
+	sealed  tally
+	pending bool
+	latency float64 // moving average of the seconds an answer takes
+	floor   float64 // the share of 429s that is noise
+	// verifying is set during an episode: from a cut until a window's verdict on it.
+	verifying bool
+	before    judged // the window before the last cut
+	cuts      int    // cuts in this episode
+	saved     saved  // the limiter's state before the episode, kept by the limiter
+}
+
+// saved is the limiter's state that an episode found to be noise gives back.
+type saved struct {
+	rate, window float64
+	cut          bool
+}
+
+// tally counts the answers to the requests of one window: those sent from since (zero:
+// any time) until end (zero: not sealed yet).
+type tally struct {
+	since, end time.Time
+	start      time.Time // the window's first answer
+	// first and last are the earliest and latest send counted.
+	first, last time.Time
+	answers     int
+	throttled   int
+	// sends counts the requests sent in the window, answered or not.
+	sends int
+}
+
+func (w *tally) holds(sent time.Time) bool {
+	return !sent.Before(w.since) && (w.end.IsZero() || sent.Before(w.end))
+}
+
+func (w *tally) count(now, sent time.Time, throttled bool) {
+	if w.answers == 0 {
+		w.start, w.first, w.last = now, sent, sent
+	}
+	if sent.Before(w.first) {
+		w.first = sent
+	}
+	if sent.After(w.last) {
+		w.last = sent
+	}
+	w.answers++
+	if throttled {
+		w.throttled++
+	}
+}
+
+// Pace window and verdict tuning.
+const (
+	paceAnswers    = 100 // a window closes after this many answers and paceSpan,
+	paceSpan       = 100 * time.Millisecond
+	paceVerifySpan = 500 * time.Millisecond
+	paceFew        = 20 // or this many and paceSlowSpan,
+	paceSlowSpan   = time.Second
+	paceMaxSpan    = 5 * time.Second // or after this long, whatever it holds;
+	paceStorm429s  = 8               // a window with this many 429s, half its answers or more, is a storm
+	paceZ          = 3               // standard deviations of sampling noise tolerated above the floor
+	paceSlack      = 0.005           // and this share more
+	paceFallZ      = 2.5             // standard deviations of sampling noise a share must fall by to have fallen
+	paceSameZ      = 1               // and may fall by to have stayed the same
+	paceSameShare  = 0.03
+	floorWeight    = 0.01 // of a normal window's share in the floor, when lower
+	minFloorStdDev = 0.005
+	maxFloor       = 0.1  // the highest noise floor: above, 429s always cut the rate
+	rateFell       = 0.95 // a rate sent that fell to this fraction or less fell
+	latencyWeight  = 0.01 // of an answer's latency in the moving average
+	paceGrace      = 20 * time.Millisecond
+	paceMaxGrace   = 30 * time.Second
+)
+
+// verdict is what a closed window says.
+type verdict int
+
+const (
+	verdictNone  verdict = iota // the window is still open, or its share is normal
+	verdictCut                  // too many 429s: cut the rate (again)
+	verdictLimit                // the cut brought the share back to the floor: it stands
+	verdictNoise                // the share did not fall with the rate: undo the episode
+)
+
+// judged is what a judged window measured.
+type judged struct {
+	answers int
+	share   float64 // of its answers that were 429s
+	// sent and ok are the requests sent and answered (not 429) per second over the
+	// window's sends (0: too few to tell).
+	sent, ok float64
+}
+
+func (w *tally) judged() judged {
+	j := judged{answers: w.answers, share: float64(w.throttled) / float64(max(w.answers, 1))}
+	if span := w.last.Sub(w.first).Seconds(); span > 0 && w.answers > 1 {
+		j.sent = float64(w.answers-1) / span
+		j.ok = j.sent * (1 - j.share)
+	}
+	return j
+}
+
+// add counts an answer to a request sent at sent that came at now, a 429 when throttled,
+// and returns the verdict of the window it closes, if it closes one, with what the
+// window measured.
+func (p *pace) add(now, sent time.Time, throttled bool) (verdict, judged) {
+	if !throttled {
+		p.latency += latencyWeight * (now.Sub(sent).Seconds() - p.latency)
+	}
+	switch {
+	case p.pending && p.sealed.holds(sent):
+		p.sealed.count(now, sent, throttled)
+	case p.cur.holds(sent):
+		p.cur.count(now, sent, throttled)
+	}
+	if p.cur.storm() {
+		// No need to wait for the slow answers: the 429s alone outnumber the rest.
+		w := p.cur
+		p.pending, p.cur = false, tally{since: now}
+		return p.judge(now, &w)
+	}
+	if p.pending {
+		if now.Sub(p.sealed.end) < p.grace() {
+			return verdictNone, judged{}
+		}
+		p.pending = false
+		return p.judge(now, &p.sealed)
+	}
+	if p.cur.full(now, p.verifying) {
+		p.sealed, p.pending = p.cur, true
+		p.sealed.end = now
+		p.cur = tally{since: now}
+	}
+	return verdictNone, judged{}
+}
+
+// grace is how long after a window's last send its answers are waited for.
+func (p *pace) grace() time.Duration {
+	return min(time.Duration(2*p.latency*float64(time.Second))+paceGrace, paceMaxGrace)
+}
+
+// judge gives a sealed window's verdict.
+func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
+	j := w.judged()
+	if w.answers == 0 {
+		return verdictNone, j
+	}
+	normal := j.share <= p.threshold(w.answers)
+	if !p.verifying {
+		if normal {
+			p.floor = math.Min(p.floor, p.floor+floorWeight*(j.share-p.floor)) // only noise raises it
+			return verdictNone, j
+		}
+		p.verifying, p.cuts = true, 0
+		return p.cut(now, j), j
+	}
+	fell, same := p.compare(j)
+	storm := p.before.share >= stormShare
+	switch {
+	case normal && (fell || storm):
+		p.verifying = false
+		return verdictLimit, j
+	case same && !storm && j.sent > 0 && j.sent <= rateFell*p.before.sent:
+		return p.noise(j), j // the rate fell, the share did not
+	case !fell && !same && !storm:
+		if now.Sub(w.start) < paceMaxSpan { // neither fallen nor the same yet: keep counting
+			p.cur.merge(w)
+			return verdictNone, j
+		}
+		// Still not clear: judge by the shares as they are.
+		if j.share > p.before.share/2 && j.sent > 0 && j.sent <= rateFell*p.before.sent {
+			return p.noise(j), j
+		}
+		p.verifying = false
+		return verdictLimit, j
+	default: // fallen but still above the floor, a storm, or a cut that did not lower the rate
+		return p.cut(now, j), j
+	}
+}
+
+// noise ends an episode as noise, raising the floor to the share of the two windows.
+func (p *pace) noise(j judged) verdict {
+	p.verifying = false
+	pooled := (p.before.share*float64(p.before.answers) + j.share*float64(j.answers)) / float64(p.before.answers+j.answers)
+	p.floor = math.Min(maxFloor, math.Max(p.floor, pooled))
+	return verdictNoise
+}
+
+// compare tells whether the share of 429s in j fell from the window before the last cut
+// by more than sampling noise (paceFallZ standard deviations of the difference), or
+// stayed the same (within paceSameZ of them); it may be neither yet.
+func (p *pace) compare(j judged) (fell, same bool) {
+	b := p.before
+	n1, n2 := float64(b.answers), float64(j.answers)
+	pooled := (b.share*n1 + j.share*n2) / (n1 + n2)
+	sd := math.Sqrt(math.Max(pooled*(1-pooled), minFloorStdDev) * (1/n1 + 1/n2))
+	// The same needs enough answers to have told a halving (or a fall of paceSameShare).
+	return b.share-j.share > paceFallZ*sd, b.share-j.share <= paceSameZ*sd && paceFallZ*sd <= max(b.share/2, paceSameShare)
+}
+
+// merge adds the counts of w, an earlier window of the same rate, to w's.
+func (w *tally) merge(o *tally) {
+	if w.answers == 0 {
+		w.start, w.first, w.last = o.start, o.first, o.last
+	}
+	w.since = o.since
+	w.start = minTime(w.start, o.start)
+	w.first = minTime(w.first, o.first)
+	w.last = maxTime(w.last, o.last)
+	w.answers += o.answers
+	w.throttled += o.throttled
+	w.sends += o.sends
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// A window after a cut spans at least paceVerifySpan: an upstream's bucket refills while
+// the rate is cut and the dispatcher paused, and lets the first requests after through.
+func (w *tally) full(now time.Time, verifying bool) bool {
+	span := now.Sub(w.start)
+	switch {
+	case w.answers == 0:
+		return false
+	case verifying && span < paceVerifySpan:
+		return false
+	}
+	return w.answers >= paceAnswers && span >= paceSpan ||
+		w.answers >= paceFew && span >= paceSlowSpan ||
+		span >= paceMaxSpan
+}
+
+// storm reports whether the 429s alone are paceStorm429s and half the requests sent or
+// more. Sends, not answers: 429s often come back at once and answers only after the
+// latency, so among the first answers of a window 429s are over-represented.
+func (w *tally) storm() bool {
+	return w.throttled >= paceStorm429s && 2*w.throttled >= max(w.sends, w.answers)
+}
+
+// sent counts a request sent at sent.
+func (p *pace) sent(sent time.Time) {
+	if p.cur.holds(sent) {
+		p.cur.sends++
+	}
+}
+
+// threshold is the highest 429 share of a window of n answers that is within sampling
+// noise of the floor.
+func (p *pace) threshold(n int) float64 {
+	f := p.floor
+	return f + paceZ*math.Sqrt(math.Max(f, minFloorStdDev)*(1-f)/float64(n)) + paceSlack
+}
+
+// cut records a cut at now for a window that measured j: the next window counts only
+// requests sent from now.
+func (p *pace) cut(now time.Time, j judged) verdict {
+	p.before = j
+	p.cuts++
+	p.cur = tally{since: now}
+	return verdictCut
+}
