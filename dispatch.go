@@ -373,7 +373,7 @@ func (r *Run) handle(res attemptResult) {
 		r.retriesCount.Add(1)
 		o.State = StateInFlight
 		r.writeOutcome(o)
-		delay := backoff(attempts, res.err.RetryAfter, r.e.cfg.BackoffBase, r.e.cfg.BackoffMax, jitter())
+		delay := retryDelay(attempts, res.err, r.e.cfg.BackoffBase, r.e.cfg.BackoffMax, jitter())
 		heap.Push(&r.retries, retryItem{item: it, due: r.e.now().Add(delay)})
 	default:
 		o.State = StateFailed

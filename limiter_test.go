@@ -214,6 +214,25 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+func TestRetryDelay(t *testing.T) {
+	tests := []struct {
+		name string
+		err  *UpstreamError
+		want time.Duration
+	}{
+		{"a 5xx waits the full backoff", &UpstreamError{StatusCode: 503}, 2 * time.Second},
+		{"a 429 without retry-after waits a tenth: the limiter paces the run", &UpstreamError{StatusCode: 429}, 200 * time.Millisecond},
+		{"a 429 with retry-after waits for it", &UpstreamError{StatusCode: 429, RetryAfter: 3 * time.Second}, 3*time.Second + 150*time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := retryDelay(3, tt.err, time.Second, time.Minute, 0.5); got != tt.want {
+				t.Errorf("retryDelay = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestUpstreamErrorRetryable(t *testing.T) {
 	tests := []struct {
 		status int

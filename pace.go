@@ -24,9 +24,9 @@ import (
 //     more) is never noise;
 //   - if the share fell but is still above the floor, or the window before was a storm,
 //     or the rate sent did not fall, the limiter cuts again;
-//   - if it is not clear yet, the window goes on, up to paceMaxSpan; then a share that
-//     kept more than half of itself at a lower rate is noise, and otherwise the cut
-//     stands.
+//   - if it is not clear yet, the window goes on, up to paceVerifyMax; then a mild
+//     excess (a share under paceMildShare before the cut) is noise, and otherwise the
+//     cut stands.
 //
 // A window is judged a grace period after its last send (twice the latency of answers,
 // plus a little), so that its slow answers are in: 429s often come back much faster
@@ -103,7 +103,9 @@ const (
 	paceFallZ      = 2.5             // standard deviations of sampling noise a share must fall by to have fallen
 	paceSameZ      = 1               // and may fall by to have stayed the same
 	paceSameShare  = 0.03
-	floorWeight    = 0.01 // of a normal window's share in the floor, when lower
+	paceVerifyMax  = 1500 * time.Millisecond // the longest a window after a cut goes on for a clear verdict
+	paceMildShare  = 0.1                     // a share below this that neither fell nor stayed is noise
+	floorWeight    = 0.01                    // of a normal window's share in the floor, when lower
 	minFloorStdDev = 0.005
 	maxFloor       = 0.1  // the highest noise floor: above, 429s always cut the rate
 	rateFell       = 0.95 // a rate sent that fell to this fraction or less fell
@@ -203,12 +205,14 @@ func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
 	case same && !storm && j.sent > 0 && j.sent <= rateFell*p.before.sent:
 		return p.noise(j), j // the rate fell, the share did not
 	case !fell && !same && !storm:
-		if now.Sub(w.start) < paceMaxSpan { // neither fallen nor the same yet: keep counting
+		if now.Sub(w.start) < paceVerifyMax { // neither fallen nor the same yet: keep counting
 			p.cur.merge(w)
 			return verdictNone, j
 		}
-		// Still not clear: judge by the shares as they are.
-		if j.share > p.before.share/2 && j.sent > 0 && j.sent <= rateFell*p.before.sent {
+		// Still not clear: the window that started the episode was picked for being
+		// high, so a mild excess that does not clearly fall is taken for noise, and a
+		// large one for a limit.
+		if p.before.share < paceMildShare {
 			return p.noise(j), j
 		}
 		p.verifying = false
