@@ -131,9 +131,8 @@ func TestLimiterThrottlePauses(t *testing.T) {
 	// pause the dispatcher for more than stormPause (on main, 8 in a row paused it for a
 	// minute: the run sent nothing for 54 s).
 	l = newLimiter(t0, 64, 0, 0)
-	now := t0
 	for i := range 200 {
-		now = t0.Add(time.Duration(i) * time.Millisecond)
+		now := t0.Add(time.Duration(i) * time.Millisecond)
 		l.Throttled(now, now, 0)
 		if p := l.Limits().PausedUntil.Sub(now); p > stormPause {
 			t.Fatalf("paused for %v after %d 429s in a row, want at most %v", p, i+1, stormPause)
