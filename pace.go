@@ -20,10 +20,10 @@ import (
 //     and the cut stands;
 //   - if the rate sent fell but the share did not, the 429s were noise: the floor rises
 //     to the share of both windows (at most maxFloor) and the limiter restores the rate,
-//     window and slow start it had before the episode. A storm (a share of one half or
-//     more) is never noise;
-//   - if the share fell but is still above the floor, or the window before was a storm,
-//     or the rate sent did not fall, the limiter cuts again;
+//     window and slow start it had before the episode. A share over maxNoise is never
+//     noise;
+//   - if the share fell but is still above the floor, or the window before was over
+//     maxNoise, or the rate sent did not fall, the limiter cuts again;
 //   - if it is not clear yet, the window goes on, up to paceVerifyMax; then a mild
 //     excess (a share under paceMildShare before the cut) is noise, and otherwise the
 //     cut stands.
@@ -31,8 +31,8 @@ import (
 // A window is judged a grace period after its last send (twice the latency of answers,
 // plus a little), so that its slow answers are in: 429s often come back much faster
 // than answers, and a window cut at its last answer would hold the 429s of its last
-// requests and not their answers. A window where 429s outnumber the answers is judged at
-// once: no noise floor explains that, and 429s that come back fast cost little to
+// requests and not their answers. A window where 429s are a quarter of the requests sent
+// or more is judged at once: no noise floor explains that, and 429s that come back fast cost little to
 // send, so a client that waits sends them by the thousand.
 //
 // The zero value is ready to use. Not safe for concurrent use: limiter guards it.
@@ -97,17 +97,19 @@ const (
 	paceFew        = 20 // or this many and paceSlowSpan,
 	paceSlowSpan   = time.Second
 	paceMaxSpan    = 5 * time.Second // or after this long, whatever it holds;
-	paceStorm429s  = 8               // a window with this many 429s, half its answers or more, is a storm
-	paceZ          = 3               // standard deviations of sampling noise tolerated above the floor
-	paceSlack      = 0.005           // and this share more
-	paceFallZ      = 2.5             // standard deviations of sampling noise a share must fall by to have fallen
-	paceSameZ      = 1               // and may fall by to have stayed the same
+	paceStorm429s  = 8               // a window with this many 429s, stormSends of its sends or more, is a storm
+	stormSends     = 0.25
+	paceZ          = 3     // standard deviations of sampling noise tolerated above the floor
+	paceSlack      = 0.005 // and this share more
+	paceFallZ      = 2.5   // standard deviations of sampling noise a share must fall by to have fallen
+	paceSameZ      = 1     // and may fall by to have stayed the same
 	paceSameShare  = 0.03
 	paceVerifyMax  = 1500 * time.Millisecond // the longest a window after a cut goes on for a clear verdict
 	paceMildShare  = 0.1                     // a share below this that neither fell nor stayed is noise
 	floorWeight    = 0.01                    // of a normal window's share in the floor, when lower
 	minFloorStdDev = 0.005
-	maxFloor       = 0.1  // the highest noise floor: above, 429s always cut the rate
+	maxFloor       = 0.1  // the highest noise floor
+	maxNoise       = 0.25 // the highest share of 429s that may be judged noise
 	rateFell       = 0.95 // a rate sent that fell to this fraction or less fell
 	latencyWeight  = 0.01 // of an answer's latency in the moving average
 	paceGrace      = 20 * time.Millisecond
@@ -156,7 +158,7 @@ func (p *pace) add(now, sent time.Time, throttled bool) (verdict, judged) {
 		p.cur.count(now, sent, throttled)
 	}
 	if p.cur.storm() {
-		// No need to wait for the slow answers: the 429s alone outnumber the rest.
+		// No need to wait for the slow answers: the 429s alone are too many.
 		w := p.cur
 		p.pending, p.cur = false, tally{since: now}
 		return p.judge(now, &w)
@@ -197,7 +199,7 @@ func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
 		return p.cut(now, j), j
 	}
 	fell, same := p.compare(j)
-	storm := p.before.share >= stormShare
+	storm := p.before.share >= maxNoise // no noise explains so many 429s
 	switch {
 	case normal && (fell || storm):
 		p.verifying = false
@@ -278,11 +280,12 @@ func (w *tally) full(now time.Time, verifying bool) bool {
 		span >= paceMaxSpan
 }
 
-// storm reports whether the 429s alone are paceStorm429s and half the requests sent or
-// more. Sends, not answers: 429s often come back at once and answers only after the
-// latency, so among the first answers of a window 429s are over-represented.
+// storm reports whether the 429s alone are paceStorm429s and stormSends of the requests
+// sent or more: far above any noise floor. Sends, not answers: 429s often come back at
+// once and answers only after the latency, so among the first answers of a window 429s
+// are over-represented.
 func (w *tally) storm() bool {
-	return w.throttled >= paceStorm429s && 2*w.throttled >= max(w.sends, w.answers)
+	return w.throttled >= paceStorm429s && float64(w.throttled) >= stormSends*float64(max(w.sends, w.answers))
 }
 
 // sent counts a request sent at sent.
