@@ -11,8 +11,9 @@ import (
 // at random refuses it whatever the rate. So pace counts answers in windows of requests
 // by the time they were sent, and judges each window's 429 share against a noise floor:
 //
-//   - a share within sampling noise of the floor is normal; one below it lowers the floor
-//     a little (only noise raises it, else a limit approached slowly would raise it too);
+//   - a share within sampling noise of the floor is normal, and moves the floor a little
+//     towards it (floorWeight: a limit approached slowly cannot drag the floor up with it
+//     faster than the share rises through the threshold);
 //   - a share above it starts an episode: the limiter cuts the rate, and the next window
 //     counts only the requests sent after the cut;
 //   - if the share at the lower rate fell by more than sampling noise (paceFallZ
@@ -91,7 +92,7 @@ func (w *tally) count(now, sent time.Time, throttled bool) {
 
 // Pace window and verdict tuning.
 const (
-	paceAnswers    = 100 // a window closes after this many answers and paceSpan,
+	paceAnswers    = 300 // a window closes after this many answers and paceSpan,
 	paceSpan       = 100 * time.Millisecond
 	paceVerifySpan = 500 * time.Millisecond
 	paceFew        = 20 // or this many and paceSlowSpan,
@@ -192,7 +193,7 @@ func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
 	normal := j.share <= p.threshold(w.answers)
 	if !p.verifying {
 		if normal {
-			p.floor = math.Min(p.floor, p.floor+floorWeight*(j.share-p.floor)) // only noise raises it
+			p.floor = math.Min(maxFloor, p.floor+floorWeight*(j.share-p.floor))
 			return verdictNone, j
 		}
 		p.verifying, p.cuts = true, 0
