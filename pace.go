@@ -107,7 +107,7 @@ const (
 	paceSameShare  = 0.03
 	paceVerifyMax  = 1500 * time.Millisecond // the longest a window after a cut goes on for a clear verdict
 	paceMildShare  = 0.1                     // a share below this that neither fell nor stayed is noise
-	floorWeight    = 0.01                    // of a normal window's share in the floor, when lower
+	floorWeight    = 0.01                    // of a normal window's share in the floor
 	minFloorStdDev = 0.005
 	maxFloor       = 0.1  // the highest noise floor
 	maxNoise       = 0.25 // the highest share of 429s that may be judged noise
