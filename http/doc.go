@@ -8,12 +8,12 @@
 // # Endpoints
 //
 //	POST   /v1/files                 upload (multipart, purpose=batch), streamed to disk
-//	GET    /v1/files                 list (after, limit, purpose)
+//	GET    /v1/files                 list (after, limit, order, purpose)
 //	GET    /v1/files/{id}            retrieve
 //	GET    /v1/files/{id}/content    download
 //	DELETE /v1/files/{id}            delete
 //	POST   /v1/batches               create (input_file_id, endpoint, completion_window, metadata)
-//	GET    /v1/batches               list (after, limit)
+//	GET    /v1/batches               list (after, limit, order)
 //	GET    /v1/batches/{id}          retrieve, with live request_counts
 //	POST   /v1/batches/{id}/cancel   cancel
 //	GET    /v1/usage                 the calling key's usage and budget (sluice's own)

@@ -196,30 +196,27 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request, owner string
 	return nil
 }
 
-// listFiles serves GET /v1/files: newest first, with after/limit pagination and an
-// optional purpose filter applied to each page.
+// listFiles serves GET /v1/files: newest first (order=asc: oldest first), with
+// after/limit pagination and an optional purpose filter applied before the limit.
 func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, owner string) error {
-	limit, err := listLimit(r, defaultFileLimit, defaultFileLimit)
+	q, err := parseListQuery(r, defaultFileLimit, defaultFileLimit)
 	if err != nil {
 		return err
 	}
-	docs, more, err := s.cfg.Store.ListObjects(r.Context(), kindFile, owner, r.URL.Query().Get("after"), limit)
+	docs, more, err := s.cfg.Store.ListObjects(r.Context(), kindFile, owner, q.after, r.URL.Query().Get("purpose"), q.asc, q.limit)
 	if errors.Is(err, sluice.ErrNotFound) {
-		return invalid("after", "No file found with id '%s'.", r.URL.Query().Get("after"))
+		return invalid("after", "No file found with id '%s'.", q.after)
 	}
 	if err != nil {
 		return err
 	}
-	purpose := r.URL.Query().Get("purpose")
-	out := list[sluice.File]{Object: "list", Data: []sluice.File{}, HasMore: more}
+	out := list[sluice.File]{Object: "list", Data: make([]sluice.File, 0, len(docs)), HasMore: more}
 	for _, doc := range docs {
 		rec, err := decodeRecord[fileRecord](doc)
 		if err != nil {
 			return err
 		}
-		if purpose == "" || rec.Purpose == purpose {
-			out.Data = append(out.Data, rec.File)
-		}
+		out.Data = append(out.Data, rec.File)
 	}
 	if n := len(out.Data); n > 0 {
 		out.FirstID, out.LastID = &out.Data[0].ID, &out.Data[n-1].ID
@@ -228,15 +225,31 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, owner string)
 	return nil
 }
 
-// listLimit reads the limit query parameter: def when absent, 1..max.
-func listLimit(r *http.Request, def, max int) (int, error) {
-	v := r.URL.Query().Get("limit")
-	if v == "" {
-		return def, nil
+// listQuery is the pagination of a list request.
+type listQuery struct {
+	after string
+	limit int
+	asc   bool
+}
+
+// parseListQuery reads after, limit (def when absent, 1..max) and order (asc or desc,
+// the default).
+func parseListQuery(r *http.Request, def, max int) (listQuery, error) {
+	v := r.URL.Query()
+	q := listQuery{after: v.Get("after"), limit: def}
+	switch v.Get("order") {
+	case "", "desc":
+	case "asc":
+		q.asc = true
+	default:
+		return q, invalid("order", "order must be 'asc' or 'desc', got '%s'.", v.Get("order"))
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > max {
-		return 0, invalid("limit", "limit must be an integer from 1 to %d, got '%s'.", max, v)
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > max {
+			return q, invalid("limit", "limit must be an integer from 1 to %d, got '%s'.", max, l)
+		}
+		q.limit = n
 	}
-	return n, nil
+	return q, nil
 }
