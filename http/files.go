@@ -137,11 +137,25 @@ func (s *Server) saveFile(ctx context.Context, rec *fileRecord) error {
 	if err != nil {
 		return fmt.Errorf("save file: %w", err)
 	}
-	return s.cfg.Store.SaveObject(ctx, kindFile, rec.ID, rec.Owner, "", doc)
+	status := ""
+	if rec.Deleted {
+		status = statusDeleted
+	}
+	return s.cfg.Store.SaveObject(ctx, kindFile, rec.ID, rec.Owner, status, doc)
 }
 
-// file returns owner's file with id, or a 404.
+// file returns owner's file with id, or a 404 (also when the client deleted it).
 func (s *Server) file(ctx context.Context, id, owner string) (*fileRecord, error) {
+	rec, err := s.storedFile(ctx, id, owner)
+	if err == nil && rec.Deleted {
+		return nil, notFound("file", id)
+	}
+	return rec, err
+}
+
+// storedFile returns owner's file with id even when the client deleted it while a batch
+// reads it, or a 404.
+func (s *Server) storedFile(ctx context.Context, id, owner string) (*fileRecord, error) {
 	doc, err := s.cfg.Store.Object(ctx, kindFile, id, owner)
 	if errors.Is(err, sluice.ErrNotFound) {
 		return nil, notFound("file", id)
@@ -179,12 +193,37 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request, owner strin
 	return nil
 }
 
+// deleteFile serves DELETE /v1/files/{id}. A file that a batch still running reads is
+// only hidden: its content stays until the last such batch ends (releaseInput), so
+// that a restart can still finish the batch and write the expired lines of its input.
 func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request, owner string) error {
-	rec, err := s.file(r.Context(), r.PathValue("id"), owner)
+	ctx := r.Context()
+	s.mu.Lock() // serialised with batches starting (start) and ending (update)
+	defer s.mu.Unlock()
+	rec, err := s.file(ctx, r.PathValue("id"), owner)
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.DeleteObject(r.Context(), kindFile, rec.ID, owner); errors.Is(err, sluice.ErrNotFound) {
+	inUse, err := s.inputInUse(ctx, rec.ID, "")
+	if err != nil {
+		return err
+	}
+	if inUse {
+		rec.Deleted = true
+		err = s.saveFile(ctx, rec)
+	} else {
+		err = s.removeFile(ctx, rec)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, deleted{ID: rec.ID, Object: "file", Deleted: true})
+	return nil
+}
+
+// removeFile deletes a file's object and content.
+func (s *Server) removeFile(ctx context.Context, rec *fileRecord) error {
+	if err := s.cfg.Store.DeleteObject(ctx, kindFile, rec.ID, rec.Owner); errors.Is(err, sluice.ErrNotFound) {
 		return notFound("file", rec.ID)
 	} else if err != nil {
 		return err
@@ -192,7 +231,65 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request, owner string
 	if err := os.Remove(s.filePath(rec.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.cfg.Logger.Warn("delete file content", "file", rec.ID, "err", err)
 	}
-	writeJSON(w, http.StatusOK, deleted{ID: rec.ID, Object: "file", Deleted: true})
+	return nil
+}
+
+// inputInUse reports whether a batch that is not final, other than batch except, reads
+// file id.
+func (s *Server) inputInUse(ctx context.Context, id, except string) (bool, error) {
+	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, activeStatuses...)
+	if err != nil {
+		return false, err
+	}
+	for _, doc := range docs {
+		b, err := decodeRecord[batchRecord](doc)
+		if err != nil {
+			return false, err
+		}
+		if b.InputFileID == id && b.ID != except {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// releaseInput removes the input of batch rec, which has just become final, when its
+// client deleted it and no other batch still reads it. A failure is only logged: the
+// next start removes what is left (purgeDeleted). s.mu must be held.
+func (s *Server) releaseInput(ctx context.Context, rec *batchRecord) {
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Owner)
+	if err != nil || !in.Deleted {
+		return
+	}
+	inUse, err := s.inputInUse(ctx, in.ID, rec.ID)
+	if err == nil && !inUse {
+		err = s.removeFile(ctx, in)
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("remove deleted input", "file", in.ID, "err", err)
+	}
+}
+
+// purgeDeleted removes the files their clients deleted that no batch reads any more (a
+// server stopped between a batch's end and the removal leaves them).
+func (s *Server) purgeDeleted(ctx context.Context) error {
+	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindFile, statusDeleted)
+	if err != nil {
+		return fmt.Errorf("purge deleted files: %w", err)
+	}
+	for _, doc := range docs {
+		rec, err := decodeRecord[fileRecord](doc)
+		if err != nil {
+			return fmt.Errorf("purge deleted files: %w", err)
+		}
+		inUse, err := s.inputInUse(ctx, rec.ID, "")
+		if err == nil && !inUse {
+			err = s.removeFile(ctx, rec)
+		}
+		if err != nil {
+			return fmt.Errorf("purge deleted files: %w", err)
+		}
+	}
 	return nil
 }
 

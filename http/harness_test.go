@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bufio"
+	"cmp"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -38,6 +39,8 @@ type harness struct {
 	cfg    sluicehttp.Config
 	models []string // models the upstream serves; nil: all
 	conc   int
+	// upName names the upstream ("": "sim").
+	upName string
 	// broken, when set, is a second upstream, listed first so that batches go to it,
 	// that rejects every request's key.
 	broken *sim.Server
@@ -77,7 +80,7 @@ func (h *harness) start() {
 	cfg := h.cfg
 	cfg.Store = st
 	cfg.FilesDir = filepath.Join(h.dir, "files")
-	cfg.Upstreams = []sluicehttp.Upstream{{Name: "sim", Models: h.models, Engine: eng}}
+	cfg.Upstreams = []sluicehttp.Upstream{{Name: cmp.Or(h.upName, "sim"), Models: h.models, Engine: eng}}
 	if h.broken != nil {
 		bup, err := sluiceopenai.New(sluiceopenai.Config{BaseURL: "http://broken.sluice.invalid/v1",
 			HTTPClient: &http.Client{Transport: h.broken.Transport()}})

@@ -53,7 +53,7 @@ func (v *validation) fail(line int64, code, param, format string, args ...any) {
 // early (errStopped) when stop reports true.
 func (s *Server) validate(ctx context.Context, rec *batchRecord, stop func() bool) (*validation, error) {
 	v := &validation{models: map[string]int64{}}
-	in, err := s.file(ctx, rec.InputFileID, rec.Owner)
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Owner)
 	var api *apiError
 	if errors.As(err, &api) {
 		v.fail(0, codeMissingInput, "input_file_id", "The input file %s no longer exists.", rec.InputFileID)
