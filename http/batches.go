@@ -82,7 +82,7 @@ func (s *Server) checkCreate(req *createBatchRequest) (time.Duration, error) {
 		if !s.cfg.BatchWebhooks {
 			return 0, invalid("metadata", "metadata %s: this server does not take webhooks from clients (its operator can allow them with --batch-webhooks).", WebhookMetadataKey)
 		}
-		if err := checkWebhookURL(u); err != nil {
+		if err := checkWebhookURL(u, s.cfg.WebhookAllow); err != nil {
 			return 0, invalid("metadata", "metadata %s: %v.", WebhookMetadataKey, err)
 		}
 	}

@@ -68,4 +68,9 @@
 // with exponential backoff and jitter, up to Config.WebhookAttempts attempts. Close waits
 // for deliveries still being tried until its context is done. Deliveries are not kept in
 // the store: one pending when the server stops is lost.
+//
+// A batch's own webhook is used only while Config.BatchWebhooks is on. Redirects are never
+// followed; link-local and fd00::/8 addresses (where clouds serve instance metadata) are
+// refused at create and at each connection unless Config.WebhookAllow names them;
+// webhook URLs are logged without user info or query.
 package http

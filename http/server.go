@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -94,8 +95,15 @@ type Config struct {
 	// it lets any client key make the server POST to any address it can reach,
 	// internal ones included.
 	BatchWebhooks bool
+	// WebhookAllow names networks webhooks may reach although they are link-local or
+	// fd00::/8, where clouds serve instance metadata; they are refused otherwise, when a
+	// batch is created and again at each connection (so that DNS cannot send a hook
+	// there). Loopback and private networks are always allowed.
+	WebhookAllow []netip.Prefix
 	// WebhookClient sends the webhooks; nil means a client whose attempts time out after
-	// 10 s.
+	// 10 s and that checks every address it connects to against WebhookAllow. Redirects
+	// are never followed, whichever client. Webhook URLs are logged without credentials
+	// or query.
 	WebhookClient *http.Client
 	// WebhookAttempts bounds the attempts of one delivery (DefaultWebhookAttempts);
 	// failures that are not worth retrying (a 4xx other than 408, 409 or 429) end it
@@ -123,7 +131,11 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.WebhookClient == nil {
-		c.WebhookClient = &http.Client{Timeout: webhookTimeout}
+		c.WebhookClient = webhookClient(c.WebhookAllow)
+	} else {
+		wc := *c.WebhookClient
+		wc.CheckRedirect = noRedirect
+		c.WebhookClient = &wc
 	}
 	if c.WebhookAttempts == 0 {
 		c.WebhookAttempts = DefaultWebhookAttempts
@@ -158,7 +170,7 @@ func (c Config) validate() error {
 		return errors.New("webhook attempts must be positive and backoff not negative")
 	}
 	if c.WebhookURL != "" {
-		if err := checkWebhookURL(c.WebhookURL); err != nil {
+		if err := checkWebhookURL(c.WebhookURL, c.WebhookAllow); err != nil {
 			return err
 		}
 	}

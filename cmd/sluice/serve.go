@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -34,6 +35,7 @@ type serveFlags struct {
 	listen, baseURL, apiKeyEnv, store, config, filesDir string
 	webhookURL, prices                                  string
 	batchWebhooks                                       bool
+	webhookAllow                                        []string
 	maxLines, maxBytes                                  int64
 	concurrency, maxAttempts                            int
 	rpm, tpm                                            float64
@@ -136,6 +138,7 @@ retried with backoff (5 attempts) and never holds a batch back.`,
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "on shutdown, how long requests in flight may finish")
 	fs.StringVar(&f.webhookURL, "webhook-url", "", `POST each batch that ends (completed, failed, expired, cancelled) to this URL`)
 	fs.BoolVar(&f.batchWebhooks, "batch-webhooks", false, `let clients name a webhook in a batch's metadata "webhook_url" (it lets any client key make this server POST to any address it reaches)`)
+	fs.StringSliceVar(&f.webhookAllow, "webhook-allow", nil, "a network (CIDR) webhooks may reach although it is link-local or fd00::/8, where clouds serve instance metadata (repeatable)")
 	fs.BoolVar(&f.anyWindow, "any-completion-window", false, `accept any duration ("90m") as completion_window, not only "24h"`)
 	cmd.AddCommand(newServeUsageCmd(e))
 	return cmd
@@ -152,6 +155,10 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return err
 	}
 	prices, err := loadPrices(f.prices)
+	if err != nil {
+		return err
+	}
+	allow, err := parsePrefixes(f.webhookAllow)
 	if err != nil {
 		return err
 	}
@@ -183,6 +190,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		},
 
 		BatchWebhooks: f.batchWebhooks,
+		WebhookAllow:  allow,
 	})
 	if err != nil {
 		return usageError("%v", err)
@@ -417,4 +425,17 @@ func runServeUsage(ctx context.Context, e *env, store string, b sluicehttp.Budge
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t$%.4f\t\n", k.Key, k.Batches, k.PromptTokens, k.CompletionTokens, k.CostUSD)
 	}
 	return tw.Flush()
+}
+
+// parsePrefixes reads --webhook-allow networks.
+func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, usageError("--webhook-allow %q: not a CIDR network (169.254.0.0/16, fd00::/8)", c)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
