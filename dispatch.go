@@ -180,7 +180,7 @@ func (r *Run) waitEvent(ctx context.Context, wake <-chan time.Time) error {
 // send waits for a concurrency slot, the breaker and the limiter, then starts an attempt.
 func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 	for {
-		ok, freed := r.e.acquire()
+		ok, freed := r.e.acquire(r)
 		if ok {
 			break
 		}
@@ -189,18 +189,20 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 			r.handle(res)
 		case <-freed:
 		case <-r.stopped:
+			r.e.stopWaiting(r)
 			return errStopped
 		case <-ctx.Done():
+			r.e.stopWaiting(r)
 			return ctx.Err()
 		}
 	}
 	if r.isStopped() { // a result handled while waiting for the slot may have stopped the run
-		r.e.release()
+		r.e.release(r)
 		return errStopped
 	}
 	report, err := r.e.breaker.wait(ctx, r.stopped)
 	if err != nil {
-		r.e.release()
+		r.e.release(r)
 		return err
 	}
 	wait, reserved := r.e.lim.Reserve(r.e.now(), it.Estimate)
@@ -212,13 +214,13 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 			t.Stop()
 			r.e.lim.Refund(r.e.now(), reserved)
 			report(errBreakerExclude)
-			r.e.release()
+			r.e.release(r)
 			return errStopped
 		case <-ctx.Done():
 			t.Stop()
 			r.e.lim.Refund(r.e.now(), reserved)
 			report(errBreakerExclude)
-			r.e.release()
+			r.e.release(r)
 			return ctx.Err()
 		}
 	}
@@ -312,7 +314,7 @@ func (r *Run) collect() {
 func (r *Run) handle(res attemptResult) {
 	r.running--
 	r.inFly.Add(-1)
-	r.e.release()
+	r.e.release(r)
 	it := res.item
 	if res.resp != nil {
 		r.budget.settle(res.hold, r.actualCost(it.Estimate.Model, res.resp.Usage))

@@ -41,6 +41,8 @@ type harness struct {
 	conc   int
 	// upName names the upstream ("": "sim").
 	upName string
+	// wrap, when set, wraps the transport to the simulator.
+	wrap func(http.RoundTripper) http.RoundTripper
 	// broken, when set, is a second upstream, listed first so that batches go to it,
 	// that rejects every request's key.
 	broken *sim.Server
@@ -66,9 +68,13 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	tr := h.sim.Transport()
+	if h.wrap != nil {
+		tr = h.wrap(tr)
+	}
 	up, err := sluiceopenai.New(sluiceopenai.Config{
 		BaseURL:    "http://sim.sluice.invalid/v1",
-		HTTPClient: &http.Client{Transport: h.sim.Transport()},
+		HTTPClient: &http.Client{Transport: tr},
 	})
 	if err != nil {
 		h.t.Fatal(err)

@@ -287,7 +287,8 @@ func (s *Server) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
 	if s.overQuota(ctx, rec) {
 		return endQuota, nil
 	}
-	var opts []sluice.RunOption
+	// Slots are shared fairly between keys first, then between a key's batches.
+	opts := []sluice.RunOption{sluice.WithTenant(rec.Owner, 1)}
 	pool, err := s.budgetPool(ctx, rec.Owner, s.cfg.Now())
 	if err != nil {
 		return endDone, fmt.Errorf("run batch: %w", err)
