@@ -86,13 +86,20 @@ func (r *Run) dispatch(ctx context.Context) error {
 				ErrorCode: CodeModelNotFound, ErrorMessage: reason})
 			continue
 		}
-		h := r.worstCase(it.Estimate)
-		if !r.budget.reserve(h) {
+		h, reserved := r.budget.reserve(r.worstCase(it.Estimate))
+		if !reserved {
 			r.claimed = append([]Item{*it}, r.claimed...) // not sent: release at shutdown
 			if r.running > 0 {
 				// Attempts in flight hold worst cases they will mostly not spend: wait
 				// for them to settle before deciding the budget is used up.
 				if err := r.waitEvent(ctx, nil); err != nil {
+					return err
+				}
+				continue
+			}
+			if r.budget.holding() {
+				// Other runs of a shared pool hold reservations: wait for them too.
+				if err := r.waitEvent(ctx, time.After(budgetPoll)); err != nil {
 					return err
 				}
 				continue

@@ -44,6 +44,15 @@
 // the requests in flight. GET /v1/usage answers the calling key's period, usage, limits,
 // what remains and usage by user.
 //
+// Reservations survive a crash: a key's pool records a ceiling on what it spent plus
+// what it reserved before it sends past the last one (ReservationStore). A server that
+// starts first records the usage of the batches it resumes from their ledgers, then
+// counts what the ceilings of a server that did not close cleanly exceed the ledgers by
+// as unconfirmed spending, shown in GET /v1/usage and counted against the budget. Under
+// a USD budget, a batch using a model with no price (Config.Priced) fails validation
+// with model_not_priced. With Config.ContextLimit, a request without max_tokens reserves
+// the context limit while it fits, then one at a time on the mean output.
+//
 // # Lifecycle
 //
 // A batch is validated (streaming through its input: JSONL syntax, custom_id present and

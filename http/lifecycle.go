@@ -83,13 +83,20 @@ func (s *Server) resume(ctx context.Context) error {
 	if err := s.purgeDeleted(ctx); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	recs := make([]*batchRecord, 0, len(docs))
 	for _, doc := range docs {
 		rec, err := decodeRecord[batchRecord](doc)
 		if err != nil {
 			return fmt.Errorf("resume batches: %w", err)
 		}
+		recs = append(recs, rec)
+	}
+	if err := s.reconcile(ctx, recs); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rec := range recs {
 		s.cfg.Logger.Info("resuming batch", "batch", rec.ID, "status", rec.Status)
 		s.launch(rec.ID)
 	}

@@ -69,6 +69,16 @@ type Config struct {
 	// Cost prices what batches used, in USD, for the budgets and GET /v1/usage; nil
 	// counts tokens only (and MaxCost budgets are refused).
 	Cost func(model string, u sluice.Usage) float64
+	// Priced reports whether a model has a price. A batch of a key with a USD budget that
+	// uses a model with none fails validation with model_not_priced, since the budget
+	// could not hold. nil: a model is priced when Cost prices a million tokens above 0.
+	Priced func(model string) bool
+	// ContextLimit is the most tokens, prompt and output, a request of a model may use:
+	// a request without max_tokens reserves it against its key's budget while it fits,
+	// then one such request at a time is admitted on its prompt plus the mean output, so
+	// a budget is overshot by at most one request's output (sluice.BudgetPool). nil or 0
+	// reserves the mean output, which any number of such requests may overshoot.
+	ContextLimit func(model string) int64
 	// UsageInterval is how often a running batch's usage is recorded and checked against
 	// its key's budget (DefaultUsageInterval): a batch may overspend by what it sends in
 	// one interval.
@@ -231,6 +241,8 @@ type Server struct {
 
 	poolMu sync.Mutex
 	pools  map[poolKey]*sluice.BudgetPool // a key's budget in one period, shared by its runs
+	// session names this server run in the budget reservations (reserve.go).
+	session string
 }
 
 // New returns a Server and resumes the batches a previous server over the same store
@@ -253,6 +265,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cancel:  cancel,
 		closing: make(chan struct{}),
 		active:  map[string]*activeBatch{},
+		session: newSession(),
 	}
 	for _, h := range cfg.KeyHashes {
 		s.keys[strings.ToLower(h)] = true
@@ -294,6 +307,8 @@ func (s *Server) Close(ctx context.Context) error {
 	var err error
 	select {
 	case <-done:
+		// Every run drained: what they spent is in their ledgers and recorded.
+		err = s.endSession(ctx)
 	case <-ctx.Done():
 		err = fmt.Errorf("serve: close: %w", ctx.Err())
 		s.cancel()

@@ -14,6 +14,7 @@ type Store interface {
 	sluice.Store
 	ObjectStore
 	UsageStore
+	ReservationStore
 }
 
 // ObjectStore keeps the server's files and batches as JSON documents owned by a client

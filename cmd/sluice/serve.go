@@ -36,6 +36,7 @@ type serveFlags struct {
 	webhookURL, prices                                  string
 	batchWebhooks                                       bool
 	webhookAllow                                        []string
+	defaultContext                                      int64
 	maxLines, maxBytes                                  int64
 	concurrency, maxAttempts                            int
 	rpm, tpm                                            float64
@@ -138,6 +139,7 @@ retried with backoff (5 attempts) and never holds a batch back.`,
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "on shutdown, how long requests in flight may finish")
 	fs.StringVar(&f.webhookURL, "webhook-url", "", `POST each batch that ends (completed, failed, expired, cancelled) to this URL`)
 	fs.BoolVar(&f.batchWebhooks, "batch-webhooks", false, `let clients name a webhook in a batch's metadata "webhook_url" (it lets any client key make this server POST to any address it reaches)`)
+	fs.Int64Var(&f.defaultContext, "default-context", defaultContextTokens, "the context window (prompt plus output, tokens) assumed for a request without max_tokens when it reserves against a key's budget; 0 reserves the mean output seen, which a budget may overshoot")
 	fs.StringSliceVar(&f.webhookAllow, "webhook-allow", nil, "a network (CIDR) webhooks may reach although it is link-local or fd00::/8, where clouds serve instance metadata (repeatable)")
 	fs.BoolVar(&f.anyWindow, "any-completion-window", false, `accept any duration ("90m") as completion_window, not only "24h"`)
 	cmd.AddCommand(newServeUsageCmd(e))
@@ -189,6 +191,12 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 			return 0
 		},
 
+		// A model counts as priced when the table (with --prices) has it, even at 0.
+		Priced: func(model string) bool {
+			_, ok := prices.Lookup(model)
+			return ok
+		},
+		ContextLimit:  func(string) int64 { return f.defaultContext },
 		BatchWebhooks: f.batchWebhooks,
 		WebhookAllow:  allow,
 	})
@@ -426,6 +434,10 @@ func runServeUsage(ctx context.Context, e *env, store string, b sluicehttp.Budge
 	}
 	return tw.Flush()
 }
+
+// defaultContextTokens is the context window assumed by default for the budgets of
+// requests without max_tokens: 128k, the window of most current models.
+const defaultContextTokens = 131072
 
 // parsePrefixes reads --webhook-allow networks.
 func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
