@@ -184,7 +184,8 @@ func (b *budget) fits(h hold) bool {
 // reports whether it could. b.mu must be held.
 func (b *budget) record(h hold) bool {
 	need := hold{cost: b.spent.cost + b.held.cost + h.cost, tokens: b.spent.tokens + b.held.tokens + h.tokens}
-	if need.cost <= b.journaled.cost && need.tokens <= b.journaled.tokens {
+	// Only a capped dimension needs a ceiling: the other is recorded as it goes.
+	if (b.limit.MaxCost <= 0 || need.cost <= b.journaled.cost) && (b.limit.MaxTokens <= 0 || need.tokens <= b.journaled.tokens) {
 		return true
 	}
 	next := hold{cost: need.cost + b.limit.MaxCost/20, tokens: need.tokens + b.limit.MaxTokens/20}

@@ -302,6 +302,7 @@ func (s *Server) Close(ctx context.Context) error {
 	go func() {
 		s.wg.Wait()
 		s.hooks.Wait() // no delivery starts once the batch goroutines have ended
+		s.cfg.WebhookClient.CloseIdleConnections()
 		close(done)
 	}()
 	var err error
