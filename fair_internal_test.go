@@ -105,5 +105,3 @@ func TestFairSlotsGiveBackAGrantNotTaken(t *testing.T) {
 		t.Errorf("after every release: %d in flight, tenants %v", e.inFlight, e.fair.tenants)
 	}
 }
-
-func contains(runs []*Run, r *Run) bool { return indexRun(runs, r) >= 0 }

@@ -103,7 +103,7 @@ func startTenantServe(ctx context.Context, sc benchScenario, dir string, keys in
 	go func() { served <- hs.Serve(ln) }()
 	stop = func() {
 		_ = hs.Shutdown(ctx)
-		<-served
+		<-served //nolint:errcheck // always ErrServerClosed after Shutdown
 		_ = srv.Close(ctx)
 		s.Close()
 		st.Close()
