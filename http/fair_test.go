@@ -19,7 +19,7 @@ import (
 func TestServeSchedulesFairlyBetweenKeys(t *testing.T) {
 	const bLines = 40
 	var aSent, bSent, aAtFirstB, aAtLastB atomic.Int64
-	h := newHarness(t, sim.Config{Seed: 1, TTFT: 2 * time.Millisecond}, 4)
+	h := newHarness(t, sim.Config{Seed: 1, TTFT: 20 * time.Millisecond}, 4)
 	h.wrap = func(next http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			body, err := io.ReadAll(r.Body)
@@ -44,7 +44,7 @@ func TestServeSchedulesFairlyBetweenKeys(t *testing.T) {
 	ca, cb := h.client(keyA), h.client(keyB)
 	var aBatches []string
 	for range 6 {
-		aBatches = append(aBatches, createBatch(t, ca, upload(t, ca, inputLines(300)).ID, "24h").ID)
+		aBatches = append(aBatches, createBatch(t, ca, upload(t, ca, inputLines(150)).ID, "24h").ID)
 	}
 	for _, id := range aBatches {
 		waitBatch(t, ca, id, func(b *openai.Batch) bool { return b.RequestCounts.Completed > 0 || terminal(b) })
