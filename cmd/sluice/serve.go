@@ -353,6 +353,11 @@ type keyUsage struct {
 	CompletionTokens int64   `json:"completion_tokens"`
 	TotalTokens      int64   `json:"total_tokens"`
 	CostUSD          float64 `json:"cost_usd"`
+	// Unconfirmed is what a server that crashed may have spent beyond its ledgers; it
+	// counts against the key's budget.
+	UnconfirmedTokens  int64   `json:"unconfirmed_tokens"`
+	UnconfirmedCostUSD float64 `json:"unconfirmed_cost_usd"`
+	owner              string
 }
 
 // usageReport is the --json output of "sluice serve usage".
@@ -411,11 +416,19 @@ func runServeUsage(ctx context.Context, e *env, store string, b sluicehttp.Budge
 			name = "key-" + owner[:min(8, len(owner))]
 		}
 		rep.Keys = append(rep.Keys, keyUsage{Key: name, Batches: n, PromptTokens: u.PromptTokens,
-			CompletionTokens: u.CompletionTokens, TotalTokens: u.Total(), CostUSD: math.Round(cost*1e6) / 1e6})
+			CompletionTokens: u.CompletionTokens, TotalTokens: u.Total(), CostUSD: math.Round(cost*1e6) / 1e6, owner: owner})
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	for i := range rep.Keys {
+		k := &rep.Keys[i]
+		tokens, cost, err := st.SumUnconfirmed(ctx, k.owner, from, to)
+		if err != nil {
+			return err
+		}
+		k.UnconfirmedTokens, k.UnconfirmedCostUSD = tokens, math.Round(cost*1e6)/1e6
 	}
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -428,9 +441,10 @@ func runServeUsage(ctx context.Context, e *env, store string, b sluicehttp.Budge
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "KEY\tBATCHES\tPROMPT TOKENS\tCOMPLETION TOKENS\tCOST\t")
+	fmt.Fprintln(tw, "KEY\tBATCHES\tPROMPT TOKENS\tCOMPLETION TOKENS\tCOST\tUNCONFIRMED TOKENS\tUNCONFIRMED COST\t")
 	for _, k := range rep.Keys {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t$%.4f\t\n", k.Key, k.Batches, k.PromptTokens, k.CompletionTokens, k.CostUSD)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t$%.4f\t%d\t$%.4f\t\n", k.Key, k.Batches, k.PromptTokens, k.CompletionTokens, k.CostUSD,
+			k.UnconfirmedTokens, k.UnconfirmedCostUSD)
 	}
 	return tw.Flush()
 }
