@@ -63,7 +63,9 @@
 // that succeeded) and error file (requests that failed) are written, then completed.
 // Cancelling drains the run and keeps what finished; a batch still running when its
 // completion_window passes is expired, its unfinished requests written to the error file
-// with code batch_expired. Batch state is kept in the same store as the ledger, so a
+// with code batch_expired. A batch that fails because its upstream stopped it still has its
+// finished requests in its output file. Deleting a batch's input while the batch is not
+// final hides the file from the client but keeps its content until the batch ends. Batch state is kept in the same store as the ledger, so a
 // server started again over the same store resumes the batches that were validating,
 // in_progress, finalizing or cancelling, and the ledger never sends a finished request
 // again.
