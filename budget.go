@@ -3,6 +3,7 @@ package sluice
 import (
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Budget caps what one job may spend, over all its runs. A zero field means no cap.
@@ -13,7 +14,8 @@ import (
 // job never spends more than the cap plus nothing at all: the worst cases of the
 // requests in flight were inside the cap when they were sent. A request with no output
 // bound reserves its prompt plus the mean output seen so far (defaultOutputGuess before
-// any answer), so for those the cap can be overshot by what they write beyond the mean.
+// any answer), so for those the cap can be overshot by what they write beyond the mean;
+// a BudgetPool with a context limit (SetContextLimit) bounds that to one request.
 type Budget struct {
 	// MaxCost is the most the job may spend, in USD, as priced by Config.Cost. Models
 	// without a price cost 0 and are not held back by it.
@@ -30,6 +32,16 @@ const defaultOutputGuess = 256
 type hold struct {
 	cost   float64
 	tokens int64
+	// unbounded is set on a request with no output bound admitted on its guess rather
+	// than its worst case: the budget lets one such request be in flight at a time.
+	unbounded bool
+}
+
+// want is what a request asks to reserve: its worst case (full) or, for a request with
+// no output bound (unbounded), its guess when the worst case no longer fits.
+type want struct {
+	full, guess hold
+	unbounded   bool
 }
 
 // budget tracks spending against a Budget: a run's own, or a pool shared by runs.
@@ -38,10 +50,20 @@ type budget struct {
 	limit Budget
 	cost  func(model string, u Usage) float64 // nil: nothing is priced
 
-	mu      sync.Mutex
-	spent   hold // settled, including the job's earlier runs
-	held    hold // reserved by attempts in flight
-	refused bool // a run stopped because its next request did not fit
+	// contextLimit bounds what a request with no max_tokens may use, prompt included
+	// (nil or 0: unknown, reserve the mean output seen instead).
+	contextLimit func(model string) int64
+	// journal records, durably, a ceiling on what was spent plus what is reserved,
+	// before a reservation takes them past the last ceiling recorded (nil: none).
+	journal func(cost float64, tokens int64) error
+
+	mu        sync.Mutex
+	spent     hold // settled, including the job's earlier runs
+	held      hold // reserved by attempts in flight
+	journaled hold // the last ceiling the journal recorded
+	unbounded int  // requests admitted on their guess, in flight
+	holds     int  // reservations in flight
+	refused   bool // a run stopped because its next request did not fit
 }
 
 // BudgetPool is a Budget shared by the runs of several jobs, say all the batches of one
@@ -70,6 +92,29 @@ func (p *BudgetPool) Exhausted() bool {
 	return p.b.refused
 }
 
+// SetContextLimit bounds what a request with no max_tokens may use, prompt and output,
+// by its model (0: unknown). Such a request then reserves that bound while it fits in
+// what is left; once it does not, one such request at a time is admitted on its prompt
+// plus the mean output seen so far, so the pool is overshot by at most that one
+// request's output. Without a limit such requests reserve the mean output, and any
+// number of them may overshoot. Call it before the pool is used.
+func (p *BudgetPool) SetContextLimit(limit func(model string) int64) { p.b.contextLimit = limit }
+
+// SetJournal makes the pool record, through record, a ceiling on what it has spent plus
+// what its requests in flight have reserved, before any reservation takes them past the
+// last ceiling recorded: after a crash, the last ceiling bounds what the pool's runs
+// may have spent, answers lost with the process included. Ceilings are recorded a
+// twentieth of the budget ahead, so record runs about twenty times per budget spent. A
+// request whose ceiling cannot be recorded is not sent. Call it before the pool is used.
+func (p *BudgetPool) SetJournal(record func(cost float64, tokens int64) error) { p.b.journal = record }
+
+// Reserved returns what the pool's requests in flight have reserved.
+func (p *BudgetPool) Reserved() (cost float64, tokens int64) {
+	p.b.mu.Lock()
+	defer p.b.mu.Unlock()
+	return p.b.held.cost, p.b.held.tokens
+}
+
 // refuse records that a run stopped on the budget.
 func (b *budget) refuse() {
 	b.mu.Lock()
@@ -89,19 +134,71 @@ func WithBudgetPool(pool *BudgetPool) RunOption {
 
 func (b *budget) capped() bool { return b.limit.MaxCost > 0 || b.limit.MaxTokens > 0 }
 
-// reserve holds h if the budget allows it, and reports whether it did.
-func (b *budget) reserve(h hold) bool {
+// reserve holds what w asks, if the budget allows it: its worst case when that fits,
+// else (an unbounded request, when no other is in flight on its guess) its guess. It
+// returns the hold to settle and whether it was reserved.
+func (b *budget) reserve(w want) (hold, bool) {
 	if !b.capped() {
-		return true
+		return w.full, true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if (b.limit.MaxCost > 0 && b.spent.cost+b.held.cost+h.cost > b.limit.MaxCost) ||
-		(b.limit.MaxTokens > 0 && b.spent.tokens+b.held.tokens+h.tokens > b.limit.MaxTokens) {
-		return false
+	h := w.full
+	if !b.fits(h) {
+		if !w.unbounded || b.unbounded > 0 || !b.fits(w.guess) {
+			return hold{}, false
+		}
+		h = w.guess
+		h.unbounded = true
 	}
+	if b.journal != nil && !b.record(h) {
+		return hold{}, false
+	}
+	if h.unbounded {
+		b.unbounded++
+	}
+	b.holds++
 	b.held.cost += h.cost
 	b.held.tokens += h.tokens
+	return h, true
+}
+
+// budgetPoll is how often a run with nothing in flight whose next request does not fit
+// looks again while other runs of its pool hold reservations.
+const budgetPoll = 20 * time.Millisecond
+
+// holding reports whether attempts in flight hold reservations.
+func (b *budget) holding() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.holds > 0
+}
+
+// fits reports whether h fits in what is left. b.mu must be held.
+func (b *budget) fits(h hold) bool {
+	return (b.limit.MaxCost <= 0 || b.spent.cost+b.held.cost+h.cost <= b.limit.MaxCost) &&
+		(b.limit.MaxTokens <= 0 || b.spent.tokens+b.held.tokens+h.tokens <= b.limit.MaxTokens)
+}
+
+// record has the journal record a ceiling covering h when the last one does not, and
+// reports whether it could. b.mu must be held.
+func (b *budget) record(h hold) bool {
+	need := hold{cost: b.spent.cost + b.held.cost + h.cost, tokens: b.spent.tokens + b.held.tokens + h.tokens}
+	// Only a capped dimension needs a ceiling: the other is recorded as it goes.
+	if (b.limit.MaxCost <= 0 || need.cost <= b.journaled.cost) && (b.limit.MaxTokens <= 0 || need.tokens <= b.journaled.tokens) {
+		return true
+	}
+	next := hold{cost: need.cost + b.limit.MaxCost/20, tokens: need.tokens + b.limit.MaxTokens/20}
+	if b.limit.MaxCost > 0 {
+		next.cost = max(need.cost, min(next.cost, b.limit.MaxCost))
+	}
+	if b.limit.MaxTokens > 0 {
+		next.tokens = max(need.tokens, min(next.tokens, b.limit.MaxTokens))
+	}
+	if err := b.journal(next.cost, next.tokens); err != nil {
+		return false
+	}
+	b.journaled = next
 	return true
 }
 
@@ -113,6 +210,10 @@ func (b *budget) settle(h, actual hold) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if h.unbounded {
+		b.unbounded--
+	}
+	b.holds--
 	b.held.cost -= h.cost
 	b.held.tokens -= h.tokens
 	b.spent.cost += actual.cost
@@ -139,20 +240,31 @@ func (b *budget) exhaustedError() error {
 	}
 }
 
-// worstCase is what a request may cost at most, for the budget.
-func (r *Run) worstCase(est Estimate) hold {
+// worstCase is what a request may cost at most, for the budget, and for a request with
+// no output bound also its guess: its prompt plus the mean output seen so far.
+func (r *Run) worstCase(est Estimate) want {
 	if !r.budget.capped() {
-		return hold{}
+		return want{}
 	}
-	out := est.MaxOutputTokens
-	if out == 0 {
-		out = r.e.lim.meanOutput(defaultOutputGuess)
+	price := func(out int64) hold {
+		h := hold{tokens: est.PromptTokens + out}
+		if r.budget.cost != nil {
+			h.cost = r.budget.cost(est.Model, Usage{PromptTokens: est.PromptTokens, CompletionTokens: out})
+		}
+		return h
 	}
-	h := hold{tokens: est.PromptTokens + out}
-	if r.budget.cost != nil {
-		h.cost = r.budget.cost(est.Model, Usage{PromptTokens: est.PromptTokens, CompletionTokens: out})
+	if est.MaxOutputTokens > 0 {
+		return want{full: price(est.MaxOutputTokens)}
 	}
-	return h
+	guess := price(r.e.lim.meanOutput(defaultOutputGuess))
+	var limit int64
+	if r.budget.contextLimit != nil {
+		limit = r.budget.contextLimit(est.Model)
+	}
+	if limit <= 0 {
+		return want{full: guess}
+	}
+	return want{full: price(max(limit-est.PromptTokens, 0)), guess: guess, unbounded: true}
 }
 
 // actualCost is what an answer's usage cost.

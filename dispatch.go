@@ -86,13 +86,20 @@ func (r *Run) dispatch(ctx context.Context) error {
 				ErrorCode: CodeModelNotFound, ErrorMessage: reason})
 			continue
 		}
-		h := r.worstCase(it.Estimate)
-		if !r.budget.reserve(h) {
+		h, reserved := r.budget.reserve(r.worstCase(it.Estimate))
+		if !reserved {
 			r.claimed = append([]Item{*it}, r.claimed...) // not sent: release at shutdown
 			if r.running > 0 {
 				// Attempts in flight hold worst cases they will mostly not spend: wait
 				// for them to settle before deciding the budget is used up.
 				if err := r.waitEvent(ctx, nil); err != nil {
+					return err
+				}
+				continue
+			}
+			if r.budget.holding() {
+				// Other runs of a shared pool hold reservations: wait for them too.
+				if err := r.waitEvent(ctx, time.After(budgetPoll)); err != nil {
 					return err
 				}
 				continue
@@ -180,7 +187,7 @@ func (r *Run) waitEvent(ctx context.Context, wake <-chan time.Time) error {
 // send waits for a concurrency slot, the breaker and the limiter, then starts an attempt.
 func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 	for {
-		ok, freed := r.e.acquire()
+		ok, freed := r.e.acquire(r)
 		if ok {
 			break
 		}
@@ -189,18 +196,20 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 			r.handle(res)
 		case <-freed:
 		case <-r.stopped:
+			r.e.stopWaiting(r)
 			return errStopped
 		case <-ctx.Done():
+			r.e.stopWaiting(r)
 			return ctx.Err()
 		}
 	}
 	if r.isStopped() { // a result handled while waiting for the slot may have stopped the run
-		r.e.release()
+		r.e.release(r)
 		return errStopped
 	}
 	report, err := r.e.breaker.wait(ctx, r.stopped)
 	if err != nil {
-		r.e.release()
+		r.e.release(r)
 		return err
 	}
 	wait, reserved := r.e.lim.Reserve(r.e.now(), it.Estimate)
@@ -212,13 +221,13 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 			t.Stop()
 			r.e.lim.Refund(r.e.now(), reserved)
 			report(errBreakerExclude)
-			r.e.release()
+			r.e.release(r)
 			return errStopped
 		case <-ctx.Done():
 			t.Stop()
 			r.e.lim.Refund(r.e.now(), reserved)
 			report(errBreakerExclude)
-			r.e.release()
+			r.e.release(r)
 			return ctx.Err()
 		}
 	}
@@ -312,7 +321,7 @@ func (r *Run) collect() {
 func (r *Run) handle(res attemptResult) {
 	r.running--
 	r.inFly.Add(-1)
-	r.e.release()
+	r.e.release(r)
 	it := res.item
 	if res.resp != nil {
 		r.budget.settle(res.hold, r.actualCost(it.Estimate.Model, res.resp.Usage))

@@ -139,7 +139,7 @@ type Engine struct {
 
 	slots    sync.Mutex
 	inFlight int
-	freed    chan struct{} // closed and replaced when a slot is freed
+	fair     fairSlots // who gets the next free slot (fair.go)
 
 	// answered is set by the first answer that proves the key and model work.
 	answered atomic.Bool
@@ -161,30 +161,8 @@ func New(store Store, up Upstream, cfg Config) (*Engine, error) {
 		up:      up,
 		lim:     newLimiter(time.Now(), cfg.Concurrency, cfg.RPM, cfg.TPM),
 		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerCooldown),
-		freed:   make(chan struct{}),
 		now:     time.Now,
 	}, nil
-}
-
-// acquire takes a concurrency slot if fewer than the window are in flight; otherwise it
-// returns a channel that is closed when a slot is freed.
-func (e *Engine) acquire() (ok bool, wait <-chan struct{}) {
-	window := min(e.lim.Window(), e.cfg.Concurrency)
-	e.slots.Lock()
-	defer e.slots.Unlock()
-	if e.inFlight < window {
-		e.inFlight++
-		return true, nil
-	}
-	return false, e.freed
-}
-
-func (e *Engine) release() {
-	e.slots.Lock()
-	defer e.slots.Unlock()
-	e.inFlight--
-	close(e.freed)
-	e.freed = make(chan struct{})
 }
 
 // Start begins running job: ingesting src into the ledger (src may be nil when the job's
@@ -271,6 +249,12 @@ type Run struct {
 
 	budget    *budget
 	budgetHit atomic.Bool // dispatch stopped because the budget would be crossed
+
+	// The run's share of the Engine's slots (fair.go), guarded by Engine.slots.
+	tenant   string
+	weight   float64
+	slotWait chan struct{} // closed when a slot is given to the run
+	granted  bool          // a slot was given to the run while it waited
 
 	errMu    sync.Mutex
 	abortErr error

@@ -82,7 +82,7 @@ func (s *Server) checkCreate(req *createBatchRequest) (time.Duration, error) {
 		if !s.cfg.BatchWebhooks {
 			return 0, invalid("metadata", "metadata %s: this server does not take webhooks from clients (its operator can allow them with --batch-webhooks).", WebhookMetadataKey)
 		}
-		if err := checkWebhookURL(u); err != nil {
+		if err := checkWebhookURL(u, s.cfg.WebhookAllow); err != nil {
 			return 0, invalid("metadata", "metadata %s: %v.", WebhookMetadataKey, err)
 		}
 	}
@@ -132,16 +132,16 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request, owner string) 
 	return nil
 }
 
-// listBatches serves GET /v1/batches: newest first, with after/limit pagination.
+// listBatches serves GET /v1/batches: newest first (order=asc: oldest first), with
+// after/limit pagination.
 func (s *Server) listBatches(w http.ResponseWriter, r *http.Request, owner string) error {
-	limit, err := listLimit(r, defaultBatchLimit, maxBatchLimit)
+	q, err := parseListQuery(r, defaultBatchLimit, maxBatchLimit)
 	if err != nil {
 		return err
 	}
-	after := r.URL.Query().Get("after")
-	docs, more, err := s.cfg.Store.ListObjects(r.Context(), kindBatch, owner, after, limit)
+	docs, more, err := s.cfg.Store.ListObjects(r.Context(), kindBatch, owner, q.after, "", q.asc, q.limit)
 	if errors.Is(err, sluice.ErrNotFound) {
-		return invalid("after", "No batch found with id '%s'.", after)
+		return invalid("after", "No batch found with id '%s'.", q.after)
 	}
 	if err != nil {
 		return err

@@ -8,12 +8,12 @@
 // # Endpoints
 //
 //	POST   /v1/files                 upload (multipart, purpose=batch), streamed to disk
-//	GET    /v1/files                 list (after, limit, purpose)
+//	GET    /v1/files                 list (after, limit, order, purpose)
 //	GET    /v1/files/{id}            retrieve
 //	GET    /v1/files/{id}/content    download
 //	DELETE /v1/files/{id}            delete
 //	POST   /v1/batches               create (input_file_id, endpoint, completion_window, metadata)
-//	GET    /v1/batches               list (after, limit)
+//	GET    /v1/batches               list (after, limit, order)
 //	GET    /v1/batches/{id}          retrieve, with live request_counts
 //	POST   /v1/batches/{id}/cancel   cancel
 //	GET    /v1/usage                 the calling key's usage and budget (sluice's own)
@@ -44,6 +44,15 @@
 // the requests in flight. GET /v1/usage answers the calling key's period, usage, limits,
 // what remains and usage by user.
 //
+// Reservations survive a crash: a key's pool records a ceiling on what it spent plus
+// what it reserved before it sends past the last one (ReservationStore). A server that
+// starts first records the usage of the batches it resumes from their ledgers, then
+// counts what the ceilings of a server that did not close cleanly exceed the ledgers by
+// as unconfirmed spending, shown in GET /v1/usage and counted against the budget. Under
+// a USD budget, a batch using a model with no price (Config.Priced) fails validation
+// with model_not_priced. With Config.ContextLimit, a request without max_tokens reserves
+// the context limit while it fits, then one at a time on the mean output.
+//
 // # Lifecycle
 //
 // A batch is validated (streaming through its input: JSONL syntax, custom_id present and
@@ -54,7 +63,9 @@
 // that succeeded) and error file (requests that failed) are written, then completed.
 // Cancelling drains the run and keeps what finished; a batch still running when its
 // completion_window passes is expired, its unfinished requests written to the error file
-// with code batch_expired. Batch state is kept in the same store as the ledger, so a
+// with code batch_expired. A batch that fails because its upstream stopped it still has its
+// finished requests in its output file. Deleting a batch's input while the batch is not
+// final hides the file from the client but keeps its content until the batch ends. Batch state is kept in the same store as the ledger, so a
 // server started again over the same store resumes the batches that were validating,
 // in_progress, finalizing or cancelling, and the ledger never sends a finished request
 // again.
@@ -68,4 +79,9 @@
 // with exponential backoff and jitter, up to Config.WebhookAttempts attempts. Close waits
 // for deliveries still being tried until its context is done. Deliveries are not kept in
 // the store: one pending when the server stops is lost.
+//
+// A batch's own webhook is used only while Config.BatchWebhooks is on. Redirects are never
+// followed; link-local and fd00::/8 addresses (where clouds serve instance metadata) are
+// refused at create and at each connection unless Config.WebhookAllow names them;
+// webhook URLs are logged without user info or query.
 package http

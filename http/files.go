@@ -137,11 +137,25 @@ func (s *Server) saveFile(ctx context.Context, rec *fileRecord) error {
 	if err != nil {
 		return fmt.Errorf("save file: %w", err)
 	}
-	return s.cfg.Store.SaveObject(ctx, kindFile, rec.ID, rec.Owner, "", doc)
+	status := ""
+	if rec.Deleted {
+		status = statusDeleted
+	}
+	return s.cfg.Store.SaveObject(ctx, kindFile, rec.ID, rec.Owner, status, doc)
 }
 
-// file returns owner's file with id, or a 404.
+// file returns owner's file with id, or a 404 (also when the client deleted it).
 func (s *Server) file(ctx context.Context, id, owner string) (*fileRecord, error) {
+	rec, err := s.storedFile(ctx, id, owner)
+	if err == nil && rec.Deleted {
+		return nil, notFound("file", id)
+	}
+	return rec, err
+}
+
+// storedFile returns owner's file with id even when the client deleted it while a batch
+// reads it, or a 404.
+func (s *Server) storedFile(ctx context.Context, id, owner string) (*fileRecord, error) {
 	doc, err := s.cfg.Store.Object(ctx, kindFile, id, owner)
 	if errors.Is(err, sluice.ErrNotFound) {
 		return nil, notFound("file", id)
@@ -179,12 +193,37 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request, owner strin
 	return nil
 }
 
+// deleteFile serves DELETE /v1/files/{id}. A file that a batch still running reads is
+// only hidden: its content stays until the last such batch ends (releaseInput), so
+// that a restart can still finish the batch and write the expired lines of its input.
 func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request, owner string) error {
-	rec, err := s.file(r.Context(), r.PathValue("id"), owner)
+	ctx := r.Context()
+	s.mu.Lock() // serialised with batches starting (start) and ending (update)
+	defer s.mu.Unlock()
+	rec, err := s.file(ctx, r.PathValue("id"), owner)
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.DeleteObject(r.Context(), kindFile, rec.ID, owner); errors.Is(err, sluice.ErrNotFound) {
+	inUse, err := s.inputInUse(ctx, rec.ID, "")
+	if err != nil {
+		return err
+	}
+	if inUse {
+		rec.Deleted = true
+		err = s.saveFile(ctx, rec)
+	} else {
+		err = s.removeFile(ctx, rec)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, deleted{ID: rec.ID, Object: "file", Deleted: true})
+	return nil
+}
+
+// removeFile deletes a file's object and content.
+func (s *Server) removeFile(ctx context.Context, rec *fileRecord) error {
+	if err := s.cfg.Store.DeleteObject(ctx, kindFile, rec.ID, rec.Owner); errors.Is(err, sluice.ErrNotFound) {
 		return notFound("file", rec.ID)
 	} else if err != nil {
 		return err
@@ -192,34 +231,89 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request, owner string
 	if err := os.Remove(s.filePath(rec.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.cfg.Logger.Warn("delete file content", "file", rec.ID, "err", err)
 	}
-	writeJSON(w, http.StatusOK, deleted{ID: rec.ID, Object: "file", Deleted: true})
 	return nil
 }
 
-// listFiles serves GET /v1/files: newest first, with after/limit pagination and an
-// optional purpose filter applied to each page.
+// inputInUse reports whether a batch that is not final, other than batch except, reads
+// file id.
+func (s *Server) inputInUse(ctx context.Context, id, except string) (bool, error) {
+	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, activeStatuses...)
+	if err != nil {
+		return false, err
+	}
+	for _, doc := range docs {
+		b, err := decodeRecord[batchRecord](doc)
+		if err != nil {
+			return false, err
+		}
+		if b.InputFileID == id && b.ID != except {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// releaseInput removes the input of batch rec, which has just become final, when its
+// client deleted it and no other batch still reads it. A failure is only logged: the
+// next start removes what is left (purgeDeleted). s.mu must be held.
+func (s *Server) releaseInput(ctx context.Context, rec *batchRecord) {
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Owner)
+	if err != nil || !in.Deleted {
+		return
+	}
+	inUse, err := s.inputInUse(ctx, in.ID, rec.ID)
+	if err == nil && !inUse {
+		err = s.removeFile(ctx, in)
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("remove deleted input", "file", in.ID, "err", err)
+	}
+}
+
+// purgeDeleted removes the files their clients deleted that no batch reads any more (a
+// server stopped between a batch's end and the removal leaves them).
+func (s *Server) purgeDeleted(ctx context.Context) error {
+	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindFile, statusDeleted)
+	if err != nil {
+		return fmt.Errorf("purge deleted files: %w", err)
+	}
+	for _, doc := range docs {
+		rec, err := decodeRecord[fileRecord](doc)
+		if err != nil {
+			return fmt.Errorf("purge deleted files: %w", err)
+		}
+		inUse, err := s.inputInUse(ctx, rec.ID, "")
+		if err == nil && !inUse {
+			err = s.removeFile(ctx, rec)
+		}
+		if err != nil {
+			return fmt.Errorf("purge deleted files: %w", err)
+		}
+	}
+	return nil
+}
+
+// listFiles serves GET /v1/files: newest first (order=asc: oldest first), with
+// after/limit pagination and an optional purpose filter applied before the limit.
 func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, owner string) error {
-	limit, err := listLimit(r, defaultFileLimit, defaultFileLimit)
+	q, err := parseListQuery(r, defaultFileLimit, defaultFileLimit)
 	if err != nil {
 		return err
 	}
-	docs, more, err := s.cfg.Store.ListObjects(r.Context(), kindFile, owner, r.URL.Query().Get("after"), limit)
+	docs, more, err := s.cfg.Store.ListObjects(r.Context(), kindFile, owner, q.after, r.URL.Query().Get("purpose"), q.asc, q.limit)
 	if errors.Is(err, sluice.ErrNotFound) {
-		return invalid("after", "No file found with id '%s'.", r.URL.Query().Get("after"))
+		return invalid("after", "No file found with id '%s'.", q.after)
 	}
 	if err != nil {
 		return err
 	}
-	purpose := r.URL.Query().Get("purpose")
-	out := list[sluice.File]{Object: "list", Data: []sluice.File{}, HasMore: more}
+	out := list[sluice.File]{Object: "list", Data: make([]sluice.File, 0, len(docs)), HasMore: more}
 	for _, doc := range docs {
 		rec, err := decodeRecord[fileRecord](doc)
 		if err != nil {
 			return err
 		}
-		if purpose == "" || rec.Purpose == purpose {
-			out.Data = append(out.Data, rec.File)
-		}
+		out.Data = append(out.Data, rec.File)
 	}
 	if n := len(out.Data); n > 0 {
 		out.FirstID, out.LastID = &out.Data[0].ID, &out.Data[n-1].ID
@@ -228,15 +322,31 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, owner string)
 	return nil
 }
 
-// listLimit reads the limit query parameter: def when absent, 1..max.
-func listLimit(r *http.Request, def, max int) (int, error) {
-	v := r.URL.Query().Get("limit")
-	if v == "" {
-		return def, nil
+// listQuery is the pagination of a list request.
+type listQuery struct {
+	after string
+	limit int
+	asc   bool
+}
+
+// parseListQuery reads after, limit (def when absent, 1..max) and order (asc or desc,
+// the default).
+func parseListQuery(r *http.Request, def, max int) (listQuery, error) {
+	v := r.URL.Query()
+	q := listQuery{after: v.Get("after"), limit: def}
+	switch v.Get("order") {
+	case "", "desc":
+	case "asc":
+		q.asc = true
+	default:
+		return q, invalid("order", "order must be 'asc' or 'desc', got '%s'.", v.Get("order"))
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > max {
-		return 0, invalid("limit", "limit must be an integer from 1 to %d, got '%s'.", max, v)
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > max {
+			return q, invalid("limit", "limit must be an integer from 1 to %d, got '%s'.", max, l)
+		}
+		q.limit = n
 	}
-	return n, nil
+	return q, nil
 }

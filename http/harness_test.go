@@ -3,6 +3,7 @@ package http_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +40,13 @@ type harness struct {
 	cfg    sluicehttp.Config
 	models []string // models the upstream serves; nil: all
 	conc   int
+	// upName names the upstream ("": "sim").
+	upName string
+	// wrap, when set, wraps the transport to the simulator.
+	wrap func(http.RoundTripper) http.RoundTripper
+	// dead, once set, makes the server's store writes and sends fail, as if its process
+	// had died (crash).
+	dead *atomic.Bool
 	// broken, when set, is a second upstream, listed first so that batches go to it,
 	// that rejects every request's key.
 	broken *sim.Server
@@ -63,28 +72,34 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.dead = new(atomic.Bool)
+	var tr http.RoundTripper = crashTransport{next: h.sim.Transport(), dead: h.dead}
+	if h.wrap != nil {
+		tr = h.wrap(tr)
+	}
+	store := crashStore{Store: st, dead: h.dead}
 	up, err := sluiceopenai.New(sluiceopenai.Config{
 		BaseURL:    "http://sim.sluice.invalid/v1",
-		HTTPClient: &http.Client{Transport: h.sim.Transport()},
+		HTTPClient: &http.Client{Transport: tr},
 	})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	eng, err := sluice.New(st, up, sluice.Config{Concurrency: h.conc, BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond})
+	eng, err := sluice.New(store, up, sluice.Config{Concurrency: h.conc, BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	cfg := h.cfg
-	cfg.Store = st
+	cfg.Store = store
 	cfg.FilesDir = filepath.Join(h.dir, "files")
-	cfg.Upstreams = []sluicehttp.Upstream{{Name: "sim", Models: h.models, Engine: eng}}
+	cfg.Upstreams = []sluicehttp.Upstream{{Name: cmp.Or(h.upName, "sim"), Models: h.models, Engine: eng}}
 	if h.broken != nil {
 		bup, err := sluiceopenai.New(sluiceopenai.Config{BaseURL: "http://broken.sluice.invalid/v1",
 			HTTPClient: &http.Client{Transport: h.broken.Transport()}})
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		beng, err := sluice.New(st, bup, sluice.Config{Concurrency: h.conc})
+		beng, err := sluice.New(store, bup, sluice.Config{Concurrency: h.conc})
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -97,6 +112,21 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.st, h.srv, h.ts = st, srv, httptest.NewServer(srv.Handler())
+}
+
+// crash stops the server as SIGKILL would: from now on it writes nothing and sends
+// nothing, and the answers of requests in flight are billed but lost.
+func (h *harness) crash() {
+	h.t.Helper()
+	h.dead.Store(true)
+	h.ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = h.srv.Close(ctx) // its writes fail: nothing it does now is kept
+	if err := h.st.Close(); err != nil {
+		h.t.Error(err)
+	}
+	h.srv, h.st, h.ts = nil, nil, nil
 }
 
 // stop closes the server (letting requests in flight finish) and the store.

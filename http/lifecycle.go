@@ -34,6 +34,7 @@ const (
 	endExpire                 // the completion window passed
 	endShutdown               // the server is closing: the batch stays in_progress
 	endQuota                  // the key's budget for the period is spent
+	endAbort                  // the upstream stopped the run and no other could take it
 )
 
 var errClosing = &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "shutting_down",
@@ -45,6 +46,10 @@ func (s *Server) start(ctx context.Context, rec *batchRecord) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return errClosing
+	}
+	// The input may have been deleted since createBatch read it.
+	if _, err := s.file(ctx, rec.InputFileID, rec.Owner); err != nil {
+		return err
 	}
 	if err := s.saveBatch(ctx, rec); err != nil {
 		return err
@@ -75,13 +80,23 @@ func (s *Server) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resume batches: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := s.purgeDeleted(ctx); err != nil {
+		return err
+	}
+	recs := make([]*batchRecord, 0, len(docs))
 	for _, doc := range docs {
 		rec, err := decodeRecord[batchRecord](doc)
 		if err != nil {
 			return fmt.Errorf("resume batches: %w", err)
 		}
+		recs = append(recs, rec)
+	}
+	if err := s.reconcile(ctx, recs); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rec := range recs {
 		s.cfg.Logger.Info("resuming batch", "batch", rec.ID, "status", rec.Status)
 		s.launch(rec.ID)
 	}
@@ -105,6 +120,7 @@ func (s *Server) update(id string, fn func(rec *batchRecord)) (*batchRecord, err
 		return rec, err
 	}
 	if !was.Terminal() && rec.Status.Terminal() {
+		s.releaseInput(ctx, rec)
 		s.notify(rec)
 	}
 	return rec, nil
@@ -186,11 +202,8 @@ func (s *Server) lifecycle(a *activeBatch, id string) error {
 			return nil
 		}
 		if errors.Is(runErr, sluice.ErrAborted) {
-			_, err := s.update(id, func(rec *batchRecord) {
-				rec.Status, rec.FailedAt = sluice.BatchFailed, ptr(now())
-				rec.Errors = &sluice.BatchErrors{Object: "list", Data: []sluice.BatchError{{Code: "upstream_error", Message: runErr.Error()}}}
-			})
-			return err
+			// The batch fails, but what finished is paid for: it is delivered.
+			return s.finalize(ctx, rec, endAbort, runErr)
 		}
 		if runErr != nil && !errors.Is(runErr, sluice.ErrInterrupted) {
 			return runErr
@@ -206,7 +219,7 @@ func (s *Server) lifecycle(a *activeBatch, id string) error {
 			}
 		}
 	}
-	return s.finalize(ctx, rec, end)
+	return s.finalize(ctx, rec, end, nil)
 }
 
 // validateBatch validates the batch's input and moves it on: to failed, in_progress, or
@@ -253,7 +266,7 @@ func (s *Server) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
 	if up == nil {
 		return endDone, fmt.Errorf("%w: upstream %q is no longer configured", sluice.ErrAborted, rec.Upstream)
 	}
-	in, err := s.file(ctx, rec.InputFileID, rec.Owner)
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Owner)
 	if err != nil {
 		return endDone, fmt.Errorf("%w: input file: %w", sluice.ErrAborted, err)
 	}
@@ -281,7 +294,8 @@ func (s *Server) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
 	if s.overQuota(ctx, rec) {
 		return endQuota, nil
 	}
-	var opts []sluice.RunOption
+	// Slots are shared fairly between keys first, then between a key's batches.
+	opts := []sluice.RunOption{sluice.WithTenant(rec.Owner, 1)}
 	pool, err := s.budgetPool(ctx, rec.Owner, s.cfg.Now())
 	if err != nil {
 		return endDone, fmt.Errorf("run batch: %w", err)
@@ -382,9 +396,10 @@ func (s *Server) upstream(name string) *Upstream {
 // to its terminal status: cancelled when it was cancelling; expired when the window
 // passed (its unfinished requests go to the error file as batch_expired); failed with an
 // insufficient_quota error when its key's budget ran out (its unfinished requests go to
-// the error file as insufficient_quota, its finished ones to the output file); completed
-// otherwise.
-func (s *Server) finalize(ctx context.Context, rec *batchRecord, end runEnd) error {
+// the error file as insufficient_quota, its finished ones to the output file); failed
+// with an upstream_error (abortErr) when its upstream stopped it, its finished requests
+// still in the output file; completed otherwise.
+func (s *Server) finalize(ctx context.Context, rec *batchRecord, end runEnd, abortErr error) error {
 	if rec.Status.Terminal() {
 		return nil
 	}
@@ -410,6 +425,9 @@ func (s *Server) finalize(ctx context.Context, rec *batchRecord, end runEnd) err
 		case end == endQuota:
 			rec.Status, rec.FailedAt = sluice.BatchFailed, t
 			rec.Errors = &sluice.BatchErrors{Object: "list", Data: []sluice.BatchError{{Code: codeInsufficientQuota, Message: msgQuota}}}
+		case end == endAbort:
+			rec.Status, rec.FailedAt = sluice.BatchFailed, t
+			rec.Errors = &sluice.BatchErrors{Object: "list", Data: []sluice.BatchError{{Code: "upstream_error", Message: abortErr.Error()}}}
 		case end == endExpire:
 			rec.Status, rec.ExpiredAt = sluice.BatchExpired, t
 		default:

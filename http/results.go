@@ -178,7 +178,7 @@ type expiredLines struct {
 }
 
 func (s *Server) openExpired(ctx context.Context, rec *batchRecord, to *outputFile, unf *unfinished) (*expiredLines, error) {
-	in, err := s.file(ctx, rec.InputFileID, rec.Owner)
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Owner)
 	if err != nil {
 		return nil, fmt.Errorf("expire %s: input file: %w", rec.ID, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -68,6 +69,16 @@ type Config struct {
 	// Cost prices what batches used, in USD, for the budgets and GET /v1/usage; nil
 	// counts tokens only (and MaxCost budgets are refused).
 	Cost func(model string, u sluice.Usage) float64
+	// Priced reports whether a model has a price. A batch of a key with a USD budget that
+	// uses a model with none fails validation with model_not_priced, since the budget
+	// could not hold. nil: a model is priced when Cost prices a million tokens above 0.
+	Priced func(model string) bool
+	// ContextLimit is the most tokens, prompt and output, a request of a model may use:
+	// a request without max_tokens reserves it against its key's budget while it fits,
+	// then one such request at a time is admitted on its prompt plus the mean output, so
+	// a budget is overshot by at most one request's output (sluice.BudgetPool). nil or 0
+	// reserves the mean output, which any number of such requests may overshoot.
+	ContextLimit func(model string) int64
 	// UsageInterval is how often a running batch's usage is recorded and checked against
 	// its key's budget (DefaultUsageInterval): a batch may overspend by what it sends in
 	// one interval.
@@ -94,8 +105,15 @@ type Config struct {
 	// it lets any client key make the server POST to any address it can reach,
 	// internal ones included.
 	BatchWebhooks bool
+	// WebhookAllow names networks webhooks may reach although they are link-local or
+	// fd00::/8, where clouds serve instance metadata; they are refused otherwise, when a
+	// batch is created and again at each connection (so that DNS cannot send a hook
+	// there). Loopback and private networks are always allowed.
+	WebhookAllow []netip.Prefix
 	// WebhookClient sends the webhooks; nil means a client whose attempts time out after
-	// 10 s.
+	// 10 s and that checks every address it connects to against WebhookAllow. Redirects
+	// are never followed, whichever client. Webhook URLs are logged without credentials
+	// or query.
 	WebhookClient *http.Client
 	// WebhookAttempts bounds the attempts of one delivery (DefaultWebhookAttempts);
 	// failures that are not worth retrying (a 4xx other than 408, 409 or 429) end it
@@ -123,7 +141,11 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.WebhookClient == nil {
-		c.WebhookClient = &http.Client{Timeout: webhookTimeout}
+		c.WebhookClient = webhookClient(c.WebhookAllow)
+	} else {
+		wc := *c.WebhookClient
+		wc.CheckRedirect = noRedirect
+		c.WebhookClient = &wc
 	}
 	if c.WebhookAttempts == 0 {
 		c.WebhookAttempts = DefaultWebhookAttempts
@@ -158,7 +180,7 @@ func (c Config) validate() error {
 		return errors.New("webhook attempts must be positive and backoff not negative")
 	}
 	if c.WebhookURL != "" {
-		if err := checkWebhookURL(c.WebhookURL); err != nil {
+		if err := checkWebhookURL(c.WebhookURL, c.WebhookAllow); err != nil {
 			return err
 		}
 	}
@@ -219,6 +241,8 @@ type Server struct {
 
 	poolMu sync.Mutex
 	pools  map[poolKey]*sluice.BudgetPool // a key's budget in one period, shared by its runs
+	// session names this server run in the budget reservations (reserve.go).
+	session string
 }
 
 // New returns a Server and resumes the batches a previous server over the same store
@@ -241,6 +265,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cancel:  cancel,
 		closing: make(chan struct{}),
 		active:  map[string]*activeBatch{},
+		session: newSession(),
 	}
 	for _, h := range cfg.KeyHashes {
 		s.keys[strings.ToLower(h)] = true
@@ -277,11 +302,14 @@ func (s *Server) Close(ctx context.Context) error {
 	go func() {
 		s.wg.Wait()
 		s.hooks.Wait() // no delivery starts once the batch goroutines have ended
+		s.cfg.WebhookClient.CloseIdleConnections()
 		close(done)
 	}()
 	var err error
 	select {
 	case <-done:
+		// Every run drained: what they spent is in their ledgers and recorded.
+		err = s.endSession(ctx)
 	case <-ctx.Done():
 		err = fmt.Errorf("serve: close: %w", ctx.Err())
 		s.cancel()

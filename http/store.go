@@ -14,6 +14,7 @@ type Store interface {
 	sluice.Store
 	ObjectStore
 	UsageStore
+	ReservationStore
 }
 
 // ObjectStore keeps the server's files and batches as JSON documents owned by a client
@@ -24,9 +25,12 @@ type ObjectStore interface {
 	// Object returns a document, or sluice.ErrNotFound when there is none of owner's
 	// (owner "": of anyone's).
 	Object(ctx context.Context, kind, id, owner string) ([]byte, error)
-	// ListObjects returns up to limit of owner's documents, newest first, after the
-	// object with id after (""; from the newest).
-	ListObjects(ctx context.Context, kind, owner, after string, limit int) (docs [][]byte, more bool, err error)
+	// ListObjects returns up to limit of owner's documents, newest first (oldest first
+	// with asc), after the object with id after ("": from the first), keeping only those
+	// whose "purpose" is purpose when it is not "" and never those with status
+	// "deleted"; more reports whether further ones match. An after that names no object
+	// of owner's is sluice.ErrNotFound.
+	ListObjects(ctx context.Context, kind, owner, after, purpose string, asc bool, limit int) (docs [][]byte, more bool, err error)
 	// ObjectsWithStatus returns every document of kind, of any owner, with one of
 	// statuses.
 	ObjectsWithStatus(ctx context.Context, kind string, statuses ...string) ([][]byte, error)

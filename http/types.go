@@ -13,7 +13,15 @@ type fileRecord struct {
 	Owner string `json:"owner"`
 	// Path is the content's file name inside the server's files directory.
 	Path string `json:"path"`
+	// Deleted is set when the client deleted the file while a batch that reads it was
+	// not final: the file is hidden from the client (404, not listed), but its content
+	// stays until the last such batch ends, when it is removed.
+	Deleted bool `json:"deleted,omitempty"`
 }
+
+// statusDeleted is the stored status of a file its client deleted that a batch still
+// reads (ObjectStore.ListObjects never lists it).
+const statusDeleted = "deleted"
 
 // activeStatuses are the statuses of batches a server resumes when it starts.
 var activeStatuses = []string{string(sluice.BatchValidating), string(sluice.BatchInProgress), string(sluice.BatchFinalizing), string(sluice.BatchCancelling)}

@@ -143,7 +143,10 @@ func (s *Server) budgetPool(ctx context.Context, owner string, t time.Time) (*sl
 	if err != nil {
 		return nil, err
 	}
-	p := sluice.NewBudgetPool(sluice.Budget{MaxCost: b.MaxCost, MaxTokens: b.MaxTokens}, s.cfg.Cost, sum.cost, sum.usage.Total())
+	p := sluice.NewBudgetPool(sluice.Budget{MaxCost: b.MaxCost, MaxTokens: b.MaxTokens}, s.cfg.Cost,
+		sum.cost+sum.unconfCost, sum.usage.Total()+sum.unconfTokens)
+	p.SetContextLimit(s.cfg.ContextLimit)
+	p.SetJournal(s.journal(owner, from, sum))
 	if s.pools == nil {
 		s.pools = map[poolKey]*sluice.BudgetPool{}
 	}
@@ -197,7 +200,15 @@ type usageTotal struct {
 	usage   sluice.Usage
 	cost    float64
 	batches int64
+	// unconfTokens and unconfCost are unconfirmed spending: what a server that did not
+	// end cleanly may have spent beyond its ledgers (reserve.go).
+	unconfTokens int64
+	unconfCost   float64
 }
+
+// tokens and spent are the sum's tokens and cost, unconfirmed spending included.
+func (t usageTotal) tokens() int64  { return t.usage.Total() + t.unconfTokens }
+func (t usageTotal) spent() float64 { return t.cost + t.unconfCost }
 
 // periodUsage sums owner's usage in the period of its budget that t falls in.
 func (s *Server) periodUsage(ctx context.Context, owner string, t time.Time) (usageTotal, error) {
@@ -207,12 +218,16 @@ func (s *Server) periodUsage(ctx context.Context, owner string, t time.Time) (us
 		sum = usageTotal{usage: u, cost: cost, batches: n}
 		return nil
 	})
+	if err != nil {
+		return sum, err
+	}
+	sum.unconfTokens, sum.unconfCost, err = s.cfg.Store.SumUnconfirmed(ctx, owner, from, to)
 	return sum, err
 }
 
 // exhausted reports whether sum has spent budget b.
 func (b Budget) exhausted(sum usageTotal) bool {
-	return (b.MaxCost > 0 && sum.cost >= b.MaxCost) || (b.MaxTokens > 0 && sum.usage.Total() >= b.MaxTokens)
+	return (b.MaxCost > 0 && sum.spent() >= b.MaxCost) || (b.MaxTokens > 0 && sum.tokens() >= b.MaxTokens)
 }
 
 // checkQuota answers insufficient_quota when owner's budget for the period is spent.
@@ -265,6 +280,9 @@ type Usage struct {
 	PeriodStart int64        `json:"period_start"` // Unix seconds
 	PeriodEnd   int64        `json:"period_end"`
 	Usage       UsageFigures `json:"usage"`
+	// Unconfirmed is what a server that did not end cleanly (a crash) may have spent
+	// beyond what its ledgers recorded: it counts against the budget.
+	Unconfirmed Unconfirmed  `json:"unconfirmed"`
 	Batches     int64        `json:"batches"`
 	Limits      *UsageLimits `json:"limits"`    // null: no budget
 	Remaining   *UsageLimits `json:"remaining"` // null: no budget
@@ -278,6 +296,12 @@ type UsageFigures struct {
 	CompletionTokens int64   `json:"completion_tokens"`
 	TotalTokens      int64   `json:"total_tokens"`
 	CostUSD          float64 `json:"cost_usd"`
+}
+
+// Unconfirmed is spending the server could not confirm.
+type Unconfirmed struct {
+	Tokens  int64   `json:"tokens"`
+	CostUSD float64 `json:"cost_usd"`
 }
 
 // UsageLimits are a budget's caps, or what is left of them; a null field is no cap.
@@ -317,14 +341,19 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request, owner string) 
 		return err
 	}
 	out.Usage, out.Batches = figures(sum.usage, sum.cost), sum.batches
+	sum.unconfTokens, sum.unconfCost, err = s.cfg.Store.SumUnconfirmed(r.Context(), owner, from, to)
+	if err != nil {
+		return err
+	}
+	out.Unconfirmed = Unconfirmed{Tokens: sum.unconfTokens, CostUSD: math.Round(sum.unconfCost*1e6) / 1e6}
 	if b := k.Budget; b.capped() {
 		out.Limits, out.Remaining = &UsageLimits{}, &UsageLimits{}
 		if b.MaxCost > 0 {
-			left := math.Round(max(b.MaxCost-sum.cost, 0)*1e6) / 1e6
+			left := math.Round(max(b.MaxCost-sum.spent(), 0)*1e6) / 1e6
 			out.Limits.CostUSD, out.Remaining.CostUSD = &b.MaxCost, &left
 		}
 		if b.MaxTokens > 0 {
-			left := max(b.MaxTokens-sum.usage.Total(), 0)
+			left := max(b.MaxTokens-sum.tokens(), 0)
 			out.Limits.Tokens, out.Remaining.Tokens = &b.MaxTokens, &left
 		}
 		out.Exhausted = b.exhausted(sum) || s.poolExhausted(owner, s.cfg.Now())

@@ -24,7 +24,10 @@ const (
 	codeEmptyFile    = "empty_file"
 	codeNoUpstream   = "model_not_found"
 	codeMissingInput = "missing_input_file"
-	checkStopEvery   = 1024 // lines between checks for a cancel
+	// codeModelNotPriced fails a batch of a key with a USD budget that uses a model with
+	// no price.
+	codeModelNotPriced = "model_not_priced"
+	checkStopEvery     = 1024 // lines between checks for a cancel
 )
 
 // validation is what validating an input file found.
@@ -53,7 +56,7 @@ func (v *validation) fail(line int64, code, param, format string, args ...any) {
 // early (errStopped) when stop reports true.
 func (s *Server) validate(ctx context.Context, rec *batchRecord, stop func() bool) (*validation, error) {
 	v := &validation{models: map[string]int64{}}
-	in, err := s.file(ctx, rec.InputFileID, rec.Owner)
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Owner)
 	var api *apiError
 	if errors.As(err, &api) {
 		v.fail(0, codeMissingInput, "input_file_id", "The input file %s no longer exists.", rec.InputFileID)
@@ -78,9 +81,39 @@ func (s *Server) validate(ctx context.Context, rec *batchRecord, stop func() boo
 		v.fail(0, codeEmptyFile, "input_file_id", "The input file has no requests.")
 	}
 	if len(v.errs) == 0 {
+		s.checkPriced(v, rec.Owner)
+	}
+	if len(v.errs) == 0 {
 		s.route(v)
 	}
 	return v, nil
+}
+
+// checkPriced fails the models with no price when the batch's key has a USD budget: they
+// would be counted as free, and the budget would not hold.
+func (s *Server) checkPriced(v *validation, owner string) {
+	if s.key(owner).Budget.MaxCost <= 0 {
+		return
+	}
+	models := make([]string, 0, len(v.models))
+	for m := range v.models {
+		models = append(models, m)
+	}
+	sort.Slice(models, func(i, j int) bool { return v.models[models[i]] < v.models[models[j]] })
+	for _, m := range models {
+		if !s.priced(m) {
+			v.fail(v.models[m], codeModelNotPriced, "body.model",
+				"line %d: model %q has no price, and this key's budget is in USD: the operator must price it (--prices) before it can run under the budget.", v.models[m], m)
+		}
+	}
+}
+
+// priced reports whether model has a price (Config.Priced).
+func (s *Server) priced(model string) bool {
+	if s.cfg.Priced != nil {
+		return s.cfg.Priced(model)
+	}
+	return s.cfg.Cost != nil && s.cfg.Cost(model, sluice.Usage{PromptTokens: 1e6, CompletionTokens: 1e6}) > 0
 }
 
 // checkLines checks each line of r: syntax and fields, url, unique custom_id, the line limit.

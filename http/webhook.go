@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"time"
 )
 
@@ -27,22 +27,14 @@ const (
 	webhookTimeout    = 10 * time.Second // one attempt, with the default client
 )
 
-// checkWebhookURL checks that u is an absolute http or https URL.
-func checkWebhookURL(u string) error {
-	p, err := url.Parse(u)
-	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-		return fmt.Errorf("webhook URL %q is not an absolute http or https URL", u)
-	}
-	return nil
-}
-
 // notify starts the delivery of rec, which has just reached a terminal status, to its
-// webhook, if it has one. It never blocks: delivery runs on a goroutine that Close joins.
+// webhook, if it has one: its metadata's while Config.BatchWebhooks allows them (a hook
+// set while it did is dropped once the operator turns it off), else Config.WebhookURL. It never blocks: delivery runs on a goroutine that Close joins.
 // Callers are batch goroutines, so that every delivery has started by the time Close has
 // waited for them.
 func (s *Server) notify(rec *batchRecord) {
 	target := s.cfg.WebhookURL
-	if u := rec.Metadata[WebhookMetadataKey]; u != "" {
+	if u := rec.Metadata[WebhookMetadataKey]; u != "" && s.cfg.BatchWebhooks {
 		target = u
 	}
 	if target == "" {
@@ -56,7 +48,7 @@ func (s *Server) notify(rec *batchRecord) {
 	id, status := rec.ID, rec.Status // rec stays its caller's
 	s.hooks.Go(func() {
 		if err := s.deliver(target, body); err != nil {
-			s.cfg.Logger.Error("webhook not delivered", "batch", id, "status", status, "url", target, "err", err)
+			s.cfg.Logger.Error("webhook not delivered", "batch", id, "status", status, "url", redactURL(target), "err", err)
 		}
 	})
 }
@@ -98,8 +90,11 @@ func (s *Server) post(target string, body []byte) (retry bool, err error) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "sluice-serve-webhook")
 	resp, err := s.cfg.WebhookClient.Do(req)
+	if errors.Is(err, errWebhookAddress) {
+		return false, redactError(err)
+	}
 	if err != nil {
-		return true, err
+		return true, redactError(err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()

@@ -38,11 +38,18 @@ func (s *Store) Object(ctx context.Context, kind, id, owner string) ([]byte, err
 	return doc, nil
 }
 
-// ListObjects returns up to limit documents of owner's objects of kind, newest first,
-// starting after the object with id after (when not ""); more reports whether there are
-// further ones. An after that names no object of owner's is ErrNotFound.
-func (s *Store) ListObjects(ctx context.Context, kind, owner, after string, limit int) (docs [][]byte, more bool, err error) {
-	cursor := int64(1<<63 - 1)
+// ListObjects returns up to limit documents of owner's objects of kind, newest first (oldest
+// first with asc), starting after the object with id after (when not ""); more reports
+// whether there are further ones. A purpose that is not "" keeps only the documents whose
+// "purpose" field is it; objects with status "deleted" (hidden from their owner) are never
+// listed. The filter is applied before the limit, and the cursor is the creation order, so
+// pages are exact while objects are added. An after that names no object of owner's is
+// ErrNotFound.
+func (s *Store) ListObjects(ctx context.Context, kind, owner, after, purpose string, asc bool, limit int) (docs [][]byte, more bool, err error) {
+	cmp, order, cursor := "<", "DESC", int64(1<<63-1)
+	if asc {
+		cmp, order, cursor = ">", "ASC", 0
+	}
 	if after != "" {
 		err := s.r.QueryRowContext(ctx, `SELECT seq FROM serve_object WHERE kind = ? AND id = ? AND owner = ?`,
 			kind, after, owner).Scan(&cursor)
@@ -53,8 +60,10 @@ func (s *Store) ListObjects(ctx context.Context, kind, owner, after string, limi
 			return nil, false, fmt.Errorf("list %s after %s: %w", kind, after, err)
 		}
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT doc FROM serve_object WHERE kind = ? AND owner = ? AND seq < ?
-		ORDER BY seq DESC LIMIT ?`, kind, owner, cursor, limit+1)
+	rows, err := s.r.QueryContext(ctx, `SELECT doc FROM serve_object
+		WHERE kind = ? AND owner = ? AND seq `+cmp+` ? AND status != 'deleted'
+			AND (? = '' OR json_extract(CAST(doc AS TEXT), '$.purpose') = ?)
+		ORDER BY seq `+order+` LIMIT ?`, kind, owner, cursor, purpose, purpose, limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list %s: %w", kind, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,8 @@ type benchScenario struct {
 	serve bool
 	// batch runs the requests through sluice batch against sluice serve on 127.0.0.1.
 	batch bool
+	// run, when set, runs the scenario over the input written for it (bench_serve.go).
+	run func(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error)
 }
 
 // benchResult is what one scenario measured.
@@ -141,7 +144,7 @@ func benchScenarios() []benchScenario {
 						r.Parts, r.Wall, own, rate, r.SubmitSeconds, r.StepSeconds, r.WriteSeconds, r.PeakRSSMB, r.Exact)
 			},
 		},
-	}, paceScenarios()...)
+	}, slices.Concat(paceScenarios(), serveBenchScenarios())...)
 }
 
 // limitsCheck judges a rate-limit scenario: the share of the binding limit achieved and
@@ -222,7 +225,9 @@ func benchNames() []string {
 func pickScenarios(args []string) ([]benchScenario, error) {
 	all := benchScenarios()
 	if len(args) == 0 {
-		return slices.DeleteFunc(all, func(s benchScenario) bool { return s.name == "memory" || s.name == "serve" || s.name == "batch" }), nil
+		return slices.DeleteFunc(all, func(s benchScenario) bool {
+			return s.name == "memory" || s.name == "serve" || s.name == "batch" || s.run != nil
+		}), nil
 	}
 	var out []benchScenario
 	for _, a := range args {
@@ -248,6 +253,9 @@ func runBench(ctx context.Context, sc benchScenario, dir string) (*benchResult, 
 	input := filepath.Join(dir, sc.name+".jsonl")
 	if err := writeBenchRequests(input, sc.requests, sc.maxTokens); err != nil {
 		return nil, err
+	}
+	if sc.run != nil {
+		return sc.run(ctx, sc, dir, input)
 	}
 	if sc.serve {
 		return runServeBench(ctx, sc, dir, input)
@@ -573,6 +581,7 @@ func startBenchServe(ctx context.Context, sc benchScenario, dir, name string) (b
 type benchClient struct {
 	base string
 	http *http.Client
+	key  string // "": serveBenchKey
 }
 
 func (c *benchClient) do(ctx context.Context, method, path, contentType string, body io.Reader, into any) error {
@@ -589,7 +598,7 @@ func (c *benchClient) send(ctx context.Context, method, path, contentType string
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+serveBenchKey)
+	req.Header.Set("Authorization", "Bearer "+cmp.Or(c.key, serveBenchKey))
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

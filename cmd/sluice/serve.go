@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -34,6 +35,8 @@ type serveFlags struct {
 	listen, baseURL, apiKeyEnv, store, config, filesDir string
 	webhookURL, prices                                  string
 	batchWebhooks                                       bool
+	webhookAllow                                        []string
+	defaultContext                                      int64
 	maxLines, maxBytes                                  int64
 	concurrency, maxAttempts                            int
 	rpm, tpm                                            float64
@@ -136,6 +139,8 @@ retried with backoff (5 attempts) and never holds a batch back.`,
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "on shutdown, how long requests in flight may finish")
 	fs.StringVar(&f.webhookURL, "webhook-url", "", `POST each batch that ends (completed, failed, expired, cancelled) to this URL`)
 	fs.BoolVar(&f.batchWebhooks, "batch-webhooks", false, `let clients name a webhook in a batch's metadata "webhook_url" (it lets any client key make this server POST to any address it reaches)`)
+	fs.Int64Var(&f.defaultContext, "default-context", defaultContextTokens, "the context window (prompt plus output, tokens) assumed for a request without max_tokens when it reserves against a key's budget; 0 reserves the mean output seen, which a budget may overshoot")
+	fs.StringSliceVar(&f.webhookAllow, "webhook-allow", nil, "a network (CIDR) webhooks may reach although it is link-local or fd00::/8, where clouds serve instance metadata (repeatable)")
 	fs.BoolVar(&f.anyWindow, "any-completion-window", false, `accept any duration ("90m") as completion_window, not only "24h"`)
 	cmd.AddCommand(newServeUsageCmd(e))
 	return cmd
@@ -152,6 +157,10 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return err
 	}
 	prices, err := loadPrices(f.prices)
+	if err != nil {
+		return err
+	}
+	allow, err := parsePrefixes(f.webhookAllow)
 	if err != nil {
 		return err
 	}
@@ -182,7 +191,14 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 			return 0
 		},
 
+		// A model counts as priced when the table (with --prices) has it, even at 0.
+		Priced: func(model string) bool {
+			_, ok := prices.Lookup(model)
+			return ok
+		},
+		ContextLimit:  func(string) int64 { return f.defaultContext },
 		BatchWebhooks: f.batchWebhooks,
+		WebhookAllow:  allow,
 	})
 	if err != nil {
 		return usageError("%v", err)
@@ -337,6 +353,11 @@ type keyUsage struct {
 	CompletionTokens int64   `json:"completion_tokens"`
 	TotalTokens      int64   `json:"total_tokens"`
 	CostUSD          float64 `json:"cost_usd"`
+	// Unconfirmed is what a server that crashed may have spent beyond its ledgers; it
+	// counts against the key's budget.
+	UnconfirmedTokens  int64   `json:"unconfirmed_tokens"`
+	UnconfirmedCostUSD float64 `json:"unconfirmed_cost_usd"`
+	owner              string
 }
 
 // usageReport is the --json output of "sluice serve usage".
@@ -395,11 +416,19 @@ func runServeUsage(ctx context.Context, e *env, store string, b sluicehttp.Budge
 			name = "key-" + owner[:min(8, len(owner))]
 		}
 		rep.Keys = append(rep.Keys, keyUsage{Key: name, Batches: n, PromptTokens: u.PromptTokens,
-			CompletionTokens: u.CompletionTokens, TotalTokens: u.Total(), CostUSD: math.Round(cost*1e6) / 1e6})
+			CompletionTokens: u.CompletionTokens, TotalTokens: u.Total(), CostUSD: math.Round(cost*1e6) / 1e6, owner: owner})
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	for i := range rep.Keys {
+		k := &rep.Keys[i]
+		tokens, cost, err := st.SumUnconfirmed(ctx, k.owner, from, to)
+		if err != nil {
+			return err
+		}
+		k.UnconfirmedTokens, k.UnconfirmedCostUSD = tokens, math.Round(cost*1e6)/1e6
 	}
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -412,9 +441,27 @@ func runServeUsage(ctx context.Context, e *env, store string, b sluicehttp.Budge
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "KEY\tBATCHES\tPROMPT TOKENS\tCOMPLETION TOKENS\tCOST\t")
+	fmt.Fprintln(tw, "KEY\tBATCHES\tPROMPT TOKENS\tCOMPLETION TOKENS\tCOST\tUNCONFIRMED TOKENS\tUNCONFIRMED COST\t")
 	for _, k := range rep.Keys {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t$%.4f\t\n", k.Key, k.Batches, k.PromptTokens, k.CompletionTokens, k.CostUSD)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t$%.4f\t%d\t$%.4f\t\n", k.Key, k.Batches, k.PromptTokens, k.CompletionTokens, k.CostUSD,
+			k.UnconfirmedTokens, k.UnconfirmedCostUSD)
 	}
 	return tw.Flush()
+}
+
+// defaultContextTokens is the context window assumed by default for the budgets of
+// requests without max_tokens: 128k, the window of most current models.
+const defaultContextTokens = 131072
+
+// parsePrefixes reads --webhook-allow networks.
+func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, usageError("--webhook-allow %q: not a CIDR network (169.254.0.0/16, fd00::/8)", c)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-llm/sluice"
+	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/sqlite"
+)
+
+// Multi-tenant scenarios of sluice serve (issue 11): several keys at once over HTTP on
+// 127.0.0.1, each batch's output checked.
+const (
+	serveLoadKeys     = 4
+	serveLoadBatches  = 20
+	serveLoadLines    = 5000
+	serveFairBatches  = 10
+	serveFairLines    = 5000
+	serveFairSmall    = 100
+	serveFairRounds   = 5 // measurements of the small batch, idle and loaded; the median counts
+	serveFairMaxRatio = 2.0
+)
+
+func serveBenchScenarios() []benchScenario {
+	return []benchScenario{
+		{
+			name: "serve-load", what: fmt.Sprintf("%d batches of %d lines from %d keys at once through sluice serve, zero-latency simulator, concurrency 256: every output exact, req/s and peak RSS",
+				serveLoadBatches, serveLoadLines, serveLoadKeys),
+			requests: serveLoadLines, concurrency: 256, maxTokens: 16, run: runServeLoadBench,
+			check: func(r *benchResult) (bool, string) {
+				return r.Exact, fmt.Sprintf("%d requests in %d batches at %.0f req/s, peak RSS %.0f MB, every output exact: %v",
+					r.Requests, serveLoadBatches, r.Throughput, r.PeakRSSMB, r.Exact)
+			},
+		},
+		{
+			name: "serve-fair", what: fmt.Sprintf("while one key runs %d batches of %d lines, another key's %d-line batch finishes within %.0f× its time on an idle server (simulator latency 200 ms, concurrency 256)",
+				serveFairBatches, serveFairLines, serveFairSmall, serveFairMaxRatio),
+			requests: serveFairSmall, concurrency: 256, maxTokens: 16, run: runServeFairBench,
+			sim: sim.Config{Seed: 1, TTFT: 200 * time.Millisecond, Jitter: 0.2},
+			check: func(r *benchResult) (bool, string) {
+				ratio := r.Wall / r.BaselineWall
+				return r.Exact && ratio <= serveFairMaxRatio,
+					fmt.Sprintf("small batch %.3fs under load vs %.3fs idle = %.2f× (target ≤ %.0f×), outputs exact: %v",
+						r.Wall, r.BaselineWall, ratio, serveFairMaxRatio, r.Exact)
+			},
+		},
+	}
+}
+
+// serveBenchKeyN is the n-th client key of the multi-tenant scenarios.
+func serveBenchKeyN(n int) string { return fmt.Sprintf("sk-bench-tenant-%d", n) }
+
+// startTenantServe starts a sluice serve on 127.0.0.1 over its own simulator and a fresh
+// store, taking keys client keys; stop shuts it down.
+func startTenantServe(ctx context.Context, sc benchScenario, dir string, keys int) (base string, s *sim.Server, stop func(), err error) {
+	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.name+".db"))
+	if err != nil {
+		return "", nil, nil, err
+	}
+	s = sim.New(sc.sim)
+	fail := func(err error) (string, *sim.Server, func(), error) {
+		s.Close()
+		st.Close()
+		return "", nil, nil, err
+	}
+	up, err := simClient(s)
+	if err != nil {
+		return fail(err)
+	}
+	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.concurrency})
+	if err != nil {
+		return fail(err)
+	}
+	var hashes []string
+	for i := range keys {
+		hashes = append(hashes, sluicehttp.HashKey(serveBenchKeyN(i)))
+	}
+	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
+		Store: st, FilesDir: filepath.Join(dir, sc.name+".files"),
+		Upstreams: []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
+		KeyHashes: hashes,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(errors.Join(err, srv.Close(ctx)))
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	stop = func() {
+		_ = hs.Shutdown(ctx)
+		<-served //nolint:errcheck // always ErrServerClosed after Shutdown
+		_ = srv.Close(ctx)
+		s.Close()
+		st.Close()
+	}
+	return "http://" + ln.Addr().String() + "/v1", s, stop, nil
+}
+
+// benchBatch is what the scenarios read of a batch.
+type benchBatch struct {
+	ID            string `json:"id"`
+	Status        string `json:"status"`
+	OutputFileID  string `json:"output_file_id"`
+	RequestCounts struct {
+		Total     int64 `json:"total"`
+		Completed int64 `json:"completed"`
+		Failed    int64 `json:"failed"`
+	} `json:"request_counts"`
+}
+
+// createBenchBatch uploads input and creates a batch over it.
+func (c *benchClient) createBenchBatch(ctx context.Context, input string) (*benchBatch, error) {
+	fileID, err := c.upload(ctx, input)
+	if err != nil {
+		return nil, err
+	}
+	var b benchBatch
+	create := fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}`, fileID)
+	if err := c.do(ctx, http.MethodPost, "/batches", "application/json", strings.NewReader(create), &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// waitBenchBatch polls batch id every 10 ms (the client protocol) until done says so or
+// it ends other than completed.
+func (c *benchClient) waitBenchBatch(ctx context.Context, id string, done func(*benchBatch) bool) (*benchBatch, error) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var b benchBatch
+		if err := c.do(ctx, http.MethodGet, "/batches/"+id, "", nil, &b); err != nil {
+			return nil, err
+		}
+		if done(&b) {
+			return &b, nil
+		}
+		switch b.Status {
+		case "failed", "expired", "cancelled":
+			return nil, fmt.Errorf("batch %s ended %s", id, b.Status)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func completed(b *benchBatch) bool { return b.Status == "completed" }
+
+// runChecked runs input as a batch to completion and checks its output of n requests.
+func (c *benchClient) runChecked(ctx context.Context, input string, n int, exact *bool) error {
+	b, err := c.createBenchBatch(ctx, input)
+	if err != nil {
+		return err
+	}
+	if b, err = c.waitBenchBatch(ctx, b.ID, completed); err != nil {
+		return err
+	}
+	*exact, err = c.checkOutput(ctx, b.OutputFileID, n)
+	return err
+}
+
+// runServeLoadBench runs serveLoadBatches batches of serveLoadLines lines, spread over
+// serveLoadKeys keys, all at once, and checks every output.
+func runServeLoadBench(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error) {
+	base, s, stop, err := startTenantServe(ctx, sc, dir, serveLoadKeys)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	runtime.GC()
+	start := time.Now()
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	exact := make([]bool, serveLoadBatches)
+	errs := make([]error, serveLoadBatches)
+	for i := range serveLoadBatches {
+		c := &benchClient{base: base, http: &http.Client{}, key: serveBenchKeyN(i % serveLoadKeys)}
+		wg.Go(func() {
+			if errs[i] = c.runChecked(gctx, input, sc.requests, &exact[i]); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	wall := time.Since(start)
+
+	r := &benchResult{Scenario: sc.name, Concurrency: sc.concurrency, Requests: int64(serveLoadBatches * sc.requests),
+		Sent: s.Stats().Requests, Wall: wall.Seconds(), PeakRSSMB: peakRSSMB(),
+		Exact: !slices.Contains(exact, false)}
+	r.Throughput = float64(r.Requests) / r.Wall
+	r.Pass, r.Verdict = sc.check(r)
+	return r, nil
+}
+
+// runServeFairBench times a small batch of key 1 on an idle server, then again while key
+// 0 runs serveFairBatches large batches, serveFairRounds times each; Wall and
+// BaselineWall are the medians.
+func runServeFairBench(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error) {
+	large := filepath.Join(dir, sc.name+"-large.jsonl")
+	if err := writeBenchRequests(large, serveFairLines, sc.maxTokens); err != nil {
+		return nil, err
+	}
+	base, s, stop, err := startTenantServe(ctx, sc, dir, 2)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	heavy := &benchClient{base: base, http: &http.Client{}, key: serveBenchKeyN(0)}
+	small := &benchClient{base: base, http: &http.Client{}, key: serveBenchKeyN(1)}
+	exact := true
+	timeSmall := func() (time.Duration, error) {
+		start := time.Now()
+		b, err := small.createBenchBatch(ctx, input)
+		if err == nil {
+			b, err = small.waitBenchBatch(ctx, b.ID, completed)
+		}
+		if err != nil {
+			return 0, err
+		}
+		d := time.Since(start)
+		ok, err := small.checkOutput(ctx, b.OutputFileID, sc.requests)
+		exact = exact && ok
+		return d, err
+	}
+	var idle, loaded []time.Duration
+	if _, err := timeSmall(); err != nil { // warm up
+		return nil, fmt.Errorf("idle: %w", err)
+	}
+	for range serveFairRounds {
+		d, err := timeSmall()
+		if err != nil {
+			return nil, fmt.Errorf("idle: %w", err)
+		}
+		idle = append(idle, d)
+	}
+	var ids []string
+	for range serveFairBatches {
+		b, err := heavy.createBenchBatch(ctx, large)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, b.ID)
+	}
+	// Every large batch is past its start (validated, ingested) and sending.
+	for _, id := range ids {
+		if _, err := heavy.waitBenchBatch(ctx, id, func(b *benchBatch) bool {
+			return b.RequestCounts.Completed >= serveFairLines/20 || completed(b)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	for range serveFairRounds {
+		d, err := timeSmall()
+		if err != nil {
+			return nil, fmt.Errorf("loaded: %w", err)
+		}
+		loaded = append(loaded, d)
+	}
+	for _, id := range ids {
+		b, err := heavy.waitBenchBatch(ctx, id, completed)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := heavy.checkOutput(ctx, b.OutputFileID, serveFairLines)
+		if err != nil {
+			return nil, err
+		}
+		exact = exact && ok
+	}
+	r := &benchResult{Scenario: sc.name, Concurrency: sc.concurrency,
+		Requests: int64(2*serveFairRounds*sc.requests + serveFairBatches*serveFairLines), Sent: s.Stats().Requests,
+		Wall: median(loaded).Seconds(), BaselineWall: median(idle).Seconds(), PeakRSSMB: peakRSSMB(), Exact: exact}
+	r.Throughput = float64(r.Requests) / r.Wall
+	r.Pass, r.Verdict = sc.check(r)
+	return r, nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
