@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 )
 
@@ -79,11 +77,6 @@ func (r *Run) dispatch(ctx context.Context) error {
 			if err := r.waitEvent(ctx, wake); err != nil {
 				return err
 			}
-			continue
-		}
-		if reason, bad := r.badModels[it.Estimate.Model]; bad {
-			r.final(it, Outcome{State: StateFailed, Attempts: it.Attempts, Throttled: it.Throttled,
-				ErrorCode: CodeModelNotFound, ErrorMessage: reason})
 			continue
 		}
 		h, reserved := r.budget.reserve(r.worstCase(it.Estimate))
@@ -278,7 +271,7 @@ func (r *Run) attempt(it *Item, reserved int64, h hold, report func(error)) {
 				report(nil)
 			}
 		}
-		if ue.StatusCode >= 400 && ue.StatusCode < 500 && res.kind == attemptFailed {
+		if ue.StatusCode >= 400 && ue.StatusCode < 500 && ue.StatusCode != http.StatusNotFound && res.kind == attemptFailed {
 			e.answered.Store(true) // the key works: a 400 is about the request
 		}
 	default:
@@ -286,6 +279,7 @@ func (r *Run) attempt(it *Item, reserved int64, h hold, report func(error)) {
 		res.kind = attemptRetry
 		report(errBreakerFault)
 	}
+	r.weigh(&res, now)
 	r.finished <- res
 }
 
@@ -359,16 +353,13 @@ func (r *Run) handle(res attemptResult) {
 		r.abort(r.fatal(res))
 		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 		return
-	case attemptAuth, attemptModel:
-		if !r.e.answered.Load() {
-			// Nothing has worked yet: the key or the model is wrong for the whole run.
+	case attemptAuth, attemptModel, attemptUnreachable, attemptNoEndpoint:
+		if res.kind != attemptAuth || !r.e.answered.Load() {
+			// The key, the model or the upstream is wrong for the whole run (see weigh).
 			// Stop before spending more, and leave the request pending for the rerun.
 			r.abort(r.fatal(res))
 			r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 			return
-		}
-		if res.kind == attemptModel {
-			r.badModels[it.Estimate.Model] = res.err.Error()
 		}
 		o.State = StateFailed
 		r.final(it, o)
@@ -409,17 +400,7 @@ func (r *Run) fatal(res attemptResult) error {
 	case attemptQuota:
 		return fmt.Errorf("%w at %s: %s", ErrQuota, base, res.err.Message)
 	}
-	model := res.item.Estimate.Model
-	msg := fmt.Sprintf("%v: %q is not served by %s", ErrUnknownModel, model, base)
-	if ml, ok := r.e.up.(ModelLister); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if models, err := ml.Models(ctx); err == nil && len(models) > 0 {
-			slices.Sort(models)
-			msg += "; models available: " + strings.Join(models, ", ")
-		}
-	}
-	return errors.New(msg)
+	return r.verdictError(res)
 }
 
 // final writes a final outcome and counts it.
@@ -517,6 +498,15 @@ type Progress struct {
 	// often it opened since the Engine was made.
 	BreakerOpen  bool
 	BreakerTrips int64
+	// Faults counts the upstream's faults (no answer, 5xx, a broken body) since the
+	// Engine was made; LastError is the last one's message. FailingSince is when the
+	// upstream started failing, zero when its last answer was good.
+	Faults       int64
+	LastError    string
+	FailingSince time.Time
+	// UsageCounted counts the answers without usage whose tokens were counted by sluice
+	// (Response.UsageCounted), since the Engine was made.
+	UsageCounted int64
 }
 
 // Progress returns a snapshot of the run.
@@ -524,7 +514,12 @@ func (r *Run) Progress() Progress {
 	r.usageMu.Lock()
 	u, c := r.usage, r.cost
 	r.usageMu.Unlock()
+	faults, lastErr, failing, counted := r.e.ev.health()
 	return Progress{
+		UsageCounted: counted,
+		Faults:       faults,
+		LastError:    lastErr,
+		FailingSince: failing,
 		Total:        r.total.Load(),
 		IngestDone:   r.ingestDone.Load(),
 		Done:         r.doneCount.Load(),

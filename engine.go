@@ -49,6 +49,11 @@ type Config struct {
 	// (DefaultBreakerCooldown).
 	BreakerFailures int
 	BreakerCooldown time.Duration
+	// UnreachableAfter is how long an upstream that has never answered may go without
+	// answering at all (connection refused, unknown host) before a run aborts with
+	// ErrUnreachable (DefaultUnreachableAfter). After a first answer, sluice keeps
+	// retrying under the breaker instead.
+	UnreachableAfter time.Duration
 	// Lease is how long a claim holds a request before another worker may take it
 	// (DefaultLease); it is renewed while the request is being worked on.
 	Lease time.Duration
@@ -89,6 +94,9 @@ func (c Config) WithDefaults() Config {
 	if c.Lease == 0 {
 		c.Lease = DefaultLease
 	}
+	if c.UnreachableAfter == 0 {
+		c.UnreachableAfter = DefaultUnreachableAfter
+	}
 	if c.Owner == "" {
 		c.Owner = "worker-" + randomHex(6)
 	}
@@ -106,7 +114,7 @@ func (c Config) validate() error {
 		return errors.New("rpm and tpm must not be negative")
 	case c.MaxAttempts < 1:
 		return fmt.Errorf("max attempts must be at least 1, got %d", c.MaxAttempts)
-	case c.Timeout < 0 || c.BackoffBase < 0 || c.BackoffMax < 0 || c.BreakerCooldown < 0 || c.Lease < 0:
+	case c.Timeout < 0 || c.BackoffBase < 0 || c.BackoffMax < 0 || c.BreakerCooldown < 0 || c.Lease < 0 || c.UnreachableAfter < 0:
 		return errors.New("durations must not be negative")
 	case c.Budget.MaxCost < 0 || c.Budget.MaxTokens < 0:
 		return errors.New("budget must not be negative")
@@ -143,6 +151,7 @@ type Engine struct {
 
 	// answered is set by the first answer that proves the key and model work.
 	answered atomic.Bool
+	ev       evidence // what the answers so far prove about the upstream and its models
 	now      func() time.Time
 }
 
@@ -187,7 +196,6 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 		finished:    make(chan attemptResult, e.cfg.Concurrency),
 		outcomes:    make(chan ledgerWrite, flushSize),
 		ingested:    make(chan struct{}, 1),
-		badModels:   map[string]string{},
 		done:        make(chan struct{}),
 	}
 	for _, opt := range opts {
@@ -237,10 +245,9 @@ type Run struct {
 	ingested chan struct{}      // ingest → dispatcher: more lines are in the ledger
 
 	// Owned by the dispatcher goroutine.
-	claimed   []Item
-	retries   retryQueue
-	running   int
-	badModels map[string]string // model → why it was refused
+	claimed []Item
+	retries retryQueue
+	running int
 
 	// untilIdle ends the run once nothing is pending rather than waiting for the requests
 	// other owners hold (StopWhenIdle); othersHold is set when it ended so.

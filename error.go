@@ -18,6 +18,12 @@ var (
 	ErrQuota = errors.New("sluice: quota exhausted")
 	// ErrUnknownModel means the upstream does not serve a requested model.
 	ErrUnknownModel = errors.New("sluice: unknown model")
+	// ErrUnreachable means the upstream gave no answer at all (connection refused,
+	// unknown host) for Config.UnreachableAfter before it ever answered.
+	ErrUnreachable = errors.New("sluice: upstream unreachable")
+	// ErrEndpointNotFound means the upstream answers 404 to every path, the requests' and
+	// its model list's: its base URL is most likely wrong (a missing /v1, say).
+	ErrEndpointNotFound = errors.New("sluice: endpoint not found")
 	// ErrAborted wraps the reason a run stopped before every request was final.
 	ErrAborted = errors.New("sluice: run aborted")
 	// ErrBudgetExhausted means a run stopped dispatching because the next request could

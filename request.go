@@ -75,6 +75,10 @@ type Response struct {
 	Body json.RawMessage
 	// Usage is read from the body's usage object; zero when absent.
 	Usage Usage
+	// UsageCounted is set when the answer had no usage and Usage was counted by the
+	// Upstream itself, from the request and the answer's text (a stream that did not
+	// report usage, say).
+	UsageCounted bool
 	// Limits is what the answer's x-ratelimit-* headers said.
 	Limits RateLimits
 	// Latency is the time from sending to the last byte of the body.

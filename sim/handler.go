@@ -41,6 +41,7 @@ type reply struct {
 	status int
 	body   []byte  // a JSON answer, unless stream is set
 	stream *stream // a text/event-stream answer
+	drop   bool    // send half of the answer, then drop the connection (Quirks.Drop)
 	id     uint64  // the x-request-id
 	// retryAfter, when positive, is sent as retry-after and retry-after-ms.
 	retryAfter time.Duration
@@ -148,6 +149,9 @@ func (s *Server) generate(c *call, ep endpoint, n uint64) reply {
 		s.stats.errors5xx.Add(1)
 		return s.withLimits(s.errorReply(n, serverError(s.errorStatus(n))))
 	}
+	if r, ok := s.quirkBefore(c, n); ok {
+		return s.withLimits(r)
+	}
 	j := job{n: n}
 	if e := j.decode(ep, c.body); e != nil {
 		s.stats.badRequests.Add(1)
@@ -160,6 +164,7 @@ func (s *Server) generate(c *call, ep endpoint, n uint64) reply {
 	if s.random429(n) {
 		return s.overloaded(n)
 	}
+	s.quirkJob(&j)
 	r := reply{status: http.StatusOK, id: n}
 	if s.limits != nil {
 		a := s.limits.admit(s.now(), j.reserve())
@@ -168,7 +173,7 @@ func (s *Server) generate(c *call, ep endpoint, n uint64) reply {
 			return s.throttle(r, &j, &a)
 		}
 	}
-	return s.answer(c.ctx, r, &j, f == faultTruncate)
+	return s.quirkAfter(s.answer(c.ctx, r, &j, f == faultTruncate), n)
 }
 
 // throttle turns r into the 429 of a refused admission.
@@ -311,6 +316,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		resetConnection(w)
 		return
 	case failGone:
+		return
+	}
+	if r.drop {
+		s.writeDropped(w, &r)
 		return
 	}
 	r.setHeaders(w.Header())

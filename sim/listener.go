@@ -21,6 +21,9 @@ type Listener struct {
 
 // Start creates a simulator with cfg and serves it on a new port of 127.0.0.1.
 func Start(cfg Config) (*Listener, error) {
+	if cfg.Refuse {
+		return startRefusing(New(cfg))
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("sim: listen: %w", err)

@@ -50,6 +50,10 @@ type Config struct {
 	// DefaultModels. A served model's dated snapshots (name-YYYY-MM-DD) are served too;
 	// other models are answered 404 with code model_not_found.
 	Models []string
+
+	// Quirks are behaviours of upstreams met in the wild: transient 404s, dropped
+	// connections, refused connections, streams without usage.
+	Quirks
 }
 
 // Stats are a Server's counters since it was created. Every request counts in Requests
@@ -89,6 +93,7 @@ type Server struct {
 	cfg    Config
 	models map[string]bool
 	limits *limiter // nil without RPM and TPM
+	quirks quirkState
 
 	// now is the clock of the rate limits and of the created timestamps; tests replace it
 	// before serving.
@@ -113,7 +118,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.TTFT, cfg.PerToken = max(cfg.TTFT, 0), max(cfg.PerToken, 0)
 	cfg.RPM, cfg.TPM = max(cfg.RPM, 0), max(cfg.TPM, 0)
-	for _, f := range []*float64{&cfg.Jitter, &cfg.Error5xx, &cfg.Reset, &cfg.Hang, &cfg.Truncate, &cfg.Random429} {
+	for _, f := range []*float64{&cfg.Jitter, &cfg.Error5xx, &cfg.Reset, &cfg.Hang, &cfg.Truncate, &cfg.Random429, &cfg.Drop} {
 		*f = min(max(*f, 0), 1)
 	}
 	if len(cfg.Models) == 0 {

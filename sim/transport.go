@@ -62,6 +62,11 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Request:    req,
 	}
 	r.setHeaders(resp.Header)
+	if r.drop {
+		resp.ContentLength = -1
+		resp.Body = droppedBody(&r)
+		return resp, nil
+	}
 	if r.stream != nil {
 		resp.ContentLength = -1
 		resp.Body = &streamBody{s: s, ctx: req.Context(), st: r.stream}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -59,13 +60,33 @@ func progressLine(p sluice.Progress, rate *rateTracker) string {
 		eta := time.Duration(float64(p.Total-final) / reqRate * float64(time.Second))
 		fmt.Fprintf(&b, ", ETA %s", eta.Round(time.Second))
 	}
-	if p.BreakerOpen {
+	switch {
+	case !p.FailingSince.IsZero():
+		fmt.Fprintf(&b, ", upstream failing for %s", time.Since(p.FailingSince).Round(time.Second))
+		if p.BreakerOpen {
+			b.WriteString(" (circuit open)")
+		}
+		if p.LastError != "" {
+			b.WriteString(": " + shorten(p.LastError, 160))
+		}
+	case p.BreakerOpen:
 		b.WriteString(", upstream failing: circuit open")
 	}
 	if wait := time.Until(p.Limits.PausedUntil); wait > 0 {
 		fmt.Fprintf(&b, ", paused %s after 429", wait.Round(100*time.Millisecond))
 	}
 	return b.String()
+}
+
+// shorten cuts s to at most n bytes, on a rune boundary, marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // rateTracker turns counters into rates between two looks.

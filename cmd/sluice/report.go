@@ -45,6 +45,14 @@ type report struct {
 	// Throughput is final requests per second of wall time.
 	Throughput float64 `json:"throughput_rps"`
 
+	// UpstreamFaults counts this run's attempts that got no usable answer (refused,
+	// reset, 5xx, a broken body); LastError is the last one's message.
+	UpstreamFaults int64  `json:"upstream_faults"`
+	LastError      string `json:"last_error,omitempty"`
+	// UsageCounted counts this run's answers that came without usage (a stream not
+	// asked for it, say), whose tokens sluice counted itself.
+	UsageCounted int64 `json:"usage_counted_by_sluice"`
+
 	// Batch compares a job run through a provider's Batch API (sluice batch, run --mode
 	// hybrid) with running all of it online; nil for other jobs.
 	Batch *batchSavings `json:"batch,omitempty"`
@@ -98,6 +106,12 @@ type latencyMS struct {
 
 func tokensOf(u sluice.Usage) tokenCounts {
 	return tokenCounts{Prompt: u.PromptTokens, Completion: u.CompletionTokens, Cached: u.CachedTokens, Total: u.Total()}
+}
+
+// addRun adds what only the run knows, not the ledger: the upstream's faults and the
+// answers whose usage sluice counted.
+func (r *report) addRun(p sluice.Progress) {
+	r.UpstreamFaults, r.LastError, r.UsageCounted = p.Faults, p.LastError, p.UsageCounted
 }
 
 // buildReport summarises a job from its ledger.
@@ -212,6 +226,12 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "  attempts\t%d (%d retries, %d answered 429)\n", r.Attempts, r.Retries, r.Throttled)
 	fmt.Fprintf(tw, "  tokens\t%d in (%d cached), %d out\n", r.Tokens.Prompt, r.Tokens.Cached, r.Tokens.Completion)
+	if r.UsageCounted > 0 {
+		fmt.Fprintf(tw, "  \tusage of %d answers counted by sluice (the upstream sent none)\n", r.UsageCounted)
+	}
+	if r.UpstreamFaults > 0 {
+		fmt.Fprintf(tw, "  upstream faults\t%d, last: %s\n", r.UpstreamFaults, r.LastError)
+	}
 	switch {
 	case len(r.ByModel) == 0:
 	case r.CostComplete:

@@ -29,6 +29,11 @@ func registerSimFlags(fs *pflag.FlagSet, c *sim.Config) {
 	fs.Float64Var(&c.Hang, "hang-rate", c.Hang, "fraction of requests that hang")
 	fs.Float64Var(&c.Truncate, "truncate-rate", c.Truncate, "fraction of 200s with a truncated body")
 	fs.Float64Var(&c.Random429, "random-429-rate", c.Random429, "fraction of requests answered 429 at random, without retry-after or limit headers")
+	fs.Float64Var(&c.Drop, "drop-rate", c.Drop, "fraction of 200s whose connection drops midway")
+	fs.Int64Var(&c.TransientNotFound, "transient-404s", c.TransientNotFound, "answer this many requests 404 model_not_found after --404-after 200s")
+	fs.Int64Var(&c.NotFoundAfter, "404-after", c.NotFoundAfter, "200s before the transient 404s")
+	fs.BoolVar(&c.NoStreamUsage, "no-stream-usage", c.NoStreamUsage, "never send usage in streams, even when asked")
+	fs.BoolVar(&c.RejectStreamOptions, "reject-stream-options", c.RejectStreamOptions, "answer 400 to requests with stream_options")
 }
 
 func newSimCmd(e *env) *cobra.Command {
