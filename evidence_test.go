@@ -2,6 +2,7 @@ package sluice_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -229,5 +230,34 @@ func TestDroppedAnswerHasNoStatus(t *testing.T) {
 		if l.Response == nil && l.Error != nil && l.Error.Code != sluice.CodeConnection {
 			t.Errorf("dropped answer recorded as %q, want %s", l.Error.Code, sluice.CodeConnection)
 		}
+	}
+}
+
+// Streams that never report usage are counted by sluice, so a token budget holds for
+// them: --max-tokens 2000 lets no more than 2000 tokens through.
+func TestTokenBudgetHoldsForStreamsWithoutUsage(t *testing.T) {
+	s := sim.New(sim.Config{Seed: 2, Quirks: sim.Quirks{NoStreamUsage: true}})
+	defer s.Close()
+	src := simRequests(200)
+	for i := range src.lines {
+		l := &src.lines[i]
+		l.Request.Body = json.RawMessage(strings.Replace(string(l.Request.Body), `"max_tokens":8,`, `"max_tokens":40,"stream":true,`, 1))
+		l.Estimate.MaxOutputTokens = 40
+	}
+	st := newStore(t)
+	job := newJob(t, st)
+	cfg := fastConfig()
+	cfg.Budget = sluice.Budget{MaxTokens: 2000}
+	err := runJob(t, st, simClient(t, s), cfg, job, src)
+	if !errors.Is(err, sluice.ErrBudgetExhausted) {
+		t.Fatalf("run error = %v, want the budget exhausted", err)
+	}
+	ss := s.Stats()
+	if sent := ss.PromptTokens + ss.CompletionTokens; sent > 2000 || sent < 1000 {
+		t.Errorf("the upstream used %d tokens under a budget of 2000", sent)
+	}
+	stats, _ := st.Stats(context.Background(), job.ID)
+	if stats.Usage.CompletionTokens != ss.CompletionTokens {
+		t.Errorf("ledger has %d completion tokens, the upstream generated %d", stats.Usage.CompletionTokens, ss.CompletionTokens)
 	}
 }

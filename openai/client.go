@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-llm/sluice"
@@ -79,7 +80,9 @@ type Client struct {
 	keyString string // the same, as a string
 	maxBody   int64
 	endpoints map[string]endpoint // the endpoints sluice sends, joined once
-	now       func() time.Time    // the clock for Retry-After dates; tests replace it
+	// noStreamOptions is set once the upstream refused a stream_options sluice added.
+	noStreamOptions atomic.Bool
+	now             func() time.Time // the clock for Retry-After dates; tests replace it
 }
 
 var (
@@ -192,7 +195,7 @@ func (c *Client) join(path string) endpoint {
 	return ep
 }
 
-// Do sends req once as a POST of req.Body, unchanged, to the request's endpoint (see
+// Do sends req once as a POST of req.Body, to the request's endpoint (see
 // Config.BaseURL for the rule; req.Method is not consulted: the Batch API only has POST).
 // It follows the sluice.Upstream contract:
 //
@@ -203,6 +206,13 @@ func (c *Client) join(path string) endpoint {
 //     the Response and an *sluice.UpstreamError with Code sluice.CodeInvalidResponse;
 //   - an error status returns the Response, whose Body is the upstream's JSON error (or a
 //     JSON error object describing a non-JSON answer), and an *sluice.UpstreamError;
+//   - a streamed Chat Completions or Completions request that does not ask for usage is
+//     sent with "stream_options":{"include_usage":true} added (only that member: the
+//     rest of the body is sent as it is); an upstream that answers 400 naming
+//     stream_options gets the request again as it was, and is never asked again;
+//   - a 2xx Chat Completions or Completions answer without usage gets its usage counted
+//     by sluice (the prompt estimated from the request, the answer's text counted with
+//     the model's tokenizer), and Response.UsageCounted set;
 //   - no answer (refused, reset, DNS, TLS, a body cut off) returns a nil Response and an
 //     *sluice.UpstreamError with StatusCode 0 and Code sluice.CodeConnection, or
 //     sluice.CodeTimeout when ctx's deadline passed; when ctx is cancelled, the error
@@ -215,7 +225,25 @@ func (c *Client) Do(ctx context.Context, req *sluice.Request) (*sluice.Response,
 	if err != nil {
 		return nil, &sluice.UpstreamError{Code: sluice.CodeInvalidRequest, Message: err.Error(), Err: err}
 	}
-	hreq, err := c.newRequest(ctx, http.MethodPost, ep.url, req.Body)
+	body, added := req.Body, false
+	if asksUsage(req.URL) && !c.noStreamOptions.Load() {
+		body, added = withStreamUsage(req.Body)
+	}
+	resp, err := c.send(ctx, ep, body)
+	if added && rejectsStreamOptions(resp, err) {
+		c.noStreamOptions.Store(true) // this upstream does not take stream_options: stop asking
+		resp, err = c.send(ctx, ep, req.Body)
+	}
+	if err != nil {
+		return resp, err
+	}
+	countUsage(req, resp)
+	return resp, nil
+}
+
+// send POSTs body to ep once; see Do.
+func (c *Client) send(ctx context.Context, ep endpoint, body []byte) (*sluice.Response, error) {
+	hreq, err := c.newRequest(ctx, http.MethodPost, ep.url, body)
 	if err != nil {
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
