@@ -82,6 +82,9 @@ func (r *Run) weigh(res *attemptResult, now time.Time) {
 	case res.kind == attemptRetry && res.resp == nil && res.err != nil && res.err.Code == CodeConnection:
 		if !e.answered.Load() && ev.silentFor(now) >= e.cfg.UnreachableAfter {
 			res.kind = attemptUnreachable
+			// Abort from here: the dispatcher may be waiting on the open breaker, not
+			// reading results, for a whole cooldown.
+			r.abort(r.verdictError(*res))
 		}
 	case res.kind == attemptFailed && res.err != nil && res.err.StatusCode == http.StatusNotFound && !e.answered.Load():
 		if r.endpointMissing() != nil {

@@ -261,3 +261,21 @@ func TestTokenBudgetHoldsForStreamsWithoutUsage(t *testing.T) {
 		t.Errorf("ledger has %d completion tokens, the upstream generated %d", stats.Usage.CompletionTokens, ss.CompletionTokens)
 	}
 }
+
+// The abort for an unreachable upstream does not wait for the open breaker's cooldown.
+func TestUnreachableAbortsWhileTheBreakerIsOpen(t *testing.T) {
+	up := &fakeUpstream{do: func(context.Context, *sluice.Request, int) (*sluice.Response, error) {
+		return nil, &sluice.UpstreamError{Code: sluice.CodeConnection, Message: "dial tcp: lookup nowhere.invalid: no such host"}
+	}}
+	st := newStore(t)
+	job := newJob(t, st)
+	cfg := fastConfig()
+	cfg.Concurrency = 16
+	cfg.BreakerFailures = 3
+	cfg.BreakerCooldown = time.Hour
+	cfg.UnreachableAfter = time.Nanosecond
+	err := runJob(t, st, up, cfg, job, requests(10))
+	if !errors.Is(err, sluice.ErrUnreachable) || !strings.Contains(err.Error(), "no such host") {
+		t.Fatalf("run error = %v, want ErrUnreachable with the cause", err)
+	}
+}
