@@ -65,6 +65,10 @@
 //  7. a request whose draw fell in the Truncate band gets its 200 body cut in half (a
 //     stream loses its second half and [DONE]).
 //
+// Quirks are applied around these steps: RejectStreamOptions and TransientNotFound answer
+// before step 4, NoStreamUsage changes the decoded request, and Drop (a draw of its own)
+// cuts a 200 answer off midway after step 6. Quirks.Refuse serves nothing at all.
+//
 // Because draws depend only on the seed and n, the same seed and the same sequence of
 // requests give the same faults, whatever their concurrency.
 package sim

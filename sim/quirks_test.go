@@ -1,0 +1,96 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestTransientNotFound(t *testing.T) {
+	s := New(Config{Quirks: Quirks{TransientNotFound: 2, NotFoundAfter: 3}})
+	var got []int
+	for range 8 {
+		got = append(got, send(context.Background(), s, http.MethodPost, "/v1/chat/completions", chatBody("hi", "")).status)
+	}
+	want := []int{200, 200, 200, 404, 404, 200, 200, 200}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("statuses %v, want %v", got, want)
+		}
+	}
+	if a := send(context.Background(), s, http.MethodGet, "/v1/models", ""); !bytes.Contains(a.body, []byte("gpt-4o-mini")) {
+		t.Errorf("the model list lost the model: %s", a.body)
+	}
+}
+
+func TestStreamQuirks(t *testing.T) {
+	withOpts := chatBody("hi", `,"stream":true,"stream_options":{"include_usage":true}`)
+	a := send(context.Background(), New(Config{Quirks: Quirks{NoStreamUsage: true}}), http.MethodPost, "/v1/chat/completions", withOpts)
+	if a.status != 200 || bytes.Contains(a.body, []byte(`"usage"`)) || !bytes.Contains(a.body, []byte("[DONE]")) {
+		t.Errorf("NoStreamUsage: %d %s, want a whole stream without usage", a.status, a.body)
+	}
+	s := New(Config{Quirks: Quirks{RejectStreamOptions: true}})
+	if a := send(context.Background(), s, http.MethodPost, "/v1/chat/completions", withOpts); a.status != 400 || !bytes.Contains(a.body, []byte("stream_options")) {
+		t.Errorf("RejectStreamOptions: %d %s, want a 400 naming stream_options", a.status, a.body)
+	}
+	if a := send(context.Background(), s, http.MethodPost, "/v1/chat/completions", chatBody("hi", `,"stream":true`)); a.status != 200 {
+		t.Errorf("RejectStreamOptions without stream_options: %d, want 200", a.status)
+	}
+}
+
+func TestDrop(t *testing.T) {
+	for _, extra := range []string{"", `,"stream":true`} {
+		s := New(Config{Quirks: Quirks{Drop: 1}})
+		a := send(context.Background(), s, http.MethodPost, "/v1/chat/completions", chatBody("hi", extra))
+		if !errors.Is(a.err, syscall.ECONNRESET) {
+			t.Errorf("in-process %q: %v, want a reset midway", extra, a.err)
+		}
+		ln, err := Start(Config{Quirks: Quirks{Drop: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, ln.URL+"/chat/completions", strings.NewReader(chatBody("hi", extra)))
+		tr := &http.Transport{}
+		a = do(&http.Client{Transport: tr}, req)
+		if a.err == nil {
+			t.Errorf("over a socket %q: %d %s, want the body cut off", extra, a.status, a.body)
+		}
+		if ln.Dropped() != 1 {
+			t.Errorf("Dropped() = %d, want 1", ln.Dropped())
+		}
+		tr.CloseIdleConnections()
+		ln.Close()
+	}
+}
+
+func TestRefuse(t *testing.T) {
+	ln, err := Start(Config{Quirks: Quirks{Refuse: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := http.Get(ln.URL + "/models"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Refuse: %v, want connection refused", err)
+	}
+	up, err := Start(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	resp, err := c.Get(up.URL + "/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	up.Refuse()
+	if _, err := c.Get(up.URL + "/models"); err == nil {
+		t.Error("Listener.Refuse: still answered")
+	}
+}
