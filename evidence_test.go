@@ -142,10 +142,10 @@ func TestUnreachableAfterAnswersShowsTheCause(t *testing.T) {
 	back := make(chan struct{})
 	up := &fakeUpstream{do: func(_ context.Context, req *sluice.Request, _ int) (*sluice.Response, error) {
 		n := calls.Add(1)
-		switch {
-		case n == 5:
+		switch n {
+		case 5:
 			down.Store(true)
-		case n == 30:
+		case 30:
 			close(failing)
 			<-back
 			down.Store(false)

@@ -73,8 +73,11 @@ func TestRefuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if _, err := http.Get(ln.URL + "/models"); !errors.Is(err, syscall.ECONNREFUSED) {
+	if resp, err := http.Get(ln.URL + "/models"); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("Refuse: %v, want connection refused", err)
+		if err == nil {
+			resp.Body.Close()
+		}
 	}
 	up, err := Start(Config{})
 	if err != nil {
@@ -90,7 +93,8 @@ func TestRefuse(t *testing.T) {
 	}
 	resp.Body.Close()
 	up.Refuse()
-	if _, err := c.Get(up.URL + "/models"); err == nil {
+	if resp, err := c.Get(up.URL + "/models"); err == nil {
+		resp.Body.Close()
 		t.Error("Listener.Refuse: still answered")
 	}
 }
