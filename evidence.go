@@ -147,13 +147,20 @@ func (ev *evidence) health() (faults int64, lastErr string, failing time.Time, c
 }
 
 // weighNotFound decides what a model_not_found answer means. For a model that never
-// answered, the run stops (the model list is read for the message). For one that
+// answered, the run stops when nothing else answered either (the key, the base URL or the
+// model is wrong for the whole run; the model list is read for the message), and
+// otherwise the request fails on its own 404 (a job of several models, one of them not
+// served: each of its requests is sent and fails by its own answer). For a model that
 // answered before, the request is retried, and after notFoundStreak such answers in a
 // row the model list is asked: only a list without the model stops the run.
 func (r *Run) weighNotFound(model string) attemptKind {
 	ev := &r.e.ev
 	ev.mu.Lock()
 	m := ev.model(model)
+	if !m.ok && r.e.answered.Load() {
+		ev.mu.Unlock()
+		return attemptFailed
+	}
 	m.misses++
 	ok := m.ok
 	check := !ok || !m.checking && m.misses >= notFoundStreak

@@ -279,3 +279,39 @@ func TestUnreachableAbortsWhileTheBreakerIsOpen(t *testing.T) {
 		t.Fatalf("run error = %v, want ErrUnreachable with the cause", err)
 	}
 }
+
+// In a job of two models where one is not served, each request for it is sent and fails
+// by its own 404; none is failed unsent, and the other model's requests are done.
+func TestUnservedModelAmongOthersFailsOnlySentRequests(t *testing.T) {
+	s := sim.New(sim.Config{Models: []string{"gpt-4o-mini"}})
+	defer s.Close()
+	src := simRequests(40)
+	for i := range src.lines {
+		if i%2 == 1 {
+			l := &src.lines[i]
+			l.Request.Body = json.RawMessage(strings.Replace(string(l.Request.Body), "gpt-4o-mini", "gpt-missing", 1))
+			l.Estimate.Model = "gpt-missing"
+		}
+	}
+	st := newStore(t)
+	job := newJob(t, st)
+	cfg := fastConfig()
+	cfg.Concurrency = 1 // the served model answers first
+	if err := runJob(t, st, simClient(t, s), cfg, job, src); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	lines, _ := readOutput(t, st, job.ID)
+	checkExactlyOnce(t, lines, 40)
+	for i, l := range lines {
+		want := 200
+		if i%2 == 1 {
+			want = 404
+		}
+		if l.Response == nil || l.Response.StatusCode != want {
+			t.Errorf("line %d: %+v, want its own %d", i+1, l, want)
+		}
+	}
+	if n := s.Stats().NotFound; n != 20 {
+		t.Errorf("%d requests for the missing model sent, want all 20", n)
+	}
+}
