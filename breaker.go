@@ -36,6 +36,8 @@ type breaker struct {
 	openedAt time.Time
 	changed  chan struct{} // closed and replaced on every state change
 	trips    int64
+
+	waitHook func() // tests: called when wait is about to block
 }
 
 func newBreaker(failures int, cooldown time.Duration) *breaker {
@@ -70,18 +72,26 @@ func newBreaker(failures int, cooldown time.Duration) *breaker {
 // or errStopped when stop is closed first.
 func (b *breaker) wait(ctx context.Context, stop <-chan struct{}) (func(error), error) {
 	for {
+		// Take the change channel before asking: a change between the two (a probe's
+		// outcome) then wakes this wait instead of being missed for good.
+		b.mu.Lock()
+		changed := b.changed
+		b.mu.Unlock()
 		done, err := b.cb.Allow()
 		if err == nil {
-			return done, nil
+			return b.reporter(done), nil
 		}
 		b.mu.Lock()
-		changed, reopen := b.changed, b.openedAt.Add(b.cooldown)
+		reopen := b.openedAt.Add(b.cooldown)
 		b.mu.Unlock()
 		var timer <-chan time.Time
 		if errors.Is(err, gobreaker.ErrOpenState) {
 			t := time.NewTimer(time.Until(reopen))
 			defer t.Stop()
 			timer = t.C
+		}
+		if b.waitHook != nil {
+			b.waitHook()
 		}
 		select {
 		case <-ctx.Done():
@@ -90,6 +100,20 @@ func (b *breaker) wait(ctx context.Context, stop <-chan struct{}) (func(error), 
 			return nil, errStopped
 		case <-changed:
 		case <-timer:
+		}
+	}
+}
+
+// reporter wraps a request's outcome callback. An excluded outcome changes no state, but
+// in half-open it frees the probe's place: waiters are woken to take it.
+func (b *breaker) reporter(done func(error)) func(error) {
+	return func(err error) {
+		done(err)
+		if errors.Is(err, errBreakerExclude) {
+			b.mu.Lock()
+			close(b.changed)
+			b.changed = make(chan struct{})
+			b.mu.Unlock()
 		}
 	}
 }
