@@ -134,16 +134,16 @@ func (e *encoding) codec() tokenizer.Codec {
 }
 
 // count counts text: plain ASCII text pre-token by pre-token, other text with the
-// tokenizer.
+// tokenizer; very long pre-tokens and texts in pieces (see countRun and countText).
 func (e *encoding) count(text string) int {
 	e.codec() // builds the piece cache too
 	if !isPlainASCII(text) {
-		return e.countSlow(text)
+		return e.countText(text)
 	}
 	n := 0
 	for i := 0; i < len(text); {
 		j := nextPreToken(text, i, e.o200k)
-		n += e.pieces.count(text[i:j], e.countSlow)
+		n += e.countRun(text[i:j])
 		i = j
 	}
 	return n
