@@ -93,7 +93,7 @@ func TestCountLongTextAccuracy(t *testing.T) {
 // character.
 func TestCutText(t *testing.T) {
 	tests := []struct {
-		name, text string
+		name, text  string
 		limit, want int
 	}{
 		{"space", "日本語 日本語 日本語", 21, 19},
