@@ -89,8 +89,8 @@ file, create a batch, poll it and download its results; sluice runs each batch w
 engine (limits, retries, ledger) against the configured upstream. With no --base-url and no
 --config it serves over the built-in simulator.
 
-Clients must present one of the keys in $SLUICE_API_KEYS (comma-separated, each key or
-name=key); only their hashes are kept. Batches survive restarts: a server started again over the same --store
+Clients must present one of the keys in $SLUICE_API_KEYS (comma-separated, each KEY or
+NAME=KEY; see "Keys" below); only their hashes are kept. Batches survive restarts: a server started again over the same --store
 resumes them, and finished requests are never sent again.
 
 A --config file lists several upstreams and routes models to them:
@@ -115,7 +115,9 @@ its running batches stop and fail with an insufficient_quota error, keeping what
 finished. GET /v1/usage tells a key its usage; "sluice serve usage" lists every key's.
 
 A batch whose metadata has "webhook_url" is POSTed there instead when it ends; a webhook is
-retried with backoff (5 attempts) and never holds a batch back.`,
+retried with backoff (5 attempts) and never holds a batch back.
+
+Keys: `+keysSyntax,
 		Example: `  SLUICE_API_KEYS=sk-mine sluice serve                     # over the simulator
   SLUICE_API_KEYS=sk-mine sluice serve --base-url http://127.0.0.1:8000/v1 --concurrency 16`,
 		Args: exactArgs(0, "no arguments"),
@@ -229,49 +231,6 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	}
 	closeErr := srv.Close(shutCtx)
 	return errors.Join(serveErr, shutErr, closeErr)
-}
-
-// clientKeys reads the comma-separated keys of v, each "key" or "name=key", and gives
-// them their budgets from cfg. A key with no name is named after its hash.
-func clientKeys(v string, cfg *serveConfig) ([]sluicehttp.Key, error) {
-	var keys []sluicehttp.Key
-	names := map[string]bool{}
-	for entry := range strings.SplitSeq(v, ",") {
-		if entry = strings.TrimSpace(entry); entry == "" {
-			continue
-		}
-		name, key, named := strings.Cut(entry, "=")
-		if !named {
-			key = entry
-		}
-		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
-		if key == "" {
-			return nil, usageError("%s: key %q is empty", clientKeysEnv, name)
-		}
-		k := sluicehttp.Key{Name: name, Hash: sluicehttp.HashKey(key)}
-		if !named {
-			k.Name = "key-" + k.Hash[:8]
-		}
-		if names[k.Name] {
-			return nil, usageError("%s: two keys are named %q", clientKeysEnv, k.Name)
-		}
-		names[k.Name] = true
-		if b, ok := cfg.Budgets[k.Name]; ok {
-			k.Budget = b.budget()
-		} else if cfg.DefaultBudget != nil {
-			k.Budget = cfg.DefaultBudget.budget()
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return nil, usageError("no client keys: set %s to the comma-separated keys clients must present", clientKeysEnv)
-	}
-	for name := range cfg.Budgets {
-		if !names[name] {
-			return nil, usageError("config: budgets: no key named %q in %s (name the keys: name=key,...)", name, clientKeysEnv)
-		}
-	}
-	return keys, nil
 }
 
 // loadConfig reads the config file, or makes the one upstream of the flags.
