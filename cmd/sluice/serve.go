@@ -117,7 +117,7 @@ finished. GET /v1/usage tells a key its usage; "sluice serve usage" lists every 
 A batch whose metadata has "webhook_url" is POSTed there instead when it ends; a webhook is
 retried with backoff (5 attempts) and never holds a batch back.
 
-Keys: `+keysSyntax,
+Keys: ` + keysSyntax,
 		Example: `  SLUICE_API_KEYS=sk-mine sluice serve                     # over the simulator
   SLUICE_API_KEYS=sk-mine sluice serve --base-url http://127.0.0.1:8000/v1 --concurrency 16`,
 		Args: exactArgs(0, "no arguments"),
