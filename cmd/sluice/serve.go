@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/sqlite"
 )
 
 const (
@@ -181,6 +182,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if filesDir == "" {
 		filesDir = path + ".files"
 	}
+	warnExposed(logger, path, filesDir)
 	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
 		Store: st, FilesDir: filesDir, Upstreams: upstreams, Keys: keys,
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
@@ -231,6 +233,22 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	}
 	closeErr := srv.Close(shutCtx)
 	return errors.Join(serveErr, shutErr, closeErr)
+}
+
+// warnExposed warns when other users may read the store, its files or their directories:
+// they hold every tenant's prompts and answers.
+func warnExposed(logger *slog.Logger, store, filesDir string) {
+	exposed, err := sqlite.Exposed(store)
+	if fi, serr := os.Stat(filesDir); serr == nil && fi.Mode().Perm()&0o077 != 0 {
+		exposed = append(exposed, fmt.Sprintf("%s (%s)", filesDir, fi.Mode().Perm()))
+	}
+	if err != nil {
+		logger.Warn("store permissions", "err", err)
+	}
+	if len(exposed) > 0 {
+		logger.Warn("other users may read the store: chmod 600 the files and 700 the directories",
+			"paths", strings.Join(exposed, ", "))
+	}
 }
 
 // loadConfig reads the config file, or makes the one upstream of the flags.
