@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/logx"
 )
 
 // Server defaults.
@@ -366,7 +367,12 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 			return
 		}
 		if err := h(w, r, owner); err != nil {
-			if api := asAPIError(err); api.status >= 500 {
+			switch api := asAPIError(err); {
+			case api.status < 500:
+			case r.Context().Err() != nil || logx.ClientGone(err):
+				// The client's doing (it hung up, or cut its upload short): not the server's.
+				s.cfg.Logger.Debug("client went away", "method", r.Method, "path", r.URL.Path, "err", err)
+			default:
 				s.cfg.Logger.Error("serve", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 			writeError(w, err)

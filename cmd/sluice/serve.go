@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/internal/logx"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -43,6 +44,7 @@ type serveFlags struct {
 	rpm, tpm                                            float64
 	timeout, grace                                      time.Duration
 	anyWindow                                           bool
+	logLevel                                            slog.Level
 }
 
 // serveConfig is the YAML config file of serve.
@@ -145,6 +147,7 @@ Keys: ` + keysSyntax,
 	fs.Int64Var(&f.defaultContext, "default-context", defaultContextTokens, "the context window (prompt plus output, tokens) assumed for a request without max_tokens when it reserves against a key's budget; 0 reserves the mean output seen, which a budget may overshoot")
 	fs.StringSliceVar(&f.webhookAllow, "webhook-allow", nil, "a network (CIDR) webhooks may reach although it is link-local or fd00::/8, where clouds serve instance metadata (repeatable)")
 	fs.BoolVar(&f.anyWindow, "any-completion-window", false, `accept any duration ("90m") as completion_window, not only "24h"`)
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "the least level logged: debug, info, warn or error (a client that went away is logged at debug; repeats of a line past 10 a minute are counted, not logged)")
 	cmd.AddCommand(newServeUsageCmd(e))
 	return cmd
 }
@@ -172,7 +175,9 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return err
 	}
 	defer st.Close()
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	limiter := logx.RateLimit(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: f.logLevel}), logx.DefaultBurst, logx.DefaultInterval, nil)
+	defer func() { _ = limiter.Flush(context.WithoutCancel(ctx)) }()
+	logger := slog.New(limiter)
 	upstreams, closeUps, err := f.engines(e, st, cfg.Upstreams, logger)
 	if err != nil {
 		return err
@@ -211,7 +216,8 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen: %w", err), srv.Close(ctx))
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(limiter, slog.LevelWarn)}
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
