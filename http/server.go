@@ -367,6 +367,11 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 			return
 		}
 		if err := h(w, r, owner); err != nil {
+			if errors.Is(err, errTooSlow) {
+				s.cfg.Logger.Info("client too slow", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+				err = &apiError{status: http.StatusRequestTimeout, typ: "invalid_request_error", code: "request_timeout",
+					msg: "The request body arrived too slowly."}
+			}
 			switch api := asAPIError(err); {
 			case api.status < 500:
 			case r.Context().Err() != nil || logx.ClientGone(err):

@@ -45,6 +45,7 @@ type serveFlags struct {
 	timeout, grace                                      time.Duration
 	anyWindow                                           bool
 	logLevel                                            slog.Level
+	limits                                              sluicehttp.Limits
 }
 
 // serveConfig is the YAML config file of serve.
@@ -147,6 +148,12 @@ Keys: ` + keysSyntax,
 	fs.Int64Var(&f.defaultContext, "default-context", defaultContextTokens, "the context window (prompt plus output, tokens) assumed for a request without max_tokens when it reserves against a key's budget; 0 reserves the mean output seen, which a budget may overshoot")
 	fs.StringSliceVar(&f.webhookAllow, "webhook-allow", nil, "a network (CIDR) webhooks may reach although it is link-local or fd00::/8, where clouds serve instance metadata (repeatable)")
 	fs.BoolVar(&f.anyWindow, "any-completion-window", false, `accept any duration ("90m") as completion_window, not only "24h"`)
+	fs.IntVar(&f.limits.MaxConns, "max-conns", sluicehttp.DefaultMaxConns, "most client connections at once; past it a new one is answered 503 (-1: no cap)")
+	fs.IntVar(&f.limits.MaxConnsPerIP, "max-conns-per-ip", sluicehttp.DefaultMaxConnsPerIP, "most client connections at once from one address (-1: no cap)")
+	fs.DurationVar(&f.limits.ReadHeaderTimeout, "read-header-timeout", sluicehttp.DefaultReadHeaderTimeout, "how long a client has to send a request's headers")
+	fs.DurationVar(&f.limits.IdleTimeout, "idle-timeout", sluicehttp.DefaultIdleTimeout, "how long a kept-alive connection may wait for its next request, and a read or write of a body for progress")
+	fs.Int64Var(&f.limits.MinRate, "min-rate", sluicehttp.DefaultMinRate, "the slowest, in bytes a second on average, that a request body may arrive or a response be taken, after --rate-grace")
+	fs.DurationVar(&f.limits.RateGrace, "rate-grace", sluicehttp.DefaultRateGrace, "the time a body or a response has before --min-rate applies")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "the least level logged: debug, info, warn or error (a client that went away is logged at debug; repeats of a line past 10 a minute are counted, not logged)")
 	cmd.AddCommand(newServeUsageCmd(e))
 	return cmd
@@ -216,8 +223,8 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen: %w", err), srv.Close(ctx))
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog: slog.NewLogLogger(limiter, slog.LevelWarn)}
+	ln = sluicehttp.Listen(ln, f.limits)
+	hs := sluicehttp.NewHTTPServer(srv.Handler(), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
