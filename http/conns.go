@@ -176,7 +176,7 @@ type capListener struct {
 	mu       sync.Mutex
 	total    int
 	perIP    map[string]int
-	refusing chan struct{} // one token per connection being refused
+	refusing chan struct{}  // one token per connection being refused
 	wg       sync.WaitGroup // one per refusal under way
 }
 
