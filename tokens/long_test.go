@@ -130,3 +130,23 @@ func BenchmarkCountNoSpaces(b *testing.B) {
 		})
 	}
 }
+
+// TestTruncateLongText: truncating long text without spaces encodes only the piece the
+// cut falls in, and gives the same prefix as the tokenizer on short text.
+func TestTruncateLongText(t *testing.T) {
+	for _, ascii := range []bool{true, false} {
+		text := noSpaces(4<<20, ascii)
+		var c Codec
+		c.Count("warm up")
+		var prefix string
+		var n int
+		peak := peakHeap(func() { prefix, n = c.Truncate(text, 100) })
+		// A character of several tokens is left out whole: the prefix may count fewer.
+		if n > 100 || n < 97 || !strings.HasPrefix(text, prefix) || c.Count(prefix) != n {
+			t.Errorf("ascii %v: Truncate(…, 100) = %d bytes, %d tokens (%d counted)", ascii, len(prefix), n, c.Count(prefix))
+		}
+		if peak > 32<<20 {
+			t.Errorf("ascii %v: truncating 4 MB took %d MB of heap", ascii, peak>>20)
+		}
+	}
+}
