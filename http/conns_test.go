@@ -37,7 +37,7 @@ func serveLimited(t *testing.T, h http.Handler, l sluicehttp.Limits) string {
 	return ln.Addr().String()
 }
 
-var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 
 // dialFrom connects to addr from the loopback address from (127.0.0.x).
 func dialFrom(t *testing.T, from, addr string) net.Conn {
@@ -162,7 +162,9 @@ func TestSlowDownloadIsCut(t *testing.T) {
 	})
 	addr := serveLimited(t, big, sluicehttp.Limits{MinRate: 64 << 20, RateGrace: 50 * time.Millisecond})
 	c := dialFrom(t, "127.0.0.1", addr)
-	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case err := <-writeErr:
 		if !errors.Is(err, os.ErrDeadlineExceeded) {

@@ -183,11 +183,11 @@ func startServeMem(ctx context.Context, sc benchScenario, dir string, keys []str
 		return fail(errors.Join(err, srv.Close(ctx)))
 	}
 	hs := sluicehttp.NewHTTPServer(srv.Handler(), sluicehttp.Limits{}, nil)
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(sluicehttp.Listen(ln, sluicehttp.Limits{})) }()
+	var serving sync.WaitGroup
+	serving.Go(func() { _ = hs.Serve(sluicehttp.Listen(ln, sluicehttp.Limits{})) }) // http.ErrServerClosed
 	stop = func() {
 		_ = hs.Shutdown(ctx)
-		<-served
+		serving.Wait()
 		_ = srv.Close(ctx)
 		s.Close()
 		st.Close()
@@ -211,9 +211,17 @@ func writeNoSpaceRequests(path string, size, promptBytes int, text string, seed 
 	prompt := make([]byte, 0, promptBytes+4)
 	for written+len(head)+promptBytes+len(tail) <= size || n == 0 {
 		prompt = noSpaceText(prompt[:0], r, promptBytes, text)
-		k, _ := fmt.Fprintf(w, head, n)
-		w.Write(prompt)
-		w.WriteString(tail)
+		k, err := fmt.Fprintf(w, head, n)
+		if err == nil {
+			_, err = w.Write(prompt)
+		}
+		if err == nil {
+			_, err = w.WriteString(tail)
+		}
+		if err != nil {
+			f.Close()
+			return 0, err
+		}
 		written += k + len(prompt) + len(tail)
 		n++
 	}
