@@ -19,9 +19,10 @@ const (
 	DefaultTimeout     = 10 * time.Minute
 	DefaultLease       = 2 * time.Minute
 
-	ingestFirst   = 64   // the first ingest batch is small so that dispatch starts at once
-	ingestBatch   = 1000 // lines per AddRequests transaction after that
-	flushSize     = 512  // outcomes per Complete transaction
+	ingestFirst   = 64      // the first ingest batch is small so that dispatch starts at once
+	ingestBatch   = 1000    // lines per AddRequests transaction after that
+	ingestBytes   = 8 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
+	flushSize     = 512     // outcomes per Complete transaction
 	flushInterval = 50 * time.Millisecond
 	maxClaim      = 256
 )
@@ -397,7 +398,7 @@ func (r *Run) budgetStopped() bool {
 func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 	skip := r.job.Ingested
 	batch := make([]NewRequest, 0, ingestFirst)
-	limit := ingestFirst
+	limit, size := ingestFirst, 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -407,7 +408,8 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 		}
 		r.job.Ingested = batch[len(batch)-1].Line
 		r.total.Add(int64(len(batch)))
-		batch = batch[:0]
+		clear(batch) // the bodies may be large: do not keep them past the write
+		batch, size = batch[:0], 0
 		select {
 		case r.ingested <- struct{}{}:
 		default:
@@ -432,7 +434,8 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 			continue
 		}
 		batch = append(batch, nr)
-		if len(batch) >= limit {
+		size += len(nr.Request.Body)
+		if len(batch) >= limit || size >= ingestBytes {
 			if err := flush(); err != nil {
 				r.abort(err)
 				return

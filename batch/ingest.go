@@ -9,7 +9,10 @@ import (
 	"github.com/sluice-llm/sluice"
 )
 
-const ingestBatch = 1000 // lines per AddRequests transaction
+const (
+	ingestBatch = 1000    // lines per AddRequests transaction
+	ingestBytes = 8 << 20 // bytes of bodies past which a transaction is written early
+)
 
 // Ingest adds the rest of src (the lines after job.Ingested) to the job's ledger without
 // sending anything, and marks the job's input as whole. A line that is not a valid
@@ -20,6 +23,7 @@ func Ingest(ctx context.Context, st sluice.Store, job *sluice.Job, src sluice.So
 		return nil
 	}
 	batch := make([]sluice.NewRequest, 0, ingestBatch)
+	size := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -28,7 +32,8 @@ func Ingest(ctx context.Context, st sluice.Store, job *sluice.Job, src sluice.So
 			return fmt.Errorf("ingest: %w", err)
 		}
 		job.Ingested = batch[len(batch)-1].Line
-		batch = batch[:0]
+		clear(batch)
+		batch, size = batch[:0], 0
 		return nil
 	}
 	for {
@@ -46,7 +51,8 @@ func Ingest(ctx context.Context, st sluice.Store, job *sluice.Job, src sluice.So
 			bad(nr.Err)
 		}
 		batch = append(batch, nr)
-		if len(batch) == ingestBatch {
+		size += len(nr.Request.Body)
+		if len(batch) == ingestBatch || size >= ingestBytes {
 			if err := flush(); err != nil {
 				return err
 			}

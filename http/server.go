@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/logx"
 )
 
 // Server defaults.
@@ -53,7 +55,8 @@ func (u *Upstream) serves(model string) bool {
 type Config struct {
 	// Store keeps the ledger and the file and batch objects.
 	Store Store
-	// FilesDir holds the content of uploaded and output files.
+	// FilesDir holds the content of uploaded and output files; New creates it with mode
+	// 0700 when it is missing.
 	FilesDir string
 	// Upstreams are the engines batches run on. A batch runs on the first upstream that
 	// serves every model it uses; when several do, on the one with the fewest batches
@@ -252,7 +255,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	if err := os.MkdirAll(cfg.FilesDir, 0o755); err != nil {
+	if err := makePrivateDir(cfg.FilesDir); err != nil {
 		return nil, fmt.Errorf("serve: files directory: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -280,6 +283,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return s, nil
+}
+
+// makePrivateDir makes dir, mode 0700 whatever the umask, when it is missing: it holds
+// every tenant's prompts and answers.
+func makePrivateDir(dir string) error {
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 // Handler returns the server's HTTP handler.
@@ -352,7 +367,17 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 			return
 		}
 		if err := h(w, r, owner); err != nil {
-			if api := asAPIError(err); api.status >= 500 {
+			if errors.Is(err, errTooSlow) {
+				s.cfg.Logger.Info("client too slow", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+				err = &apiError{status: http.StatusRequestTimeout, typ: "invalid_request_error", code: "request_timeout",
+					msg: "The request body arrived too slowly."}
+			}
+			switch api := asAPIError(err); {
+			case api.status < 500:
+			case r.Context().Err() != nil || logx.ClientGone(err):
+				// The client's doing (it hung up, or cut its upload short): not the server's.
+				s.cfg.Logger.Debug("client went away", "method", r.Method, "path", r.URL.Path, "err", err)
+			default:
 				s.cfg.Logger.Error("serve", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 			writeError(w, err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -37,14 +36,14 @@ type Store struct {
 
 var _ sluice.Store = (*Store)(nil)
 
-// Open opens the ledger at path, creating the file and its directory when missing, and
-// brings its schema up to date.
+// Open opens the ledger at path, creating the file (mode FileMode) and its directory
+// (DirMode) when missing, and brings its schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+	if err := create(abs); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	s := &Store{jobs: map[string]int64{}}

@@ -54,6 +54,28 @@ func (c Codec) Truncate(text string, n int) (string, int) {
 	if isPlainASCII(text) {
 		return e.truncateASCII(text, n)
 	}
+	// Long text goes to the tokenizer in pieces (see countText), and only the piece in
+	// which the cut falls is encoded.
+	total := 0
+	for start := 0; ; {
+		rest := text[start:]
+		if len(rest) <= maxTextLen {
+			prefix, got := e.truncateText(rest, n-total)
+			return text[:start+len(prefix)], total + got
+		}
+		piece := rest[:cutText(rest, maxTextLen)]
+		if m := e.countSlow(piece); total+m <= n {
+			total += m
+			start += len(piece)
+			continue
+		}
+		prefix, got := e.truncateText(piece, n-total)
+		return text[:start+len(prefix)], total + got
+	}
+}
+
+// truncateText is Truncate for text of at most maxTextLen bytes that is not plain ASCII.
+func (e *encoding) truncateText(text string, n int) (string, int) {
 	_, pieces, _ := e.codec().Encode(text)
 	if len(pieces) <= n {
 		return text, len(pieces)
@@ -77,23 +99,30 @@ func (c Codec) Truncate(text string, n int) (string, int) {
 }
 
 // truncateASCII is Truncate for plain ASCII text: whole pre-tokens are counted from the
-// cache, and only the pre-token in which the cut falls is encoded.
+// cache, and only the pre-token (or, in a pre-token longer than maxRunLen, the piece of
+// maxRunLen bytes) in which the cut falls is encoded.
 func (e *encoding) truncateASCII(text string, n int) (string, int) {
 	e.codec()
 	total := 0
 	for i := 0; i < len(text); {
 		j := nextPreToken(text, i, e.o200k)
-		k := e.pieces.count(text[i:j], e.countSlow)
-		if total+k > n {
-			_, pieces, _ := e.c.Encode(text[i:j])
-			end := i
-			for _, p := range pieces[:n-total] {
-				end += len(p)
+		for i < j {
+			end := j
+			if end-i > maxRunLen {
+				end = i + maxRunLen
 			}
-			return text[:end], n
+			k := e.pieces.count(text[i:end], e.countSlow)
+			if total+k > n {
+				_, pieces, _ := e.c.Encode(text[i:end])
+				cut := i
+				for _, p := range pieces[:n-total] {
+					cut += len(p)
+				}
+				return text[:cut], n
+			}
+			total += k
+			i = end
 		}
-		total += k
-		i = j
 	}
 	return text, total
 }
@@ -134,16 +163,16 @@ func (e *encoding) codec() tokenizer.Codec {
 }
 
 // count counts text: plain ASCII text pre-token by pre-token, other text with the
-// tokenizer.
+// tokenizer; very long pre-tokens and texts in pieces (see countRun and countText).
 func (e *encoding) count(text string) int {
 	e.codec() // builds the piece cache too
 	if !isPlainASCII(text) {
-		return e.countSlow(text)
+		return e.countText(text)
 	}
 	n := 0
 	for i := 0; i < len(text); {
 		j := nextPreToken(text, i, e.o200k)
-		n += e.pieces.count(text[i:j], e.countSlow)
+		n += e.countRun(text[i:j])
 		i = j
 	}
 	return n

@@ -144,6 +144,7 @@ func benchScenarios() []benchScenario {
 						r.Parts, r.Wall, own, rate, r.SubmitSeconds, r.StepSeconds, r.WriteSeconds, r.PeakRSSMB, r.Exact)
 			},
 		},
+		serveMemScenario(),
 	}, slices.Concat(paceScenarios(), serveBenchScenarios())...)
 }
 

@@ -21,7 +21,9 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/internal/logx"
 	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/sqlite"
 )
 
 const (
@@ -42,6 +44,8 @@ type serveFlags struct {
 	rpm, tpm                                            float64
 	timeout, grace                                      time.Duration
 	anyWindow                                           bool
+	logLevel                                            slog.Level
+	limits                                              sluicehttp.Limits
 }
 
 // serveConfig is the YAML config file of serve.
@@ -89,8 +93,8 @@ file, create a batch, poll it and download its results; sluice runs each batch w
 engine (limits, retries, ledger) against the configured upstream. With no --base-url and no
 --config it serves over the built-in simulator.
 
-Clients must present one of the keys in $SLUICE_API_KEYS (comma-separated, each key or
-name=key); only their hashes are kept. Batches survive restarts: a server started again over the same --store
+Clients must present one of the keys in $SLUICE_API_KEYS (comma-separated, each KEY or
+NAME=KEY; see "Keys" below); only their hashes are kept. Batches survive restarts: a server started again over the same --store
 resumes them, and finished requests are never sent again.
 
 A --config file lists several upstreams and routes models to them:
@@ -115,7 +119,9 @@ its running batches stop and fail with an insufficient_quota error, keeping what
 finished. GET /v1/usage tells a key its usage; "sluice serve usage" lists every key's.
 
 A batch whose metadata has "webhook_url" is POSTed there instead when it ends; a webhook is
-retried with backoff (5 attempts) and never holds a batch back.`,
+retried with backoff (5 attempts) and never holds a batch back.
+
+Keys: ` + keysSyntax,
 		Example: `  SLUICE_API_KEYS=sk-mine sluice serve                     # over the simulator
   SLUICE_API_KEYS=sk-mine sluice serve --base-url http://127.0.0.1:8000/v1 --concurrency 16`,
 		Args: exactArgs(0, "no arguments"),
@@ -142,6 +148,13 @@ retried with backoff (5 attempts) and never holds a batch back.`,
 	fs.Int64Var(&f.defaultContext, "default-context", defaultContextTokens, "the context window (prompt plus output, tokens) assumed for a request without max_tokens when it reserves against a key's budget; 0 reserves the mean output seen, which a budget may overshoot")
 	fs.StringSliceVar(&f.webhookAllow, "webhook-allow", nil, "a network (CIDR) webhooks may reach although it is link-local or fd00::/8, where clouds serve instance metadata (repeatable)")
 	fs.BoolVar(&f.anyWindow, "any-completion-window", false, `accept any duration ("90m") as completion_window, not only "24h"`)
+	fs.IntVar(&f.limits.MaxConns, "max-conns", sluicehttp.DefaultMaxConns, "most client connections at once; past it a new one is answered 503 (-1: no cap)")
+	fs.IntVar(&f.limits.MaxConnsPerIP, "max-conns-per-ip", sluicehttp.DefaultMaxConnsPerIP, "most client connections at once from one address (-1: no cap)")
+	fs.DurationVar(&f.limits.ReadHeaderTimeout, "read-header-timeout", sluicehttp.DefaultReadHeaderTimeout, "how long a client has to send a request's headers")
+	fs.DurationVar(&f.limits.IdleTimeout, "idle-timeout", sluicehttp.DefaultIdleTimeout, "how long a kept-alive connection may wait for its next request, and a read or write of a body for progress")
+	fs.Int64Var(&f.limits.MinRate, "min-rate", sluicehttp.DefaultMinRate, "the slowest, in bytes a second on average, that a request body may arrive or a response be taken, after --rate-grace")
+	fs.DurationVar(&f.limits.RateGrace, "rate-grace", sluicehttp.DefaultRateGrace, "the time a body or a response has before --min-rate applies")
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "the least level logged: debug, info, warn or error (a client that went away is logged at debug; repeats of a line past 10 a minute are counted, not logged)")
 	cmd.AddCommand(newServeUsageCmd(e))
 	return cmd
 }
@@ -169,7 +182,9 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return err
 	}
 	defer st.Close()
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	limiter := logx.RateLimit(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: f.logLevel}), logx.DefaultBurst, logx.DefaultInterval, nil)
+	defer func() { _ = limiter.Flush(context.WithoutCancel(ctx)) }()
+	logger := slog.New(limiter)
 	upstreams, closeUps, err := f.engines(e, st, cfg.Upstreams, logger)
 	if err != nil {
 		return err
@@ -179,6 +194,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if filesDir == "" {
 		filesDir = path + ".files"
 	}
+	warnExposed(logger, path, filesDir)
 	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
 		Store: st, FilesDir: filesDir, Upstreams: upstreams, Keys: keys,
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
@@ -207,7 +223,8 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen: %w", err), srv.Close(ctx))
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	ln = sluicehttp.Listen(ln, f.limits)
+	hs := sluicehttp.NewHTTPServer(srv.Handler(), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -231,47 +248,20 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	return errors.Join(serveErr, shutErr, closeErr)
 }
 
-// clientKeys reads the comma-separated keys of v, each "key" or "name=key", and gives
-// them their budgets from cfg. A key with no name is named after its hash.
-func clientKeys(v string, cfg *serveConfig) ([]sluicehttp.Key, error) {
-	var keys []sluicehttp.Key
-	names := map[string]bool{}
-	for entry := range strings.SplitSeq(v, ",") {
-		if entry = strings.TrimSpace(entry); entry == "" {
-			continue
-		}
-		name, key, named := strings.Cut(entry, "=")
-		if !named {
-			key = entry
-		}
-		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
-		if key == "" {
-			return nil, usageError("%s: key %q is empty", clientKeysEnv, name)
-		}
-		k := sluicehttp.Key{Name: name, Hash: sluicehttp.HashKey(key)}
-		if !named {
-			k.Name = "key-" + k.Hash[:8]
-		}
-		if names[k.Name] {
-			return nil, usageError("%s: two keys are named %q", clientKeysEnv, k.Name)
-		}
-		names[k.Name] = true
-		if b, ok := cfg.Budgets[k.Name]; ok {
-			k.Budget = b.budget()
-		} else if cfg.DefaultBudget != nil {
-			k.Budget = cfg.DefaultBudget.budget()
-		}
-		keys = append(keys, k)
+// warnExposed warns when other users may read the store, its files or their directories:
+// they hold every tenant's prompts and answers.
+func warnExposed(logger *slog.Logger, store, filesDir string) {
+	exposed, err := sqlite.Exposed(store)
+	if fi, serr := os.Stat(filesDir); serr == nil && fi.Mode().Perm()&0o077 != 0 {
+		exposed = append(exposed, fmt.Sprintf("%s (%s)", filesDir, fi.Mode().Perm()))
 	}
-	if len(keys) == 0 {
-		return nil, usageError("no client keys: set %s to the comma-separated keys clients must present", clientKeysEnv)
+	if err != nil {
+		logger.Warn("store permissions", "err", err)
 	}
-	for name := range cfg.Budgets {
-		if !names[name] {
-			return nil, usageError("config: budgets: no key named %q in %s (name the keys: name=key,...)", name, clientKeysEnv)
-		}
+	if len(exposed) > 0 {
+		logger.Warn("other users may read the store: chmod 600 the files and 700 the directories",
+			"paths", strings.Join(exposed, ", "))
 	}
-	return keys, nil
 }
 
 // loadConfig reads the config file, or makes the one upstream of the flags.
