@@ -140,6 +140,9 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, stor
 		return err
 	}
 	defer unlock()
+	if err := checkOutputOwner(ctx, e, f, st, job, o); err != nil {
+		return err
+	}
 	prices, err := loadPrices(f.prices)
 	if err != nil {
 		return err

@@ -102,6 +102,8 @@ type runFlags struct {
 	simConfig   sim.Config
 	// retryFailed sends a job's failed requests again (run and resume).
 	retryFailed bool
+	// forceOutput lets a job overwrite an output file another job wrote last.
+	forceOutput bool
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
@@ -110,6 +112,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
 		fs.StringVarP(&f.opts.Output, "output", "o", "", "write results here (Batch API output format); default INPUT with .results.jsonl")
 		fs.StringVar(&f.opts.Errors, "errors", "", "also write failed requests here (Batch API error file format)")
 		fs.BoolVar(&f.fresh, "new", false, "start a new job even if this command has run before")
+		fs.BoolVar(&f.forceOutput, "force-output", false, "overwrite the output file even when another job of the store wrote it last")
 		fs.Float64Var(&f.confirmCost, "confirm-cost", 0, "estimate the file first and ask before running it if its worst case is above this many USD")
 		fs.BoolVar(&f.yes, "yes", false, "with --confirm-cost: run without asking (needed when stdin is not a terminal)")
 	}

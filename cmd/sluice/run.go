@@ -311,6 +311,9 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 		return err
 	}
 	defer unlock()
+	if err := checkOutputOwner(ctx, e, f, st, job, o); err != nil {
+		return err
+	}
 	// This process holds the job: requests a crashed run left in flight go back to pending.
 	if err := st.Release(ctx, job.ID, ""); err != nil {
 		return err
