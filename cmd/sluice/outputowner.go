@@ -52,8 +52,11 @@ func checkOutputOwner(ctx context.Context, e *env, f *runFlags, st sluice.Store,
 // the store keeps the path it was started with.
 func claimOutput(ctx context.Context, st sluice.Store, job *sluice.Job, o jobOptions) error {
 	saved, err := decodeOptions(job)
-	if err != nil || filepath.Clean(saved.Output) != filepath.Clean(o.Output) {
-		return nil //nolint:nilerr // a job whose options cannot be read claims no file
+	if err != nil {
+		return err
+	}
+	if filepath.Clean(saved.Output) != filepath.Clean(o.Output) {
+		return nil
 	}
 	return st.UpdateJob(ctx, job)
 }
