@@ -27,7 +27,7 @@ func checkOutputOwner(ctx context.Context, e *env, f *runFlags, st sluice.Store,
 	if _, err := os.Stat(o.Output); errors.Is(err, fs.ErrNotExist) {
 		return claimOutput(ctx, st, job, o)
 	}
-	owner, err := outputOwner(ctx, st, o.Output)
+	owner, err := outputOwner(ctx, st, o.Output, job.ID)
 	if err != nil {
 		return err
 	}
@@ -61,8 +61,9 @@ func claimOutput(ctx context.Context, st sluice.Store, job *sluice.Job, o jobOpt
 	return st.UpdateJob(ctx, job)
 }
 
-// outputOwner returns the job that writes to output and was updated last, or nil.
-func outputOwner(ctx context.Context, st sluice.Store, output string) (*sluice.Job, error) {
+// outputOwner returns the job that writes to output and was updated last, among self and
+// the jobs with requests in the ledger, or nil.
+func outputOwner(ctx context.Context, st sluice.Store, output, self string) (*sluice.Job, error) {
 	jobs, err := st.Jobs(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("output owner: %w", err)
@@ -70,6 +71,9 @@ func outputOwner(ctx context.Context, st sluice.Store, output string) (*sluice.J
 	output = filepath.Clean(output)
 	var owner *sluice.Job
 	for _, j := range jobs {
+		if j.Ingested == 0 && j.ID != self {
+			continue // it has no result to lose: a job declined at --confirm-cost, say
+		}
 		saved, err := decodeOptions(j)
 		if err != nil || saved.Output == "" || filepath.Clean(saved.Output) != output {
 			continue // a job whose options cannot be read claims no file

@@ -98,4 +98,21 @@ func TestResumeKeepsAnotherJobsOutput(t *testing.T) {
 	if res := runCLI(t, nil, resume...); res.code != exitOK {
 		t.Fatalf("A again: exit %d\n%s", res.code, res.stderr)
 	}
+	// Nor is it when the newer job with the same output never ran (declined at --confirm-cost).
+	inputC := writeFile(t, dir, "c.jsonl", strings.ReplaceAll(string(mustRead(t, inputB)), "b1", "c1"))
+	if res := runCLI(t, nil, append([]string{"run", inputC, "--confirm-cost", "0.000000001"}, common...)...); res.code != exitUsage {
+		t.Fatalf("declined run: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := runCLI(t, nil, resume...); res.code != exitOK {
+		t.Fatalf("A after a job that never ran: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
