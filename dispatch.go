@@ -53,10 +53,11 @@ func (q *retryQueue) Pop() any {
 	return x
 }
 
-// dispatch is the run's event loop. It returns nil when every request is final, errStopped
-// after Drain or an abort, or ctx's error.
+// dispatch is the run's event loop. It returns nil when every request is final (never
+// because a claim failed: a cancel is not "no work left"), errStopped when the run was
+// stopped (its cause says why), or the error that should stop it.
 func (r *Run) dispatch(ctx context.Context) error {
-	defer r.shutdown(ctx)
+	defer r.shutdown()
 	for {
 		r.collect()
 		if r.isStopped() {
@@ -67,8 +68,7 @@ func (r *Run) dispatch(ctx context.Context) error {
 		}
 		it, wake, err := r.next(ctx)
 		if err != nil {
-			r.abort(err)
-			return errStopped
+			return err
 		}
 		if it == nil {
 			if wake == nil { // nothing left anywhere
@@ -97,9 +97,8 @@ func (r *Run) dispatch(ctx context.Context) error {
 				}
 				continue
 			}
-			r.budgetHit.Store(true)
 			r.budget.refuse()
-			r.stop()
+			r.stopWith(stopBudget, r.budget.exhaustedError())
 			return errStopped
 		}
 		if err := r.send(ctx, it, h); err != nil {
@@ -123,9 +122,6 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 		n := min(maxClaim, max(16, r.e.cfg.Concurrency))
 		items, err := r.e.store.Claim(ctx, r.job.ID, r.e.cfg.Owner, n, r.e.cfg.Lease)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, nil
-			}
 			return nil, nil, fmt.Errorf("claim requests: %w", err)
 		}
 		r.claimed = items
@@ -315,7 +311,13 @@ func (r *Run) collect() {
 func (r *Run) handle(res attemptResult) {
 	r.running--
 	r.inFly.Add(-1)
-	r.e.release(r)
+	r.holdingSlot = true // freed by the ledger writer once the outcome is written
+	defer func() {
+		if r.holdingSlot { // no outcome was written (cannot happen today)
+			r.holdingSlot = false
+			r.e.release(r)
+		}
+	}()
 	it := res.item
 	if res.resp != nil {
 		r.budget.settle(res.hold, r.actualCost(it.Estimate.Model, res.resp.Usage))
@@ -417,7 +419,12 @@ func (r *Run) final(it *Item, o Outcome) {
 	r.writeOutcome(o)
 }
 
-func (r *Run) writeOutcome(o Outcome) { r.outcomes <- ledgerWrite{outcome: o} }
+// writeOutcome hands o to the ledger writer, with the concurrency slot of the attempt
+// being handled, if any.
+func (r *Run) writeOutcome(o Outcome) {
+	r.outcomes <- ledgerWrite{outcome: o, slot: r.holdingSlot}
+	r.holdingSlot = false
+}
 
 // flushLedger waits until every outcome written so far is in the store.
 func (r *Run) flushLedger(ctx context.Context) error {
@@ -431,28 +438,13 @@ func (r *Run) flushLedger(ctx context.Context) error {
 	}
 }
 
-func (r *Run) isStopped() bool {
-	select {
-	case <-r.stopped:
-		return true
-	default:
-		return false
-	}
-}
-
 // shutdown waits for the attempts in flight, then releases every request this run still
 // holds (claimed, or waiting to be retried) back to pending.
-func (r *Run) shutdown(ctx context.Context) {
-	// Cancel sends after a hard cancel; after a drain, let them finish.
+func (r *Run) shutdown() {
+	// After a drain, let the attempts in flight finish; a cut-off (or a cancel of ctx)
+	// has cancelled them already.
 	for r.running > 0 {
-		select {
-		case res := <-r.finished:
-			r.handle(res)
-		case <-ctx.Done():
-			r.cancelSends()
-			res := <-r.finished
-			r.handle(res)
-		}
+		r.handle(<-r.finished)
 	}
 	for _, ri := range r.retries {
 		r.writeOutcome(Outcome{Line: ri.item.Line, State: StatePending, Attempts: ri.item.Attempts, Throttled: ri.item.Throttled})
@@ -462,7 +454,7 @@ func (r *Run) shutdown(ctx context.Context) {
 		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 	}
 	r.claimed = nil
-	r.cancelSends()
+	r.cancelSends(errStopped)
 }
 
 func (r *Run) addUsage(model string, u Usage) {

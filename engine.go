@@ -19,16 +19,12 @@ const (
 	DefaultTimeout     = 10 * time.Minute
 	DefaultLease       = 2 * time.Minute
 
-	ingestFirst   = 64      // the first ingest batch is small so that dispatch starts at once
-	ingestBatch   = 1000    // lines per AddRequests transaction after that
-	ingestBytes   = 8 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
-	flushSize     = 512     // outcomes per Complete transaction
-	flushInterval = 50 * time.Millisecond
-	maxClaim      = 256
+	ingestFirst = 64      // the first ingest batch is small so that dispatch starts at once
+	ingestBatch = 1000    // lines per AddRequests transaction after that
+	ingestBytes = 8 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
+	flushSize   = 512     // outcomes per Complete transaction at most
+	maxClaim    = 256
 )
-
-// errStopped means dispatch was asked to stop (Drain, or an abort).
-var errStopped = errors.New("dispatch stopped")
 
 // Config configures an Engine. The zero value of every field means its default.
 type Config struct {
@@ -177,14 +173,14 @@ func New(store Store, up Upstream, cfg Config) (*Engine, error) {
 
 // Start begins running job: ingesting src into the ledger (src may be nil when the job's
 // input is already ingested) and sending its pending requests. Cancelling ctx stops at
-// once: requests in flight are cut off and return to pending without spending an attempt.
-// Wait for the run to end with Run.Wait. Options change this run only (WithBudgetPool).
+// once, as Run.StopAndCancel does: requests in flight are cut off and return to pending
+// without spending an attempt. Wait for the run to end with Run.Wait. Options change this run only (WithBudgetPool).
 func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOption) (*Run, error) {
 	stats, err := e.store.Stats(ctx, job.ID)
 	if err != nil {
 		return nil, fmt.Errorf("start job %s: %w", job.ID, err)
 	}
-	sendCtx, cancelSends := context.WithCancel(ctx)
+	sendCtx, cancelSends := context.WithCancelCause(ctx)
 	r := &Run{
 		e:           e,
 		job:         job,
@@ -192,7 +188,6 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 		started:     e.now(),
 		sendCtx:     sendCtx,
 		cancelSends: cancelSends,
-		drain:       make(chan struct{}),
 		stopped:     make(chan struct{}),
 		finished:    make(chan attemptResult, e.cfg.Concurrency),
 		outcomes:    make(chan ledgerWrite, flushSize),
@@ -234,12 +229,13 @@ type Run struct {
 	src     Source
 	started time.Time
 
-	sendCtx     context.Context // cancelled to cut off requests in flight
-	cancelSends context.CancelFunc
-	drain       chan struct{} // closed by Drain
-	drainOnce   sync.Once
-	stopped     chan struct{} // closed when dispatch must stop (drain or abort)
+	sendCtx     context.Context // cancelled, with the stop's cause, to cut off requests in flight
+	cancelSends context.CancelCauseFunc
+	stopped     chan struct{} // closed when dispatch must stop (stop.go)
 	stopOnce    sync.Once
+	stopMu      sync.Mutex
+	stopKind    stopKind
+	stopCause   error
 
 	finished chan attemptResult // workers → dispatcher
 	outcomes chan ledgerWrite   // dispatcher → ledger writer
@@ -249,23 +245,22 @@ type Run struct {
 	claimed []Item
 	retries retryQueue
 	running int
+	// holdingSlot is set while a result is handled and its concurrency slot not yet
+	// handed to the ledger writer with the outcome.
+	holdingSlot bool
 
 	// untilIdle ends the run once nothing is pending rather than waiting for the requests
 	// other owners hold (StopWhenIdle); othersHold is set when it ended so.
 	untilIdle  bool
 	othersHold bool
 
-	budget    *budget
-	budgetHit atomic.Bool // dispatch stopped because the budget would be crossed
+	budget *budget
 
 	// The run's share of the Engine's slots (fair.go), guarded by Engine.slots.
 	tenant   string
 	weight   float64
 	slotWait chan struct{} // closed when a slot is given to the run
 	granted  bool          // a slot was given to the run while it waited
-
-	errMu    sync.Mutex
-	abortErr error
 
 	ingestDone                          atomic.Bool
 	total, doneCount, failedCount       atomic.Int64
@@ -278,36 +273,11 @@ type Run struct {
 	done chan struct{}
 }
 
-// Drain stops dispatching new requests; requests in flight finish (cancel the context
-// passed to Start to cut them off). Safe to call more than once.
-func (r *Run) Drain() {
-	r.drainOnce.Do(func() { close(r.drain) })
-	r.stop()
-}
-
-func (r *Run) stop() { r.stopOnce.Do(func() { close(r.stopped) }) }
-
-// abort stops the run for a fatal reason: dispatch stops and requests in flight are cut
-// off (they go back to pending).
-func (r *Run) abort(err error) {
-	r.errMu.Lock()
-	if r.abortErr == nil {
-		r.abortErr = err
-	}
-	r.errMu.Unlock()
-	r.stop()
-	r.cancelSends()
-}
-
-func (r *Run) aborted() error {
-	r.errMu.Lock()
-	defer r.errMu.Unlock()
-	return r.abortErr
-}
-
 // Wait blocks until the run ends and returns nil when every request of the job is final
-// (done or failed: see Stats for which), an error wrapping ErrInterrupted after Drain or a
-// cancelled context, or one wrapping ErrAborted after a fatal error such as a rejected key.
+// (done or failed: see Stats for which), an error wrapping ErrInterrupted after Stop,
+// StopAndCancel or a cancelled context, ErrBudgetExhausted when the budget stopped it,
+// ErrAborted after a fatal upstream answer such as a rejected key, or ErrFailed after
+// sluice's own failure (the ledger could not be written).
 func (r *Run) Wait() error {
 	<-r.done
 	return r.err
@@ -324,10 +294,12 @@ func (r *Run) Job() *Job { return r.job }
 func (r *Run) main(ctx context.Context) {
 	defer close(r.done)
 	bg := context.WithoutCancel(ctx) // the ledger must be written even after a cancel
+	stopCancelWatch := context.AfterFunc(ctx, func() { r.cancelled(ctx) })
+	defer stopCancelWatch()
+	defer r.watchDrain(ctx)()
 
 	var wg sync.WaitGroup
-	writerErr := make(chan error, 1)
-	wg.Go(func() { writerErr <- r.writeLedger(bg) })
+	wg.Go(func() { r.writeLedger(bg) })
 	renewStop := make(chan struct{})
 	wg.Go(func() { r.renewLeases(bg, renewStop) })
 	ingestStop := make(chan struct{})
@@ -337,61 +309,38 @@ func (r *Run) main(ctx context.Context) {
 	}
 
 	dispatchErr := r.dispatch(ctx)
+	switch {
+	case dispatchErr == nil || errors.Is(dispatchErr, errStopped):
+	case ctx.Err() != nil:
+		// Whatever failed under a cancelled context failed because of the cancel.
+		r.cancelled(ctx)
+	default:
+		r.fail(dispatchErr)
+	}
 
 	close(ingestStop)
 	ingestWG.Wait()
 	close(r.outcomes)
 	close(renewStop)
 	wg.Wait()
-	if err := <-writerErr; err != nil && dispatchErr == nil {
-		dispatchErr = err
-	}
 	// Anything still in flight in the ledger under this owner (nothing, normally) goes
 	// back to pending so that the next run takes it.
-	if err := r.e.store.Release(bg, r.job.ID, r.e.cfg.Owner); err != nil && dispatchErr == nil {
-		dispatchErr = fmt.Errorf("release leases: %w", err)
+	if err := r.e.store.Release(bg, r.job.ID, r.e.cfg.Owner); err != nil {
+		r.fail(fmt.Errorf("release leases: %w", err))
 	}
-	r.err = r.finish(bg, ctx, dispatchErr)
+	r.err = r.finish(bg, dispatchErr == nil)
 }
 
 // finish records how the run ended in the job and returns Wait's error.
-func (r *Run) finish(bg, ctx context.Context, dispatchErr error) error {
+func (r *Run) finish(bg context.Context, finished bool) error {
 	job := r.job
 	job.Elapsed += r.e.now().Sub(r.started)
 	var err error
-	switch {
-	case r.aborted() != nil:
-		job.State, job.Error = JobAborted, r.aborted().Error()
-		err = fmt.Errorf("%w: %w", ErrAborted, r.aborted())
-	case r.budgetStopped() && errors.Is(dispatchErr, errStopped):
-		berr := r.budget.exhaustedError()
-		job.State, job.Error = JobBudget, berr.Error()
-		err = berr
-	case dispatchErr != nil && !errors.Is(dispatchErr, errStopped) && ctx.Err() == nil:
-		job.State, job.Error = JobAborted, dispatchErr.Error()
-		err = fmt.Errorf("%w: %w", ErrAborted, dispatchErr)
-	case dispatchErr != nil:
-		job.State, job.Error = JobInterrupted, "interrupted"
-		err = ErrInterrupted
-	case r.othersHold:
-		job.State, job.Error = JobRunning, "" // other owners still hold requests
-	default:
-		job.State, job.Error = JobCompleted, ""
-	}
+	job.State, job.Error, err = r.outcome(finished)
 	if uerr := r.e.store.UpdateJob(bg, job); uerr != nil {
 		return errors.Join(err, fmt.Errorf("update job: %w", uerr))
 	}
 	return err
-}
-
-// budgetStopped reports whether dispatch stopped on the budget (and not on a Drain).
-func (r *Run) budgetStopped() bool {
-	select {
-	case <-r.drain:
-		return false
-	default:
-		return r.budgetHit.Load()
-	}
 }
 
 // ingest adds the source's lines to the ledger in batches.
@@ -427,7 +376,7 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 			break
 		}
 		if err != nil {
-			r.abort(fmt.Errorf("read input: %w", err))
+			r.fail(fmt.Errorf("read input: %w", err))
 			return
 		}
 		if nr.Line <= skip {
@@ -437,19 +386,19 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 		size += len(nr.Request.Body)
 		if len(batch) >= limit || size >= ingestBytes {
 			if err := flush(); err != nil {
-				r.abort(err)
+				r.fail(err)
 				return
 			}
 			limit = ingestBatch
 		}
 	}
 	if err := flush(); err != nil {
-		r.abort(err)
+		r.fail(err)
 		return
 	}
 	r.job.IngestDone = true
 	if err := r.e.store.UpdateJob(ctx, r.job); err != nil {
-		r.abort(fmt.Errorf("update job: %w", err))
+		r.fail(fmt.Errorf("update job: %w", err))
 		return
 	}
 	r.ingestDone.Store(true)
@@ -460,49 +409,68 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 }
 
 // ledgerWrite is one message to the ledger writer: an outcome to record, or (flushed
-// set) a request to write the batch now and say how that went.
+// set) a request to write the batch now and say how that went. slot says that the
+// outcome's attempt still holds its concurrency slot: the writer frees it once the outcome
+// is in the ledger, so that a crash can lose (and the rerun re-pay) at most as many
+// answers as the concurrency.
 type ledgerWrite struct {
 	outcome Outcome
+	slot    bool
 	flushed chan<- error
 }
 
-// writeLedger is the one writer of outcomes: it batches them into Complete calls.
-func (r *Run) writeLedger(ctx context.Context) error {
-	ticker := time.NewTicker(flushInterval)
-	defer ticker.Stop()
+// writeLedger is the one writer of outcomes. It commits in groups: whatever arrived
+// while the last Complete ran goes into the next one, so an outcome waits for one
+// transaction at most, and batches grow with the load.
+func (r *Run) writeLedger(ctx context.Context) {
 	batch := make([]Outcome, 0, flushSize)
+	slots := 0
 	var failed error
 	flush := func() {
-		if len(batch) == 0 || failed != nil {
-			batch = batch[:0]
-			return
-		}
-		if err := r.e.store.Complete(ctx, r.job.ID, r.e.cfg.Owner, batch); err != nil {
-			failed = fmt.Errorf("write ledger: %w", err)
-			r.abort(failed)
+		if len(batch) > 0 && failed == nil {
+			if err := r.e.store.Complete(ctx, r.job.ID, r.e.cfg.Owner, batch); err != nil {
+				failed = fmt.Errorf("write ledger: %w", err)
+				r.fail(failed)
+			}
 		}
 		batch = batch[:0]
-	}
-	for {
-		select {
-		case w, ok := <-r.outcomes:
-			if !ok {
-				flush()
-				return failed
-			}
-			if w.flushed != nil {
-				flush()
-				w.flushed <- failed
-				continue
-			}
-			batch = append(batch, w.outcome)
-			if len(batch) >= flushSize {
-				flush()
-			}
-		case <-ticker.C:
-			flush()
+		for ; slots > 0; slots-- {
+			r.e.release(r)
 		}
 	}
+	add := func(w ledgerWrite) (flushNow bool) {
+		if w.flushed != nil {
+			flush()
+			w.flushed <- failed
+			return false
+		}
+		batch = append(batch, w.outcome)
+		if w.slot {
+			slots++
+		}
+		return len(batch) >= flushSize
+	}
+	for w := range r.outcomes {
+		if add(w) {
+			flush()
+		}
+	gather: // take what is already waiting, without blocking
+		for len(batch) > 0 {
+			select {
+			case w, ok := <-r.outcomes:
+				if !ok {
+					break gather
+				}
+				if add(w) {
+					flush()
+				}
+			default:
+				break gather
+			}
+		}
+		flush()
+	}
+	flush()
 }
 
 // renewLeases keeps this worker's claims alive while it works on them.

@@ -31,6 +31,9 @@ var (
 	ErrBudgetExhausted = errors.New("sluice: budget exhausted")
 	// ErrInterrupted means a run was stopped by its caller (Drain or a cancelled context).
 	ErrInterrupted = errors.New("sluice: run interrupted")
+	// ErrFailed wraps sluice's own failure that stopped a run: the ledger could not be
+	// written (a full disk, say) or the input could not be read.
+	ErrFailed = errors.New("sluice: run failed")
 )
 
 // Error codes sluice puts in output lines for requests that got no usable HTTP answer.

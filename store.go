@@ -15,6 +15,7 @@ const (
 	JobInterrupted JobState = "interrupted"      // stopped by its user or a crash; resumable
 	JobAborted     JobState = "aborted"          // stopped by a fatal error (rejected key, unknown model); resumable once fixed
 	JobBudget      JobState = "budget_exhausted" // stopped before its budget would be crossed; resumable with a higher one
+	JobFailed      JobState = "failed"           // stopped by sluice's own failure (ledger, input); resumable once fixed
 	JobCompleted   JobState = "completed"        // every request is final (done or failed)
 )
 
