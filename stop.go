@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 )
 
 // A run stops early for one of these reasons. When several race (a Ctrl-C while the
@@ -111,24 +112,42 @@ func (r *Run) isStopped() bool {
 // drainKey is the context key of WithDrain's signal.
 type drainKey struct{}
 
+// drainSignal is WithDrain's signal: done when drain is called; runs counts the runs
+// started under it that have not ended.
+type drainSignal struct {
+	ctx  context.Context
+	runs atomic.Int64
+}
+
 // WithDrain returns a copy of parent and a function that stops, as Run.Stop does, every
 // run started under the copy (by Engine.Start directly, or by code such as a pipeline
-// that starts runs itself). So a program's first Ctrl-C can drain whatever it is running,
-// and its second cut it off by cancelling the context. Calling drain more than once is
-// harmless.
-func WithDrain(parent context.Context) (ctx context.Context, drain func()) {
-	sig, cancel := context.WithCancel(context.WithoutCancel(parent))
-	return context.WithValue(parent, drainKey{}, sig), cancel
+// that starts runs itself), and every run started under it later. drain returns how many
+// runs were going when it was called, so that a caller with nothing to drain can cut off
+// at once. So a program's first Ctrl-C can drain whatever it is running, and its second
+// cut it off by cancelling the context. Calling drain more than once is harmless.
+func WithDrain(parent context.Context) (ctx context.Context, drain func() (runs int)) {
+	sig := &drainSignal{}
+	sigCtx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	sig.ctx = sigCtx
+	return context.WithValue(parent, drainKey{}, sig), func() int {
+		cancel()
+		return int(sig.runs.Load())
+	}
 }
 
 // watchDrain makes the run stop when the WithDrain signal of ctx fires; the returned
 // function stops watching.
-func (r *Run) watchDrain(ctx context.Context) func() bool {
-	sig, ok := ctx.Value(drainKey{}).(context.Context)
+func (r *Run) watchDrain(ctx context.Context) func() {
+	sig, ok := ctx.Value(drainKey{}).(*drainSignal)
 	if !ok {
-		return func() bool { return true }
+		return func() {}
 	}
-	return context.AfterFunc(sig, func() { r.stopWith(stopDrain, errDrained) })
+	sig.runs.Add(1)
+	stop := context.AfterFunc(sig.ctx, func() { r.stopWith(stopDrain, errDrained) })
+	return func() {
+		stop()
+		sig.runs.Add(-1)
+	}
 }
 
 // outcome maps how the run stopped to the job's final state and Wait's error. finished

@@ -301,7 +301,9 @@ func TestStopDrainsAndStopAndCancelCutsOff(t *testing.T) {
 			}
 			stopped := make(chan error, 1)
 			if tc.viaDrainContext {
-				drain()
+				if n := drain(); n != 1 {
+					t.Errorf("drain stopped %d runs, want 1", n)
+				}
 				close(stopped)
 			} else {
 				go func() { stopped <- tc.stop(run, context.Background()) }()

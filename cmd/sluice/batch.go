@@ -195,10 +195,10 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 				return err
 			}
 			if bf.follow {
-				wctx, stop := interruptible(ctx, e)
-				defer stop()
+				in := newInterrupt(ctx, e, defaultGrace, drainRuns, "")
+				defer in.stop()
 				b := &batchJob{st: st, job: job, o: o, r: r, unlock: func() {}}
-				return watchToEnd(wctx, e, b, o, true, bf.poll, f.jsonOut, o.Output, false)
+				return watchToEnd(in.ctx, e, b, o, true, bf.poll, f.jsonOut, o.Output, false)
 			}
 			prog, err := r.Step(ctx, job, true)
 			if err == nil && prog.Unreachable != nil {
@@ -406,8 +406,9 @@ up to --max-rounds. At the end it writes the job's output file (sluice batch res
 it at any time). Stop it at any time; run it again to carry on.`,
 		Args: exactArgs(1, "a job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := interruptible(cmd.Context(), e)
-			defer stop()
+			in := newInterrupt(cmd.Context(), e, defaultGrace, drainRuns, "")
+			defer in.stop()
+			ctx := in.ctx
 			b, err := openBatchJob(ctx, e, storeFlag, args[0], true)
 			if err != nil {
 				return err
@@ -539,20 +540,6 @@ func watchEnd(job *sluice.Job, prog *batch.Progress, cancelled bool) error {
 	default:
 		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("job %s: %d requests are not done after %d rounds: run them online with sluice batch watch %s --finish-online", job.ID, prog.Leftover, prog.Round, job.ID)}
 	}
-}
-
-// interruptible is ctx cancelled by the first Ctrl-C.
-func interruptible(ctx context.Context, e *env) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-e.interrupts:
-			cancel()
-		case <-done:
-		}
-	}()
-	return ctx, func() { close(done); cancel() }
 }
 
 // finishOnline runs a batch job's pending requests online, as sluice run would.
@@ -705,8 +692,9 @@ func newBatchCancelCmd(e *env) *cobra.Command {
 		Short: "Cancel a batch job's batches, keeping what they finished",
 		Args:  exactArgs(1, "a job id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := interruptible(cmd.Context(), e)
-			defer stop()
+			in := newInterrupt(cmd.Context(), e, defaultGrace, drainRuns, "")
+			defer in.stop()
+			ctx := in.ctx
 			b, err := openBatchJob(ctx, e, storeFlag, args[0], true)
 			if err != nil {
 				return err

@@ -176,8 +176,9 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, stor
 	}
 	fmt.Fprintf(e.stderr, "hybrid job %s: through the Batch API, and online once the time left before %s is short (online rate: %s)\n",
 		job.ID, deadline.Local().Format(time.DateTime), source)
-	runCtx, stop := interruptible(ctx, e)
-	defer stop()
+	in := newInterrupt(ctx, e, f.grace, drainRuns, "")
+	defer in.stop()
+	runCtx := in.ctx
 	last := ""
 	runErr := r.RunHybrid(runCtx, job, plan, online.run, func(ev batch.HybridEvent) {
 		if ev.Switched {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -329,23 +328,10 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 		}
 	}
 
-	// The first Ctrl-C stops the run: answers already in are cached, so a rerun sends
-	// only the rest.
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		select {
-		case <-e.interrupts:
-			fmt.Fprintln(e.stderr, "\nstopping: answers so far are cached; run the same command again to finish")
-			cancel()
-		case <-stop:
-		}
-	})
-	table, rep, runErr := pipeline.Run(runCtx, eng, st, p, rc)
-	close(stop)
-	wg.Wait()
+	// Answers already in are cached: a rerun sends only the rest.
+	in := newInterrupt(ctx, e, f.grace, drainRuns, "; answers so far are cached: run the same command again to finish")
+	table, rep, runErr := pipeline.Run(in.ctx, eng, st, p, rc)
+	in.stop()
 	if table == nil {
 		return runErr
 	}

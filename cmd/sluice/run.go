@@ -349,14 +349,13 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 		src = bad
 	}
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	run, err := eng.Start(runCtx, job, src)
+	in := newInterrupt(ctx, e, f.grace, drainRuns, "")
+	defer in.stop()
+	run, err := eng.Start(in.ctx, job, src)
 	if err != nil {
 		return err
 	}
 	stopProgress := startProgress(e, f, run)
-	go handleInterrupts(e, run, cancel, f.grace)
 	runErr := run.Wait()
 	stopProgress()
 	return finishJob(ctx, e, f, st, job, o, prices, run, runErr)
@@ -404,29 +403,6 @@ func saveRate(ctx context.Context, e *env, st sluice.Store, baseURL string, run 
 	if err := rs.SaveRate(ctx, baseURL, obs); err != nil {
 		fmt.Fprintln(e.stderr, "warning:", err)
 	}
-}
-
-// handleInterrupts turns the first Ctrl-C into a drain and the second, or the end of the
-// grace period, into a cancel.
-func handleInterrupts(e *env, run *sluice.Run, cancel context.CancelFunc, grace time.Duration) {
-	select {
-	case <-e.interrupts:
-	case <-run.Done():
-		return
-	}
-	p := run.Progress()
-	fmt.Fprintf(e.stderr, "\nstopping: waiting up to %s for %d requests in flight (Ctrl-C again to cut them off)\n", grace, p.InFlight)
-	run.Drain()
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-e.interrupts:
-		fmt.Fprintln(e.stderr, "cutting off requests in flight: they return to pending")
-	case <-t.C:
-	case <-run.Done():
-		return
-	}
-	cancel()
 }
 
 // finishJob writes the output file from the ledger, prints the report, records what the

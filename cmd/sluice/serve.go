@@ -229,14 +229,17 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
+	// The first Ctrl-C shuts down gracefully, the second (or the end of the grace) cuts off.
+	in := newInterrupt(context.WithoutCancel(ctx), e, f.grace, drainSelf, "")
+	defer in.stop()
 	var serveErr error
 	select {
-	case <-e.interrupts:
-		fmt.Fprintf(e.stderr, "sluice serve: shutting down (up to %s for requests in flight)\n", f.grace)
+	case <-in.draining:
+		fmt.Fprintln(e.stderr, "sluice serve: shutting down")
 	case <-ctx.Done():
 	case serveErr = <-served:
 	}
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.grace)
+	shutCtx, cancel := context.WithTimeout(in.ctx, f.grace)
 	defer cancel()
 	shutErr := hs.Shutdown(shutCtx)
 	if serveErr == nil {

@@ -66,10 +66,12 @@ else, without a provider.`,
 			fmt.Fprintf(e.stderr, "simulator listening on http://%s/v1 (Ctrl-C stops it)\n", ln.Addr())
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
+			in := newInterrupt(cmd.Context(), e, 5*time.Second, drainSelf, "")
+			defer in.stop()
 			select {
 			case err := <-errc:
 				return err
-			case <-e.interrupts:
+			case <-in.draining:
 			case <-cmd.Context().Done():
 			}
 			s.Close() // release hung requests so that shutdown does not wait for them
