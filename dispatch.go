@@ -119,7 +119,9 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 		return ri.item, nil, nil
 	}
 	if len(r.claimed) == 0 {
-		n := min(maxClaim, max(16, r.e.cfg.Concurrency))
+		// Claim no more than can be sent now: what a crash leaves in flight in the
+		// ledger is then at most the concurrency, and so is what the rerun counts re-paid.
+		n := min(maxClaim, max(1, r.e.freeSlots()))
 		items, err := r.e.store.Claim(ctx, r.job.ID, r.e.cfg.Owner, n, r.e.cfg.Lease)
 		if err != nil {
 			return nil, nil, fmt.Errorf("claim requests: %w", err)

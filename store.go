@@ -129,8 +129,12 @@ type Stats struct {
 	Attempts  int64 // attempts spent, over all requests
 	Retries   int64 // attempts beyond each request's first
 	Throttled int64 // answers with status 429
-	Usage     Usage
-	ByModel   []ModelStats
+	// Repaid counts requests sent again after a run left them in flight without recording
+	// their outcome (it was killed, or its ledger failed): their first answer may have
+	// been paid for. At most the concurrency per crash.
+	Repaid  int64
+	Usage   Usage
+	ByModel []ModelStats
 	// Latency percentiles of the final attempts of done requests.
 	LatencyP50, LatencyP95, LatencyP99 time.Duration
 	// FailuresByCode counts failed requests by status code ("429", "400") or error code.

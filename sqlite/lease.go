@@ -49,6 +49,9 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease tim
 	for i := range rows {
 		items[i], ids[i] = rows[i].item, rows[i].id
 	}
+	if err := countRepaid(ctx, tx, seq, idList(ids)); err != nil {
+		return nil, fmt.Errorf("claim requests: %w", err)
+	}
 	res, err := tx.StmtContext(ctx, s.st.claimMark).ExecContext(ctx, owner, now.Add(lease).UnixNano(), idList(ids))
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
@@ -70,6 +73,28 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease tim
 type claimed struct {
 	id   int64
 	item sluice.Item
+}
+
+// Re-paid requests (0007_repaid.sql): Release marks what it takes back orphaned, and a
+// claim that takes an orphaned request again counts it in job.repaid.
+const (
+	sqlClaimOrphans = `UPDATE request SET orphaned = 0 WHERE id IN (SELECT value FROM json_each(?)) AND orphaned = 1`
+	sqlAddRepaid    = `UPDATE job SET repaid = repaid + ? WHERE seq = ?`
+)
+
+// countRepaid counts the orphaned requests among the claimed ids (a JSON array) in the
+// job's repaid count, within the claim's transaction.
+func countRepaid(ctx context.Context, tx *sql.Tx, job int64, ids string) error {
+	res, err := tx.ExecContext(ctx, sqlClaimOrphans, ids)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, sqlAddRepaid, n, job)
+	return err
 }
 
 // claimRows appends the rows of a claim query (of requestColumns) to dst.
@@ -202,8 +227,10 @@ func (c *completer) complete(o *sluice.Outcome) (applied bool, err error) {
 
 // Statements of Renew and Release.
 const (
-	sqlRenew        = `UPDATE request SET lease_until = ? WHERE job = ? AND state = 1 AND owner = ?`
-	sqlReleaseAll   = `UPDATE request SET state = 0, owner = NULL, lease_until = NULL WHERE job = ? AND state = 1`
+	sqlRenew = `UPDATE request SET lease_until = ? WHERE job = ? AND state = 1 AND owner = ?`
+	// A released request was left in flight without its outcome: it is orphaned
+	// (0007_repaid.sql).
+	sqlReleaseAll   = `UPDATE request SET state = 0, owner = NULL, lease_until = NULL, orphaned = 1 WHERE job = ? AND state = 1`
 	sqlReleaseOwner = sqlReleaseAll + ` AND owner = ?`
 )
 

@@ -43,7 +43,7 @@ func (s *Store) Stats(ctx context.Context, jobID string) (*sluice.Stats, error) 
 	defer rollback(tx)
 	st := &sluice.Stats{FailuresByCode: map[string]int64{}}
 	for _, step := range []func(context.Context, *sql.Tx, int64, *sluice.Stats) error{
-		statsTotals, statsByModel, statsFailures, statsLatency,
+		statsTotals, statsByModel, statsFailures, statsLatency, statsRepaid,
 	} {
 		if err := step(ctx, tx, seq, st); err != nil {
 			return nil, fmt.Errorf("job stats: %w", err)
@@ -58,6 +58,11 @@ func statsTotals(ctx context.Context, tx *sql.Tx, job int64, st *sluice.Stats) e
 		&st.Total, &st.Pending, &st.InFlight, &st.Done, &st.Failed,
 		&st.Attempts, &st.Retries, &st.Throttled,
 		&st.Usage.PromptTokens, &st.Usage.CompletionTokens, &st.Usage.CachedTokens)
+}
+
+// statsRepaid reads how many orphaned requests were claimed again (0007_repaid.sql).
+func statsRepaid(ctx context.Context, tx *sql.Tx, job int64, st *sluice.Stats) error {
+	return tx.QueryRowContext(ctx, `SELECT repaid FROM job WHERE seq = ?`, job).Scan(&st.Repaid)
 }
 
 func statsByModel(ctx context.Context, tx *sql.Tx, job int64, st *sluice.Stats) error {

@@ -25,6 +25,7 @@ var leaseScenarios = []scenario{
 	{"CompleteSameLineInOrder", testCompleteSameLineInOrder},
 	{"RenewSetsOwnLeases", testRenewSetsOwnLeases},
 	{"ReleaseOwnerOrAll", testReleaseOwnerOrAll},
+	{"ReclaimAfterReleaseCountsRepaid", testReclaimAfterReleaseCountsRepaid},
 }
 
 func testClaimInLineOrderUpToLimit(t *testing.T, st sluice.Store) {
@@ -295,5 +296,33 @@ func testCompleteSameLineInOrder(t *testing.T, st sluice.Store) {
 	}
 	if s.Attempts != 3 || s.Throttled != 1 {
 		t.Errorf("attempts %d, throttled %d; want 3, 1", s.Attempts, s.Throttled)
+	}
+}
+
+// testReclaimAfterReleaseCountsRepaid: a request a run left in flight (released without
+// an outcome) may have been answered and paid; claiming it again counts it in
+// Stats.Repaid, once. Requests released with an outcome, and fresh ones, count nothing.
+func testReclaimAfterReleaseCountsRepaid(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 6))
+	claim(t, st, "job-a", "dead", 3, longLease) // lines 1-3: the owner is killed
+	claim(t, st, "job-a", "live", 1, longLease) // line 4: given back with an outcome
+	complete(t, st, "job-a", "live", sluice.Outcome{Line: 4, State: sluice.StatePending})
+	if got := stats(t, st, "job-a").Repaid; got != 0 {
+		t.Fatalf("repaid %d before any release, want 0", got)
+	}
+	release(t, st, "job-a", "") // the next process takes the job over
+	if got := claimLines(t, st, "job-a", "next", 2, longLease); !slices.Equal(got, []int64{1, 2}) {
+		t.Fatalf("claimed %v, want [1 2]", got)
+	}
+	if got := stats(t, st, "job-a").Repaid; got != 2 {
+		t.Errorf("repaid %d after claiming 2 orphaned requests again, want 2", got)
+	}
+	// Line 3 is orphaned too; 4, 5, 6 are not. A second claim of 1 and 2 (after an
+	// orderly release) counts nothing more.
+	complete(t, st, "job-a", "next", sluice.Outcome{Line: 1, State: sluice.StatePending}, sluice.Outcome{Line: 2, State: sluice.StatePending})
+	claim(t, st, "job-a", "next", 10, longLease)
+	if got := stats(t, st, "job-a").Repaid; got != 3 {
+		t.Errorf("repaid %d after claiming every line, want 3", got)
 	}
 }

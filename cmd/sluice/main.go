@@ -79,7 +79,12 @@ func execute(ctx context.Context, e *env, args []string) int {
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	err := root.ExecuteContext(ctx)
+	return exitStatus(e, root.ExecuteContext(ctx))
+}
+
+// exitStatus prints err, if any, and returns the exit status it carries: exitError for
+// sluice's own failures (a full disk under the ledger, say).
+func exitStatus(e *env, err error) int {
 	if err == nil {
 		return exitOK
 	}

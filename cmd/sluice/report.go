@@ -31,6 +31,9 @@ type report struct {
 	Attempts       int64            `json:"attempts"`
 	Retries        int64            `json:"retries"`
 	Throttled      int64            `json:"throttled"`
+	// Repaid counts requests sent again after a crash (or a ledger failure) left them in
+	// flight unrecorded: their first answer may have been paid for too.
+	Repaid int64 `json:"repaid"`
 
 	Tokens tokenCounts `json:"tokens"`
 	// CostUSD is the cost of the models with a known price; CostComplete is false when
@@ -135,6 +138,7 @@ func buildReport(ctx context.Context, st sluice.Store, job *sluice.Job, prices *
 		Attempts:       stats.Attempts,
 		Retries:        stats.Retries,
 		Throttled:      stats.Throttled,
+		Repaid:         stats.Repaid,
 		Tokens:         tokensOf(stats.Usage),
 		CostComplete:   true,
 		UnpricedModels: []string{},
@@ -225,6 +229,9 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(tw, "  failures\t%s\n", strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(tw, "  attempts\t%d (%d retries, %d answered 429)\n", r.Attempts, r.Retries, r.Throttled)
+	if r.Repaid > 0 {
+		fmt.Fprintf(tw, "  re-paid\t%d requests sent again after a crash left them unrecorded (at most the concurrency per crash)\n", r.Repaid)
+	}
 	fmt.Fprintf(tw, "  tokens\t%d in (%d cached), %d out\n", r.Tokens.Prompt, r.Tokens.Cached, r.Tokens.Completion)
 	if r.UsageCounted > 0 {
 		fmt.Fprintf(tw, "  \tusage of %d answers counted by sluice (the upstream sent none)\n", r.UsageCounted)

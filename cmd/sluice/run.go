@@ -477,48 +477,6 @@ func writeOutputFiles(ctx context.Context, st sluice.Store, jobID, output, error
 	return counts, nil
 }
 
-// atomicFile is written under a temporary name and renamed into place on commit.
-type atomicFile struct {
-	f    *os.File
-	path string
-	done bool
-}
-
-func createAtomic(path string) (*atomicFile, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return nil, err
-	}
-	return &atomicFile{f: f, path: path}, nil
-}
-
-func (a *atomicFile) commit() error {
-	if err := a.f.Sync(); err != nil {
-		return err
-	}
-	if err := a.f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(a.f.Name(), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(a.f.Name(), a.path); err != nil {
-		return err
-	}
-	a.done = true
-	return nil
-}
-
-func (a *atomicFile) abort() {
-	if !a.done {
-		a.f.Close()
-		os.Remove(a.f.Name())
-	}
-}
-
 func loadPrices(path string) (*pricing.Table, error) {
 	t := pricing.Default()
 	if path == "" {

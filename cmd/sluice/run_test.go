@@ -7,18 +7,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/mock"
+	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/sqlite"
 )
 
 // writeRequests writes n chat requests whose user message names the request, so that an
@@ -178,7 +185,11 @@ func TestWrongKeyAbortsWithClearMessage(t *testing.T) {
 }
 
 // TestCrashAndResume kills a real sluice process with SIGKILL at random moments, resumes
-// it, and checks the output has every request exactly once with its own answer.
+// it, and checks the output has every request exactly once with its own answer. The
+// simulator runs here, outside the killed process, and counts its answers per request:
+// the answers a crash makes the job pay again (requests answered before the kill and
+// sent again after it) must be at most the concurrency per kill, and the ledger's
+// re-paid count must account for each.
 func TestCrashAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts several processes")
@@ -187,16 +198,20 @@ func TestCrashAndResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	up := newCountingSim(sim.Config{Seed: 1, TTFT: 20 * time.Millisecond, PerToken: time.Millisecond, Jitter: 0.3})
+	defer up.close()
 	dir := t.TempDir()
-	const n = 600
+	const n, concurrency = 600, 32
 	input := writeRequests(t, dir, n)
 	out, store := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "s.db")
-	args := []string{"run", input, "-o", out, "--sim", "--store", store, "--progress", "none", "--concurrency", "32"}
+	args := []string{"run", input, "-o", out, "--base-url", up.url + "/v1", "--store", store, "--progress", "none",
+		"--concurrency", strconv.Itoa(concurrency)}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	kills := 0
+	kills, repaid, maxRepaid := 0, 0, 0
 	for attempt := 0; attempt < 20; attempt++ {
+		before := up.answered()
 		cmd := exec.Command(exe, args...)
-		cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN=1")
+		cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN=1", "OPENAI_API_KEY=sk-test")
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
@@ -204,34 +219,138 @@ func TestCrashAndResume(t *testing.T) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
+		killed := false
+		var exitErr error
 		if kills < 4 {
 			// A random moment in the run: the point is to crash anywhere, so this timer is
 			// the test's input, not a wait for something.
 			timer := time.NewTimer(time.Duration(50+rng.IntN(500)) * time.Millisecond)
 			select {
-			case err := <-exited:
+			case exitErr = <-exited:
 				timer.Stop()
-				if err != nil {
-					t.Fatalf("sluice failed before it was killed: %v\n%s", err, stderr.String())
-				}
-				checkResults(t, readResults(t, out), n)
-				return
 			case <-timer.C:
 				_ = cmd.Process.Signal(syscall.SIGKILL)
 				<-exited //nolint:errcheck // killed on purpose
 				kills++
-				continue
+				killed = true
+			}
+		} else {
+			exitErr = <-exited
+		}
+		if exitErr != nil {
+			t.Fatalf("sluice failed: %v\n%s", exitErr, stderr.String())
+		}
+		up.idle() // answers to the killed process still on their way count for this run
+		again := 0
+		for id, k := range up.answered() {
+			if before[id] > 0 {
+				again += k - before[id]
 			}
 		}
-		if err := <-exited; err != nil {
-			t.Fatalf("final resume failed: %v\n%s", err, stderr.String())
+		repaid += again
+		maxRepaid = max(maxRepaid, again)
+		if !killed {
+			break
 		}
-		break
 	}
 	if kills == 0 {
 		t.Fatal("no run was killed")
 	}
 	checkResults(t, readResults(t, out), n)
+	ledger := ledgerRepaid(t, store)
+	t.Logf("%d kills at concurrency %d: %d answers re-paid (at most %d in one run); the ledger counts %d re-paid",
+		kills, concurrency, repaid, maxRepaid, ledger)
+	// The answers one kill makes the job pay again come back in the run after it.
+	if maxRepaid > concurrency {
+		t.Errorf("%d answers re-paid in one run after a kill, want at most the concurrency (%d)", maxRepaid, concurrency)
+	}
+	// The ledger cannot tell a request answered before the kill from one still waiting
+	// for its answer (the provider may bill that too): it counts both, at most the
+	// concurrency per kill.
+	if ledger < int64(repaid) || ledger > int64(concurrency*kills) {
+		t.Errorf("the ledger counts %d re-paid; want from the %d the simulator answered again to %d", ledger, repaid, concurrency*kills)
+	}
+}
+
+// countingSim is the simulator behind an HTTP server, counting its answers by the request
+// named in the user message ("ask r00001").
+type countingSim struct {
+	url    string
+	srv    *httptest.Server
+	mu     sync.Mutex
+	counts map[string]int
+	active sync.WaitGroup
+}
+
+func newCountingSim(cfg sim.Config) *countingSim {
+	c := &countingSim{counts: map[string]int{}}
+	h := sim.New(cfg)
+	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.active.Add(1)
+		defer c.active.Done()
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if i := bytes.Index(body, []byte("ask r")); i >= 0 && rec.status/100 == 2 && i+10 <= len(body) {
+			c.mu.Lock()
+			c.counts[string(body[i+4:i+10])]++
+			c.mu.Unlock()
+		}
+	}))
+	c.url = c.srv.URL
+	return c
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// answered returns a copy of the answer counts.
+func (c *countingSim) answered() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.counts)
+}
+
+// idle waits until no request is being answered: call it when no client is left.
+func (c *countingSim) idle() { c.active.Wait() }
+
+func (c *countingSim) close() { c.srv.Close() }
+
+// ledgerRepaid reads the re-paid count of the store's one job.
+func ledgerRepaid(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	jobs, err := st.Jobs(context.Background(), "")
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs: %v (%d)", err, len(jobs))
+	}
+	stats, err := st.Stats(context.Background(), jobs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stats.Repaid
 }
 
 func TestBudgetStopsAndResumes(t *testing.T) {
@@ -375,4 +494,49 @@ func (w *signalWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+// TestLedgerFailureExitsOne: a run stopped by sluice's own failure (a full disk under the
+// ledger) exits 1, not 4 (aborted) or 5 (interrupted), as the README says.
+func TestLedgerFailureExitsOne(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	job := &sluice.Job{ID: "job_full", State: sluice.JobRunning, Options: json.RawMessage(`{}`)}
+	if err := st.CreateJob(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	full := &os.PathError{Op: "write", Path: "s.db-wal", Err: syscall.ENOSPC}
+	wrapped := mock.Wrap(st)
+	wrapped.CompleteFunc = func(context.Context, string, string, []sluice.Outcome) error {
+		return fmt.Errorf("sqlite: %w", full)
+	}
+	up := &mock.Upstream{DoFunc: func(context.Context, *sluice.Request) (*sluice.Response, error) {
+		return &sluice.Response{StatusCode: 200, Body: json.RawMessage(`{}`)}, nil
+	}}
+	eng, err := sluice.New(wrapped, up, sluice.Config{Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := eng.Start(context.Background(), job, interruptSource(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := run.Wait()
+	var stderr bytes.Buffer
+	e := &env{stdout: io.Discard, stderr: &stderr}
+	f := &runFlags{progress: "none"}
+	o := jobOptions{Output: filepath.Join(dir, "out.jsonl")}
+	if code := exitStatus(e, finishJob(context.Background(), e, f, st, job, o, pricing.Default(), run, runErr)); code != exitError {
+		t.Errorf("exit %d, want %d; stderr: %s", code, exitError, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "no space left on device") {
+		t.Errorf("stderr %q does not name the cause", stderr.String())
+	}
+	if got, _ := st.Job(context.Background(), job.ID); got.State != sluice.JobFailed {
+		t.Errorf("job state %s, want failed", got.State)
+	}
 }
