@@ -335,7 +335,7 @@ wait:
 		}
 	}
 	if end != endDone {
-		run.Drain()
+		_ = run.Stop(context.WithoutCancel(ctx)) // drains, and returns when the run has ended
 	}
 	err = run.Wait()
 	s.recordUsage(ctx, rec)

@@ -300,7 +300,7 @@ func runBench(ctx context.Context, sc benchScenario, dir string) (*benchResult, 
 		return nil, err
 	}
 	if sc.duration > 0 {
-		t := time.AfterFunc(sc.duration, run.Drain)
+		t := time.AfterFunc(sc.duration, func() { _ = run.Stop(context.Background()) })
 		defer t.Stop()
 	}
 	runErr := run.Wait()
