@@ -230,7 +230,7 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "  attempts\t%d (%d retries, %d answered 429)\n", r.Attempts, r.Retries, r.Throttled)
 	if r.Repaid > 0 {
-		fmt.Fprintf(tw, "  re-paid\t%d requests sent again after a crash left them unrecorded (at most the concurrency per crash)\n", r.Repaid)
+		fmt.Fprintf(tw, "  re-paid\t≤ %d requests sent again after a crash left them in flight (their first answer may have been paid)\n", r.Repaid)
 	}
 	fmt.Fprintf(tw, "  tokens\t%d in (%d cached), %d out\n", r.Tokens.Prompt, r.Tokens.Cached, r.Tokens.Completion)
 	if r.UsageCounted > 0 {
