@@ -20,19 +20,23 @@ const itemColumns = `r.line, r.attempts, r.throttled, r.custom_id, r.model, r.pr
 // from line $6 and the leases that expired first (lease_until <= $3), both locked with SKIP LOCKED so
 // that concurrent claims pass each other's rows by instead of waiting on them, then the
 // first $2 of those in line order go in flight under owner $4 until $5.
+// The claim also returns whether each request was orphaned (0002_repaid.sql), and clears it.
 const sqlClaim = `WITH pending AS (
-		SELECT line FROM request WHERE job = $1 AND state = 0 AND line >= $6
+		SELECT line, orphaned FROM request WHERE job = $1 AND state = 0 AND line >= $6
 		ORDER BY line LIMIT $2 FOR UPDATE SKIP LOCKED
 	), expired AS (
-		SELECT line FROM request WHERE job = $1 AND state = 1 AND lease_until <= $3
+		SELECT line, orphaned FROM request WHERE job = $1 AND state = 1 AND lease_until <= $3
 		ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
 	), picked AS (
-		SELECT line FROM pending UNION ALL SELECT line FROM expired ORDER BY line LIMIT $2
+		SELECT line, orphaned FROM pending UNION ALL SELECT line, orphaned FROM expired ORDER BY line LIMIT $2
 	)
-	UPDATE request AS r SET state = 1, owner = $4, lease_until = $5
+	UPDATE request AS r SET state = 1, owner = $4, lease_until = $5, orphaned = false
 	FROM picked, request_input AS i
 	WHERE r.job = $1 AND r.line = picked.line AND i.job = $1 AND i.line = picked.line
-	RETURNING ` + itemColumns
+	RETURNING ` + itemColumns + `, picked.orphaned`
+
+// sqlAddRepaid counts orphaned requests claimed again.
+const sqlAddRepaid = `UPDATE job SET repaid = repaid + $1 WHERE seq = $2`
 
 // Claim takes up to n pending requests, and requests whose lease expired, marks them in
 // flight under owner until now+lease, and returns them in line order. When more than n
@@ -52,7 +56,10 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease tim
 	from, gen := s.floors.get(seq)
 	claim := func(n int, from int64) ([]sluice.Item, error) {
 		rows, _ := s.pool.Query(ctx, sqlClaim, seq, n, now.UnixNano(), owner, now.Add(lease).UnixNano(), from)
-		items, err := collectItems(rows, n)
+		items, orphans, err := collectClaimed(rows, n)
+		if err == nil && orphans > 0 {
+			_, err = s.pool.Exec(ctx, sqlAddRepaid, orphans, seq)
+		}
 		slices.SortFunc(items, func(a, b sluice.Item) int { return cmp.Compare(a.Line, b.Line) })
 		return items, err
 	}
@@ -81,6 +88,34 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease tim
 		s.floors.set(seq, next, gen)
 	}
 	return items, nil
+}
+
+// collectClaimed reads the rows of sqlClaim and counts the orphaned requests among them.
+func collectClaimed(rows pgx.Rows, sizeHint int) ([]sluice.Item, int, error) {
+	items := make([]sluice.Item, 0, sizeHint)
+	var (
+		it       sluice.Item
+		body     []byte
+		orphaned bool
+		orphans  int
+	)
+	r, e := &it.Request, &it.Estimate
+	_, err := pgx.ForEachRow(rows, []any{&it.Line, &it.Attempts, &it.Throttled, &r.CustomID, &e.Model,
+		&e.PromptTokens, &e.MaxOutputTokens, &r.Method, &r.URL, &body, &orphaned}, func() error {
+		item := it
+		if len(body) > 0 {
+			item.Request.Body = slices.Clone(body)
+		}
+		items = append(items, item)
+		if orphaned {
+			orphans++
+		}
+		return nil
+	})
+	if len(items) == 0 {
+		items = nil
+	}
+	return items, orphans, err
 }
 
 // collectItems reads rows of itemColumns.
@@ -277,8 +312,10 @@ func (b *batch) exec(ctx context.Context, q querier, job int64, owner string) ([
 
 // Statements of Renew and Release.
 const (
-	sqlRenew        = `UPDATE request SET lease_until = $1 WHERE job = $2 AND state = 1 AND owner = $3`
-	sqlReleaseAll   = `UPDATE request SET state = 0, owner = NULL, lease_until = NULL WHERE job = $1 AND state = 1`
+	sqlRenew = `UPDATE request SET lease_until = $1 WHERE job = $2 AND state = 1 AND owner = $3`
+	// A released request was left in flight without its outcome: it is orphaned
+	// (0002_repaid.sql).
+	sqlReleaseAll   = `UPDATE request SET state = 0, owner = NULL, lease_until = NULL, orphaned = true WHERE job = $1 AND state = 1`
 	sqlReleaseOwner = sqlReleaseAll + ` AND owner = $2`
 )
 

@@ -50,7 +50,7 @@ func (s *Store) Stats(ctx context.Context, jobID string) (*sluice.Stats, error) 
 	defer rollback(ctx, tx)
 	st := &sluice.Stats{FailuresByCode: map[string]int64{}}
 	for _, step := range []func(context.Context, pgx.Tx, int64, *sluice.Stats) error{
-		statsTotals, statsByModel, statsFailures, statsLatency,
+		statsTotals, statsByModel, statsFailures, statsLatency, statsRepaid,
 	} {
 		if err := step(ctx, tx, seq, st); err != nil {
 			return nil, fmt.Errorf("job stats: %w", err)
@@ -64,6 +64,11 @@ func statsTotals(ctx context.Context, tx pgx.Tx, job int64, st *sluice.Stats) er
 		&st.Total, &st.Pending, &st.InFlight, &st.Done, &st.Failed,
 		&st.Attempts, &st.Retries, &st.Throttled,
 		&st.Usage.PromptTokens, &st.Usage.CompletionTokens, &st.Usage.CachedTokens)
+}
+
+// statsRepaid reads how many orphaned requests were claimed again (0002_repaid.sql).
+func statsRepaid(ctx context.Context, tx pgx.Tx, job int64, st *sluice.Stats) error {
+	return tx.QueryRow(ctx, `SELECT repaid FROM job WHERE seq = $1`, job).Scan(&st.Repaid)
 }
 
 func statsByModel(ctx context.Context, tx pgx.Tx, job int64, st *sluice.Stats) error {
