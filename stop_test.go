@@ -338,3 +338,63 @@ func TestStopDrainsAndStopAndCancelCutsOff(t *testing.T) {
 		})
 	}
 }
+
+// TestStopCausePrecedence: when stops race, the strongest cause wins: a ledger failure
+// during a drain ends the job failed, not interrupted; and a stop after the run ended
+// (a budget stop, here) changes nothing.
+func TestStopCausePrecedence(t *testing.T) {
+	t.Run("failure over drain", func(t *testing.T) {
+		real := newStore(t)
+		job := newJob(t, real)
+		st := mock.Wrap(real)
+		st.CompleteFunc = func(context.Context, string, string, []sluice.Outcome) error { return errDiskFull }
+		release, started := make(chan struct{}), make(chan string, 100)
+		cfg := fastConfig()
+		cfg.Concurrency = 2
+		eng, err := sluice.New(st, heldUpstream(release, started), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := eng.Start(context.Background(), job, requests(10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		<-started
+		run.Drain() // the drain lets the two in flight finish; writing them fails
+		close(release)
+		if err := run.Wait(); !errors.Is(err, sluice.ErrFailed) || !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("Wait = %v, want ErrFailed wrapping ENOSPC", err)
+		}
+		if got, _ := real.Job(context.Background(), job.ID); got.State != sluice.JobFailed {
+			t.Errorf("job state %s, want failed", got.State)
+		}
+	})
+	t.Run("stop after the end", func(t *testing.T) {
+		st := newStore(t)
+		job := newJob(t, st)
+		cfg := fastConfig()
+		cfg.Cost = perToken
+		cfg.Budget = sluice.Budget{MaxTokens: 100} // 15 tokens a request at worst: 6 fit
+		eng, err := sluice.New(st, okUpstream(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		run, err := eng.Start(ctx, job, requests(50))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = run.Wait()
+		cancel()
+		if !errors.Is(err, sluice.ErrBudgetExhausted) {
+			t.Fatalf("Wait = %v, want ErrBudgetExhausted", err)
+		}
+		if err := run.StopAndCancel(context.Background()); err != nil { // after the end: harmless
+			t.Errorf("StopAndCancel after the end = %v", err)
+		}
+		if got, _ := st.Job(context.Background(), job.ID); got.State != sluice.JobBudget {
+			t.Errorf("job state %s, want %s", got.State, sluice.JobBudget)
+		}
+	})
+}
