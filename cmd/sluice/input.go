@@ -212,16 +212,15 @@ func spoolInput(e *env, storeFlag string, o *jobOptions, r io.Reader) error {
 // errReadInterrupted. A read blocked on a pipe is woken by a read deadline; a reader that
 // cannot have one is left behind (the command is ending).
 func readInterruptibly(e *env, r io.Reader, read func(io.Reader) error) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	in := newInterrupt(context.Background(), e, 0, drainRuns, "") // no run yet: the first stops
+	defer in.stop()
 	done := make(chan error, 1)
-	go func() { done <- read(&ctxReader{ctx: ctx, r: r}) }()
+	go func() { done <- read(&ctxReader{ctx: in.ctx, r: r}) }()
 	select {
 	case err := <-done:
 		return err
-	case <-e.interrupts:
+	case <-in.ctx.Done():
 	}
-	cancel()
 	if f, ok := r.(*os.File); ok && f.SetReadDeadline(time.Now()) == nil {
 		<-done //nolint:errcheck // the read was stopped on purpose: its error says only that
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"syscall"
@@ -22,13 +23,15 @@ func openStream(e *env, path string) (*os.File, error) {
 		f, err := os.Open(path)
 		ch <- opened{f, err}
 	}()
+	in := newInterrupt(context.Background(), e, 0, drainRuns, "") // no run yet: the first stops
+	defer in.stop()
 	select {
 	case o := <-ch:
 		if o.err != nil {
 			return nil, usageError("read input: %v", o.err)
 		}
 		return o.f, nil
-	case <-e.interrupts:
+	case <-in.ctx.Done():
 	}
 	wake := time.NewTicker(10 * time.Millisecond)
 	defer wake.Stop()
