@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 )
 
 // A run stops early for one of these reasons. When several race (a Ctrl-C while the
@@ -112,26 +112,31 @@ func (r *Run) isStopped() bool {
 // drainKey is the context key of WithDrain's signal.
 type drainKey struct{}
 
-// drainSignal is WithDrain's signal: done when drain is called; runs counts the runs
-// started under it that have not ended.
+// drainSignal is WithDrain's signal: the runs started under it that have not ended, and
+// whether drain was called.
 type drainSignal struct {
-	ctx  context.Context
-	runs atomic.Int64
+	mu      sync.Mutex
+	runs    map[*Run]struct{}
+	drained bool
 }
 
 // WithDrain returns a copy of parent and a function that stops, as Run.Stop does, every
 // run started under the copy (by Engine.Start directly, or by code such as a pipeline
-// that starts runs itself), and every run started under it later. drain returns how many
-// runs were going when it was called, so that a caller with nothing to drain can cut off
-// at once. So a program's first Ctrl-C can drain whatever it is running, and its second
-// cut it off by cancelling the context. Calling drain more than once is harmless.
+// that starts runs itself), and every run started under it later. When drain returns,
+// the runs have been told: nothing more is sent. It returns how many runs were going,
+// so that a caller with nothing to drain can cut off at once. So a program's first
+// Ctrl-C can drain whatever it is running, and its second cut it off by cancelling the
+// context. Calling drain more than once is harmless.
 func WithDrain(parent context.Context) (ctx context.Context, drain func() (runs int)) {
-	sig := &drainSignal{}
-	sigCtx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	sig.ctx = sigCtx
+	sig := &drainSignal{runs: map[*Run]struct{}{}}
 	return context.WithValue(parent, drainKey{}, sig), func() int {
-		cancel()
-		return int(sig.runs.Load())
+		sig.mu.Lock()
+		defer sig.mu.Unlock()
+		sig.drained = true
+		for r := range sig.runs {
+			r.stopWith(stopDrain, errDrained)
+		}
+		return len(sig.runs)
 	}
 }
 
@@ -142,11 +147,17 @@ func (r *Run) watchDrain(ctx context.Context) func() {
 	if !ok {
 		return func() {}
 	}
-	sig.runs.Add(1)
-	stop := context.AfterFunc(sig.ctx, func() { r.stopWith(stopDrain, errDrained) })
+	sig.mu.Lock()
+	defer sig.mu.Unlock()
+	if sig.drained {
+		r.stopWith(stopDrain, errDrained)
+		return func() {}
+	}
+	sig.runs[r] = struct{}{}
 	return func() {
-		stop()
-		sig.runs.Add(-1)
+		sig.mu.Lock()
+		defer sig.mu.Unlock()
+		delete(sig.runs, r)
 	}
 }
 

@@ -50,8 +50,9 @@ func newInterrupt(ctx context.Context, e *env, grace time.Duration, mode int, no
 		case <-in.done:
 			return
 		}
+		n := drain() // the runs are told before draining is closed
 		close(draining)
-		if n := drain(); n == 0 && mode == drainRuns {
+		if n == 0 && mode == drainRuns {
 			cancel(errCutOff)
 			fmt.Fprintln(e.stderr, "\nstopping"+note)
 			return
