@@ -80,3 +80,17 @@ func TestErrorPrefixNotRepeated(t *testing.T) {
 		t.Errorf("printed %q, want %q", got, want)
 	}
 }
+
+// With no home directory for the default store, the demo keeps its store beside its
+// files: the quick start works on a machine without $HOME.
+func TestDemoWithoutHome(t *testing.T) {
+	t.Setenv("HOME", "")
+	dir := t.TempDir()
+	res := runCLI(t, nil, "demo", "--dir", dir, "-n", "10", "--progress", "none")
+	if res.code != exitOK && res.code != exitFailed {
+		t.Fatalf("demo without $HOME: exit %d: %s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "--store "+filepath.Join(dir, "sluice.db")) {
+		t.Errorf("the next commands do not name the demo's store:\n%s", res.stderr)
+	}
+}
