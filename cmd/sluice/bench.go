@@ -561,9 +561,20 @@ func startBenchServe(ctx context.Context, sc benchScenario, dir, name string) (b
 	if err != nil {
 		return fail(err)
 	}
+	base, stop, err = listenServe(ctx, srv, func() { s.Close(); st.Close() })
+	if err != nil {
+		return fail(err)
+	}
+	return base, s, stop, nil
+}
+
+// listenServe serves srv on 127.0.0.1 for a scenario and returns its /v1 base URL, and the
+// function that stops it, closes srv and then calls closed. If it cannot listen, it closes
+// srv and returns the error (closed is the caller's to call).
+func listenServe(ctx context.Context, srv *sluicehttp.Server, closed func()) (base string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fail(errors.Join(err, srv.Close(ctx)))
+		return "", nil, errors.Join(err, srv.Close(ctx))
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -572,10 +583,9 @@ func startBenchServe(ctx context.Context, sc benchScenario, dir, name string) (b
 		_ = hs.Shutdown(ctx)
 		<-served //nolint:errcheck // always ErrServerClosed after Shutdown
 		_ = srv.Close(ctx)
-		s.Close()
-		st.Close()
+		closed()
 	}
-	return "http://" + ln.Addr().String() + "/v1", s, stop, nil
+	return "http://" + ln.Addr().String() + "/v1", stop, nil
 }
 
 // benchClient is a minimal client of sluice serve's API.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -94,21 +93,11 @@ func startTenantServe(ctx context.Context, sc benchScenario, dir string, keys in
 	if err != nil {
 		return fail(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	base, stop, err = listenServe(ctx, srv, func() { s.Close(); st.Close() })
 	if err != nil {
-		return fail(errors.Join(err, srv.Close(ctx)))
+		return fail(err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	stop = func() {
-		_ = hs.Shutdown(ctx)
-		<-served //nolint:errcheck // always ErrServerClosed after Shutdown
-		_ = srv.Close(ctx)
-		s.Close()
-		st.Close()
-	}
-	return "http://" + ln.Addr().String() + "/v1", s, stop, nil
+	return base, s, stop, nil
 }
 
 // benchBatch is what the scenarios read of a batch.
