@@ -327,6 +327,7 @@ func (r *Run) handle(res attemptResult) {
 		r.budget.settle(res.hold, hold{})
 	}
 	if res.kind == attemptInterrupted {
+		r.observe(&res, AttemptInterrupted)
 		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 		return
 	}
@@ -335,6 +336,7 @@ func (r *Run) handle(res attemptResult) {
 		it.Throttled++
 		r.throttledCount.Add(1)
 	}
+	r.observe(&res, r.attemptKind(&res, attempts))
 	o := Outcome{Line: it.Line, Attempts: attempts, Throttled: it.Throttled, Latency: res.latency}
 	if res.resp != nil {
 		o.StatusCode, o.RequestID, o.Body, o.Usage = res.resp.StatusCode, res.resp.RequestID, res.resp.Body, res.resp.Usage
@@ -383,6 +385,20 @@ func (r *Run) handle(res attemptResult) {
 		o.State = StateFailed
 		r.final(it, o)
 	}
+}
+
+// attemptKind says how an attempt ended, for the Observer.
+func (r *Run) attemptKind(res *attemptResult, attempts int) AttemptKind {
+	switch {
+	case res.kind == attemptDone:
+		return AttemptOK
+	case res.kind == attemptRetry && !r.attemptsUsedUp(res.item, attempts):
+		if res.throttle {
+			return AttemptThrottled
+		}
+		return AttemptRetry
+	}
+	return AttemptFailed
 }
 
 // attemptsUsedUp reports whether a request that failed its attempts-th attempt has no

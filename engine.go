@@ -63,6 +63,8 @@ type Config struct {
 	Budget Budget
 	// Logger receives the engine's notices; nil discards them.
 	Logger *slog.Logger
+	// Observer, when set, is told about every finished attempt (metrics, dashboards).
+	Observer Observer
 }
 
 // WithDefaults returns c with every zero field set to its default.

@@ -83,6 +83,9 @@ type Response struct {
 	Limits RateLimits
 	// Latency is the time from sending to the last byte of the body.
 	Latency time.Duration
+	// TTFT is the time from sending to the first token of a streamed answer; 0 when the
+	// answer was not streamed.
+	TTFT time.Duration
 }
 
 // RateLimits is what an upstream's rate-limit headers said about its limits at the moment
