@@ -371,12 +371,7 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 	}
 	cfg := o.engineConfig()
 	cfg.Owner = owner
-	cfg.Cost = func(model string, u sluice.Usage) float64 {
-		if p, ok := prices.Lookup(model); ok {
-			return p.Cost(u, false)
-		}
-		return 0
-	}
+	cfg.Cost = prices.OnlineCost
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	eng, err = sluice.New(st, up, cfg)
 	if err != nil {
