@@ -84,6 +84,9 @@ func runWorker(cmd *cobra.Command, e *env, f *workerFlags) error {
 	w := &worker{e: e, f: f, st: st, reg: reg, skip: map[string]bool{}}
 	for {
 		job, err := w.next(in.ctx)
+		if in.ctx.Err() != nil {
+			return nil // stopped by Ctrl-C
+		}
 		if err != nil {
 			return err
 		}
