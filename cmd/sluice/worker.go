@@ -210,11 +210,17 @@ func (w *worker) work(ctx context.Context, job *sluice.Job) error {
 			return nil
 		}
 		if before.Pending > 0 {
-			run, err := eng.Start(ctx, fresh, nil, sluice.StopWhenIdle())
+			opts, shareDone, err := shareBudget(ctx, w.e, eng, w.st, job.ID, o)
 			if err != nil {
 				return err
 			}
+			run, err := eng.Start(ctx, fresh, nil, append(opts, sluice.StopWhenIdle())...)
+			if err != nil {
+				shareDone()
+				return err
+			}
 			err = run.Wait()
+			shareDone()
 			p := run.Progress()
 			done += p.Done + p.Failed - before.Done - before.Failed
 			if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice/internal/pgtest"
+	"github.com/sluice-llm/sluice/postgres"
 	"github.com/sluice-llm/sluice/sim"
 )
 
@@ -110,5 +112,46 @@ func TestWorkerNeedsPostgres(t *testing.T) {
 	res := runCLI(t, nil, "worker", "--store", filepath.Join(t.TempDir(), "s.db"))
 	if res.code != exitUsage || !strings.Contains(res.stderr, "PostgreSQL") {
 		t.Errorf("exit %d, stderr %q; want a usage error naming PostgreSQL", res.code, res.stderr)
+	}
+}
+
+// TestWorkersShareABudget: --max-tokens holds over sluice run and a worker together: each
+// alone would let itself spend the whole cap, so without the reservations in the store
+// they would spend up to twice it.
+func TestWorkersShareABudget(t *testing.T) {
+	storeURL, _ := pgtest.SchemaURL(t)
+	dir := t.TempDir()
+	input := writeRequests(t, dir, 400)
+	out := filepath.Join(dir, "out.jsonl")
+	up := newCountingSim(sim.Config{Seed: 1, TTFT: 5 * time.Millisecond})
+	defer up.close()
+	envVars := map[string]string{"OPENAI_API_KEY": "sk-test", "SLUICE_STORE": storeURL}
+	const maxTokens = 3000
+
+	w := startCLI(t, envVars, "worker", "--follow", "--poll", "5ms", "--concurrency", "4")
+	res := runCLI(t, envVars, "run", input, "-o", out, "--base-url", up.url+"/v1", "--concurrency", "4",
+		"--max-tokens", fmt.Sprint(maxTokens), "--progress", "none")
+	w.stop()
+	if res.code != exitBudget {
+		t.Fatalf("run: exit %d, want %d (budget); stderr:\n%s", res.code, exitBudget, res.stderr)
+	}
+	st, err := postgres.Open(t.Context(), storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	jobs, err := st.Jobs(t.Context(), "")
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("%d jobs, %v", len(jobs), err)
+	}
+	stats, err := st.Stats(t.Context(), jobs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used := stats.Usage.Total(); used > maxTokens || used < maxTokens/2 {
+		t.Errorf("the job used %d tokens, want at most the cap, %d, and most of it", used, maxTokens)
+	}
+	if !strings.Contains(w.stderr.String(), "working job") {
+		t.Errorf("the worker did not take part:\n%s", w.stderr)
 	}
 }
