@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/estimate"
 	"github.com/sluice-llm/sluice/internal/ids"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
@@ -219,14 +220,9 @@ func confirmCost(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, inp
 	if err != nil {
 		return err
 	}
-	in, err := openPlain(input)
+	rep, err := estimateInput(ctx, input, estimate.Config{Prices: prices, History: history})
 	if err != nil {
-		return usageError("estimate %s: %v", input, err)
-	}
-	defer in.Close()
-	rep, err := estimateReader(ctx, input, in, estimateConfig{Prices: prices, History: history})
-	if err != nil {
-		return usageError("estimate %s: %v", input, err)
+		return err
 	}
 	worst, how := rep.CostUSD.Online, "online"
 	if batchPrices {
