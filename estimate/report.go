@@ -90,9 +90,9 @@ type Model struct {
 	ExpectedOutputTokens *int64   `json:"expected_output_tokens"`
 	// PricedAs is the price table's entry for the model ("" without a price, and then
 	// CostUSD and ExpectedCostUSD are null).
-	PricedAs        string   `json:"priced_as"`
-	CostUSD         *USD `json:"cost_usd"`
-	ExpectedCostUSD *USD `json:"expected_cost_usd"`
+	PricedAs        string `json:"priced_as"`
+	CostUSD         *USD   `json:"cost_usd"`
+	ExpectedCostUSD *USD   `json:"expected_cost_usd"`
 
 	mean     float64 // HistoryMeanOutput, when hasMean
 	hasMean  bool
@@ -102,15 +102,15 @@ type Model struct {
 // Comparison is the file's workload priced on another model: its prompts counted with
 // that model's tokenizer, its output as written.
 type Comparison struct {
-	Model                string   `json:"model"`
-	PricedAs             string   `json:"priced_as"`
-	Encoding             string   `json:"encoding"`
-	Approximate          bool     `json:"approximate"`
-	InputTokens          int64    `json:"input_tokens"`
-	OutputTokensBound    int64    `json:"output_tokens_bound"`
-	ExpectedOutputTokens *int64   `json:"expected_output_tokens"`
-	CostUSD              USD  `json:"cost_usd"`
-	ExpectedCostUSD      *USD `json:"expected_cost_usd"`
+	Model                string `json:"model"`
+	PricedAs             string `json:"priced_as"`
+	Encoding             string `json:"encoding"`
+	Approximate          bool   `json:"approximate"`
+	InputTokens          int64  `json:"input_tokens"`
+	OutputTokensBound    int64  `json:"output_tokens_bound"`
+	ExpectedOutputTokens *int64 `json:"expected_output_tokens"`
+	CostUSD              USD    `json:"cost_usd"`
+	ExpectedCostUSD      *USD   `json:"expected_cost_usd"`
 
 	price pricing.Price
 }
