@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-llm/sluice/estimate"
 	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/pricing"
+	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/tokens"
 )
 
@@ -297,7 +298,7 @@ func TestEstimateHistory(t *testing.T) {
 	if run.code != exitOK {
 		t.Fatalf("run: exit %d: %s", run.code, run.stderr)
 	}
-	var rep report
+	var rep report.Job
 	if err := json.Unmarshal([]byte(run.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}

@@ -404,7 +404,7 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 	counts, werr := writeOutputFiles(ctx, st, job.ID, o.Output, o.Errors)
 	rep, rerr := buildReport(ctx, st, job, prices)
 	if rerr == nil && run != nil {
-		rep.addRun(run.Progress())
+		rep.AddRun(run.Progress())
 		saveRate(ctx, e, st, o.BaseURL, run, time.Duration(rep.LatencyMS.P50*float64(time.Millisecond)))
 	}
 	if rerr == nil {
@@ -413,7 +413,7 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 				return err
 			}
 		} else {
-			rep.print(e.stdout)
+			printJobReport(e.stdout, rep)
 		}
 	}
 	switch {
