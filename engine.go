@@ -213,6 +213,7 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 			return nil, fmt.Errorf("start job %s: %w", job.ID, err)
 		}
 	}
+	r.observeRun(true)
 	go r.main(ctx)
 	return r, nil
 }
@@ -295,6 +296,7 @@ func (r *Run) Job() *Job { return r.job }
 // with the dispatcher running here.
 func (r *Run) main(ctx context.Context) {
 	defer close(r.done)
+	defer r.observeRun(false)
 	bg := context.WithoutCancel(ctx) // the ledger must be written even after a cancel
 	stopCancelWatch := context.AfterFunc(ctx, func() { r.cancelled(ctx) })
 	defer stopCancelWatch()
