@@ -177,7 +177,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	st, path, err := openStore(ctx, e, f.store)
+	st, path, err := openSQLiteStore(ctx, e, f.store)
 	if err != nil {
 		return err
 	}
@@ -392,7 +392,7 @@ created in.`,
 }
 
 func runServeUsage(ctx context.Context, e *env, store string, b sluicehttp.Budget, asJSON bool) error {
-	st, _, err := openStore(ctx, e, store)
+	st, _, err := openSQLiteStore(ctx, e, store)
 	if err != nil {
 		return err
 	}
