@@ -2,8 +2,6 @@ package sluice
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-llm/sluice/internal/ids"
 )
 
 // Engine defaults.
@@ -97,7 +97,7 @@ func (c Config) WithDefaults() Config {
 		c.UnreachableAfter = DefaultUnreachableAfter
 	}
 	if c.Owner == "" {
-		c.Owner = "worker-" + randomHex(6)
+		c.Owner = "worker-" + ids.Hex(6)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -491,10 +491,4 @@ func (r *Run) renewLeases(ctx context.Context, stop <-chan struct{}) {
 			}
 		}
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
