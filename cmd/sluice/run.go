@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,6 +80,7 @@ Running the same command again resumes the job: requests already done are never 
 	f.register(cmd.Flags(), true)
 	f.registerHybrid(cmd.Flags())
 	f.registerRetryFailed(cmd.Flags())
+	f.observe.register(cmd.Flags())
 	return cmd
 }
 
@@ -170,6 +170,7 @@ them). Requests already done are never sent again.`,
 	f.register(cmd.Flags(), true)
 	refuseFlags(cmd, "resume carries on an existing job; sluice run --new starts a new one", "new")
 	f.registerRetryFailed(cmd.Flags())
+	f.observe.register(cmd.Flags())
 	return cmd
 }
 
@@ -378,13 +379,22 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 		cfg.Lease = sharedLease
 	}
 	cfg.Cost = prices.OnlineCost
-	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = e.logger(f.observe.level())
+	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr)
+	if err != nil {
+		closeUp()
+		return nil, nil, err
+	}
+	if m != nil {
+		cfg.Observer = m
+	}
 	eng, err = sluice.New(st, up, cfg)
 	if err != nil {
+		stopMetrics()
 		closeUp()
 		return nil, nil, usageError("%v", err)
 	}
-	return eng, closeUp, nil
+	return eng, func() { stopMetrics(); closeUp() }, nil
 }
 
 // saveRate records what an online run learned of its upstream's speed (the limits its

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/internal/logx"
+	"github.com/sluice-llm/sluice/metrics"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -182,10 +183,11 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return err
 	}
 	defer st.Close()
-	limiter := logx.RateLimit(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: f.logLevel}), logx.DefaultBurst, logx.DefaultInterval, nil)
+	limiter := logx.RateLimit(e.logHandler(f.logLevel), logx.DefaultBurst, logx.DefaultInterval, nil)
 	defer func() { _ = limiter.Flush(context.WithoutCancel(ctx)) }()
 	logger := slog.New(limiter)
-	upstreams, closeUps, err := f.engines(e, st, cfg.Upstreams, logger)
+	m := metrics.New()
+	upstreams, closeUps, err := f.engines(e, st, cfg.Upstreams, logger, m)
 	if err != nil {
 		return err
 	}
@@ -219,7 +221,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return errors.Join(fmt.Errorf("listen: %w", err), srv.Close(ctx))
 	}
 	ln = sluicehttp.Listen(ln, f.limits)
-	hs := sluicehttp.NewHTTPServer(srv.Handler(), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
+	hs := sluicehttp.NewHTTPServer(withMetrics(srv.Handler(), m), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -291,7 +293,7 @@ func (f *serveFlags) loadConfig() (*serveConfig, error) {
 }
 
 // engines makes one engine per upstream; closeFn stops the simulators among them.
-func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logger *slog.Logger) ([]sluicehttp.Upstream, func(), error) {
+func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logger *slog.Logger, obs sluice.Observer) ([]sluicehttp.Upstream, func(), error) {
 	var closers []func()
 	closeAll := func() {
 		for _, c := range closers {
@@ -319,7 +321,7 @@ func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logg
 		}
 		closers = append(closers, closeFn)
 		cfg := o.engineConfig()
-		cfg.Logger = logger
+		cfg.Logger, cfg.Observer = logger, obs
 		eng, err := sluice.New(st, client, cfg)
 		if err != nil {
 			closeAll()
