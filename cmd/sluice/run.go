@@ -377,12 +377,15 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 		return 0
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var closeRec func()
+	cfg.Observer, closeRec = withRecorder(e, st, cfg.Observer) // the dashboard's timeline (ui.go)
 	eng, err = sluice.New(st, up, cfg)
 	if err != nil {
+		closeRec()
 		closeUp()
 		return nil, nil, usageError("%v", err)
 	}
-	return eng, closeUp, nil
+	return eng, func() { closeRec(); closeUp() }, nil
 }
 
 // saveRate records what an online run learned of its upstream's speed (the limits its
