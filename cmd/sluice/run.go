@@ -388,13 +388,16 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 	if m != nil {
 		cfg.Observer = m
 	}
+	var closeRec func()
+	cfg.Observer, closeRec = withRecorder(e, st, cfg.Observer) // the dashboard's timeline (ui.go)
 	eng, err = sluice.New(st, up, cfg)
 	if err != nil {
+		closeRec()
 		stopMetrics()
 		closeUp()
 		return nil, nil, usageError("%v", err)
 	}
-	return eng, func() { stopMetrics(); closeUp() }, nil
+	return eng, func() { closeRec(); stopMetrics(); closeUp() }, nil
 }
 
 // saveRate records what an online run learned of its upstream's speed (the limits its
