@@ -1,11 +1,10 @@
-package http
+package service
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -13,72 +12,71 @@ import (
 	"github.com/sluice-llm/sluice"
 )
 
+// Batch list sizes.
 const (
-	defaultBatchLimit = 20
-	maxBatchLimit     = 100
+	// DefaultBatchLimit is how many batches a list returns when no limit is given.
+	DefaultBatchLimit = 20
+	// MaxBatchLimit is the most batches one list returns.
+	MaxBatchLimit = 100
 )
 
-// createBatch serves POST /v1/batches: it checks the request, stores the batch as
-// validating and hands it to its lifecycle goroutine.
-func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, owner string) error {
-	var req createBatchRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		return err
-	}
-	window, err := s.checkCreate(&req)
+// CreateBatch checks the request, stores the batch as validating and starts its
+// lifecycle: it is validated, run, and its output and error files written, while the
+// caller polls Batch. A tenant whose budget for the period is spent gets EQUOTA.
+func (s *Service) CreateBatch(ctx context.Context, tenant string, p CreateBatchParams) (*sluice.Batch, error) {
+	window, err := s.checkCreate(&p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	in, err := s.file(r.Context(), req.InputFileID, owner)
+	in, err := s.file(ctx, p.InputFileID, tenant)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if in.Purpose != sluice.PurposeBatch {
-		return invalid("input_file_id", "The input file must have purpose 'batch', got '%s'.", in.Purpose)
+		return nil, invalid("input_file_id", "The input file must have purpose 'batch', got '%s'.", in.Purpose)
 	}
-	if err := s.checkQuota(r.Context(), owner); err != nil {
-		return err
+	if err := s.checkQuota(ctx, tenant); err != nil {
+		return nil, err
 	}
 	created := now()
 	rec := &batchRecord{
 		Batch: sluice.Batch{
 			ID:               newBatchID(),
 			Object:           "batch",
-			Endpoint:         req.Endpoint,
+			Endpoint:         p.Endpoint,
 			InputFileID:      in.ID,
-			CompletionWindow: req.CompletionWindow,
+			CompletionWindow: p.CompletionWindow,
 			Status:           sluice.BatchValidating,
 			CreatedAt:        created,
 			ExpiresAt:        ptr(time.Unix(created, 0).Add(window).Unix()),
-			Metadata:         req.Metadata,
+			Metadata:         p.Metadata,
 		},
-		Owner:     owner,
+		Tenant:    tenant,
 		CountedAt: s.cfg.Now().Unix(),
 	}
-	if err := s.start(r.Context(), rec); err != nil {
-		return err
+	if err := s.start(ctx, rec); err != nil {
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, rec.Batch)
-	return nil
+	return &rec.Batch, nil
 }
 
 // checkCreate checks a create request and returns its completion window.
-func (s *Server) checkCreate(req *createBatchRequest) (time.Duration, error) {
-	if req.InputFileID == "" {
+func (s *Service) checkCreate(p *CreateBatchParams) (time.Duration, error) {
+	if p.InputFileID == "" {
 		return 0, invalid("input_file_id", "Missing required parameter: 'input_file_id'.")
 	}
-	if !slices.Contains(sluice.Endpoints, req.Endpoint) {
-		return 0, invalid("endpoint", "Invalid endpoint '%s': sluice runs batches for %v.", req.Endpoint, sluice.Endpoints)
+	if !slices.Contains(sluice.Endpoints, p.Endpoint) {
+		return 0, invalid("endpoint", "Invalid endpoint '%s': sluice runs batches for %v.", p.Endpoint, sluice.Endpoints)
 	}
-	if len(req.Metadata) > 16 {
-		return 0, invalid("metadata", "metadata may hold at most 16 pairs, got %d.", len(req.Metadata))
+	if len(p.Metadata) > 16 {
+		return 0, invalid("metadata", "metadata may hold at most 16 pairs, got %d.", len(p.Metadata))
 	}
-	for k, v := range req.Metadata {
+	for k, v := range p.Metadata {
 		if utf8.RuneCountInString(k) > 64 || utf8.RuneCountInString(v) > 512 {
 			return 0, invalid("metadata", "metadata keys may be at most 64 characters and values at most 512.")
 		}
 	}
-	if u, ok := req.Metadata[WebhookMetadataKey]; ok {
+	if u, ok := p.Metadata[WebhookMetadataKey]; ok {
 		if !s.cfg.BatchWebhooks {
 			return 0, invalid("metadata", "metadata %s: this server does not take webhooks from clients (its operator can allow them with --batch-webhooks).", WebhookMetadataKey)
 		}
@@ -86,21 +84,21 @@ func (s *Server) checkCreate(req *createBatchRequest) (time.Duration, error) {
 			return 0, invalid("metadata", "metadata %s: %v.", WebhookMetadataKey, err)
 		}
 	}
-	if req.CompletionWindow == CompletionWindow {
+	if p.CompletionWindow == CompletionWindow {
 		return 24 * time.Hour, nil
 	}
 	if s.cfg.AnyCompletionWindow {
-		if d, err := time.ParseDuration(req.CompletionWindow); err == nil && d > 0 {
+		if d, err := time.ParseDuration(p.CompletionWindow); err == nil && d > 0 {
 			return d, nil
 		}
-		return 0, invalid("completion_window", "completion_window must be '24h' or a positive duration, got '%s'.", req.CompletionWindow)
+		return 0, invalid("completion_window", "completion_window must be '24h' or a positive duration, got '%s'.", p.CompletionWindow)
 	}
-	return 0, invalid("completion_window", "Invalid completion_window '%s': only '24h' is supported.", req.CompletionWindow)
+	return 0, invalid("completion_window", "Invalid completion_window '%s': only '24h' is supported.", p.CompletionWindow)
 }
 
-// batch returns owner's batch with id (any owner's when owner is ""), or a 404.
-func (s *Server) batch(ctx context.Context, id, owner string) (*batchRecord, error) {
-	doc, err := s.cfg.Store.Object(ctx, kindBatch, id, owner)
+// batch returns tenant's batch with id (any tenant's when tenant is ""), or ENOTFOUND.
+func (s *Service) batch(ctx context.Context, id, tenant string) (*batchRecord, error) {
+	doc, err := s.cfg.Store.Object(ctx, kindBatch, id, tenant)
 	if errors.Is(err, sluice.ErrNotFound) {
 		return nil, notFound("batch", id)
 	}
@@ -114,62 +112,75 @@ func (s *Server) batch(ctx context.Context, id, owner string) (*batchRecord, err
 	return rec, nil
 }
 
-func (s *Server) saveBatch(ctx context.Context, rec *batchRecord) error {
+func (s *Service) saveBatch(ctx context.Context, rec *batchRecord) error {
 	doc, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("save batch: %w", err)
 	}
-	return s.cfg.Store.SaveObject(ctx, kindBatch, rec.ID, rec.Owner, string(rec.Status), doc)
+	return s.cfg.Store.SaveObject(ctx, kindBatch, rec.ID, rec.Tenant, string(rec.Status), doc)
 }
 
-func (s *Server) getBatch(w http.ResponseWriter, r *http.Request, owner string) error {
-	rec, err := s.batch(r.Context(), r.PathValue("id"), owner)
+// Batch returns tenant's batch with id, with the live request counts of a running one,
+// or ENOTFOUND.
+func (s *Service) Batch(ctx context.Context, tenant, id string) (*sluice.Batch, error) {
+	if tenant == "" {
+		return nil, notFound("batch", id)
+	}
+	rec, err := s.batch(ctx, id, tenant)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.liveCounts(rec)
-	writeJSON(w, http.StatusOK, rec.Batch)
-	return nil
+	return &rec.Batch, nil
 }
 
-// listBatches serves GET /v1/batches: newest first (order=asc: oldest first), with
-// after/limit pagination.
-func (s *Server) listBatches(w http.ResponseWriter, r *http.Request, owner string) error {
-	q, err := parseListQuery(r, defaultBatchLimit, maxBatchLimit)
+// ListBatches returns a page of tenant's batches, newest first (p.Asc: oldest first).
+// An After that names no batch of the tenant's is EINVALID.
+func (s *Service) ListBatches(ctx context.Context, tenant string, p ListParams) (*Page[sluice.Batch], error) {
+	limit, err := listLimit(p.Limit, DefaultBatchLimit, MaxBatchLimit)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	docs, more, err := s.cfg.Store.ListObjects(r.Context(), kindBatch, owner, q.after, "", q.asc, q.limit)
+	docs, more, err := s.cfg.Store.ListObjects(ctx, kindBatch, tenant, p.After, "", p.Asc, limit)
 	if errors.Is(err, sluice.ErrNotFound) {
-		return invalid("after", "No batch found with id '%s'.", q.after)
+		return nil, invalid("after", "No batch found with id '%s'.", p.After)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	out := list[sluice.Batch]{Object: "list", Data: make([]sluice.Batch, 0, len(docs)), HasMore: more}
+	out := &Page[sluice.Batch]{Data: make([]sluice.Batch, 0, len(docs)), HasMore: more}
 	for _, doc := range docs {
 		rec, err := decodeRecord[batchRecord](doc)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s.liveCounts(rec)
 		out.Data = append(out.Data, rec.Batch)
 	}
-	if n := len(out.Data); n > 0 {
-		out.FirstID, out.LastID = &out.Data[0].ID, &out.Data[n-1].ID
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }
 
-// cancelBatch serves POST /v1/batches/{id}/cancel: the batch is cancelling until its run
-// has drained and what finished is written, then cancelled.
-func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request, owner string) error {
-	rec, err := s.requestCancel(r.Context(), r.PathValue("id"), owner)
+// CancelBatch moves tenant's batch to cancelling: its run drains, what finished is
+// written, and it is cancelled. A batch that is already final is ECONFLICT.
+func (s *Service) CancelBatch(ctx context.Context, tenant, id string) (*sluice.Batch, error) {
+	if tenant == "" {
+		return nil, notFound("batch", id)
+	}
+	rec, err := s.requestCancel(ctx, id, tenant)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.liveCounts(rec)
-	writeJSON(w, http.StatusOK, rec.Batch)
-	return nil
+	return &rec.Batch, nil
+}
+
+// listLimit is limit, or def when it is 0; outside 1..most it is EINVALID.
+func listLimit(limit, def, most int) (int, error) {
+	if limit == 0 {
+		return def, nil
+	}
+	if limit < 1 || limit > most {
+		return 0, invalid("limit", "limit must be an integer from 1 to %d, got '%d'.", most, limit)
+	}
+	return limit, nil
 }

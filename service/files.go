@@ -1,4 +1,4 @@
-package http
+package service
 
 import (
 	"context"
@@ -6,133 +6,101 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/sluice-llm/sluice"
 )
 
+// File list sizes.
 const (
-	maxFormField     = 1 << 10 // bytes of a non-file multipart field
-	defaultFileLimit = 10_000  // files listed when no limit is given, as OpenAI does
+	// DefaultFileLimit is how many files a list returns when no limit is given, as
+	// OpenAI does; it is also the most one list returns.
+	DefaultFileLimit = 10_000
 )
 
-// createFile serves POST /v1/files: the file part is streamed to disk.
-func (s *Server) createFile(w http.ResponseWriter, r *http.Request, owner string) error {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBytes+1<<20)
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return invalid("file", "Expected a multipart/form-data body with a file: %v", err)
-	}
-	var (
-		purpose string
-		rec     *fileRecord
-	)
-	defer func() { // a failed upload leaves nothing behind
-		if rec != nil && err != nil {
-			os.Remove(s.filePath(rec.Path))
-		}
-	}()
-	for {
-		part, perr := mr.NextPart()
-		if errors.Is(perr, io.EOF) {
-			break
-		}
-		if perr != nil {
-			err = perr
-			return s.uploadError(err)
-		}
-		switch part.FormName() {
-		case "purpose":
-			b, rerr := io.ReadAll(io.LimitReader(part, maxFormField))
-			if rerr != nil {
-				err = rerr
-				return s.uploadError(err)
-			}
-			purpose = string(b)
-		case "file":
-			if rec != nil {
-				err = invalid("file", "Expected one file, got several.")
-				return err
-			}
-			rec, err = s.storeUpload(part, owner)
-			if err != nil {
-				return s.uploadError(err)
-			}
-		}
-		part.Close()
-	}
-	switch {
-	case rec == nil:
-		err = invalid("file", "Missing the file to upload.")
-	case purpose == "":
-		err = invalid("purpose", "Missing the purpose of the file.")
-	case purpose != sluice.PurposeBatch:
-		err = invalid("purpose", "Only files with purpose 'batch' can be uploaded here, got '%s'.", purpose)
-	}
-	if err != nil {
-		return err
-	}
-	rec.Purpose = purpose
-	if err = s.saveFile(r.Context(), rec); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, rec.File)
-	return nil
+// Upload is the content of a file written to the files directory and not yet a file:
+// Commit makes it one, Discard removes it.
+type Upload struct {
+	s   *Service
+	rec *fileRecord
 }
 
-// uploadError maps an error of reading the upload.
-func (s *Server) uploadError(err error) error {
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return s.fileTooLarge()
-	}
-	return err
-}
-
-func (s *Server) fileTooLarge() *apiError {
-	return &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", param: "file", code: "file_too_large",
-		msg: fmt.Sprintf("The file is larger than the %d bytes allowed.", s.cfg.MaxBytes)}
-}
-
-// storeUpload copies one multipart file part to a new file in the files directory.
-func (s *Server) storeUpload(part io.Reader, owner string) (*fileRecord, error) {
-	name := ""
-	if p, ok := part.(interface{ FileName() string }); ok {
-		name = filepath.Base(p.FileName())
-	}
+// UploadFile writes content, as a file named filename of tenant's, to the files
+// directory. Content longer than Config.MaxBytes is ETOOLARGE and leaves nothing behind.
+// The caller then commits it with its purpose, or discards it.
+func (s *Service) UploadFile(tenant, filename string, content io.Reader) (*Upload, error) {
+	name := filepath.Base(filename)
 	if name == "" || name == "." || name == "/" {
 		name = "upload.jsonl"
 	}
 	rec := &fileRecord{
-		File:  sluice.File{ID: newFileID(), Object: "file", CreatedAt: now(), Filename: name, Status: "processed"},
-		Owner: owner,
+		File:   sluice.File{ID: newFileID(), Object: "file", CreatedAt: now(), Filename: name, Status: "processed"},
+		Tenant: tenant,
 	}
 	rec.Path = rec.ID + ".jsonl"
 	f, err := os.OpenFile(s.filePath(rec.Path), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("store upload: %w", err)
 	}
-	n, err := io.Copy(f, io.LimitReader(part, s.cfg.MaxBytes+1))
+	n, err := io.Copy(f, io.LimitReader(content, s.cfg.MaxBytes+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil && n > s.cfg.MaxBytes {
-		err = s.fileTooLarge()
+		err = s.FileTooLarge()
 	}
 	if err != nil {
 		os.Remove(s.filePath(rec.Path))
 		return nil, err
 	}
 	rec.Bytes = n
-	return rec, nil
+	return &Upload{s: s, rec: rec}, nil
 }
 
-func (s *Server) filePath(name string) string { return filepath.Join(s.cfg.FilesDir, name) }
+// FileTooLarge is the ETOOLARGE Error of a file larger than Config.MaxBytes, for
+// adapters that find out before the service does (a request body cut off at its limit).
+func (s *Service) FileTooLarge() *Error {
+	return &Error{Code: ETOOLARGE, Param: "file", Reason: "file_too_large",
+		Message: fmt.Sprintf("The file is larger than the %d bytes allowed.", s.cfg.MaxBytes)}
+}
 
-func (s *Server) saveFile(ctx context.Context, rec *fileRecord) error {
+// Commit checks the purpose of the uploaded file and stores it: it is then a file of its
+// tenant's. On an error the upload is discarded.
+func (u *Upload) Commit(ctx context.Context, purpose string) (*sluice.File, error) {
+	var err error
+	switch {
+	case purpose == "":
+		err = invalid("purpose", "Missing the purpose of the file.")
+	case purpose != sluice.PurposeBatch:
+		err = invalid("purpose", "Only files with purpose 'batch' can be uploaded here, got '%s'.", purpose)
+	}
+	if err == nil {
+		u.rec.Purpose = purpose
+		err = u.s.saveFile(ctx, u.rec)
+	}
+	if err != nil {
+		u.Discard()
+		return nil, err
+	}
+	return &u.rec.File, nil
+}
+
+// Discard removes an upload that was not committed.
+func (u *Upload) Discard() { os.Remove(u.s.filePath(u.rec.Path)) }
+
+// CreateFile stores content as a new file of tenant's with purpose ("batch").
+func (s *Service) CreateFile(ctx context.Context, tenant, purpose, filename string, content io.Reader) (*sluice.File, error) {
+	up, err := s.UploadFile(tenant, filename, content)
+	if err != nil {
+		return nil, err
+	}
+	return up.Commit(ctx, purpose)
+}
+
+func (s *Service) filePath(name string) string { return filepath.Join(s.cfg.FilesDir, name) }
+
+func (s *Service) saveFile(ctx context.Context, rec *fileRecord) error {
 	doc, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("save file: %w", err)
@@ -141,22 +109,25 @@ func (s *Server) saveFile(ctx context.Context, rec *fileRecord) error {
 	if rec.Deleted {
 		status = statusDeleted
 	}
-	return s.cfg.Store.SaveObject(ctx, kindFile, rec.ID, rec.Owner, status, doc)
+	return s.cfg.Store.SaveObject(ctx, kindFile, rec.ID, rec.Tenant, status, doc)
 }
 
-// file returns owner's file with id, or a 404 (also when the client deleted it).
-func (s *Server) file(ctx context.Context, id, owner string) (*fileRecord, error) {
-	rec, err := s.storedFile(ctx, id, owner)
+// file returns tenant's file with id, or ENOTFOUND (also when the client deleted it).
+func (s *Service) file(ctx context.Context, id, tenant string) (*fileRecord, error) {
+	if tenant == "" {
+		return nil, notFound("file", id)
+	}
+	rec, err := s.storedFile(ctx, id, tenant)
 	if err == nil && rec.Deleted {
 		return nil, notFound("file", id)
 	}
 	return rec, err
 }
 
-// storedFile returns owner's file with id even when the client deleted it while a batch
-// reads it, or a 404.
-func (s *Server) storedFile(ctx context.Context, id, owner string) (*fileRecord, error) {
-	doc, err := s.cfg.Store.Object(ctx, kindFile, id, owner)
+// storedFile returns tenant's file with id even when the client deleted it while a batch
+// reads it, or ENOTFOUND.
+func (s *Service) storedFile(ctx context.Context, id, tenant string) (*fileRecord, error) {
+	doc, err := s.cfg.Store.Object(ctx, kindFile, id, tenant)
 	if errors.Is(err, sluice.ErrNotFound) {
 		return nil, notFound("file", id)
 	}
@@ -166,41 +137,36 @@ func (s *Server) storedFile(ctx context.Context, id, owner string) (*fileRecord,
 	return decodeRecord[fileRecord](doc)
 }
 
-func (s *Server) getFile(w http.ResponseWriter, r *http.Request, owner string) error {
-	rec, err := s.file(r.Context(), r.PathValue("id"), owner)
+// File returns tenant's file with id, or ENOTFOUND.
+func (s *Service) File(ctx context.Context, tenant, id string) (*sluice.File, error) {
+	rec, err := s.file(ctx, id, tenant)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, rec.File)
-	return nil
+	return &rec.File, nil
 }
 
-// fileContent serves GET /v1/files/{id}/content, streamed from disk.
-func (s *Server) fileContent(w http.ResponseWriter, r *http.Request, owner string) error {
-	rec, err := s.file(r.Context(), r.PathValue("id"), owner)
+// FileContent opens the content of tenant's file with id; the caller closes it. The
+// file's Bytes is the content's length.
+func (s *Service) FileContent(ctx context.Context, tenant, id string) (*sluice.File, io.ReadCloser, error) {
+	rec, err := s.file(ctx, id, tenant)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	f, err := os.Open(s.filePath(rec.Path))
 	if err != nil {
-		return fmt.Errorf("file content %s: %w", rec.ID, err)
+		return nil, nil, fmt.Errorf("file content %s: %w", rec.ID, err)
 	}
-	defer f.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(rec.Bytes, 10))
-	w.WriteHeader(http.StatusOK)
-	_, _ = io.Copy(w, f) // the client may go away; nothing to tell it then
-	return nil
+	return &rec.File, f, nil
 }
 
-// deleteFile serves DELETE /v1/files/{id}. A file that a batch still running reads is
+// DeleteFile deletes tenant's file with id. A file that a batch still running reads is
 // only hidden: its content stays until the last such batch ends (releaseInput), so
 // that a restart can still finish the batch and write the expired lines of its input.
-func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request, owner string) error {
-	ctx := r.Context()
-	s.mu.Lock() // serialised with batches starting (start) and ending (update)
-	defer s.mu.Unlock()
-	rec, err := s.file(ctx, r.PathValue("id"), owner)
+func (s *Service) DeleteFile(ctx context.Context, tenant, id string) error {
+	unlock := s.fileLocks.lock(id) // serialised with batches starting (start) and ending (update)
+	defer unlock()
+	rec, err := s.file(ctx, id, tenant)
 	if err != nil {
 		return err
 	}
@@ -210,20 +176,14 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request, owner string
 	}
 	if inUse {
 		rec.Deleted = true
-		err = s.saveFile(ctx, rec)
-	} else {
-		err = s.removeFile(ctx, rec)
+		return s.saveFile(ctx, rec)
 	}
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, deleted{ID: rec.ID, Object: "file", Deleted: true})
-	return nil
+	return s.removeFile(ctx, rec)
 }
 
 // removeFile deletes a file's object and content.
-func (s *Server) removeFile(ctx context.Context, rec *fileRecord) error {
-	if err := s.cfg.Store.DeleteObject(ctx, kindFile, rec.ID, rec.Owner); errors.Is(err, sluice.ErrNotFound) {
+func (s *Service) removeFile(ctx context.Context, rec *fileRecord) error {
+	if err := s.cfg.Store.DeleteObject(ctx, kindFile, rec.ID, rec.Tenant); errors.Is(err, sluice.ErrNotFound) {
 		return notFound("file", rec.ID)
 	} else if err != nil {
 		return err
@@ -236,7 +196,7 @@ func (s *Server) removeFile(ctx context.Context, rec *fileRecord) error {
 
 // inputInUse reports whether a batch that is not final, other than batch except, reads
 // file id.
-func (s *Server) inputInUse(ctx context.Context, id, except string) (bool, error) {
+func (s *Service) inputInUse(ctx context.Context, id, except string) (bool, error) {
 	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, activeStatuses...)
 	if err != nil {
 		return false, err
@@ -255,9 +215,11 @@ func (s *Server) inputInUse(ctx context.Context, id, except string) (bool, error
 
 // releaseInput removes the input of batch rec, which has just become final, when its
 // client deleted it and no other batch still reads it. A failure is only logged: the
-// next start removes what is left (purgeDeleted). s.mu must be held.
-func (s *Server) releaseInput(ctx context.Context, rec *batchRecord) {
-	in, err := s.storedFile(ctx, rec.InputFileID, rec.Owner)
+// next start removes what is left (purgeDeleted). The batch's lock must be held.
+func (s *Service) releaseInput(ctx context.Context, rec *batchRecord) {
+	unlock := s.fileLocks.lock(rec.InputFileID)
+	defer unlock()
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Tenant)
 	if err != nil || !in.Deleted {
 		return
 	}
@@ -272,7 +234,7 @@ func (s *Server) releaseInput(ctx context.Context, rec *batchRecord) {
 
 // purgeDeleted removes the files their clients deleted that no batch reads any more (a
 // server stopped between a batch's end and the removal leaves them).
-func (s *Server) purgeDeleted(ctx context.Context) error {
+func (s *Service) purgeDeleted(ctx context.Context) error {
 	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindFile, statusDeleted)
 	if err != nil {
 		return fmt.Errorf("purge deleted files: %w", err)
@@ -293,60 +255,28 @@ func (s *Server) purgeDeleted(ctx context.Context) error {
 	return nil
 }
 
-// listFiles serves GET /v1/files: newest first (order=asc: oldest first), with
-// after/limit pagination and an optional purpose filter applied before the limit.
-func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, owner string) error {
-	q, err := parseListQuery(r, defaultFileLimit, defaultFileLimit)
+// ListFiles returns a page of tenant's files, newest first (p.Asc: oldest first), only
+// those with purpose when it is not "" (the filter applies before the limit). An After
+// that names no file of the tenant's is EINVALID.
+func (s *Service) ListFiles(ctx context.Context, tenant, purpose string, p ListParams) (*Page[sluice.File], error) {
+	limit, err := listLimit(p.Limit, DefaultFileLimit, DefaultFileLimit)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	docs, more, err := s.cfg.Store.ListObjects(r.Context(), kindFile, owner, q.after, r.URL.Query().Get("purpose"), q.asc, q.limit)
+	docs, more, err := s.cfg.Store.ListObjects(ctx, kindFile, tenant, p.After, purpose, p.Asc, limit)
 	if errors.Is(err, sluice.ErrNotFound) {
-		return invalid("after", "No file found with id '%s'.", q.after)
+		return nil, invalid("after", "No file found with id '%s'.", p.After)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	out := list[sluice.File]{Object: "list", Data: make([]sluice.File, 0, len(docs)), HasMore: more}
+	out := &Page[sluice.File]{Data: make([]sluice.File, 0, len(docs)), HasMore: more}
 	for _, doc := range docs {
 		rec, err := decodeRecord[fileRecord](doc)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out.Data = append(out.Data, rec.File)
 	}
-	if n := len(out.Data); n > 0 {
-		out.FirstID, out.LastID = &out.Data[0].ID, &out.Data[n-1].ID
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-// listQuery is the pagination of a list request.
-type listQuery struct {
-	after string
-	limit int
-	asc   bool
-}
-
-// parseListQuery reads after, limit (def when absent, 1..max) and order (asc or desc,
-// the default).
-func parseListQuery(r *http.Request, def, max int) (listQuery, error) {
-	v := r.URL.Query()
-	q := listQuery{after: v.Get("after"), limit: def}
-	switch v.Get("order") {
-	case "", "desc":
-	case "asc":
-		q.asc = true
-	default:
-		return q, invalid("order", "order must be 'asc' or 'desc', got '%s'.", v.Get("order"))
-	}
-	if l := v.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > max {
-			return q, invalid("limit", "limit must be an integer from 1 to %d, got '%s'.", max, l)
-		}
-		q.limit = n
-	}
-	return q, nil
+	return out, nil
 }

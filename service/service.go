@@ -1,4 +1,4 @@
-package http
+package service
 
 import (
 	"context"
@@ -17,10 +17,9 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
-	"github.com/sluice-llm/sluice/internal/logx"
 )
 
-// Server defaults.
+// Service defaults.
 const (
 	// DefaultMaxLines is the most lines an input file may have, as OpenAI allows.
 	DefaultMaxLines = 50_000
@@ -30,26 +29,25 @@ const (
 	// server accepts unless Config.AnyCompletionWindow is set.
 	CompletionWindow = "24h"
 
-	maxJSONBody         = 1 << 20 // bytes of a JSON request body
-	maxValidationErrors = 100     // errors.data entries kept for a batch that failed validation
+	maxValidationErrors = 100 // errors.data entries kept for a batch that failed validation
 )
 
-// Upstream is an engine a batch can run on, and the models it serves.
-type Upstream struct {
-	// Name identifies the upstream in the batches assigned to it, so that it must stay the
+// Route is an engine a batch can run on, and the models routed to it.
+type Route struct {
+	// Name identifies the route in the batches assigned to it, so that it must stay the
 	// same across restarts.
 	Name string
-	// Models are the models routed to this upstream; empty means every model.
+	// Models are the models routed here; empty means every model.
 	Models []string
-	// Engine sends the requests; every batch on the upstream shares its limits.
+	// Engine sends the requests; every batch on the route shares its limits.
 	Engine *sluice.Engine
 }
 
-func (u *Upstream) serves(model string) bool {
+func (u *Route) serves(model string) bool {
 	return len(u.Models) == 0 || slices.Contains(u.Models, model)
 }
 
-// Config configures a Server. Store, FilesDir, at least one Upstream and at least one
+// Config configures a Service. Store, FilesDir, at least one Route and at least one
 // key (in Keys or KeyHashes) are required; the zero value of the other fields means
 // their default.
 type Config struct {
@@ -58,10 +56,10 @@ type Config struct {
 	// FilesDir holds the content of uploaded and output files; New creates it with mode
 	// 0700 when it is missing.
 	FilesDir string
-	// Upstreams are the engines batches run on. A batch runs on the first upstream that
+	// Routes are the engines batches run on. A batch runs on the first route that
 	// serves every model it uses; when several do, on the one with the fewest batches
 	// running.
-	Upstreams []Upstream
+	Routes []Route
 	// KeyHashes are the hex SHA-256 hashes (see HashKey) of the keys clients may present.
 	KeyHashes []string
 	// Keys are further client keys, with a name for usage reports and a budget per
@@ -69,6 +67,9 @@ type Config struct {
 	// with 429 insufficient_quota; a running batch whose key's budget runs out is stopped
 	// and fails with an insufficient_quota error, keeping what finished.
 	Keys []Key
+	// AdminKeyHashes are the hex SHA-256 hashes of operator keys: Authenticate reports
+	// them as admin (for the dashboard); they are not client keys.
+	AdminKeyHashes []string
 	// Cost prices what batches used, in USD, for the budgets and GET /v1/usage; nil
 	// counts tokens only (and MaxCost budgets are refused).
 	Cost func(model string, u sluice.Usage) float64
@@ -122,8 +123,9 @@ type Config struct {
 	// failures that are not worth retrying (a 4xx other than 408, 409 or 429) end it
 	// at once.
 	WebhookAttempts int
-	// WebhookBackoff is the wait after the first failed attempt, doubled after each
-	// further one up to 30 s, with jitter (DefaultWebhookBackoff).
+	// WebhookBackoff is the backoff base of webhook deliveries: the most the wait after
+	// the first failed attempt may be, doubled after each further one up to 30 s, with
+	// full jitter (sluice.Backoff; DefaultWebhookBackoff).
 	WebhookBackoff time.Duration
 }
 
@@ -171,7 +173,7 @@ func (c Config) validate() error {
 		return errors.New("no store")
 	case c.FilesDir == "":
 		return errors.New("no files directory")
-	case len(c.Upstreams) == 0:
+	case len(c.Routes) == 0:
 		return errors.New("no upstream")
 	case len(c.KeyHashes) == 0 && len(c.Keys) == 0:
 		return errors.New("no client keys")
@@ -188,7 +190,7 @@ func (c Config) validate() error {
 		}
 	}
 	names := map[string]bool{}
-	for _, u := range c.Upstreams {
+	for _, u := range c.Routes {
 		if u.Engine == nil {
 			return fmt.Errorf("upstream %q has no engine", u.Name)
 		}
@@ -197,7 +199,7 @@ func (c Config) validate() error {
 		}
 		names[u.Name] = true
 	}
-	for _, h := range c.KeyHashes {
+	for _, h := range slices.Concat(c.KeyHashes, c.AdminKeyHashes) {
 		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
 			return errors.New("a key hash is not a hex SHA-256")
 		}
@@ -221,12 +223,14 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Server serves the Files and Batches APIs and runs the batches. Create it with New,
-// serve Handler, and stop it with Close.
-type Server struct {
+// Service runs the Batch API: files, batches and their lifecycle, per-key budgets and
+// usage, webhooks. Create it with New and stop it with Close; its methods are safe for
+// concurrent use. Every method that serves a client takes the tenant, the hash of the
+// client's key (Authenticate), and sees only that tenant's objects.
+type Service struct {
 	cfg   Config
-	mux   *http.ServeMux
-	keys  map[string]bool // key hashes
+	keys  map[string]bool // client key hashes
+	admin map[string]bool // admin key hashes
 	named map[string]Key  // Config.Keys by hash
 
 	// ctx is the context of every run; cancel cuts off requests in flight.
@@ -237,7 +241,14 @@ type Server struct {
 	wg      sync.WaitGroup // one per batch goroutine
 	hooks   sync.WaitGroup // one per webhook delivery; started only by batch goroutines
 
-	// mu serialises the read-modify-write of batch records and guards active.
+	// batchLocks serialise the read-modify-write of one batch's record (a cancel
+	// arriving while the batch moves on); fileLocks serialise a file's deletion with
+	// the start and the end of the batches that read it. Batches and files that are
+	// not the same never wait for each other. A batch's lock is taken before its
+	// input's.
+	batchLocks, fileLocks keyedMutex
+
+	// mu guards active and closed.
 	mu     sync.Mutex
 	active map[string]*activeBatch
 	closed bool
@@ -248,9 +259,9 @@ type Server struct {
 	session string
 }
 
-// New returns a Server and resumes the batches a previous server over the same store
-// left validating, in progress, finalizing or cancelling.
-func New(ctx context.Context, cfg Config) (*Server, error) {
+// New returns a Service and resumes the batches a previous one over the same store left
+// validating, in progress, finalizing or cancelling.
+func New(ctx context.Context, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
@@ -259,10 +270,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("serve: files directory: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{
+	s := &Service{
 		cfg:     cfg,
-		mux:     http.NewServeMux(),
 		keys:    map[string]bool{},
+		admin:   map[string]bool{},
 		named:   map[string]Key{},
 		ctx:     runCtx,
 		cancel:  cancel,
@@ -273,11 +284,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	for _, h := range cfg.KeyHashes {
 		s.keys[strings.ToLower(h)] = true
 	}
+	for _, h := range cfg.AdminKeyHashes {
+		s.admin[strings.ToLower(h)] = true
+	}
 	for _, k := range cfg.Keys {
 		k.Hash = strings.ToLower(k.Hash)
 		s.keys[k.Hash], s.named[k.Hash] = true, k
 	}
-	s.routes()
 	if err := s.resume(ctx); err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("serve: %w", err)
@@ -297,16 +310,13 @@ func makePrivateDir(dir string) error {
 	return os.Chmod(dir, 0o700)
 }
 
-// Handler returns the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
-
 // Close stops the batches: runs stop dispatching and their requests in flight may finish
 // until ctx is done, when they are cut off (they go back to pending). Batches that were
 // running stay in_progress in the store, to be resumed by the next server. Webhook
 // deliveries still being tried may go on until ctx is done, when they are given up.
 // Close returns once every batch goroutine and every delivery has ended. Stop serving
 // HTTP before calling it.
-func (s *Server) Close(ctx context.Context) error {
+func (s *Service) Close(ctx context.Context) error {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.closed = true
@@ -334,67 +344,17 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) routes() {
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.handle("POST /v1/files", s.createFile)
-	s.handle("GET /v1/files", s.listFiles)
-	s.handle("GET /v1/files/{id}", s.getFile)
-	s.handle("GET /v1/files/{id}/content", s.fileContent)
-	s.handle("DELETE /v1/files/{id}", s.deleteFile)
-	s.handle("POST /v1/batches", s.createBatch)
-	s.handle("GET /v1/batches", s.listBatches)
-	s.handle("GET /v1/batches/{id}", s.getBatch)
-	s.handle("POST /v1/batches/{id}/cancel", s.cancelBatch)
-	s.handle("GET /v1/usage", s.getUsage)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "unknown_url",
-			msg: fmt.Sprintf("Unrecognized request URL (%s: %s).", r.Method, r.URL.Path)})
-	})
+// Authenticate returns the tenant of a client key (its hash) and whether the key is a
+// client key or an admin key (Config.AdminKeyHashes). An admin key is not a tenant: it
+// may see every tenant's batches where an adapter allows it (the dashboard), but it
+// does not create files or batches unless it is a client key too.
+func (s *Service) Authenticate(key string) (tenant string, client, admin bool) {
+	h := HashKey(key)
+	return h, s.keys[h], s.admin[h]
 }
 
-// handlerFunc is an API handler: it serves the client with the given owner (the hash of
-// its key) and returns an error to be answered in the OpenAI error format.
-type handlerFunc func(w http.ResponseWriter, r *http.Request, owner string) error
-
-// handle registers h behind the key check.
-func (s *Server) handle(pattern string, h handlerFunc) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		owner, ok := s.authenticate(r)
-		if !ok {
-			writeError(w, errUnauthorized)
-			return
-		}
-		if err := h(w, r, owner); err != nil {
-			if errors.Is(err, errTooSlow) {
-				s.cfg.Logger.Info("client too slow", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
-				err = &apiError{status: http.StatusRequestTimeout, typ: "invalid_request_error", code: "request_timeout",
-					msg: "The request body arrived too slowly."}
-			}
-			switch api := asAPIError(err); {
-			case api.status < 500:
-			case r.Context().Err() != nil || logx.ClientGone(err):
-				// The client's doing (it hung up, or cut its upload short): not the server's.
-				s.cfg.Logger.Debug("client went away", "method", r.Method, "path", r.URL.Path, "err", err)
-			default:
-				s.cfg.Logger.Error("serve", "method", r.Method, "path", r.URL.Path, "err", err)
-			}
-			writeError(w, err)
-		}
-	})
-}
-
-// authenticate returns the hash of the request's bearer key when it is a client key.
-func (s *Server) authenticate(r *http.Request) (string, bool) {
-	auth := r.Header.Get("Authorization")
-	scheme, key, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	h := HashKey(strings.TrimSpace(key))
-	return h, s.keys[h]
-}
+// Limits are the bounds the service puts on an input file: the most lines and bytes.
+func (s *Service) Limits() (maxLines, maxBytes int64) { return s.cfg.MaxLines, s.cfg.MaxBytes }
 
 // now is the time as the API reports it: Unix seconds.
 func now() int64 { return time.Now().Unix() }
