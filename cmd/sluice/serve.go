@@ -201,12 +201,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
 		WebhookURL: cmp.Or(f.webhookURL, cfg.WebhookURL),
 		// Budgets count what the upstream charges: its online prices.
-		Cost: func(model string, u sluice.Usage) float64 {
-			if p, ok := prices.Lookup(model); ok {
-				return p.Cost(u, false)
-			}
-			return 0
-		},
+		Cost: prices.OnlineCost,
 
 		// A model counts as priced when the table (with --prices) has it, even at 0.
 		Priced: func(model string) bool {
