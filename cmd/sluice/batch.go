@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
 	"github.com/sluice-llm/sluice/openai"
+	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/tokens"
 )
 
@@ -450,7 +451,7 @@ func printReport(ctx context.Context, e *env, st store, job *sluice.Job) error {
 	if err != nil {
 		return err
 	}
-	rep.print(e.stdout)
+	printJobReport(e.stdout, rep)
 	return nil
 }
 
@@ -829,7 +830,7 @@ type partStatus struct {
 	Status   string               `json:"status,omitempty"`
 	Counts   sluice.RequestCounts `json:"request_counts"`
 	Error    string               `json:"error,omitempty"`
-	Usage    tokenCounts          `json:"usage"`
+	Usage    report.Tokens        `json:"usage"`
 }
 
 func newBatchStatus(job *sluice.Job, prog *batch.Progress, invalid int) batchStatus {
@@ -843,7 +844,7 @@ func newBatchStatus(job *sluice.Job, prog *batch.Progress, invalid int) batchSta
 		st.Parts = append(st.Parts, partStatus{
 			Part: p.Number, Round: p.Round, Endpoint: p.Endpoint, Model: p.Model, Requests: p.Requests, Bytes: p.Bytes,
 			Phase: partPhase(p), BatchID: p.BatchID, FileID: p.FileID, Status: string(p.Status), Counts: p.Counts,
-			Error: p.Error, Usage: tokensOf(p.Usage),
+			Error: p.Error, Usage: report.TokensOf(p.Usage),
 		})
 	}
 	return st

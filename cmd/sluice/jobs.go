@@ -109,7 +109,7 @@ func newShowCmd(e *env) *cobra.Command {
 			if jsonOut {
 				return writeJSON(e.stdout, rep)
 			}
-			rep.print(e.stdout)
+			printJobReport(e.stdout, rep)
 			return nil
 		},
 	}

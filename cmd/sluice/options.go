@@ -101,6 +101,8 @@ type runFlags struct {
 	retryFailed bool
 	// forceOutput lets a job overwrite an output file another job wrote last.
 	forceOutput bool
+	// observe is --metrics-addr (observe.go).
+	observe observeFlags
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {

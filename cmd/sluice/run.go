@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/estimate"
 	"github.com/sluice-llm/sluice/internal/ids"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
@@ -80,6 +80,7 @@ Running the same command again resumes the job: requests already done are never 
 	f.register(cmd.Flags(), true)
 	f.registerHybrid(cmd.Flags())
 	f.registerRetryFailed(cmd.Flags())
+	f.observe.register(cmd.Flags())
 	return cmd
 }
 
@@ -169,6 +170,7 @@ them). Requests already done are never sent again.`,
 	f.register(cmd.Flags(), true)
 	refuseFlags(cmd, "resume carries on an existing job; sluice run --new starts a new one", "new")
 	f.registerRetryFailed(cmd.Flags())
+	f.observe.register(cmd.Flags())
 	return cmd
 }
 
@@ -218,14 +220,9 @@ func confirmCost(ctx context.Context, e *env, f *runFlags, st store, input strin
 	if err != nil {
 		return err
 	}
-	in, err := openPlain(input)
+	rep, err := estimateInput(ctx, input, estimate.Config{Prices: prices, History: history})
 	if err != nil {
-		return usageError("estimate %s: %v", input, err)
-	}
-	defer in.Close()
-	rep, err := estimateReader(ctx, input, in, estimateConfig{Prices: prices, History: history})
-	if err != nil {
-		return usageError("estimate %s: %v", input, err)
+		return err
 	}
 	worst, how := rep.CostUSD.Online, "online"
 	if batchPrices {
@@ -387,13 +384,25 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 		cfg.Lease = sharedLease
 	}
 	cfg.Cost = prices.OnlineCost
-	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = e.logger(f.observe.level())
+	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr)
+	if err != nil {
+		closeUp()
+		return nil, nil, err
+	}
+	if m != nil {
+		cfg.Observer = m
+	}
+	var closeRec func()
+	cfg.Observer, closeRec = withRecorder(e, st, cfg.Observer) // the dashboard's timeline (ui.go)
 	eng, err = sluice.New(st, up, cfg)
 	if err != nil {
+		closeRec()
+		stopMetrics()
 		closeUp()
 		return nil, nil, usageError("%v", err)
 	}
-	return eng, closeUp, nil
+	return eng, func() { closeRec(); stopMetrics(); closeUp() }, nil
 }
 
 // saveRate records what an online run learned of its upstream's speed (the limits its
@@ -423,7 +432,7 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 	counts, werr := writeOutputFiles(ctx, st, job.ID, o.Output, o.Errors)
 	rep, rerr := buildReport(ctx, st, job, prices)
 	if rerr == nil && run != nil {
-		rep.addRun(run.Progress())
+		rep.AddRun(run.Progress())
 		saveRate(ctx, e, st, o.BaseURL, run, time.Duration(rep.LatencyMS.P50*float64(time.Millisecond)))
 	}
 	if rerr == nil {
@@ -432,7 +441,7 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 				return err
 			}
 		} else {
-			rep.print(e.stdout)
+			printJobReport(e.stdout, rep)
 		}
 	}
 	switch {
