@@ -217,3 +217,17 @@ func shareBudget(ctx context.Context, e *env, eng *sluice.Engine, st sluice.Stor
 		}
 	}, nil
 }
+
+// spoolBeside is the file beside which piped input is spooled: the SQLite store's, or for
+// a PostgreSQL store the default SQLite file's place in the user's data directory (the
+// spool is this machine's; workers elsewhere read the requests from the store).
+func spoolBeside(e *env, flag string) (string, error) {
+	loc, err := storeLocation(e, flag)
+	if err != nil {
+		return "", err
+	}
+	if loc.Kind == storeurl.SQLite {
+		return loc.Path, nil
+	}
+	return defaultStorePath(e)
+}

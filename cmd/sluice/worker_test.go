@@ -105,6 +105,11 @@ func TestWorkersShareAPostgresJob(t *testing.T) {
 	if res.code != exitOK || !strings.Contains(res.stdout, "completed") {
 		t.Errorf("jobs: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
+	// The estimate learns the expected output from the PostgreSQL store's history.
+	res = runCLI(t, envVars, "estimate", input)
+	if res.code != exitOK {
+		t.Errorf("estimate: exit %d, stderr %q", res.code, res.stderr)
+	}
 }
 
 // TestWorkerNeedsPostgres: a worker on a SQLite store is a usage error that says why.
