@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/internal/pgtest"
 	"github.com/sluice-llm/sluice/postgres"
 	"github.com/sluice-llm/sluice/sim"
@@ -158,5 +160,69 @@ func TestWorkersShareABudget(t *testing.T) {
 	}
 	if !strings.Contains(w.stderr.String(), "working job") {
 		t.Errorf("the worker did not take part:\n%s", w.stderr)
+	}
+}
+
+// TestWorkerLeavesAStoppedJob: a worker stops working a job (its requests in flight
+// finish) once the job's own process has stopped it, and leaves the rest pending.
+func TestWorkerLeavesAStoppedJob(t *testing.T) {
+	storeURL, _ := pgtest.SchemaURL(t)
+	up := newCountingSim(sim.Config{Seed: 1, TTFT: 20 * time.Millisecond})
+	defer up.close()
+	ctx := t.Context()
+	st, err := postgres.Open(ctx, storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	opts, err := json.Marshal(jobOptions{BaseURL: up.url + "/v1", APIKeyEnv: defaultAPIKeyEnv, Concurrency: 1, MaxAttempts: 3, Timeout: "1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := &sluice.Job{ID: "job-stopped", State: sluice.JobRunning, Input: "in.jsonl", Fingerprint: "fp", Options: opts, IngestDone: true}
+	if err := st.CreateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	reqs := make([]sluice.NewRequest, n)
+	for i := range reqs {
+		id := fmt.Sprintf("r%05d", i+1)
+		reqs[i] = sluice.NewRequest{Line: int64(i + 1), Request: sluice.Request{CustomID: id, Method: "POST", URL: sluice.EndpointChatCompletions,
+			Body: json.RawMessage(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ask ` + id + `"}],"max_tokens":5}`)}}
+	}
+	if err := st.AddRequests(ctx, job.ID, reqs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpdateJob(ctx, job); err != nil { // IngestDone
+		t.Fatal(err)
+	}
+	w := startCLI(t, map[string]string{"OPENAI_API_KEY": "sk-test", "SLUICE_STORE": storeURL}, "worker", "--job", job.ID, "--poll", "10ms")
+	for s, err := st.Stats(ctx, job.ID); s.Done < 3; s, err = st.Stats(ctx, job.ID) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-w.done:
+			t.Fatalf("the worker ended before the job was stopped: exit %d\n%s", w.code, w.stderr)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	job.State, job.Error = sluice.JobInterrupted, "interrupted"
+	if err := st.UpdateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	<-w.done
+	if w.code != exitOK {
+		t.Errorf("worker: exit %d\n%s", w.code, w.stderr)
+	}
+	s, err := st.Stats(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.InFlight != 0 || s.Pending == 0 || s.Done+s.Pending != n {
+		t.Errorf("after the worker left: %d done, %d pending, %d in flight; want the rest pending, none in flight", s.Done, s.Pending, s.InFlight)
+	}
+	if got, _ := st.Job(ctx, job.ID); got.State != sluice.JobInterrupted {
+		t.Errorf("job %s after the worker left, want it left interrupted", got.State)
 	}
 }
