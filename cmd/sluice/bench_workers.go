@@ -139,11 +139,19 @@ func runFleet(ctx context.Context, sc benchScenario, dir, input string, n int, k
 	out := filepath.Join(dir, sc.name+".out.jsonl")
 	conc := strconv.Itoa(sc.concurrency)
 	env := append(os.Environ(), "OPENAI_API_KEY=sk-bench", "SLUICE_STORE="+storeURL)
-	var logs bytes.Buffer
+	var logs []*bytes.Buffer // each process's stderr
 	command := func(args ...string) *exec.Cmd {
 		c := exec.CommandContext(ctx, exe, args...)
-		c.Env, c.Stdout, c.Stderr = env, io.Discard, &syncWriter{w: &logs}
+		logs = append(logs, &bytes.Buffer{})
+		c.Env, c.Stdout, c.Stderr = env, io.Discard, logs[len(logs)-1]
 		return c
+	}
+	logText := func() string {
+		var all []byte
+		for _, l := range logs {
+			all = append(all, l.Bytes()...)
+		}
+		return string(all)
 	}
 	start := time.Now()
 	run := command("run", input, "-o", out, "--base-url", up.url+"/v1", "--concurrency", conc, "--progress", "none")
@@ -172,11 +180,11 @@ func runFleet(ctx context.Context, sc benchScenario, dir, input string, n int, k
 		}
 		_ = w.Process.Signal(syscall.SIGTERM)
 		if err := w.Wait(); err != nil {
-			return nil, fmt.Errorf("worker: %w\n%s", err, logs.String())
+			return nil, fmt.Errorf("worker: %w\n%s", err, logText())
 		}
 	}
 	if runErr != nil {
-		return nil, fmt.Errorf("sluice run: %w\n%s", runErr, logs.String())
+		return nil, fmt.Errorf("sluice run: %w\n%s", runErr, logText())
 	}
 	up.close()
 	f.sent, f.thrott = up.sim.Stats().Requests, up.sim.Stats().Throttled
@@ -292,15 +300,9 @@ func startCountingSim(cfg sim.Config) (*benchCountingSim, error) {
 
 // ServeHTTP answers with the simulator and records 2xx answers.
 func (c *benchCountingSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	rec := &statusWriter{ResponseWriter: w}
-	c.sim.ServeHTTP(rec, r)
+	body, status := answerWithSim(c.sim, w, r)
 	i := bytes.Index(body, []byte("ask b"))
-	if i < 0 || rec.status/100 != 2 || i+12 > len(body) {
+	if i < 0 || status/100 != 2 || i+12 > len(body) {
 		return
 	}
 	c.mu.Lock()
@@ -351,6 +353,19 @@ func (c *benchCountingSim) close() {
 	})
 }
 
+// answerWithSim answers r with the simulator s and returns the request's body and the
+// answer's status (0 when the body could not be read).
+func answerWithSim(s *sim.Server, w http.ResponseWriter, r *http.Request) (body []byte, status int) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, 0
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rec := &statusWriter{ResponseWriter: w}
+	s.ServeHTTP(rec, r)
+	return body, rec.status
+}
+
 // statusWriter records the status of an answer.
 type statusWriter struct {
 	http.ResponseWriter
@@ -367,16 +382,4 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 		s.status = http.StatusOK
 	}
 	return s.ResponseWriter.Write(b)
-}
-
-// syncWriter is a writer safe for the processes writing to it at once.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,15 +24,15 @@ type bgCLI struct {
 	sigs   chan os.Signal
 	done   chan struct{}
 	code   int
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 }
 
 func startCLI(t *testing.T, envVars map[string]string, args ...string) *bgCLI {
 	t.Helper()
-	c := &bgCLI{sigs: make(chan os.Signal, 2), done: make(chan struct{}), stderr: &bytes.Buffer{}}
+	c := &bgCLI{sigs: make(chan os.Signal, 2), done: make(chan struct{}), stderr: &syncBuffer{}}
 	e := &env{
 		stdin:  strings.NewReader(""),
-		stdout: &bytes.Buffer{}, stderr: &lockedWriter{w: c.stderr},
+		stdout: &bytes.Buffer{}, stderr: c.stderr,
 		getenv:     func(k string) string { return envVars[k] },
 		interrupts: c.sigs,
 	}
@@ -48,18 +47,6 @@ func startCLI(t *testing.T, envVars map[string]string, args ...string) *bgCLI {
 func (c *bgCLI) stop() {
 	c.sigs <- syscall.SIGTERM
 	<-c.done
-}
-
-// lockedWriter is a writer safe for the goroutines of one command.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestWorkersShareAPostgresJob: sluice run on a PostgreSQL store, with a worker waiting
@@ -147,14 +134,7 @@ func TestWorkersShareABudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	jobs, err := st.Jobs(t.Context(), "")
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("%d jobs, %v", len(jobs), err)
-	}
-	stats, err := st.Stats(t.Context(), jobs[0].ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stats := oneJobStats(t, st)
 	if used := stats.Usage.Total(); used > maxTokens || used < maxTokens/2 {
 		t.Errorf("the job used %d tokens, want at most the cap, %d, and most of it", used, maxTokens)
 	}
