@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/internal/logx"
+	"github.com/sluice-llm/sluice/metrics"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -178,15 +179,16 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	st, path, err := openStore(ctx, e, f.store)
+	st, path, err := openSQLiteStore(ctx, e, f.store)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	limiter := logx.RateLimit(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: f.logLevel}), logx.DefaultBurst, logx.DefaultInterval, nil)
+	limiter := logx.RateLimit(e.logHandler(f.logLevel), logx.DefaultBurst, logx.DefaultInterval, nil)
 	defer func() { _ = limiter.Flush(context.WithoutCancel(ctx)) }()
 	logger := slog.New(limiter)
-	routes, closeUps, err := f.engines(e, st, cfg.Upstreams, logger)
+	m := metrics.New()
+	routes, closeUps, err := f.engines(e, st, cfg.Upstreams, logger, m)
 	if err != nil {
 		return err
 	}
@@ -221,7 +223,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return errors.Join(fmt.Errorf("listen: %w", err), svc.Close(ctx))
 	}
 	ln = sluicehttp.Listen(ln, f.limits)
-	hs := sluicehttp.NewHTTPServer(srv.Handler(), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
+	hs := sluicehttp.NewHTTPServer(withMetrics(srv.Handler(), m), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -294,7 +296,7 @@ func (f *serveFlags) loadConfig() (*serveConfig, error) {
 
 // engines makes one engine per upstream, and its route; closeFn stops the simulators
 // among them.
-func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logger *slog.Logger) ([]service.Route, func(), error) {
+func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logger *slog.Logger, obs sluice.Observer) ([]service.Route, func(), error) {
 	var closers []func()
 	closeAll := func() {
 		for _, c := range closers {
@@ -322,7 +324,7 @@ func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logg
 		}
 		closers = append(closers, closeFn)
 		cfg := o.engineConfig()
-		cfg.Logger = logger
+		cfg.Logger, cfg.Observer = logger, obs
 		eng, err := sluice.New(st, client, cfg)
 		if err != nil {
 			closeAll()
@@ -395,7 +397,7 @@ created in.`,
 }
 
 func runServeUsage(ctx context.Context, e *env, store string, b service.KeyBudget, asJSON bool) error {
-	st, _, err := openStore(ctx, e, store)
+	st, _, err := openSQLiteStore(ctx, e, store)
 	if err != nil {
 		return err
 	}
