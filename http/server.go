@@ -45,6 +45,19 @@ func (s *Server) Service() *service.Service { return s.svc }
 // it.
 func (s *Server) Close(ctx context.Context) error { return s.svc.Close(ctx) }
 
+// Authenticate reads the request's "Authorization: Bearer KEY", for handlers mounted
+// beside the API (the dashboard): ok when the key is a client key or an admin key of the
+// service, admin when it is an admin key, and tenant the tenant a client key speaks for
+// (the key's hash).
+func (s *Server) Authenticate(r *http.Request) (tenant string, admin bool, ok bool) {
+	key, found := bearer(r)
+	if !found {
+		return "", false, false
+	}
+	tenant, client, admin := s.svc.Authenticate(key)
+	return tenant, admin, client || admin
+}
+
 // bearer returns the request's bearer key.
 func bearer(r *http.Request) (string, bool) {
 	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -81,8 +94,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, tenant string) err
 // handle registers h behind the client key check.
 func (s *Server) handle(pattern string, h handlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		tenant, ok := s.Authenticate(r)
-		if !ok {
+		key, found := bearer(r)
+		tenant, client, _ := s.svc.Authenticate(key)
+		if !found || !client {
 			writeError(w, errUnauthorized)
 			return
 		}
