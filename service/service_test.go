@@ -169,3 +169,6 @@ func TestBudgetPool(t *testing.T) {
 		t.Errorf("key without a budget: pool %v, %v", p, err)
 	}
 }
+
+// The SQLite store keeps everything the service needs.
+var _ service.Store = (*sqlite.Store)(nil)
