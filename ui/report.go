@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -66,7 +65,7 @@ func WriteReport(ctx context.Context, w io.Writer, jobID string, cfg ReportConfi
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	fl := &failureList{JobID: job.ID, Codes: jv.Errors, Unavailable: h.ts == nil}
+	fl := &failureList{JobID: job.ID, Codes: jv.Errors, Unavailable: h.ts == nil, Static: true}
 	if h.ts != nil {
 		if fl.Rows, err = h.ts.Failures(ctx, job.ID, 0, "", reportFailures); err != nil {
 			return fmt.Errorf("report: %w", err)
@@ -79,6 +78,3 @@ func WriteReport(ctx context.Context, w io.Writer, jobID string, cfg ReportConfi
 	}
 	return nil
 }
-
-// ErrNoTimelineStore is returned by WriteReport for a store that keeps no timelines.
-var ErrNoTimelineStore = errors.New("ui: the store keeps no timelines")

@@ -133,6 +133,7 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 		newPricesCmd(e),
 		newBenchCmd(e),
 		newServeCmd(e),
+		newUICmd(e),
 		newEstimateCmd(e),
 		newPipelineCmd(e),
 		newBatchCmd(e),

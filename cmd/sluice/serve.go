@@ -219,7 +219,11 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return errors.Join(fmt.Errorf("listen: %w", err), srv.Close(ctx))
 	}
 	ln = sluicehttp.Listen(ln, f.limits)
-	hs := sluicehttp.NewHTTPServer(srv.Handler(), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
+	handler, err := withDashboard(srv, st, e.getenv(adminKeyEnv), priceFn(prices)) // ui.go
+	if err != nil {
+		return errors.Join(err, ln.Close(), srv.Close(ctx))
+	}
+	hs := sluicehttp.NewHTTPServer(handler, f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -320,6 +324,9 @@ func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logg
 		closers = append(closers, closeFn)
 		cfg := o.engineConfig()
 		cfg.Logger = logger
+		var closeRec func()
+		cfg.Observer, closeRec = withRecorder(e, st, cfg.Observer) // the dashboard's timeline (ui.go)
+		closers = append(closers, closeRec)
 		eng, err := sluice.New(st, client, cfg)
 		if err != nil {
 			closeAll()
