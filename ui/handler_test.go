@@ -156,6 +156,15 @@ func TestJobWithoutTimelineShownFromItsLedger(t *testing.T) {
 	if _, body := get(t, h, "/ui/jobs/old"); !strings.Contains(body, "counts from the ledger") {
 		t.Errorf("job page of a job without a timeline:\n%s", body)
 	}
+	// A recorder that writes the job's timeline after the job ended (as a run's last
+	// buckets are) replaces the one built from the ledger.
+	if err := st.AppendTimeline(t.Context(), "old", []sluice.TimelineBucket{{Start: time.Now(), Width: time.Second, Completed: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	_, body = get(t, h, "/ui/api/jobs/old/timeline")
+	if err := json.Unmarshal([]byte(body), &d); err != nil || d.Ledger || len(d.Done) != 1 || *d.Done[0] != 7 {
+		t.Errorf("timeline once one was written = %s", body)
+	}
 }
 
 // authConfig: keys "key-a" and "key-b" own job-a and job-b; "admin" sees both.

@@ -54,13 +54,16 @@ func WriteReport(ctx context.Context, w io.Writer, jobID string, cfg ReportConfi
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
+	ledger := h.isLedger(job.ID)
 	if len(bs) == 0 && h.ts != nil {
 		// A running job without a timeline: its ledger still tells what is final.
 		if bs, err = h.fromLedger(ctx, job.ID); err != nil {
 			return fmt.Errorf("report: %w", err)
 		}
+		ledger = true
 	}
 	d := chart(downsample(bs, h.cfg.MaxPoints))
+	d.Ledger = ledger
 	data, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)

@@ -134,6 +134,7 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 		newBenchCmd(e),
 		newServeCmd(e),
 		newUICmd(e),
+		newReportCmd(e),
 		newEstimateCmd(e),
 		newPipelineCmd(e),
 		newBatchCmd(e),

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -189,4 +192,78 @@ func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, adminKey string, co
 	mux.Handle("GET /{$}", dash)
 	mux.Handle("/ui/", dash)
 	return mux, nil
+}
+
+func newReportCmd(e *env) *cobra.Command {
+	var storeFlag, pricesFlag, htmlFile string
+	cmd := &cobra.Command{
+		Use:   "report JOB",
+		Short: "Print a job's report, or write it as one self-contained HTML page",
+		Long: `report prints a job's report, as sluice show does; with --html FILE it writes the
+dashboard's page of the job instead: its summary, charts over time and failed requests in one
+HTML file with everything inline, to attach to a ticket. It works for a running job and for a
+finished one, also one run before timelines existed (its charts are built from the ledger).`,
+		Example: `  sluice report job_20260101_ab12cd34 --html report.html`,
+		Args:    exactArgs(1, "a job id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if htmlFile == "" {
+				return runShow(cmd.Context(), e, storeFlag, pricesFlag, args[0])
+			}
+			return writeHTMLReport(cmd.Context(), e, storeFlag, pricesFlag, args[0], htmlFile)
+		},
+	}
+	cmd.Flags().StringVar(&storeFlag, "store", "", "the ledger's SQLite file")
+	cmd.Flags().StringVar(&pricesFlag, "prices", "", "a prices file overriding the built-in table")
+	cmd.Flags().StringVar(&htmlFile, "html", "", "write the report as one self-contained HTML page to FILE")
+	return cmd
+}
+
+// runShow prints a job's text report, as sluice show does.
+func runShow(ctx context.Context, e *env, storeFlag, pricesFlag, id string) error {
+	show := newShowCmd(e)
+	show.SetArgs([]string{id, "--store", storeFlag, "--prices", pricesFlag})
+	show.SetContext(ctx)
+	show.SilenceUsage, show.SilenceErrors = true, true
+	return show.Execute()
+}
+
+// writeHTMLReport writes a job's HTML report to file, through a temporary file renamed
+// into place.
+func writeHTMLReport(ctx context.Context, e *env, storeFlag, pricesFlag, id, file string) error {
+	prices, err := loadPrices(pricesFlag)
+	if err != nil {
+		return err
+	}
+	st, path, err := openExistingStore(ctx, e, storeFlag)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.Job(ctx, id); errors.Is(err, sluice.ErrNotFound) {
+		return usageError("no job %q in %s (sluice jobs lists them)", id, path)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".sluice-report-*.html")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	w := bufio.NewWriter(tmp)
+	err = ui.WriteReport(ctx, w, id, ui.ReportConfig{Store: st, Cost: priceFn(prices)})
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), file)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	fmt.Fprintf(e.stderr, "wrote %s\n", file)
+	return nil
 }

@@ -83,6 +83,8 @@
       var name = card.getAttribute("data-chart"), spec = charts[name](d), el = card.querySelector(".plot");
       var data = [d.t].concat(spec.data);
       card.classList.toggle("empty-chart", !d.t.length || !hasData(spec.data));
+      el.setAttribute("data-empty", d.live ? "no data yet" : d.ledger && (name === "limits" || name === "waits") ?
+        "not recorded: the job ran without a timeline" : "none");
       var p = self.plots[name];
       if (p && p.key === (spec.key || "")) { p.u.setData(data); return; }
       if (p) { p.u.destroy(); }
