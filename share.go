@@ -26,7 +26,7 @@ type WorkerRegistry interface {
 }
 
 // DefaultHeartbeat is how often a worker that joined a job (Engine.Join) says it is
-// alive; it counts as gone after three heartbeats missed.
+// alive; it counts as gone after five heartbeats missed (a busy machine may miss a few).
 const DefaultHeartbeat = 2 * time.Second
 
 // Join makes the Engine one of the live workers of job in reg until leave is called:
@@ -40,7 +40,7 @@ func (e *Engine) Join(ctx context.Context, reg WorkerRegistry, jobID string, int
 	if interval <= 0 {
 		interval = DefaultHeartbeat
 	}
-	ttl := 3 * interval
+	ttl := 5 * interval
 	rpm, tpm, err := reg.SharedLimits(ctx, jobID)
 	if err != nil {
 		return nil, err
