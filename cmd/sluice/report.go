@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/metrics"
 	"github.com/sluice-llm/sluice/pricing"
 )
 
@@ -43,8 +44,12 @@ type report struct {
 	UnpricedModels []string     `json:"unpriced_models"`
 	ByModel        []modelUsage `json:"by_model"`
 
-	LatencyMS   latencyMS `json:"latency_ms"`
-	WallSeconds float64   `json:"wall_seconds"`
+	LatencyMS latencyMS `json:"latency_ms"`
+	// TTFTMS and TokensPerSecond are the time to first token of this run's streamed
+	// answers and the output speed of its answers (observe.go); absent when unknown.
+	TTFTMS          *metrics.Percentiles `json:"ttft_ms,omitempty"`
+	TokensPerSecond *metrics.Percentiles `json:"tokens_per_second,omitempty"`
+	WallSeconds     float64              `json:"wall_seconds"`
 	// Throughput is final requests per second of wall time.
 	Throughput float64 `json:"throughput_rps"`
 
@@ -265,6 +270,7 @@ func (r *report) print(w io.Writer) {
 	if r.LatencyMS.P50 > 0 {
 		fmt.Fprintf(tw, "  latency\tp50 %s, p95 %s, p99 %s\n", fmtMS(r.LatencyMS.P50), fmtMS(r.LatencyMS.P95), fmtMS(r.LatencyMS.P99))
 	}
+	r.printSpeeds(tw)
 	fmt.Fprintf(tw, "  wall time\t%s (%.1f requests/s)\n", (time.Duration(r.WallSeconds * float64(time.Second))).Round(time.Millisecond), r.Throughput)
 	if r.Output != "" {
 		fmt.Fprintf(tw, "  output\t%s\n", r.Output)
