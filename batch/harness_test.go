@@ -136,7 +136,7 @@ func startProvider(t *testing.T, opts providerOpts) *provider {
 	}
 	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
 		Store: st, FilesDir: filepath.Join(dir, "files"),
-		Upstreams: []sluicehttp.Upstream{{Name: "sim", Engine: eng}},
+		Routes:    []sluicehttp.Upstream{{Name: "sim", Engine: eng}},
 		KeyHashes: []string{sluicehttp.HashKey(serveKey)},
 		MaxLines:  opts.maxLines, MaxBytes: opts.maxBytes, AnyCompletionWindow: true,
 	})

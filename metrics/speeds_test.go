@@ -28,26 +28,3 @@ func TestSpeeds(t *testing.T) {
 		t.Errorf("tokens/s = %+v, want %+v", tps, want)
 	}
 }
-
-// recorder is a RunObserver that counts what it is told.
-type recorder struct{ attempts, started, ended int }
-
-func (r *recorder) ObserveAttempt(*sluice.Attempt) { r.attempts++ }
-func (r *recorder) RunStarted(*sluice.Run)         { r.started++ }
-func (r *recorder) RunEnded(*sluice.Run)           { r.ended++ }
-
-func TestTee(t *testing.T) {
-	var s metrics.Speeds
-	r := &recorder{}
-	obs := metrics.Tee(&s, nil, r)
-	obs.ObserveAttempt(&sluice.Attempt{Kind: sluice.AttemptOK, TTFT: time.Millisecond})
-	ro, ok := obs.(sluice.RunObserver)
-	if !ok {
-		t.Fatal("Tee is not a RunObserver")
-	}
-	ro.RunStarted(nil)
-	ro.RunEnded(nil)
-	if _, ok := s.TTFT(); !ok || r.attempts != 1 || r.started != 1 || r.ended != 1 {
-		t.Errorf("recorder %+v, speeds ok %v", r, ok)
-	}
-}

@@ -56,7 +56,7 @@ func startServe(t *testing.T, maxBytes int64, key string, simCfg ...sim.Config) 
 	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
 		Store:     st,
 		FilesDir:  filepath.Join(dir, "files"),
-		Upstreams: []sluicehttp.Upstream{{Name: "sim", Engine: eng}},
+		Routes:    []sluicehttp.Upstream{{Name: "sim", Engine: eng}},
 		KeyHashes: []string{sluicehttp.HashKey(serveKey)},
 		MaxBytes:  maxBytes,
 	})

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
+	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -328,7 +329,7 @@ func TestHybridRunMeetsDeadline(t *testing.T) {
 	if !strings.Contains(res.stderr, "going online") {
 		t.Errorf("stderr does not say it went online: %s", res.stderr)
 	}
-	var rep report
+	var rep report.Job
 	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}

@@ -555,7 +555,7 @@ func startBenchServe(ctx context.Context, sc benchScenario, dir, name string) (b
 	}
 	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
 		Store: st, FilesDir: filepath.Join(dir, name+".files"),
-		Upstreams: []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
+		Routes:    []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
 		KeyHashes: []string{sluicehttp.HashKey(serveBenchKey)}, MaxLines: int64(sc.requests),
 	})
 	if err != nil {

@@ -87,7 +87,7 @@ func startTenantServe(ctx context.Context, sc benchScenario, dir string, keys in
 	}
 	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
 		Store: st, FilesDir: filepath.Join(dir, sc.name+".files"),
-		Upstreams: []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
+		Routes:    []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
 		KeyHashes: hashes,
 	})
 	if err != nil {

@@ -170,7 +170,7 @@ func startServeMem(ctx context.Context, sc benchScenario, dir string, keys []str
 		return fail(err)
 	}
 	cfg := sluicehttp.Config{Store: st, FilesDir: filepath.Join(dir, sc.name+".files"),
-		Upstreams: []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}}}
+		Routes: []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}}}
 	for _, k := range keys {
 		cfg.KeyHashes = append(cfg.KeyHashes, sluicehttp.HashKey(k))
 	}

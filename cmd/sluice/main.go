@@ -145,6 +145,8 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 		newEstimateCmd(e),
 		newPipelineCmd(e),
 		newBatchCmd(e),
+		newWorkerCmd(e),
+		newMigrateCmd(e),
 	)
 	return root
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/metrics"
+	"github.com/sluice-llm/sluice/report"
+	"github.com/sluice-llm/sluice/timeline"
 )
 
 // metricsGrace bounds how long a scrape under way may finish when a command ends.
@@ -24,6 +26,9 @@ type observeFlags struct {
 	logLevel    slog.Level
 	registered  bool // the flags exist on the command: logLevel has its default
 	streamIdle  time.Duration
+	// metrics, when set, are served already (by a worker, for all its jobs): newEngine
+	// uses them rather than serving its own.
+	metrics *metrics.Metrics
 }
 
 // level is --log-level, warn for a command without it.
@@ -109,24 +114,24 @@ func (f *runFlags) observers(m *metrics.Metrics) sluice.Observer {
 	if m == nil {
 		return f.speeds
 	}
-	return metrics.Tee(m, f.speeds)
+	return timeline.Join(m, f.speeds)
 }
 
 // addSpeeds adds the run's time to first token and output speed to the report.
-func (r *report) addSpeeds(s *metrics.Speeds) {
+func addSpeeds(r *report.Job, s *metrics.Speeds) {
 	if s == nil {
 		return
 	}
 	if p, ok := s.TTFT(); ok {
-		r.TTFTMS = &p
+		r.TTFTMS = (*report.Percentiles)(&p)
 	}
 	if p, ok := s.TokensPerSecond(); ok {
-		r.TokensPerSecond = &p
+		r.TokensPerSecond = (*report.Percentiles)(&p)
 	}
 }
 
 // printSpeeds prints the lines of addSpeeds.
-func (r *report) printSpeeds(w io.Writer) {
+func printSpeeds(w io.Writer, r *report.Job) {
 	if p := r.TTFTMS; p != nil {
 		fmt.Fprintf(w, "  time to first token\tp50 %s, p95 %s, p99 %s\n", fmtMS(p.P50), fmtMS(p.P95), fmtMS(p.P99))
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/sluice-llm/sluice/report"
 )
 
 // scrapeCounter GETs a /metrics URL, parses it with the Prometheus text parser and adds
@@ -107,7 +109,7 @@ func TestRunStream(t *testing.T) {
 				t.Fatalf("stream %v: output body %s is not a chat.completion", stream, l.Response.Body)
 			}
 		}
-		var rep report
+		var rep report.Job
 		if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 			t.Fatalf("--json report: %v\n%s", err, res.stdout)
 		}

@@ -15,10 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/estimate"
 	"github.com/sluice-llm/sluice/internal/ids"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
-	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/tokens"
 )
 
@@ -214,7 +214,7 @@ func (f *runFlags) newOptions(e *env, input string) (jobOptions, error) {
 
 // confirmCost estimates the input and, when its worst case is above --confirm-cost, asks
 // before anything is sent: on a terminal it asks; elsewhere only --yes lets it run.
-func confirmCost(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, input string, batchPrices bool) error {
+func confirmCost(ctx context.Context, e *env, f *runFlags, st store, input string, batchPrices bool) error {
 	prices, err := loadPrices(f.prices)
 	if err != nil {
 		return err
@@ -223,14 +223,9 @@ func confirmCost(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, inp
 	if err != nil {
 		return err
 	}
-	in, err := openPlain(input)
+	rep, err := estimateInput(ctx, input, estimate.Config{Prices: prices, History: history})
 	if err != nil {
-		return usageError("estimate %s: %v", input, err)
-	}
-	defer in.Close()
-	rep, err := estimateReader(ctx, input, in, estimateConfig{Prices: prices, History: history})
-	if err != nil {
-		return usageError("estimate %s: %v", input, err)
+		return err
 	}
 	worst, how := rep.CostUSD.Online, "online"
 	if batchPrices {
@@ -307,8 +302,8 @@ func newJobID() string {
 
 // execJob runs a job to its end, writes its output and report, and returns the error
 // that carries the exit status.
-func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFile string, job *sluice.Job, o jobOptions) error {
-	unlock, err := lockJob(jobLockPath(storeFile, job.ID))
+func execJob(ctx context.Context, e *env, f *runFlags, st store, storeFile string, job *sluice.Job, o jobOptions) error {
+	unlock, err := lockStoreJob(ctx, st, storeFile, job.ID)
 	if errors.Is(err, errJobLocked) {
 		return usageError("job %s: %v", job.ID, err)
 	}
@@ -320,7 +315,7 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 		return err
 	}
 	// This process holds the job: requests a crashed run left in flight go back to pending.
-	if err := st.Release(ctx, job.ID, ""); err != nil {
+	if err := releaseOrphans(ctx, st, job.ID); err != nil {
 		return err
 	}
 	if f.retryFailed {
@@ -342,6 +337,14 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 		return err
 	}
 	defer closeUp()
+	if reg, ok := st.(sluice.WorkerRegistry); ok {
+		// Workers may share the job (sluice worker): this run is one of them.
+		leave, err := eng.Join(ctx, reg, job.ID, 0)
+		if err != nil {
+			return err
+		}
+		defer leave()
+	}
 	var src sluice.Source
 	if !job.IngestDone {
 		in, err := openSource(o)
@@ -375,21 +378,29 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 	}
 	cfg := o.engineConfig()
 	cfg.Owner = owner
+	if shared(st) {
+		cfg.Lease = sharedLease
+	}
 	cfg.Cost = prices.OnlineCost
 	cfg.Logger = e.logger(f.observe.level())
-	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr)
-	if err != nil {
-		closeUp()
-		return nil, nil, err
+	m, stopMetrics := f.observe.metrics, func() {}
+	if m == nil {
+		if m, stopMetrics, err = startMetrics(e, f.observe.metricsAddr); err != nil {
+			closeUp()
+			return nil, nil, err
+		}
 	}
 	cfg.Observer = f.observers(m)
+	var closeRec func()
+	cfg.Observer, closeRec = withRecorder(e, st, cfg.Observer) // the dashboard's timeline (ui.go)
 	eng, err = sluice.New(st, up, cfg)
 	if err != nil {
+		closeRec()
 		stopMetrics()
 		closeUp()
 		return nil, nil, usageError("%v", err)
 	}
-	return eng, func() { stopMetrics(); closeUp() }, nil
+	return eng, func() { closeRec(); stopMetrics(); closeUp() }, nil
 }
 
 // saveRate records what an online run learned of its upstream's speed (the limits its
@@ -419,8 +430,8 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 	counts, werr := writeOutputFiles(ctx, st, job.ID, o.Output, o.Errors)
 	rep, rerr := buildReport(ctx, st, job, prices)
 	if rerr == nil && run != nil {
-		rep.addRun(run.Progress())
-		rep.addSpeeds(f.speeds)
+		rep.AddRun(run.Progress())
+		addSpeeds(rep, f.speeds)
 		saveRate(ctx, e, st, o.BaseURL, run, time.Duration(rep.LatencyMS.P50*float64(time.Millisecond)))
 	}
 	if rerr == nil {
@@ -429,7 +440,7 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 				return err
 			}
 		} else {
-			rep.print(e.stdout)
+			printJobReport(e.stdout, rep)
 		}
 	}
 	switch {

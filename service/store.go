@@ -1,4 +1,4 @@
-package http
+package service
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"github.com/sluice-llm/sluice"
 )
 
-// Store is what the server keeps its state in: the engine's ledger, plus the file and
+// Store is what the service keeps its state in: the engine's ledger, plus the file and
 // batch objects as JSON documents, and the usage of batches (sqlite.Store implements it).
 type Store interface {
 	sluice.Store
@@ -17,25 +17,25 @@ type Store interface {
 	ReservationStore
 }
 
-// ObjectStore keeps the server's files and batches as JSON documents owned by a client
-// key's hash. Kinds are "file" and "batch".
+// ObjectStore keeps the service's files and batches as JSON documents owned by a tenant
+// (the hash of a client key; the stores name it "owner"). Kinds are "file" and "batch".
 type ObjectStore interface {
 	// SaveObject stores doc under kind and id, replacing an earlier version.
-	SaveObject(ctx context.Context, kind, id, owner, status string, doc []byte) error
-	// Object returns a document, or sluice.ErrNotFound when there is none of owner's
-	// (owner "": of anyone's).
-	Object(ctx context.Context, kind, id, owner string) ([]byte, error)
-	// ListObjects returns up to limit of owner's documents, newest first (oldest first
+	SaveObject(ctx context.Context, kind, id, tenant, status string, doc []byte) error
+	// Object returns a document, or sluice.ErrNotFound when there is none of tenant's
+	// (tenant "": of anyone's).
+	Object(ctx context.Context, kind, id, tenant string) ([]byte, error)
+	// ListObjects returns up to limit of tenant's documents, newest first (oldest first
 	// with asc), after the object with id after ("": from the first), keeping only those
 	// whose "purpose" is purpose when it is not "" and never those with status
 	// "deleted"; more reports whether further ones match. An after that names no object
-	// of owner's is sluice.ErrNotFound.
-	ListObjects(ctx context.Context, kind, owner, after, purpose string, asc bool, limit int) (docs [][]byte, more bool, err error)
-	// ObjectsWithStatus returns every document of kind, of any owner, with one of
+	// of tenant's is sluice.ErrNotFound.
+	ListObjects(ctx context.Context, kind, tenant, after, purpose string, asc bool, limit int) (docs [][]byte, more bool, err error)
+	// ObjectsWithStatus returns every document of kind, of any tenant, with one of
 	// statuses.
 	ObjectsWithStatus(ctx context.Context, kind string, statuses ...string) ([][]byte, error)
-	// DeleteObject removes owner's object, or returns sluice.ErrNotFound.
-	DeleteObject(ctx context.Context, kind, id, owner string) error
+	// DeleteObject removes tenant's object, or returns sluice.ErrNotFound.
+	DeleteObject(ctx context.Context, kind, id, tenant string) error
 }
 
 const (
