@@ -62,7 +62,7 @@ func runJob(t *testing.T, st *sqlite.Store, id string, n int, record bool) {
 	}
 }
 
-func get(t *testing.T, h http.Handler, path string, mod ...func(*http.Request)) (int, string) {
+func get(t testing.TB, h http.Handler, path string, mod ...func(*http.Request)) (int, string) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, path, nil)
 	for _, m := range mod {
