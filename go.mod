@@ -21,6 +21,7 @@ require (
 
 require (
 	github.com/chromedp/chromedp v0.23.1
+	github.com/google/renameio/v2 v2.0.2
 	github.com/klauspost/compress v1.20.4
 )
 

@@ -3,14 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +18,7 @@ import (
 	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/postgres"
 	"github.com/sluice-llm/sluice/pricing"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/timeline"
 	"github.com/sluice-llm/sluice/ui"
@@ -152,27 +151,27 @@ func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error 
 // withDashboard serves the API of srv under /v1/ (and every path the dashboard does not
 // take) and the dashboard at / and /ui/. A client key sees its own batches, the admin key
 // (adminKey, when not empty) every batch; nobody else sees any.
-func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, adminKey string, cost func(string, sluice.Usage) float64) (http.Handler, error) {
+func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, cost func(string, sluice.Usage) float64) (http.Handler, error) {
 	dash, err := ui.New(ui.Config{
 		Store: st, Cost: cost, Title: "sluice serve",
 		Authenticate: func(r *http.Request) (string, bool) {
-			if adminKey != "" {
-				_, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-				if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(adminKey)) == 1 {
-					return "", true
-				}
+			tenant, admin, ok := srv.Authenticate(r)
+			switch {
+			case !ok:
+				return "", false
+			case admin:
+				return "", true // "": every tenant's batches
 			}
-			owner, ok := srv.Authenticate(r)
-			return owner, ok && owner != ""
+			return tenant, tenant != ""
 		},
 		JobsOf: func(ctx context.Context, owner string) ([]*sluice.Job, error) {
-			ids, err := srv.BatchIDs(ctx, owner, dashboardBatches)
+			page, err := srv.Service().ListBatches(ctx, owner, service.ListParams{Limit: dashboardBatches})
 			if err != nil {
 				return nil, err
 			}
-			jobs := make([]*sluice.Job, 0, len(ids))
-			for _, id := range ids {
-				job, err := st.Job(ctx, id)
+			jobs := make([]*sluice.Job, 0, len(page.Data))
+			for _, b := range page.Data {
+				job, err := st.Job(ctx, b.ID)
 				if errors.Is(err, sluice.ErrNotFound) {
 					continue // validating: no job yet
 				}

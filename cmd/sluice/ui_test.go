@@ -14,6 +14,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/sqlite"
 )
 
@@ -27,7 +28,7 @@ func TestRunRecordsATimelineAndReportsHTML(t *testing.T) {
 	if res.code != exitOK {
 		t.Fatalf("exit %d, stderr:\n%s", res.code, res.stderr)
 	}
-	var rep report
+	var rep report.Job
 	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}
