@@ -229,22 +229,20 @@ func TestAKeySeesOnlyItsOwnJobs(t *testing.T) {
 	}
 
 	// The login form keeps a good key in the cookie, and refuses a bad one.
-	post := func(key string) *http.Response {
+	post := func(key string) (int, []*http.Cookie) {
 		r := httptest.NewRequest(http.MethodPost, "/ui/login", strings.NewReader(url.Values{"key": {key}}.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		res := w.Result()
-		t.Cleanup(func() { res.Body.Close() })
-		return res
+		return w.Code, (&http.Response{Header: w.Header()}).Cookies()
 	}
-	res := post("key-b")
-	if res.StatusCode != http.StatusSeeOther || len(res.Cookies()) != 1 || res.Cookies()[0].Value != "key-b" ||
-		!res.Cookies()[0].HttpOnly || res.Cookies()[0].SameSite != http.SameSiteStrictMode {
-		t.Errorf("login with key-b: %d, cookies %v", res.StatusCode, res.Cookies())
+	code, cookies := post("key-b")
+	if code != http.StatusSeeOther || len(cookies) != 1 || cookies[0].Value != "key-b" ||
+		!cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
+		t.Errorf("login with key-b: %d, cookies %v", code, cookies)
 	}
-	if res := post("nope"); res.StatusCode != http.StatusUnauthorized || len(res.Cookies()) != 0 {
-		t.Errorf("login with a bad key: %d, cookies %v", res.StatusCode, res.Cookies())
+	if code, cookies := post("nope"); code != http.StatusUnauthorized || len(cookies) != 0 {
+		t.Errorf("login with a bad key: %d, cookies %v", code, cookies)
 	}
 }
 
