@@ -91,6 +91,10 @@ func TestDashboardShowsAJob(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `href="/ui/jobs/job-1"`) || !strings.Contains(body, "completed") {
 		t.Fatalf("GET / = %d:\n%s", code, body)
 	}
+	// A job its run completed is counted from its last sample, without a scan.
+	if _, body := get(t, h, "/ui/jobs/job-1"); !strings.Contains(body, "counts from the timeline") || !strings.Contains(body, `<b id="done">36</b>`) {
+		t.Errorf("a completed job's page should count from its timeline:\n%s", body)
+	}
 	code, body = get(t, h, "/ui/jobs/job-1")
 	if code != http.StatusOK || !strings.Contains(body, `data-src="/ui/api/jobs/job-1/timeline"`) {
 		t.Fatalf("job page = %d:\n%s", code, body)
