@@ -285,6 +285,9 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	if m != nil {
 		cfg.Observer = m
 	}
+	var closeRec func()
+	cfg.Observer, closeRec = withRecorder(e, st, cfg.Observer) // the dashboard's timeline (ui.go)
+	defer closeRec()
 	eng, err := sluice.New(st, up, cfg)
 	if err != nil {
 		return usageError("%v", err)
