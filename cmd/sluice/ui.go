@@ -17,7 +17,6 @@ import (
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/postgres"
-	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/timeline"
@@ -97,16 +96,6 @@ func openAnyStore(ctx context.Context, e *env, flag string) (sluice.Store, error
 	return st, err
 }
 
-// priceFn prices usage with the table, 0 for a model it has no price for.
-func priceFn(prices *pricing.Table) func(string, sluice.Usage) float64 {
-	return func(model string, u sluice.Usage) float64 {
-		if p, ok := prices.Lookup(model); ok {
-			return p.Cost(u, false)
-		}
-		return 0
-	}
-}
-
 func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error {
 	prices, err := loadPrices(pricesFile)
 	if err != nil {
@@ -117,7 +106,7 @@ func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error 
 		return err
 	}
 	defer st.Close()
-	h, err := ui.New(ui.Config{Store: st, Cost: priceFn(prices)})
+	h, err := ui.New(ui.Config{Store: st, Cost: prices.OnlineCost})
 	if err != nil {
 		return err
 	}
@@ -247,7 +236,7 @@ func writeHTMLReport(ctx context.Context, e *env, storeFlag, pricesFlag, id, fil
 	}
 	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
 	w := bufio.NewWriter(tmp)
-	err = ui.WriteReport(ctx, w, id, ui.ReportConfig{Store: st, Cost: priceFn(prices)})
+	err = ui.WriteReport(ctx, w, id, ui.ReportConfig{Store: st, Cost: prices.OnlineCost})
 	if err == nil {
 		err = w.Flush()
 	}
