@@ -230,7 +230,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return errors.Join(fmt.Errorf("listen: %w", err), svc.Close(ctx))
 	}
 	ln = sluicehttp.Listen(ln, f.limits)
-	handler, err := withDashboard(srv, st, priceFn(prices)) // ui.go
+	handler, err := withDashboard(srv, st, prices.OnlineCost) // ui.go
 	if err != nil {
 		return errors.Join(err, ln.Close(), svc.Close(ctx))
 	}

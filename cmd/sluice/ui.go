@@ -15,7 +15,6 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
-	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/timeline"
@@ -73,16 +72,6 @@ the store only, and may run beside the commands that write it.`,
 	return cmd
 }
 
-// priceFn prices usage with the table, 0 for a model it has no price for.
-func priceFn(prices *pricing.Table) func(string, sluice.Usage) float64 {
-	return func(model string, u sluice.Usage) float64 {
-		if p, ok := prices.Lookup(model); ok {
-			return p.Cost(u, false)
-		}
-		return 0
-	}
-}
-
 func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error {
 	prices, err := loadPrices(pricesFile)
 	if err != nil {
@@ -93,7 +82,7 @@ func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error 
 		return err
 	}
 	defer st.Close()
-	h, err := ui.New(ui.Config{Store: st, Cost: priceFn(prices)})
+	h, err := ui.New(ui.Config{Store: st, Cost: prices.OnlineCost})
 	if err != nil {
 		return err
 	}
@@ -223,7 +212,7 @@ func writeHTMLReport(ctx context.Context, e *env, storeFlag, pricesFlag, id, fil
 	}
 	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
 	w := bufio.NewWriter(tmp)
-	err = ui.WriteReport(ctx, w, id, ui.ReportConfig{Store: st, Cost: priceFn(prices)})
+	err = ui.WriteReport(ctx, w, id, ui.ReportConfig{Store: st, Cost: prices.OnlineCost})
 	if err == nil {
 		err = w.Flush()
 	}
