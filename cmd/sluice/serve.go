@@ -46,6 +46,7 @@ type serveFlags struct {
 	anyWindow                                           bool
 	logLevel                                            slog.Level
 	limits                                              sluicehttp.Limits
+	gateway                                             gatewayFlags
 }
 
 // serveConfig is the YAML config file of serve.
@@ -57,6 +58,8 @@ type serveConfig struct {
 	// $SLUICE_API_KEYS (name=key); DefaultBudget is the budget of every other key.
 	Budgets       map[string]budgetConfig `yaml:"budgets"`
 	DefaultBudget *budgetConfig           `yaml:"default_budget"`
+	// Gateway configures the online endpoints: model aliases, fallbacks, key rates.
+	Gateway gatewayConfig `yaml:"gateway"`
 }
 
 // budgetConfig is a client key's budget in the config file.
@@ -81,6 +84,7 @@ type upstreamConfig struct {
 	RPM         float64  `yaml:"rpm"`
 	TPM         float64  `yaml:"tpm"`
 	Models      []string `yaml:"models"`
+	Weight      float64  `yaml:"weight"` // the upstream's share of online requests for a model several serve
 }
 
 func newServeCmd(e *env) *cobra.Command {
@@ -155,6 +159,7 @@ Keys: ` + keysSyntax,
 	fs.Int64Var(&f.limits.MinRate, "min-rate", sluicehttp.DefaultMinRate, "the slowest, in bytes a second on average, that a request body may arrive or a response be taken, after --rate-grace")
 	fs.DurationVar(&f.limits.RateGrace, "rate-grace", sluicehttp.DefaultRateGrace, "the time a body or a response has before --min-rate applies")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "the least level logged: debug, info, warn or error (a client that went away is logged at debug; repeats of a line past 10 a minute are counted, not logged)")
+	f.gateway.add(fs)
 	cmd.AddCommand(newServeUsageCmd(e))
 	return cmd
 }
@@ -195,17 +200,18 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		filesDir = path + ".files"
 	}
 	warnExposed(logger, path, filesDir)
+	// Budgets count what the upstream charges: its online prices.
+	cost := func(model string, u sluice.Usage) float64 {
+		if p, ok := prices.Lookup(model); ok {
+			return p.Cost(u, false)
+		}
+		return 0
+	}
 	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
 		Store: st, FilesDir: filesDir, Upstreams: upstreams, Keys: keys,
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
 		WebhookURL: cmp.Or(f.webhookURL, cfg.WebhookURL),
-		// Budgets count what the upstream charges: its online prices.
-		Cost: func(model string, u sluice.Usage) float64 {
-			if p, ok := prices.Lookup(model); ok {
-				return p.Cost(u, false)
-			}
-			return 0
-		},
+		Cost:       cost,
 
 		// A model counts as priced when the table (with --prices) has it, even at 0.
 		Priced: func(model string) bool {
@@ -219,12 +225,17 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
+	gw, closeGw, err := newGateway(e, &f.gateway, cfg, upstreams, keys, srv, st, cost, logger)
+	if err != nil {
+		return errors.Join(err, srv.Close(ctx))
+	}
+	defer closeGw()
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen: %w", err), srv.Close(ctx))
+		return errors.Join(fmt.Errorf("listen: %w", err), closeGateway(ctx, gw), srv.Close(ctx))
 	}
 	ln = sluicehttp.Listen(ln, f.limits)
-	hs := sluicehttp.NewHTTPServer(srv.Handler(), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
+	hs := sluicehttp.NewHTTPServer(serveMux(srv, gw), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -247,8 +258,9 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 			serveErr = err
 		}
 	}
+	gwErr := closeGateway(shutCtx, gw)
 	closeErr := srv.Close(shutCtx)
-	return errors.Join(serveErr, shutErr, closeErr)
+	return errors.Join(serveErr, shutErr, gwErr, closeErr)
 }
 
 // warnExposed warns when other users may read the store, its files or their directories:

@@ -1,0 +1,192 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+
+	"github.com/sluice-llm/sluice/gateway"
+	"github.com/sluice-llm/sluice/sim"
+)
+
+// TestSDK runs the official SDK through the gateway: chat, streamed and not, embeddings,
+// completions, responses and the model list.
+func TestSDK(t *testing.T) {
+	base, up := startSim(t, sim.Config{Seed: 1, APIKey: "sk-upstream-secret"})
+	c, g, _ := startGateway(t, gateway.Config{
+		Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base, APIKey: "sk-upstream-secret"}},
+		Aliases:   map[string]string{"fast": "gpt-4o-mini"},
+	})
+	ctx := context.Background()
+
+	chat, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hi")},
+		User: openai.String("u1"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chat.Choices) != 1 || chat.Choices[0].Message.Content == "" || chat.Usage.TotalTokens == 0 {
+		t.Fatalf("chat answer: %+v", chat)
+	}
+
+	stream := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+		Model: "fast", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Count to ten")},
+	})
+	var acc openai.ChatCompletionAccumulator
+	chunks := 0
+	for stream.Next() {
+		ch := stream.Current()
+		if len(ch.Choices) == 0 {
+			t.Fatalf("the client got a usage-only chunk it did not ask for: %+v", ch)
+		}
+		acc.AddChunk(ch)
+		chunks++
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if chunks < 2 || acc.Choices[0].Message.Content == "" {
+		t.Fatalf("stream: %d chunks, %+v", chunks, acc.ChatCompletion)
+	}
+
+	emb, err := c.Embeddings.New(ctx, openai.EmbeddingNewParams{
+		Model: "text-embedding-3-small", Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("hello")},
+	})
+	if err != nil || len(emb.Data) != 1 || len(emb.Data[0].Embedding) == 0 {
+		t.Fatalf("embeddings: %v %+v", err, emb)
+	}
+
+	comp, err := c.Completions.New(ctx, openai.CompletionNewParams{
+		Model: "gpt-3.5-turbo-instruct", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once")},
+	})
+	if err != nil || len(comp.Choices) != 1 {
+		t.Fatalf("completions: %v %+v", err, comp)
+	}
+
+	models, err := c.Models.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, m := range models.Data {
+		ids[m.ID] = true
+	}
+	if !ids["gpt-4o-mini"] || !ids["fast"] {
+		t.Fatalf("models: %v", ids)
+	}
+
+	stats := up.Stats()
+	if stats.OK != 5 || stats.Unauthorized != 0 { // four answers and the model list
+		t.Fatalf("upstream stats: %+v", stats)
+	}
+	var total int64
+	for _, u := range g.Usage() {
+		if u.Key != "alice" {
+			t.Fatalf("usage of an unknown key: %+v", u)
+		}
+		total += u.Usage.Total()
+	}
+	if total == 0 {
+		t.Fatal("no usage counted")
+	}
+}
+
+// TestUnauthorized refuses a request without a client key, and never forwards it.
+func TestUnauthorized(t *testing.T) {
+	base, up := startSim(t, sim.Config{})
+	_, _, url := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}}})
+	bad := client(url, "sk-wrong")
+	_, err := bad.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
+	})
+	if statusOf(err) != http.StatusUnauthorized {
+		t.Fatalf("err = %v, want 401", err)
+	}
+	if _, err := bad.Models.List(context.Background()); statusOf(err) != http.StatusUnauthorized {
+		t.Fatalf("models: err = %v, want 401", err)
+	}
+	if n := up.Stats().Requests; n != 0 {
+		t.Fatalf("the upstream got %d requests", n)
+	}
+}
+
+// TestUnknownModel answers 404 model_not_found for a model no upstream serves.
+func TestUnknownModel(t *testing.T) {
+	base, _ := startSim(t, sim.Config{})
+	c, _, _ := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base, Models: []string{"gpt-4o"}}}})
+	_, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "nope", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
+	})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound || apiErr.Code != "model_not_found" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestStreamFlushesEachEvent reads the first event of a slow stream before the stream
+// ends: the gateway relays events as they come, never the whole stream at once.
+func TestStreamFlushesEachEvent(t *testing.T) {
+	release := make(chan struct{})
+	up := http.NewServeMux()
+	up.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write([]byte("data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"first\"}}]}\n\n"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		_, _ = w.Write([]byte("data: [DONE]\n\n"))
+	})
+	base := serveMux(t, up)
+	c, _, _ := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "slow", BaseURL: base}}})
+	stream := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
+	})
+	defer stream.Close()
+	if !stream.Next() {
+		t.Fatalf("no first chunk: %v", stream.Err())
+	}
+	if got := stream.Current().Choices[0].Delta.Content; got != "first" {
+		t.Fatalf("first chunk %q", got)
+	}
+	close(release)
+	for stream.Next() {
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAliasRenamesModel sends the alias's target to the upstream, the rest of the body
+// byte for byte.
+func TestAliasRenamesModel(t *testing.T) {
+	got := make(chan string, 1)
+	up := http.NewServeMux()
+	up.HandleFunc("POST /v1/embeddings", func(w http.ResponseWriter, r *http.Request) {
+		b := new(strings.Builder)
+		_, _ = io.Copy(b, r.Body)
+		got <- b.String()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"object":"list","data":[],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}`))
+	})
+	base := serveMux(t, up)
+	_, _, url := startGateway(t, gateway.Config{
+		Upstreams: []gateway.Upstream{{Name: "u", BaseURL: base}},
+		Aliases:   map[string]string{"small": "text-embedding-3-small"},
+	})
+	resp := post(t, url, "/v1/embeddings", clientKey, `{"input": "a \"model\": b",  "model" : "small", "x":1}`)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if want := `{"input": "a \"model\": b",  "model" : "text-embedding-3-small", "x":1}`; <-got != want {
+		t.Fatalf("upstream body differs from %s", want)
+	}
+}
