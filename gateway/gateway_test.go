@@ -190,3 +190,31 @@ func TestAliasRenamesModel(t *testing.T) {
 		t.Fatalf("upstream body differs from %s", want)
 	}
 }
+
+// TestStreamUsageCounted counts a stream's usage, which the gateway asked for on the
+// client's behalf, exactly as the upstream reported it.
+func TestStreamUsageCounted(t *testing.T) {
+	base, up := startSim(t, sim.Config{Seed: 1})
+	c, g, _ := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}}})
+	stream := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Count to ten")},
+		User: openai.String("streamer"),
+	})
+	for stream.Next() {
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := up.Stats()
+	var got sluiceUsage
+	for _, u := range g.Usage() {
+		if u.User == "streamer" {
+			got = sluiceUsage{u.Usage.PromptTokens, u.Usage.CompletionTokens}
+		}
+	}
+	if want := (sluiceUsage{s.PromptTokens, s.CompletionTokens}); got != want || want.completion == 0 {
+		t.Fatalf("usage counted %+v, upstream reported %+v", got, want)
+	}
+}
+
+type sluiceUsage struct{ prompt, completion int64 }
