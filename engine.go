@@ -2,8 +2,6 @@ package sluice
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-llm/sluice/internal/ids"
 )
 
 // Engine defaults.
@@ -97,7 +97,7 @@ func (c Config) WithDefaults() Config {
 		c.UnreachableAfter = DefaultUnreachableAfter
 	}
 	if c.Owner == "" {
-		c.Owner = "worker-" + randomHex(6)
+		c.Owner = "worker-" + ids.Hex(6)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -213,6 +213,7 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 			return nil, fmt.Errorf("start job %s: %w", job.ID, err)
 		}
 	}
+	r.observeRun(true)
 	go r.main(ctx)
 	return r, nil
 }
@@ -295,6 +296,7 @@ func (r *Run) Job() *Job { return r.job }
 // with the dispatcher running here.
 func (r *Run) main(ctx context.Context) {
 	defer close(r.done)
+	defer r.observeRun(false)
 	bg := context.WithoutCancel(ctx) // the ledger must be written even after a cancel
 	stopCancelWatch := context.AfterFunc(ctx, func() { r.cancelled(ctx) })
 	defer stopCancelWatch()
@@ -489,10 +491,4 @@ func (r *Run) renewLeases(ctx context.Context, stop <-chan struct{}) {
 			}
 		}
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

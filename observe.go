@@ -77,3 +77,26 @@ func (r *Run) observe(res *attemptResult, kind AttemptKind) {
 	}
 	obs.ObserveAttempt(&a)
 }
+
+// RunObserver is an Observer that is also told when a run starts and when it ends, so
+// that it can read the run's Progress while it goes (gauges read when metrics are
+// scraped, say). RunStarted is called before the run's first attempt and RunEnded after
+// its last, before Run.Wait returns; both must return quickly.
+type RunObserver interface {
+	Observer
+	RunStarted(r *Run)
+	RunEnded(r *Run)
+}
+
+// observeRun tells the Engine's Observer, when it is a RunObserver, that r starts
+// (start true) or ends.
+func (r *Run) observeRun(start bool) {
+	ro, ok := r.e.cfg.Observer.(RunObserver)
+	switch {
+	case !ok:
+	case start:
+		ro.RunStarted(r)
+	default:
+		ro.RunEnded(r)
+	}
+}

@@ -36,14 +36,14 @@ func TestCache(t *testing.T) {
 	base, up := startSim(t, sim.Config{Seed: 1})
 	clk := &clock{t: time.Now()}
 	const otherKey = "sk-other-key-2"
-	_, g, url := startGateway(t, gateway.Config{
+	_, g, srv := startGateway(t, gateway.Config{
 		Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}},
 		Keys:      []gateway.Key{{Name: "alice", Hash: gateway.HashKey(clientKey)}, {Name: "bob", Hash: gateway.HashKey(otherKey)}},
 		Cache:     st, CacheTTL: time.Minute, Now: clk.now,
 	})
 	send := func(key, body string) (string, string) {
 		t.Helper()
-		resp := post(t, url, "/v1/chat/completions", key, body)
+		resp := post(t, srv.URL, "/v1/chat/completions", key, body)
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusOK {
@@ -75,6 +75,7 @@ func TestCache(t *testing.T) {
 	if hit, _ := send(clientKey, det); hit != "" {
 		t.Fatal("an entry past its TTL was served")
 	}
+	srv.Close()
 	var hits, requests int64
 	for _, u := range g.Usage() {
 		if u.Key == "alice" {

@@ -106,14 +106,14 @@ func TestFallbackModel(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"id":"x","object":"chat.completion","model":"deepseek-chat","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`))
 	}))
-	_, _, url := startGateway(t, gateway.Config{
+	_, _, srv := startGateway(t, gateway.Config{
 		Upstreams: []gateway.Upstream{
 			{Name: "openai", BaseURL: failing(t, http.StatusServiceUnavailable, &calls), Models: []string{"gpt-4o-mini"}},
 			{Name: "deepseek", BaseURL: live, Models: []string{"deepseek-chat"}},
 		},
 		Fallbacks: map[string][]string{"gpt-4o-mini": {"deepseek-chat"}},
 	})
-	resp := post(t, url, "/v1/chat/completions", clientKey, `{"model":"gpt-4o-mini","messages":[]}`)
+	resp := post(t, srv.URL, "/v1/chat/completions", clientKey, `{"model":"gpt-4o-mini","messages":[]}`)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Sluice-Upstream") != "deepseek" {
 		t.Fatalf("status %d from %q", resp.StatusCode, resp.Header.Get("X-Sluice-Upstream"))

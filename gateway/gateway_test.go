@@ -18,7 +18,7 @@ import (
 // completions, responses and the model list.
 func TestSDK(t *testing.T) {
 	base, up := startSim(t, sim.Config{Seed: 1, APIKey: "sk-upstream-secret"})
-	c, g, _ := startGateway(t, gateway.Config{
+	c, g, srv := startGateway(t, gateway.Config{
 		Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base, APIKey: "sk-upstream-secret"}},
 		Aliases:   map[string]string{"fast": "gpt-4o-mini"},
 	})
@@ -81,6 +81,7 @@ func TestSDK(t *testing.T) {
 		t.Fatalf("models: %v", ids)
 	}
 
+	srv.Close() // the handlers count usage after the client has its answer
 	stats := up.Stats()
 	if stats.OK != 5 || stats.Unauthorized != 0 { // four answers and the model list
 		t.Fatalf("upstream stats: %+v", stats)
@@ -100,8 +101,8 @@ func TestSDK(t *testing.T) {
 // TestUnauthorized refuses a request without a client key, and never forwards it.
 func TestUnauthorized(t *testing.T) {
 	base, up := startSim(t, sim.Config{})
-	_, _, url := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}}})
-	bad := client(url, "sk-wrong")
+	_, _, srv := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}}})
+	bad := client(srv.URL, "sk-wrong")
 	_, err := bad.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
 	})
@@ -177,11 +178,11 @@ func TestAliasRenamesModel(t *testing.T) {
 		_, _ = w.Write([]byte(`{"object":"list","data":[],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}`))
 	})
 	base := serveMux(t, up)
-	_, _, url := startGateway(t, gateway.Config{
+	_, _, srv := startGateway(t, gateway.Config{
 		Upstreams: []gateway.Upstream{{Name: "u", BaseURL: base}},
 		Aliases:   map[string]string{"small": "text-embedding-3-small"},
 	})
-	resp := post(t, url, "/v1/embeddings", clientKey, `{"input": "a \"model\": b",  "model" : "small", "x":1}`)
+	resp := post(t, srv.URL, "/v1/embeddings", clientKey, `{"input": "a \"model\": b",  "model" : "small", "x":1}`)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
@@ -195,7 +196,7 @@ func TestAliasRenamesModel(t *testing.T) {
 // client's behalf, exactly as the upstream reported it.
 func TestStreamUsageCounted(t *testing.T) {
 	base, up := startSim(t, sim.Config{Seed: 1})
-	c, g, _ := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}}})
+	c, g, srv := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}}})
 	stream := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
 		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Count to ten")},
 		User: openai.String("streamer"),
@@ -205,6 +206,7 @@ func TestStreamUsageCounted(t *testing.T) {
 	if err := stream.Err(); err != nil {
 		t.Fatal(err)
 	}
+	srv.Close()
 	s := up.Stats()
 	var got sluiceUsage
 	for _, u := range g.Usage() {

@@ -29,8 +29,9 @@ func startSim(t *testing.T, cfg sim.Config) (string, *sim.Server) {
 }
 
 // startGateway serves a gateway for cfg (with clientKey added when it has no keys) and
-// returns an SDK client for it.
-func startGateway(t *testing.T, cfg gateway.Config) (openai.Client, *gateway.Gateway, string) {
+// returns an SDK client for it. Close the server to wait for the handlers to end (their
+// usage is counted after the client has its answer).
+func startGateway(t *testing.T, cfg gateway.Config) (openai.Client, *gateway.Gateway, *httptest.Server) {
 	t.Helper()
 	if len(cfg.Keys) == 0 {
 		cfg.Keys = []gateway.Key{{Name: "alice", Hash: gateway.HashKey(clientKey)}}
@@ -46,7 +47,7 @@ func startGateway(t *testing.T, cfg gateway.Config) (openai.Client, *gateway.Gat
 			t.Error(err)
 		}
 	})
-	return client(hs.URL, clientKey), g, hs.URL
+	return client(hs.URL, clientKey), g, hs
 }
 
 func client(url, key string) openai.Client {

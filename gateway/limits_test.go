@@ -81,7 +81,7 @@ func TestBudgetInsufficientQuota(t *testing.T) {
 	st := openStore(t)
 	base, up := startSim(t, sim.Config{Seed: 1})
 	pool := sluice.NewBudgetPool(sluice.Budget{MaxTokens: 100}, nil, 0, 0)
-	c, g, _ := startGateway(t, gateway.Config{
+	c, g, srv := startGateway(t, gateway.Config{
 		Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}},
 		Budget: func(_ context.Context, owner string) (*sluice.BudgetPool, error) {
 			if owner != gateway.HashKey(clientKey) {
@@ -102,6 +102,7 @@ func TestBudgetInsufficientQuota(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests || apiErr.Code != "insufficient_quota" {
 		t.Fatalf("after %d requests: err = %v, want 429 insufficient_quota", n, err)
 	}
+	srv.Close()
 	_, spent := pool.Spent()
 	if n == 0 || spent > 100 || up.Stats().OK != int64(n) {
 		t.Fatalf("%d requests answered, %d tokens spent of 100, upstream answered %d", n, spent, up.Stats().OK)

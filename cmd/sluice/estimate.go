@@ -332,7 +332,7 @@ func newEstimator(name string, cfg estimateConfig) (*estimator, error) {
 			return nil, usageError("--compare: no price for model %q (--prices FILE adds prices)", m)
 		}
 		enc := tokens.ForModel(m).Name()
-		e.targets = append(e.targets, &comparison{Model: m, PricedAs: p.Model, Encoding: enc, Approximate: !openAIModel(m), price: p})
+		e.targets = append(e.targets, &comparison{Model: m, PricedAs: p.Model, Encoding: enc, Approximate: !tokens.Exact(m), price: p})
 		if _, ok := e.encodings[enc]; !ok {
 			quoted, err := json.Marshal(m)
 			if err != nil {
@@ -397,7 +397,7 @@ func (e *estimator) model(name string) *modelEstimate {
 	if m != nil {
 		return m
 	}
-	m = &modelEstimate{Model: name, Encoding: tokens.ForModel(name).Name(), Approximate: !openAIModel(name)}
+	m = &modelEstimate{Model: name, Encoding: tokens.ForModel(name).Name(), Approximate: !tokens.Exact(name)}
 	if h, ok := e.cfg.History[name]; ok && h.Requests > 0 {
 		m.HistoryRequests = h.Requests
 		m.mean = float64(h.Usage.CompletionTokens) / float64(h.Requests)
@@ -532,28 +532,6 @@ func (e *estimator) finish() *estimateReport {
 		rep.Compare = append(rep.Compare, c)
 	}
 	return rep
-}
-
-// openAIPrefixes are the families of OpenAI's models, whose tokenizers sluice has.
-var openAIPrefixes = []string{"gpt-", "chatgpt-", "o1", "o3", "o4", "text-embedding-", "davinci-", "babbage-", "codex-", "computer-use-"}
-
-// openAIModel reports whether model is one of OpenAI's (a dated snapshot, a fine-tune or
-// with an "openai/" prefix too), so that its prompt counts are exact rather than
-// approximate. Deployment names that hide the model (Azure's) read as not OpenAI's.
-func openAIModel(model string) bool {
-	m := strings.ToLower(strings.TrimSpace(model))
-	m = strings.TrimPrefix(m, "openai/")
-	m = strings.TrimPrefix(m, "ft:")
-	for _, p := range openAIPrefixes {
-		if !strings.HasPrefix(m, p) {
-			continue
-		}
-		// "o1", "o3", "o4" alone or followed by "-": not "o1x".
-		if rest := m[len(p):]; strings.HasSuffix(p, "-") || rest == "" || rest[0] == '-' {
-			return true
-		}
-	}
-	return false
 }
 
 // costOf is what input and output tokens cost at p, online and in a batch.

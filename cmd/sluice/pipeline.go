@@ -56,17 +56,7 @@ func loadPipeline(path string, prices *pricing.Table) (*pipeline.Plan, error) {
 	if err != nil {
 		return nil, usageError("%s: %v", spec.Input, err)
 	}
-	return pipeline.NewPlan(spec, docs, tokens.Default(), priceFunc(prices)), nil
-}
-
-func priceFunc(prices *pricing.Table) pipeline.CostFunc {
-	return func(model string, u sluice.Usage) (float64, bool) {
-		p, ok := prices.Lookup(model)
-		if !ok {
-			return 0, false
-		}
-		return p.Cost(u, false), true
-	}
+	return pipeline.NewPlan(spec, docs, tokens.Default(), prices.Cost), nil
 }
 
 // problemsError lists the plan's row problems as a usage error.
@@ -285,8 +275,7 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	}
 	defer closeUp()
 	cfg := o.engineConfig()
-	cost := priceFunc(prices)
-	cfg.Cost = func(model string, u sluice.Usage) float64 { c, _ := cost(model, u); return c }
+	cfg.Cost = prices.OnlineCost
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	eng, err := sluice.New(st, up, cfg)
 	if err != nil {
@@ -295,7 +284,7 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	rc := pipeline.RunConfig{
 		BaseURL:   o.BaseURL,
 		Estimator: tokens.Default(),
-		Cost:      cost,
+		Cost:      prices.Cost,
 		// --max-cost and --max-tokens cap the whole pipeline, not each round's job.
 		Budget: cfg.Budget,
 		// The answers wait next to the table they go into, not in a /tmp that may be

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/ids"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -297,7 +298,7 @@ func findOrCreateJob(ctx context.Context, st sluice.Store, o jobOptions, fresh b
 }
 
 func newJobID() string {
-	return "job_" + time.Now().UTC().Format("20060102") + "_" + randomHex(4)
+	return "job_" + time.Now().UTC().Format("20060102") + "_" + ids.Hex(4)
 }
 
 // execJob runs a job to its end, writes its output and report, and returns the error
@@ -370,12 +371,7 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 	}
 	cfg := o.engineConfig()
 	cfg.Owner = owner
-	cfg.Cost = func(model string, u sluice.Usage) float64 {
-		if p, ok := prices.Lookup(model); ok {
-			return p.Cost(u, false)
-		}
-		return 0
-	}
+	cfg.Cost = prices.OnlineCost
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	eng, err = sluice.New(st, up, cfg)
 	if err != nil {

@@ -200,18 +200,12 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		filesDir = path + ".files"
 	}
 	warnExposed(logger, path, filesDir)
-	// Budgets count what the upstream charges: its online prices.
-	cost := func(model string, u sluice.Usage) float64 {
-		if p, ok := prices.Lookup(model); ok {
-			return p.Cost(u, false)
-		}
-		return 0
-	}
 	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
 		Store: st, FilesDir: filesDir, Upstreams: upstreams, Keys: keys,
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
 		WebhookURL: cmp.Or(f.webhookURL, cfg.WebhookURL),
-		Cost:       cost,
+		// Budgets count what the upstream charges: its online prices.
+		Cost: prices.OnlineCost,
 
 		// A model counts as priced when the table (with --prices) has it, even at 0.
 		Priced: func(model string) bool {
@@ -225,7 +219,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	gw, closeGw, err := newGateway(e, &f.gateway, cfg, upstreams, keys, srv, st, cost, logger)
+	gw, closeGw, err := newGateway(e, &f.gateway, cfg, upstreams, keys, srv, st, prices.OnlineCost, logger)
 	if err != nil {
 		return errors.Join(err, srv.Close(ctx))
 	}
