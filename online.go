@@ -32,9 +32,10 @@ var (
 // limit headers; nil when there was no answer) and the error, an *UpstreamError for an
 // answer with an error status or no answer at all, ctx's error when the caller gave up.
 // Admit fails at once with ErrBreakerOpen when the breaker is open, and with
-// ErrRateLimited when the limiter would make it wait past ctx's deadline; otherwise it
-// waits for the limiter (ctx's error when ctx ends first).
-func (e *Engine) Admit(ctx context.Context, est Estimate) (done func(*Response, error), err error) {
+// ErrRateLimited when the limiter would make it wait longer than maxWait (0: no bound)
+// or past ctx's deadline; otherwise it waits for the limiter (ctx's error when ctx ends
+// first).
+func (e *Engine) Admit(ctx context.Context, est Estimate, maxWait time.Duration) (done func(*Response, error), err error) {
 	allowed, err := e.breaker.cb.Allow()
 	if err != nil {
 		return nil, fmt.Errorf("admit: %w", ErrBreakerOpen)
@@ -44,7 +45,7 @@ func (e *Engine) Admit(ctx context.Context, est Estimate) (done func(*Response, 
 	now := e.now()
 	wait, reserved := e.lim.Reserve(now, est)
 	if wait > 0 {
-		if err := waitAdmit(ctx, now, wait); err != nil {
+		if err := waitAdmit(ctx, now, wait, maxWait); err != nil {
 			e.lim.Refund(e.now(), reserved)
 			report(errBreakerExclude)
 			e.releaseOnline()
@@ -58,9 +59,10 @@ func (e *Engine) Admit(ctx context.Context, est Estimate) (done func(*Response, 
 	}, nil
 }
 
-// waitAdmit waits d from now, or fails when ctx ends first or has a deadline before.
-func waitAdmit(ctx context.Context, now time.Time, d time.Duration) error {
-	if dl, ok := ctx.Deadline(); ok && now.Add(d).After(dl) {
+// waitAdmit waits d from now, or fails when d is over maxWait (when positive), or ctx
+// ends first or has a deadline before.
+func waitAdmit(ctx context.Context, now time.Time, d, maxWait time.Duration) error {
+	if dl, ok := ctx.Deadline(); (ok && now.Add(d).After(dl)) || (maxWait > 0 && d > maxWait) {
 		return fmt.Errorf("admit: %w: the limiter asks for a wait of %v", ErrRateLimited, d.Round(time.Millisecond))
 	}
 	t := time.NewTimer(d)

@@ -42,7 +42,7 @@ func TestAdmitGoesBeforeBatches(t *testing.T) {
 		t.Fatalf("first request %s", id)
 	}
 	// The batch holds the only slot: the online request goes anyway.
-	done, err := eng.Admit(context.Background(), onlineEst)
+	done, err := eng.Admit(context.Background(), onlineEst, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,13 +71,13 @@ func TestAdmitBreakerOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		done, err := eng.Admit(context.Background(), onlineEst)
+		done, err := eng.Admit(context.Background(), onlineEst, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		done(nil, &sluice.UpstreamError{Code: sluice.CodeConnection})
 	}
-	if _, err := eng.Admit(context.Background(), onlineEst); !errors.Is(err, sluice.ErrBreakerOpen) {
+	if _, err := eng.Admit(context.Background(), onlineEst, 0); !errors.Is(err, sluice.ErrBreakerOpen) {
 		t.Fatalf("err = %v, want ErrBreakerOpen", err)
 	}
 }
@@ -90,18 +90,21 @@ func TestAdmitLearnsLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done, err := eng.Admit(context.Background(), onlineEst)
+	done, err := eng.Admit(context.Background(), onlineEst, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp := okResponse()
 	resp.Limits = sluice.RateLimits{HasRequests: true, LimitRequests: 60, RemainingRequests: 0}
 	done(resp, nil)
+	start := time.Now()
+	if _, err := eng.Admit(context.Background(), onlineEst, 100*time.Millisecond); !errors.Is(err, sluice.ErrRateLimited) {
+		t.Fatalf("err = %v, want ErrRateLimited", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
-	if _, err := eng.Admit(ctx, onlineEst); !errors.Is(err, sluice.ErrRateLimited) {
-		t.Fatalf("err = %v, want ErrRateLimited", err)
+	if _, err := eng.Admit(ctx, onlineEst, 0); !errors.Is(err, sluice.ErrRateLimited) {
+		t.Fatalf("with a deadline: err = %v, want ErrRateLimited", err)
 	}
 	if d := time.Since(start); d > 50*time.Millisecond {
 		t.Fatalf("refused after %v: it should not wait for a wait it cannot finish", d)

@@ -39,7 +39,7 @@ const (
 // Admitter lets online requests through an upstream's shared limits (sluice.Engine
 // implements it): see sluice.Engine.Admit.
 type Admitter interface {
-	Admit(ctx context.Context, est sluice.Estimate) (done func(*sluice.Response, error), err error)
+	Admit(ctx context.Context, est sluice.Estimate, maxWait time.Duration) (done func(*sluice.Response, error), err error)
 	MeanOutput(def int64) int64
 }
 
@@ -234,9 +234,12 @@ func NewTransport(maxIdlePerHost int) *http.Transport {
 // Gateway proxies online requests to upstreams: see the package documentation. Create it
 // with New, mount Handler (or Register), and stop it with Close.
 type Gateway struct {
-	cfg        Config
-	ups        []*upstream
-	keys       map[string]*clientKey // by hash
+	cfg  Config
+	ups  []*upstream
+	keys map[string]*clientKey // by hash
+	// seen maps the keys clients presented that were found in keys to them, so that a
+	// key is hashed once, not on every request. Only valid keys enter it.
+	seen       sync.Map
 	mux        *http.ServeMux
 	usage      *usageBook
 	modelCache modelList
@@ -264,6 +267,9 @@ func New(cfg Config) (*Gateway, error) {
 		}
 		if u.APIKey != "" {
 			up.auth = []string{"Bearer " + u.APIKey}
+		}
+		if err := up.parseURLs(); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
 		}
 		g.ups = append(g.ups, up)
 	}

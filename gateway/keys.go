@@ -84,6 +84,13 @@ func (g *Gateway) authenticate(r *http.Request) (*clientKey, bool) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return nil, false
 	}
-	k, ok := g.keys[HashKey(strings.TrimSpace(key))]
+	key = strings.TrimSpace(key)
+	if k, ok := g.seen.Load(key); ok {
+		return k.(*clientKey), true
+	}
+	k, ok := g.keys[HashKey(key)]
+	if ok {
+		g.seen.Store(key, k)
+	}
 	return k, ok
 }

@@ -25,7 +25,9 @@ func (nobody) Do(context.Context, *sluice.Request) (*sluice.Response, error) {
 }
 func (nobody) BaseURL() string { return "http://nobody.invalid/v1" }
 
-func openStore(t *testing.T) *sqlite.Store {
+func openStore(t *testing.T) *sqlite.Store { return openStoreB(t) }
+
+func openStoreB(t testing.TB) *sqlite.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {

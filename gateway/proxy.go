@@ -216,9 +216,7 @@ func (g *Gateway) admit(ctx context.Context, u *upstream, est sluice.Estimate) (
 	if u.Engine == nil {
 		return func(*sluice.Response, error) {}, nil
 	}
-	actx, cancel := context.WithTimeout(ctx, g.cfg.QueueWait)
-	defer cancel()
-	return u.Engine.Admit(actx, est)
+	return u.Engine.Admit(ctx, est, g.cfg.QueueWait)
 }
 
 // admitError is what a client is told when no upstream let its request through.
@@ -244,13 +242,14 @@ func (g *Gateway) send(ctx context.Context, sc *scope, c candidate, path string,
 		b.Grow(len(body) + 64)
 		body = withUsageOption(b.AvailableBuffer(), body)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.up.base+strings.TrimPrefix(path, "/v1"), http.NoBody)
-	if err != nil {
-		return nil, err
-	}
-	req.Body, req.ContentLength = sc.reader(body), int64(len(body))
-	req.GetBody = func() (io.ReadCloser, error) { return sc.reader(body), nil }
-	h := req.Header
+	u := *c.up.urls[path]
+	h := make(http.Header, 3)
+	req := (&http.Request{
+		Method: http.MethodPost, URL: &u, Host: u.Host, Header: h,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Body: sc.reader(body), ContentLength: int64(len(body)),
+		GetBody: func() (io.ReadCloser, error) { return sc.reader(body), nil },
+	}).WithContext(ctx)
 	h["Content-Type"] = jsonType
 	if c.up.auth != nil {
 		h["Authorization"] = c.up.auth

@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 )
 
 // upstream is a configured Upstream, ready to send.
@@ -11,7 +14,8 @@ type upstream struct {
 	Upstream
 	base string // BaseURL without a trailing slash
 	rt   http.RoundTripper
-	auth []string // the Authorization header value, nil for none
+	auth []string            // the Authorization header value, nil for none
+	urls map[string]*url.URL // where each of Paths goes, parsed once
 }
 
 // candidate is one place to send a request: an upstream and the model it is asked for.
@@ -79,4 +83,17 @@ func shuffleByWeight(cs []candidate) {
 			}
 		}
 	}
+}
+
+// parseURLs parses where each of Paths goes.
+func (u *upstream) parseURLs() error {
+	u.urls = make(map[string]*url.URL, len(Paths))
+	for _, p := range Paths {
+		parsed, err := url.Parse(u.base + strings.TrimPrefix(p, "/v1"))
+		if err != nil {
+			return fmt.Errorf("upstream %q: %w", u.Name, err)
+		}
+		u.urls[p] = parsed
+	}
+	return nil
 }

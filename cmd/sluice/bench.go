@@ -145,7 +145,7 @@ func benchScenarios() []benchScenario {
 			},
 		},
 		serveMemScenario(),
-	}, slices.Concat(paceScenarios(), serveBenchScenarios())...)
+	}, slices.Concat(paceScenarios(), serveBenchScenarios(), gatewayBenchScenarios())...)
 }
 
 // limitsCheck judges a rate-limit scenario: the share of the binding limit achieved and
