@@ -16,6 +16,12 @@ import (
 // both. Online requests go first: they take a concurrency slot at once (they are not
 // held to the window), so that the runs' batches fill what is left.
 
+// OnlineAhead is how far ahead of the batches' queued sends an online request may go:
+// a wait for the rate limiter up to this long is skipped, and the batches' next sends
+// wait that much longer instead, so that the rate sent stays the limiter's. A pause the
+// upstream asked for (retry-after) is never skipped.
+const OnlineAhead = 50 * time.Millisecond
+
 // Errors of Admit.
 var (
 	// ErrBreakerOpen means the Engine's circuit breaker is open: its upstream kept
@@ -44,6 +50,10 @@ func (e *Engine) Admit(ctx context.Context, est Estimate, maxWait time.Duration)
 	e.acquireOnline()
 	now := e.now()
 	wait, reserved := e.lim.Reserve(now, est)
+	if wait > 0 && wait <= OnlineAhead && !e.lim.Limits().PausedUntil.After(now) {
+		// Online goes first: the reservation's debt falls on the batches' next sends.
+		wait = 0
+	}
 	if wait > 0 {
 		if err := waitAdmit(ctx, now, wait, maxWait); err != nil {
 			e.lim.Refund(e.now(), reserved)

@@ -131,3 +131,24 @@ func TestPoolReserve(t *testing.T) {
 		t.Fatal("60 did not fit in the 80 left")
 	}
 }
+
+// TestAdmitGoesAheadOfQueuedSends skips a limiter wait of up to OnlineAhead (the debt
+// falls on the batches' next sends), and no more.
+func TestAdmitGoesAheadOfQueuedSends(t *testing.T) {
+	cfg := fastConfig()
+	cfg.RPM = 1200 // 20 a second, a burst of 20: the 21st waits 50 ms, the 22nd 100 ms
+	eng, err := sluice.New(newStore(t), &fakeUpstream{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 21 {
+		done, err := eng.Admit(context.Background(), onlineEst, time.Millisecond)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		done(okResponse(), nil)
+	}
+	if _, err := eng.Admit(context.Background(), onlineEst, time.Millisecond); !errors.Is(err, sluice.ErrRateLimited) {
+		t.Fatalf("22nd request: err = %v, want ErrRateLimited", err)
+	}
+}
