@@ -122,6 +122,10 @@ A key whose budget for the period is spent gets 429 insufficient_quota on new ba
 its running batches stop and fail with an insufficient_quota error, keeping what
 finished. GET /v1/usage tells a key its usage; "sluice serve usage" lists every key's.
 
+It is an online gateway for the same keys too: POST /v1/chat/completions, /v1/completions,
+/v1/embeddings and /v1/responses (streams included) go to the upstreams serving the model,
+with failover, within the same limits and budgets (see "gateway:" in docs/serve.md).
+
 A batch whose metadata has "webhook_url" is POSTed there instead when it ends; a webhook is
 retried with backoff (5 attempts) and never holds a batch back.
 
