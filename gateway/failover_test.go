@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -150,5 +151,40 @@ func TestNoFailoverAfterFirstByte(t *testing.T) {
 	}
 	if n != 1 || second.Load() != 0 {
 		t.Fatalf("%d chunks relayed, second upstream asked %d times", n, second.Load())
+	}
+}
+
+// TestUpstreamWithoutStreamOptions asks again without stream_options an upstream that
+// refuses them, and stops adding them there.
+func TestUpstreamWithoutStreamOptions(t *testing.T) {
+	var refused, streamed atomic.Int64
+	up := serveMux(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), "stream_options") {
+			refused.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":{"message":"Unrecognized request argument supplied: stream_options","type":"invalid_request_error"}}`))
+			return
+		}
+		streamed.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write([]byte("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: [DONE]\n\n"))
+	}))
+	c, _, _ := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "old", BaseURL: up}}})
+	for i := range 2 {
+		stream := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+			Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		})
+		n := 0
+		for stream.Next() {
+			n++
+		}
+		if err := stream.Err(); err != nil || n != 1 {
+			t.Fatalf("stream %d: %d chunks, %v", i, n, err)
+		}
+	}
+	if refused.Load() != 1 || streamed.Load() != 2 {
+		t.Fatalf("refused %d times, streamed %d", refused.Load(), streamed.Load())
 	}
 }

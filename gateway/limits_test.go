@@ -147,3 +147,20 @@ func TestKeyRPM(t *testing.T) {
 		t.Fatalf("upstream got %d requests", up.Stats().Requests)
 	}
 }
+
+// TestErrorAnswerCostsNothing settles a 400 answer's reservation with nothing spent.
+func TestErrorAnswerCostsNothing(t *testing.T) {
+	var calls atomic.Int64
+	pool := sluice.NewBudgetPool(sluice.Budget{MaxTokens: 1000}, nil, 0, 0)
+	c, _, srv := startGateway(t, gateway.Config{
+		Upstreams: []gateway.Upstream{{Name: "bad", BaseURL: failing(t, http.StatusBadRequest, &calls)}},
+		Budget:    func(context.Context, string) (*sluice.BudgetPool, error) { return pool, nil },
+	})
+	if err := chat(c, 16); statusOf(err) != http.StatusBadRequest {
+		t.Fatalf("err = %v, want 400", err)
+	}
+	srv.Close()
+	if _, spent := pool.Spent(); spent != 0 || calls.Load() != 1 {
+		t.Fatalf("a 400 spent %d tokens (%d calls)", spent, calls.Load())
+	}
+}

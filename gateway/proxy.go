@@ -34,9 +34,10 @@ func putBuf(b *bytes.Buffer) {
 
 // outcome is what a proxied request came to, for the budget and the ledger.
 type outcome struct {
-	model string // the model that answered
-	usage sluice.Usage
-	sent  bool // an upstream was sent the request and may have charged for it
+	model  string // the model that answered
+	status int    // its status
+	usage  sluice.Usage
+	sent   bool // an upstream was sent the request and may have charged for it
 }
 
 // serveProxy serves POST on each of Paths.
@@ -103,8 +104,9 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := g.forward(w, r, sc, &f, body, est, cands, cacheKey)
-	if out.sent && out.usage == (sluice.Usage{}) && out.model != "" {
-		// Sent, and no usage came back (a stream cut short): count the estimate.
+	if out.status/100 == 2 && out.usage == (sluice.Usage{}) {
+		// Answered, and no usage came back (a stream cut short, or an upstream that
+		// reports none): count the estimate.
 		out.usage = sluice.Usage{PromptTokens: est.PromptTokens, CompletionTokens: est.MaxOutputTokens}
 	}
 	settle(out.usage)
@@ -171,10 +173,11 @@ func (g *Gateway) reserve(ctx context.Context, k *clientKey, est sluice.Estimate
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, sc *scope, f *fields, body []byte,
 	est sluice.Estimate, cands []candidate, cacheKey string) outcome {
 	ctx := r.Context()
-	addUsage := f.stream && !f.streamOptions && r.URL.Path != sluice.EndpointResponses
+	askUsage := f.stream && !f.streamOptions && r.URL.Path != sluice.EndpointResponses
 	var lastErr *apiError
 	var out outcome
-	for i, c := range cands {
+	for i := 0; i < len(cands); i++ {
+		c := cands[i]
 		last := i == len(cands)-1
 		est.Model = c.model
 		done, err := g.admit(ctx, c.up, est)
@@ -185,14 +188,23 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, sc *scope, f *
 			lastErr = admitError(err)
 			continue
 		}
+		addUsage := askUsage && !c.up.noStreamOptions.Load()
 		resp, err := g.send(ctx, sc, c, r.URL.Path, f, body, addUsage)
 		if err != nil {
-			done(nil, &sluice.UpstreamError{Code: sluice.CodeConnection, Message: err.Error(), Err: err})
 			if ctx.Err() != nil {
+				done(nil, ctx.Err()) // the client gave up: nothing learned about the upstream
 				return out
 			}
+			done(nil, &sluice.UpstreamError{Code: sluice.CodeConnection, Message: err.Error(), Err: err})
 			g.cfg.Logger.Warn("gateway: upstream gave no answer", "upstream", c.up.Name, "err", err)
 			lastErr = errNoUpstream
+			continue
+		}
+		if addUsage && resp.StatusCode == http.StatusBadRequest && rejectsStreamOptions(resp) {
+			// The upstream does not take stream_options: ask it again without, as it is.
+			c.up.noStreamOptions.Store(true)
+			done(&sluice.Response{StatusCode: resp.StatusCode}, &sluice.UpstreamError{StatusCode: resp.StatusCode})
+			i--
 			continue
 		}
 		out.sent = true
@@ -200,7 +212,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, sc *scope, f *
 			g.refused(c, resp, done)
 			continue
 		}
-		out.model = c.model
+		out.model, out.status = c.model, resp.StatusCode
 		out.usage = g.relay(w, r, c, resp, done, addUsage, cacheKey)
 		return out
 	}
@@ -264,6 +276,21 @@ var (
 	jsonType = []string{"application/json"}
 	sseType  = []string{"text/event-stream"}
 )
+
+// rejectsStreamOptions reports whether a 400 is about the stream_options the gateway
+// added. It reads the start of the body and leaves resp.Body able to give it again.
+func rejectsStreamOptions(resp *http.Response) bool {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
+	if !bytes.Contains(data, []byte("stream_options")) {
+		return false
+	}
+	resp.Body.Close()
+	return true
+}
 
 // refused reads a 5xx or 429 the gateway moves on from, and tells the engine.
 func (g *Gateway) refused(c candidate, resp *http.Response, done func(*sluice.Response, error)) {

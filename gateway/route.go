@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // upstream is a configured Upstream, ready to send.
@@ -16,6 +17,9 @@ type upstream struct {
 	rt   http.RoundTripper
 	auth []string            // the Authorization header value, nil for none
 	urls map[string]*url.URL // where each of Paths goes, parsed once
+	// noStreamOptions is set once the upstream refused the stream_options the gateway
+	// adds to a stream to learn its usage.
+	noStreamOptions atomic.Bool
 }
 
 // candidate is one place to send a request: an upstream and the model it is asked for.
