@@ -19,7 +19,10 @@ require (
 	modernc.org/sqlite v1.60.1
 )
 
-require github.com/klauspost/compress v1.20.4
+require (
+	github.com/google/renameio/v2 v2.0.2
+	github.com/klauspost/compress v1.20.4
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -3,6 +3,7 @@ package sluice
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -203,6 +204,10 @@ type ResultReader interface {
 	Results(ctx context.Context, jobID string, after int64, limit int, fn func(*Result) error) error
 }
 
+// ErrJobHeld is the error, wrapped, of a store's job lock (see the postgres store's
+// LockJob) that another process holds.
+var ErrJobHeld = errors.New("job held by another process")
+
 // RateStore keeps what runs learned of each upstream's speed (the rate limits its headers
 // gave, the median latency), by base URL, for later runs to plan with. Stores implement
 // it optionally.
@@ -234,4 +239,11 @@ type FailedRetrier interface {
 	// requests, and lines that were never sent (invalid, duplicate custom_id), are
 	// untouched.
 	RetryFailed(ctx context.Context, jobID string) (int64, error)
+}
+
+// Migration is one schema version a store has had applied.
+type Migration struct {
+	Version   int
+	Name      string // the migration's file name without .sql: 0004_worker
+	AppliedAt time.Time
 }

@@ -23,6 +23,7 @@ import (
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/internal/ingest"
 	"github.com/sluice-llm/sluice/openai"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/tokens"
@@ -144,20 +145,21 @@ func startGatewayBench(ctx context.Context, dir string, simCfg sim.Config, concu
 	cost := func(_ string, u sluice.Usage) float64 {
 		return float64(u.PromptTokens)*0.15e-6 + float64(u.CompletionTokens)*0.6e-6
 	}
-	hash := sluicehttp.HashKey(serveBenchKey)
-	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
+	hash := service.HashKey(serveBenchKey)
+	svc, err := service.New(ctx, service.Config{
 		Store: b.store, FilesDir: filepath.Join(dir, "files"), Cost: cost,
-		Upstreams: []sluicehttp.Upstream{{Name: "sim", Engine: b.engine}},
-		Keys:      []sluicehttp.Key{{Name: "bench", Hash: hash, Budget: sluicehttp.Budget{MaxCost: 1e6, Period: sluicehttp.PeriodDaily}}},
+		Routes: []service.Route{{Name: "sim", Engine: b.engine}},
+		Keys:   []service.Key{{Name: "bench", Hash: hash, Budget: service.KeyBudget{MaxCost: 1e6, Period: service.PeriodDaily}}},
 	})
 	if err != nil {
 		return nil, err
 	}
-	b.closers = append(b.closers, func() { _ = srv.Close(context.WithoutCancel(ctx)) })
+	b.closers = append(b.closers, func() { _ = svc.Close(context.WithoutCancel(ctx)) })
+	srv := sluicehttp.NewServer(svc, nil)
 	gw, err := gateway.New(gateway.Config{
 		Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: b.direct, Engine: b.engine}},
 		Keys:      []gateway.Key{{Name: "bench", Hash: hash, RPM: 1e9, TPM: 1e12}},
-		Budget:    srv.BudgetPool, Usage: b.store, Cost: cost,
+		Budget:    svc.BudgetPool, Usage: b.store, Cost: cost,
 	})
 	if err != nil {
 		return nil, err

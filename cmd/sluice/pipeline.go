@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,6 +255,7 @@ Answers are cached in the store: an unchanged pipeline sends nothing the second 
 		},
 	}
 	f.register(cmd.Flags(), false)
+	f.observe.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the table here: .csv or .jsonl")
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "send every request, even those answered before (answers are still cached)")
 	cmd.Flags().BoolVar(&skipInvalid, "skip-invalid", false, "run the other rows when some cannot be run; theirs carry the error")
@@ -276,7 +276,15 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	defer closeUp()
 	cfg := o.engineConfig()
 	cfg.Cost = prices.OnlineCost
-	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = e.logger(f.observe.level())
+	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	if m != nil {
+		cfg.Observer = m
+	}
 	eng, err := sluice.New(st, up, cfg)
 	if err != nil {
 		return usageError("%v", err)
@@ -340,7 +348,7 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	case errors.Is(runErr, sluice.ErrInterrupted):
 		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("interrupted: run the same command again to finish")}
 	case errors.Is(runErr, sluice.ErrBudgetExhausted):
-		return &exitCodeError{code: exitBudget, err: fmt.Errorf("%s; the cells not reached say so: run the same command with a higher %s to finish (answers so far are cached)", strings.TrimPrefix(runErr.Error(), "sluice: "), budgetFlags(o.MaxCost, o.MaxTokens))}
+		return &exitCodeError{code: exitBudget, err: fmt.Errorf("%w; the cells not reached say so: run the same command with a higher %s to finish (answers so far are cached)", runErr, budgetFlags(o.MaxCost, o.MaxTokens))}
 	case errors.Is(runErr, sluice.ErrAborted):
 		return &exitCodeError{code: exitAborted, err: runErr}
 	case runErr != nil:

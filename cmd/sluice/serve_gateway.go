@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/gateway"
 	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -50,8 +51,9 @@ func (f *gatewayFlags) add(fs *pflag.FlagSet) {
 
 // newGateway makes the online gateway over serve's upstreams and engines, its keys and
 // budgets the batch server's. It returns nil when the gateway is off.
-func newGateway(e *env, f *gatewayFlags, cfg *serveConfig, ups []sluicehttp.Upstream, keys []sluicehttp.Key,
-	srv *sluicehttp.Server, st *sqlite.Store, cost func(string, sluice.Usage) float64, logger *slog.Logger) (*gateway.Gateway, func(), error) {
+func newGateway(e *env, f *gatewayFlags, cfg *serveConfig, routes []service.Route, keys []service.Key,
+	budget func(context.Context, string) (*sluice.BudgetPool, error), st *sqlite.Store,
+	cost func(string, sluice.Usage) float64, logger *slog.Logger) (*gateway.Gateway, func(), error) {
 	if f.off {
 		return nil, func() {}, nil
 	}
@@ -63,7 +65,7 @@ func newGateway(e *env, f *gatewayFlags, cfg *serveConfig, ups []sluicehttp.Upst
 	}
 	gc := gateway.Config{
 		Aliases: cfg.Gateway.Aliases, Fallbacks: cfg.Gateway.Fallbacks,
-		Budget: srv.BudgetPool, Usage: st, Cost: cost, QueueWait: f.queueWait, Logger: logger,
+		Budget: budget, Usage: st, Cost: cost, QueueWait: f.queueWait, Logger: logger,
 	}
 	if f.cacheTTL > 0 {
 		gc.Cache, gc.CacheTTL, gc.CacheShared = st, f.cacheTTL, f.cacheShared
@@ -71,7 +73,7 @@ func newGateway(e *env, f *gatewayFlags, cfg *serveConfig, ups []sluicehttp.Upst
 	for i, u := range cfg.Upstreams {
 		gu := gateway.Upstream{
 			Name: u.Name, BaseURL: strings.TrimRight(u.BaseURL, "/"), Models: u.Models, Weight: u.Weight,
-			APIKey: e.getenv(cmp.Or(u.APIKeyEnv, defaultAPIKeyEnv)), Engine: ups[i].Engine,
+			APIKey: e.getenv(cmp.Or(u.APIKeyEnv, defaultAPIKeyEnv)), Engine: routes[i].Engine,
 		}
 		if u.BaseURL == simUpstreamName {
 			s := sim.New(serveSim())

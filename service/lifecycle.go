@@ -1,10 +1,9 @@
-package http
+package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -37,32 +36,41 @@ const (
 	endAbort                  // the upstream stopped the run and no other could take it
 )
 
-var errClosing = &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "shutting_down",
-	msg: "The server is shutting down; retry against the next one."}
-
-// start stores a new batch and starts its lifecycle goroutine.
-func (s *Server) start(ctx context.Context, rec *batchRecord) error {
+// start stores a new batch and starts its lifecycle goroutine. The batch's goroutine is
+// counted before the batch is stored, so that Close waits for a batch being started and
+// none is stored once Close has begun.
+func (s *Service) start(ctx context.Context, rec *batchRecord) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return errClosing
 	}
-	// The input may have been deleted since createBatch read it.
-	if _, err := s.file(ctx, rec.InputFileID, rec.Owner); err != nil {
-		return err
+	s.wg.Add(1)
+	s.mu.Unlock()
+	unlock := s.fileLocks.lock(rec.InputFileID) // serialised with the input's deletion
+	defer unlock()
+	// The input may have been deleted since CreateBatch read it.
+	_, err := s.file(ctx, rec.InputFileID, rec.Tenant)
+	if err == nil {
+		err = s.saveBatch(ctx, rec)
 	}
-	if err := s.saveBatch(ctx, rec); err != nil {
+	if err != nil {
+		s.wg.Done()
 		return err
 	}
 	s.launch(rec.ID)
 	return nil
 }
 
-// launch starts the lifecycle goroutine of batch id. s.mu must be held.
-func (s *Server) launch(id string) {
+// launch starts the lifecycle goroutine of batch id, which the caller has counted in
+// s.wg.
+func (s *Service) launch(id string) {
 	a := &activeBatch{cancel: make(chan struct{})}
+	s.mu.Lock()
 	s.active[id] = a
-	s.wg.Go(func() {
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
 		defer func() {
 			s.mu.Lock()
 			delete(s.active, id)
@@ -71,11 +79,11 @@ func (s *Server) launch(id string) {
 		if err := s.lifecycle(a, id); err != nil {
 			s.cfg.Logger.Error("batch", "batch", id, "err", err)
 		}
-	})
+	}()
 }
 
 // resume starts the lifecycle goroutines of the batches a previous server left unfinished.
-func (s *Server) resume(ctx context.Context) error {
+func (s *Service) resume(ctx context.Context) error {
 	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, activeStatuses...)
 	if err != nil {
 		return fmt.Errorf("resume batches: %w", err)
@@ -94,22 +102,22 @@ func (s *Server) resume(ctx context.Context) error {
 	if err := s.reconcile(ctx, recs); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, rec := range recs {
 		s.cfg.Logger.Info("resuming batch", "batch", rec.ID, "status", rec.Status)
+		s.wg.Add(1)
 		s.launch(rec.ID)
 	}
 	return nil
 }
 
 // update applies fn to the stored batch id and saves it, serialised with every other
-// change of a batch (a cancel arriving while the batch moves on, say). A batch it moves to
-// a terminal status is sent to its webhook. Only batch goroutines call it.
-func (s *Server) update(id string, fn func(rec *batchRecord)) (*batchRecord, error) {
+// change of the batch (a cancel arriving while the batch moves on, say) but not with
+// other batches'. A batch it moves to a terminal status is sent to its webhook. Only
+// batch goroutines call it.
+func (s *Service) update(id string, fn func(rec *batchRecord)) (*batchRecord, error) {
 	ctx := context.WithoutCancel(s.ctx)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock := s.batchLocks.lock(id)
+	defer unlock()
 	rec, err := s.batch(ctx, id, "")
 	if err != nil {
 		return nil, err
@@ -126,11 +134,11 @@ func (s *Server) update(id string, fn func(rec *batchRecord)) (*batchRecord, err
 	return rec, nil
 }
 
-// requestCancel moves owner's batch id to cancelling and tells its goroutine.
-func (s *Server) requestCancel(ctx context.Context, id, owner string) (*batchRecord, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, err := s.batch(ctx, id, owner)
+// requestCancel moves tenant's batch id to cancelling and tells its goroutine.
+func (s *Service) requestCancel(ctx context.Context, id, tenant string) (*batchRecord, error) {
+	unlock := s.batchLocks.lock(id)
+	defer unlock()
+	rec, err := s.batch(ctx, id, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -139,21 +147,24 @@ func (s *Server) requestCancel(ctx context.Context, id, owner string) (*batchRec
 		return rec, nil
 	case sluice.BatchValidating, sluice.BatchInProgress:
 	default:
-		return nil, &apiError{status: http.StatusConflict, typ: "invalid_request_error", code: "batch_not_cancellable",
-			msg: fmt.Sprintf("Cannot cancel a batch with status '%s'.", rec.Status)}
+		return nil, &Error{Code: ECONFLICT, Reason: "batch_not_cancellable",
+			Message: fmt.Sprintf("Cannot cancel a batch with status '%s'.", rec.Status)}
 	}
 	rec.Status, rec.CancellingAt = sluice.BatchCancelling, ptr(now())
 	if err := s.saveBatch(ctx, rec); err != nil {
 		return nil, err
 	}
-	if a := s.active[id]; a != nil {
+	s.mu.Lock()
+	a := s.active[id]
+	s.mu.Unlock()
+	if a != nil {
 		a.requestCancel()
 	}
 	return rec, nil
 }
 
 // liveCounts overlays the progress of a running batch on its stored request counts.
-func (s *Server) liveCounts(rec *batchRecord) {
+func (s *Service) liveCounts(rec *batchRecord) {
 	s.mu.Lock()
 	a := s.active[rec.ID]
 	s.mu.Unlock()
@@ -168,7 +179,7 @@ func (s *Server) liveCounts(rec *batchRecord) {
 
 // lifecycle takes batch id from whatever status it is in to a terminal one, or until the
 // server closes.
-func (s *Server) lifecycle(a *activeBatch, id string) error {
+func (s *Service) lifecycle(a *activeBatch, id string) error {
 	ctx := context.WithoutCancel(s.ctx)
 	rec, err := s.batch(ctx, id, "")
 	if err != nil {
@@ -185,14 +196,14 @@ func (s *Server) lifecycle(a *activeBatch, id string) error {
 		end, runErr = s.runBatch(a, rec)
 		// An upstream that stopped the run hands the batch to another that serves its
 		// models; the ledger keeps what was done, so nothing is sent twice.
-		tried := []string{rec.Upstream}
+		tried := []string{rec.Route}
 		for abort := (*upstreamAbort)(nil); end != endShutdown && errors.As(runErr, &abort); {
 			next := s.failover(rec, tried)
 			if next == "" {
 				break
 			}
-			s.cfg.Logger.Warn("batch fails over", "batch", id, "from", rec.Upstream, "to", next, "err", abort.err)
-			if rec, err = s.update(id, func(r *batchRecord) { r.Upstream = next }); err != nil {
+			s.cfg.Logger.Warn("batch fails over", "batch", id, "from", rec.Route, "to", next, "err", abort.err)
+			if rec, err = s.update(id, func(r *batchRecord) { r.Route = next }); err != nil {
 				return err
 			}
 			tried = append(tried, next)
@@ -225,7 +236,7 @@ func (s *Server) lifecycle(a *activeBatch, id string) error {
 // validateBatch validates the batch's input and moves it on: to failed, in_progress, or
 // (when the client cancelled it meanwhile) cancelling. It returns nil when the server
 // closed first: the batch stays validating.
-func (s *Server) validateBatch(ctx context.Context, a *activeBatch, rec *batchRecord) (*batchRecord, error) {
+func (s *Service) validateBatch(ctx context.Context, a *activeBatch, rec *batchRecord) (*batchRecord, error) {
 	v, err := s.validate(ctx, rec, stopOn(a.cancel, s.closing))
 	if errors.Is(err, errStopped) {
 		select {
@@ -249,7 +260,7 @@ func (s *Server) validateBatch(ctx context.Context, a *activeBatch, rec *batchRe
 			return
 		}
 		rec.Status, rec.InProgressAt = sluice.BatchInProgress, ptr(now())
-		rec.Upstream = v.upstream
+		rec.Route = v.route
 		if len(v.models) == 1 {
 			for m := range v.models {
 				rec.Model = ptr(m)
@@ -260,13 +271,13 @@ func (s *Server) validateBatch(ctx context.Context, a *activeBatch, rec *batchRe
 
 // runBatch runs the batch's job on its upstream's engine until every request is final,
 // the client cancels, the window passes or the server closes.
-func (s *Server) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
+func (s *Service) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
 	ctx := context.WithoutCancel(s.ctx)
-	up := s.upstream(rec.Upstream)
+	up := s.route(rec.Route)
 	if up == nil {
-		return endDone, fmt.Errorf("%w: upstream %q is no longer configured", sluice.ErrAborted, rec.Upstream)
+		return endDone, fmt.Errorf("%w: upstream %q is no longer configured", sluice.ErrAborted, rec.Route)
 	}
-	in, err := s.storedFile(ctx, rec.InputFileID, rec.Owner)
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Tenant)
 	if err != nil {
 		return endDone, fmt.Errorf("%w: input file: %w", sluice.ErrAborted, err)
 	}
@@ -295,8 +306,8 @@ func (s *Server) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
 		return endQuota, nil
 	}
 	// Slots are shared fairly between keys first, then between a key's batches.
-	opts := []sluice.RunOption{sluice.WithTenant(rec.Owner, 1)}
-	pool, err := s.budgetPool(ctx, rec.Owner, s.cfg.Now())
+	opts := []sluice.RunOption{sluice.WithTenant(rec.Tenant, 1)}
+	pool, err := s.budgetPool(ctx, rec.Tenant, s.cfg.Now())
 	if err != nil {
 		return endDone, fmt.Errorf("run batch: %w", err)
 	}
@@ -365,11 +376,11 @@ func (e *upstreamAbort) Unwrap() error { return e.err }
 // failover picks another upstream for a batch whose run its upstream stopped: one not
 // tried yet that serves the batch's model (every model, when the batch has several), the
 // least loaded first. It returns "" when there is none.
-func (s *Server) failover(rec *batchRecord, tried []string) string {
+func (s *Service) failover(rec *batchRecord, tried []string) string {
 	load := s.upstreamLoad()
 	best := ""
-	for i := range s.cfg.Upstreams {
-		up := &s.cfg.Upstreams[i]
+	for i := range s.cfg.Routes {
+		up := &s.cfg.Routes[i]
 		if slices.Contains(tried, up.Name) {
 			continue
 		}
@@ -383,10 +394,10 @@ func (s *Server) failover(rec *batchRecord, tried []string) string {
 	return best
 }
 
-func (s *Server) upstream(name string) *Upstream {
-	for i := range s.cfg.Upstreams {
-		if s.cfg.Upstreams[i].Name == name {
-			return &s.cfg.Upstreams[i]
+func (s *Service) route(name string) *Route {
+	for i := range s.cfg.Routes {
+		if s.cfg.Routes[i].Name == name {
+			return &s.cfg.Routes[i]
 		}
 	}
 	return nil
@@ -399,7 +410,7 @@ func (s *Server) upstream(name string) *Upstream {
 // the error file as insufficient_quota, its finished ones to the output file); failed
 // with an upstream_error (abortErr) when its upstream stopped it, its finished requests
 // still in the output file; completed otherwise.
-func (s *Server) finalize(ctx context.Context, rec *batchRecord, end runEnd, abortErr error) error {
+func (s *Service) finalize(ctx context.Context, rec *batchRecord, end runEnd, abortErr error) error {
 	if rec.Status.Terminal() {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package http
+package service
 
 import (
 	"bufio"
@@ -37,8 +37,8 @@ type results struct {
 // (requests that failed, and with unfinished not nil the requests never finished, with
 // its error code: batch_expired, insufficient_quota),
 // in the Batch API output format and input order, as new batch_output files of the
-// batch's owner. A file that would be empty is not made.
-func (s *Server) writeResults(ctx context.Context, rec *batchRecord, unf *unfinished) (*results, error) {
+// batch's tenant. A file that would be empty is not made.
+func (s *Service) writeResults(ctx context.Context, rec *batchRecord, unf *unfinished) (*results, error) {
 	out, err := s.newOutputFile(rec, "output")
 	if err != nil {
 		return nil, err
@@ -107,7 +107,7 @@ func (s *Server) writeResults(ctx context.Context, rec *batchRecord, unf *unfini
 
 // outputFile is a batch_output file being written.
 type outputFile struct {
-	s     *Server
+	s     *Service
 	rec   fileRecord
 	f     *os.File
 	w     *bufio.Writer
@@ -115,11 +115,11 @@ type outputFile struct {
 	done  bool
 }
 
-func (s *Server) newOutputFile(batch *batchRecord, kind string) (*outputFile, error) {
+func (s *Service) newOutputFile(batch *batchRecord, kind string) (*outputFile, error) {
 	rec := fileRecord{
 		File: sluice.File{ID: newFileID(), Object: "file", CreatedAt: now(), Purpose: sluice.PurposeBatchOutput, Status: "processed",
 			Filename: batch.ID + "_" + kind + ".jsonl"},
-		Owner: batch.Owner,
+		Tenant: batch.Tenant,
 	}
 	rec.Path = rec.ID + ".jsonl"
 	f, err := os.OpenFile(s.filePath(rec.Path), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -177,8 +177,8 @@ type expiredLines struct {
 	buf     []byte
 }
 
-func (s *Server) openExpired(ctx context.Context, rec *batchRecord, to *outputFile, unf *unfinished) (*expiredLines, error) {
-	in, err := s.storedFile(ctx, rec.InputFileID, rec.Owner)
+func (s *Service) openExpired(ctx context.Context, rec *batchRecord, to *outputFile, unf *unfinished) (*expiredLines, error) {
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Tenant)
 	if err != nil {
 		return nil, fmt.Errorf("expire %s: input file: %w", rec.ID, err)
 	}

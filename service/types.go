@@ -1,4 +1,4 @@
-package http
+package service
 
 import (
 	"encoding/json"
@@ -10,7 +10,8 @@ import (
 // fileRecord is a stored file: the API object plus what only the server sees.
 type fileRecord struct {
 	sluice.File
-	Owner string `json:"owner"`
+	// Tenant is the hash of the key that owns the file (stored as "owner").
+	Tenant string `json:"owner"`
 	// Path is the content's file name inside the server's files directory.
 	Path string `json:"path"`
 	// Deleted is set when the client deleted the file while a batch that reads it was
@@ -29,9 +30,10 @@ var activeStatuses = []string{string(sluice.BatchValidating), string(sluice.Batc
 // batchRecord is a stored batch: the API object plus what only the server sees.
 type batchRecord struct {
 	sluice.Batch
-	Owner string `json:"owner"`
-	// Upstream names the upstream the batch runs on, once validated.
-	Upstream string `json:"upstream,omitempty"`
+	// Tenant is the hash of the key that owns the batch (stored as "owner").
+	Tenant string `json:"owner"`
+	// Route names the route the batch runs on, once validated (stored as "upstream").
+	Route string `json:"upstream,omitempty"`
 	// CountedAt is when the batch was created by the budget clock (Config.Now), Unix
 	// seconds: the batch's usage counts in the budget period it falls in. 0 (batches of
 	// servers before budgets): CreatedAt.
@@ -46,28 +48,26 @@ func (r *batchRecord) countedAt() time.Time {
 	return time.Unix(r.CreatedAt, 0)
 }
 
-// list is an OpenAI list object.
-type list[T any] struct {
-	Object  string  `json:"object"` // always "list"
-	Data    []T     `json:"data"`
-	FirstID *string `json:"first_id"`
-	LastID  *string `json:"last_id"`
-	HasMore bool    `json:"has_more"`
+// ListParams page through a list: up to Limit objects (0: the list's default), newest
+// first or, with Asc, oldest first, after the object with id After ("": from the first).
+type ListParams struct {
+	After string
+	Limit int
+	Asc   bool
 }
 
-// deleted answers a file deletion.
-type deleted struct {
-	ID      string `json:"id"`
-	Object  string `json:"object"`
-	Deleted bool   `json:"deleted"`
+// Page is one page of a list; HasMore reports whether further objects follow.
+type Page[T any] struct {
+	Data    []T
+	HasMore bool
 }
 
-// createBatchRequest is the body of POST /v1/batches.
-type createBatchRequest struct {
-	InputFileID      string            `json:"input_file_id"`
-	Endpoint         string            `json:"endpoint"`
-	CompletionWindow string            `json:"completion_window"`
-	Metadata         map[string]string `json:"metadata"`
+// CreateBatchParams are what a client gives to create a batch.
+type CreateBatchParams struct {
+	InputFileID      string
+	Endpoint         string
+	CompletionWindow string
+	Metadata         map[string]string
 }
 
 func decodeRecord[T any](doc []byte) (*T, error) {

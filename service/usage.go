@@ -1,11 +1,10 @@
-package http
+package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
 	"time"
 
 	"github.com/sluice-llm/sluice"
@@ -26,9 +25,7 @@ const (
 	msgQuotaRequest = "This request was not sent: the key's budget for the period was spent."
 )
 
-var errQuota = &apiError{status: http.StatusTooManyRequests, typ: codeInsufficientQuota, code: codeInsufficientQuota, msg: msgQuota}
-
-// Period is how often a Budget starts again.
+// Period is how often a KeyBudget starts again.
 type Period string
 
 // Budget periods.
@@ -39,10 +36,10 @@ const (
 	PeriodDaily Period = "daily"
 )
 
-// Budget caps what one client key may spend in each period. A zero MaxCost or MaxTokens
-// means no cap of that kind; the zero Budget caps nothing (usage is still tracked, by
+// KeyBudget caps what one client key may spend in each period. A zero MaxCost or MaxTokens
+// means no cap of that kind; the zero KeyBudget caps nothing (usage is still tracked, by
 // calendar month).
-type Budget struct {
+type KeyBudget struct {
 	// MaxCost is the most the key's batches may cost per period, in USD, as priced by
 	// Config.Cost.
 	MaxCost float64
@@ -54,9 +51,9 @@ type Budget struct {
 	ResetDay int
 }
 
-func (b Budget) capped() bool { return b.MaxCost > 0 || b.MaxTokens > 0 }
+func (b KeyBudget) capped() bool { return b.MaxCost > 0 || b.MaxTokens > 0 }
 
-func (b Budget) validate() error {
+func (b KeyBudget) validate() error {
 	switch {
 	case b.MaxCost < 0 || b.MaxTokens < 0:
 		return errors.New("budget must not be negative")
@@ -71,7 +68,7 @@ func (b Budget) validate() error {
 }
 
 // Bounds returns the period t falls in: [start, end), in UTC.
-func (b Budget) Bounds(t time.Time) (start, end time.Time) {
+func (b KeyBudget) Bounds(t time.Time) (start, end time.Time) {
 	t = t.UTC()
 	y, m, d := t.Date()
 	if b.Period == PeriodDaily {
@@ -94,64 +91,64 @@ type Key struct {
 	Name string
 	// Hash is the key's hex SHA-256 (see HashKey).
 	Hash   string
-	Budget Budget
+	Budget KeyBudget
 }
 
 // UsageStore records what batches used, for the per-key budgets (sqlite.Store
 // implements it).
 type UsageStore interface {
 	// SaveUsage records batch id's whole usage so far, replacing what was recorded before.
-	SaveUsage(ctx context.Context, id, owner, keyName, user string, created time.Time, u sluice.Usage, cost float64) error
-	// SumUsage calls fn with the usage of owner's batches ("": each owner's) created in
-	// [from, to), summed per owner, or per owner and user with byUser; most costly first.
-	SumUsage(ctx context.Context, owner string, byUser bool, from, to time.Time,
-		fn func(owner, keyName, user string, u sluice.Usage, cost float64, batches int64) error) error
+	SaveUsage(ctx context.Context, id, tenant, keyName, user string, created time.Time, u sluice.Usage, cost float64) error
+	// SumUsage calls fn with the usage of tenant's batches ("": each tenant's) created in
+	// [from, to), summed per tenant, or per tenant and user with byUser; most costly first.
+	SumUsage(ctx context.Context, tenant string, byUser bool, from, to time.Time,
+		fn func(tenant, keyName, user string, u sluice.Usage, cost float64, batches int64) error) error
 }
 
-// key returns the configured key with hash owner; a key given only in KeyHashes has a
+// key returns the configured key with hash tenant; a key given only in KeyHashes has a
 // name made from its hash and no budget.
-func (s *Server) key(owner string) Key {
-	if k, ok := s.named[owner]; ok {
+func (s *Service) key(tenant string) Key {
+	if k, ok := s.named[tenant]; ok {
 		return k
 	}
-	return Key{Name: "key-" + owner[:min(8, len(owner))], Hash: owner}
+	return Key{Name: "key-" + tenant[:min(8, len(tenant))], Hash: tenant}
 }
 
 // poolKey names one key's budget in one period.
 type poolKey struct {
-	owner string
-	from  time.Time
+	tenant string
+	from   time.Time
 }
 
-// budgetPool is the spending pool of owner's budget for the period t is in, shared by
+// budgetPool is the spending pool of tenant's budget for the period t is in, shared by
 // every run of the key's batches so that together they stop before the budget would be
 // crossed (each request reserves its worst case first). It starts from the usage
 // recorded for the period; nil when the key has no budget.
-func (s *Server) budgetPool(ctx context.Context, owner string, t time.Time) (*sluice.BudgetPool, error) {
-	b := s.key(owner).Budget
+func (s *Service) budgetPool(ctx context.Context, tenant string, t time.Time) (*sluice.BudgetPool, error) {
+	b := s.key(tenant).Budget
 	if !b.capped() {
 		return nil, nil
 	}
 	from, _ := b.Bounds(t)
-	k := poolKey{owner: owner, from: from}
+	k := poolKey{tenant: tenant, from: from}
 	s.poolMu.Lock()
 	defer s.poolMu.Unlock()
 	if p, ok := s.pools[k]; ok {
 		return p, nil
 	}
-	sum, err := s.periodUsage(ctx, owner, t)
+	sum, err := s.periodUsage(ctx, tenant, t)
 	if err != nil {
 		return nil, err
 	}
 	p := sluice.NewBudgetPool(sluice.Budget{MaxCost: b.MaxCost, MaxTokens: b.MaxTokens}, s.cfg.Cost,
 		sum.cost+sum.unconfCost, sum.usage.Total()+sum.unconfTokens)
 	p.SetContextLimit(s.cfg.ContextLimit)
-	p.SetJournal(s.journal(owner, from, sum))
+	p.SetJournal(s.journal(tenant, from, sum))
 	if s.pools == nil {
 		s.pools = map[poolKey]*sluice.BudgetPool{}
 	}
 	for old := range s.pools { // the key's earlier periods are over
-		if old.owner == owner {
+		if old.tenant == tenant {
 			delete(s.pools, old)
 		}
 	}
@@ -159,23 +156,23 @@ func (s *Server) budgetPool(ctx context.Context, owner string, t time.Time) (*sl
 	return p, nil
 }
 
-// poolExhausted reports whether a run of owner's batches stopped in the period t is in
+// poolExhausted reports whether a run of tenant's batches stopped in the period t is in
 // because what was left of the budget could not pay for its next request.
-func (s *Server) poolExhausted(owner string, t time.Time) bool {
-	b := s.key(owner).Budget
+func (s *Service) poolExhausted(tenant string, t time.Time) bool {
+	b := s.key(tenant).Budget
 	if !b.capped() {
 		return false
 	}
 	from, _ := b.Bounds(t)
 	s.poolMu.Lock()
 	defer s.poolMu.Unlock()
-	p, ok := s.pools[poolKey{owner: owner, from: from}]
+	p, ok := s.pools[poolKey{tenant: tenant, from: from}]
 	return ok && p.Exhausted()
 }
 
 // recordUsage reads the batch's usage from its ledger and records it. A failure is only
 // logged: the next reading replaces it.
-func (s *Server) recordUsage(ctx context.Context, rec *batchRecord) {
+func (s *Service) recordUsage(ctx context.Context, rec *batchRecord) {
 	stats, err := s.cfg.Store.Stats(ctx, rec.ID)
 	if errors.Is(err, sluice.ErrNotFound) {
 		return
@@ -187,7 +184,7 @@ func (s *Server) recordUsage(ctx context.Context, rec *batchRecord) {
 				cost += s.cfg.Cost(m.Model, m.Usage)
 			}
 		}
-		err = s.cfg.Store.SaveUsage(ctx, rec.ID, rec.Owner, s.key(rec.Owner).Name, rec.Metadata[UserMetadataKey],
+		err = s.cfg.Store.SaveUsage(ctx, rec.ID, rec.Tenant, s.key(rec.Tenant).Name, rec.Metadata[UserMetadataKey],
 			rec.countedAt(), stats.Usage, cost)
 	}
 	if err != nil {
@@ -210,38 +207,38 @@ type usageTotal struct {
 func (t usageTotal) tokens() int64  { return t.usage.Total() + t.unconfTokens }
 func (t usageTotal) spent() float64 { return t.cost + t.unconfCost }
 
-// periodUsage sums owner's usage in the period of its budget that t falls in.
-func (s *Server) periodUsage(ctx context.Context, owner string, t time.Time) (usageTotal, error) {
-	from, to := s.key(owner).Budget.Bounds(t)
+// periodUsage sums tenant's usage in the period of its budget that t falls in.
+func (s *Service) periodUsage(ctx context.Context, tenant string, t time.Time) (usageTotal, error) {
+	from, to := s.key(tenant).Budget.Bounds(t)
 	var sum usageTotal
-	err := s.cfg.Store.SumUsage(ctx, owner, false, from, to, func(_, _, _ string, u sluice.Usage, cost float64, n int64) error {
+	err := s.cfg.Store.SumUsage(ctx, tenant, false, from, to, func(_, _, _ string, u sluice.Usage, cost float64, n int64) error {
 		sum = usageTotal{usage: u, cost: cost, batches: n}
 		return nil
 	})
 	if err != nil {
 		return sum, err
 	}
-	sum.unconfTokens, sum.unconfCost, err = s.cfg.Store.SumUnconfirmed(ctx, owner, from, to)
+	sum.unconfTokens, sum.unconfCost, err = s.cfg.Store.SumUnconfirmed(ctx, tenant, from, to)
 	return sum, err
 }
 
 // exhausted reports whether sum has spent budget b.
-func (b Budget) exhausted(sum usageTotal) bool {
+func (b KeyBudget) exhausted(sum usageTotal) bool {
 	return (b.MaxCost > 0 && sum.spent() >= b.MaxCost) || (b.MaxTokens > 0 && sum.tokens() >= b.MaxTokens)
 }
 
-// checkQuota answers insufficient_quota when owner's budget for the period is spent.
-func (s *Server) checkQuota(ctx context.Context, owner string) error {
-	b := s.key(owner).Budget
+// checkQuota answers insufficient_quota when tenant's budget for the period is spent.
+func (s *Service) checkQuota(ctx context.Context, tenant string) error {
+	b := s.key(tenant).Budget
 	if !b.capped() {
 		return nil
 	}
 	now := s.cfg.Now()
-	sum, err := s.periodUsage(ctx, owner, now)
+	sum, err := s.periodUsage(ctx, tenant, now)
 	if err != nil {
 		return err
 	}
-	if b.exhausted(sum) || s.poolExhausted(owner, now) {
+	if b.exhausted(sum) || s.poolExhausted(tenant, now) {
 		return errQuota
 	}
 	return nil
@@ -250,16 +247,16 @@ func (s *Server) checkQuota(ctx context.Context, owner string) error {
 // overQuota records the running batch's usage and reports whether its key's budget for
 // the period the batch counts in is spent. A failure to read usage is logged and lets
 // the batch go on.
-func (s *Server) overQuota(ctx context.Context, rec *batchRecord) bool {
+func (s *Service) overQuota(ctx context.Context, rec *batchRecord) bool {
 	s.recordUsage(ctx, rec)
-	b := s.key(rec.Owner).Budget
+	b := s.key(rec.Tenant).Budget
 	if !b.capped() {
 		return false
 	}
 	// The batch counts in the period it was created in; once that period is over, it
 	// spends the current one's budget too.
 	for _, t := range []time.Time{rec.countedAt(), s.cfg.Now()} {
-		sum, err := s.periodUsage(ctx, rec.Owner, t)
+		sum, err := s.periodUsage(ctx, rec.Tenant, t)
 		if err != nil {
 			s.cfg.Logger.Error("check budget", "batch", rec.ID, "err", err)
 			return false
@@ -271,9 +268,8 @@ func (s *Server) overQuota(ctx context.Context, rec *batchRecord) bool {
 	return false
 }
 
-// Usage is the answer of GET /v1/usage: the calling key's usage in the current period of
-// its budget.
-type Usage struct {
+// UsageReport is a key's usage in the current period of its budget (GET /v1/usage).
+type UsageReport struct {
 	Object      string       `json:"object"` // "usage"
 	Key         string       `json:"key"`    // the key's name
 	Period      Period       `json:"period"`
@@ -322,28 +318,29 @@ func figures(u sluice.Usage, cost float64) UsageFigures {
 		CostUSD: math.Round(cost*1e6) / 1e6}
 }
 
-// getUsage serves GET /v1/usage.
-func (s *Server) getUsage(w http.ResponseWriter, r *http.Request, owner string) error {
-	k := s.key(owner)
+// Usage reports tenant's usage in the current period of its key's budget: figures, by
+// user, limits, what remains, and spending a crashed server could not confirm.
+func (s *Service) Usage(ctx context.Context, tenant string) (*UsageReport, error) {
+	k := s.key(tenant)
 	from, to := k.Budget.Bounds(s.cfg.Now())
-	out := Usage{Object: "usage", Key: k.Name, Period: PeriodMonthly, PeriodStart: from.Unix(), PeriodEnd: to.Unix(),
+	out := &UsageReport{Object: "usage", Key: k.Name, Period: PeriodMonthly, PeriodStart: from.Unix(), PeriodEnd: to.Unix(),
 		ByUser: []UserUsage{}}
 	if k.Budget.Period != "" {
 		out.Period = k.Budget.Period
 	}
 	var sum usageTotal
-	err := s.cfg.Store.SumUsage(r.Context(), owner, true, from, to, func(_, _, user string, u sluice.Usage, cost float64, n int64) error {
+	err := s.cfg.Store.SumUsage(ctx, tenant, true, from, to, func(_, _, user string, u sluice.Usage, cost float64, n int64) error {
 		out.ByUser = append(out.ByUser, UserUsage{User: user, UsageFigures: figures(u, cost), Batches: n})
 		sum.usage, sum.cost, sum.batches = sum.usage.Add(u), sum.cost+cost, sum.batches+n
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out.Usage, out.Batches = figures(sum.usage, sum.cost), sum.batches
-	sum.unconfTokens, sum.unconfCost, err = s.cfg.Store.SumUnconfirmed(r.Context(), owner, from, to)
+	sum.unconfTokens, sum.unconfCost, err = s.cfg.Store.SumUnconfirmed(ctx, tenant, from, to)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out.Unconfirmed = Unconfirmed{Tokens: sum.unconfTokens, CostUSD: math.Round(sum.unconfCost*1e6) / 1e6}
 	if b := k.Budget; b.capped() {
@@ -356,8 +353,14 @@ func (s *Server) getUsage(w http.ResponseWriter, r *http.Request, owner string) 
 			left := max(b.MaxTokens-sum.tokens(), 0)
 			out.Limits.Tokens, out.Remaining.Tokens = &b.MaxTokens, &left
 		}
-		out.Exhausted = b.exhausted(sum) || s.poolExhausted(owner, s.cfg.Now())
+		out.Exhausted = b.exhausted(sum) || s.poolExhausted(tenant, s.cfg.Now())
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
+}
+
+// BudgetPool returns the spending pool of tenant's budget for the current period: the
+// pool its batches spend from, so that other traffic of the key (an online gateway's
+// requests) spends from it too. nil when the key has no budget.
+func (s *Service) BudgetPool(ctx context.Context, tenant string) (*sluice.BudgetPool, error) {
+	return s.budgetPool(ctx, tenant, s.cfg.Now())
 }

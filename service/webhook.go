@@ -1,4 +1,4 @@
-package http
+package service
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/sluice-llm/sluice"
 )
 
 // Webhook defaults.
@@ -19,8 +21,9 @@ const (
 	WebhookMetadataKey = "webhook_url"
 	// DefaultWebhookAttempts is how many times a webhook is tried before it is given up.
 	DefaultWebhookAttempts = 5
-	// DefaultWebhookBackoff is the wait after a webhook's first failed attempt; it doubles
-	// (with jitter) after each further one, up to maxWebhookBackoff.
+	// DefaultWebhookBackoff is the most a webhook waits after its first failed attempt;
+	// the ceiling doubles after each further one, up to maxWebhookBackoff, and the wait
+	// is drawn below it (sluice.Backoff, the engine's backoff).
 	DefaultWebhookBackoff = time.Second
 
 	maxWebhookBackoff = 30 * time.Second
@@ -32,7 +35,7 @@ const (
 // set while it did is dropped once the operator turns it off), else Config.WebhookURL. It never blocks: delivery runs on a goroutine that Close joins.
 // Callers are batch goroutines, so that every delivery has started by the time Close has
 // waited for them.
-func (s *Server) notify(rec *batchRecord) {
+func (s *Service) notify(rec *batchRecord) {
 	target := s.cfg.WebhookURL
 	if u := rec.Metadata[WebhookMetadataKey]; u != "" && s.cfg.BatchWebhooks {
 		target = u
@@ -55,8 +58,7 @@ func (s *Server) notify(rec *batchRecord) {
 
 // deliver POSTs body to target until it answers 2xx, it answers a status not worth
 // retrying, the attempts run out, or the server's context ends.
-func (s *Server) deliver(target string, body []byte) error {
-	wait := s.cfg.WebhookBackoff
+func (s *Service) deliver(target string, body []byte) error {
 	for attempt := 1; ; attempt++ {
 		retry, err := s.post(target, body)
 		if err == nil {
@@ -65,22 +67,19 @@ func (s *Server) deliver(target string, body []byte) error {
 		if !retry || attempt >= s.cfg.WebhookAttempts {
 			return fmt.Errorf("attempt %d: %w", attempt, err)
 		}
-		// Full jitter on the upper half: between wait/2 and wait.
-		d := wait/2 + rand.N(wait/2+1)
-		t := time.NewTimer(d)
+		t := time.NewTimer(sluice.Backoff(attempt, 0, s.cfg.WebhookBackoff, maxWebhookBackoff, rand.Float64()))
 		select {
 		case <-t.C:
 		case <-s.ctx.Done():
 			t.Stop()
 			return fmt.Errorf("attempt %d: %w (then the server closed)", attempt, err)
 		}
-		wait = min(2*wait, maxWebhookBackoff)
 	}
 }
 
 // post makes one attempt and says whether a failure is worth retrying: connection
-// errors, 408, 409, 429 and 5xx are.
-func (s *Server) post(target string, body []byte) (retry bool, err error) {
+// errors, 408, 409, 429 and 5xx are (sluice.UpstreamError.Retryable).
+func (s *Service) post(target string, body []byte) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(s.ctx, webhookTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -98,12 +97,9 @@ func (s *Server) post(target string, body []byte) (retry bool, err error) {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	switch c := resp.StatusCode; {
-	case c >= 200 && c < 300:
+	if c := resp.StatusCode; c >= 200 && c < 300 {
 		return false, nil
-	case c == http.StatusRequestTimeout, c == http.StatusConflict, c == http.StatusTooManyRequests, c >= 500:
-		return true, fmt.Errorf("answered %s", resp.Status)
-	default:
-		return false, fmt.Errorf("answered %s", resp.Status)
 	}
+	// Retried as the engine retries a request's answer.
+	return (&sluice.UpstreamError{StatusCode: resp.StatusCode}).Retryable(), fmt.Errorf("answered %s", resp.Status)
 }

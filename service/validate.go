@@ -1,4 +1,4 @@
-package http
+package service
 
 import (
 	"context"
@@ -32,10 +32,10 @@ const (
 
 // validation is what validating an input file found.
 type validation struct {
-	total    int64
-	models   map[string]int64 // model → first line using it
-	upstream string
-	errs     []sluice.BatchError
+	total  int64
+	models map[string]int64 // model → first line using it
+	route  string
+	errs   []sluice.BatchError
 }
 
 func (v *validation) fail(line int64, code, param, format string, args ...any) {
@@ -54,11 +54,10 @@ func (v *validation) fail(line int64, code, param, format string, args ...any) {
 
 // validate reads the batch's input file as a stream and checks every line, stopping
 // early (errStopped) when stop reports true.
-func (s *Server) validate(ctx context.Context, rec *batchRecord, stop func() bool) (*validation, error) {
+func (s *Service) validate(ctx context.Context, rec *batchRecord, stop func() bool) (*validation, error) {
 	v := &validation{models: map[string]int64{}}
-	in, err := s.storedFile(ctx, rec.InputFileID, rec.Owner)
-	var api *apiError
-	if errors.As(err, &api) {
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Tenant)
+	if ErrorCode(err) == ENOTFOUND {
 		v.fail(0, codeMissingInput, "input_file_id", "The input file %s no longer exists.", rec.InputFileID)
 		return v, nil
 	}
@@ -81,18 +80,18 @@ func (s *Server) validate(ctx context.Context, rec *batchRecord, stop func() boo
 		v.fail(0, codeEmptyFile, "input_file_id", "The input file has no requests.")
 	}
 	if len(v.errs) == 0 {
-		s.checkPriced(v, rec.Owner)
+		s.checkPriced(v, rec.Tenant)
 	}
 	if len(v.errs) == 0 {
-		s.route(v)
+		s.assignRoute(v)
 	}
 	return v, nil
 }
 
 // checkPriced fails the models with no price when the batch's key has a USD budget: they
 // would be counted as free, and the budget would not hold.
-func (s *Server) checkPriced(v *validation, owner string) {
-	if s.key(owner).Budget.MaxCost <= 0 {
+func (s *Service) checkPriced(v *validation, tenant string) {
+	if s.key(tenant).Budget.MaxCost <= 0 {
 		return
 	}
 	models := make([]string, 0, len(v.models))
@@ -109,7 +108,7 @@ func (s *Server) checkPriced(v *validation, owner string) {
 }
 
 // priced reports whether model has a price (Config.Priced).
-func (s *Server) priced(model string) bool {
+func (s *Service) priced(model string) bool {
 	if s.cfg.Priced != nil {
 		return s.cfg.Priced(model)
 	}
@@ -117,7 +116,7 @@ func (s *Server) priced(model string) bool {
 }
 
 // checkLines checks each line of r: syntax and fields, url, unique custom_id, the line limit.
-func (s *Server) checkLines(v *validation, r io.Reader, endpoint string, stop func() bool) error {
+func (s *Service) checkLines(v *validation, r io.Reader, endpoint string, stop func() bool) error {
 	rd := jsonl.NewReader(r, jsonl.DefaultMaxLine)
 	ids := map[string]int64{}
 	for n := 0; ; n++ {
@@ -166,24 +165,24 @@ func (s *Server) checkLines(v *validation, r io.Reader, endpoint string, stop fu
 	}
 }
 
-// route picks the upstream for a valid batch: among those serving every model it uses,
-// the one with the fewest batches assigned to it right now; or fails the models that no
-// upstream serves.
-func (s *Server) route(v *validation) {
+// assignRoute picks the route for a valid batch: among those serving every model it
+// uses, the one with the fewest batches assigned to it right now; or fails the models
+// that no route serves.
+func (s *Service) assignRoute(v *validation) {
 	models := make([]string, 0, len(v.models))
 	for m := range v.models {
 		models = append(models, m)
 	}
 	sort.Slice(models, func(i, j int) bool { return v.models[models[i]] < v.models[models[j]] })
 	var candidates []string
-	for _, up := range s.cfg.Upstreams {
+	for _, up := range s.cfg.Routes {
 		if !slices.ContainsFunc(models, func(m string) bool { return !up.serves(m) }) {
 			candidates = append(candidates, up.Name)
 		}
 	}
 	if len(candidates) == 0 {
 		for _, m := range models {
-			if !slices.ContainsFunc(s.cfg.Upstreams, func(up Upstream) bool { return up.serves(m) }) {
+			if !slices.ContainsFunc(s.cfg.Routes, func(up Route) bool { return up.serves(m) }) {
 				v.fail(v.models[m], codeNoUpstream, "body.model", "line %d: no upstream serves model %q.", v.models[m], m)
 			}
 		}
@@ -193,16 +192,16 @@ func (s *Server) route(v *validation) {
 		return
 	}
 	load := s.upstreamLoad()
-	v.upstream = candidates[0]
+	v.route = candidates[0]
 	for _, c := range candidates[1:] {
-		if load[c] < load[v.upstream] {
-			v.upstream = c
+		if load[c] < load[v.route] {
+			v.route = c
 		}
 	}
 }
 
-// upstreamLoad counts the running batches on each upstream.
-func (s *Server) upstreamLoad() map[string]int {
+// upstreamLoad counts the running batches on each route.
+func (s *Service) upstreamLoad() map[string]int {
 	ctx := context.WithoutCancel(s.ctx)
 	load := map[string]int{}
 	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, string(sluice.BatchInProgress))
@@ -211,7 +210,7 @@ func (s *Server) upstreamLoad() map[string]int {
 	}
 	for _, doc := range docs {
 		if rec, err := decodeRecord[batchRecord](doc); err == nil {
-			load[rec.Upstream]++
+			load[rec.Route]++
 		}
 	}
 	return load
