@@ -5,12 +5,15 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 
 	"github.com/sluice-llm/sluice/gateway"
+	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/sim"
 )
 
@@ -220,3 +223,46 @@ func TestStreamUsageCounted(t *testing.T) {
 }
 
 type sluiceUsage struct{ prompt, completion int64 }
+
+// TestSlowStreamBehindServe relays a stream slower than serve's minimum response rate:
+// its deadlines are per event, not by the average rate.
+func TestSlowStreamBehindServe(t *testing.T) {
+	up := serveMux(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			if i > 0 {
+				select {
+				case <-time.After(300 * time.Millisecond): // a model writing slowly
+				case <-r.Context().Done():
+					return
+				}
+			}
+			_, _ = w.Write([]byte("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"))
+			w.(http.Flusher).Flush()
+		}
+		_, _ = w.Write([]byte("data: [DONE]\n\n"))
+	}))
+	g, err := gateway.New(gateway.Config{
+		Upstreams: []gateway.Upstream{{Name: "slow", BaseURL: up}},
+		Keys:      []gateway.Key{{Name: "alice", Hash: gateway.HashKey(clientKey)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	hs := httptest.NewUnstartedServer(nil)
+	hs.Config = sluicehttp.NewHTTPServer(g.Handler(), sluicehttp.Limits{MinRate: 1 << 20, RateGrace: 100 * time.Millisecond}, nil)
+	hs.Start()
+	defer hs.Close()
+	c := client(hs.URL, clientKey)
+	stream := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
+	})
+	n := 0
+	for stream.Next() {
+		n++
+	}
+	if err := stream.Err(); err != nil || n != 3 {
+		t.Fatalf("%d of 3 chunks, err %v", n, err)
+	}
+}

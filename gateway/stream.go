@@ -7,11 +7,17 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/sluice-llm/sluice"
 )
+
+// streamWriteTimeout is how long a client has to take each event of a stream. It replaces
+// any deadline the server set from its average rate: a model that writes slowly for
+// minutes must not have its stream cut for being slow.
+const streamWriteTimeout = time.Minute
 
 // readerPool holds the readers of streamed answers.
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
@@ -46,6 +52,7 @@ func relayStream(w http.ResponseWriter, body io.Reader, dropUsage bool) (sluice.
 				if _, werr := w.Write(ev.Bytes()); werr != nil {
 					return u, werr
 				}
+				_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 			}
 			ev.Reset()
 		}
