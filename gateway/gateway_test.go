@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/sluice-llm/sluice/gateway"
 	sluicehttp "github.com/sluice-llm/sluice/http"
@@ -72,6 +73,12 @@ func TestSDK(t *testing.T) {
 		t.Fatalf("completions: %v %+v", err, comp)
 	}
 
+	resp, err := c.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4o-mini",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Say hi")}})
+	if err != nil || resp.OutputText() == "" || resp.Usage.OutputTokens == 0 {
+		t.Fatalf("responses: %v %+v", err, resp)
+	}
+
 	models, err := c.Models.List(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +93,7 @@ func TestSDK(t *testing.T) {
 
 	srv.Close() // the handlers count usage after the client has its answer
 	stats := up.Stats()
-	if stats.OK != 5 || stats.Unauthorized != 0 { // four answers and the model list
+	if stats.OK != 6 || stats.Unauthorized != 0 { // five answers and the model list
 		t.Fatalf("upstream stats: %+v", stats)
 	}
 	var total int64
@@ -264,5 +271,30 @@ func TestSlowStreamBehindServe(t *testing.T) {
 	}
 	if err := stream.Err(); err != nil || n != 3 {
 		t.Fatalf("%d of 3 chunks, err %v", n, err)
+	}
+}
+
+// TestResponsesStreamUsage reads a Responses stream's usage from its response.completed
+// event, and passes every event on.
+func TestResponsesStreamUsage(t *testing.T) {
+	up := serveMux(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write([]byte("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n" +
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"usage\":{\"input_tokens\":7,\"output_tokens\":3}}}\n\n"))
+	}))
+	c, g, srv := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "u", BaseURL: up}}})
+	stream := c.Responses.NewStreaming(context.Background(), responses.ResponseNewParams{Model: "gpt-4o-mini",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Say hi")}})
+	var types []string
+	for stream.Next() {
+		types = append(types, stream.Current().Type)
+	}
+	if err := stream.Err(); err != nil || len(types) != 2 || types[1] != "response.completed" {
+		t.Fatalf("events %v, err %v", types, err)
+	}
+	srv.Close()
+	u := g.Usage()
+	if len(u) != 1 || u[0].Usage.PromptTokens != 7 || u[0].Usage.CompletionTokens != 3 {
+		t.Fatalf("usage %+v, want 7 prompt and 3 completion tokens", u)
 	}
 }
