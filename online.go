@@ -94,6 +94,7 @@ func (e *Engine) settleOnline(start time.Time, reserved int64, est Estimate, res
 		e.lim.Observe(now, resp.Limits)
 	}
 	var ue *UpstreamError
+	e.observeOnline(start, now, est, resp, err)
 	switch {
 	case err == nil:
 		e.answered.Store(true)
@@ -113,6 +114,46 @@ func (e *Engine) settleOnline(start time.Time, reserved int64, est Estimate, res
 	default:
 		report(errBreakerFault)
 	}
+}
+
+// OnlineJobID is the JobID of online requests' attempts, for the Engine's Observer.
+const OnlineJobID = "online"
+
+// observeOnline tells the Engine's Observer, if any, how an online request went.
+func (e *Engine) observeOnline(start, now time.Time, est Estimate, resp *Response, err error) {
+	obs := e.cfg.Observer
+	if obs == nil {
+		return
+	}
+	a := Attempt{JobID: OnlineJobID, Model: est.Model, Kind: AttemptOK, Latency: now.Sub(start), Finished: now}
+	if resp != nil {
+		a.StatusCode, a.Usage, a.TTFT = resp.StatusCode, resp.Usage, resp.TTFT
+		if e.cfg.Cost != nil && a.Usage != (Usage{}) {
+			a.Cost = e.cfg.Cost(a.Model, a.Usage)
+		}
+	}
+	var ue *UpstreamError
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		a.Kind = AttemptInterrupted
+	case errors.As(err, &ue):
+		a.ErrorCode = ue.Code
+		if a.StatusCode == 0 {
+			a.StatusCode = ue.StatusCode
+		}
+		switch {
+		case ue.Throttled():
+			a.Kind = AttemptThrottled
+		case ue.Retryable():
+			a.Kind = AttemptRetry // the gateway fails over, or the client retries
+		default:
+			a.Kind = AttemptFailed
+		}
+	default:
+		a.Kind, a.ErrorCode = AttemptRetry, CodeConnection
+	}
+	obs.ObserveAttempt(&a)
 }
 
 // acquireOnline takes a concurrency slot for an online request, whatever the window: the

@@ -3,6 +3,7 @@ package sluice_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,5 +151,54 @@ func TestAdmitGoesAheadOfQueuedSends(t *testing.T) {
 	}
 	if _, err := eng.Admit(context.Background(), onlineEst, time.Millisecond); !errors.Is(err, sluice.ErrRateLimited) {
 		t.Fatalf("22nd request: err = %v, want ErrRateLimited", err)
+	}
+}
+
+// attempts is an Observer that keeps what it is told.
+type attempts struct {
+	mu  sync.Mutex
+	got []sluice.Attempt
+}
+
+func (o *attempts) ObserveAttempt(a *sluice.Attempt) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.got = append(o.got, *a)
+}
+
+// TestAdmitObserved tells the Engine's Observer about online requests, as "online".
+func TestAdmitObserved(t *testing.T) {
+	obs := &attempts{}
+	cfg := fastConfig()
+	cfg.Observer = obs
+	cfg.Cost = func(string, sluice.Usage) float64 { return 0.5 }
+	eng, err := sluice.New(newStore(t), &fakeUpstream{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, answer := range []struct {
+		resp *sluice.Response
+		err  error
+	}{
+		{okResponse(), nil},
+		{&sluice.Response{StatusCode: 429}, &sluice.UpstreamError{StatusCode: 429}},
+		{nil, &sluice.UpstreamError{Code: sluice.CodeConnection}},
+	} {
+		done, err := eng.Admit(context.Background(), onlineEst, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done(answer.resp, answer.err)
+	}
+	kinds := []sluice.AttemptKind{}
+	for _, a := range obs.got {
+		if a.JobID != sluice.OnlineJobID || a.Model != "gpt-4o-mini" {
+			t.Fatalf("attempt %+v", a)
+		}
+		kinds = append(kinds, a.Kind)
+	}
+	want := []sluice.AttemptKind{sluice.AttemptOK, sluice.AttemptThrottled, sluice.AttemptRetry}
+	if len(kinds) != 3 || kinds[0] != want[0] || kinds[1] != want[1] || kinds[2] != want[2] || obs.got[0].Cost != 0.5 {
+		t.Fatalf("kinds %v (want %v), cost %v", kinds, want, obs.got[0].Cost)
 	}
 }
