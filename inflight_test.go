@@ -34,12 +34,10 @@ func longRequests(n, size int) *sliceSource {
 // bytes and requests it held at once.
 type bytesUpstream struct {
 	fakeUpstream
-	arrived             chan string
-	gate                chan struct{} // a receive lets one request go; closed, all
-	bytes, count        atomic.Int64
-	maxBytes, maxCount  atomic.Int64
-	cutOffOnCancel      bool
-	answeredAfterCancel atomic.Int64
+	arrived            chan string
+	gate               chan struct{} // closed: every request may go
+	bytes, count       atomic.Int64
+	maxBytes, maxCount atomic.Int64
 }
 
 func newBytesUpstream() *bytesUpstream {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/bench"
 	"github.com/sluice-llm/sluice/internal/mock"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
@@ -415,7 +416,7 @@ func TestBenchFaults(t *testing.T) {
 	if res.code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
 	}
-	var results []benchResult
+	var results []bench.Result
 	if err := json.Unmarshal([]byte(res.stdout), &results); err != nil {
 		t.Fatal(err)
 	}
