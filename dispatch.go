@@ -325,7 +325,7 @@ func (r *Run) handle(res attemptResult) {
 	r.running--
 	r.inFly.Add(-1)
 	r.e.bytes.Release(res.weight) // the answer is in: the body is no longer in flight
-	r.holdingSlot = true // freed by the ledger writer once the outcome is written
+	r.holdingSlot = true          // freed by the ledger writer once the outcome is written
 	defer func() {
 		if r.holdingSlot { // no outcome was written (cannot happen today)
 			r.holdingSlot = false

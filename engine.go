@@ -266,8 +266,8 @@ type Run struct {
 	// Owned by the dispatcher goroutine.
 	claimed  []Item
 	claimAvg int64 // the mean body length of the last claim, 0 before the first
-	retries retryQueue
-	running int
+	retries  retryQueue
+	running  int
 	// holdingSlot is set while a result is handled and its concurrency slot not yet
 	// handed to the ledger writer with the outcome.
 	holdingSlot bool
