@@ -75,6 +75,7 @@ simulator included, except in wire, whose simulator runs in a process of its own
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the results as JSON")
 	cmd.Flags().IntVarP(&o.Requests, "requests", "n", 0, "override the scenario's request count")
+	cmd.Flags().DurationVar(&o.Duration, "duration", 0, "override how long a timed scenario (littles-law, limits, …) runs")
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "where to put the input, ledger and output (default a temporary directory, removed after)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file (go tool pprof): of sluice's part in wire, of the whole scenario in the others; with one scenario only")
 	return cmd

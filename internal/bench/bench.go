@@ -209,6 +209,9 @@ type Options struct {
 	Dir string
 	// Requests overrides the scenario's request count when positive.
 	Requests int
+	// Duration overrides, when positive, how long a timed scenario (littles-law, limits…)
+	// runs before it is stopped.
+	Duration time.Duration
 	// Exe is the sluice binary, which the scenarios that need a simulator in a process of
 	// its own run as "Exe sim …" (os.Args[0] in the sluice command).
 	Exe string
@@ -221,6 +224,9 @@ type Options struct {
 func Run(ctx context.Context, sc Scenario, o Options) (*Result, error) {
 	if o.Requests > 0 {
 		sc.Requests = o.Requests
+	}
+	if o.Duration > 0 && sc.duration > 0 {
+		sc.duration = o.Duration
 	}
 	sc.exe = o.Exe
 	if o.CPUProfile != nil {
