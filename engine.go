@@ -20,14 +20,15 @@ const (
 	DefaultConcurrency = 64
 	DefaultTimeout     = 10 * time.Minute
 	DefaultLease       = 2 * time.Minute
-	// DefaultMaxBytesInFlight caps the request body bytes in flight at 32 MiB: far above
+	// DefaultMaxBytesInFlight caps the request body bytes in flight at 16 MiB: far above
 	// what the default concurrency of typical requests (a few KB each) holds, it binds
-	// only for long lines, where concurrency × line size would otherwise set the memory.
-	DefaultMaxBytesInFlight = 32 << 20
+	// only for long lines (MiBs of text, images as base64), where concurrency × line size
+	// would otherwise set the memory. Raise it for many large requests to a slow upstream.
+	DefaultMaxBytesInFlight = 16 << 20
 
 	ingestFirst = 64      // the first ingest batch is small so that dispatch starts at once
 	ingestBatch = 1000    // lines per AddRequests transaction after that
-	ingestBytes = 8 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
+	ingestBytes = 4 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
 	flushSize   = 512     // outcomes per Complete transaction at most
 	maxClaim    = 256
 	firstClaim  = 4 // a run's first claim, before it knows how long its lines are
