@@ -457,6 +457,7 @@ func (r *Run) writeLedger(ctx context.Context) {
 				r.fail(failed)
 			}
 		}
+		clear(batch) // answer bodies: do not keep them past the write
 		batch = batch[:0]
 		for ; slots > 0; slots-- {
 			r.e.release(r)
