@@ -124,7 +124,7 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 		// leaves no unsent claims) cost 10% of the Little's-law throughput.
 		items, err := r.e.store.Claim(ctx, r.job.ID, r.e.cfg.Owner, r.claimSize(), r.e.cfg.Lease)
 		if err != nil {
-			return nil, nil, fmt.Errorf("claim requests: %w", err)
+			return nil, nil, err // the store names the operation ("claim requests: ...")
 		}
 		r.noteClaim(items)
 		r.claimed = items

@@ -15,7 +15,9 @@
 //   - tokens: the offline tokenizer behind the Estimator
 //   - pricing: the price table
 //   - storetest: the conformance suite every Store passes
-//   - http: sluice serve, an OpenAI-compatible Files and Batches API over the Engine
+//   - service: the batch service behind sluice serve (files, batches, their lifecycle,
+//     per-key budgets, webhooks), callable from Go, with domain errors
+//   - http: sluice serve's HTTP adapter, the OpenAI Files and Batches API over service
 //   - pipeline: several prompts over every document of a file, into one table
 //   - batch: a job run through a provider's Batch API (parts, rounds, hybrid runs)
 //   - cmd/sluice: the command line, the only place that wires adapters together

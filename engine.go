@@ -2,8 +2,6 @@ package sluice
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/sluice-llm/sluice/internal/ids"
 )
 
 // Engine defaults.
@@ -113,7 +113,7 @@ func (c Config) WithDefaults() Config {
 		c.UnreachableAfter = DefaultUnreachableAfter
 	}
 	if c.Owner == "" {
-		c.Owner = "worker-" + randomHex(6)
+		c.Owner = "worker-" + ids.Hex(6)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -234,6 +234,7 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 			return nil, fmt.Errorf("start job %s: %w", job.ID, err)
 		}
 	}
+	r.observeRun(true)
 	go r.main(ctx)
 	return r, nil
 }
@@ -317,6 +318,7 @@ func (r *Run) Job() *Job { return r.job }
 // with the dispatcher running here.
 func (r *Run) main(ctx context.Context) {
 	defer close(r.done)
+	defer r.observeRun(false)
 	bg := context.WithoutCancel(ctx) // the ledger must be written even after a cancel
 	stopCancelWatch := context.AfterFunc(ctx, func() { r.cancelled(ctx) })
 	defer stopCancelWatch()
@@ -350,7 +352,7 @@ func (r *Run) main(ctx context.Context) {
 	// Anything still in flight in the ledger under this owner (nothing, normally) goes
 	// back to pending so that the next run takes it.
 	if err := r.e.store.Release(bg, r.job.ID, r.e.cfg.Owner); err != nil {
-		r.fail(fmt.Errorf("release leases: %w", err))
+		r.fail(err) // the store names the operation ("release requests: ...")
 	}
 	r.err = r.finish(bg, dispatchErr == nil)
 }
@@ -362,7 +364,7 @@ func (r *Run) finish(bg context.Context, finished bool) error {
 	var err error
 	job.State, job.Error, err = r.outcome(finished)
 	if uerr := r.e.store.UpdateJob(bg, job); uerr != nil {
-		return errors.Join(err, fmt.Errorf("update job: %w", uerr))
+		return errors.Join(err, uerr) // the store names the operation ("update job ID: ...")
 	}
 	return err
 }
@@ -422,7 +424,7 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 	}
 	r.job.IngestDone = true
 	if err := r.e.store.UpdateJob(ctx, r.job); err != nil {
-		r.fail(fmt.Errorf("update job: %w", err))
+		r.fail(err) // the store names the operation ("update job ID: ...")
 		return
 	}
 	r.ingestDone.Store(true)
@@ -512,10 +514,4 @@ func (r *Run) renewLeases(ctx context.Context, stop <-chan struct{}) {
 			}
 		}
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

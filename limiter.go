@@ -136,6 +136,8 @@ type limiter struct {
 
 	// meter measures answered requests per second (429s excluded).
 	meter rateMeter
+	// workers is how many live workers share the job's limits (share.go); 0 means 1.
+	workers float64
 	// avgOut is the mean completion tokens seen, reserved for requests with no max_tokens.
 	avgOut  float64
 	outSeen int64
@@ -172,7 +174,7 @@ func (l *limiter) Reserve(now time.Time, est Estimate) (wait time.Duration, rese
 	if est.MaxOutputTokens == 0 {
 		reserved += int64(l.avgOut)
 	}
-	wait = max(l.pausedUntil.Sub(now), l.req.take(now, 1), l.tok.take(now, float64(reserved)), 0)
+	wait = max(l.pausedUntil.Sub(now), l.req.take(now, l.reqWeight()), l.tok.take(now, float64(reserved)*l.tokWeight()), 0)
 	l.pace.sent(now.Add(wait))
 	return wait, reserved
 }
@@ -195,15 +197,15 @@ func (l *limiter) Settle(now time.Time, reserved int64, est Estimate, u Usage) {
 		l.outSeen++
 		l.avgOut += (float64(u.CompletionTokens) - l.avgOut) / float64(min(l.outSeen, 100))
 	}
-	l.tok.give(now, float64(reserved-cost))
+	l.tok.give(now, float64(reserved-cost)*l.tokWeight())
 }
 
 // Refund returns a reservation whose request was never sent.
 func (l *limiter) Refund(now time.Time, reserved int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.req.give(now, 1)
-	l.tok.give(now, float64(reserved))
+	l.req.give(now, l.reqWeight())
+	l.tok.give(now, float64(reserved)*l.tokWeight())
 }
 
 // Answered records an answer that was not a 429 to a request sent at sent: the window

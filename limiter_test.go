@@ -222,7 +222,7 @@ func TestBackoff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := backoff(tt.attempt, tt.retryAfter, time.Second, time.Minute, tt.rnd)
+			got := Backoff(tt.attempt, tt.retryAfter, time.Second, time.Minute, tt.rnd)
 			if got != tt.want {
 				t.Errorf("backoff = %v, want %v", got, tt.want)
 			}

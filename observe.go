@@ -1,6 +1,10 @@
 package sluice
 
-import "time"
+import (
+	"context"
+	"log/slog"
+	"time"
+)
 
 // AttemptKind says how one attempt at a request ended, for an Observer.
 type AttemptKind string
@@ -50,6 +54,7 @@ type Observer interface {
 
 // observe tells the Engine's Observer, if any, about an attempt's result.
 func (r *Run) observe(res *attemptResult, kind AttemptKind) {
+	r.logAttempt(res, kind)
 	obs := r.e.cfg.Observer
 	if obs == nil {
 		return
@@ -76,4 +81,57 @@ func (r *Run) observe(res *attemptResult, kind AttemptKind) {
 		}
 	}
 	obs.ObserveAttempt(&a)
+}
+
+// logAttempt logs an attempt with the ids that find it again: the job, the request's
+// custom_id and line, and the upstream's x-request-id. A request that failed for good is
+// logged at Info, every other attempt at Debug; nothing is built when the level is off.
+func (r *Run) logAttempt(res *attemptResult, kind AttemptKind) {
+	level, msg := slog.LevelDebug, "attempt"
+	if kind == AttemptFailed {
+		level, msg = slog.LevelInfo, "request failed"
+	}
+	lg := r.e.cfg.Logger
+	ctx := context.Background()
+	if !lg.Enabled(ctx, level) {
+		return
+	}
+	it := res.item
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("job", r.job.ID), slog.String("custom_id", it.Request.CustomID),
+		slog.Int64("line", it.Line), slog.String("model", it.Estimate.Model), slog.String("kind", string(kind)),
+		slog.Duration("latency", res.latency))
+	if res.resp != nil {
+		attrs = append(attrs, slog.Int("status", res.resp.StatusCode), slog.String("request_id", res.resp.RequestID))
+		if res.resp.TTFT > 0 {
+			attrs = append(attrs, slog.Duration("ttft", res.resp.TTFT))
+		}
+	}
+	if res.err != nil {
+		attrs = append(attrs, slog.String("code", res.err.Code), slog.String("err", res.err.Message))
+	}
+	lg.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// RunObserver is an Observer that is also told when a run starts and when it ends, so
+// that it can read the run's Progress while it goes (gauges read when metrics are
+// scraped, say). RunStarted is called before the run's first attempt and RunEnded after
+// its last, before Run.Wait returns; both must return quickly.
+type RunObserver interface {
+	Observer
+	RunStarted(r *Run)
+	RunEnded(r *Run)
+}
+
+// observeRun tells the Engine's Observer, when it is a RunObserver, that r starts
+// (start true) or ends.
+func (r *Run) observeRun(start bool) {
+	ro, ok := r.e.cfg.Observer.(RunObserver)
+	switch {
+	case !ok:
+	case start:
+		ro.RunStarted(r)
+	default:
+		ro.RunEnded(r)
+	}
 }

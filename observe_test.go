@@ -1,10 +1,16 @@
 package sluice_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluice-llm/sluice"
 )
@@ -76,5 +82,46 @@ func TestObserverSeesEveryAttempt(t *testing.T) {
 		if a.CustomID == "req-0003" && (a.StatusCode != 400 || a.ErrorCode != "invalid_request_error") {
 			t.Errorf("failed attempt = status %d code %q, want 400 invalid_request_error", a.StatusCode, a.ErrorCode)
 		}
+	}
+}
+
+// TestAttemptsAreLogged checks that every attempt is logged at debug with the ids that
+// find it again, and a request that failed for good at info.
+func TestAttemptsAreLogged(t *testing.T) {
+	up := &fakeUpstream{do: func(_ context.Context, req *sluice.Request, attempt int) (*sluice.Response, error) {
+		if req.CustomID == "req-0002" {
+			return fail(400, "invalid_request_error", "bad messages", 0)
+		}
+		return ok(req)
+	}}
+	st := newStore(t)
+	job := newJob(t, st)
+	var buf bytes.Buffer
+	cfg := fastConfig()
+	cfg.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if err := runJob(t, st, up, cfg, job, requests(3)); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	type record struct {
+		Level, Msg, Job, Kind, Code string
+		CustomID                    string `json:"custom_id"`
+		RequestID                   string `json:"request_id"`
+		Line, Status                int
+	}
+	got := map[string]record{}
+	for line := range strings.Lines(buf.String()) {
+		var r record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		got[r.CustomID] = r
+	}
+	want := map[string]record{
+		"req-0001": {Level: "DEBUG", Msg: "attempt", Job: job.ID, Kind: "ok", CustomID: "req-0001", RequestID: "req_req-0001", Line: 1, Status: 200},
+		"req-0002": {Level: "INFO", Msg: "request failed", Job: job.ID, Kind: "failed", Code: "invalid_request_error", CustomID: "req-0002", Line: 2, Status: 400},
+		"req-0003": {Level: "DEBUG", Msg: "attempt", Job: job.ID, Kind: "ok", CustomID: "req-0003", RequestID: "req_req-0003", Line: 3, Status: 200},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("log records (-want +got):\n%s", diff)
 	}
 }

@@ -29,7 +29,7 @@ type OutputCounts struct {
 // "error":{"code","message"}. Failed requests are also written to errs when it is not nil,
 // as the Batch API's error file has them. Line ids are derived from the job and line, so
 // writing the output again gives the same bytes.
-func WriteOutput(ctx context.Context, s Store, jobID string, out, errs io.Writer) (OutputCounts, error) {
+func WriteOutput(ctx context.Context, s ResultReader, jobID string, out, errs io.Writer) (OutputCounts, error) {
 	var counts OutputCounts
 	bw := bufio.NewWriterSize(out, 256<<10)
 	var ew *bufio.Writer

@@ -3,6 +3,7 @@ package sluice
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -110,6 +111,9 @@ type Result struct {
 	Body         json.RawMessage
 	ErrorCode    string
 	ErrorMessage string
+	// Usage is the token usage of the request's last answer, as the upstream reported it
+	// (zero when there was none).
+	Usage Usage
 }
 
 // ModelStats sums a job's requests that used one model.
@@ -145,7 +149,20 @@ type Stats struct {
 // them under a lease; a lease that expires returns its requests to pending, so any number
 // of workers, on any number of machines, can share one job. Implementations must be safe
 // for concurrent use.
+//
+// Store is the union of the smaller interfaces its consumers use: the catalogue of jobs
+// (Catalog), the ledger a run works through (Ledger) and the final results an output file
+// is written from (ResultReader).
 type Store interface {
+	Catalog
+	Ledger
+	ResultReader
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Catalog keeps the jobs themselves: what the commands list, show, resume and delete.
+type Catalog interface {
 	// CreateJob stores a new job; job.ID must be set and unique.
 	CreateJob(ctx context.Context, job *Job) error
 	// Job returns the job with the given id, or ErrNotFound.
@@ -154,6 +171,11 @@ type Store interface {
 	Jobs(ctx context.Context, fingerprint string) ([]*Job, error)
 	// UpdateJob saves the job's State, Error, Elapsed, Ingested and IngestDone.
 	UpdateJob(ctx context.Context, job *Job) error
+}
+
+// Ledger is a job's requests as a run works through them: ingest, claims under a lease,
+// outcomes, and the counts that say when the job is finished.
+type Ledger interface {
 	// AddRequests adds lines to a job's ledger in one transaction, and advances the job's
 	// Ingested count to the last line. Lines already present are skipped, so adding the
 	// same lines again is harmless. A valid line whose custom_id is already in the job is
@@ -171,13 +193,42 @@ type Store interface {
 	// Release returns requests in flight to pending without spending an attempt: those of
 	// owner, or of every owner when owner is "".
 	Release(ctx context.Context, jobID, owner string) error
+	// Stats summarises the job's ledger.
+	Stats(ctx context.Context, jobID string) (*Stats, error)
+}
+
+// ResultReader reads a job's final requests, as its output file needs them.
+type ResultReader interface {
 	// Results calls fn for every final request with Line > after, in line order, until fn
 	// returns an error or limit results were given (limit <= 0: no limit).
 	Results(ctx context.Context, jobID string, after int64, limit int, fn func(*Result) error) error
-	// Stats summarises the job's ledger.
-	Stats(ctx context.Context, jobID string) (*Stats, error)
-	// Close releases the store's resources.
-	Close() error
+}
+
+// ErrJobHeld is the error, wrapped, of a store's job lock (see the postgres store's
+// LockJob) that another process holds.
+var ErrJobHeld = errors.New("job held by another process")
+
+// RateStore keeps what runs learned of each upstream's speed (the rate limits its headers
+// gave, the median latency), by base URL, for later runs to plan with. Stores implement
+// it optionally.
+type RateStore interface {
+	// SaveRate records an observation of the upstream at baseURL.
+	SaveRate(ctx context.Context, baseURL string, o RateObservation) error
+	// Rate returns what was last learned of the upstream at baseURL; ok is false when
+	// nothing was.
+	Rate(ctx context.Context, baseURL string) (o RateObservation, ok bool, err error)
+}
+
+// HistoryStore sums the usage of every job's answers by model, for estimates to learn
+// the typical output of each model from. Stores implement it optionally.
+type HistoryStore interface {
+	ModelHistory(ctx context.Context) (map[string]ModelStats, error)
+}
+
+// JobDeleter deletes a job and its ledger. Stores implement it optionally.
+type JobDeleter interface {
+	// DeleteJob removes the job and all its requests, or returns ErrNotFound.
+	DeleteJob(ctx context.Context, id string) error
 }
 
 // FailedRetrier is a Store that can send a finished job's failed requests again, as a
@@ -188,4 +239,11 @@ type FailedRetrier interface {
 	// requests, and lines that were never sent (invalid, duplicate custom_id), are
 	// untouched.
 	RetryFailed(ctx context.Context, jobID string) (int64, error)
+}
+
+// Migration is one schema version a store has had applied.
+type Migration struct {
+	Version   int
+	Name      string // the migration's file name without .sql: 0004_worker
+	AppliedAt time.Time
 }

@@ -22,6 +22,7 @@ import (
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/internal/ingest"
 	"github.com/sluice-llm/sluice/openai"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/tokens"
@@ -134,15 +135,16 @@ func startProvider(t *testing.T, opts providerOpts) *provider {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
+	svc, err := service.New(ctx, service.Config{
 		Store: st, FilesDir: filepath.Join(dir, "files"),
-		Upstreams: []sluicehttp.Upstream{{Name: "sim", Engine: eng}},
-		KeyHashes: []string{sluicehttp.HashKey(serveKey)},
+		Routes:    []service.Route{{Name: "sim", Engine: eng}},
+		KeyHashes: []string{service.HashKey(serveKey)},
 		MaxLines:  opts.maxLines, MaxBytes: opts.maxBytes, AnyCompletionWindow: true,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv := sluicehttp.NewServer(svc, nil)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		up.release() // let held requests end so the server can stop

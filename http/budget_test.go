@@ -10,7 +10,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/sluice-llm/sluice"
-	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 )
 
@@ -26,7 +26,7 @@ func (h *harness) billed() int64 {
 func TestServeBudgetHoldsAcrossACrash(t *testing.T) {
 	const budget = 6000
 	h := newHarness(t, sim.Config{Seed: 1, TTFT: 5 * time.Millisecond}, 8)
-	h.cfg.Keys = budgetKeys(sluicehttp.Budget{MaxTokens: budget})
+	h.cfg.Keys = budgetKeys(service.KeyBudget{MaxTokens: budget})
 	h.cfg.UsageInterval = time.Hour // usage is recorded at the end of a run only
 	h.start()
 	c := h.client(keyA)
@@ -61,7 +61,7 @@ func TestServeBudgetHoldsAcrossACrash(t *testing.T) {
 // price table does not know: it would cost $0 and the budget would not hold.
 func TestServeBudgetRefusesUnpricedModels(t *testing.T) {
 	h := newHarness(t, sim.Config{Seed: 1, Models: []string{"gpt-4o-mini", "my-unpriced-model"}}, 4)
-	h.cfg.Keys = budgetKeys(sluicehttp.Budget{MaxCost: 0.001})
+	h.cfg.Keys = budgetKeys(service.KeyBudget{MaxCost: 0.001})
 	h.cfg.Cost = func(model string, u sluice.Usage) float64 {
 		if model == "gpt-4o-mini" {
 			return float64(u.Total()) / 1000
@@ -100,7 +100,7 @@ func TestServeBudgetRefusesUnpricedModels(t *testing.T) {
 func TestServeBudgetWithoutMaxTokensOvershootsByOneRequest(t *testing.T) {
 	const budget = 20000
 	h := newHarness(t, sim.Config{Seed: 1, TTFT: 2 * time.Millisecond}, 8)
-	h.cfg.Keys = budgetKeys(sluicehttp.Budget{MaxTokens: budget})
+	h.cfg.Keys = budgetKeys(service.KeyBudget{MaxTokens: budget})
 	h.cfg.ContextLimit = func(string) int64 { return 2048 }
 	h.start()
 	long := strings.Repeat(" word", 300) // the simulator's answers echo the prompt

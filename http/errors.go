@@ -7,47 +7,64 @@ import (
 	"net/http"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/service"
 )
 
-// apiError is an error answered with an HTTP status and the OpenAI error body.
-type apiError struct {
+// codeTooSlow is the transport's own code of a request body that arrived too slowly
+// (conns.go): the service never sees such a request.
+const codeTooSlow = "too_slow"
+
+// codes maps each error code to the HTTP status and the OpenAI error type it is answered
+// with: the only place a status is chosen for an error.
+var codes = map[string]struct {
 	status int
 	typ    string
-	param  string
-	code   string
-	msg    string
+}{
+	service.EINVALID:      {http.StatusBadRequest, "invalid_request_error"},
+	service.EUNAUTHORIZED: {http.StatusUnauthorized, "invalid_request_error"},
+	service.ENOTFOUND:     {http.StatusNotFound, "invalid_request_error"},
+	service.ECONFLICT:     {http.StatusConflict, "invalid_request_error"},
+	service.ETOOLARGE:     {http.StatusRequestEntityTooLarge, "invalid_request_error"},
+	service.EQUOTA:        {http.StatusTooManyRequests, "insufficient_quota"},
+	service.ERATELIMIT:    {http.StatusTooManyRequests, "requests"},
+	service.EUNAVAILABLE:  {http.StatusServiceUnavailable, "server_error"},
+	service.EINTERNAL:     {http.StatusInternalServerError, "server_error"},
+	codeTooSlow:           {http.StatusRequestTimeout, "invalid_request_error"},
 }
 
-func (e *apiError) Error() string { return e.msg }
+// Errors of the transport, before any service call.
+var (
+	errUnauthorized = &service.Error{Code: service.EUNAUTHORIZED, Reason: "invalid_api_key",
+		Message: "Incorrect API key provided. Pass a sluice client key as 'Authorization: Bearer KEY'."}
+	errSlowBody = &service.Error{Code: codeTooSlow, Reason: "request_timeout",
+		Message: "The request body arrived too slowly."}
+	errInternal = &service.Error{Code: service.EINTERNAL,
+		Message: "The server had an error while processing your request."}
+)
 
-var errUnauthorized = &apiError{status: http.StatusUnauthorized, typ: "invalid_request_error", code: "invalid_api_key",
-	msg: "Incorrect API key provided. Pass a sluice client key as 'Authorization: Bearer KEY'."}
-
-func invalid(param, format string, args ...any) *apiError {
-	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", param: param, msg: fmt.Sprintf(format, args...)}
-}
-
-func notFound(kind, id string) *apiError {
-	return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "not_found",
-		msg: fmt.Sprintf("No %s found with id '%s'.", kind, id)}
-}
-
-// asAPIError maps err to what the client is told: apiErrors as they are, an oversized
-// body as 413, anything else as a 500 that does not leak the cause.
-func asAPIError(err error) *apiError {
-	var api *apiError
-	if errors.As(err, &api) {
-		return api
-	}
+// asServiceError maps err to what the client is told: service errors as they are, the
+// transport's own failures (a body too large or too slow) as the service error they
+// amount to, a store's sluice.ErrNotFound as ENOTFOUND, and anything else as EINTERNAL
+// without its cause. It also returns the status.
+func asServiceError(err error) (*service.Error, int) {
+	var e *service.Error
 	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", code: "request_too_large",
-			msg: fmt.Sprintf("The request body is larger than %d bytes.", tooLarge.Limit)}
+	switch {
+	case errors.As(err, &e):
+	case errors.As(err, &tooLarge):
+		e = &service.Error{Code: service.ETOOLARGE, Reason: "request_too_large",
+			Message: fmt.Sprintf("The request body is larger than %d bytes.", tooLarge.Limit)}
+	case errors.Is(err, errTooSlow):
+		e = errSlowBody
+	case errors.Is(err, sluice.ErrNotFound):
+		e = &service.Error{Code: service.ENOTFOUND, Reason: "not_found", Message: "Not found."}
+	default:
+		e = errInternal
 	}
-	if errors.Is(err, sluice.ErrNotFound) {
-		return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "not_found", msg: "Not found."}
+	if _, ok := codes[e.Code]; !ok {
+		e = errInternal
 	}
-	return &apiError{status: http.StatusInternalServerError, typ: "server_error", msg: "The server had an error while processing your request."}
+	return e, codes[e.Code].status
 }
 
 type errorBody struct {
@@ -61,16 +78,17 @@ type errorObject struct {
 	Code    *string `json:"code"`
 }
 
+// writeError answers err as the OpenAI error body {"error":{...}}.
 func writeError(w http.ResponseWriter, err error) {
-	api := asAPIError(err)
-	body := errorBody{Error: errorObject{Message: api.msg, Type: api.typ}}
-	if api.param != "" {
-		body.Error.Param = &api.param
+	e, status := asServiceError(err)
+	body := errorBody{Error: errorObject{Message: e.Message, Type: codes[e.Code].typ}}
+	if e.Param != "" {
+		body.Error.Param = &e.Param
 	}
-	if api.code != "" {
-		body.Error.Code = &api.code
+	if e.Reason != "" {
+		body.Error.Code = &e.Reason
 	}
-	writeJSON(w, api.status, body)
+	writeJSON(w, status, body)
 }
 
 // writeJSON answers v as JSON with status.
@@ -93,7 +111,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		if errors.As(err, &tooLarge) {
 			return err
 		}
-		return invalid("", "We could not parse the JSON body of your request: %v", err)
+		return &service.Error{Code: service.EINVALID, Message: fmt.Sprintf("We could not parse the JSON body of your request: %v", err)}
 	}
 	return nil
 }

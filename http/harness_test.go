@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	sluiceopenai "github.com/sluice-llm/sluice/openai"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -37,7 +38,7 @@ type harness struct {
 	t      *testing.T
 	dir    string
 	sim    *sim.Server
-	cfg    sluicehttp.Config
+	cfg    service.Config
 	models []string // models the upstream serves; nil: all
 	conc   int
 	// upName names the upstream ("": "sim").
@@ -92,7 +93,7 @@ func (h *harness) start() {
 	cfg := h.cfg
 	cfg.Store = store
 	cfg.FilesDir = filepath.Join(h.dir, "files")
-	cfg.Upstreams = []sluicehttp.Upstream{{Name: cmp.Or(h.upName, "sim"), Models: h.models, Engine: eng}}
+	cfg.Routes = []service.Route{{Name: cmp.Or(h.upName, "sim"), Models: h.models, Engine: eng}}
 	if h.broken != nil {
 		bup, err := sluiceopenai.New(sluiceopenai.Config{BaseURL: "http://broken.sluice.invalid/v1",
 			HTTPClient: &http.Client{Transport: h.broken.Transport()}})
@@ -103,14 +104,15 @@ func (h *harness) start() {
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		cfg.Upstreams = append([]sluicehttp.Upstream{{Name: "broken", Engine: beng}}, cfg.Upstreams...)
+		cfg.Routes = append([]service.Route{{Name: "broken", Engine: beng}}, cfg.Routes...)
 	}
-	cfg.KeyHashes = []string{sluicehttp.HashKey(keyA), sluicehttp.HashKey(keyB)}
-	srv, err := sluicehttp.New(ctx, cfg)
+	cfg.KeyHashes = []string{service.HashKey(keyA), service.HashKey(keyB)}
+	svc, err := service.New(ctx, cfg)
 	if err != nil {
 		st.Close()
 		h.t.Fatal(err)
 	}
+	srv := sluicehttp.NewServer(svc, cfg.Logger)
 	h.st, h.srv, h.ts = st, srv, httptest.NewServer(srv.Handler())
 }
 

@@ -13,19 +13,19 @@ func FuzzParseListQuery(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw string) {
 		r := httptest.NewRequest("GET", "/v1/files", nil)
 		r.URL.RawQuery = raw
-		q, err := parseListQuery(r, 20, 100)
+		q, err := parseListQuery(r, 100)
 		if err != nil {
-			if asAPIError(err).status != 400 {
+			if _, status := asServiceError(err); status != 400 {
 				t.Fatalf("%q: error %v is not a 400", raw, err)
 			}
 			return
 		}
-		if q.limit < 1 || q.limit > 100 {
-			t.Fatalf("%q: limit %d out of 1..100", raw, q.limit)
+		if q.Limit < 0 || q.Limit > 100 {
+			t.Fatalf("%q: limit %d out of 0..100", raw, q.Limit)
 		}
 		v, _ := url.ParseQuery(raw)
-		if q.asc != (v.Get("order") == "asc") {
-			t.Fatalf("%q: asc %v", raw, q.asc)
+		if q.Asc != (v.Get("order") == "asc") {
+			t.Fatalf("%q: asc %v", raw, q.Asc)
 		}
 	})
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/sluice-llm/sluice"
-	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 )
 
@@ -35,10 +35,10 @@ func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 func perThousand(_ string, u sluice.Usage) float64 { return float64(u.Total()) / 1000 }
 
 // budgetKeys names keyA alice, with budget b, and keyB bob, with none.
-func budgetKeys(b sluicehttp.Budget) []sluicehttp.Key {
-	return []sluicehttp.Key{
-		{Name: "alice", Hash: sluicehttp.HashKey(keyA), Budget: b},
-		{Name: "bob", Hash: sluicehttp.HashKey(keyB)},
+func budgetKeys(b service.KeyBudget) []service.Key {
+	return []service.Key{
+		{Name: "alice", Hash: service.HashKey(keyA), Budget: b},
+		{Name: "bob", Hash: service.HashKey(keyB)},
 	}
 }
 
@@ -81,13 +81,13 @@ func (h *harness) newBatch(key, fileID string, metadata map[string]string) (int,
 		"endpoint": "/v1/chat/completions", "completion_window": "24h", "metadata": metadata})
 }
 
-func (h *harness) usage(key string) sluicehttp.Usage {
+func (h *harness) usage(key string) service.UsageReport {
 	h.t.Helper()
 	status, body := h.call(key, "GET", "/v1/usage", nil)
 	if status != http.StatusOK {
 		h.t.Fatalf("GET /v1/usage: %d %s", status, body)
 	}
-	var u sluicehttp.Usage
+	var u service.UsageReport
 	if err := json.Unmarshal(body, &u); err != nil {
 		h.t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestServeBudgetRefusesBatchesUntilThePeriodResets(t *testing.T) {
 	clock := newClock(time.Date(2026, 5, 20, 23, 0, 0, 0, time.UTC))
 	h := newHarness(t, sim.Config{Seed: 1}, 4)
 	// Each request costs 14 tokens at worst (and here also at best): 30 pay for two.
-	h.cfg.Keys = budgetKeys(sluicehttp.Budget{MaxTokens: 30, Period: sluicehttp.PeriodDaily})
+	h.cfg.Keys = budgetKeys(service.KeyBudget{MaxTokens: 30, Period: service.PeriodDaily})
 	h.cfg.Now, h.cfg.UsageInterval = clock.now, time.Hour // no usage check while it runs
 	h.start()
 	b := h.runToEnd(keyA, inputLines(5), nil)
@@ -164,7 +164,7 @@ func TestServeBudgetRefusesBatchesUntilThePeriodResets(t *testing.T) {
 
 func TestServeBudgetStopsARunningBatch(t *testing.T) {
 	h := newHarness(t, slowSim(), 2)
-	h.cfg.Keys = budgetKeys(sluicehttp.Budget{MaxCost: 0.5}) // about 10 requests' worth
+	h.cfg.Keys = budgetKeys(service.KeyBudget{MaxCost: 0.5}) // about 10 requests' worth
 	h.cfg.Cost, h.cfg.UsageInterval = perThousand, 10*time.Millisecond
 	h.start()
 	b := h.runToEnd(keyA, inputLines(300), nil)
@@ -199,7 +199,7 @@ func TestServeBudgetStopsARunningBatch(t *testing.T) {
 
 func TestServeUsagePerKeyAndUserSurvivesRestart(t *testing.T) {
 	h := newHarness(t, sim.Config{Seed: 1}, 4)
-	h.cfg.Keys = budgetKeys(sluicehttp.Budget{MaxCost: 1000, ResetDay: 15})
+	h.cfg.Keys = budgetKeys(service.KeyBudget{MaxCost: 1000, ResetDay: 15})
 	h.cfg.Cost = perThousand
 	h.start()
 	b1 := h.runToEnd(keyA, inputLines(20), map[string]string{"user": "u-1"})
@@ -223,7 +223,7 @@ func TestServeUsagePerKeyAndUserSurvivesRestart(t *testing.T) {
 		t.Errorf("usage by user (-want +got):\n%s", diff)
 	}
 	start, end := time.Unix(u.PeriodStart, 0).UTC(), time.Unix(u.PeriodEnd, 0).UTC()
-	if start.Day() != 15 || end.Day() != 15 || u.Period != sluicehttp.PeriodMonthly {
+	if start.Day() != 15 || end.Day() != 15 || u.Period != service.PeriodMonthly {
 		t.Errorf("period %s to %s (%s), want from the 15th to the 15th", start, end, u.Period)
 	}
 	if ub := h.usage(keyB); ub.Key != "bob" || ub.Batches != 0 || ub.Usage.TotalTokens != 0 || len(ub.ByUser) != 0 || ub.Limits != nil {
@@ -241,15 +241,15 @@ func TestBudgetBounds(t *testing.T) {
 	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 	tests := []struct {
 		name       string
-		budget     sluicehttp.Budget
+		budget     service.KeyBudget
 		at         time.Time
 		start, end time.Time
 	}{
-		{"monthly from the 1st", sluicehttp.Budget{}, day(2026, 3, 10).Add(5 * time.Hour), day(2026, 3, 1), day(2026, 4, 1)},
-		{"before the reset day", sluicehttp.Budget{ResetDay: 15}, day(2026, 3, 14).Add(23 * time.Hour), day(2026, 2, 15), day(2026, 3, 15)},
-		{"on the reset day", sluicehttp.Budget{ResetDay: 15}, day(2026, 3, 15), day(2026, 3, 15), day(2026, 4, 15)},
-		{"across the year", sluicehttp.Budget{Period: sluicehttp.PeriodMonthly, ResetDay: 5}, day(2026, 1, 3), day(2025, 12, 5), day(2026, 1, 5)},
-		{"daily", sluicehttp.Budget{Period: sluicehttp.PeriodDaily}, day(2026, 2, 28).Add(90 * time.Minute), day(2026, 2, 28), day(2026, 3, 1)},
+		{"monthly from the 1st", service.KeyBudget{}, day(2026, 3, 10).Add(5 * time.Hour), day(2026, 3, 1), day(2026, 4, 1)},
+		{"before the reset day", service.KeyBudget{ResetDay: 15}, day(2026, 3, 14).Add(23 * time.Hour), day(2026, 2, 15), day(2026, 3, 15)},
+		{"on the reset day", service.KeyBudget{ResetDay: 15}, day(2026, 3, 15), day(2026, 3, 15), day(2026, 4, 15)},
+		{"across the year", service.KeyBudget{Period: service.PeriodMonthly, ResetDay: 5}, day(2026, 1, 3), day(2025, 12, 5), day(2026, 1, 5)},
+		{"daily", service.KeyBudget{Period: service.PeriodDaily}, day(2026, 2, 28).Add(90 * time.Minute), day(2026, 2, 28), day(2026, 3, 1)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/ids"
 )
 
 // cacheChunk is how many keys one cache lookup or store covers.
@@ -140,7 +141,7 @@ func Run(ctx context.Context, eng *sluice.Engine, store sluice.Store, plan *Plan
 	r := &runner{
 		eng: eng, store: store, plan: plan, cfg: cfg,
 		table: table, rep: &Report{},
-		runID: time.Now().UTC().Format("20060102_150405") + "_" + randomHex(3),
+		runID: time.Now().UTC().Format("20060102_150405") + "_" + ids.Hex(3),
 		pool:  pool,
 	}
 	for stage := 1; stage <= plan.Spec.Stages && err == nil; stage++ {

@@ -3,9 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -413,10 +411,4 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -17,6 +17,7 @@ const resultsPage = 512
 
 // sqlResultsPage reads the final requests of job $1 with line > $2, in line order.
 const sqlResultsPage = `SELECT r.line, r.custom_id, r.state, r.status_code, r.error_code,
+		r.usage_prompt, r.usage_completion, r.usage_cached,
 		o.request_id, o.body, o.error_message
 	FROM request AS r LEFT JOIN request_output AS o ON o.job = r.job AND o.line = r.line
 	WHERE r.job = $1 AND r.line > $2 AND r.state >= 2
@@ -64,6 +65,7 @@ func scanResult(row pgx.CollectableRow) (sluice.Result, error) {
 		body                []byte
 	)
 	if err := row.Scan(&res.Line, &res.CustomID, &state, &res.StatusCode, &res.ErrorCode,
+		&res.Usage.PromptTokens, &res.Usage.CompletionTokens, &res.Usage.CachedTokens,
 		&requestID, &body, &errorMsg); err != nil {
 		return res, err
 	}

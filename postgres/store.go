@@ -27,7 +27,12 @@ type Store struct {
 	floors floors // where claims start looking for pending lines, by job
 }
 
-var _ sluice.Store = (*Store)(nil)
+var (
+	_ sluice.Store        = (*Store)(nil)
+	_ sluice.RateStore    = (*Store)(nil)
+	_ sluice.HistoryStore = (*Store)(nil)
+	_ sluice.JobDeleter   = (*Store)(nil)
+)
 
 // SchemaParam is the query parameter of a connection URL that names the schema the store
 // keeps its tables in ("postgres://host/db?schema=team_a"). Open creates the schema when

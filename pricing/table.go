@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/modelname"
 )
 
 // Table is a set of model prices and aliases. The zero Table is empty and ready to use.
@@ -66,16 +69,15 @@ func (t *Table) Lookup(model string) (Price, bool) {
 	if t == nil {
 		return Price{}, false
 	}
-	name := key(model)
+	name := modelname.Key(model)
 	if name == "" {
 		return Price{}, false
 	}
 	if p, ok := t.find(name); ok {
 		return p, true
 	}
-	bare := name
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		bare = name[i+1:]
+	bare := modelname.Bare(name)
+	if bare != name {
 		if p, ok := t.find(bare); ok {
 			return p, true
 		}
@@ -100,6 +102,24 @@ func (t *Table) find(name string) (Price, bool) {
 	return Price{}, false
 }
 
+// Cost is what u costs on model, sent online, at the table's price for it (see Lookup);
+// ok is false, and usd 0, when the table has no price for the model. It is the one way
+// sluice prices a run's usage: a method value fits pipeline.CostFunc.
+func (t *Table) Cost(model string, u sluice.Usage) (usd float64, ok bool) {
+	p, ok := t.Lookup(model)
+	if !ok {
+		return 0, false
+	}
+	return p.Cost(u, false), true
+}
+
+// OnlineCost is Cost with 0 for a model the table has no price for: the form
+// sluice.Config.Cost takes, for budgets that count what the upstream charges.
+func (t *Table) OnlineCost(model string, u sluice.Usage) float64 {
+	usd, _ := t.Cost(model, u)
+	return usd
+}
+
 // Prices returns every price in the table, sorted by model name.
 func (t *Table) Prices() []Price {
 	if t == nil {
@@ -114,7 +134,7 @@ func (t *Table) Prices() []Price {
 }
 
 // key is the form model names are compared in.
-func key(model string) string { return strings.ToLower(strings.TrimSpace(model)) }
+func key(model string) string { return modelname.Key(model) }
 
 // stripVersion removes one version suffix from a model name: "-latest", a date
 // ("-2024-07-18", "-20250514") or a Vertex AI "@" version ("@20240620", "@001").

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/sluice-llm/sluice"
 )
 
 func TestLookup(t *testing.T) {
@@ -17,6 +19,7 @@ func TestLookup(t *testing.T) {
 		{" gpt-4o-mini\n", "gpt-4o-mini"},
 		{"gpt-4o-mini-2024-07-18", "gpt-4o-mini"},
 		{"openai/gpt-4o-mini", "gpt-4o-mini"},
+		{"azure/gpt-4o", "gpt-4o"}, // the one model-name rule: tokens.Exact("azure/gpt-4o") too
 		{"openai/gpt-4o-mini-2024-07-18", "gpt-4o-mini"},
 		{"gpt-4o-2024-08-06", "gpt-4o"},
 		{"gpt-4o-2024-05-13", "gpt-4o-2024-05-13"}, // its own, higher, price
@@ -69,6 +72,35 @@ func TestLookup(t *testing.T) {
 		case p.Model != tt.want:
 			t.Errorf("Lookup(%q) found %s, want %s", tt.name, p.Model, tt.want)
 		}
+	}
+}
+
+func TestTableCost(t *testing.T) {
+	tab := Default()
+	u := sluice.Usage{PromptTokens: 1_000_000, CompletionTokens: 1_000_000}
+	p, ok := tab.Lookup("gpt-4o-mini")
+	if !ok {
+		t.Fatal("no price for gpt-4o-mini")
+	}
+	want := p.Cost(u, false)
+	for _, model := range []string{"gpt-4o-mini", "openai/gpt-4o-mini-2024-07-18", "azure/GPT-4o-mini"} {
+		got, ok := tab.Cost(model, u)
+		if !ok || got != want {
+			t.Errorf("Cost(%q) = %v, %v; want %v, true", model, got, ok, want)
+		}
+		if got := tab.OnlineCost(model, u); got != want {
+			t.Errorf("OnlineCost(%q) = %v, want %v", model, got, want)
+		}
+	}
+	if got, ok := tab.Cost("no-such-model", u); ok || got != 0 {
+		t.Errorf("Cost(unpriced) = %v, %v; want 0, false", got, ok)
+	}
+	if got := tab.OnlineCost("no-such-model", u); got != 0 {
+		t.Errorf("OnlineCost(unpriced) = %v, want 0", got)
+	}
+	var nilTable *Table
+	if got, ok := nilTable.Cost("gpt-4o", u); ok || got != 0 {
+		t.Errorf("nil table Cost = %v, %v; want 0, false", got, ok)
 	}
 }
 

@@ -15,6 +15,7 @@ const resultsPage = 512
 
 // sqlResultsPage reads the final requests of a range of rows, in line order.
 const sqlResultsPage = `SELECT r.line, r.custom_id, r.state, r.status_code, r.error_code,
+		r.usage_prompt, r.usage_completion, r.usage_cached,
 		o.request_id, o.body, o.error_message
 	FROM request AS r LEFT JOIN request_output AS o ON o.id = r.id
 	WHERE r.id > ? AND r.id <= ? AND r.state >= 2
@@ -72,6 +73,7 @@ func (s *Store) resultsPage(ctx context.Context, dst []sluice.Result, job, after
 			body                []byte
 		)
 		if err := rows.Scan(&res.Line, &res.CustomID, &state, &res.StatusCode, &res.ErrorCode,
+			&res.Usage.PromptTokens, &res.Usage.CompletionTokens, &res.Usage.CachedTokens,
 			&requestID, &body, &errorMsg); err != nil {
 			return dst, err
 		}

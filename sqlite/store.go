@@ -34,7 +34,12 @@ type Store struct {
 	jobs map[string]int64 // job id → job.seq; a job's seq never changes
 }
 
-var _ sluice.Store = (*Store)(nil)
+var (
+	_ sluice.Store        = (*Store)(nil)
+	_ sluice.RateStore    = (*Store)(nil)
+	_ sluice.HistoryStore = (*Store)(nil)
+	_ sluice.JobDeleter   = (*Store)(nil)
+)
 
 // Open opens the ledger at path, creating the file (mode FileMode) and its directory
 // (DirMode) when missing, and brings its schema up to date.

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -10,9 +9,7 @@ import (
 
 // DeleteStore deletes jobs (sluice jobs rm). The delete scenarios run on stores that
 // implement it and are skipped on others.
-type DeleteStore interface {
-	DeleteJob(ctx context.Context, id string) error
-}
+type DeleteStore = sluice.JobDeleter
 
 var deleteScenarios = []scenario{
 	{"DeleteJobLeavesNothing", testDeleteJobLeavesNothing},

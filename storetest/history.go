@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -13,9 +12,7 @@ import (
 
 // HistoryStore sums the usage of done requests by model over every job, for estimates.
 // The history scenarios run on stores that implement it and are skipped on others.
-type HistoryStore interface {
-	ModelHistory(ctx context.Context) (map[string]sluice.ModelStats, error)
-}
+type HistoryStore = sluice.HistoryStore
 
 var historyScenarios = []scenario{
 	{"ModelHistorySumsDoneUsage", testModelHistorySumsDoneUsage},

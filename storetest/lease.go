@@ -218,7 +218,7 @@ func testCompleteRecordsLastAnswer(t *testing.T, st sluice.Store) {
 	)
 	want := []sluice.Result{
 		{Line: 1, CustomID: "req-1", State: sluice.StateDone, StatusCode: 200, RequestID: "req_1",
-			Body: json.RawMessage(`{"answer":1}`)},
+			Body: json.RawMessage(`{"answer":1}`), Usage: sluice.Usage{PromptTokens: 10, CompletionTokens: 5}},
 		{Line: 2, CustomID: "req-2", State: sluice.StateFailed, StatusCode: 400, RequestID: "req_2", Body: errBody},
 		{Line: 3, CustomID: "req-3", State: sluice.StateFailed, ErrorCode: sluice.CodeConnection,
 			ErrorMessage: "connection reset by peer"},

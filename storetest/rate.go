@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -11,10 +10,7 @@ import (
 // RateStore keeps what runs learned of each upstream's speed (the rate limits its headers
 // gave, the median latency), by base URL. The rate scenarios run on stores that implement
 // it and are skipped on others.
-type RateStore interface {
-	SaveRate(ctx context.Context, baseURL string, o sluice.RateObservation) error
-	Rate(ctx context.Context, baseURL string) (o sluice.RateObservation, ok bool, err error)
-}
+type RateStore = sluice.RateStore
 
 var rateScenarios = []scenario{
 	{"RateKeepsLimitsNotRelearned", testRateKeepsLimitsNotRelearned},

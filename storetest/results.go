@@ -14,6 +14,29 @@ var resultScenarios = []scenario{
 	{"ResultsInLineOrderAfterAndLimit", testResultsInLineOrder},
 	{"ResultsStopOnCallbackError", testResultsStopOnCallbackError},
 	{"ResultsStreamLargeJob", testResultsStreamLargeJob},
+	{"ResultsCarryUsage", testResultsCarryUsage},
+}
+
+// testResultsCarryUsage checks that a result carries its answer's usage, cached tokens
+// included, so that readers of results need not parse it from the body.
+func testResultsCarryUsage(t *testing.T, st sluice.Store) {
+	newJob(t, st, "job-a")
+	add(t, st, "job-a", requests(1, 2))
+	claim(t, st, "job-a", "w1", 2, longLease)
+	u := sluice.Usage{PromptTokens: 120, CompletionTokens: 34, CachedTokens: 100}
+	o := done(1, 1, 0)
+	o.Usage = u
+	complete(t, st, "job-a", "w1", o, sluice.Outcome{Line: 2, State: sluice.StateFailed, Attempts: 1, StatusCode: 400})
+	res := results(t, st, "job-a", 0, 0)
+	if len(res) != 2 {
+		t.Fatalf("%d results, want 2", len(res))
+	}
+	if res[0].Usage != u {
+		t.Errorf("line 1: usage %+v, want %+v", res[0].Usage, u)
+	}
+	if res[1].Usage != (sluice.Usage{}) {
+		t.Errorf("line 2 (no answer with usage): usage %+v, want zero", res[1].Usage)
+	}
 }
 
 func testResultsInLineOrder(t *testing.T, st sluice.Store) {

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	all = append(all, historyScenarios...)
 	all = append(all, deleteScenarios...)
 	all = append(all, retryScenarios...)
+	all = append(all, timelineScenarios...)
 	for _, sc := range all {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()

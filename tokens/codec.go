@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tiktoken-go/tokenizer"
+
+	"github.com/sluice-llm/sluice/internal/modelname"
 )
 
 // Names of the encodings a [Codec] can have.
@@ -188,7 +190,7 @@ func (e *encoding) countSlow(text string) int {
 
 // ForModel returns the codec for a model name. It understands dated snapshots
 // ("gpt-4o-mini-2024-07-18"), fine-tuned names ("ft:gpt-3.5-turbo-0125:org::id"), provider
-// prefixes ("openai/gpt-4o") and any letter case. cl100k_base is used for gpt-4 (but not
+// prefixes ("openai/gpt-4o", "azure/gpt-4o"), surrounding spaces and any letter case. cl100k_base is used for gpt-4 (but not
 // gpt-4o, gpt-4.1 or gpt-4.5), gpt-3.5, text-embedding-3-*, text-embedding-ada-002,
 // davinci-002 and babbage-002; o200k_base for everything else: OpenAI's current models and
 // every model it does not know, including other providers' (an approximation for them).
@@ -207,22 +209,17 @@ var cl100kPrefixes = []string{
 	"davinci-002", "babbage-002",
 }
 
-func isCl100k(model string) bool {
-	m := model
-	if i := strings.LastIndexByte(m, '/'); i >= 0 {
-		m = m[i+1:]
-	}
-	m = strings.TrimPrefix(m, "ft:")
-	for _, p := range cl100kPrefixes {
-		if len(m) < len(p) || !strings.EqualFold(m[:len(p)], p) {
-			continue
-		}
-		if len(m) == len(p) || m[len(p)] == '-' || m[len(p)] == ':' {
-			return true
-		}
-	}
-	return false
-}
+func isCl100k(model string) bool { return modelname.InFamily(model, cl100kPrefixes) }
+
+// openAIFamilies are the families of OpenAI's models, whose tokenizers sluice has.
+var openAIFamilies = []string{"gpt-", "chatgpt-", "o1", "o3", "o4", "text-embedding-", "davinci-", "babbage-", "codex-", "computer-use-"}
+
+// Exact reports whether ForModel(model) is the model's own tokenizer, so that its counts
+// are exact rather than an approximation: true for OpenAI's models (a dated snapshot, a
+// fine-tune, or behind a provider prefix such as "openai/" or "azure/"), false for other
+// providers' and for names that hide the model (an Azure deployment name without the
+// model's). Model names are read as package pricing reads them (internal/modelname).
+func Exact(model string) bool { return modelname.InFamily(model, openAIFamilies) }
 
 // countCache remembers the token counts of long strings, keyed by a 64-bit hash and the
 // string's length. It has a fixed number of entries per shard; a full shard is emptied.

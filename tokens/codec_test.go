@@ -78,10 +78,48 @@ func TestForModel(t *testing.T) {
 		{"meta-llama/Llama-3.3-70B-Instruct", tokens.O200kBase},
 		{"claude-sonnet-4-5", tokens.O200kBase},
 		{"gpt-4x", tokens.O200kBase},
+		{"azure/gpt-4", tokens.Cl100kBase},
+		{" gpt-4 ", tokens.Cl100kBase},
 	}
 	for _, tt := range tests {
 		if got := tokens.ForModel(tt.model).Name(); got != tt.want {
 			t.Errorf("ForModel(%q) = %s, want %s", tt.model, got, tt.want)
+		}
+	}
+}
+
+// TestExact holds the one model-name rule (internal/modelname) to the names the estimate
+// reports on: a provider prefix, Azure's included, names the model behind it.
+func TestExact(t *testing.T) {
+	tests := []struct {
+		model string
+		want  bool
+	}{
+		{"gpt-4o", true},
+		{"openai/gpt-4o", true},
+		{"azure/gpt-4o", true},
+		{"Azure/GPT-4o-2024-08-06", true},
+		{"gpt-35-turbo", true},
+		{"ft:gpt-4o-mini-2024-07-18:acme::abc123", true},
+		{"o1", true},
+		{"o3-mini", true},
+		{"o1x", false},
+		{"text-embedding-3-small", true},
+		{"my-azure-deployment", false},
+		{"deepseek-chat", false},
+		{"anthropic/claude-sonnet-4-5", false},
+		{"", false},
+		{"gpt-4o-mini-2024-07-18", true},
+		{"openai/gpt-4.1", true},
+		{"o4-mini-2025-04-16", true},
+		{"GPT-5", true},
+		{"claude-haiku-4-5", false},
+		{"gemini-2.5-flash", false},
+		{"Qwen/Qwen2.5-72B-Instruct", false},
+	}
+	for _, tt := range tests {
+		if got := tokens.Exact(tt.model); got != tt.want {
+			t.Errorf("Exact(%q) = %v, want %v", tt.model, got, tt.want)
 		}
 	}
 }

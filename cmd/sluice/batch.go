@@ -18,7 +18,7 @@ import (
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
 	"github.com/sluice-llm/sluice/openai"
-	"github.com/sluice-llm/sluice/sqlite"
+	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/tokens"
 )
 
@@ -29,7 +29,6 @@ const (
 	modeHybrid = "hybrid" // sluice run --mode hybrid: the Batch API, online before a deadline
 )
 
-var _ batch.Store = (*sqlite.Store)(nil)
 var _ batch.API = (*openai.Client)(nil)
 
 // batchFlags are the flags of runs through a provider's Batch API.
@@ -115,7 +114,7 @@ func batchClient(e *env, o jobOptions) (*openai.Client, error) {
 }
 
 // newRunner is the Batch API runner of a job.
-func newRunner(e *env, st *sqlite.Store, o jobOptions) (*batch.Runner, error) {
+func newRunner(e *env, st store, o jobOptions) (*batch.Runner, error) {
 	client, err := batchClient(e, o)
 	if err != nil {
 		return nil, err
@@ -176,7 +175,7 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			unlock, err := lockBatchJob(path, job)
+			unlock, err := lockBatchJob(ctx, st, path, job)
 			if err != nil {
 				return err
 			}
@@ -231,7 +230,7 @@ func newBatchSubmitCmd(e *env) *cobra.Command {
 // ingestJob adds the job's input to the ledger, naming the lines that are not valid
 // requests (they get error lines in the output and are never sent), and returns how many
 // there were.
-func ingestJob(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job, o jobOptions) (int, error) {
+func ingestJob(ctx context.Context, e *env, st store, job *sluice.Job, o jobOptions) (int, error) {
 	if job.IngestDone {
 		return 0, nil
 	}
@@ -255,8 +254,8 @@ func ingestJob(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job, o
 }
 
 // lockBatchJob takes the job's lock: one process at a time creates its batches.
-func lockBatchJob(storeFile string, job *sluice.Job) (func(), error) {
-	unlock, err := lockJob(jobLockPath(storeFile, job.ID))
+func lockBatchJob(ctx context.Context, st store, where string, job *sluice.Job) (func(), error) {
+	unlock, err := lockStoreJob(ctx, st, where, job.ID)
 	if errors.Is(err, errJobLocked) {
 		return nil, usageError("job %s: %v", job.ID, err)
 	}
@@ -295,7 +294,7 @@ func batchBaseURL(job *sluice.Job) string {
 
 // batchJob is a job run through the Batch API, opened by a batch command.
 type batchJob struct {
-	st     *sqlite.Store
+	st     store
 	job    *sluice.Job
 	o      jobOptions
 	r      *batch.Runner
@@ -315,7 +314,7 @@ func openBatchJob(ctx context.Context, e *env, storeFlag, id string, lock bool) 
 		err = usageError("job %s runs online, not through the Batch API: sluice show %s", id, id)
 	}
 	if err == nil && lock {
-		b.unlock, err = lockBatchJob(path, b.job)
+		b.unlock, err = lockBatchJob(ctx, st, path, b.job)
 	}
 	if err == nil {
 		b.r, err = newRunner(e, st, b.o)
@@ -351,7 +350,7 @@ func (b *batchJob) close() {
 }
 
 // loadJob reads a job and its options.
-func loadJob(ctx context.Context, st *sqlite.Store, path, id string) (*sluice.Job, jobOptions, error) {
+func loadJob(ctx context.Context, st store, path, id string) (*sluice.Job, jobOptions, error) {
 	job, err := st.Job(ctx, id)
 	if errors.Is(err, sluice.ErrNotFound) {
 		return nil, jobOptions{}, usageError("no job %q in %s (sluice jobs lists them)", id, path)
@@ -384,7 +383,7 @@ func newBatchStatusCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
+	cmd.Flags().StringVar(&storeFlag, "store", "", storeUsage)
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the status as JSON")
 	return cmd
 }
@@ -433,7 +432,7 @@ it at any time). Stop it at any time; run it again to carry on.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
+	fs.StringVar(&storeFlag, "store", "", storeUsage)
 	fs.BoolVar(&jsonOut, "json", false, "print the final status as JSON")
 	fs.BoolVar(&resume, "resume", false, "carry on with a cancelled job: submit what is left again")
 	poll.register(fs, batch.DefaultPoll)
@@ -443,7 +442,7 @@ it at any time). Stop it at any time; run it again to carry on.`,
 
 // printReport prints the report of a job run through the Batch API: its cost, and what
 // it saved against running it all online.
-func printReport(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job) error {
+func printReport(ctx context.Context, e *env, st store, job *sluice.Job) error {
 	prices, err := loadPrices("")
 	if err != nil {
 		return err
@@ -452,7 +451,7 @@ func printReport(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job)
 	if err != nil {
 		return err
 	}
-	rep.print(e.stdout)
+	printJobReport(e.stdout, rep)
 	return nil
 }
 
@@ -543,7 +542,7 @@ func watchEnd(job *sluice.Job, prog *batch.Progress, cancelled bool) error {
 }
 
 // finishOnline runs a batch job's pending requests online, as sluice run would.
-func finishOnline(ctx context.Context, e *env, st *sqlite.Store, job *sluice.Job, o jobOptions) error {
+func finishOnline(ctx context.Context, e *env, st store, job *sluice.Job, o jobOptions) error {
 	f := &runFlags{opts: o, progress: "none", grace: defaultGrace}
 	online, err := newOnlineRun(ctx, e, f, st, job, o)
 	if err != nil {
@@ -600,7 +599,7 @@ func newBatchResultsCmd(e *env) *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
+	fs.StringVar(&storeFlag, "store", "", storeUsage)
 	fs.StringVarP(&output, "output", "o", "", "write results here (default: the job's output file)")
 	fs.StringVar(&errorsPath, "errors", "", "also write failed requests here")
 	fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
@@ -657,7 +656,7 @@ func (r resultsReport) print(w io.Writer) {
 }
 
 // missingRequests lists the job's requests that are not final, with where each is.
-func missingRequests(ctx context.Context, st *sqlite.Store, jobID string, parts []*sluice.Part) ([]missingRequest, error) {
+func missingRequests(ctx context.Context, st store, jobID string, parts []*sluice.Part) ([]missingRequest, error) {
 	missing := []missingRequest{}
 	for _, p := range parts {
 		if p.Collected {
@@ -730,7 +729,7 @@ func newBatchCancelCmd(e *env) *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&storeFlag, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
+	fs.StringVar(&storeFlag, "store", "", storeUsage)
 	fs.BoolVar(&noWait, "no-wait", false, "do not wait for the batches to end cancelled")
 	fs.BoolVar(&jsonOut, "json", false, "print the status as JSON")
 	poll.register(fs, 5*time.Second)
@@ -831,7 +830,7 @@ type partStatus struct {
 	Status   string               `json:"status,omitempty"`
 	Counts   sluice.RequestCounts `json:"request_counts"`
 	Error    string               `json:"error,omitempty"`
-	Usage    tokenCounts          `json:"usage"`
+	Usage    report.Tokens        `json:"usage"`
 }
 
 func newBatchStatus(job *sluice.Job, prog *batch.Progress, invalid int) batchStatus {
@@ -845,7 +844,7 @@ func newBatchStatus(job *sluice.Job, prog *batch.Progress, invalid int) batchSta
 		st.Parts = append(st.Parts, partStatus{
 			Part: p.Number, Round: p.Round, Endpoint: p.Endpoint, Model: p.Model, Requests: p.Requests, Bytes: p.Bytes,
 			Phase: partPhase(p), BatchID: p.BatchID, FileID: p.FileID, Status: string(p.Status), Counts: p.Counts,
-			Error: p.Error, Usage: tokensOf(p.Usage),
+			Error: p.Error, Usage: report.TokensOf(p.Usage),
 		})
 	}
 	return st

@@ -42,7 +42,10 @@ simulator included, except in wire, whose simulator runs in a process of its own
 				defer f.Close()
 				o.CPUProfile = f
 			}
-			o.Exe = os.Args[0]
+			o.StoreURL = e.getenv("SLUICE_STORE")
+			if o.Exe, err = os.Executable(); err != nil {
+				o.Exe = os.Args[0]
+			}
 			var results []*bench.Result
 			failed := false
 			for _, sc := range scens {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/report"
 )
 
 // The progress line names why the upstream is failing, not only that the circuit is open.
@@ -25,10 +26,10 @@ func TestProgressLineShowsTheCause(t *testing.T) {
 
 // The report says how many answers' usage sluice counted, and the upstream's faults.
 func TestReportShowsCountedUsageAndFaults(t *testing.T) {
-	r := &report{Job: "job_1", State: "completed", FailuresByCode: map[string]int64{}}
-	r.addRun(sluice.Progress{UsageCounted: 39, Faults: 3, LastError: "upstream status 502: Bad Gateway"})
+	r := &report.Job{Job: "job_1", State: "completed", FailuresByCode: map[string]int64{}}
+	r.AddRun(sluice.Progress{UsageCounted: 39, Faults: 3, LastError: "upstream status 502: Bad Gateway"})
 	var out bytes.Buffer
-	r.print(&out)
+	printJobReport(&out, r)
 	for _, want := range []string{"usage of 39 answers counted by sluice", "upstream faults", "502: Bad Gateway"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -18,8 +16,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluice-llm/sluice"
-	"github.com/sluice-llm/sluice/internal/jsonl"
+	"github.com/sluice-llm/sluice/estimate"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/pricing"
+	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/tokens"
 )
 
@@ -31,51 +31,40 @@ const testPrices = `{"prices":[
  {"model":"gpt-4","input":10000,"output":20000},
  {"model":"text-embedding-3-small","input":100}]}`
 
-// chatLine is a request line for a chat request on model with one user message.
-func chatLine(id, model, content string, maxTokens int) string {
-	body := map[string]any{"model": model, "messages": []map[string]string{{"role": "user", "content": content}}}
-	if maxTokens > 0 {
-		body["max_tokens"] = maxTokens
-	}
-	return requestLine(id, sluice.EndpointChatCompletions, body)
-}
-
-func requestLine(id, url string, body map[string]any) string {
-	b, err := json.Marshal(map[string]any{"custom_id": id, "method": "POST", "url": url, "body": body})
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
+// chatLine and requestLine write request lines (internal/testutil).
+var (
+	chatLine    = testutil.ChatLine
+	requestLine = testutil.RequestLine
+)
 
 // estimateJSON is the --json output, read back with the field names scripts use.
 type estimateJSON struct {
-	Requests             int64         `json:"requests"`
-	InvalidLines         int64         `json:"invalid_lines"`
-	FirstInvalid         []invalidLine `json:"first_invalid"`
-	InputTokens          int64         `json:"input_tokens"`
-	OutputTokensBound    int64         `json:"output_tokens_bound"`
-	UnboundedRequests    int64         `json:"unbounded_requests"`
-	ExpectedOutputTokens *int64        `json:"expected_output_tokens"`
-	CostUSD              usdPair       `json:"cost_usd"`
-	ExpectedCostUSD      *usdPair      `json:"expected_cost_usd"`
-	CostComplete         bool          `json:"cost_complete"`
-	UnpricedModels       []string      `json:"unpriced_models"`
+	Requests             int64                  `json:"requests"`
+	InvalidLines         int64                  `json:"invalid_lines"`
+	FirstInvalid         []estimate.InvalidLine `json:"first_invalid"`
+	InputTokens          int64                  `json:"input_tokens"`
+	OutputTokensBound    int64                  `json:"output_tokens_bound"`
+	UnboundedRequests    int64                  `json:"unbounded_requests"`
+	ExpectedOutputTokens *int64                 `json:"expected_output_tokens"`
+	CostUSD              estimate.USD           `json:"cost_usd"`
+	ExpectedCostUSD      *estimate.USD          `json:"expected_cost_usd"`
+	CostComplete         bool                   `json:"cost_complete"`
+	UnpricedModels       []string               `json:"unpriced_models"`
 	ByModel              []struct {
-		Model                string   `json:"model"`
-		Requests             int64    `json:"requests"`
-		InputTokens          int64    `json:"input_tokens"`
-		OutputTokensBound    int64    `json:"output_tokens_bound"`
-		UnboundedRequests    int64    `json:"unbounded_requests"`
-		HistoryRequests      int64    `json:"history_requests"`
-		ExpectedOutputTokens *int64   `json:"expected_output_tokens"`
-		CostUSD              *usdPair `json:"cost_usd"`
+		Model                string        `json:"model"`
+		Requests             int64         `json:"requests"`
+		InputTokens          int64         `json:"input_tokens"`
+		OutputTokensBound    int64         `json:"output_tokens_bound"`
+		UnboundedRequests    int64         `json:"unbounded_requests"`
+		HistoryRequests      int64         `json:"history_requests"`
+		ExpectedOutputTokens *int64        `json:"expected_output_tokens"`
+		CostUSD              *estimate.USD `json:"cost_usd"`
 	} `json:"by_model"`
 	Compare []struct {
-		Model       string  `json:"model"`
-		Encoding    string  `json:"encoding"`
-		InputTokens int64   `json:"input_tokens"`
-		CostUSD     usdPair `json:"cost_usd"`
+		Model       string       `json:"model"`
+		Encoding    string       `json:"encoding"`
+		InputTokens int64        `json:"input_tokens"`
+		CostUSD     estimate.USD `json:"cost_usd"`
 	} `json:"compare"`
 }
 
@@ -123,7 +112,7 @@ func basicInput(t *testing.T, dir string) string {
 func TestEstimateJSON(t *testing.T) {
 	dir := t.TempDir()
 	out := estimateCLI(t, dir, basicInput(t, dir))
-	if out.Requests != 4 || out.InvalidLines != 0 || out.InputTokens != 3*9+2 || out.OutputTokensBound != 100+100+defaultUnboundedOutput ||
+	if out.Requests != 4 || out.InvalidLines != 0 || out.InputTokens != 3*9+2 || out.OutputTokensBound != 100+100+estimate.DefaultUnboundedOutput ||
 		out.UnboundedRequests != 1 || out.ExpectedOutputTokens != nil || out.ExpectedCostUSD != nil || !out.CostComplete {
 		t.Errorf("totals: %+v", out)
 	}
@@ -309,7 +298,7 @@ func TestEstimateHistory(t *testing.T) {
 	if run.code != exitOK {
 		t.Fatalf("run: exit %d: %s", run.code, run.stderr)
 	}
-	var rep report
+	var rep report.Job
 	if err := json.Unmarshal([]byte(run.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -397,116 +386,43 @@ func TestEstimateUsageErrors(t *testing.T) {
 	}
 }
 
-// TestEstimateFile checks the function run's --confirm-cost calls, and the edges the
-// command cannot easily show: an absurd max_tokens saturates instead of overflowing, and
-// a canceled context stops the estimate.
-func TestEstimateFile(t *testing.T) {
+// TestEstimatePrintSaturated checks that an absurd max_tokens, saturated by the
+// estimate, prints in full instead of overflowing.
+func TestEstimatePrintSaturated(t *testing.T) {
 	dir := t.TempDir()
 	input := writeFile(t, dir, "requests.jsonl", strings.Join([]string{
 		chatLine("a", "gpt-4o-mini", "hello world", math.MaxInt64),
 		chatLine("b", "gpt-4o-mini", "hello world", 10),
 	}, "\n"))
-	rep, err := estimateFile(t.Context(), input, pricing.Default(), nil)
+	rep, err := estimateInput(t.Context(), input, estimate.Config{Prices: pricing.Default()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.OutputTokensBound != math.MaxInt64 || rep.InputTokens != 18 || math.IsNaN(rep.CostUSD.Online) || rep.CostUSD.Online < 1e12 {
-		t.Errorf("saturated bound: %d out, %d in, $%v", rep.OutputTokensBound, rep.InputTokens, rep.CostUSD.Online)
-	}
 	var sb strings.Builder
-	rep.print(&sb) // must not panic on huge figures
+	printEstimate(&sb, rep) // must not panic on huge figures
 	if !strings.Contains(sb.String(), "9,223,372,036,854,775,807") {
 		t.Errorf("print:\n%s", sb.String())
 	}
-
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := estimateFile(ctx, input, pricing.Default(), nil); err == nil {
-		t.Error("a canceled estimate succeeded")
-	}
-	if _, err := estimateFile(t.Context(), filepath.Join(dir, "nope"), pricing.Default(), nil); err == nil {
+	if _, err := estimateInput(t.Context(), filepath.Join(dir, "nope"), estimate.Config{}); err == nil {
 		t.Error("an estimate of a missing file succeeded")
 	}
 }
 
-// TestEstimateManyBatches checks the parallel path against a plain sum: a file of many
-// batches, with a line bigger than a batch, and invalid lines spread over it whose first
-// five must be named in line order whichever worker met them.
-func TestEstimateManyBatches(t *testing.T) {
-	dir := t.TempDir()
-	var b strings.Builder
-	var want sluice.Estimate // summed
-	var wantInvalid []int64
-	models := []string{"gpt-4o-mini", "gpt-4", "gpt-4.1"}
-	for i := 1; i <= 5000; i++ {
-		var line string
-		switch {
-		case i%997 == 0 || i == 7:
-			line = `{"custom_id":"broken"`
-			wantInvalid = append(wantInvalid, int64(i))
-		case i == 2500:
-			line = chatLine("huge", "gpt-4o-mini", strings.Repeat("lorem ipsum dolor sit amet ", 60000), 5) // 1.6 MB
-		default:
-			line = chatLine(fmt.Sprint(i), models[i%3], fmt.Sprintf("question %d: %s", i, strings.Repeat("why? ", i%40)), i%300)
-		}
-		b.WriteString(line + "\n")
-		if req, lerr := jsonl.ParseRequest(int64(i), []byte(line)); lerr == nil {
-			est, err := tokens.Default().Estimate(&req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want.PromptTokens += est.PromptTokens
-			want.MaxOutputTokens += est.MaxOutputTokens
-			if est.MaxOutputTokens == 0 {
-				want.MaxOutputTokens += defaultUnboundedOutput
-			}
-		}
-	}
-	input := writeFile(t, dir, "requests.jsonl", b.String())
-	rep, err := estimateFile(t.Context(), input, pricing.Default(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Requests != 5000-int64(len(wantInvalid)) || rep.InputTokens != want.PromptTokens || rep.OutputTokensBound != want.MaxOutputTokens {
-		t.Errorf("got %d requests, %d in, %d out; want %d, %d, %d", rep.Requests, rep.InputTokens, rep.OutputTokensBound,
-			5000-len(wantInvalid), want.PromptTokens, want.MaxOutputTokens)
-	}
-	var got []int64
-	for _, l := range rep.FirstInvalid {
-		got = append(got, l.Line)
-	}
-	if rep.InvalidLines != int64(len(wantInvalid)) || !slices.Equal(got, wantInvalid[:maxInvalidShown]) {
-		t.Errorf("invalid: %d, first %v; want %d, first %v", rep.InvalidLines, got, len(wantInvalid), wantInvalid[:maxInvalidShown])
-	}
-	var perModel int64
-	for _, m := range rep.ByModel {
-		perModel += m.Requests
-	}
-	if perModel != rep.Requests || len(rep.ByModel) != 3 {
-		t.Errorf("by_model: %d models summing %d requests", len(rep.ByModel), perModel)
-	}
-}
-
-// TestEstimateReadError checks that a read error mid-file is a usage error naming the line.
+// TestEstimateReadError checks that a read error mid-file is a usage error naming the
+// input and the line, once.
 func TestEstimateReadError(t *testing.T) {
 	r := io.MultiReader(strings.NewReader(chatLine("a", "gpt-4o-mini", "hi", 5)+"\n"), iotest.ErrReader(errors.New("disk on fire")))
-	_, err := estimateReader(t.Context(), "input.jsonl", r, estimateConfig{Prices: pricing.Default()})
+	_, err := estimate.Read(t.Context(), "input.jsonl", r, estimate.Config{Prices: pricing.Default()})
+	err = estimateError(err)
 	var ec *exitCodeError
-	if !errors.As(err, &ec) || ec.code != exitUsage || !strings.Contains(err.Error(), "read line 2: disk on fire") {
-		t.Errorf("err = %v, want a usage error naming line 2", err)
+	if !errors.As(err, &ec) || ec.code != exitUsage || err.Error() != "estimate input.jsonl: read line 2: disk on fire" {
+		t.Errorf("err = %v, want a usage error naming the input and line 2 once", err)
 	}
-}
-
-func TestOpenAIModel(t *testing.T) {
-	for model, want := range map[string]bool{
-		"gpt-4o-mini": true, "gpt-4o-mini-2024-07-18": true, "openai/gpt-4.1": true, "ft:gpt-4o-mini:acme::x": true,
-		"o1": true, "o3-mini": true, "o4-mini-2025-04-16": true, "text-embedding-3-small": true, "GPT-5": true,
-		"o1x": false, "claude-haiku-4-5": false, "deepseek-chat": false, "gemini-2.5-flash": false,
-		"Qwen/Qwen2.5-72B-Instruct": false, "my-azure-deployment": false, "": false,
-	} {
-		if got := openAIModel(model); got != want {
-			t.Errorf("openAIModel(%q) = %v, want %v", model, got, want)
-		}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = estimate.Read(ctx, "input.jsonl", strings.NewReader(chatLine("a", "gpt-4o-mini", "hi", 5)), estimate.Config{})
+	if err = estimateError(err); !errors.Is(err, context.Canceled) || errors.As(err, &ec) {
+		t.Errorf("cancelled: err = %v, want context.Canceled and no usage error", err)
 	}
 }
 
@@ -523,69 +439,4 @@ func TestGroupDigits(t *testing.T) {
 			t.Errorf("fmtUSD(%v) = %q, want %q", v, got, want)
 		}
 	}
-}
-
-// benchLines is the size of BenchmarkEstimateFile's input: the issue's 1,000,000 lines.
-const benchLines = 1_000_000
-
-// writeEstimateBench writes n request lines of a realistic mix: chats with a shared
-// system prompt and a varied question (some in other scripts), chats without max_tokens,
-// and embeddings.
-func writeEstimateBench(path string, n int) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
-	const system = "You are a support assistant for an online bookshop. Answer in at most three sentences, politely, and never invent order details you were not given."
-	topics := []string{"a late delivery", "a damaged cover", "a refund", "gift wrapping", "an e-book download", "a missing invoice", "配送の遅れ", "استرداد المبلغ"}
-	for i := range n {
-		q := fmt.Sprintf("Order %d: the customer writes about %s and asks what to do next (ticket %x).", 100000+i, topics[i%len(topics)], i*7919)
-		var line string
-		switch i % 10 {
-		case 8:
-			line = requestLine(fmt.Sprintf("r%07d", i), sluice.EndpointEmbeddings, map[string]any{"model": "text-embedding-3-small", "input": q})
-		case 9:
-			line = requestLine(fmt.Sprintf("r%07d", i), sluice.EndpointChatCompletions, map[string]any{"model": "gpt-4.1-mini",
-				"messages": []map[string]string{{"role": "system", "content": system}, {"role": "user", "content": q}}})
-		default:
-			line = requestLine(fmt.Sprintf("r%07d", i), sluice.EndpointChatCompletions, map[string]any{"model": "gpt-4o-mini",
-				"messages": []map[string]string{{"role": "system", "content": system}, {"role": "user", "content": q}}, "max_tokens": 200})
-		}
-		if _, err := w.WriteString(line + "\n"); err != nil {
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	return f.Close()
-}
-
-// BenchmarkEstimateFile estimates a 1,000,000-line file: one iteration is the whole file.
-// The file is written once, before the timer starts.
-//
-//	go test -run '^$' -bench EstimateFile -benchtime 1x ./cmd/sluice/
-func BenchmarkEstimateFile(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "requests.jsonl")
-	if err := writeEstimateBench(path, benchLines); err != nil {
-		b.Fatal(err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(fi.Size())
-	b.ReportAllocs()
-	for b.Loop() {
-		rep, err := estimateFile(b.Context(), path, pricing.Default(), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if rep.Requests != benchLines {
-			b.Fatalf("%d requests, want %d", rep.Requests, benchLines)
-		}
-	}
-	b.ReportMetric(float64(benchLines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
 	"github.com/sluice-llm/sluice/pricing"
-	"github.com/sluice-llm/sluice/sqlite"
 )
 
 // parseDeadline reads --deadline: a duration from now ("6h") or a time (RFC 3339).
@@ -40,7 +39,7 @@ func durationOr(s string, def time.Duration) time.Duration {
 // --latency given, else what earlier runs learned of the upstream (its limits from its
 // headers, the median latency), else DefaultLatency at the concurrency cap. source says
 // which, for the user.
-func knownRate(ctx context.Context, st *sqlite.Store, o jobOptions) (rate batch.Rate, source string, err error) {
+func knownRate(ctx context.Context, st store, o jobOptions) (rate batch.Rate, source string, err error) {
 	rate = batch.Rate{RPM: o.RPM, TPM: o.TPM, Concurrency: o.Concurrency, Latency: durationOr(o.Latency, 0)}
 	var from []string
 	if rate.RPM > 0 || rate.TPM > 0 || rate.Latency > 0 {
@@ -90,7 +89,7 @@ func onlineOwner(job *sluice.Job) string { return "online-" + job.ID }
 type onlineRun struct {
 	e       *env
 	f       *runFlags
-	st      *sqlite.Store
+	st      store
 	job     *sluice.Job
 	o       jobOptions
 	prices  *pricing.Table
@@ -99,7 +98,7 @@ type onlineRun struct {
 	last    *sluice.Run
 }
 
-func newOnlineRun(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, job *sluice.Job, o jobOptions) (*onlineRun, error) {
+func newOnlineRun(ctx context.Context, e *env, f *runFlags, st store, job *sluice.Job, o jobOptions) (*onlineRun, error) {
 	prices, err := loadPrices(f.prices)
 	if err != nil {
 		return nil, err
@@ -134,8 +133,8 @@ func (r *onlineRun) close() { r.closeUp() }
 
 // execHybrid runs a job through the Batch API and online before its deadline, then writes
 // its output and report.
-func execHybrid(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFile string, job *sluice.Job, o jobOptions) error {
-	unlock, err := lockBatchJob(storeFile, job)
+func execHybrid(ctx context.Context, e *env, f *runFlags, st store, storeFile string, job *sluice.Job, o jobOptions) error {
+	unlock, err := lockBatchJob(ctx, st, storeFile, job)
 	if err != nil {
 		return err
 	}

@@ -201,7 +201,11 @@ func spoolInput(e *env, storeFlag string, o *jobOptions, r io.Reader) error {
 	}
 	d.record(o)
 	o.Spool = filepath.Join(dir, o.InputSHA256[:32]+".jsonl")
+	// Not renameio: the name is the content's hash, known only once it is all written.
 	if err := os.Rename(tmp.Name(), o.Spool); err != nil {
+		return fmt.Errorf("spool input: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("spool input: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "read %s into %s (%d bytes): the job reads and resumes from this copy\n", o.Input, o.Spool, d.size)

@@ -51,7 +51,7 @@ func newJobsCmd(e *env) *cobra.Command {
 					return err
 				}
 				rows = append(rows, jobSummary{
-					Job: j.ID, State: string(shownState(path, j)), Input: j.Input, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
+					Job: j.ID, State: string(shownState(cmd.Context(), st, path, j)), Input: j.Input, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
 					Total: stats.Total, Done: stats.Done, Failed: stats.Failed, Error: j.Error,
 				})
 			}
@@ -71,7 +71,7 @@ func newJobsCmd(e *env) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&storeFlag, "store", "", "the ledger's SQLite file")
+	cmd.Flags().StringVar(&storeFlag, "store", "", storeUsage)
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	cmd.AddCommand(newJobsRmCmd(e), newJobsPruneCmd(e))
 	return cmd
@@ -97,7 +97,7 @@ func newShowCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			job.State = shownState(path, job)
+			job.State = shownState(cmd.Context(), st, path, job)
 			prices, err := loadPrices(pricesFlag)
 			if err != nil {
 				return err
@@ -109,11 +109,11 @@ func newShowCmd(e *env) *cobra.Command {
 			if jsonOut {
 				return writeJSON(e.stdout, rep)
 			}
-			rep.print(e.stdout)
+			printJobReport(e.stdout, rep)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&storeFlag, "store", "", "the ledger's SQLite file")
+	cmd.Flags().StringVar(&storeFlag, "store", "", storeUsage)
 	cmd.Flags().StringVar(&pricesFlag, "prices", "", "a prices file overriding the built-in table")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
@@ -147,7 +147,7 @@ func newExportCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&storeFlag, "store", "", "the ledger's SQLite file")
+	cmd.Flags().StringVar(&storeFlag, "store", "", storeUsage)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write results here")
 	cmd.Flags().StringVar(&errorsPath, "errors", "", "also write failed requests here")
 	return cmd

@@ -15,44 +15,8 @@ import (
 	"github.com/sluice-llm/sluice/sqlite"
 )
 
-// openExistingStore opens the store for a command that only reads or deletes: a store
-// that does not exist is an error, never created (a typo must not make a new, empty one).
-func openExistingStore(ctx context.Context, e *env, flag string) (*sqlite.Store, string, error) {
-	path, err := storePath(e, flag)
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, "", usageError("no store at %s: sluice run (or batch submit, pipeline run) creates it; --store or $SLUICE_STORE names another", path)
-	}
-	return openStore(ctx, e, flag)
-}
-
 // jobLockPath is the file a process running a job holds locked.
 func jobLockPath(storeFile, id string) string { return storeFile + "." + id + ".lock" }
-
-// jobHeld reports whether a live process holds the job (runs it, watches its batches).
-func jobHeld(storeFile, id string) bool {
-	path := jobLockPath(storeFile, id)
-	if _, err := os.Stat(path); err != nil {
-		return false // a process that runs the job has created it
-	}
-	unlock, err := lockJob(path)
-	if err != nil {
-		return errors.Is(err, errJobLocked)
-	}
-	unlock()
-	return false
-}
-
-// shownState is the state to show for a job: a running job that no process holds was
-// stopped without a chance to say so (kill -9, a reboot, a declined confirmation).
-func shownState(storeFile string, j *sluice.Job) sluice.JobState {
-	if j.State == sluice.JobRunning && !jobHeld(storeFile, j.ID) {
-		return sluice.JobInterrupted
-	}
-	return j.State
-}
 
 func newJobsRmCmd(e *env) *cobra.Command {
 	var storeFlag string
@@ -85,7 +49,7 @@ func newJobsRmCmd(e *env) *cobra.Command {
 			return deleteJobs(cmd.Context(), e, st, path, jobs)
 		},
 	}
-	cmd.Flags().StringVar(&storeFlag, "store", "", "the ledger's SQLite file")
+	cmd.Flags().StringVar(&storeFlag, "store", "", storeUsage)
 	return cmd
 }
 
@@ -115,7 +79,7 @@ func newJobsPruneCmd(e *env) *cobra.Command {
 			cutoff := time.Now().Add(-age)
 			var old []*sluice.Job
 			for _, j := range all {
-				if j.UpdatedAt.Before(cutoff) && !jobHeld(path, j.ID) {
+				if j.UpdatedAt.Before(cutoff) && !jobHeld(cmd.Context(), st, path, j.ID) {
 					old = append(old, j)
 				}
 			}
@@ -125,14 +89,14 @@ func newJobsPruneCmd(e *env) *cobra.Command {
 			}
 			if dryRun {
 				for _, j := range old {
-					fmt.Fprintf(e.stdout, "would delete %s (%s, updated %s)\n", j.ID, shownState(path, j), j.UpdatedAt.Local().Format("2006-01-02 15:04"))
+					fmt.Fprintf(e.stdout, "would delete %s (%s, updated %s)\n", j.ID, shownState(cmd.Context(), st, path, j), j.UpdatedAt.Local().Format("2006-01-02 15:04"))
 				}
 				return nil
 			}
 			return deleteJobs(cmd.Context(), e, st, path, old)
 		},
 	}
-	cmd.Flags().StringVar(&storeFlag, "store", "", "the ledger's SQLite file")
+	cmd.Flags().StringVar(&storeFlag, "store", "", storeUsage)
 	cmd.Flags().StringVar(&olderThan, "older-than", "", "delete jobs not updated for this long: 30d, 12h, 90m (required)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list the jobs that would be deleted, delete nothing")
 	return cmd
@@ -156,21 +120,32 @@ func parseAge(s string) (time.Duration, error) {
 
 // deleteJobs deletes the jobs, refusing any that a live process holds, then compacts the
 // store and says how much space that gave back.
-func deleteJobs(ctx context.Context, e *env, st *sqlite.Store, path string, jobs []*sluice.Job) error {
+func deleteJobs(ctx context.Context, e *env, st store, path string, jobs []*sluice.Job) error {
 	for _, j := range jobs {
-		if jobHeld(path, j.ID) {
+		if jobHeld(ctx, st, path, j.ID) {
 			return usageError("job %s is running in another process: stop it first; nothing deleted", j.ID)
 		}
 	}
-	before := storeSize(path)
+	sq, isFile := st.(*sqlite.Store)
+	var before int64
+	if isFile {
+		before = storeSize(path)
+	}
 	for _, j := range jobs {
 		if err := st.DeleteJob(ctx, j.ID); err != nil {
 			return err
 		}
-		_ = os.Remove(jobLockPath(path, j.ID))
+		if isFile {
+			_ = os.Remove(jobLockPath(path, j.ID))
+		}
 		fmt.Fprintf(e.stdout, "deleted %s\n", j.ID)
 	}
-	if err := st.Compact(ctx); err != nil {
+	if !isFile {
+		// PostgreSQL's autovacuum gives the space back to the database, not the disk.
+		fmt.Fprintf(e.stdout, "%d jobs deleted\n", len(jobs))
+		return nil
+	}
+	if err := sq.Compact(ctx); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%d jobs deleted, %s freed\n", len(jobs), formatBytes(before-storeSize(path)))

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"strings"
 
-	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/service"
 )
 
 // keysSyntax documents the entries of $SLUICE_API_KEYS, for --help and the errors.
@@ -59,8 +59,8 @@ func isKeyName(s string) bool {
 
 // clientKeys reads the comma-separated keys of v (see keysSyntax) and gives them their
 // budgets from cfg. A key with no name is named after its hash.
-func clientKeys(v string, cfg *serveConfig) ([]sluicehttp.Key, error) {
-	var keys []sluicehttp.Key
+func clientKeys(v string, cfg *serveConfig) ([]service.Key, error) {
+	var keys []service.Key
 	names := map[string]bool{}
 	hashes := map[string]bool{}
 	n := 0
@@ -73,7 +73,7 @@ func clientKeys(v string, cfg *serveConfig) ([]sluicehttp.Key, error) {
 		if err != nil {
 			return nil, usageError("%s: entry %d: %v\n%s", clientKeysEnv, n, err, keysSyntax)
 		}
-		k := sluicehttp.Key{Name: name, Hash: sluicehttp.HashKey(key)}
+		k := service.Key{Name: name, Hash: service.HashKey(key)}
 		if name == "" {
 			k.Name = "key-" + k.Hash[:8]
 		}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/service"
 )
 
 func TestParseKeyEntry(t *testing.T) {
@@ -91,7 +91,7 @@ func TestServeKeyWithBase64Padding(t *testing.T) {
 		t.Errorf("the whole key: status %d: %s", code, body)
 	}
 	code, body := get(secret, "/v1/usage")
-	if code != http.StatusOK || strings.Contains(body, secret[:8]) || !strings.Contains(body, "key-"+sluicehttp.HashKey(secret)[:8]) {
+	if code != http.StatusOK || strings.Contains(body, secret[:8]) || !strings.Contains(body, "key-"+service.HashKey(secret)[:8]) {
 		t.Errorf("usage: status %d: %s", code, body)
 	}
 	if strings.Contains(s.log.String(), secret[:8]) {

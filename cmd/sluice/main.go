@@ -55,7 +55,15 @@ type env struct {
 	// stdinTerminal whether stdin is one (so a question can be asked).
 	isTerminal    bool
 	stdinTerminal bool
+	// logFormat is --log-format: logText or logJSON.
+	logFormat string
 }
+
+// The values of --log-format.
+const (
+	logText = "text"
+	logJSON = "json"
+)
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
@@ -119,6 +127,7 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 		Version:       versionString(),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentFlags().Var(newChoice(&e.logFormat, logText, logText, logJSON), "log-format", "log records as text or json (slog's JSONHandler: one object a line, with job and custom_id)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitCodeError{code: exitUsage, err: err}
 	})
@@ -133,9 +142,13 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 		newPricesCmd(e),
 		newBenchCmd(e),
 		newServeCmd(e),
+		newUICmd(e),
+		newReportCmd(e),
 		newEstimateCmd(e),
 		newPipelineCmd(e),
 		newBatchCmd(e),
+		newWorkerCmd(e),
+		newMigrateCmd(e),
 	)
 	return root
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sluice-llm/sluice/report"
 )
 
 // messyUpstream answers every other request's first attempt the way real providers and the
@@ -97,7 +99,7 @@ func TestMessyUpstream(t *testing.T) {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
 	checkResults(t, readResults(t, out), n)
-	var rep report
+	var rep report.Job
 	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}

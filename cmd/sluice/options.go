@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -23,7 +21,6 @@ import (
 	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/sim"
-	"github.com/sluice-llm/sluice/sqlite"
 )
 
 const (
@@ -104,6 +101,8 @@ type runFlags struct {
 	retryFailed bool
 	// forceOutput lets a job overwrite an output file another job wrote last.
 	forceOutput bool
+	// observe is --metrics-addr (observe.go).
+	observe observeFlags
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
@@ -127,7 +126,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
 	fs.Float64Var(&f.opts.MaxCost, "max-cost", 0, "stop before the job's cost in USD would pass this (resume with a higher one to go on)")
 	fs.Int64Var(&f.opts.MaxTokens, "max-tokens", 0, "stop before the job's tokens would pass this")
 	fs.DurationVar(&f.timeout, "timeout", sluice.DefaultTimeout, "timeout for one attempt")
-	fs.StringVar(&f.store, "store", "", "the ledger's SQLite file (default $SLUICE_STORE or the user's data directory)")
+	fs.StringVar(&f.store, "store", "", storeUsage)
 	fs.StringVar(&f.prices, "prices", "", "a prices file (sluice's YAML/JSON or LiteLLM's JSON) overriding the built-in table")
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "after Ctrl-C, how long requests in flight may finish before they are cut off")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the final report as JSON")
@@ -279,16 +278,23 @@ func decodeOptions(job *sluice.Job) (jobOptions, error) {
 	return o, nil
 }
 
-// storePath is where the ledger lives: --store, $SLUICE_STORE, or the user's data
-// directory ($XDG_DATA_HOME/sluice, ~/.local/share/sluice, ~/Library/Application
-// Support/sluice, %LocalAppData%\sluice).
+// storePath is the SQLite file the store argument names (--store, $SLUICE_STORE, or the
+// default), for what only a SQLite store has (serve, the spool of piped input): a
+// PostgreSQL URL is a usage error.
 func storePath(e *env, flag string) (string, error) {
-	if flag == "" {
-		flag = e.getenv("SLUICE_STORE")
+	loc, err := storeLocation(e, flag)
+	if err != nil {
+		return "", err
 	}
-	if flag != "" {
-		return sqlitePath(flag)
+	if loc.Kind != storeurl.SQLite {
+		return "", usageError("store %s: this command needs a SQLite store; give a file's path (--store or $SLUICE_STORE)", loc)
 	}
+	return loc.Path, nil
+}
+
+// defaultStorePath is the SQLite file in the user's data directory ($XDG_DATA_HOME/sluice,
+// ~/.local/share/sluice, ~/Library/Application Support/sluice, %LocalAppData%\sluice).
+func defaultStorePath(e *env) (string, error) {
 	if d := e.getenv("XDG_DATA_HOME"); d != "" {
 		return filepath.Join(d, "sluice", "sluice.db"), nil
 	}
@@ -307,32 +313,6 @@ func storePath(e *env, flag string) (string, error) {
 	return filepath.Join(home, ".local", "share", "sluice", "sluice.db"), nil
 }
 
-// sqlitePath is the SQLite file a store argument names. A URL is never taken for a path:
-// a PostgreSQL URL, which the commands cannot use yet, and a URL of an unknown scheme are
-// usage errors.
-func sqlitePath(arg string) (string, error) {
-	loc, err := storeurl.Parse(arg)
-	if err != nil {
-		return "", usageError("store: %w", err)
-	}
-	if loc.Kind != storeurl.SQLite {
-		return "", usageError("store %s: PostgreSQL stores are not supported by the commands yet; give a SQLite file's path (--store or $SLUICE_STORE)", loc)
-	}
-	return loc.Path, nil
-}
-
-func openStore(ctx context.Context, e *env, flag string) (*sqlite.Store, string, error) {
-	path, err := storePath(e, flag)
-	if err != nil {
-		return nil, "", err
-	}
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return nil, "", fmt.Errorf("open store %s: %w", path, err)
-	}
-	return st, path, nil
-}
-
 // exactArgs is cobra.ExactArgs with sluice's usage exit status.
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, args []string) error {
@@ -341,12 +321,6 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // budgetFlags names the flags of the caps that are set, for a hint to raise them.

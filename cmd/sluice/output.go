@@ -3,76 +3,90 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/google/renameio/v2"
 )
 
-// atomicFile is written under a temporary name and renamed into place on commit. The
+// atomicFile is written under a temporary name beside its path and renamed into place on
+// commit (github.com/google/renameio: the data is synced before the rename). The
 // temporary file is locked while this process writes it, so that a later process can
 // tell a file a killed run left behind (removed by createAtomic) from one being written.
 type atomicFile struct {
-	f    *os.File
+	f *renameio.PendingFile
+	// lock is a second open of the temporary file that holds its lock: renameio closes f
+	// before it renames it, and the lock must outlive the rename, or another process
+	// could take the file for a leftover in between.
+	lock *os.File
 	path string
-	done bool
 }
 
-// tempPattern is the name of path's temporary files, for os.CreateTemp.
-func tempPattern(path string) string { return "." + filepath.Base(path) + ".*.tmp" }
+// tempPatterns match path's temporary files: renameio's (".NAME" and random digits), and
+// those of sluice versions before it (".NAME.DIGITS.tmp").
+func tempPatterns(path string) []string {
+	base := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
+	return []string{base + "[0-9]*", base + ".[0-9]*.tmp"}
+}
 
 func createAtomic(path string) (*atomicFile, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	removeLeftovers(path)
-	f, err := os.CreateTemp(filepath.Dir(path), tempPattern(path))
+	// The temporary file stays beside path, never in a TMPDIR that may be in memory.
+	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir))
 	if err != nil {
 		return nil, err
 	}
-	if err := lockFile(f); err != nil {
-		f.Close()
-		os.Remove(f.Name())
+	lock, err := os.Open(f.Name())
+	if err == nil {
+		if err = lockFile(lock); err != nil {
+			lock.Close()
+		}
+	}
+	if err != nil {
+		_ = f.Cleanup()
 		return nil, err
 	}
-	return &atomicFile{f: f, path: path}, nil
+	return &atomicFile{f: f, lock: lock, path: path}, nil
 }
 
 // removeLeftovers removes the temporary files of path that killed processes left: those
 // no live process holds locked. It is best effort: a file it cannot check stays.
 func removeLeftovers(path string) {
-	pattern := strings.ReplaceAll(tempPattern(path), "*", "[0-9]*")
-	names, err := filepath.Glob(filepath.Join(filepath.Dir(path), pattern))
-	if err != nil {
-		return
-	}
-	for _, name := range names {
-		f, err := os.OpenFile(name, os.O_RDWR, 0)
+	for _, pattern := range tempPatterns(path) {
+		names, err := filepath.Glob(pattern)
 		if err != nil {
 			continue
 		}
-		if orphanedFile(f) {
-			os.Remove(name)
+		for _, name := range names {
+			f, err := os.OpenFile(name, os.O_RDWR, 0)
+			if err != nil {
+				continue
+			}
+			if orphanedFile(f) {
+				os.Remove(name)
+			}
+			f.Close()
 		}
-		f.Close()
 	}
 }
 
+// commit syncs the file, renames it into place (still locked: no other process can take
+// it for a leftover) and syncs the directory, so that the rename survives a crash.
 func (a *atomicFile) commit() error {
-	if err := a.f.Sync(); err != nil {
+	defer a.lock.Close()
+	if err := a.f.Chmod(0o644); err != nil {
 		return err
 	}
-	if err := os.Chmod(a.f.Name(), 0o644); err != nil {
+	if err := a.f.CloseAtomicallyReplace(); err != nil {
 		return err
 	}
-	// Renamed while still locked and open: no other process can take it for a leftover.
-	if err := os.Rename(a.f.Name(), a.path); err != nil {
-		return err
-	}
-	a.done = true
-	return a.f.Close()
+	return syncDir(filepath.Dir(a.path))
 }
 
+// abort removes the temporary file, unless commit renamed it.
 func (a *atomicFile) abort() {
-	if !a.done {
-		os.Remove(a.f.Name())
-		a.f.Close()
-	}
+	_ = a.f.Cleanup() // a no-op after a commit
+	a.lock.Close()
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-llm/sluice/report"
 )
 
 // TestResumeKeepsAnotherJobsOutput: job A writes out.jsonl, then job B (another input)
@@ -20,7 +22,7 @@ func TestResumeKeepsAnotherJobsOutput(t *testing.T) {
 	inputB := writeFile(t, dir, "b.jsonl", `{"custom_id":"b1","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ask b1"}],"max_tokens":20}}`+"\n")
 	jobOf := func(res cliResult) string {
 		t.Helper()
-		var rep report
+		var rep report.Job
 		if res.code != exitOK {
 			t.Fatalf("exit %d\n%s", res.code, res.stderr)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,17 +55,7 @@ func loadPipeline(path string, prices *pricing.Table) (*pipeline.Plan, error) {
 	if err != nil {
 		return nil, usageError("%s: %v", spec.Input, err)
 	}
-	return pipeline.NewPlan(spec, docs, tokens.Default(), priceFunc(prices)), nil
-}
-
-func priceFunc(prices *pricing.Table) pipeline.CostFunc {
-	return func(model string, u sluice.Usage) (float64, bool) {
-		p, ok := prices.Lookup(model)
-		if !ok {
-			return 0, false
-		}
-		return p.Cost(u, false), true
-	}
+	return pipeline.NewPlan(spec, docs, tokens.Default(), prices.Cost), nil
 }
 
 // problemsError lists the plan's row problems as a usage error.
@@ -266,6 +255,7 @@ Answers are cached in the store: an unchanged pipeline sends nothing the second 
 		},
 	}
 	f.register(cmd.Flags(), false)
+	f.observe.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the table here: .csv or .jsonl")
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "send every request, even those answered before (answers are still cached)")
 	cmd.Flags().BoolVar(&skipInvalid, "skip-invalid", false, "run the other rows when some cannot be run; theirs carry the error")
@@ -285,9 +275,16 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	}
 	defer closeUp()
 	cfg := o.engineConfig()
-	cost := priceFunc(prices)
-	cfg.Cost = func(model string, u sluice.Usage) float64 { c, _ := cost(model, u); return c }
-	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Cost = prices.OnlineCost
+	cfg.Logger = e.logger(f.observe.level())
+	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	if m != nil {
+		cfg.Observer = m
+	}
 	eng, err := sluice.New(st, up, cfg)
 	if err != nil {
 		return usageError("%v", err)
@@ -295,7 +292,7 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	rc := pipeline.RunConfig{
 		BaseURL:   o.BaseURL,
 		Estimator: tokens.Default(),
-		Cost:      cost,
+		Cost:      prices.Cost,
 		// --max-cost and --max-tokens cap the whole pipeline, not each round's job.
 		Budget: cfg.Budget,
 		// The answers wait next to the table they go into, not in a /tmp that may be
@@ -351,7 +348,7 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	case errors.Is(runErr, sluice.ErrInterrupted):
 		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("interrupted: run the same command again to finish")}
 	case errors.Is(runErr, sluice.ErrBudgetExhausted):
-		return &exitCodeError{code: exitBudget, err: fmt.Errorf("%s; the cells not reached say so: run the same command with a higher %s to finish (answers so far are cached)", strings.TrimPrefix(runErr.Error(), "sluice: "), budgetFlags(o.MaxCost, o.MaxTokens))}
+		return &exitCodeError{code: exitBudget, err: fmt.Errorf("%w; the cells not reached say so: run the same command with a higher %s to finish (answers so far are cached)", runErr, budgetFlags(o.MaxCost, o.MaxTokens))}
 	case errors.Is(runErr, sluice.ErrAborted):
 		return &exitCodeError{code: exitAborted, err: runErr}
 	case runErr != nil:

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/sim"
 )
 
@@ -80,7 +81,7 @@ func TestRetryFailedAfterAnOutage(t *testing.T) {
 			if res.code != exitFailed {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", res.code, exitFailed, res.stderr)
 			}
-			var rep report
+			var rep report.Job
 			if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 				t.Fatal(err)
 			}
@@ -140,7 +141,7 @@ func TestRetryFailedWithTheSimulator(t *testing.T) {
 	out, store := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "s.db")
 	keys := map[string]string{"OPENAI_API_KEY": "sk-test"}
 	res := runCLI(t, keys, "run", input, "-o", out, "--base-url", srvA.URL+"/v1", "--store", store, "--progress", "none", "--max-attempts", "1", "--json")
-	var rep report
+	var rep report.Job
 	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 		t.Fatalf("exit %d: %v\n%s", res.code, err, res.stderr)
 	}

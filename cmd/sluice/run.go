@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/estimate"
+	"github.com/sluice-llm/sluice/internal/ids"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
-	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/tokens"
 )
 
@@ -80,6 +80,7 @@ Running the same command again resumes the job: requests already done are never 
 	f.register(cmd.Flags(), true)
 	f.registerHybrid(cmd.Flags())
 	f.registerRetryFailed(cmd.Flags())
+	f.observe.register(cmd.Flags())
 	return cmd
 }
 
@@ -169,6 +170,7 @@ them). Requests already done are never sent again.`,
 	f.register(cmd.Flags(), true)
 	refuseFlags(cmd, "resume carries on an existing job; sluice run --new starts a new one", "new")
 	f.registerRetryFailed(cmd.Flags())
+	f.observe.register(cmd.Flags())
 	return cmd
 }
 
@@ -209,7 +211,7 @@ func (f *runFlags) newOptions(e *env, input string) (jobOptions, error) {
 
 // confirmCost estimates the input and, when its worst case is above --confirm-cost, asks
 // before anything is sent: on a terminal it asks; elsewhere only --yes lets it run.
-func confirmCost(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, input string, batchPrices bool) error {
+func confirmCost(ctx context.Context, e *env, f *runFlags, st store, input string, batchPrices bool) error {
 	prices, err := loadPrices(f.prices)
 	if err != nil {
 		return err
@@ -218,14 +220,9 @@ func confirmCost(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, inp
 	if err != nil {
 		return err
 	}
-	in, err := openPlain(input)
+	rep, err := estimateInput(ctx, input, estimate.Config{Prices: prices, History: history})
 	if err != nil {
-		return usageError("estimate %s: %v", input, err)
-	}
-	defer in.Close()
-	rep, err := estimateReader(ctx, input, in, estimateConfig{Prices: prices, History: history})
-	if err != nil {
-		return usageError("estimate %s: %v", input, err)
+		return err
 	}
 	worst, how := rep.CostUSD.Online, "online"
 	if batchPrices {
@@ -297,13 +294,13 @@ func findOrCreateJob(ctx context.Context, st sluice.Store, o jobOptions, fresh b
 }
 
 func newJobID() string {
-	return "job_" + time.Now().UTC().Format("20060102") + "_" + randomHex(4)
+	return "job_" + time.Now().UTC().Format("20060102") + "_" + ids.Hex(4)
 }
 
 // execJob runs a job to its end, writes its output and report, and returns the error
 // that carries the exit status.
-func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFile string, job *sluice.Job, o jobOptions) error {
-	unlock, err := lockJob(jobLockPath(storeFile, job.ID))
+func execJob(ctx context.Context, e *env, f *runFlags, st store, storeFile string, job *sluice.Job, o jobOptions) error {
+	unlock, err := lockStoreJob(ctx, st, storeFile, job.ID)
 	if errors.Is(err, errJobLocked) {
 		return usageError("job %s: %v", job.ID, err)
 	}
@@ -315,7 +312,7 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 		return err
 	}
 	// This process holds the job: requests a crashed run left in flight go back to pending.
-	if err := st.Release(ctx, job.ID, ""); err != nil {
+	if err := releaseOrphans(ctx, st, job.ID); err != nil {
 		return err
 	}
 	if f.retryFailed {
@@ -337,6 +334,14 @@ func execJob(ctx context.Context, e *env, f *runFlags, st *sqlite.Store, storeFi
 		return err
 	}
 	defer closeUp()
+	if reg, ok := st.(sluice.WorkerRegistry); ok {
+		// Workers may share the job (sluice worker): this run is one of them.
+		leave, err := eng.Join(ctx, reg, job.ID, 0)
+		if err != nil {
+			return err
+		}
+		defer leave()
+	}
 	var src sluice.Source
 	if !job.IngestDone {
 		in, err := openSource(o)
@@ -370,19 +375,29 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 	}
 	cfg := o.engineConfig()
 	cfg.Owner = owner
-	cfg.Cost = func(model string, u sluice.Usage) float64 {
-		if p, ok := prices.Lookup(model); ok {
-			return p.Cost(u, false)
-		}
-		return 0
+	if shared(st) {
+		cfg.Lease = sharedLease
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Cost = prices.OnlineCost
+	cfg.Logger = e.logger(f.observe.level())
+	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr)
+	if err != nil {
+		closeUp()
+		return nil, nil, err
+	}
+	if m != nil {
+		cfg.Observer = m
+	}
+	var closeRec func()
+	cfg.Observer, closeRec = withRecorder(e, st, cfg.Observer) // the dashboard's timeline (ui.go)
 	eng, err = sluice.New(st, up, cfg)
 	if err != nil {
+		closeRec()
+		stopMetrics()
 		closeUp()
 		return nil, nil, usageError("%v", err)
 	}
-	return eng, closeUp, nil
+	return eng, func() { closeRec(); stopMetrics(); closeUp() }, nil
 }
 
 // saveRate records what an online run learned of its upstream's speed (the limits its
@@ -412,7 +427,7 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 	counts, werr := writeOutputFiles(ctx, st, job.ID, o.Output, o.Errors)
 	rep, rerr := buildReport(ctx, st, job, prices)
 	if rerr == nil && run != nil {
-		rep.addRun(run.Progress())
+		rep.AddRun(run.Progress())
 		saveRate(ctx, e, st, o.BaseURL, run, time.Duration(rep.LatencyMS.P50*float64(time.Millisecond)))
 	}
 	if rerr == nil {
@@ -421,7 +436,7 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 				return err
 			}
 		} else {
-			rep.print(e.stdout)
+			printJobReport(e.stdout, rep)
 		}
 	}
 	switch {

@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-llm/sluice/internal/bench"
 	"github.com/sluice-llm/sluice/internal/mock"
 	"github.com/sluice-llm/sluice/pricing"
+	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -105,7 +106,7 @@ func TestRunWithSimulator(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", res.code, res.stderr)
 	}
 	checkResults(t, readResults(t, out), 200)
-	var rep report
+	var rep report.Job
 	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 		t.Fatalf("--json report: %v\n%s", err, res.stdout)
 	}
@@ -388,7 +389,7 @@ func TestBudgetStopsAndResumes(t *testing.T) {
 	if res.code != exitBudget {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", res.code, exitBudget, res.stderr)
 	}
-	var rep report
+	var rep report.Job
 	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}

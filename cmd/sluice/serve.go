@@ -22,6 +22,8 @@ import (
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/internal/logx"
+	"github.com/sluice-llm/sluice/metrics"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -67,8 +69,8 @@ type budgetConfig struct {
 	ResetDay   int     `yaml:"reset_day"` // 1 to 28, for monthly
 }
 
-func (b budgetConfig) budget() sluicehttp.Budget {
-	return sluicehttp.Budget{MaxCost: b.MaxCostUSD, MaxTokens: b.MaxTokens, Period: sluicehttp.Period(b.Period), ResetDay: b.ResetDay}
+func (b budgetConfig) budget() service.KeyBudget {
+	return service.KeyBudget{MaxCost: b.MaxCostUSD, MaxTokens: b.MaxTokens, Period: service.Period(b.Period), ResetDay: b.ResetDay}
 }
 
 // upstreamConfig is one upstream of the config file. A base_url of "sim" is the built-in
@@ -135,8 +137,8 @@ Keys: ` + keysSyntax,
 	fs.StringVar(&f.filesDir, "files-dir", "", "where file contents are kept (default: next to the store)")
 	fs.StringVar(&f.config, "config", "", "a YAML file of upstreams and the models routed to them, and key budgets")
 	fs.StringVar(&f.prices, "prices", "", "a price table (sluice or LiteLLM JSON) to add to the built-in one, for the budgets")
-	fs.Int64Var(&f.maxLines, "max-lines", sluicehttp.DefaultMaxLines, "most lines in an input file")
-	fs.Int64Var(&f.maxBytes, "max-bytes", sluicehttp.DefaultMaxBytes, "largest input file in bytes")
+	fs.Int64Var(&f.maxLines, "max-lines", service.DefaultMaxLines, "most lines in an input file")
+	fs.Int64Var(&f.maxBytes, "max-bytes", service.DefaultMaxBytes, "largest input file in bytes")
 	fs.IntVarP(&f.concurrency, "concurrency", "c", sluice.DefaultConcurrency, "most requests in flight at once, per upstream")
 	fs.Float64Var(&f.rpm, "rpm", 0, "cap on requests per minute, per upstream (default: learn the upstream's limit)")
 	fs.Float64Var(&f.tpm, "tpm", 0, "cap on tokens per minute, per upstream (default: learn the upstream's limit)")
@@ -177,15 +179,16 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	st, path, err := openStore(ctx, e, f.store)
+	st, path, err := openSQLiteStore(ctx, e, f.store)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	limiter := logx.RateLimit(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: f.logLevel}), logx.DefaultBurst, logx.DefaultInterval, nil)
+	limiter := logx.RateLimit(e.logHandler(f.logLevel), logx.DefaultBurst, logx.DefaultInterval, nil)
 	defer func() { _ = limiter.Flush(context.WithoutCancel(ctx)) }()
 	logger := slog.New(limiter)
-	upstreams, closeUps, err := f.engines(e, st, cfg.Upstreams, logger)
+	m := metrics.New()
+	routes, closeUps, err := f.engines(e, st, cfg.Upstreams, logger, m)
 	if err != nil {
 		return err
 	}
@@ -195,17 +198,16 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		filesDir = path + ".files"
 	}
 	warnExposed(logger, path, filesDir)
-	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
-		Store: st, FilesDir: filesDir, Upstreams: upstreams, Keys: keys,
+	var adminKeys []string
+	if k := e.getenv(adminKeyEnv); k != "" {
+		adminKeys = append(adminKeys, service.HashKey(k))
+	}
+	svc, err := service.New(ctx, service.Config{
+		Store: st, FilesDir: filesDir, Routes: routes, Keys: keys, AdminKeyHashes: adminKeys,
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
 		WebhookURL: cmp.Or(f.webhookURL, cfg.WebhookURL),
 		// Budgets count what the upstream charges: its online prices.
-		Cost: func(model string, u sluice.Usage) float64 {
-			if p, ok := prices.Lookup(model); ok {
-				return p.Cost(u, false)
-			}
-			return 0
-		},
+		Cost: prices.OnlineCost,
 
 		// A model counts as priced when the table (with --prices) has it, even at 0.
 		Priced: func(model string) bool {
@@ -219,12 +221,17 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
+	srv := sluicehttp.NewServer(svc, logger)
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen: %w", err), srv.Close(ctx))
+		return errors.Join(fmt.Errorf("listen: %w", err), svc.Close(ctx))
 	}
 	ln = sluicehttp.Listen(ln, f.limits)
-	hs := sluicehttp.NewHTTPServer(srv.Handler(), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
+	handler, err := withDashboard(srv, st, priceFn(prices)) // ui.go
+	if err != nil {
+		return errors.Join(err, ln.Close(), svc.Close(ctx))
+	}
+	hs := sluicehttp.NewHTTPServer(withMetrics(handler, m), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -247,7 +254,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 			serveErr = err
 		}
 	}
-	closeErr := srv.Close(shutCtx)
+	closeErr := svc.Close(shutCtx)
 	return errors.Join(serveErr, shutErr, closeErr)
 }
 
@@ -295,15 +302,16 @@ func (f *serveFlags) loadConfig() (*serveConfig, error) {
 	return &cfg, nil
 }
 
-// engines makes one engine per upstream; closeFn stops the simulators among them.
-func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logger *slog.Logger) ([]sluicehttp.Upstream, func(), error) {
+// engines makes one engine per upstream, and its route; closeFn stops the simulators
+// among them.
+func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logger *slog.Logger, obs sluice.Observer) ([]service.Route, func(), error) {
 	var closers []func()
 	closeAll := func() {
 		for _, c := range closers {
 			c()
 		}
 	}
-	var out []sluicehttp.Upstream
+	var out []service.Route
 	for _, u := range ups {
 		o := jobOptions{
 			BaseURL: strings.TrimRight(u.BaseURL, "/"), Sim: u.BaseURL == simUpstreamName, APIKeyEnv: u.APIKeyEnv,
@@ -325,12 +333,15 @@ func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logg
 		closers = append(closers, closeFn)
 		cfg := o.engineConfig()
 		cfg.Logger = logger
+		var closeRec func()
+		cfg.Observer, closeRec = withRecorder(e, st, obs) // the dashboard's timeline (ui.go)
+		closers = append(closers, closeRec)
 		eng, err := sluice.New(st, client, cfg)
 		if err != nil {
 			closeAll()
 			return nil, nil, usageError("upstream %s: %v", u.Name, err)
 		}
-		out = append(out, sluicehttp.Upstream{Name: u.Name, Models: u.Models, Engine: eng})
+		out = append(out, service.Route{Name: u.Name, Models: u.Models, Engine: eng})
 	}
 	return out, closeAll, nil
 }
@@ -378,8 +389,8 @@ created in.`,
   sluice serve usage --period daily --json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b := sluicehttp.Budget{Period: sluicehttp.Period(period), ResetDay: resetDay}
-			if b.Period != sluicehttp.PeriodMonthly && b.Period != sluicehttp.PeriodDaily {
+			b := service.KeyBudget{Period: service.Period(period), ResetDay: resetDay}
+			if b.Period != service.PeriodMonthly && b.Period != service.PeriodDaily {
 				return usageError("--period must be monthly or daily, got %q", period)
 			}
 			if resetDay < 1 || resetDay > 28 {
@@ -390,14 +401,14 @@ created in.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&store, "store", "", "the SQLite store of sluice serve (default $SLUICE_STORE or the user's data directory)")
-	fs.StringVar(&period, "period", string(sluicehttp.PeriodMonthly), "the period: monthly or daily")
+	fs.StringVar(&period, "period", string(service.PeriodMonthly), "the period: monthly or daily")
 	fs.IntVar(&resetDay, "reset-day", 1, "the day of the month a monthly period starts on, 1 to 28")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
-func runServeUsage(ctx context.Context, e *env, store string, b sluicehttp.Budget, asJSON bool) error {
-	st, _, err := openStore(ctx, e, store)
+func runServeUsage(ctx context.Context, e *env, store string, b service.KeyBudget, asJSON bool) error {
+	st, _, err := openSQLiteStore(ctx, e, store)
 	if err != nil {
 		return err
 	}

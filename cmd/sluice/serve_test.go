@@ -132,6 +132,10 @@ webhook_url: `+hook.URL+`
 	if b.RequestCounts.Completed != 2 || b.OutputFileID == "" {
 		t.Errorf("completed batch: %+v", b)
 	}
+	// /metrics is served beside the API, and counted the batch's two answers.
+	if got := scrapeCounter(t, base+"/metrics", "sluice_requests_total", "status", "ok"); got != 2 {
+		t.Errorf("sluice_requests_total{status=\"ok\"} = %v, want 2", got)
+	}
 	select {
 	case body := <-hooks:
 		if !strings.Contains(string(body), `"id":"`+b.ID+`"`) || !strings.Contains(string(body), `"status":"completed"`) {

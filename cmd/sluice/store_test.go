@@ -7,8 +7,9 @@ import (
 )
 
 // TestStoreURLNotAPath checks that a store URL is never taken for a file's path: a
-// postgres:// URL, which these commands cannot use yet, and a URL of an unknown scheme are
-// refused with a usage error, and nothing is created where a path would have been.
+// postgres:// URL is a PostgreSQL store (here one that cannot be reached: exit 1, the
+// password never shown), a URL of an unknown scheme is refused with a usage error, and
+// nothing is created where a path would have been.
 func TestStoreURLNotAPath(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
@@ -17,16 +18,18 @@ func TestStoreURLNotAPath(t *testing.T) {
 		args []string
 		env  map[string]string
 		want string
+		code int
 	}{
-		{"postgres flag", []string{"jobs", "--store", "postgres://sluice:s3cret@127.0.0.1:1/test"}, nil, "PostgreSQL"},
-		{"postgresql flag", []string{"show", "job-1", "--store", "postgresql://127.0.0.1:1/test"}, nil, "PostgreSQL"},
-		{"postgres env", []string{"jobs"}, map[string]string{"SLUICE_STORE": "postgres://sluice:s3cret@127.0.0.1:1/test"}, "PostgreSQL"},
-		{"unknown scheme", []string{"jobs", "--store", "mysql://sluice:s3cret@127.0.0.1/test"}, nil, "unknown store scheme"},
+		{"postgres flag", []string{"jobs", "--store", "postgres://sluice:s3cret@127.0.0.1:1/test"}, nil, "open store postgres://sluice:xxxxx@127.0.0.1:1/test", exitError},
+		{"postgresql flag", []string{"show", "job-1", "--store", "postgresql://127.0.0.1:1/test"}, nil, "open store postgresql://127.0.0.1:1/test", exitError},
+		{"postgres env", []string{"jobs"}, map[string]string{"SLUICE_STORE": "postgres://sluice:s3cret@127.0.0.1:1/test"}, "open store postgres://sluice:xxxxx@", exitError},
+		{"unknown scheme", []string{"jobs", "--store", "mysql://sluice:s3cret@127.0.0.1/test"}, nil, "unknown store scheme", exitUsage},
+		{"serve on postgres", []string{"serve", "--store", "postgres://sluice:s3cret@127.0.0.1:1/test"}, map[string]string{"SLUICE_API_KEYS": "sk-test-key"}, "needs a SQLite store", exitUsage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := runCLI(t, tc.env, tc.args...)
-			if res.code != exitUsage {
-				t.Errorf("exit %d, want %d (usage); stderr: %s", res.code, exitUsage, res.stderr)
+			if res.code != tc.code {
+				t.Errorf("exit %d, want %d; stderr: %s", res.code, tc.code, res.stderr)
 			}
 			if !strings.Contains(res.stderr, tc.want) {
 				t.Errorf("stderr %q does not say %q", res.stderr, tc.want)

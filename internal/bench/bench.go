@@ -46,8 +46,9 @@ type Scenario struct {
 	run func(ctx context.Context, sc Scenario, dir, input string) (*Result, error)
 	// exe is Options.Exe; profile, when set, receives the CPU profile of the part of the
 	// scenario that measures sluice alone.
-	exe     string
-	profile io.Writer
+	exe      string
+	storeURL string
+	profile  io.Writer
 }
 
 // Result is what one scenario measured.
@@ -154,7 +155,7 @@ func Scenarios() []Scenario {
 		},
 		serveMemScenario(),
 		wireScenario(),
-	}, slices.Concat(paceScenarios(), serveBenchScenarios())...)
+	}, slices.Concat(paceScenarios(), serveBenchScenarios(), workerBenchScenarios())...)
 }
 
 // limitsCheck judges a rate-limit scenario: the share of the binding limit achieved and
@@ -215,6 +216,9 @@ type Options struct {
 	// Exe is the sluice binary, which the scenarios that need a simulator in a process of
 	// its own run as "Exe sim …" (os.Args[0] in the sluice command).
 	Exe string
+	// StoreURL is the PostgreSQL store the workers scenarios share between processes
+	// (a postgres:// URL; each scenario works in a schema of its own, dropped after).
+	StoreURL string
 	// CPUProfile, when set, receives a CPU profile (pprof) of the scenario: of sluice's
 	// part alone in the wire scenario, of the whole scenario in the others.
 	CPUProfile io.Writer
@@ -228,7 +232,7 @@ func Run(ctx context.Context, sc Scenario, o Options) (*Result, error) {
 	if o.Duration > 0 && sc.duration > 0 {
 		sc.duration = o.Duration
 	}
-	sc.exe = o.Exe
+	sc.exe, sc.storeURL = o.Exe, o.StoreURL
 	if o.CPUProfile != nil {
 		if sc.Name == "wire" {
 			sc.profile = o.CPUProfile

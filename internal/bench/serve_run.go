@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/internal/ingest"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -164,14 +165,15 @@ func startBenchServe(ctx context.Context, sc Scenario, dir, name string) (base s
 	if err != nil {
 		return fail(err)
 	}
-	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
+	svc, err := service.New(ctx, service.Config{
 		Store: st, FilesDir: filepath.Join(dir, name+".files"),
-		Upstreams: []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
-		KeyHashes: []string{sluicehttp.HashKey(serveBenchKey)}, MaxLines: int64(sc.Requests),
+		Routes:    []service.Route{{Name: simUpstreamName, Engine: eng}},
+		KeyHashes: []string{service.HashKey(serveBenchKey)}, MaxLines: int64(sc.Requests),
 	})
 	if err != nil {
 		return fail(err)
 	}
+	srv := sluicehttp.NewServer(svc, nil)
 	base, stop, err = listenServe(ctx, srv, func() { s.Close(); st.Close() })
 	if err != nil {
 		return fail(err)

@@ -1,0 +1,469 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/ingest"
+	"github.com/sluice-llm/sluice/tokens"
+)
+
+// activeBatch is a batch whose lifecycle goroutine is running.
+type activeBatch struct {
+	cancel     chan struct{} // closed when the client cancels the batch
+	cancelOnce sync.Once
+	run        atomic.Pointer[sluice.Run] // set while the batch runs on an engine
+}
+
+func (a *activeBatch) requestCancel() { a.cancelOnce.Do(func() { close(a.cancel) }) }
+
+// runEnd says why a batch's run ended.
+type runEnd int
+
+const (
+	endDone     runEnd = iota // every request is final
+	endCancel                 // the client cancelled the batch
+	endExpire                 // the completion window passed
+	endShutdown               // the server is closing: the batch stays in_progress
+	endQuota                  // the key's budget for the period is spent
+	endAbort                  // the upstream stopped the run and no other could take it
+)
+
+// start stores a new batch and starts its lifecycle goroutine. The batch's goroutine is
+// counted before the batch is stored, so that Close waits for a batch being started and
+// none is stored once Close has begun.
+func (s *Service) start(ctx context.Context, rec *batchRecord) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errClosing
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	unlock := s.fileLocks.lock(rec.InputFileID) // serialised with the input's deletion
+	defer unlock()
+	// The input may have been deleted since CreateBatch read it.
+	_, err := s.file(ctx, rec.InputFileID, rec.Tenant)
+	if err == nil {
+		err = s.saveBatch(ctx, rec)
+	}
+	if err != nil {
+		s.wg.Done()
+		return err
+	}
+	s.launch(rec.ID)
+	return nil
+}
+
+// launch starts the lifecycle goroutine of batch id, which the caller has counted in
+// s.wg.
+func (s *Service) launch(id string) {
+	a := &activeBatch{cancel: make(chan struct{})}
+	s.mu.Lock()
+	s.active[id] = a
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.active, id)
+			s.mu.Unlock()
+		}()
+		if err := s.lifecycle(a, id); err != nil {
+			s.cfg.Logger.Error("batch", "batch", id, "err", err)
+		}
+	}()
+}
+
+// resume starts the lifecycle goroutines of the batches a previous server left unfinished.
+func (s *Service) resume(ctx context.Context) error {
+	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, activeStatuses...)
+	if err != nil {
+		return fmt.Errorf("resume batches: %w", err)
+	}
+	if err := s.purgeDeleted(ctx); err != nil {
+		return err
+	}
+	recs := make([]*batchRecord, 0, len(docs))
+	for _, doc := range docs {
+		rec, err := decodeRecord[batchRecord](doc)
+		if err != nil {
+			return fmt.Errorf("resume batches: %w", err)
+		}
+		recs = append(recs, rec)
+	}
+	if err := s.reconcile(ctx, recs); err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		s.cfg.Logger.Info("resuming batch", "batch", rec.ID, "status", rec.Status)
+		s.wg.Add(1)
+		s.launch(rec.ID)
+	}
+	return nil
+}
+
+// update applies fn to the stored batch id and saves it, serialised with every other
+// change of the batch (a cancel arriving while the batch moves on, say) but not with
+// other batches'. A batch it moves to a terminal status is sent to its webhook. Only
+// batch goroutines call it.
+func (s *Service) update(id string, fn func(rec *batchRecord)) (*batchRecord, error) {
+	ctx := context.WithoutCancel(s.ctx)
+	unlock := s.batchLocks.lock(id)
+	defer unlock()
+	rec, err := s.batch(ctx, id, "")
+	if err != nil {
+		return nil, err
+	}
+	was := rec.Status
+	fn(rec)
+	if err := s.saveBatch(ctx, rec); err != nil {
+		return rec, err
+	}
+	if !was.Terminal() && rec.Status.Terminal() {
+		s.releaseInput(ctx, rec)
+		s.notify(rec)
+	}
+	return rec, nil
+}
+
+// requestCancel moves tenant's batch id to cancelling and tells its goroutine.
+func (s *Service) requestCancel(ctx context.Context, id, tenant string) (*batchRecord, error) {
+	unlock := s.batchLocks.lock(id)
+	defer unlock()
+	rec, err := s.batch(ctx, id, tenant)
+	if err != nil {
+		return nil, err
+	}
+	switch rec.Status {
+	case sluice.BatchCancelling:
+		return rec, nil
+	case sluice.BatchValidating, sluice.BatchInProgress:
+	default:
+		return nil, &Error{Code: ECONFLICT, Reason: "batch_not_cancellable",
+			Message: fmt.Sprintf("Cannot cancel a batch with status '%s'.", rec.Status)}
+	}
+	rec.Status, rec.CancellingAt = sluice.BatchCancelling, ptr(now())
+	if err := s.saveBatch(ctx, rec); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	a := s.active[id]
+	s.mu.Unlock()
+	if a != nil {
+		a.requestCancel()
+	}
+	return rec, nil
+}
+
+// liveCounts overlays the progress of a running batch on its stored request counts.
+func (s *Service) liveCounts(rec *batchRecord) {
+	s.mu.Lock()
+	a := s.active[rec.ID]
+	s.mu.Unlock()
+	if a == nil || (rec.Status != sluice.BatchInProgress && rec.Status != sluice.BatchCancelling) {
+		return
+	}
+	if run := a.run.Load(); run != nil {
+		p := run.Progress()
+		rec.RequestCounts.Completed, rec.RequestCounts.Failed = p.Done, p.Failed
+	}
+}
+
+// lifecycle takes batch id from whatever status it is in to a terminal one, or until the
+// server closes.
+func (s *Service) lifecycle(a *activeBatch, id string) error {
+	ctx := context.WithoutCancel(s.ctx)
+	rec, err := s.batch(ctx, id, "")
+	if err != nil {
+		return err
+	}
+	if rec.Status == sluice.BatchValidating {
+		if rec, err = s.validateBatch(ctx, a, rec); err != nil || rec == nil {
+			return err
+		}
+	}
+	end := endDone
+	if rec.Status == sluice.BatchInProgress {
+		var runErr error
+		end, runErr = s.runBatch(a, rec)
+		// An upstream that stopped the run hands the batch to another that serves its
+		// models; the ledger keeps what was done, so nothing is sent twice.
+		tried := []string{rec.Route}
+		for abort := (*upstreamAbort)(nil); end != endShutdown && errors.As(runErr, &abort); {
+			next := s.failover(rec, tried)
+			if next == "" {
+				break
+			}
+			s.cfg.Logger.Warn("batch fails over", "batch", id, "from", rec.Route, "to", next, "err", abort.err)
+			if rec, err = s.update(id, func(r *batchRecord) { r.Route = next }); err != nil {
+				return err
+			}
+			tried = append(tried, next)
+			end, runErr = s.runBatch(a, rec)
+		}
+		if end == endShutdown {
+			return nil
+		}
+		if errors.Is(runErr, sluice.ErrAborted) {
+			// The batch fails, but what finished is paid for: it is delivered.
+			return s.finalize(ctx, rec, endAbort, runErr)
+		}
+		if runErr != nil && !errors.Is(runErr, sluice.ErrInterrupted) {
+			return runErr
+		}
+		if end == endDone {
+			rec, err = s.update(id, func(rec *batchRecord) {
+				if rec.Status == sluice.BatchInProgress {
+					rec.Status, rec.FinalizingAt = sluice.BatchFinalizing, ptr(now())
+				}
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return s.finalize(ctx, rec, end, nil)
+}
+
+// validateBatch validates the batch's input and moves it on: to failed, in_progress, or
+// (when the client cancelled it meanwhile) cancelling. It returns nil when the server
+// closed first: the batch stays validating.
+func (s *Service) validateBatch(ctx context.Context, a *activeBatch, rec *batchRecord) (*batchRecord, error) {
+	v, err := s.validate(ctx, rec, stopOn(a.cancel, s.closing))
+	if errors.Is(err, errStopped) {
+		select {
+		case <-s.closing:
+			return nil, nil
+		default: // cancelled: the stored status is cancelling
+			return s.batch(ctx, rec.ID, "")
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.update(rec.ID, func(rec *batchRecord) {
+		rec.RequestCounts.Total = v.total
+		if rec.Status != sluice.BatchValidating {
+			return
+		}
+		if len(v.errs) > 0 {
+			rec.Status, rec.FailedAt = sluice.BatchFailed, ptr(now())
+			rec.Errors = &sluice.BatchErrors{Object: "list", Data: v.errs}
+			return
+		}
+		rec.Status, rec.InProgressAt = sluice.BatchInProgress, ptr(now())
+		rec.Route = v.route
+		if len(v.models) == 1 {
+			for m := range v.models {
+				rec.Model = ptr(m)
+			}
+		}
+	})
+}
+
+// runBatch runs the batch's job on its upstream's engine until every request is final,
+// the client cancels, the window passes or the server closes.
+func (s *Service) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
+	ctx := context.WithoutCancel(s.ctx)
+	up := s.route(rec.Route)
+	if up == nil {
+		return endDone, fmt.Errorf("%w: upstream %q is no longer configured", sluice.ErrAborted, rec.Route)
+	}
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Tenant)
+	if err != nil {
+		return endDone, fmt.Errorf("%w: input file: %w", sluice.ErrAborted, err)
+	}
+	job, err := s.cfg.Store.Job(ctx, rec.ID)
+	if errors.Is(err, sluice.ErrNotFound) {
+		job = &sluice.Job{ID: rec.ID, State: sluice.JobRunning, Input: in.ID}
+		err = s.cfg.Store.CreateJob(ctx, job)
+	}
+	if err != nil {
+		return endDone, fmt.Errorf("run batch: %w", err)
+	}
+	// This server owns the batch: what a crashed one left in flight goes back to pending.
+	if err := s.cfg.Store.Release(ctx, job.ID, ""); err != nil {
+		return endDone, fmt.Errorf("run batch: %w", err)
+	}
+	var src sluice.Source
+	if !job.IngestDone {
+		f, err := os.Open(s.filePath(in.Path))
+		if err != nil {
+			return endDone, fmt.Errorf("%w: input file: %w", sluice.ErrAborted, err)
+		}
+		defer f.Close()
+		src = ingest.NewSource(f, tokens.Default())
+	}
+	if s.overQuota(ctx, rec) {
+		return endQuota, nil
+	}
+	// Slots are shared fairly between keys first, then between a key's batches.
+	opts := []sluice.RunOption{sluice.WithTenant(rec.Tenant, 1)}
+	pool, err := s.budgetPool(ctx, rec.Tenant, s.cfg.Now())
+	if err != nil {
+		return endDone, fmt.Errorf("run batch: %w", err)
+	}
+	if pool != nil {
+		opts = append(opts, sluice.WithBudgetPool(pool))
+	}
+	run, err := up.Engine.Start(s.ctx, job, src, opts...)
+	if err != nil {
+		return endDone, fmt.Errorf("run batch: %w", err)
+	}
+	a.run.Store(run)
+	timer := time.NewTimer(time.Until(time.Unix(*rec.ExpiresAt, 0)))
+	defer timer.Stop()
+	tick := time.NewTicker(s.cfg.UsageInterval)
+	defer tick.Stop()
+	end := endDone
+wait:
+	for {
+		select {
+		case <-run.Done():
+			break wait
+		case <-a.cancel:
+			end = endCancel
+			break wait
+		case <-timer.C:
+			end = endExpire
+			break wait
+		case <-s.closing:
+			end = endShutdown
+			break wait
+		case <-tick.C:
+			if s.overQuota(ctx, rec) {
+				end = endQuota
+				break wait
+			}
+		}
+	}
+	if end != endDone {
+		_ = run.Stop(context.WithoutCancel(ctx)) // drains, and returns when the run has ended
+	}
+	err = run.Wait()
+	s.recordUsage(ctx, rec)
+	if err == nil && (end == endShutdown || end == endExpire || end == endQuota) {
+		end = endDone // every request finished anyway: the batch is complete
+	}
+	if errors.Is(err, sluice.ErrBudgetExhausted) {
+		// The key's pool could not pay for the next request: the budget is spent.
+		end, err = endQuota, nil
+	}
+	if errors.Is(err, sluice.ErrAborted) {
+		err = &upstreamAbort{upstream: up.Name, err: err}
+	}
+	return end, err
+}
+
+// upstreamAbort is a run stopped by its upstream (a rejected key, an unknown model, a used
+// up quota): another upstream that serves the batch's models may do better.
+type upstreamAbort struct {
+	upstream string
+	err      error
+}
+
+func (e *upstreamAbort) Error() string { return fmt.Sprintf("upstream %s: %v", e.upstream, e.err) }
+func (e *upstreamAbort) Unwrap() error { return e.err }
+
+// failover picks another upstream for a batch whose run its upstream stopped: one not
+// tried yet that serves the batch's model (every model, when the batch has several), the
+// least loaded first. It returns "" when there is none.
+func (s *Service) failover(rec *batchRecord, tried []string) string {
+	load := s.upstreamLoad()
+	best := ""
+	for i := range s.cfg.Routes {
+		up := &s.cfg.Routes[i]
+		if slices.Contains(tried, up.Name) {
+			continue
+		}
+		if rec.Model != nil && !up.serves(*rec.Model) || rec.Model == nil && len(up.Models) > 0 {
+			continue
+		}
+		if best == "" || load[up.Name] < load[best] {
+			best = up.Name
+		}
+	}
+	return best
+}
+
+func (s *Service) route(name string) *Route {
+	for i := range s.cfg.Routes {
+		if s.cfg.Routes[i].Name == name {
+			return &s.cfg.Routes[i]
+		}
+	}
+	return nil
+}
+
+// finalize writes the output and error files of a batch whose run has ended and moves it
+// to its terminal status: cancelled when it was cancelling; expired when the window
+// passed (its unfinished requests go to the error file as batch_expired); failed with an
+// insufficient_quota error when its key's budget ran out (its unfinished requests go to
+// the error file as insufficient_quota, its finished ones to the output file); failed
+// with an upstream_error (abortErr) when its upstream stopped it, its finished requests
+// still in the output file; completed otherwise.
+func (s *Service) finalize(ctx context.Context, rec *batchRecord, end runEnd, abortErr error) error {
+	if rec.Status.Terminal() {
+		return nil
+	}
+	var unf *unfinished
+	switch end {
+	case endExpire:
+		unf = unfinishedExpired
+	case endQuota:
+		unf = unfinishedQuota
+	}
+	res, err := s.writeResults(ctx, rec, unf)
+	if err != nil {
+		return err
+	}
+	_, err = s.update(rec.ID, func(rec *batchRecord) {
+		rec.OutputFileID, rec.ErrorFileID = res.outputID, res.errorID
+		rec.RequestCounts.Completed, rec.RequestCounts.Failed = res.done, res.failed
+		rec.Usage = res.usage
+		t := ptr(now())
+		switch {
+		case rec.Status == sluice.BatchCancelling:
+			rec.Status, rec.CancelledAt = sluice.BatchCancelled, t
+		case end == endQuota:
+			rec.Status, rec.FailedAt = sluice.BatchFailed, t
+			rec.Errors = &sluice.BatchErrors{Object: "list", Data: []sluice.BatchError{{Code: codeInsufficientQuota, Message: msgQuota}}}
+		case end == endAbort:
+			rec.Status, rec.FailedAt = sluice.BatchFailed, t
+			rec.Errors = &sluice.BatchErrors{Object: "list", Data: []sluice.BatchError{{Code: "upstream_error", Message: abortErr.Error()}}}
+		case end == endExpire:
+			rec.Status, rec.ExpiredAt = sluice.BatchExpired, t
+		default:
+			rec.Status, rec.CompletedAt = sluice.BatchCompleted, t
+			if rec.FinalizingAt == nil {
+				rec.FinalizingAt = t
+			}
+		}
+	})
+	return err
+}
+
+// errStopped means validation was stopped by a cancel or the server closing.
+var errStopped = errors.New("stopped")
+
+// stopOn returns a function reporting whether any of chans is closed.
+func stopOn(chans ...<-chan struct{}) func() bool {
+	return func() bool {
+		for _, c := range chans {
+			select {
+			case <-c:
+				return true
+			default:
+			}
+		}
+		return false
+	}
+}

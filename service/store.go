@@ -1,0 +1,50 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/ids"
+)
+
+// Store is what the service keeps its state in: the engine's ledger, plus the file and
+// batch objects as JSON documents, and the usage of batches (sqlite.Store implements it).
+type Store interface {
+	sluice.Store
+	ObjectStore
+	UsageStore
+	ReservationStore
+}
+
+// ObjectStore keeps the service's files and batches as JSON documents owned by a tenant
+// (the hash of a client key; the stores name it "owner"). Kinds are "file" and "batch".
+type ObjectStore interface {
+	// SaveObject stores doc under kind and id, replacing an earlier version.
+	SaveObject(ctx context.Context, kind, id, tenant, status string, doc []byte) error
+	// Object returns a document, or sluice.ErrNotFound when there is none of tenant's
+	// (tenant "": of anyone's).
+	Object(ctx context.Context, kind, id, tenant string) ([]byte, error)
+	// ListObjects returns up to limit of tenant's documents, newest first (oldest first
+	// with asc), after the object with id after ("": from the first), keeping only those
+	// whose "purpose" is purpose when it is not "" and never those with status
+	// "deleted"; more reports whether further ones match. An after that names no object
+	// of tenant's is sluice.ErrNotFound.
+	ListObjects(ctx context.Context, kind, tenant, after, purpose string, asc bool, limit int) (docs [][]byte, more bool, err error)
+	// ObjectsWithStatus returns every document of kind, of any tenant, with one of
+	// statuses.
+	ObjectsWithStatus(ctx context.Context, kind string, statuses ...string) ([][]byte, error)
+	// DeleteObject removes tenant's object, or returns sluice.ErrNotFound.
+	DeleteObject(ctx context.Context, kind, id, tenant string) error
+}
+
+const (
+	kindFile  = "file"
+	kindBatch = "batch"
+)
+
+// newFileID returns a new file id like OpenAI's: "file-" and 26 random letters and digits.
+func newFileID() string { return "file-" + rand.Text() }
+
+// newBatchID returns a new batch id: "batch_" and 32 random hex digits.
+func newBatchID() string { return "batch_" + ids.Hex(16) }
