@@ -83,6 +83,8 @@ func TestServeCommandRunsBatchOverSimulator(t *testing.T) {
   - name: fast
     base_url: sim
     concurrency: 8
+    stream: true
+    stream_idle_timeout: 30s
     models: [gpt-4o-mini]
   - name: other
     base_url: sim
@@ -135,6 +137,10 @@ webhook_url: `+hook.URL+`
 	// /metrics is served beside the API, and counted the batch's two answers.
 	if got := scrapeCounter(t, base+"/metrics", "sluice_requests_total", "status", "ok"); got != 2 {
 		t.Errorf("sluice_requests_total{status=\"ok\"} = %v, want 2", got)
+	}
+	// The upstream streams (stream: true in the config): both answers have a TTFT.
+	if got := scrapeCounter(t, base+"/metrics", "sluice_time_to_first_token_seconds", "model", "gpt-4o-mini"); got != 2 {
+		t.Errorf("sluice_time_to_first_token_seconds count = %v, want 2", got)
 	}
 	select {
 	case body := <-hooks:
