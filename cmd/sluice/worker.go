@@ -30,6 +30,7 @@ type workerFlags struct {
 	concurrency int
 	prices      string
 	grace       time.Duration
+	observe     observeFlags // --metrics-addr, --log-level (observe.go)
 }
 
 func newWorkerCmd(e *env) *cobra.Command {
@@ -63,6 +64,7 @@ loses nothing: its requests go back to pending when its heartbeats stop.`,
 	fs.IntVar(&f.concurrency, "concurrency", 0, "requests in flight at once in this worker (default: the job's)")
 	fs.StringVar(&f.prices, "prices", "", "a prices file overriding the built-in table (for --max-cost)")
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "on Ctrl-C, how long requests in flight may finish before they are cut off")
+	f.observe.register(fs)
 	return cmd
 }
 
@@ -81,6 +83,12 @@ func runWorker(cmd *cobra.Command, e *env, f *workerFlags) error {
 	if !ok {
 		return usageError("store %s: workers share jobs through a PostgreSQL store (--store postgres://…); a SQLite store is run by one sluice run at a time", where)
 	}
+	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr) // one server for every job
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	f.observe.metrics = m
 	in := newInterrupt(ctx, e, f.grace, drainRuns, "")
 	defer in.stop()
 	w := &worker{e: e, f: f, st: st, reg: reg, skip: map[string]bool{}}
@@ -180,7 +188,7 @@ func (w *worker) work(ctx context.Context, job *sluice.Job) error {
 	if err != nil {
 		return err
 	}
-	rf := &runFlags{simConfig: demoSim()}
+	rf := &runFlags{simConfig: demoSim(), observe: w.f.observe}
 	eng, closeUp, err := newEngine(w.e, rf, workerStore{w.st}, o, prices, "")
 	if err != nil {
 		return err
