@@ -124,7 +124,7 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 		n := min(maxClaim, max(16, r.e.cfg.Concurrency))
 		items, err := r.e.store.Claim(ctx, r.job.ID, r.e.cfg.Owner, n, r.e.cfg.Lease)
 		if err != nil {
-			return nil, nil, fmt.Errorf("claim requests: %w", err)
+			return nil, nil, err // the store names the operation ("claim requests: ...")
 		}
 		r.claimed = items
 	}

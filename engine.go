@@ -330,7 +330,7 @@ func (r *Run) main(ctx context.Context) {
 	// Anything still in flight in the ledger under this owner (nothing, normally) goes
 	// back to pending so that the next run takes it.
 	if err := r.e.store.Release(bg, r.job.ID, r.e.cfg.Owner); err != nil {
-		r.fail(fmt.Errorf("release leases: %w", err))
+		r.fail(err) // the store names the operation ("release requests: ...")
 	}
 	r.err = r.finish(bg, dispatchErr == nil)
 }
@@ -342,7 +342,7 @@ func (r *Run) finish(bg context.Context, finished bool) error {
 	var err error
 	job.State, job.Error, err = r.outcome(finished)
 	if uerr := r.e.store.UpdateJob(bg, job); uerr != nil {
-		return errors.Join(err, fmt.Errorf("update job: %w", uerr))
+		return errors.Join(err, uerr) // the store names the operation ("update job ID: ...")
 	}
 	return err
 }
@@ -402,7 +402,7 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 	}
 	r.job.IngestDone = true
 	if err := r.e.store.UpdateJob(ctx, r.job); err != nil {
-		r.fail(fmt.Errorf("update job: %w", err))
+		r.fail(err) // the store names the operation ("update job ID: ...")
 		return
 	}
 	r.ingestDone.Store(true)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
-	"github.com/sluice-llm/sluice/internal/ingest"
+	"github.com/sluice-llm/sluice/input"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/tokens"
@@ -42,7 +42,7 @@ func ExampleRunner_Step() {
 		log.Fatal(err)
 	}
 	defer in.Close()
-	if err := batch.Ingest(ctx, st, job, ingest.NewSource(in, tokens.Default()), func(le *sluice.LineError) {
+	if err := batch.Ingest(ctx, st, job, input.NewSource(in, tokens.Default(), 0), func(le *sluice.LineError) {
 		fmt.Println("not submitted:", le)
 	}); err != nil {
 		log.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,36 +28,49 @@ func onlineRun(t *testing.T, c *client, up *upstream) func(context.Context) erro
 }
 
 // The batch finishes what it can; when the deadline nears, the rest is cancelled and run
-// online, and everything is done before the deadline, each request paid once.
+// online, and everything is done before the deadline, each request paid once. The plan's
+// clock is the test's: it stands still until the batch has finished the fast requests,
+// then moves a step per poll, so that when the run goes online depends on the plan alone,
+// never on how loaded the machine is.
 func TestHybridGoesOnlineBeforeDeadline(t *testing.T) {
 	p := startProvider(t, providerOpts{})
 	c := newClient(t, append(requests("fast-", "gpt-4o-mini", 20), requests("slow-", "gpt-4o-mini", 5)...))
 	r := newRunner(t, c.st, p.api, batch.Config{})
 	online := newUpstream(t)
 	online.release()
-	start := time.Now()
+	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	const step = 100 * time.Millisecond
+	var elapsed atomic.Int64 // the plan's clock, as time since start
 	plan := batch.Plan{Deadline: start.Add(4 * time.Second), Reserve: 1500 * time.Millisecond, Poll: 20 * time.Millisecond,
-		Rate: batch.Rate{Concurrency: 8, Latency: 50 * time.Millisecond}}
+		Rate: batch.Rate{Concurrency: 8, Latency: 50 * time.Millisecond},
+		Now:  func() time.Time { return start.Add(time.Duration(elapsed.Load())) }}
 	var why []string
+	var switchedAt time.Duration
 	err := r.RunHybrid(context.Background(), c.job, plan, onlineRun(t, c, online), func(ev batch.HybridEvent) {
 		if ev.Switched {
 			why = append(why, ev.Why)
+			switchedAt = time.Duration(elapsed.Load())
+			return
+		}
+		var completed int64
+		for _, part := range ev.Progress.Parts {
+			completed += part.Counts.Completed
+		}
+		if completed >= 20 { // the fast ones are done: time moves on
+			elapsed.Add(int64(step))
 		}
 	})
-	end := time.Now()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if end.After(plan.Deadline) {
-		t.Errorf("finished %s after the deadline", end.Sub(plan.Deadline))
-	}
 	if len(why) != 1 || !strings.Contains(why[0], "deadline") {
-		t.Errorf("switches: %q; want one, for the deadline", why)
+		t.Fatalf("switches: %q; want one, for the deadline", why)
 	}
-	// It waited for the batch as long as it could: the switch is due 1.5 s (reserve) and
-	// 5 × 50 ms / 8 × 1.25 before the deadline.
-	if end.Sub(start) < 2*time.Second {
-		t.Errorf("finished after %s: went online too early", end.Sub(start))
+	// It waited for the batch as long as it could, and no longer: the switch is due 1.5 s
+	// (reserve) and 5 × 50 ms / 8 × 1.25 before the deadline, 2.44 s after the start; the
+	// clock moves a step at a time.
+	if due := plan.Deadline.Sub(start) - plan.Reserve - step; switchedAt < due || switchedAt > due+step {
+		t.Errorf("went online %s after the start, want within a step after %s", switchedAt, due)
 	}
 	c.checkOutput(t)
 	for _, id := range c.ids {

@@ -17,6 +17,11 @@ type Config = service.Config
 // Deprecated: use service.Route.
 type Upstream = service.Route
 
+// Key is service.Key.
+//
+// Deprecated: use service.Key.
+type Key = service.Key
+
 // HashKey is service.HashKey.
 //
 // Deprecated: use service.HashKey.

@@ -45,9 +45,10 @@ func (s *Server) Service() *service.Service { return s.svc }
 // it.
 func (s *Server) Close(ctx context.Context) error { return s.svc.Close(ctx) }
 
-// Authenticate reads the request's "Authorization: Bearer KEY": ok when the key is a
-// client key or an admin key of the service, admin when it is an admin key, and tenant
-// the tenant a client key speaks for (the key's hash).
+// Authenticate reads the request's "Authorization: Bearer KEY", for handlers mounted
+// beside the API (the dashboard): ok when the key is a client key or an admin key of the
+// service, admin when it is an admin key, and tenant the tenant a client key speaks for
+// (the key's hash).
 func (s *Server) Authenticate(r *http.Request) (tenant string, admin bool, ok bool) {
 	key, found := bearer(r)
 	if !found {

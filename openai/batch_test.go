@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -53,16 +54,17 @@ func startServe(t *testing.T, maxBytes int64, key string, simCfg ...sim.Config) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
+	svc, err := service.New(ctx, service.Config{
 		Store:     st,
 		FilesDir:  filepath.Join(dir, "files"),
-		Routes:    []sluicehttp.Upstream{{Name: "sim", Engine: eng}},
-		KeyHashes: []string{sluicehttp.HashKey(serveKey)},
+		Routes:    []service.Route{{Name: "sim", Engine: eng}},
+		KeyHashes: []string{service.HashKey(serveKey)},
 		MaxBytes:  maxBytes,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv := sluicehttp.NewServer(svc, nil)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		ts.Close()

@@ -136,6 +136,7 @@ func Parse(r io.Reader, path string) (*Spec, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
+		// yaml's syntax errors have no type (a *yaml.TypeError is not a syntax error).
 		return nil, fail("", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if len(root.Content) == 0 {
@@ -220,8 +221,10 @@ func decodeStrict(n *yaml.Node, field string, v any) *SpecError {
 		}
 	}
 	if err := n.Decode(v); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		msg = strings.Join(strings.Fields(strings.TrimPrefix(msg, "unmarshal errors:")), " ")
+		msg := err.Error()
+		if te, ok := errors.AsType[*yaml.TypeError](err); ok { // its lines, without yaml's heading
+			msg = strings.Join(strings.Fields(strings.Join(te.Errors, " ")), " ")
+		}
 		return &SpecError{Field: field, Msg: msg}
 	}
 	return nil

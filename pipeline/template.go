@@ -13,6 +13,7 @@ import (
 func parseTemplate(field, text string, fields map[string]string, deps map[string]bool) (*template.Template, error) {
 	tmpl, err := template.New(field).Option("missingkey=error").Parse(text)
 	if err != nil {
+		// text/template's parse errors have no type: only their text says where.
 		msg := strings.TrimPrefix(err.Error(), "template: ")
 		msg = strings.TrimPrefix(msg, field+":")
 		return nil, &SpecError{Field: field, Msg: "template: line " + msg}

@@ -39,39 +39,40 @@
 // every Config.UsageInterval while it runs and when its run ends, so a crash counts
 // nothing twice and a restart loses nothing; a batch counts in the period it was
 // created in, and per user too when its metadata has "user". A key whose budget for
-// the period is spent gets EQUOTA (insufficient_quota) from
-// CreateBatch; a running batch whose key's budget runs out is drained and fails
-// with an errors entry insufficient_quota, its finished requests in the output file
-// and the rest in the error file with code insufficient_quota. The check runs every
-// UsageInterval, so a key can overspend by what its batches send in one interval plus
-// the requests in flight. Usage answers the key's period, usage, limits,
-// what remains and usage by user.
+// the period is spent gets EQUOTA (insufficient_quota) from CreateBatch; a running batch
+// whose key's budget runs out is drained and fails with an errors entry
+// insufficient_quota, its finished requests in the output file and the rest in the error
+// file with code insufficient_quota. The check runs every UsageInterval, so a key can
+// overspend by what its batches send in one interval plus the requests in flight. Usage
+// answers the key's period, usage, limits, what remains and usage by user; BudgetPool
+// gives other traffic of the key (the gateway's) the pool its batches spend from.
 //
 // Reservations survive a crash: a key's pool records a ceiling on what it spent plus
 // what it reserved before it sends past the last one (ReservationStore). A server that
 // starts first records the usage of the batches it resumes from their ledgers, then
 // counts what the ceilings of a server that did not close cleanly exceed the ledgers by
-// as unconfirmed spending, shown by Usage and counted against the budget. Under
-// a USD budget, a batch using a model with no price (Config.Priced) fails validation
-// with model_not_priced. With Config.ContextLimit, a request without max_tokens reserves
+// as unconfirmed spending, shown by Usage and counted against the budget. Under a USD
+// budget, a batch using a model with no price (Config.Priced) fails validation with
+// model_not_priced. With Config.ContextLimit, a request without max_tokens reserves
 // the context limit while it fits, then one at a time on the mean output.
 //
 // # Lifecycle
 //
 // A batch is validated (streaming through its input: JSONL syntax, custom_id present and
-// unique, url equal to the batch's endpoint, the line and byte limits, a configured
-// upstream for every model) and fails with errors.data naming the lines at fault, or goes
-// in_progress as a sluice.Job with the batch's id on the engine of the upstream that
-// serves its models. When the run ends it is finalizing while its output file (requests
+// unique, url equal to the batch's endpoint, the line and byte limits, a Route for every
+// model) and fails with errors.data naming the lines at fault, or goes in_progress as a
+// sluice.Job with the batch's id on the engine of the route that serves its models; the
+// runs of an engine share its concurrency fairly between tenants first, then between a
+// tenant's batches. When the run ends it is finalizing while its output file (requests
 // that succeeded) and error file (requests that failed) are written, then completed.
 // Cancelling drains the run and keeps what finished; a batch still running when its
 // completion_window passes is expired, its unfinished requests written to the error file
 // with code batch_expired. A batch that fails because its upstream stopped it still has its
 // finished requests in its output file. Deleting a batch's input while the batch is not
-// final hides the file from the client but keeps its content until the batch ends. Batch state is kept in the same store as the ledger, so a
-// server started again over the same store resumes the batches that were validating,
-// in_progress, finalizing or cancelling, and the ledger never sends a finished request
-// again.
+// final hides the file from the client but keeps its content until the batch ends.
+// Batch state is kept in the same store as the ledger, so a service started again over
+// the same store resumes the batches that were validating, in_progress, finalizing or
+// cancelling, and the ledger never sends a finished request again.
 //
 // # Webhooks
 //
@@ -79,9 +80,10 @@
 // server POSTs the batch object as JSON to its webhook: the batch's metadata
 // "webhook_url", or else Config.WebhookURL. A delivery runs on its own goroutine, never
 // holding the batch back; connection errors, 408, 409, 429 and 5xx answers are retried
-// with the engine's backoff (sluice.Backoff), up to Config.WebhookAttempts attempts. Close waits
-// for deliveries still being tried until its context is done. Deliveries are not kept in
-// the store: one pending when the server stops is lost.
+// as the engine retries (sluice.UpstreamError.Retryable, sluice.Backoff), up to
+// Config.WebhookAttempts attempts. Close waits for deliveries still being tried until its
+// context is done. Deliveries are not kept in the store: one pending when the service
+// stops is lost.
 //
 // A batch's own webhook is used only while Config.BatchWebhooks is on. Redirects are never
 // followed; link-local and fd00::/8 addresses (where clouds serve instance metadata) are

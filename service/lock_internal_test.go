@@ -49,7 +49,7 @@ func (g *gatedStore) SaveObject(ctx context.Context, kind, id, tenant, status st
 }
 
 // newLockService is a Service over a gated SQLite store, with no batch running.
-func newLockService(t *testing.T) (*Service, *gatedStore) {
+func newLockService(t testing.TB) (*Service, *gatedStore) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -77,7 +77,7 @@ func newLockService(t *testing.T) (*Service, *gatedStore) {
 }
 
 // storeBatch stores a batch that no goroutine runs, as an in-progress one.
-func storeBatch(t *testing.T, s *Service, id string) {
+func storeBatch(t testing.TB, s *Service, id string) {
 	t.Helper()
 	rec := &batchRecord{Batch: sluice.Batch{ID: id, Object: "batch", Status: sluice.BatchInProgress, CreatedAt: now()},
 		Tenant: HashKey("k")}

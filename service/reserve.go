@@ -2,13 +2,12 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/ids"
 )
 
 // ReservationStore keeps what budget pools have reserved, so that budgets hold across a
@@ -34,11 +33,7 @@ type ReservationStore interface {
 }
 
 // newSession names a server run in the reservations.
-func newSession() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func newSession() string { return ids.Hex(8) }
 
 // reconcile runs before any batch resumes. It records the usage of the batches a
 // previous server left running from their ledgers (so that budgets start from what was

@@ -21,6 +21,12 @@ import (
 // the test.
 func newService(t testing.TB, dir string, keys ...string) *service.Service {
 	t.Helper()
+	return newServiceWith(t, dir, nil, keys...)
+}
+
+// newServiceWith is newService with its config changed by edit.
+func newServiceWith(t testing.TB, dir string, edit func(*service.Config), keys ...string) *service.Service {
+	t.Helper()
 	ctx := context.Background()
 	s := sim.New(sim.Config{Seed: 1})
 	t.Cleanup(s.Close)
@@ -42,6 +48,9 @@ func newService(t testing.TB, dir string, keys ...string) *service.Service {
 		Routes: []service.Route{{Name: "sim", Engine: eng}}}
 	for _, k := range keys {
 		cfg.KeyHashes = append(cfg.KeyHashes, service.HashKey(k))
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	svc, err := service.New(ctx, cfg)
 	if err != nil {
@@ -138,3 +147,28 @@ func TestServiceFromGo(t *testing.T) {
 }
 
 func asError(err error, e **service.Error) bool { return errors.As(err, e) }
+
+// TestBudgetPool: a key with a budget has one pool for the period, shared by whoever
+// asks (its batches, an online gateway); a key without one has none.
+func TestBudgetPool(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	svc := newServiceWith(t, dir, func(c *service.Config) {
+		c.Keys = []service.Key{{Name: "capped", Hash: service.HashKey("sk-capped"), Budget: service.KeyBudget{MaxTokens: 1000}}}
+	}, "sk-free")
+	capped, _, _ := svc.Authenticate("sk-capped")
+	free, _, _ := svc.Authenticate("sk-free")
+	p1, err := svc.BudgetPool(ctx, capped)
+	if err != nil || p1 == nil {
+		t.Fatalf("capped key: pool %v, %v", p1, err)
+	}
+	if p2, _ := svc.BudgetPool(ctx, capped); p2 != p1 {
+		t.Error("a second call made another pool: the key's budget would be spent twice over")
+	}
+	if p, err := svc.BudgetPool(ctx, free); p != nil || err != nil {
+		t.Errorf("key without a budget: pool %v, %v", p, err)
+	}
+}
+
+// The SQLite store keeps everything the service needs.
+var _ service.Store = (*sqlite.Store)(nil)

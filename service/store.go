@@ -3,9 +3,9 @@ package service
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/ids"
 )
 
 // Store is what the service keeps its state in: the engine's ledger, plus the file and
@@ -47,8 +47,4 @@ const (
 func newFileID() string { return "file-" + rand.Text() }
 
 // newBatchID returns a new batch id: "batch_" and 32 random hex digits.
-func newBatchID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return "batch_" + hex.EncodeToString(b)
-}
+func newBatchID() string { return "batch_" + ids.Hex(16) }

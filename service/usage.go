@@ -357,3 +357,10 @@ func (s *Service) Usage(ctx context.Context, tenant string) (*UsageReport, error
 	}
 	return out, nil
 }
+
+// BudgetPool returns the spending pool of tenant's budget for the current period: the
+// pool its batches spend from, so that other traffic of the key (an online gateway's
+// requests) spends from it too. nil when the key has no budget.
+func (s *Service) BudgetPool(ctx context.Context, tenant string) (*sluice.BudgetPool, error) {
+	return s.budgetPool(ctx, tenant, s.cfg.Now())
+}

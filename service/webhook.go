@@ -78,7 +78,7 @@ func (s *Service) deliver(target string, body []byte) error {
 }
 
 // post makes one attempt and says whether a failure is worth retrying: connection
-// errors, 408, 409, 429 and 5xx are.
+// errors, 408, 409, 429 and 5xx are (sluice.UpstreamError.Retryable).
 func (s *Service) post(target string, body []byte) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(s.ctx, webhookTimeout)
 	defer cancel()
@@ -97,12 +97,9 @@ func (s *Service) post(target string, body []byte) (retry bool, err error) {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	switch c := resp.StatusCode; {
-	case c >= 200 && c < 300:
+	if c := resp.StatusCode; c >= 200 && c < 300 {
 		return false, nil
-	case c == http.StatusRequestTimeout, c == http.StatusConflict, c == http.StatusTooManyRequests, c >= 500:
-		return true, fmt.Errorf("answered %s", resp.Status)
-	default:
-		return false, fmt.Errorf("answered %s", resp.Status)
 	}
+	// Retried as the engine retries a request's answer.
+	return (&sluice.UpstreamError{StatusCode: resp.StatusCode}).Retryable(), fmt.Errorf("answered %s", resp.Status)
 }

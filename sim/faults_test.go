@@ -39,6 +39,7 @@ func outcomes(t *testing.T, s *Server, n int) []string {
 }
 
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	cfg := Config{Seed: 7, Error5xx: 0.1, Reset: 0.1, Truncate: 0.1}
 	const n = 1000
 	first := outcomes(t, New(cfg), n)
@@ -74,6 +75,7 @@ func TestFaults(t *testing.T) {
 // TestFaultsConcurrent sends requests from many goroutines with every fault and a limit:
 // every request is accounted for once (run with -race).
 func TestFaultsConcurrent(t *testing.T) {
+	t.Parallel()
 	s := New(Config{Seed: 1, Error5xx: 0.05, Reset: 0.05, Truncate: 0.05, RPM: 100_000})
 	defer s.Close()
 	var wg sync.WaitGroup
@@ -104,6 +106,7 @@ func hangingServer() (*Server, chan struct{}) {
 }
 
 func TestHangReleasedByClose(t *testing.T) {
+	t.Parallel()
 	s, hung := hangingServer()
 	done := make(chan answer)
 	go func() {
@@ -127,6 +130,7 @@ func TestHangReleasedByClose(t *testing.T) {
 }
 
 func TestHangReleasedByClient(t *testing.T) {
+	t.Parallel()
 	s, hung := hangingServer()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan answer)
@@ -138,31 +142,54 @@ func TestHangReleasedByClient(t *testing.T) {
 	}
 }
 
+// waits records the simulated waits of s and skips them.
+func waits(s *Server) func() []time.Duration {
+	var mu sync.Mutex
+	var got []time.Duration
+	s.onWait = func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, d)
+	}
+	s.noWait = true
+	return func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Duration(nil), got...)
+	}
+}
+
 func TestLatency(t *testing.T) {
+	t.Parallel()
 	s := New(Config{TTFT: 30 * time.Millisecond})
-	start := time.Now()
+	got := waits(s)
 	if a := post(t, s, "/v1/chat/completions", chatBody("x", "")); a.status != 200 {
 		t.Fatal(a.status)
 	}
-	if d := time.Since(start); d < 30*time.Millisecond {
-		t.Errorf("answered in %v with a TTFT of 30ms", d)
+	if diff := cmp.Diff([]time.Duration{30 * time.Millisecond}, got()); diff != "" {
+		t.Errorf("waits with a TTFT of 30ms (-want +got):\n%s", diff)
 	}
 
 	// A client that gives up stops the wait.
 	s = New(Config{TTFT: time.Hour})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if a := send(ctx, s, http.MethodPost, "/v1/chat/completions", chatBody("x", "")); !errors.Is(a.err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want the client's deadline", a.err)
+	s.onWait = func(time.Duration) { cancel() } // gives up once the hour has begun
+	if a := send(ctx, s, http.MethodPost, "/v1/chat/completions", chatBody("x", "")); !errors.Is(a.err, context.Canceled) {
+		t.Fatalf("got %v, want the client's cancel", a.err)
 	}
 	if st := s.Stats(); st.Canceled != 1 || st.OK != 0 {
 		t.Errorf("stats %+v", st)
 	}
 	// Close ends the wait: the answer comes at once.
+	s = New(Config{TTFT: time.Hour})
+	waiting := make(chan struct{})
+	s.onWait = func(time.Duration) { close(waiting) }
 	done := make(chan answer)
 	go func() {
 		done <- send(context.Background(), s, http.MethodPost, "/v1/chat/completions", chatBody("x", ""))
 	}()
+	<-waiting
 	s.Close()
 	if a := <-done; a.err != nil || a.status != 200 {
 		t.Fatalf("after Close: %+v", a)
@@ -170,6 +197,7 @@ func TestLatency(t *testing.T) {
 }
 
 func TestJitter(t *testing.T) {
+	t.Parallel()
 	s := New(Config{TTFT: 100 * time.Millisecond, PerToken: 10 * time.Millisecond, Jitter: 0.2, Seed: 9})
 	lo, hi := time.Hour, time.Duration(0)
 	for n := range uint64(1000) {
@@ -185,12 +213,17 @@ func TestJitter(t *testing.T) {
 }
 
 func TestStreamPacing(t *testing.T) {
+	t.Parallel()
 	s := New(Config{PerToken: 2 * time.Millisecond})
-	start := time.Now()
+	got := waits(s)
 	a := post(t, s, "/v1/chat/completions", chatBody("x", `,"max_tokens":20,"stream":true`))
 	// 20 content events each wait 2ms: 40ms.
-	if d := time.Since(start); d < 40*time.Millisecond || a.status != 200 {
-		t.Errorf("stream of 20 tokens at 2ms each took %v", d)
+	var sum time.Duration
+	for _, d := range got() {
+		sum += d
+	}
+	if n := len(got()); n != 20 || sum != 40*time.Millisecond || a.status != 200 {
+		t.Errorf("stream of 20 tokens at 2ms each waited %d times, %v in all; status %d", n, sum, a.status)
 	}
 }
 

@@ -254,6 +254,12 @@ func (s *Server) hang(ctx context.Context) reply {
 
 // wait sleeps for d, or until the server is closed; it reports false if ctx ended first.
 func (s *Server) wait(ctx context.Context, d time.Duration) bool {
+	if s.onWait != nil {
+		s.onWait(d)
+	}
+	if s.noWait {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -103,6 +103,11 @@ type Server struct {
 	now func() time.Time
 	// onHang, when set by a test, is called when a request starts to hang.
 	onHang func()
+	// onWait, when set by a test, is called as each simulated wait (latency, a stream's
+	// pacing) starts, with its length; with noWait the wait is then skipped, so that a
+	// test checks what the simulator would sleep without sleeping it.
+	onWait func(d time.Duration)
+	noWait bool
 
 	seq       atomic.Uint64 // requests received, numbering them for the fault draws
 	closed    chan struct{}

@@ -304,8 +304,11 @@ func TestBatchCancelCommand(t *testing.T) {
 }
 
 // run --mode hybrid goes online when the batch cannot finish in time, and meets the
-// deadline.
+// deadline. When it switches is the planner's, held to a clock of its own in batch's
+// TestHybridGoesOnlineBeforeDeadline; here the deadline is far and the reserve nearly all
+// of it, so the run goes online about a second in however loaded the machine is.
 func TestHybridRunMeetsDeadline(t *testing.T) {
+	t.Parallel()
 	_, base := startHeldServe(t) // the batch's upstream never answers
 	dir := t.TempDir()
 	in, ids := batchInput(t, dir, 30, 0)
@@ -316,15 +319,13 @@ func TestHybridRunMeetsDeadline(t *testing.T) {
 	if res.code != exitUsage || !strings.Contains(res.stderr, "--deadline") {
 		t.Errorf("hybrid without a deadline: exit %d: %s", res.code, res.stderr)
 	}
-	start := time.Now()
-	res = runCLI(t, keys, "run", in, "--mode", "hybrid", "--deadline", "4s", "--reserve", "1500ms", "--latency", "10ms",
+	res = runCLI(t, keys, "run", in, "--mode", "hybrid", "--deadline", "2m", "--reserve", "119s", "--latency", "10ms",
 		"--poll", "50ms", "--sim", "--batch-base-url", base, "--store", filepath.Join(dir, "sluice.db"), "-o", out, "--json", "--progress", "none")
-	took := time.Since(start)
 	if res.code != exitOK {
 		t.Fatalf("hybrid run: exit %d: %s %s", res.code, res.stdout, res.stderr)
 	}
-	if took > 4*time.Second || took < 2*time.Second {
-		t.Errorf("hybrid run took %s; want it to wait for the batch until about 2.5 s, and to end before the 4 s deadline", took)
+	if strings.Contains(res.stderr, "after its deadline") || !strings.Contains(res.stderr, "until the deadline") {
+		t.Errorf("want it to go online for the deadline, and meet it: %s", res.stderr)
 	}
 	if !strings.Contains(res.stderr, "going online") {
 		t.Errorf("stderr does not say it went online: %s", res.stderr)

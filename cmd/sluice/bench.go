@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/internal/ingest"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/tokens"
@@ -145,7 +146,7 @@ func benchScenarios() []benchScenario {
 			},
 		},
 		serveMemScenario(),
-	}, slices.Concat(paceScenarios(), serveBenchScenarios())...)
+	}, slices.Concat(paceScenarios(), serveBenchScenarios(), workerBenchScenarios())...)
 }
 
 // limitsCheck judges a rate-limit scenario: the share of the binding limit achieved and
@@ -553,14 +554,15 @@ func startBenchServe(ctx context.Context, sc benchScenario, dir, name string) (b
 	if err != nil {
 		return fail(err)
 	}
-	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
+	svc, err := service.New(ctx, service.Config{
 		Store: st, FilesDir: filepath.Join(dir, name+".files"),
-		Routes:    []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
-		KeyHashes: []string{sluicehttp.HashKey(serveBenchKey)}, MaxLines: int64(sc.requests),
+		Routes:    []service.Route{{Name: simUpstreamName, Engine: eng}},
+		KeyHashes: []string{service.HashKey(serveBenchKey)}, MaxLines: int64(sc.requests),
 	})
 	if err != nil {
 		return fail(err)
 	}
+	srv := sluicehttp.NewServer(svc, nil)
 	base, stop, err = listenServe(ctx, srv, func() { s.Close(); st.Close() })
 	if err != nil {
 		return fail(err)

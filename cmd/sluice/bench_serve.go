@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -83,16 +84,17 @@ func startTenantServe(ctx context.Context, sc benchScenario, dir string, keys in
 	}
 	var hashes []string
 	for i := range keys {
-		hashes = append(hashes, sluicehttp.HashKey(serveBenchKeyN(i)))
+		hashes = append(hashes, service.HashKey(serveBenchKeyN(i)))
 	}
-	srv, err := sluicehttp.New(ctx, sluicehttp.Config{
+	svc, err := service.New(ctx, service.Config{
 		Store: st, FilesDir: filepath.Join(dir, sc.name+".files"),
-		Routes:    []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}},
+		Routes:    []service.Route{{Name: simUpstreamName, Engine: eng}},
 		KeyHashes: hashes,
 	})
 	if err != nil {
 		return fail(err)
 	}
+	srv := sluicehttp.NewServer(svc, nil)
 	base, stop, err = listenServe(ctx, srv, func() { s.Close(); st.Close() })
 	if err != nil {
 		return fail(err)

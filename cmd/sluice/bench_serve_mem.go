@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -169,15 +170,16 @@ func startServeMem(ctx context.Context, sc benchScenario, dir string, keys []str
 	if err != nil {
 		return fail(err)
 	}
-	cfg := sluicehttp.Config{Store: st, FilesDir: filepath.Join(dir, sc.name+".files"),
-		Routes: []sluicehttp.Upstream{{Name: simUpstreamName, Engine: eng}}}
+	cfg := service.Config{Store: st, FilesDir: filepath.Join(dir, sc.name+".files"),
+		Routes: []service.Route{{Name: simUpstreamName, Engine: eng}}}
 	for _, k := range keys {
-		cfg.KeyHashes = append(cfg.KeyHashes, sluicehttp.HashKey(k))
+		cfg.KeyHashes = append(cfg.KeyHashes, service.HashKey(k))
 	}
-	srv, err := sluicehttp.New(ctx, cfg)
+	svc, err := service.New(ctx, cfg)
 	if err != nil {
 		return fail(err)
 	}
+	srv := sluicehttp.NewServer(svc, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fail(errors.Join(err, srv.Close(ctx)))

@@ -285,6 +285,9 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	if m != nil {
 		cfg.Observer = m
 	}
+	var closeRec func()
+	cfg.Observer, closeRec = withRecorder(e, st, cfg.Observer) // the dashboard's timeline (ui.go)
+	defer closeRec()
 	eng, err := sluice.New(st, up, cfg)
 	if err != nil {
 		return usageError("%v", err)
@@ -348,7 +351,7 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	case errors.Is(runErr, sluice.ErrInterrupted):
 		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("interrupted: run the same command again to finish")}
 	case errors.Is(runErr, sluice.ErrBudgetExhausted):
-		return &exitCodeError{code: exitBudget, err: fmt.Errorf("%s; the cells not reached say so: run the same command with a higher %s to finish (answers so far are cached)", strings.TrimPrefix(runErr.Error(), "sluice: "), budgetFlags(o.MaxCost, o.MaxTokens))}
+		return &exitCodeError{code: exitBudget, err: fmt.Errorf("%w; the cells not reached say so: run the same command with a higher %s to finish (answers so far are cached)", runErr, budgetFlags(o.MaxCost, o.MaxTokens))}
 	case errors.Is(runErr, sluice.ErrAborted):
 		return &exitCodeError{code: exitAborted, err: runErr}
 	case runErr != nil:

@@ -134,6 +134,11 @@ func TestPipelineBudget(t *testing.T) {
 	if !strings.Contains(capped.stderr, "budget exhausted") {
 		t.Errorf("stderr does not name the budget:\n%s", capped.stderr)
 	}
+	for _, line := range strings.Split(capped.stderr, "\n") {
+		if strings.Contains(line, "budget exhausted") && (strings.Count(line, "sluice:") != 1 || strings.Count(line, "budget exhausted") != 1) {
+			t.Errorf("the budget stop is not said once, prefixed once: %q", line)
+		}
+	}
 	var stopped int
 	for _, row := range readRows(t, out) {
 		for _, task := range []string{"summary", "category", "headline"} {

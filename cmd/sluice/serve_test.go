@@ -23,6 +23,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -209,20 +210,9 @@ func (p *serveProcess) client() openai.Client {
 // pollBatch polls the batch, as a client does, until cond holds or 60 s pass.
 func pollBatch(t *testing.T, c openai.Client, id string, cond func(*openai.Batch) bool) *openai.Batch {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		b, err := c.Batches.Get(context.Background(), id)
-		if err != nil {
-			t.Fatalf("get batch: %v", err)
-		}
-		if cond(b) {
-			return b
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("batch %s: %s, %+v", id, b.Status, b.RequestCounts)
-		}
-		time.Sleep(5 * time.Millisecond) // polling is the client protocol
-	}
+	return testutil.Poll(t, 60*time.Second, 5*time.Millisecond, func() (*openai.Batch, error) {
+		return c.Batches.Get(context.Background(), id)
+	}, cond)
 }
 
 // TestServeResumesAfterKill kills a serve process mid-batch with SIGKILL, starts another
