@@ -5,7 +5,6 @@ package metrics_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -84,7 +83,7 @@ func runOnce(b *testing.B, on bool) time.Duration {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	run, err := eng.Start(ctx, job, &benchSource{n: benchRequests})
+	run, err := eng.Start(ctx, job, &source{n: benchRequests})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -126,21 +125,4 @@ func scrapeEvery(b *testing.B, url string, d time.Duration) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-stopped }
-}
-
-// benchSource feeds n small chat requests.
-type benchSource struct{ i, n int }
-
-func (s *benchSource) Next() (sluice.NewRequest, error) {
-	if s.i == s.n {
-		return sluice.NewRequest{}, io.EOF
-	}
-	s.i++
-	id := fmt.Sprintf("req-%06d", s.i)
-	return sluice.NewRequest{
-		Line: int64(s.i),
-		Request: sluice.Request{CustomID: id, Method: "POST", URL: sluice.EndpointChatCompletions,
-			Body: json.RawMessage(`{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"` + id + `"}]}`)},
-		Estimate: sluice.Estimate{Model: "gpt-4o-mini", PromptTokens: 10, MaxOutputTokens: 16},
-	}, nil
 }
