@@ -1,13 +1,18 @@
 package openai
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/sluice-llm/sluice"
@@ -163,4 +168,72 @@ func TestStreamTTFTOverSocket(t *testing.T) {
 	if !strings.Contains(string(resp.Body), `"content":"Hello world"`) || resp.Usage.CompletionTokens != 2 {
 		t.Errorf("body %s, usage %+v", resp.Body, resp.Usage)
 	}
+}
+
+// TestReceiveStreamInPieces reads every stream fixture as it would arrive in pieces (one
+// byte at a time, and in odd-sized reads): the answer is the one assembled from the
+// whole stream.
+func TestReceiveStreamInPieces(t *testing.T) {
+	files, err := filepath.Glob("testdata/stream/*.sse")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no stream fixtures: %v", err)
+	}
+	c, err := New(Config{BaseURL: "http://up.test/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fixture struct {
+		name string
+		data []byte
+	}
+	var fixtures []fixture
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := filepath.Base(file)
+		fixtures = append(fixtures, fixture{base, data},
+			fixture{base + " CRLF", bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))},
+			fixture{base + " CR", bytes.ReplaceAll(data, []byte("\n"), []byte("\r"))})
+	}
+	for _, fx := range fixtures {
+		file, data := fx.name, fx.data
+		wantBody, wantUsage, err := assembleStream(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, r := range map[string]func() io.Reader{
+			"bytes": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(data)) },
+			"odd":   func() io.Reader { return &oddReader{data: data} },
+			"whole": func() io.Reader { return bytes.NewReader(data) },
+		} {
+			hresp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: io.NopCloser(r())}
+			resp, err := c.receiveStream(t.Context(), endpoint{display: "up"}, hresp, time.Now(), nil)
+			if err != nil {
+				t.Errorf("%s in %s: %v", file, name, err)
+				continue
+			}
+			if !bytes.Equal(resp.Body, wantBody) || resp.Usage != wantUsage || resp.TTFT <= 0 || resp.TTFT > resp.Latency {
+				t.Errorf("%s in %s: body %s usage %+v ttft %v latency %v, want %s %+v", file, name,
+					resp.Body, resp.Usage, resp.TTFT, resp.Latency, wantBody, wantUsage)
+			}
+		}
+	}
+}
+
+// oddReader returns its data in reads of 1, 2, 3… 17 bytes, over and over.
+type oddReader struct {
+	data []byte
+	n    int
+}
+
+func (r *oddReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	r.n = r.n%17 + 1
+	k := copy(p[:min(len(p), r.n)], r.data)
+	r.data = r.data[k:]
+	return k, nil
 }

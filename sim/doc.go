@@ -65,7 +65,7 @@
 //  7. a request whose draw fell in the Truncate band gets its 200 body cut in half (a
 //     stream loses its second half and [DONE]); one in the Stall band that streams gets
 //     the first half of its stream and then nothing, the connection held open until the
-//     client gives up (one that does not stream hangs, as in the Hang band).
+//     client gives up (one that does not stream is answered as usual).
 //
 // Quirks are applied around these steps: RejectStreamOptions and TransientNotFound answer
 // before step 4, NoStreamUsage changes the decoded request, and Drop (a draw of its own)

@@ -173,11 +173,7 @@ func (s *Server) generate(c *call, ep endpoint, n uint64) reply {
 			return s.throttle(r, &j, &a)
 		}
 	}
-	if f == faultStall {
-		if !j.stream {
-			s.stats.hangs.Add(1)
-			return s.hang(c.ctx)
-		}
+	if f == faultStall && j.stream { // a request that does not stream is answered as usual
 		r = s.answer(c.ctx, r, &j, false)
 		r.stream.stall()
 		s.stats.stalled.Add(1)

@@ -40,7 +40,7 @@ type Config struct {
 	// get no answer until the client gives up or the server is closed; Truncate get a 200
 	// whose JSON body is cut short; Stall get a stream that sends its first half and then
 	// nothing more, its connection open, until the client gives up or the server is closed
-	// (a request that does not stream hangs instead, as with Hang). Each request draws at
+	// (a request that does not stream is answered as usual). Each request draws at
 	// most one fault: see the package documentation for the order.
 	Error5xx, Reset, Hang, Truncate, Stall float64
 

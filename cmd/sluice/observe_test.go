@@ -125,3 +125,24 @@ func TestRunStream(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledStreamsAreRetried runs the demo streamed against a simulator whose streams
+// stall one time in ten: --stream-idle-timeout cuts them off, they are retried, and every
+// request ends done.
+func TestStalledStreamsAreRetried(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	res := runCLI(t, map[string]string{"XDG_DATA_HOME": t.TempDir()}, "demo", "--dir", dir, "-n", "100",
+		"--progress", "none", "--json", "--seed", "3", "--error-rate", "0", "--reset-rate", "0",
+		"--stream", "--stall-rate", "0.1", "--stream-idle-timeout", "300ms")
+	if res.code != exitOK {
+		t.Fatalf("demo: exit %d: %s", res.code, res.stderr)
+	}
+	var rep report.Job
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("--json report: %v\n%s", err, res.stdout)
+	}
+	if rep.Requests.Done != 100 || rep.UpstreamFaults == 0 || !strings.Contains(rep.LastError, "idle") || rep.TTFTMS == nil {
+		t.Errorf("report: %d done, %d upstream faults (last %q), ttft %+v: want 100 done after idle streams were cut off",
+			rep.Requests.Done, rep.UpstreamFaults, rep.LastError, rep.TTFTMS)
+	}
+}
