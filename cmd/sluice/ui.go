@@ -15,7 +15,6 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
-	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/timeline"
@@ -73,16 +72,6 @@ the store only, and may run beside the commands that write it.`,
 	return cmd
 }
 
-// priceFn prices usage with the table, 0 for a model it has no price for.
-func priceFn(prices *pricing.Table) func(string, sluice.Usage) float64 {
-	return func(model string, u sluice.Usage) float64 {
-		if p, ok := prices.Lookup(model); ok {
-			return p.Cost(u, false)
-		}
-		return 0
-	}
-}
-
 func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error {
 	prices, err := loadPrices(pricesFile)
 	if err != nil {
@@ -93,7 +82,7 @@ func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error 
 		return err
 	}
 	defer st.Close()
-	h, err := ui.New(ui.Config{Store: st, Cost: priceFn(prices)})
+	h, err := ui.New(ui.Config{Store: st, Cost: prices.OnlineCost})
 	if err != nil {
 		return err
 	}
@@ -124,10 +113,10 @@ func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error 
 	return errors.Join(serveErr, shutErr)
 }
 
-// withDashboard serves the API of srv under /v1/ (and every path the dashboard does not
-// take) and the dashboard at / and /ui/. A client key sees its own batches, the admin key
-// (adminKey, when not empty) every batch; nobody else sees any.
-func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, cost func(string, sluice.Usage) float64) (http.Handler, error) {
+// withDashboard serves api (the Batch API of srv and the gateway) under /v1/ and every
+// path the dashboard does not take, and the dashboard at / and /ui/. A client key sees
+// its own batches, the admin key ($SLUICE_ADMIN_KEY) every batch; nobody else sees any.
+func withDashboard(srv *sluicehttp.Server, api http.Handler, st *sqlite.Store, cost func(string, sluice.Usage) float64) (http.Handler, error) {
 	dash, err := ui.New(ui.Config{
 		Store: st, Cost: cost, Title: "sluice serve",
 		Authenticate: func(r *http.Request) (string, bool) {
@@ -141,6 +130,10 @@ func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, cost func(string, s
 			return tenant, tenant != ""
 		},
 		JobsOf: func(ctx context.Context, owner string) ([]*sluice.Job, error) {
+			if owner == "" { // the admin key: every batch's job, newest first
+				jobs, err := st.Jobs(ctx, "")
+				return jobs[:min(len(jobs), dashboardBatches)], err
+			}
 			page, err := srv.Service().ListBatches(ctx, owner, service.ListParams{Limit: dashboardBatches})
 			if err != nil {
 				return nil, err
@@ -170,7 +163,7 @@ func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, cost func(string, s
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", srv.Handler())
+	mux.Handle("/", api)
 	mux.Handle("GET /{$}", dash)
 	mux.Handle("/ui/", dash)
 	return mux, nil
@@ -230,7 +223,7 @@ func writeHTMLReport(ctx context.Context, e *env, storeFlag, pricesFlag, id, fil
 	}
 	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
 	w := bufio.NewWriter(tmp)
-	err = ui.WriteReport(ctx, w, id, ui.ReportConfig{Store: st, Cost: priceFn(prices)})
+	err = ui.WriteReport(ctx, w, id, ui.ReportConfig{Store: st, Cost: prices.OnlineCost})
 	if err == nil {
 		err = w.Flush()
 	}
