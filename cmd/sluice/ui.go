@@ -151,6 +151,13 @@ func withDashboard(srv *sluicehttp.Server, api http.Handler, st *sqlite.Store, c
 			}
 			return jobs, nil
 		},
+		Owns: func(ctx context.Context, owner, id string) (bool, error) {
+			_, err := srv.Service().Batch(ctx, owner, id)
+			if service.ErrorCode(err) == service.ENOTFOUND {
+				return false, nil
+			}
+			return err == nil, err
+		},
 	})
 	if err != nil {
 		return nil, err
