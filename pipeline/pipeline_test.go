@@ -30,6 +30,8 @@ type harness struct {
 	up    *openai.Client
 	store *sqlite.Store
 	cfg   sluice.Config
+	// up2, when set, is the upstream runs send through instead of up.
+	up2 sluice.Upstream
 }
 
 func newHarness(t *testing.T, simCfg sim.Config) *harness {
@@ -77,7 +79,11 @@ func plan(t *testing.T, spec *pipeline.Spec) *pipeline.Plan {
 // the simulator received.
 func (h *harness) run(spec *pipeline.Spec, cache bool, served []string) (*pipeline.Table, *pipeline.Report, int64) {
 	h.t.Helper()
-	eng, err := sluice.New(h.store, h.up, h.cfg)
+	var up sluice.Upstream = h.up
+	if h.up2 != nil {
+		up = h.up2
+	}
+	eng, err := sluice.New(h.store, up, h.cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}

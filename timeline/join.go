@@ -27,6 +27,8 @@ func Join(obs ...sluice.Observer) sluice.Observer {
 	return j
 }
 
+var _ sluice.RunObserver = joined(nil)
+
 type joined []sluice.Observer
 
 func (j joined) ObserveAttempt(a *sluice.Attempt) {

@@ -88,7 +88,7 @@ type watch struct {
 	ended  bool
 }
 
-var _ sluice.Observer = (*Recorder)(nil)
+var _ sluice.RunObserver = (*Recorder)(nil)
 
 // New returns a Recorder that writes to st.
 func New(st sluice.TimelineStore, cfg Config) *Recorder {

@@ -317,6 +317,8 @@ type failureList struct {
 	Next  int64 // the after of the next page; 0 when there is none
 	// Unavailable is set when the store cannot list failures without a scan.
 	Unavailable bool
+	// Static is set in a report: lines are not links.
+	Static bool
 }
 
 func (h *Handler) failures(ctx context.Context, job *sluice.Job, after int64, code string) (*failureList, error) {
@@ -351,7 +353,11 @@ func (h *Handler) serveFailuresPart(w http.ResponseWriter, r *http.Request, v vi
 	if after == 0 {
 		name = "failure-table"
 	}
-	h.render(w, http.StatusOK, name, fl)
+	status := http.StatusOK
+	if job.State != sluice.JobRunning {
+		status = stopPolling
+	}
+	h.render(w, status, name, fl)
 	return nil
 }
 

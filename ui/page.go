@@ -57,7 +57,14 @@ var funcs = template.FuncMap{
 		return "/ui/assets/" + map[string]string{"uplot.js": assetUPlotJS, "uplot.css": assetUPlotCSS,
 			"htmx.js": assetHTMX, "dash.js": assetDashJS, "dash.css": assetDashCSS}[name]
 	},
-	"add": func(a, b int64) int64 { return a + b },
+	"add":  func(a, b int64) int64 { return a + b },
+	"slow": func(ms int64) int64 { return 3 * ms }, // failures are polled less often
+	"doneShare": func(v *jobView) float64 {
+		if v.Total == 0 {
+			return 0
+		}
+		return 100 * float64(v.Done) / float64(v.Total)
+	},
 	"failShare": func(v *jobView) float64 {
 		if v.Total == 0 {
 			return 0

@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -55,18 +54,21 @@ func WriteReport(ctx context.Context, w io.Writer, jobID string, cfg ReportConfi
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
+	ledger := h.isLedger(job.ID)
 	if len(bs) == 0 && h.ts != nil {
 		// A running job without a timeline: its ledger still tells what is final.
 		if bs, err = h.fromLedger(ctx, job.ID); err != nil {
 			return fmt.Errorf("report: %w", err)
 		}
+		ledger = true
 	}
 	d := chart(downsample(bs, h.cfg.MaxPoints))
+	d.Ledger = ledger
 	data, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	fl := &failureList{JobID: job.ID, Codes: jv.Errors, Unavailable: h.ts == nil}
+	fl := &failureList{JobID: job.ID, Codes: jv.Errors, Unavailable: h.ts == nil, Static: true}
 	if h.ts != nil {
 		if fl.Rows, err = h.ts.Failures(ctx, job.ID, 0, "", reportFailures); err != nil {
 			return fmt.Errorf("report: %w", err)
@@ -79,6 +81,3 @@ func WriteReport(ctx context.Context, w io.Writer, jobID string, cfg ReportConfi
 	}
 	return nil
 }
-
-// ErrNoTimelineStore is returned by WriteReport for a store that keeps no timelines.
-var ErrNoTimelineStore = errors.New("ui: the store keeps no timelines")

@@ -26,6 +26,11 @@ type timelineCache struct {
 	maxKeep int
 }
 
+// reset forgets the cached timeline.
+func (c *timelineCache) reset() {
+	c.closed, c.tail, c.ledger, c.stamp, c.loaded = nil, nil, false, time.Time{}, false
+}
+
 // refresh reads the buckets since the tail's start and folds the closed ones in.
 func (c *timelineCache) refresh(ctx context.Context, ts sluice.TimelineStore, jobID string) error {
 	var since time.Time

@@ -233,10 +233,16 @@ func (h *Handler) timeline(ctx context.Context, job *sluice.Job) ([]sluice.Timel
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ledger {
-		if c.stamp.Equal(job.UpdatedAt) {
+		// Built from the ledger: kept until the job changes, or a timeline appears (a
+		// recorder writes a run's last buckets after the run has ended).
+		bs, err := h.ts.Timeline(ctx, job.ID, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		if len(bs) == 0 && c.stamp.Equal(job.UpdatedAt) {
 			return c.all(), nil
 		}
-		*c = timelineCache{maxKeep: h.cfg.MaxPoints, used: c.used}
+		c.reset()
 	}
 	if err := c.refresh(ctx, h.ts, job.ID); err != nil {
 		return nil, err

@@ -146,7 +146,7 @@ func benchScenarios() []benchScenario {
 			},
 		},
 		serveMemScenario(),
-	}, slices.Concat(paceScenarios(), serveBenchScenarios(), gatewayBenchScenarios())...)
+	}, slices.Concat(paceScenarios(), serveBenchScenarios(), workerBenchScenarios(), gatewayBenchScenarios())...)
 }
 
 // limitsCheck judges a rate-limit scenario: the share of the binding limit achieved and

@@ -166,7 +166,7 @@ func startGatewayBench(ctx context.Context, dir string, simCfg sim.Config, concu
 	}
 	b.closers = append(b.closers, func() { _ = gw.Close(context.WithoutCancel(ctx)) })
 	var limits sluicehttp.Limits
-	hs := sluicehttp.NewHTTPServer(serveMux(srv, gw), limits, slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn))
+	hs := sluicehttp.NewHTTPServer(serveMux(srv.Handler(), gw), limits, slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn))
 	wrap := func(ln net.Listener) net.Listener { return sluicehttp.Listen(ln, limits) }
 	if b.proxied, err = b.serveOn(nil, wrap, hs); err != nil {
 		return nil, err

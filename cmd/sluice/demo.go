@@ -43,7 +43,7 @@ $SLUICE_STORE or the user's data directory), so sluice jobs and sluice show find
 			f.opts.Output = filepath.Join(dir, "results.jsonl")
 			f.opts.Errors = filepath.Join(dir, "errors.jsonl")
 			f.fresh = true
-			if _, err := storePath(e, f.store); err != nil {
+			if _, err := storeLocation(e, f.store); err != nil {
 				// No home directory to keep a default store in: keep it with the demo's files.
 				f.store = filepath.Join(dir, "sluice.db")
 			}

@@ -142,6 +142,8 @@ failed; 4 run aborted (rejected key, unknown model); 5 interrupted (resume to fi
 		newPricesCmd(e),
 		newBenchCmd(e),
 		newServeCmd(e),
+		newUICmd(e),
+		newReportCmd(e),
 		newEstimateCmd(e),
 		newPipelineCmd(e),
 		newBatchCmd(e),

@@ -356,7 +356,12 @@ func execJob(ctx context.Context, e *env, f *runFlags, st store, storeFile strin
 
 	in := newInterrupt(ctx, e, f.grace, drainRuns, "")
 	defer in.stop()
-	run, err := eng.Start(in.ctx, job, src)
+	opts, shareDone, err := shareBudget(ctx, e, eng, st, job.ID, o)
+	if err != nil {
+		return err
+	}
+	defer shareDone()
+	run, err := eng.Start(in.ctx, job, src, opts...)
 	if err != nil {
 		return err
 	}

@@ -311,35 +311,12 @@ func newCountingSim(cfg sim.Config) *countingSim {
 func (c *countingSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.active.Add(1)
 	defer c.active.Done()
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	rec := &statusRecorder{ResponseWriter: w}
-	c.sim.ServeHTTP(rec, r)
-	if i := bytes.Index(body, []byte("ask r")); i >= 0 && rec.status/100 == 2 && i+10 <= len(body) {
+	body, status := answerWithSim(c.sim, w, r)
+	if i := bytes.Index(body, []byte("ask r")); i >= 0 && status/100 == 2 && i+10 <= len(body) {
 		c.mu.Lock()
 		c.counts[string(body[i+4:i+10])]++
 		c.mu.Unlock()
 	}
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
 }
 
 // answered returns a copy of the answer counts.
@@ -367,6 +344,12 @@ func ledgerRepaid(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	return oneJobStats(t, st).Repaid
+}
+
+// oneJobStats returns the stats of the one job of st.
+func oneJobStats(t *testing.T, st sluice.Store) *sluice.Stats {
+	t.Helper()
 	jobs, err := st.Jobs(context.Background(), "")
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("jobs: %v (%d)", err, len(jobs))
@@ -375,7 +358,7 @@ func ledgerRepaid(t *testing.T, path string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return stats.Repaid
+	return stats
 }
 
 func TestBudgetStopsAndResumes(t *testing.T) {

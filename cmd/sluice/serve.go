@@ -207,8 +207,12 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		filesDir = path + ".files"
 	}
 	warnExposed(logger, path, filesDir)
+	var adminKeys []string
+	if k := e.getenv(adminKeyEnv); k != "" {
+		adminKeys = append(adminKeys, service.HashKey(k))
+	}
 	svc, err := service.New(ctx, service.Config{
-		Store: st, FilesDir: filesDir, Routes: routes, Keys: keys,
+		Store: st, FilesDir: filesDir, Routes: routes, Keys: keys, AdminKeyHashes: adminKeys,
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
 		WebhookURL: cmp.Or(f.webhookURL, cfg.WebhookURL),
 		// Budgets count what the upstream charges: its online prices.
@@ -237,7 +241,11 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return errors.Join(fmt.Errorf("listen: %w", err), closeGateway(ctx, gw), svc.Close(ctx))
 	}
 	ln = sluicehttp.Listen(ln, f.limits)
-	hs := sluicehttp.NewHTTPServer(withMetrics(serveMux(srv, gw), m), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
+	handler, err := withDashboard(srv, st, priceFn(prices)) // ui.go
+	if err != nil {
+		return errors.Join(err, ln.Close(), closeGateway(ctx, gw), svc.Close(ctx))
+	}
+	hs := sluicehttp.NewHTTPServer(withMetrics(serveMux(handler, gw), m), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -339,7 +347,10 @@ func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logg
 		}
 		closers = append(closers, closeFn)
 		cfg := o.engineConfig()
-		cfg.Logger, cfg.Observer = logger, obs
+		cfg.Logger = logger
+		var closeRec func()
+		cfg.Observer, closeRec = withRecorder(e, st, obs) // the dashboard's timeline (ui.go)
+		closers = append(closers, closeRec)
 		eng, err := sluice.New(st, client, cfg)
 		if err != nil {
 			closeAll()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,6 +86,9 @@ func runWorker(cmd *cobra.Command, e *env, f *workerFlags) error {
 	w := &worker{e: e, f: f, st: st, reg: reg, skip: map[string]bool{}}
 	for {
 		job, err := w.next(in.ctx)
+		if in.ctx.Err() != nil {
+			return nil // stopped by Ctrl-C
+		}
 		if err != nil {
 			return err
 		}
@@ -207,11 +212,21 @@ func (w *worker) work(ctx context.Context, job *sluice.Job) error {
 			return nil
 		}
 		if before.Pending > 0 {
-			run, err := eng.Start(ctx, fresh, nil, sluice.StopWhenIdle())
+			opts, shareDone, err := shareBudget(ctx, w.e, eng, w.st, job.ID, o)
 			if err != nil {
 				return err
 			}
+			run, err := eng.Start(ctx, fresh, nil, append(opts, sluice.StopWhenIdle())...)
+			if err != nil {
+				shareDone()
+				return err
+			}
+			left := w.followJob(ctx, run, job.ID)
 			err = run.Wait()
+			shareDone()
+			if left() {
+				return nil // the job was stopped by its own process: leave it
+			}
 			p := run.Progress()
 			done += p.Done + p.Failed - before.Done - before.Failed
 			if err != nil {
@@ -225,6 +240,39 @@ func (w *worker) work(ctx context.Context, job *sluice.Job) error {
 			return nil
 		case <-time.After(w.f.poll):
 		}
+	}
+}
+
+// followJob stops run (a drain: requests in flight finish) once the job is no longer
+// running: the process that ran it was interrupted, or the job was stopped on its budget.
+// left, called after the run ended, stops following and reports whether it did so.
+func (w *worker) followJob(ctx context.Context, run *sluice.Run, jobID string) (left func() bool) {
+	var stopped atomic.Bool
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(w.f.poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-run.Done():
+				return
+			case <-t.C:
+			}
+			job, err := w.st.Job(ctx, jobID)
+			if err == nil && job.State != sluice.JobRunning {
+				stopped.Store(true)
+				_ = run.Stop(context.WithoutCancel(ctx))
+				return
+			}
+		}
+	})
+	return func() bool {
+		close(done)
+		wg.Wait()
+		return stopped.Load()
 	}
 }
 

@@ -14,17 +14,18 @@
     if (a >= 10) return v.toFixed(1);
     return v.toFixed(2);
   }
-  function fmtCost(v) { return v == null ? "—" : "$" + (v < 1 ? v.toFixed(4) : v.toFixed(2)); }
+  function fmtCost(v) { return v == null ? "—" : "$" + (v < 0.1 ? v.toFixed(4) : v < 100 ? v.toFixed(2) : v.toFixed(0)); }
   function series(label, color, opts) {
     var s = { label: label, stroke: color, width: 1.75, points: { show: false }, value: function (u, v) { return fmtNum(v); } };
     for (var k in opts || {}) s[k] = opts[k];
     return s;
   }
   function fill(color) { return color + "22"; }
-  function axis(label, fmt, side) {
+  function axis(label, fmt, side, scale) {
     var a = { label: label, labelSize: 18, size: 52, stroke: "#6b7686", grid: { stroke: "#eef1f5", width: 1 }, ticks: { stroke: "#e3e8ef" },
       values: function (u, vals) { return vals.map(fmt || fmtNum); } };
     if (side) { a.side = 1; a.grid = { show: false }; }
+    if (scale) a.scale = scale;
     return a;
   }
   var xAxis = { stroke: "#6b7686", grid: { stroke: "#eef1f5", width: 1 }, ticks: { stroke: "#e3e8ef" } };
@@ -43,7 +44,7 @@
     tokens: function (d) {
       return { series: [series("prompt tok/s", C.sky, { fill: fill(C.sky) }), series("completion tok/s", C.violet),
         series("$ so far", C.green, { scale: "usd", value: function (u, v) { return fmtCost(v); } })],
-        data: [d.prompt_tps, d.completion_tps, d.cost], axes: [axis("tokens/s"), axis("$", function (v) { return fmtCost(v); }, true)],
+        data: [d.prompt_tps, d.completion_tps, d.cost], axes: [axis("tokens/s"), axis("$", function (v) { return fmtCost(v); }, true, "usd")],
         scales: { usd: { auto: true } } };
     },
     errors: function (d) {
@@ -55,13 +56,15 @@
     },
     limits: function (d) {
       return { series: [series("RPM", C.blue), series("TPM", C.amber, { scale: "tpm" })],
-        data: [d.rpm, d.tpm], axes: [axis("requests/min"), axis("tokens/min", null, true)], scales: { tpm: { auto: true } } };
+        data: [d.rpm, d.tpm], axes: [axis("requests/min"), axis("tokens/min", null, true, "tpm")], scales: { tpm: { auto: true } } };
     },
     waits: function (d) {
       return { series: [series("paused s", C.amber, { fill: fill(C.amber), paths: uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined }),
         series("breaker open", C.red, { paths: uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined, value: function (u, v) { return v == null ? "—" : v ? "open" : "closed"; } }),
         series("in flight", C.blue, { scale: "n" }), series("window", C.slate, { scale: "n", dash: [4, 4] })],
-        data: [d.paused, d.breaker, d.in_flight, d.window], axes: [axis("s / open"), axis("requests", null, true)], scales: { n: { auto: true } } };
+        data: [d.paused, d.breaker, d.in_flight, d.window], axes: [axis("s / open"), axis("requests", null, true, "n")],
+        scales: { y: { range: function (u, min, max) { return [0, Math.max(1, max || 0)]; } },
+          n: { range: function (u, min, max) { return [0, Math.max(1, max || 0)]; } } } };
     }
   };
 
@@ -80,6 +83,8 @@
       var name = card.getAttribute("data-chart"), spec = charts[name](d), el = card.querySelector(".plot");
       var data = [d.t].concat(spec.data);
       card.classList.toggle("empty-chart", !d.t.length || !hasData(spec.data));
+      el.setAttribute("data-empty", d.live ? "no data yet" : d.ledger && (name === "limits" || name === "waits") ?
+        "not recorded: the job ran without a timeline" : "none");
       var p = self.plots[name];
       if (p && p.key === (spec.key || "")) { p.u.setData(data); return; }
       if (p) { p.u.destroy(); }
