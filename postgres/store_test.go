@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-llm/sluice/internal/pgtest"
 	"github.com/sluice-llm/sluice/pipeline"
 	"github.com/sluice-llm/sluice/postgres"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/storetest"
 )
 
@@ -22,6 +23,7 @@ var (
 	_ storetest.CacheStore   = (*postgres.Store)(nil)
 	_ storetest.HistoryStore = (*postgres.Store)(nil)
 	_ storetest.DeleteStore  = (*postgres.Store)(nil)
+	_ service.Store          = (*postgres.Store)(nil) // sluice serve
 )
 
 func TestMain(m *testing.M) {
@@ -57,5 +59,19 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return st
+	})
+}
+
+func TestConformanceReopen(t *testing.T) {
+	testURL(t)
+	storetest.RunReopen(t, func(t *testing.T) func() sluice.Store {
+		u, _ := schemaURL(t)
+		return func() sluice.Store {
+			st, err := postgres.Open(t.Context(), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/storetest"
 )
@@ -28,6 +29,7 @@ var (
 	_ storetest.CacheStore   = (*sqlite.Store)(nil)
 	_ storetest.HistoryStore = (*sqlite.Store)(nil)
 	_ storetest.DeleteStore  = (*sqlite.Store)(nil)
+	_ service.Store          = (*sqlite.Store)(nil)
 )
 
 func TestMain(m *testing.M) {
@@ -40,6 +42,13 @@ func TestMain(m *testing.M) {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) sluice.Store {
 		return open(t, filepath.Join(t.TempDir(), "ledger.db"))
+	})
+}
+
+func TestConformanceReopen(t *testing.T) {
+	storetest.RunReopen(t, func(t *testing.T) func() sluice.Store {
+		path := filepath.Join(t.TempDir(), "ledger.db")
+		return func() sluice.Store { return open(t, path) }
 	})
 }
 

@@ -26,8 +26,8 @@ type scenario struct {
 // Run runs the conformance suite. open must return a new, empty store for each subtest;
 // Run closes it when the subtest ends. Subtests run in parallel, each on its own store.
 // Scenarios of the optional interfaces (PartStore, RateStore, CacheStore, HistoryStore,
-// DeleteStore)
-// are skipped on a store that lacks them.
+// DeleteStore, and ObjectStore, UsageStore and ReservationStore of sluice serve) are
+// skipped on a store that lacks them. RunReopen runs the scenarios that reopen a store.
 func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	t.Helper()
 	var all []scenario
@@ -43,6 +43,9 @@ func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	all = append(all, deleteScenarios...)
 	all = append(all, retryScenarios...)
 	all = append(all, timelineScenarios...)
+	all = append(all, objectScenarios...)
+	all = append(all, usageScenarios...)
+	all = append(all, reservationScenarios...)
 	for _, sc := range all {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
