@@ -18,7 +18,6 @@ import (
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
 	"github.com/sluice-llm/sluice/internal/jsonl"
-	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/metrics"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/sim"
@@ -296,20 +295,6 @@ func decodeOptions(job *sluice.Job) (jobOptions, error) {
 		return o, fmt.Errorf("job %s: read its options: %w", job.ID, err)
 	}
 	return o, nil
-}
-
-// storePath is the SQLite file the store argument names (--store, $SLUICE_STORE, or the
-// default), for what only a SQLite store has (serve, the spool of piped input): a
-// PostgreSQL URL is a usage error.
-func storePath(e *env, flag string) (string, error) {
-	loc, err := storeLocation(e, flag)
-	if err != nil {
-		return "", err
-	}
-	if loc.Kind != storeurl.SQLite {
-		return "", usageError("store %s: this command needs a SQLite store; give a file's path (--store or $SLUICE_STORE)", loc)
-	}
-	return loc.Path, nil
 }
 
 // defaultStorePath is the SQLite file in the user's data directory ($XDG_DATA_HOME/sluice,

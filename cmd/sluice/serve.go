@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,7 +23,9 @@ import (
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/internal/logx"
+	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/metrics"
+	"github.com/sluice-llm/sluice/postgres"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -145,8 +148,8 @@ Keys: ` + keysSyntax,
 	fs.StringVar(&f.listen, "listen", defaultListen, "the address to serve on")
 	fs.StringVar(&f.baseURL, "base-url", "", "the upstream's base URL (default: the built-in simulator)")
 	fs.StringVar(&f.apiKeyEnv, "api-key-env", defaultAPIKeyEnv, "the environment variable that holds the upstream's API key")
-	fs.StringVar(&f.store, "store", "", "the SQLite store (default $SLUICE_STORE or the user's data directory)")
-	fs.StringVar(&f.filesDir, "files-dir", "", "where file contents are kept (default: next to the store)")
+	fs.StringVar(&f.store, "store", "", storeUsage)
+	fs.StringVar(&f.filesDir, "files-dir", "", "where file contents are kept (default: next to a SQLite store; for PostgreSQL, serve-files in the user's data directory: replicas must share one)")
 	fs.StringVar(&f.config, "config", "", "a YAML file of upstreams and the models routed to them, and key budgets")
 	fs.StringVar(&f.prices, "prices", "", "a price table (sluice or LiteLLM JSON) to add to the built-in one, for the budgets")
 	fs.Int64Var(&f.maxLines, "max-lines", service.DefaultMaxLines, "most lines in an input file")
@@ -192,7 +195,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	st, path, err := openSQLiteStore(ctx, e, f.store)
+	st, loc, path, err := openServeStore(ctx, e, f.store)
 	if err != nil {
 		return err
 	}
@@ -206,11 +209,11 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return err
 	}
 	defer closeUps()
-	filesDir := f.filesDir
-	if filesDir == "" {
-		filesDir = path + ".files"
+	filesDir, err := serveFilesDir(e, loc, f.filesDir)
+	if err != nil {
+		return err
 	}
-	warnExposed(logger, path, filesDir)
+	warnExposed(logger, loc, filesDir)
 	var adminKeys []string
 	if k := e.getenv(adminKeyEnv); k != "" {
 		adminKeys = append(adminKeys, service.HashKey(k))
@@ -250,7 +253,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return errors.Join(err, ln.Close(), closeGateway(ctx, gw), svc.Close(ctx))
 	}
 	hs := sluicehttp.NewHTTPServer(withMetrics(serveMux(handler, gw), m), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
-	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
+	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s, files in %s)\n", ln.Addr(), path, filesDir)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
@@ -277,10 +280,16 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	return errors.Join(serveErr, shutErr, gwErr, closeErr)
 }
 
-// warnExposed warns when other users may read the store, its files or their directories:
+// warnExposed warns when other users may read the store (a SQLite file), its files or their directories:
 // they hold every tenant's prompts and answers.
-func warnExposed(logger *slog.Logger, store, filesDir string) {
-	exposed, err := sqlite.Exposed(store)
+func warnExposed(logger *slog.Logger, store storeurl.Location, filesDir string) {
+	var (
+		exposed []string
+		err     error
+	)
+	if store.Kind == storeurl.SQLite { // PostgreSQL keeps its own permissions
+		exposed, err = sqlite.Exposed(store.Path)
+	}
 	if fi, serr := os.Stat(filesDir); serr == nil && fi.Mode().Perm()&0o077 != 0 {
 		exposed = append(exposed, fmt.Sprintf("%s (%s)", filesDir, fi.Mode().Perm()))
 	}
@@ -291,6 +300,54 @@ func warnExposed(logger *slog.Logger, store, filesDir string) {
 		logger.Warn("other users may read the store: chmod 600 the files and 700 the directories",
 			"paths", strings.Join(exposed, ", "))
 	}
+}
+
+// serveStore is what sluice serve needs of a store: what every command needs, and the
+// state of the batch service (files, batches, usage, budget ceilings). Both stores have it.
+type serveStore interface {
+	store
+	service.Store
+}
+
+var (
+	_ serveStore = (*sqlite.Store)(nil)
+	_ serveStore = (*postgres.Store)(nil)
+)
+
+// openServeStore opens the store of sluice serve (--store, $SLUICE_STORE or the default
+// SQLite file) and returns it with its location and where it is, for messages.
+func openServeStore(ctx context.Context, e *env, flag string) (serveStore, storeurl.Location, string, error) {
+	loc, err := storeLocation(e, flag)
+	if err != nil {
+		return nil, storeurl.Location{}, "", err
+	}
+	st, where, err := openLocation(ctx, loc)
+	if err != nil {
+		return nil, storeurl.Location{}, "", err
+	}
+	ss, ok := st.(serveStore)
+	if !ok {
+		_ = st.Close()
+		return nil, storeurl.Location{}, "", fmt.Errorf("store %s cannot keep the state of sluice serve", where)
+	}
+	return ss, loc, where, nil
+}
+
+// serveFilesDir is where serve keeps the contents of files: --files-dir, or beside a
+// SQLite store, or for a PostgreSQL store "serve-files" in the user's data directory
+// (the database keeps no file contents: replicas must be given one shared directory).
+func serveFilesDir(e *env, loc storeurl.Location, flag string) (string, error) {
+	switch {
+	case flag != "":
+		return flag, nil
+	case loc.Kind == storeurl.SQLite:
+		return loc.Path + ".files", nil
+	}
+	def, err := defaultStorePath(e)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(def), "serve-files"), nil
 }
 
 // loadConfig reads the config file, or makes the one upstream of the flags.
@@ -420,7 +477,7 @@ created in.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&store, "store", "", "the SQLite store of sluice serve (default $SLUICE_STORE or the user's data directory)")
+	fs.StringVar(&store, "store", "", "the store of sluice serve: "+storeUsage)
 	fs.StringVar(&period, "period", string(service.PeriodMonthly), "the period: monthly or daily")
 	fs.IntVar(&resetDay, "reset-day", 1, "the day of the month a monthly period starts on, 1 to 28")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
@@ -428,7 +485,7 @@ created in.`,
 }
 
 func runServeUsage(ctx context.Context, e *env, store string, b service.KeyBudget, asJSON bool) error {
-	st, _, err := openSQLiteStore(ctx, e, store)
+	st, _, _, err := openServeStore(ctx, e, store)
 	if err != nil {
 		return err
 	}

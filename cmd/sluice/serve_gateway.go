@@ -14,7 +14,6 @@ import (
 	"github.com/sluice-llm/sluice/gateway"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
-	"github.com/sluice-llm/sluice/sqlite"
 )
 
 // gatewayConfig is the gateway section of serve's config file.
@@ -51,7 +50,7 @@ func (f *gatewayFlags) add(fs *pflag.FlagSet) {
 // newGateway makes the online gateway over serve's upstreams and engines, its keys and
 // budgets the batch server's. It returns nil when the gateway is off.
 func newGateway(e *env, f *gatewayFlags, cfg *serveConfig, routes []service.Route, keys []service.Key,
-	budget func(context.Context, string) (*sluice.BudgetPool, error), st *sqlite.Store,
+	budget func(context.Context, string) (*sluice.BudgetPool, error), st gatewayStore,
 	cost func(string, sluice.Usage) float64, logger *slog.Logger) (*gateway.Gateway, func(), error) {
 	if f.off {
 		return nil, func() {}, nil
@@ -91,6 +90,12 @@ func newGateway(e *env, f *gatewayFlags, cfg *serveConfig, routes []service.Rout
 		return nil, nil, usageError("%v", err)
 	}
 	return g, closeAll, nil
+}
+
+// gatewayStore is what the gateway keeps in the store: its usage and cached answers.
+type gatewayStore interface {
+	gateway.UsageStore
+	gateway.CacheStore
 }
 
 // serveMux composes the gateway's routes, when it is on, with the rest of serve (the batch

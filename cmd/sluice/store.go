@@ -88,20 +88,6 @@ func openLocation(ctx context.Context, loc storeurl.Location) (store, string, er
 	return st, loc.Path, nil
 }
 
-// openSQLiteStore opens the store for a command that only runs on SQLite (serve, for
-// now): a PostgreSQL URL is a usage error.
-func openSQLiteStore(ctx context.Context, e *env, flag string) (*sqlite.Store, string, error) {
-	path, err := storePath(e, flag)
-	if err != nil {
-		return nil, "", err
-	}
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return nil, "", fmt.Errorf("open store %s: %w", path, err)
-	}
-	return st, path, nil
-}
-
 // openExistingStore opens the store for a command that only reads or deletes: a SQLite
 // store that does not exist is an error, never created (a typo must not make a new,
 // empty one).

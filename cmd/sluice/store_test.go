@@ -24,7 +24,7 @@ func TestStoreURLNotAPath(t *testing.T) {
 		{"postgresql flag", []string{"show", "job-1", "--store", "postgresql://127.0.0.1:1/test"}, nil, "open store postgresql://127.0.0.1:1/test", exitError},
 		{"postgres env", []string{"jobs"}, map[string]string{"SLUICE_STORE": "postgres://sluice:s3cret@127.0.0.1:1/test"}, "open store postgres://sluice:xxxxx@", exitError},
 		{"unknown scheme", []string{"jobs", "--store", "mysql://sluice:s3cret@127.0.0.1/test"}, nil, "unknown store scheme", exitUsage},
-		{"serve on postgres", []string{"serve", "--store", "postgres://sluice:s3cret@127.0.0.1:1/test"}, map[string]string{"SLUICE_API_KEYS": "sk-test-key"}, "needs a SQLite store", exitUsage},
+		{"serve on postgres", []string{"serve", "--store", "postgres://sluice:s3cret@127.0.0.1:1/test"}, map[string]string{"SLUICE_API_KEYS": "sk-test-key"}, "open store postgres://sluice:xxxxx@127.0.0.1:1/test", exitError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := runCLI(t, tc.env, tc.args...)

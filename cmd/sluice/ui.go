@@ -16,7 +16,6 @@ import (
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/service"
-	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/timeline"
 	"github.com/sluice-llm/sluice/ui"
 )
@@ -116,7 +115,7 @@ func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error 
 // withDashboard serves the Batch API of srv under /v1/ and every path the dashboard does
 // not take, and the dashboard at / and /ui/. A client key sees
 // its own batches, the admin key ($SLUICE_ADMIN_KEY) every batch; nobody else sees any.
-func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, cost func(string, sluice.Usage) float64) (http.Handler, error) {
+func withDashboard(srv *sluicehttp.Server, st sluice.Store, cost func(string, sluice.Usage) float64) (http.Handler, error) {
 	dash, err := ui.New(ui.Config{
 		Store: st, Cost: cost, Title: "sluice serve",
 		Authenticate: func(r *http.Request) (string, bool) {
