@@ -83,7 +83,7 @@ func (b *bucket) ceil(now time.Time, n float64) {
 // clock skew and jitter between sluice and the provider do not turn into 429s.
 const (
 	learnedSafety   = 0.99
-	slowStartWindow = 8    // requests in flight before the upstream's limits are known
+	slowStartWindow = 8 // requests in flight before the upstream's limits are known
 	// slowStartGrowth widens the window by this much per answer in slow start, so that it
 	// quadruples every round trip: from 8, a window of 256 is open after 3 round trips
 	// (doubling took 5, a second at 200 ms: 3% of a 30 s run). The first window stays 8,
