@@ -243,23 +243,29 @@ func (b *budget) exhaustedError() error {
 // worstCase is what a request may cost at most, for the budget, and for a request with
 // no output bound also its guess: its prompt plus the mean output seen so far.
 func (r *Run) worstCase(est Estimate) want {
-	if !r.budget.capped() {
+	return r.budget.worstCase(est, func() int64 { return r.e.lim.meanOutput(defaultOutputGuess) })
+}
+
+// worstCase is what a request may cost at most, and for a request with no output bound
+// also its guess: its prompt plus meanOutput(), called only then.
+func (b *budget) worstCase(est Estimate, meanOutput func() int64) want {
+	if !b.capped() {
 		return want{}
 	}
 	price := func(out int64) hold {
 		h := hold{tokens: est.PromptTokens + out}
-		if r.budget.cost != nil {
-			h.cost = r.budget.cost(est.Model, Usage{PromptTokens: est.PromptTokens, CompletionTokens: out})
+		if b.cost != nil {
+			h.cost = b.cost(est.Model, Usage{PromptTokens: est.PromptTokens, CompletionTokens: out})
 		}
 		return h
 	}
 	if est.MaxOutputTokens > 0 {
 		return want{full: price(est.MaxOutputTokens)}
 	}
-	guess := price(r.e.lim.meanOutput(defaultOutputGuess))
+	guess := price(meanOutput())
 	var limit int64
-	if r.budget.contextLimit != nil {
-		limit = r.budget.contextLimit(est.Model)
+	if b.contextLimit != nil {
+		limit = b.contextLimit(est.Model)
 	}
 	if limit <= 0 {
 		return want{full: guess}
@@ -268,13 +274,16 @@ func (r *Run) worstCase(est Estimate) want {
 }
 
 // actualCost is what an answer's usage cost.
-func (r *Run) actualCost(model string, u Usage) hold {
-	if !r.budget.capped() {
+func (r *Run) actualCost(model string, u Usage) hold { return r.budget.actualCost(model, u) }
+
+// actualCost is what an answer's usage cost.
+func (b *budget) actualCost(model string, u Usage) hold {
+	if !b.capped() {
 		return hold{}
 	}
 	h := hold{tokens: u.Total()}
-	if r.budget.cost != nil && u != (Usage{}) {
-		h.cost = r.budget.cost(model, u)
+	if b.cost != nil && u != (Usage{}) {
+		h.cost = b.cost(model, u)
 	}
 	return h
 }

@@ -3,6 +3,7 @@ package sluice
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -25,7 +26,7 @@ type WorkerRegistry interface {
 }
 
 // DefaultHeartbeat is how often a worker that joined a job (Engine.Join) says it is
-// alive; it counts as gone after three heartbeats missed.
+// alive; it counts as gone after five heartbeats missed (a busy machine may miss a few).
 const DefaultHeartbeat = 2 * time.Second
 
 // Join makes the Engine one of the live workers of job in reg until leave is called:
@@ -39,7 +40,7 @@ func (e *Engine) Join(ctx context.Context, reg WorkerRegistry, jobID string, int
 	if interval <= 0 {
 		interval = DefaultHeartbeat
 	}
-	ttl := 3 * interval
+	ttl := 5 * interval
 	rpm, tpm, err := reg.SharedLimits(ctx, jobID)
 	if err != nil {
 		return nil, err
@@ -157,4 +158,75 @@ func (l *limiter) seed(now time.Time, rpm, tpm float64) {
 		l.window = float64(l.maxWindow)
 		l.aimdRate = 0
 	}
+}
+
+// Spend is an amount of a budget: dollars and tokens.
+type Spend struct {
+	Cost   float64
+	Tokens int64
+}
+
+// BudgetLedger is a store that keeps what a job's workers have committed of its budget,
+// so that --max-cost and --max-tokens hold over all of them. Stores implement it
+// optionally.
+type BudgetLedger interface {
+	// ReserveBudget commits add more of the job's budget, starting from base when nothing
+	// is committed yet, if the total stays within limit; ok is false, and nothing is
+	// committed, when it would not.
+	ReserveBudget(ctx context.Context, jobID string, base, add Spend, limit Budget) (ok bool, err error)
+	// ReturnBudget gives back what a worker committed and did not spend.
+	ReturnBudget(ctx context.Context, jobID string, give Spend) error
+}
+
+// errBudgetShared refuses a reservation the job's other workers leave no room for.
+var errBudgetShared = errors.New("the job's workers have committed its budget")
+
+// ShareBudget returns a BudgetPool for a run of job (WithBudgetPool) that keeps to the
+// Engine's Config.Budget together with the job's other workers: it starts from what the
+// job's ledger says was spent, and before its reservations pass what it has committed
+// in led, it commits a twentieth of the budget more there, which fails, and stops the
+// run on its budget, when the workers together would pass the cap. So n workers spend at
+// most the cap; a worker that crashes leaves what it committed and did not spend
+// committed until the job's next run resets it. done gives back, after the run, what
+// was committed and not spent.
+func (e *Engine) ShareBudget(ctx context.Context, led BudgetLedger, jobID string) (pool *BudgetPool, done func() error, err error) {
+	stats, err := e.store.Stats(ctx, jobID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("share budget: %w", err)
+	}
+	r := &Run{e: e}
+	base := r.priorSpending(stats)
+	pool = NewBudgetPool(e.cfg.Budget, e.cfg.Cost, base.cost, base.tokens)
+	var mu sync.Mutex
+	committed := Spend{Cost: base.cost, Tokens: base.tokens}
+	limit := e.cfg.Budget
+	pool.SetJournal(func(cost float64, tokens int64) error {
+		mu.Lock()
+		defer mu.Unlock()
+		add := Spend{Cost: max(cost-committed.Cost, 0), Tokens: max(tokens-committed.Tokens, 0)}
+		ok, err := led.ReserveBudget(context.WithoutCancel(ctx), jobID,
+			Spend{Cost: base.cost, Tokens: base.tokens}, add, limit)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errBudgetShared
+		}
+		committed.Cost += add.Cost
+		committed.Tokens += add.Tokens
+		return nil
+	})
+	done = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		cost, tokens := pool.Spent()
+		give := Spend{Cost: max(committed.Cost-cost, 0), Tokens: max(committed.Tokens-tokens, 0)}
+		if give == (Spend{}) {
+			return nil
+		}
+		committed.Cost -= give.Cost
+		committed.Tokens -= give.Tokens
+		return led.ReturnBudget(context.WithoutCancel(ctx), jobID, give)
+	}
+	return pool, done, nil
 }

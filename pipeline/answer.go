@@ -62,6 +62,15 @@ func parseAnswer(body []byte) (*answer, error) {
 	return a, nil
 }
 
+// useLedger takes the usage the ledger recorded for the answer (Result.Usage), when there
+// is one, over the body's: the upstream read it from its provider's own fields (DeepSeek's
+// prompt_cache_hit_tokens, say), which parseAnswer does not know.
+func (a *answer) useLedger(u *sluice.Usage) {
+	if u != nil && *u != (sluice.Usage{}) {
+		a.Usage = *u
+	}
+}
+
 // errorMessage describes a failed request's last answer or error.
 func errorMessage(res *sluice.Result) string {
 	if res.StatusCode != 0 {

@@ -67,7 +67,7 @@ func (r *runner) packs(ctx context.Context, stage int, work []*item) ([]*item, e
 		for i, p := range chunk {
 			if body, ok := cached[keys[i]]; ok {
 				hits++
-				rest = append(rest, r.unpack(p, body, true)...)
+				rest = append(rest, r.unpack(p, body, nil, true)...)
 				continue
 			}
 			ownCached, err := r.allCached(ctx, p)
@@ -123,7 +123,7 @@ func (r *runner) packs(ctx context.Context, stage int, work []*item) ([]*item, e
 			return nil
 		}
 		put[hex.EncodeToString(p.key[:])] = res.Body
-		rest = append(rest, r.unpack(p, res.Body, false)...)
+		rest = append(rest, r.unpack(p, res.Body, &res.Usage, false)...)
 		return nil
 	})
 	if err != nil {
@@ -277,12 +277,13 @@ func (r *runner) promptTokens(body []byte) (int64, error) {
 // unpack records a packed answer (from the cache when shared is set, so it cost nothing
 // now): the pack's usage is shared among its cells, and each document the answer covers
 // with a valid answer gets it. It returns the items to ask on their own.
-func (r *runner) unpack(p *pack, body []byte, shared bool) []*item {
+func (r *runner) unpack(p *pack, body []byte, usage *sluice.Usage, shared bool) []*item {
 	t := r.plan.Spec.Tasks[p.items[0].task]
 	a, err := parseAnswer(body)
 	if err != nil {
 		return p.items
 	}
+	a.useLedger(usage)
 	var cost float64
 	if r.cfg.Cost != nil {
 		cost, _ = r.cfg.Cost(t.Model, a.Usage)

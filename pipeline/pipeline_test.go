@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/pipeline"
 	"github.com/sluice-llm/sluice/sim"
@@ -30,6 +31,8 @@ type harness struct {
 	up    *openai.Client
 	store *sqlite.Store
 	cfg   sluice.Config
+	// up2, when set, is the upstream runs send through instead of up.
+	up2 sluice.Upstream
 }
 
 func newHarness(t *testing.T, simCfg sim.Config) *harness {
@@ -77,7 +80,11 @@ func plan(t *testing.T, spec *pipeline.Spec) *pipeline.Plan {
 // the simulator received.
 func (h *harness) run(spec *pipeline.Spec, cache bool, served []string) (*pipeline.Table, *pipeline.Report, int64) {
 	h.t.Helper()
-	eng, err := sluice.New(h.store, h.up, h.cfg)
+	var up sluice.Upstream = h.up
+	if h.up2 != nil {
+		up = h.up2
+	}
+	eng, err := sluice.New(h.store, up, h.cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -98,13 +105,10 @@ func (h *harness) run(spec *pipeline.Spec, cache bool, served []string) (*pipeli
 	return table, rep, h.sim.Stats().Requests - before
 }
 
+// writeFile writes content to dir/name and returns its path (internal/testutil).
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testutil.WriteFile(t, dir, name, content)
 }
 
 // answeredCell is a cell with its answer read back.

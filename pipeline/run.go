@@ -333,7 +333,7 @@ func (r *runner) prepare(ctx context.Context, chunk []*item, rs *roundState) err
 	for i, it := range ready {
 		if body, ok := cached[keys[i]]; ok {
 			rs.hits++
-			again, err := r.answer(it, body, true)
+			again, err := r.answer(it, body, nil, true)
 			if err != nil {
 				return err
 			}
@@ -389,7 +389,7 @@ func (r *runner) collect(ctx context.Context, jobID string, rs *roundState) (int
 				rs.next = append(rs.next, r.fail(it, errorMessage(res))...)
 				continue
 			}
-			again, err := r.answer(it, res.Body, i > 0)
+			again, err := r.answer(it, res.Body, &res.Usage, i > 0)
 			if err != nil {
 				return err
 			}
@@ -413,14 +413,17 @@ func (r *runner) collect(ctx context.Context, jobID string, rs *roundState) (int
 }
 
 // answer records an answer for it (from the cache or a duplicate when shared is set, so
-// its usage was paid elsewhere) and returns it when it must be asked again.
-func (r *runner) answer(it *item, body []byte, shared bool) ([]*item, error) {
+// its usage was paid elsewhere) and returns it when it must be asked again. usage is the
+// ledger's record of the answer's usage (nil for a cached answer), which the upstream
+// read from whatever fields its provider uses; the body's usage object is the fallback.
+func (r *runner) answer(it *item, body []byte, usage *sluice.Usage, shared bool) ([]*item, error) {
 	t := r.plan.Spec.Tasks[it.task]
 	cell := r.table.at(int(it.doc), int(it.task))
 	a, err := parseAnswer(body)
 	if err != nil {
 		return r.fail(it, err.Error()), nil
 	}
+	a.useLedger(usage)
 	model := t.Models()[it.model]
 	if shared {
 		cell.cached = true

@@ -111,3 +111,47 @@ func (s *Store) SharedLimits(ctx context.Context, jobID string) (rpm, tpm float6
 	}
 	return rpm, tpm, nil
 }
+
+// ReserveBudget commits add more of the job's budget, starting from base when nothing is
+// committed yet, if the committed total stays within limit (a zero field: no cap); ok
+// is false, and nothing is committed, when it would not.
+func (s *Store) ReserveBudget(ctx context.Context, jobID string, base, add sluice.Spend, limit sluice.Budget) (bool, error) {
+	const eps = 1e-9 // sums of prices in floating point
+	ct, err := s.pool.Exec(ctx, `UPDATE job SET
+		budget_cost = COALESCE(budget_cost, $2) + $4, budget_tokens = COALESCE(budget_tokens, $3) + $5
+		WHERE id = $1 AND ($6 <= 0 OR COALESCE(budget_cost, $2) + $4 <= $6 + $8)
+		AND ($7 <= 0 OR COALESCE(budget_tokens, $3) + $5 <= $7)`,
+		jobID, base.Cost, base.Tokens, add.Cost, add.Tokens, limit.MaxCost, limit.MaxTokens, eps)
+	if err != nil {
+		return false, fmt.Errorf("reserve budget: %w", err)
+	}
+	return ct.RowsAffected() == 1, nil
+}
+
+// ReturnBudget gives back what a worker committed and did not spend.
+func (s *Store) ReturnBudget(ctx context.Context, jobID string, give sluice.Spend) error {
+	_, err := s.pool.Exec(ctx, `UPDATE job SET budget_cost = budget_cost - $2, budget_tokens = budget_tokens - $3
+		WHERE id = $1 AND budget_cost IS NOT NULL`, jobID, give.Cost, give.Tokens)
+	if err != nil {
+		return fmt.Errorf("return budget: %w", err)
+	}
+	return nil
+}
+
+// ResetBudget forgets what was committed of the job's budget when no worker is live at
+// now (what crashed workers committed and never spent), so that the next reservation
+// starts again from the ledger's spending.
+func (s *Store) ResetBudget(ctx context.Context, jobID string, now time.Time) error {
+	seq, err := s.jobSeq(ctx, jobID)
+	if err != nil {
+		return fmt.Errorf("reset budget: %w", err)
+	}
+	_, err = s.pool.Exec(ctx, `UPDATE job SET budget_cost = NULL, budget_tokens = NULL
+		WHERE seq = $1 AND NOT EXISTS (SELECT 1 FROM worker WHERE job = $1 AND expires_at > $2)`, seq, now.UnixNano())
+	if err != nil {
+		return fmt.Errorf("reset budget: %w", err)
+	}
+	return nil
+}
+
+var _ sluice.BudgetLedger = (*Store)(nil)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/postgres"
 )
@@ -158,5 +160,84 @@ func TestSharedLimits(t *testing.T) {
 	}
 	if _, _, err := st.SharedLimits(ctx, "job-x"); !errors.Is(err, sluice.ErrNotFound) {
 		t.Errorf("SharedLimits of no job = %v, want ErrNotFound", err)
+	}
+}
+
+// TestReserveBudget: reservations start from the base given first, are refused past the
+// cap (nothing committed), come back with ReturnBudget, and are forgotten by ResetBudget
+// once no worker is live.
+func TestReserveBudget(t *testing.T) {
+	st := openStore(t)
+	ctx := t.Context()
+	newJob(t, st, "job-a", 1)
+	limit := sluice.Budget{MaxTokens: 1000}
+	reserve := func(base, add int64) bool {
+		t.Helper()
+		ok, err := st.ReserveBudget(ctx, "job-a", sluice.Spend{Tokens: base}, sluice.Spend{Tokens: add}, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !reserve(300, 500) { // 800 committed
+		t.Fatal("a first reservation within the cap was refused")
+	}
+	if reserve(0, 300) { // 1100: over
+		t.Error("a reservation past the cap was granted")
+	}
+	if !reserve(0, 200) { // 1000: the base counts once
+		t.Error("a reservation up to the cap was refused")
+	}
+	if err := st.ReturnBudget(ctx, "job-a", sluice.Spend{Tokens: 400}); err != nil {
+		t.Fatal(err)
+	}
+	if !reserve(0, 400) || reserve(0, 1) {
+		t.Error("what was given back is not free again, or more is")
+	}
+	now := time.Now()
+	if _, err := st.Heartbeat(ctx, "job-a", "w1", now, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ResetBudget(ctx, "job-a", now); err != nil {
+		t.Fatal(err)
+	}
+	if reserve(0, 1) {
+		t.Error("ResetBudget forgot the budget while a worker is live")
+	}
+	if err := st.ResetBudget(ctx, "job-a", now.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if !reserve(100, 900) {
+		t.Error("after ResetBudget with no live worker, reservations do not start again from the base")
+	}
+}
+
+// TestDeleteJobForgetsWorkers: a deleted job leaves no worker rows behind.
+func TestDeleteJobForgetsWorkers(t *testing.T) {
+	u, schema := schemaURL(t)
+	ctx := t.Context()
+	st, err := postgres.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	newJob(t, st, "job-a", 1)
+	if _, err := st.Heartbeat(ctx, "job-a", "w1", time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteJob(ctx, "job-a"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{schema, "worker"}.Sanitize()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d worker rows left after the job was deleted", n)
 	}
 }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/estimate"
-	"github.com/sluice-llm/sluice/sqlite"
+	"github.com/sluice-llm/sluice/internal/storeurl"
 )
 
 // estimateFlags are the flags of "sluice estimate".
@@ -121,16 +121,18 @@ func estimateError(err error) error {
 // loadHistory reads the usage of earlier jobs by model from the ledger. A ledger that does
 // not exist has no history, and is not created.
 func loadHistory(ctx context.Context, e *env, flag string) (map[string]sluice.ModelStats, error) {
-	path, err := storePath(e, flag)
+	loc, err := storeLocation(e, flag)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
+	if loc.Kind == storeurl.SQLite {
+		if _, err := os.Stat(loc.Path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("read history: %w", err)
+		}
 	}
-	st, err := sqlite.Open(ctx, path)
+	st, _, err := openLocation(ctx, loc)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}

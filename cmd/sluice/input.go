@@ -163,7 +163,7 @@ func spoolInput(e *env, storeFlag string, o *jobOptions, r io.Reader) error {
 	if o.Output == "" {
 		return usageError("%s is a stream, not a file: name the output file with -o", o.Input)
 	}
-	store, err := storePath(e, storeFlag)
+	store, err := spoolBeside(e, storeFlag)
 	if err != nil {
 		return err
 	}

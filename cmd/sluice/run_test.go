@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -24,6 +23,7 @@ import (
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/internal/bench"
 	"github.com/sluice-llm/sluice/internal/mock"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/sim"
@@ -44,41 +44,10 @@ func writeRequests(t *testing.T, dir string, n int, extra ...string) string {
 	return writeFile(t, dir, "requests.jsonl", b.String())
 }
 
-type resultLine struct {
-	ID       string  `json:"id"`
-	CustomID *string `json:"custom_id"`
-	Response *struct {
-		StatusCode int             `json:"status_code"`
-		Body       json.RawMessage `json:"body"`
-	} `json:"response"`
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
+// resultLine is one line of an output file, decoded.
+type resultLine = testutil.OutputLine
 
-func readResults(t *testing.T, path string) []resultLine {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []resultLine
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var l resultLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("%s: line %d is not JSON: %v: %q", path, len(lines)+1, err, sc.Text())
-		}
-		lines = append(lines, l)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return lines
-}
+func readResults(t *testing.T, path string) []resultLine { return testutil.ReadOutput(t, path) }
 
 // checkResults checks one line per request, in order, each carrying its own answer.
 func checkResults(t *testing.T, lines []resultLine, n int) {
@@ -312,35 +281,12 @@ func newCountingSim(cfg sim.Config) *countingSim {
 func (c *countingSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.active.Add(1)
 	defer c.active.Done()
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	rec := &statusRecorder{ResponseWriter: w}
-	c.sim.ServeHTTP(rec, r)
-	if i := bytes.Index(body, []byte("ask r")); i >= 0 && rec.status/100 == 2 && i+10 <= len(body) {
+	body, status := answerWithSim(c.sim, w, r)
+	if i := bytes.Index(body, []byte("ask r")); i >= 0 && status/100 == 2 && i+10 <= len(body) {
 		c.mu.Lock()
 		c.counts[string(body[i+4:i+10])]++
 		c.mu.Unlock()
 	}
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
 }
 
 // answered returns a copy of the answer counts.
@@ -368,6 +314,12 @@ func ledgerRepaid(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	return oneJobStats(t, st).Repaid
+}
+
+// oneJobStats returns the stats of the one job of st.
+func oneJobStats(t *testing.T, st sluice.Store) *sluice.Stats {
+	t.Helper()
 	jobs, err := st.Jobs(context.Background(), "")
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("jobs: %v (%d)", err, len(jobs))
@@ -376,7 +328,7 @@ func ledgerRepaid(t *testing.T, path string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return stats.Repaid
+	return stats
 }
 
 func TestBudgetStopsAndResumes(t *testing.T) {

@@ -48,6 +48,7 @@ type serveFlags struct {
 	anyWindow                                           bool
 	logLevel                                            slog.Level
 	limits                                              sluicehttp.Limits
+	gateway                                             gatewayFlags
 }
 
 // serveConfig is the YAML config file of serve.
@@ -59,6 +60,8 @@ type serveConfig struct {
 	// $SLUICE_API_KEYS (name=key); DefaultBudget is the budget of every other key.
 	Budgets       map[string]budgetConfig `yaml:"budgets"`
 	DefaultBudget *budgetConfig           `yaml:"default_budget"`
+	// Gateway configures the online endpoints: model aliases, fallbacks, key rates.
+	Gateway gatewayConfig `yaml:"gateway"`
 }
 
 // budgetConfig is a client key's budget in the config file.
@@ -76,13 +79,18 @@ func (b budgetConfig) budget() service.KeyBudget {
 // upstreamConfig is one upstream of the config file. A base_url of "sim" is the built-in
 // simulator.
 type upstreamConfig struct {
-	Name        string   `yaml:"name"`
-	BaseURL     string   `yaml:"base_url"`
-	APIKeyEnv   string   `yaml:"api_key_env"`
-	Concurrency int      `yaml:"concurrency"`
-	RPM         float64  `yaml:"rpm"`
-	TPM         float64  `yaml:"tpm"`
-	Models      []string `yaml:"models"`
+	Name        string `yaml:"name"`
+	BaseURL     string `yaml:"base_url"`
+	APIKeyEnv   string `yaml:"api_key_env"`
+	Concurrency int    `yaml:"concurrency"`
+	// Stream and StreamIdleTimeout are run's --stream and --stream-idle-timeout.
+	Stream            bool     `yaml:"stream"`
+	StreamIdleTimeout string   `yaml:"stream_idle_timeout"`
+	RPM               float64  `yaml:"rpm"`
+	TPM               float64  `yaml:"tpm"`
+	Models            []string `yaml:"models"`
+	// Weight is the upstream's share of online requests for a model that several serve.
+	Weight float64 `yaml:"weight"`
 }
 
 func newServeCmd(e *env) *cobra.Command {
@@ -119,6 +127,10 @@ A --config file lists several upstreams and routes models to them:
 A key whose budget for the period is spent gets 429 insufficient_quota on new batches;
 its running batches stop and fail with an insufficient_quota error, keeping what
 finished. GET /v1/usage tells a key its usage; "sluice serve usage" lists every key's.
+
+It is an online gateway for the same keys too: POST /v1/chat/completions, /v1/completions,
+/v1/embeddings and /v1/responses (streams included) go to the upstreams serving the model,
+with failover, within the same limits and budgets (see "gateway:" in docs/serve.md).
 
 A batch whose metadata has "webhook_url" is POSTed there instead when it ends; a webhook is
 retried with backoff (5 attempts) and never holds a batch back.
@@ -157,6 +169,7 @@ Keys: ` + keysSyntax,
 	fs.Int64Var(&f.limits.MinRate, "min-rate", sluicehttp.DefaultMinRate, "the slowest, in bytes a second on average, that a request body may arrive or a response be taken, after --rate-grace")
 	fs.DurationVar(&f.limits.RateGrace, "rate-grace", sluicehttp.DefaultRateGrace, "the time a body or a response has before --min-rate applies")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "the least level logged: debug, info, warn or error (a client that went away is logged at debug; repeats of a line past 10 a minute are counted, not logged)")
+	f.gateway.add(fs)
 	cmd.AddCommand(newServeUsageCmd(e))
 	return cmd
 }
@@ -222,16 +235,21 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return usageError("%v", err)
 	}
 	srv := sluicehttp.NewServer(svc, logger)
+	gw, closeGw, err := newGateway(e, &f.gateway, cfg, routes, keys, svc.BudgetPool, st, prices.OnlineCost, logger)
+	if err != nil {
+		return errors.Join(err, svc.Close(ctx))
+	}
+	defer closeGw()
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen: %w", err), svc.Close(ctx))
+		return errors.Join(fmt.Errorf("listen: %w", err), closeGateway(ctx, gw), svc.Close(ctx))
 	}
 	ln = sluicehttp.Listen(ln, f.limits)
-	handler, err := withDashboard(srv, st, priceFn(prices)) // ui.go
+	handler, err := withDashboard(srv, st, prices.OnlineCost) // ui.go
 	if err != nil {
-		return errors.Join(err, ln.Close(), svc.Close(ctx))
+		return errors.Join(err, ln.Close(), closeGateway(ctx, gw), svc.Close(ctx))
 	}
-	hs := sluicehttp.NewHTTPServer(withMetrics(handler, m), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
+	hs := sluicehttp.NewHTTPServer(withMetrics(serveMux(handler, gw), m), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -254,8 +272,9 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 			serveErr = err
 		}
 	}
+	gwErr := closeGateway(shutCtx, gw)
 	closeErr := svc.Close(shutCtx)
-	return errors.Join(serveErr, shutErr, closeErr)
+	return errors.Join(serveErr, shutErr, gwErr, closeErr)
 }
 
 // warnExposed warns when other users may read the store, its files or their directories:
@@ -317,6 +336,7 @@ func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logg
 			BaseURL: strings.TrimRight(u.BaseURL, "/"), Sim: u.BaseURL == simUpstreamName, APIKeyEnv: u.APIKeyEnv,
 			Concurrency: cmp.Or(u.Concurrency, f.concurrency), RPM: cmp.Or(u.RPM, f.rpm), TPM: cmp.Or(u.TPM, f.tpm),
 			MaxAttempts: f.maxAttempts, Timeout: f.timeout.String(),
+			Stream: u.Stream, StreamIdleTimeout: u.StreamIdleTimeout,
 		}
 		if o.APIKeyEnv == "" {
 			o.APIKeyEnv = defaultAPIKeyEnv

@@ -23,6 +23,7 @@ type store interface {
 	sluice.RateStore
 	sluice.HistoryStore
 	sluice.JobDeleter
+	sluice.TimelineStore // the dashboard's timelines (ui.go)
 	pipeline.Cache
 }
 
@@ -163,6 +164,7 @@ func shownState(ctx context.Context, st store, where string, j *sluice.Job) slui
 // the leases of workers that are gone are taken back.
 type deadReleaser interface {
 	ReleaseDead(ctx context.Context, jobID string, now time.Time) error
+	ResetBudget(ctx context.Context, jobID string, now time.Time) error
 }
 
 var _ deadReleaser = (*postgres.Store)(nil)
@@ -173,7 +175,11 @@ var _ deadReleaser = (*postgres.Store)(nil)
 // PostgreSQL, where live workers share the job.
 func releaseOrphans(ctx context.Context, st store, jobID string) error {
 	if d, ok := st.(deadReleaser); ok {
-		return d.ReleaseDead(ctx, jobID, time.Now())
+		if err := d.ReleaseDead(ctx, jobID, time.Now()); err != nil {
+			return err
+		}
+		// What crashed workers committed of the budget and never spent is free again.
+		return d.ResetBudget(ctx, jobID, time.Now())
 	}
 	return st.Release(ctx, jobID, "")
 }
@@ -188,4 +194,41 @@ func shared(st sluice.Store) bool {
 	}
 	_, ok := st.(sluice.WorkerRegistry)
 	return ok
+}
+
+// shareBudget returns the options of a run on a store whose jobs other workers share
+// (PostgreSQL) with a budget: its reservations are committed in the store, so that the
+// budget holds over all the job's workers (Engine.ShareBudget). done gives back what the
+// run committed and did not spend; call it after the run.
+func shareBudget(ctx context.Context, e *env, eng *sluice.Engine, st sluice.Store, jobID string, o jobOptions) (opts []sluice.RunOption, done func(), err error) {
+	if w, ok := st.(workerStore); ok {
+		st = w.store
+	}
+	led, ok := st.(sluice.BudgetLedger)
+	if !ok || (o.MaxCost <= 0 && o.MaxTokens <= 0) {
+		return nil, func() {}, nil
+	}
+	pool, give, err := eng.ShareBudget(ctx, led, jobID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []sluice.RunOption{sluice.WithBudgetPool(pool)}, func() {
+		if err := give(); err != nil {
+			fmt.Fprintln(e.stderr, "warning:", err)
+		}
+	}, nil
+}
+
+// spoolBeside is the file beside which piped input is spooled: the SQLite store's, or for
+// a PostgreSQL store the default SQLite file's place in the user's data directory (the
+// spool is this machine's; workers elsewhere read the requests from the store).
+func spoolBeside(e *env, flag string) (string, error) {
+	loc, err := storeLocation(e, flag)
+	if err != nil {
+		return "", err
+	}
+	if loc.Kind == storeurl.SQLite {
+		return loc.Path, nil
+	}
+	return defaultStorePath(e)
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/storeurl"
 )
 
 // sharedLease is the lease of runs on a store that many processes share: short, so that
@@ -28,6 +31,7 @@ type workerFlags struct {
 	concurrency int
 	prices      string
 	grace       time.Duration
+	observe     observeFlags // --metrics-addr, --log-level (observe.go)
 }
 
 func newWorkerCmd(e *env) *cobra.Command {
@@ -61,6 +65,7 @@ loses nothing: its requests go back to pending when its heartbeats stop.`,
 	fs.IntVar(&f.concurrency, "concurrency", 0, "requests in flight at once in this worker (default: the job's)")
 	fs.StringVar(&f.prices, "prices", "", "a prices file overriding the built-in table (for --max-cost)")
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "on Ctrl-C, how long requests in flight may finish before they are cut off")
+	f.observe.register(fs)
 	return cmd
 }
 
@@ -70,20 +75,36 @@ func runWorker(cmd *cobra.Command, e *env, f *workerFlags) error {
 		return usageError("--poll must be positive and --concurrency must not be negative")
 	}
 	ctx := cmd.Context()
-	st, where, err := openStore(ctx, e, f.store)
+	loc, err := storeLocation(e, f.store)
+	if err != nil {
+		return err
+	}
+	if loc.Kind != storeurl.Postgres {
+		return usageError("store %s: workers share jobs through a PostgreSQL store (--store postgres://… or $SLUICE_STORE); a SQLite store is run by one sluice run at a time", loc)
+	}
+	st, where, err := openLocation(ctx, loc)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	reg, ok := st.(sluice.WorkerRegistry)
 	if !ok {
-		return usageError("store %s: workers share jobs through a PostgreSQL store (--store postgres://…); a SQLite store is run by one sluice run at a time", where)
+		return fmt.Errorf("store %s keeps no workers", where)
 	}
+	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr) // one server for every job
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	f.observe.metrics = m
 	in := newInterrupt(ctx, e, f.grace, drainRuns, "")
 	defer in.stop()
 	w := &worker{e: e, f: f, st: st, reg: reg, skip: map[string]bool{}}
 	for {
 		job, err := w.next(in.ctx)
+		if in.ctx.Err() != nil {
+			return nil // stopped by Ctrl-C
+		}
 		if err != nil {
 			return err
 		}
@@ -175,7 +196,7 @@ func (w *worker) work(ctx context.Context, job *sluice.Job) error {
 	if err != nil {
 		return err
 	}
-	rf := &runFlags{simConfig: demoSim()}
+	rf := &runFlags{simConfig: demoSim(), observe: w.f.observe}
 	eng, closeUp, err := newEngine(w.e, rf, workerStore{w.st}, o, prices, "")
 	if err != nil {
 		return err
@@ -207,11 +228,21 @@ func (w *worker) work(ctx context.Context, job *sluice.Job) error {
 			return nil
 		}
 		if before.Pending > 0 {
-			run, err := eng.Start(ctx, fresh, nil, sluice.StopWhenIdle())
+			opts, shareDone, err := shareBudget(ctx, w.e, eng, w.st, job.ID, o)
 			if err != nil {
 				return err
 			}
+			run, err := eng.Start(ctx, fresh, nil, append(opts, sluice.StopWhenIdle())...)
+			if err != nil {
+				shareDone()
+				return err
+			}
+			left := w.followJob(ctx, run, job.ID)
 			err = run.Wait()
+			shareDone()
+			if left() {
+				return nil // the job was stopped by its own process: leave it
+			}
 			p := run.Progress()
 			done += p.Done + p.Failed - before.Done - before.Failed
 			if err != nil {
@@ -225,6 +256,39 @@ func (w *worker) work(ctx context.Context, job *sluice.Job) error {
 			return nil
 		case <-time.After(w.f.poll):
 		}
+	}
+}
+
+// followJob stops run (a drain: requests in flight finish) once the job is no longer
+// running: the process that ran it was interrupted, or the job was stopped on its budget.
+// left, called after the run ended, stops following and reports whether it did so.
+func (w *worker) followJob(ctx context.Context, run *sluice.Run, jobID string) (left func() bool) {
+	var stopped atomic.Bool
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(w.f.poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-run.Done():
+				return
+			case <-t.C:
+			}
+			job, err := w.st.Job(ctx, jobID)
+			if err == nil && job.State != sluice.JobRunning {
+				stopped.Store(true)
+				_ = run.Stop(context.WithoutCancel(ctx))
+				return
+			}
+		}
+	})
+	return func() bool {
+		close(done)
+		wg.Wait()
+		return stopped.Load()
 	}
 }
 

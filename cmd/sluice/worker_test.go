@@ -3,15 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/internal/pgtest"
+	"github.com/sluice-llm/sluice/postgres"
 	"github.com/sluice-llm/sluice/sim"
 )
 
@@ -21,15 +24,15 @@ type bgCLI struct {
 	sigs   chan os.Signal
 	done   chan struct{}
 	code   int
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 }
 
 func startCLI(t *testing.T, envVars map[string]string, args ...string) *bgCLI {
 	t.Helper()
-	c := &bgCLI{sigs: make(chan os.Signal, 2), done: make(chan struct{}), stderr: &bytes.Buffer{}}
+	c := &bgCLI{sigs: make(chan os.Signal, 2), done: make(chan struct{}), stderr: &syncBuffer{}}
 	e := &env{
 		stdin:  strings.NewReader(""),
-		stdout: &bytes.Buffer{}, stderr: &lockedWriter{w: c.stderr},
+		stdout: &bytes.Buffer{}, stderr: c.stderr,
 		getenv:     func(k string) string { return envVars[k] },
 		interrupts: c.sigs,
 	}
@@ -44,18 +47,6 @@ func startCLI(t *testing.T, envVars map[string]string, args ...string) *bgCLI {
 func (c *bgCLI) stop() {
 	c.sigs <- syscall.SIGTERM
 	<-c.done
-}
-
-// lockedWriter is a writer safe for the goroutines of one command.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestWorkersShareAPostgresJob: sluice run on a PostgreSQL store, with a worker waiting
@@ -103,12 +94,120 @@ func TestWorkersShareAPostgresJob(t *testing.T) {
 	if res.code != exitOK || !strings.Contains(res.stdout, "completed") {
 		t.Errorf("jobs: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
+	// The estimate learns the expected output from the PostgreSQL store's history.
+	res = runCLI(t, envVars, "estimate", input)
+	if res.code != exitOK {
+		t.Errorf("estimate: exit %d, stderr %q", res.code, res.stderr)
+	}
 }
 
-// TestWorkerNeedsPostgres: a worker on a SQLite store is a usage error that says why.
+// TestWorkerNeedsPostgres: a worker on a SQLite store is a usage error that says why,
+// and creates no store.
 func TestWorkerNeedsPostgres(t *testing.T) {
-	res := runCLI(t, nil, "worker", "--store", filepath.Join(t.TempDir(), "s.db"))
+	path := filepath.Join(t.TempDir(), "s.db")
+	res := runCLI(t, nil, "worker", "--store", path)
 	if res.code != exitUsage || !strings.Contains(res.stderr, "PostgreSQL") {
 		t.Errorf("exit %d, stderr %q; want a usage error naming PostgreSQL", res.code, res.stderr)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Errorf("the worker created a SQLite store at %s", path)
+	}
+}
+
+// TestWorkersShareABudget: --max-tokens holds over sluice run and a worker together: each
+// alone would let itself spend the whole cap, so without the reservations in the store
+// they would spend up to twice it.
+func TestWorkersShareABudget(t *testing.T) {
+	storeURL, _ := pgtest.SchemaURL(t)
+	dir := t.TempDir()
+	input := writeRequests(t, dir, 400)
+	out := filepath.Join(dir, "out.jsonl")
+	up := newCountingSim(sim.Config{Seed: 1, TTFT: 5 * time.Millisecond})
+	defer up.close()
+	envVars := map[string]string{"OPENAI_API_KEY": "sk-test", "SLUICE_STORE": storeURL}
+	const maxTokens = 3000
+
+	w := startCLI(t, envVars, "worker", "--follow", "--poll", "5ms", "--concurrency", "4")
+	res := runCLI(t, envVars, "run", input, "-o", out, "--base-url", up.url+"/v1", "--concurrency", "4",
+		"--max-tokens", fmt.Sprint(maxTokens), "--progress", "none")
+	w.stop()
+	if res.code != exitBudget {
+		t.Fatalf("run: exit %d, want %d (budget); stderr:\n%s", res.code, exitBudget, res.stderr)
+	}
+	st, err := postgres.Open(t.Context(), storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stats := oneJobStats(t, st)
+	if used := stats.Usage.Total(); used > maxTokens || used < maxTokens/2 {
+		t.Errorf("the job used %d tokens, want at most the cap, %d, and most of it", used, maxTokens)
+	}
+	if !strings.Contains(w.stderr.String(), "working job") {
+		t.Errorf("the worker did not take part:\n%s", w.stderr)
+	}
+}
+
+// TestWorkerLeavesAStoppedJob: a worker stops working a job (its requests in flight
+// finish) once the job's own process has stopped it, and leaves the rest pending.
+func TestWorkerLeavesAStoppedJob(t *testing.T) {
+	storeURL, _ := pgtest.SchemaURL(t)
+	up := newCountingSim(sim.Config{Seed: 1, TTFT: 20 * time.Millisecond})
+	defer up.close()
+	ctx := t.Context()
+	st, err := postgres.Open(ctx, storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	opts, err := json.Marshal(jobOptions{BaseURL: up.url + "/v1", APIKeyEnv: defaultAPIKeyEnv, Concurrency: 1, MaxAttempts: 3, Timeout: "1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := &sluice.Job{ID: "job-stopped", State: sluice.JobRunning, Input: "in.jsonl", Fingerprint: "fp", Options: opts, IngestDone: true}
+	if err := st.CreateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	reqs := make([]sluice.NewRequest, n)
+	for i := range reqs {
+		id := fmt.Sprintf("r%05d", i+1)
+		reqs[i] = sluice.NewRequest{Line: int64(i + 1), Request: sluice.Request{CustomID: id, Method: "POST", URL: sluice.EndpointChatCompletions,
+			Body: json.RawMessage(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ask ` + id + `"}],"max_tokens":5}`)}}
+	}
+	if err := st.AddRequests(ctx, job.ID, reqs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpdateJob(ctx, job); err != nil { // IngestDone
+		t.Fatal(err)
+	}
+	w := startCLI(t, map[string]string{"OPENAI_API_KEY": "sk-test", "SLUICE_STORE": storeURL}, "worker", "--job", job.ID, "--poll", "10ms")
+	for s, err := st.Stats(ctx, job.ID); s.Done < 3; s, err = st.Stats(ctx, job.ID) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-w.done:
+			t.Fatalf("the worker ended before the job was stopped: exit %d\n%s", w.code, w.stderr)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	job.State, job.Error = sluice.JobInterrupted, "interrupted"
+	if err := st.UpdateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	<-w.done
+	if w.code != exitOK {
+		t.Errorf("worker: exit %d\n%s", w.code, w.stderr)
+	}
+	s, err := st.Stats(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.InFlight != 0 || s.Pending == 0 || s.Done+s.Pending != n {
+		t.Errorf("after the worker left: %d done, %d pending, %d in flight; want the rest pending, none in flight", s.Done, s.Pending, s.InFlight)
+	}
+	if got, _ := st.Job(ctx, job.ID); got.State != sluice.JobInterrupted {
+		t.Errorf("job %s after the worker left, want it left interrupted", got.State)
 	}
 }

@@ -155,7 +155,7 @@ func Scenarios() []Scenario {
 		},
 		serveMemScenario(),
 		wireScenario(),
-	}, slices.Concat(paceScenarios(), serveBenchScenarios(), workerBenchScenarios())...)
+	}, slices.Concat(paceScenarios(), serveBenchScenarios(), workerBenchScenarios(), gatewayScenarios())...)
 }
 
 // limitsCheck judges a rate-limit scenario: the share of the binding limit achieved and

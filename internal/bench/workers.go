@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-llm/sluice/internal/ids"
 	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/postgres"
 	"github.com/sluice-llm/sluice/sim"
@@ -251,9 +250,7 @@ func benchSchema(ctx context.Context, base, name string) (string, func(), error)
 	if err != nil {
 		return "", nil, errors.New("malformed SLUICE_STORE URL")
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	schema := "bench_" + hex.EncodeToString(b)
+	schema := "bench_" + ids.Hex(4)
 	q := u.Query()
 	q.Set(postgres.SchemaParam, schema)
 	u.RawQuery = q.Encode()

@@ -13,3 +13,9 @@ CREATE TABLE worker (
 -- tokens per minute, 0: none learned), so that a worker that joins starts from them.
 ALTER TABLE job ADD COLUMN learned_rpm double precision NOT NULL DEFAULT 0;
 ALTER TABLE job ADD COLUMN learned_tpm double precision NOT NULL DEFAULT 0;
+
+-- What the job's workers together have committed of its budget (--max-cost, --max-tokens):
+-- the ceilings each reserved ahead of its spending, less what a worker gave back when it
+-- left. NULL until a worker first reserves, which starts it from the ledger's spending.
+ALTER TABLE job ADD COLUMN budget_cost double precision;
+ALTER TABLE job ADD COLUMN budget_tokens bigint;

@@ -1,0 +1,88 @@
+package gateway_test
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-llm/sluice/gateway"
+	"github.com/sluice-llm/sluice/sim"
+)
+
+// clock is a settable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestCache answers a repeated deterministic request from the cache, per key, until its
+// TTL, and never a streamed or non-deterministic one.
+func TestCache(t *testing.T) {
+	st := openStore(t)
+	base, up := startSim(t, sim.Config{Seed: 1})
+	clk := &clock{t: time.Now()}
+	const otherKey = "sk-other-key-2"
+	_, g, srv := startGateway(t, gateway.Config{
+		Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}},
+		Keys:      []gateway.Key{{Name: "alice", Hash: gateway.HashKey(clientKey)}, {Name: "bob", Hash: gateway.HashKey(otherKey)}},
+		Cache:     st, CacheTTL: time.Minute, Now: clk.now,
+	})
+	send := func(key, body string) (string, string) {
+		t.Helper()
+		resp := post(t, srv.URL, "/v1/chat/completions", key, body)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		return resp.Header.Get("X-Sluice-Cache"), string(b)
+	}
+	const det = `{"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"hi"}]}`
+	if hit, _ := send(clientKey, det); hit != "" {
+		t.Fatal("a first request was a hit")
+	}
+	hit, body := send(clientKey, det)
+	if hit != "hit" || up.Stats().Requests != 1 || body == "" {
+		t.Fatalf("second request: cache %q, upstream got %d", hit, up.Stats().Requests)
+	}
+	if hit, _ := send(otherKey, det); hit != "" {
+		t.Fatal("another key's request hit a cache that is per key")
+	}
+	for _, b := range []string{
+		`{"model":"gpt-4o-mini","temperature":0.7,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`,
+	} {
+		send(clientKey, b)
+		if hit, _ := send(clientKey, b); hit != "" {
+			t.Fatalf("a request that is not deterministic hit: %s", b)
+		}
+	}
+	clk.add(2 * time.Minute)
+	if hit, _ := send(clientKey, det); hit != "" {
+		t.Fatal("an entry past its TTL was served")
+	}
+	srv.Close()
+	var hits, requests int64
+	for _, u := range g.Usage() {
+		if u.Key == "alice" {
+			hits, requests = hits+u.CacheHits, requests+u.Requests
+		}
+	}
+	if hits != 1 || requests != 7 {
+		t.Fatalf("alice: %d hits of %d requests, want 1 of 7", hits, requests)
+	}
+}

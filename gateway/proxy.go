@@ -1,0 +1,367 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/openai"
+)
+
+// bufPool holds the buffers of request and answer bodies.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
+
+// putBuf returns b to the pool unless it grew past 1 MiB: one huge body should not be kept.
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() > 1<<20 {
+		return
+	}
+	b.Reset()
+	bufPool.Put(b)
+}
+
+// outcome is what a proxied request came to, for the budget and the ledger.
+type outcome struct {
+	model  string // the model that answered
+	status int    // its status
+	usage  sluice.Usage
+	sent   bool // an upstream was sent the request and may have charged for it
+}
+
+// serveProxy serves POST on each of Paths.
+func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
+	k, ok := g.authenticate(r)
+	if !ok {
+		writeError(w, errUnauthorized)
+		return
+	}
+	sc := &scope{}
+	defer sc.end()
+	in := sc.buf()
+	if apiErr := readBody(in, r.Body, g.cfg.MaxBodyBytes); apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	body := in.Bytes()
+	f, ok := scan(body)
+	switch {
+	case !ok:
+		writeError(w, invalid("", "We could not parse the JSON body of your request: it must be a JSON object."))
+		return
+	case f.model.Type != gjson.String || f.model.Str == "":
+		writeError(w, invalid("model", "You must provide a model parameter."))
+		return
+	}
+	model := f.model.Str
+	target := model
+	if to, ok := g.cfg.Aliases[model]; ok {
+		target = to
+	}
+	// A rough prompt estimate, a token for every 4 bytes of body, that costs nothing:
+	// the answer's usage settles it.
+	est := sluice.Estimate{Model: target, PromptTokens: int64(len(body))/4 + 1, MaxOutputTokens: f.maxOutput}
+	now := g.cfg.Now()
+	guess := est.Reserve()
+	if f.maxOutput == 0 {
+		guess += defaultOutputGuess
+	}
+	if wait, ok := k.admit(now, guess); !ok {
+		writeError(w, &apiError{status: http.StatusTooManyRequests, typ: "requests", code: "rate_limit_exceeded",
+			msg: fmt.Sprintf("Rate limit reached for this key: retry in %v.", wait.Round(time.Millisecond)), retryAfter: wait})
+		return
+	}
+	var cacheKey string
+	if g.cfg.Cache != nil && !f.stream && f.deterministic() {
+		cacheKey = g.cacheKey(k, r.URL.Path, body)
+		if g.serveCached(w, r, cacheKey) {
+			g.usage.add(k, f.user, target, sluice.Usage{}, 0, true)
+			return
+		}
+	}
+	settle, apiErr := g.reserve(r.Context(), k, est)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	var arr [maxCandidates]candidate
+	cands := g.route(model, arr[:0])
+	if len(cands) == 0 {
+		settle(sluice.Usage{})
+		writeError(w, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "model_not_found", param: "model",
+			msg: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", model)})
+		return
+	}
+	out := g.forward(w, r, sc, &f, body, est, cands, cacheKey)
+	if out.status/100 == 2 && out.usage == (sluice.Usage{}) {
+		// Answered, and no usage came back (a stream cut short, or an upstream that
+		// reports none): count the estimate.
+		out.usage = sluice.Usage{PromptTokens: est.PromptTokens, CompletionTokens: est.MaxOutputTokens}
+	}
+	settle(out.usage)
+	if out.sent {
+		g.usage.add(k, f.user, out.model, out.usage, g.cost(out.model, out.usage), false)
+	}
+}
+
+// defaultOutputGuess is the output a request without max_tokens is taken to write, for
+// the key's token rate.
+const defaultOutputGuess = 256
+
+func (g *Gateway) cost(model string, u sluice.Usage) float64 {
+	if g.cfg.Cost == nil || u == (sluice.Usage{}) {
+		return 0
+	}
+	return g.cfg.Cost(model, u)
+}
+
+// readBody reads a request body into buf, up to limit bytes.
+func readBody(buf *bytes.Buffer, body io.Reader, limit int64) *apiError {
+	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	switch {
+	case n > limit:
+		return &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", code: "request_too_large",
+			msg: fmt.Sprintf("The request body is larger than %d bytes.", limit)}
+	case err != nil:
+		return invalid("", "The request body could not be read.")
+	}
+	return nil
+}
+
+// reserve holds the request's worst case against its key's budget; the settle function
+// returned takes the usage the request really had.
+func (g *Gateway) reserve(ctx context.Context, k *clientKey, est sluice.Estimate) (func(sluice.Usage), *apiError) {
+	if g.cfg.Budget == nil {
+		return func(sluice.Usage) {}, nil
+	}
+	pool, err := g.cfg.Budget(ctx, k.Hash)
+	if err != nil {
+		g.cfg.Logger.Error("gateway: budget", "key", k.Name, "err", err)
+		return nil, &apiError{status: http.StatusInternalServerError, typ: "server_error", msg: "The server had an error while processing your request."}
+	}
+	if pool == nil {
+		return func(sluice.Usage) {}, nil
+	}
+	var mean int64
+	for _, u := range g.ups { // the mean output of the upstreams that may answer
+		if u.Engine != nil && u.serves(est.Model) {
+			mean = max(mean, u.Engine.MeanOutput(defaultOutputGuess))
+		}
+	}
+	settle, ok := pool.Reserve(est, mean)
+	if !ok {
+		return nil, errQuota
+	}
+	return settle, nil
+}
+
+// forward sends the request to the candidates in turn until one answers, and relays that
+// answer. It moves on after no answer, a 5xx, a 429, an open breaker or a limiter that
+// would make the request wait too long, as long as nothing has been written to the
+// client; the last candidate's answer is relayed whatever it is.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, sc *scope, f *fields, body []byte,
+	est sluice.Estimate, cands []candidate, cacheKey string) outcome {
+	ctx := r.Context()
+	askUsage := f.stream && !f.streamOptions && r.URL.Path != sluice.EndpointResponses
+	var lastErr *apiError
+	var out outcome
+	for i := 0; i < len(cands); i++ {
+		c := cands[i]
+		last := i == len(cands)-1
+		est.Model = c.model
+		done, err := g.admit(ctx, c.up, est)
+		if err != nil {
+			if ctx.Err() != nil {
+				return out
+			}
+			lastErr = admitError(err)
+			continue
+		}
+		addUsage := askUsage && !c.up.noStreamOptions.Load()
+		resp, err := g.send(ctx, sc, c, r.URL.Path, f, body, addUsage)
+		if err != nil {
+			if ctx.Err() != nil {
+				done(nil, ctx.Err()) // the client gave up: nothing learned about the upstream
+				return out
+			}
+			done(nil, &sluice.UpstreamError{Code: sluice.CodeConnection, Message: err.Error(), Err: err})
+			g.cfg.Logger.Warn("gateway: upstream gave no answer", "upstream", c.up.Name, "err", err)
+			lastErr = errNoUpstream
+			continue
+		}
+		if addUsage && resp.StatusCode == http.StatusBadRequest && rejectsStreamOptions(resp) {
+			// The upstream does not take stream_options: ask it again without, as it is.
+			c.up.noStreamOptions.Store(true)
+			done(&sluice.Response{StatusCode: resp.StatusCode}, &sluice.UpstreamError{StatusCode: resp.StatusCode})
+			i--
+			continue
+		}
+		out.sent = true
+		if !last && (resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests) {
+			g.refused(c, resp, done)
+			continue
+		}
+		out.model, out.status = c.model, resp.StatusCode
+		out.usage = g.relay(w, r, c, resp, done, addUsage, cacheKey)
+		return out
+	}
+	if lastErr == nil {
+		lastErr = errNoUpstream
+	}
+	writeError(w, lastErr)
+	return out
+}
+
+// admit lets the request through the upstream's engine, if it has one.
+func (g *Gateway) admit(ctx context.Context, u *upstream, est sluice.Estimate) (func(*sluice.Response, error), error) {
+	if u.Engine == nil {
+		return func(*sluice.Response, error) {}, nil
+	}
+	return u.Engine.Admit(ctx, est, g.cfg.QueueWait)
+}
+
+// admitError is what a client is told when no upstream let its request through.
+func admitError(err error) *apiError {
+	if errors.Is(err, sluice.ErrRateLimited) {
+		return &apiError{status: http.StatusTooManyRequests, typ: "requests", code: "rate_limit_exceeded",
+			msg: "The upstreams of this model are at their rate limits: retry shortly.", retryAfter: time.Second}
+	}
+	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "upstream_unavailable",
+		msg: "The upstreams of this model are failing: retry shortly."}
+}
+
+// send sends the request to c, the body renamed to c's model and asking a stream for its
+// usage when needed.
+func (g *Gateway) send(ctx context.Context, sc *scope, c candidate, path string, f *fields, body []byte, addUsage bool) (*http.Response, error) {
+	if c.model != f.model.Str {
+		b := sc.buf()
+		b.Grow(len(body) + len(c.model) + 2)
+		body = withModel(b.AvailableBuffer(), body, f.model, c.model)
+	}
+	if addUsage {
+		b := sc.buf()
+		b.Grow(len(body) + 64)
+		body = withUsageOption(b.AvailableBuffer(), body)
+	}
+	u := *c.up.urls[path]
+	h := make(http.Header, 3)
+	req := (&http.Request{
+		Method: http.MethodPost, URL: &u, Host: u.Host, Header: h,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Body: sc.reader(body), ContentLength: int64(len(body)),
+		GetBody: func() (io.ReadCloser, error) { return sc.reader(body), nil },
+	}).WithContext(ctx)
+	h["Content-Type"] = jsonType
+	if c.up.auth != nil {
+		h["Authorization"] = c.up.auth
+	}
+	if f.stream {
+		h["Accept"] = sseType
+	}
+	return c.up.rt.RoundTrip(req)
+}
+
+var (
+	jsonType = []string{"application/json"}
+	sseType  = []string{"text/event-stream"}
+)
+
+// rejectsStreamOptions reports whether a 400 is about the stream_options the gateway
+// added. It reads the start of the body and leaves resp.Body able to give it again.
+func rejectsStreamOptions(resp *http.Response) bool {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(data), resp.Body), resp.Body}
+	if !bytes.Contains(data, []byte("stream_options")) {
+		return false
+	}
+	resp.Body.Close()
+	return true
+}
+
+// refused reads a 5xx or 429 the gateway moves on from, and tells the engine.
+func (g *Gateway) refused(c candidate, resp *http.Response, done func(*sluice.Response, error)) {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	now := time.Now()
+	ue := &sluice.UpstreamError{StatusCode: resp.StatusCode, RetryAfter: openai.ParseRetryAfter(resp.Header, now),
+		Code: gjson.GetBytes(data, "error.code").String()}
+	done(&sluice.Response{StatusCode: resp.StatusCode, Limits: openai.ParseRateLimits(resp.Header, now)}, ue)
+	g.cfg.Logger.Info("gateway: failing over", "upstream", c.up.Name, "status", resp.StatusCode)
+}
+
+// relayedHeaders are the upstream's answer headers passed to the client.
+var relayedHeaders = []string{"Content-Type", "X-Request-Id", "Openai-Processing-Ms", "Openai-Version"}
+
+// relay writes the upstream's answer to the client, a stream event by event, and
+// returns its usage.
+func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, resp *http.Response,
+	done func(*sluice.Response, error), dropUsage bool, cacheKey string) sluice.Usage {
+	defer resp.Body.Close()
+	start := time.Now()
+	h := w.Header()
+	for _, name := range relayedHeaders {
+		if v, ok := resp.Header[name]; ok {
+			h[name] = v
+		}
+	}
+	h["X-Sluice-Upstream"] = []string{c.up.Name}
+	answer := &sluice.Response{StatusCode: resp.StatusCode, Limits: openai.ParseRateLimits(resp.Header, start)}
+	var err error
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		w.WriteHeader(resp.StatusCode)
+		answer.Usage, err = relayStream(w, resp.Body, dropUsage)
+	} else {
+		answer.Usage, err = g.relayBody(w, resp, cacheKey)
+	}
+	answer.Latency = time.Since(start)
+	if err == nil && resp.StatusCode >= 400 {
+		err = &sluice.UpstreamError{StatusCode: resp.StatusCode, RetryAfter: openai.ParseRetryAfter(resp.Header, start)}
+	}
+	if err != nil && r.Context().Err() != nil {
+		err = r.Context().Err()
+	}
+	done(answer, err)
+	return answer.Usage
+}
+
+// relayBody relays a whole (not streamed) answer and caches it when cacheKey is set and
+// it is a 200.
+func (g *Gateway) relayBody(w http.ResponseWriter, resp *http.Response, cacheKey string) (sluice.Usage, error) {
+	buf := getBuf()
+	defer putBuf(buf)
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, g.cfg.MaxAnswerBytes+1))
+	if err != nil || n > g.cfg.MaxAnswerBytes {
+		if err == nil {
+			err = fmt.Errorf("answer larger than %d bytes", g.cfg.MaxAnswerBytes)
+		}
+		writeError(w, &apiError{status: http.StatusBadGateway, typ: "server_error", code: "invalid_response",
+			msg: "The upstream's answer could not be read."})
+		return sluice.Usage{}, &sluice.UpstreamError{StatusCode: resp.StatusCode, Code: sluice.CodeInvalidResponse, Err: err}
+	}
+	data := buf.Bytes()
+	var u sluice.Usage
+	if resp.StatusCode < 300 {
+		u.PromptTokens, u.CompletionTokens, u.CachedTokens = readUsage(gjson.GetBytes(data, "usage"))
+	}
+	w.Header()["Content-Length"] = []string{strconv.Itoa(len(data))}
+	w.WriteHeader(resp.StatusCode)
+	_, werr := w.Write(data)
+	if cacheKey != "" && resp.StatusCode == http.StatusOK && werr == nil {
+		g.putCached(cacheKey, data)
+	}
+	return u, nil
+}
