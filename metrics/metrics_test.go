@@ -376,3 +376,16 @@ func BenchmarkScrape(b *testing.B) {
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 }
+
+func TestServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- metrics.Serve(ctx, "127.0.0.1:0", metrics.New(), time.Second) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve after its context ended: %v", err)
+	}
+	if err := metrics.Serve(t.Context(), "127.0.0.1:notaport", metrics.New(), time.Second); err == nil {
+		t.Error("Serve on a bad address: no error")
+	}
+}
