@@ -10,6 +10,8 @@
 // Adapters live in their own packages and speak only these types:
 //
 //   - sqlite: the embedded Store (the default)
+//   - postgres: the PostgreSQL Store, where many workers on many machines share a job
+//     (WorkerRegistry, BudgetLedger; see Engine.Join and Engine.ShareBudget)
 //   - openai: the HTTP Upstream for any OpenAI-compatible API
 //   - sim: a built-in OpenAI-compatible simulator with latency, limits and faults
 //   - tokens: the offline tokenizer behind the Estimator

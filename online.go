@@ -20,7 +20,7 @@ import (
 // a wait for the rate limiter up to this long is skipped, and the batches' next sends
 // wait that much longer instead, so that the rate sent stays the limiter's. A pause the
 // upstream asked for (retry-after) is never skipped.
-const OnlineAhead = 50 * time.Millisecond
+const OnlineAhead = time.Second
 
 // Errors of Admit.
 var (

@@ -96,7 +96,7 @@ func TestAdmitLearnsLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := okResponse()
-	resp.Limits = sluice.RateLimits{HasRequests: true, LimitRequests: 60, RemainingRequests: 0}
+	resp.Limits = sluice.RateLimits{HasRequests: true, LimitRequests: 30, RemainingRequests: 0} // the next request waits 2 s
 	done(resp, nil)
 	start := time.Now()
 	if _, err := eng.Admit(context.Background(), onlineEst, 100*time.Millisecond); !errors.Is(err, sluice.ErrRateLimited) {
@@ -137,12 +137,14 @@ func TestPoolReserve(t *testing.T) {
 // falls on the batches' next sends), and no more.
 func TestAdmitGoesAheadOfQueuedSends(t *testing.T) {
 	cfg := fastConfig()
-	cfg.RPM = 1200 // 20 a second, a burst of 20: the 21st waits 50 ms, the 22nd 100 ms
+	// 4 requests per OnlineAhead, a burst of 4 a second's worth: the first 4 go at once,
+	// the next 4 wait up to OnlineAhead (skipped), the 9th longer.
+	cfg.RPM = 60 * 4 / sluice.OnlineAhead.Seconds()
 	eng, err := sluice.New(newStore(t), &fakeUpstream{}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 21 {
+	for i := range 8 {
 		done, err := eng.Admit(context.Background(), onlineEst, time.Millisecond)
 		if err != nil {
 			t.Fatalf("request %d: %v", i+1, err)
@@ -150,7 +152,7 @@ func TestAdmitGoesAheadOfQueuedSends(t *testing.T) {
 		done(okResponse(), nil)
 	}
 	if _, err := eng.Admit(context.Background(), onlineEst, time.Millisecond); !errors.Is(err, sluice.ErrRateLimited) {
-		t.Fatalf("22nd request: err = %v, want ErrRateLimited", err)
+		t.Fatalf("9th request: err = %v, want ErrRateLimited", err)
 	}
 }
 

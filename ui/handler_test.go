@@ -202,8 +202,16 @@ func TestAKeySeesOnlyItsOwnJobs(t *testing.T) {
 	st := openStore(t)
 	runJob(t, st, "job-a", 5, true)
 	runJob(t, st, "job-b", 5, true)
-	h := newHandler(t, authConfig(st))
+	withOwns := authConfig(st)
+	withOwns.Owns = func(_ context.Context, owner, id string) (bool, error) {
+		return map[string]string{"owner-a": "job-a", "owner-b": "job-b"}[owner] == id, nil
+	}
+	for name, cfg := range map[string]ui.Config{"JobsOf": authConfig(st), "Owns": withOwns} {
+		t.Run(name, func(t *testing.T) { testKeySees(t, newHandler(t, cfg)) })
+	}
+}
 
+func testKeySees(t *testing.T, h *ui.Handler) {
 	if code, body := get(t, h, "/"); code != http.StatusUnauthorized || !strings.Contains(body, `action="/ui/login"`) || strings.Contains(body, "job-a") {
 		t.Errorf("no key: %d, want the login page:\n%s", code, body)
 	}

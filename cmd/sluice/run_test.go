@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/bench"
 	"github.com/sluice-llm/sluice/internal/mock"
 	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/pricing"
@@ -368,7 +369,7 @@ func TestBenchFaults(t *testing.T) {
 	if res.code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
 	}
-	var results []benchResult
+	var results []bench.Result
 	if err := json.Unmarshal([]byte(res.stdout), &results); err != nil {
 		t.Fatal(err)
 	}

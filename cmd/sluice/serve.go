@@ -245,11 +245,11 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return errors.Join(fmt.Errorf("listen: %w", err), closeGateway(ctx, gw), svc.Close(ctx))
 	}
 	ln = sluicehttp.Listen(ln, f.limits)
-	handler, err := withDashboard(srv, serveMux(srv, gw), st, prices.OnlineCost) // ui.go
+	handler, err := withDashboard(srv, st, prices.OnlineCost) // ui.go
 	if err != nil {
 		return errors.Join(err, ln.Close(), closeGateway(ctx, gw), svc.Close(ctx))
 	}
-	hs := sluicehttp.NewHTTPServer(withMetrics(handler, m), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
+	hs := sluicehttp.NewHTTPServer(withMetrics(serveMux(handler, gw), m), f.limits, slog.NewLogLogger(limiter, slog.LevelWarn))
 	fmt.Fprintf(e.stderr, "sluice serve: listening on http://%s (store %s)\n", ln.Addr(), path)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()

@@ -12,7 +12,6 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/gateway"
-	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -94,14 +93,15 @@ func newGateway(e *env, f *gatewayFlags, cfg *serveConfig, routes []service.Rout
 	return g, closeAll, nil
 }
 
-// serveMux composes the batch API and, when on, the gateway's routes.
-func serveMux(srv *sluicehttp.Server, g *gateway.Gateway) http.Handler {
+// serveMux composes the gateway's routes, when it is on, with the rest of serve (the batch
+// API and the dashboard).
+func serveMux(rest http.Handler, g *gateway.Gateway) http.Handler {
 	if g == nil {
-		return srv.Handler()
+		return rest
 	}
 	mux := http.NewServeMux()
 	g.Register(mux)
-	mux.Handle("/", srv.Handler())
+	mux.Handle("/", rest)
 	return mux
 }
 

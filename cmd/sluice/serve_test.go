@@ -23,6 +23,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/sluice-llm/sluice/internal/bench"
 	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -346,7 +347,7 @@ func TestBenchServe(t *testing.T) {
 	if res.code != exitOK && res.code != exitFailed {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
-	var results []benchResult
+	var results []bench.Result
 	if err := json.Unmarshal([]byte(res.stdout), &results); err != nil {
 		t.Fatalf("%v: %s", err, res.stdout)
 	}

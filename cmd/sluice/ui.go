@@ -113,10 +113,10 @@ func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error 
 	return errors.Join(serveErr, shutErr)
 }
 
-// withDashboard serves api (the Batch API of srv and the gateway) under /v1/ and every
-// path the dashboard does not take, and the dashboard at / and /ui/. A client key sees
+// withDashboard serves the Batch API of srv under /v1/ and every path the dashboard does
+// not take, and the dashboard at / and /ui/. A client key sees
 // its own batches, the admin key ($SLUICE_ADMIN_KEY) every batch; nobody else sees any.
-func withDashboard(srv *sluicehttp.Server, api http.Handler, st *sqlite.Store, cost func(string, sluice.Usage) float64) (http.Handler, error) {
+func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, cost func(string, sluice.Usage) float64) (http.Handler, error) {
 	dash, err := ui.New(ui.Config{
 		Store: st, Cost: cost, Title: "sluice serve",
 		Authenticate: func(r *http.Request) (string, bool) {
@@ -151,12 +151,19 @@ func withDashboard(srv *sluicehttp.Server, api http.Handler, st *sqlite.Store, c
 			}
 			return jobs, nil
 		},
+		Owns: func(ctx context.Context, owner, id string) (bool, error) {
+			_, err := srv.Service().Batch(ctx, owner, id)
+			if service.ErrorCode(err) == service.ENOTFOUND {
+				return false, nil
+			}
+			return err == nil, err
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", api)
+	mux.Handle("/", srv.Handler())
 	mux.Handle("GET /{$}", dash)
 	mux.Handle("/ui/", dash)
 	return mux, nil

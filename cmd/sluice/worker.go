@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/storeurl"
 )
 
 // sharedLease is the lease of runs on a store that many processes share: short, so that
@@ -74,14 +75,21 @@ func runWorker(cmd *cobra.Command, e *env, f *workerFlags) error {
 		return usageError("--poll must be positive and --concurrency must not be negative")
 	}
 	ctx := cmd.Context()
-	st, where, err := openStore(ctx, e, f.store)
+	loc, err := storeLocation(e, f.store)
+	if err != nil {
+		return err
+	}
+	if loc.Kind != storeurl.Postgres {
+		return usageError("store %s: workers share jobs through a PostgreSQL store (--store postgres://… or $SLUICE_STORE); a SQLite store is run by one sluice run at a time", loc)
+	}
+	st, where, err := openLocation(ctx, loc)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	reg, ok := st.(sluice.WorkerRegistry)
 	if !ok {
-		return usageError("store %s: workers share jobs through a PostgreSQL store (--store postgres://…); a SQLite store is run by one sluice run at a time", where)
+		return fmt.Errorf("store %s keeps no workers", where)
 	}
 	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr) // one server for every job
 	if err != nil {
