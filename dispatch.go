@@ -30,7 +30,8 @@ type attemptResult struct {
 	err      *UpstreamError
 	latency  time.Duration
 	throttle bool
-	hold     hold // reserved against the budget
+	hold     hold  // reserved against the budget
+	weight   int64 // bytes in flight held (inflight.go)
 }
 
 // retryItem is a request waiting out its backoff.
@@ -121,11 +122,11 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 	if len(r.claimed) == 0 {
 		// Claims are batched: claiming only what can be sent at once (so that a crash
 		// leaves no unsent claims) cost 10% of the Little's-law throughput.
-		n := min(maxClaim, max(16, r.e.cfg.Concurrency))
-		items, err := r.e.store.Claim(ctx, r.job.ID, r.e.cfg.Owner, n, r.e.cfg.Lease)
+		items, err := r.e.store.Claim(ctx, r.job.ID, r.e.cfg.Owner, r.claimSize(), r.e.cfg.Lease)
 		if err != nil {
 			return nil, nil, err // the store names the operation ("claim requests: ...")
 		}
+		r.noteClaim(items)
 		r.claimed = items
 	}
 	if len(r.claimed) > 0 {
@@ -175,7 +176,8 @@ func (r *Run) waitEvent(ctx context.Context, wake <-chan time.Time) error {
 	return nil
 }
 
-// send waits for a concurrency slot, the breaker and the limiter, then starts an attempt.
+// send waits for a concurrency slot, bytes in flight, the breaker and the limiter, then
+// starts an attempt. On an error it holds none of them.
 func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 	for {
 		ok, freed := r.e.acquire(r)
@@ -194,13 +196,22 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 			return ctx.Err()
 		}
 	}
-	if r.isStopped() { // a result handled while waiting for the slot may have stopped the run
+	weight := r.e.bodyWeight(it)
+	if err := r.acquireBytes(ctx, weight); err != nil {
 		r.e.release(r)
+		return err
+	}
+	release := func() {
+		r.e.bytes.Release(weight)
+		r.e.release(r)
+	}
+	if r.isStopped() { // a result handled while waiting for the slot may have stopped the run
+		release()
 		return errStopped
 	}
 	report, err := r.e.breaker.wait(ctx, r.stopped)
 	if err != nil {
-		r.e.release(r)
+		release()
 		return err
 	}
 	wait, reserved := r.e.lim.Reserve(r.e.now(), it.Estimate)
@@ -212,31 +223,31 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 			t.Stop()
 			r.e.lim.Refund(r.e.now(), reserved)
 			report(errBreakerExclude)
-			r.e.release(r)
+			release()
 			return errStopped
 		case <-ctx.Done():
 			t.Stop()
 			r.e.lim.Refund(r.e.now(), reserved)
 			report(errBreakerExclude)
-			r.e.release(r)
+			release()
 			return ctx.Err()
 		}
 	}
 	r.running++
 	r.inFly.Add(1)
-	go r.attempt(it, reserved, h, report)
+	go r.attempt(it, reserved, h, weight, report)
 	return nil
 }
 
 // attempt sends one request once and reports the result to the dispatcher.
-func (r *Run) attempt(it *Item, reserved int64, h hold, report func(error)) {
+func (r *Run) attempt(it *Item, reserved int64, h hold, weight int64, report func(error)) {
 	e := r.e
 	ctx, cancel := context.WithTimeout(r.sendCtx, e.cfg.Timeout)
 	start := e.now()
 	resp, err := e.up.Do(ctx, &it.Request)
 	cancel()
 	now := e.now()
-	res := attemptResult{item: it, resp: resp, latency: now.Sub(start), hold: h}
+	res := attemptResult{item: it, resp: resp, latency: now.Sub(start), hold: h, weight: weight}
 	if resp != nil {
 		e.lim.Observe(now, resp.Limits)
 		res.latency = max(res.latency, resp.Latency)
@@ -313,7 +324,8 @@ func (r *Run) collect() {
 func (r *Run) handle(res attemptResult) {
 	r.running--
 	r.inFly.Add(-1)
-	r.holdingSlot = true // freed by the ledger writer once the outcome is written
+	r.e.bytes.Release(res.weight) // the answer is in: the body is no longer in flight
+	r.holdingSlot = true          // freed by the ledger writer once the outcome is written
 	defer func() {
 		if r.holdingSlot { // no outcome was written (cannot happen today)
 			r.holdingSlot = false

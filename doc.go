@@ -10,10 +10,16 @@
 // Adapters live in their own packages and speak only these types:
 //
 //   - sqlite: the embedded Store (the default)
+//   - postgres: the PostgreSQL Store, where many workers on many machines share a job
+//     (WorkerRegistry, BudgetLedger; see Engine.Join and Engine.ShareBudget)
 //   - openai: the HTTP Upstream for any OpenAI-compatible API
 //   - sim: a built-in OpenAI-compatible simulator with latency, limits and faults
 //   - tokens: the offline tokenizer behind the Estimator
-//   - pricing: the price table
+//   - pricing: the price table, and the one price lookup (Table.Cost)
+//   - estimate: counts and prices a file of requests before it runs, and holds it
+//     against a Budget
+//   - report: a job's report from its ledger, plain data for the text, JSON and HTML forms
+//   - input: a JSONL input as the engine's Source, for programs outside this module
 //   - storetest: the conformance suite every Store passes
 //   - service: the batch service behind sluice serve (files, batches, their lifecycle,
 //     per-key budgets, webhooks), callable from Go, with domain errors

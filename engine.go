@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/sluice-llm/sluice/internal/ids"
 )
 
@@ -18,18 +20,29 @@ const (
 	DefaultConcurrency = 64
 	DefaultTimeout     = 10 * time.Minute
 	DefaultLease       = 2 * time.Minute
+	// DefaultMaxBytesInFlight caps the request body bytes in flight at 16 MiB: far above
+	// what the default concurrency of typical requests (a few KB each) holds, it binds
+	// only for long lines (MiBs of text, images as base64), where concurrency × line size
+	// would otherwise set the memory. Raise it for many large requests to a slow upstream.
+	DefaultMaxBytesInFlight = 16 << 20
 
 	ingestFirst = 64      // the first ingest batch is small so that dispatch starts at once
 	ingestBatch = 1000    // lines per AddRequests transaction after that
-	ingestBytes = 8 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
+	ingestBytes = 4 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
 	flushSize   = 512     // outcomes per Complete transaction at most
 	maxClaim    = 256
+	firstClaim  = 4 // a run's first claim, before it knows how long its lines are
 )
 
 // Config configures an Engine. The zero value of every field means its default.
 type Config struct {
 	// Concurrency caps the requests in flight (DefaultConcurrency).
 	Concurrency int
+	// MaxBytesInFlight caps the request body bytes in flight, summed over the requests
+	// being sent and awaiting their answer (DefaultMaxBytesInFlight). A body larger than
+	// the cap still goes, counted as the cap, so alone. Runs also claim no more than a
+	// quarter of it ahead of sending.
+	MaxBytesInFlight int64
 	// RPM and TPM cap requests and tokens per minute. 0 means no cap of sluice's own: the
 	// limits are learned from the upstream's x-ratelimit headers and its 429s.
 	RPM, TPM float64
@@ -72,6 +85,9 @@ func (c Config) WithDefaults() Config {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
+	if c.MaxBytesInFlight == 0 {
+		c.MaxBytesInFlight = DefaultMaxBytesInFlight
+	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
@@ -109,6 +125,8 @@ func (c Config) validate() error {
 	switch {
 	case c.Concurrency < 1:
 		return fmt.Errorf("concurrency must be at least 1, got %d", c.Concurrency)
+	case c.MaxBytesInFlight < 1:
+		return fmt.Errorf("max bytes in flight must be positive, got %d", c.MaxBytesInFlight)
 	case c.RPM < 0 || c.TPM < 0:
 		return errors.New("rpm and tpm must not be negative")
 	case c.MaxAttempts < 1:
@@ -148,6 +166,8 @@ type Engine struct {
 	inFlight int
 	fair     fairSlots // who gets the next free slot (fair.go)
 
+	bytes *semaphore.Weighted // request body bytes in flight (inflight.go)
+
 	// answered is set by the first answer that proves the key and model work.
 	answered atomic.Bool
 	ev       evidence // what the answers so far prove about the upstream and its models
@@ -169,6 +189,7 @@ func New(store Store, up Upstream, cfg Config) (*Engine, error) {
 		up:      up,
 		lim:     newLimiter(time.Now(), cfg.Concurrency, cfg.RPM, cfg.TPM),
 		breaker: newBreaker(cfg.BreakerFailures, cfg.BreakerCooldown),
+		bytes:   semaphore.NewWeighted(cfg.MaxBytesInFlight),
 		now:     time.Now,
 	}, nil
 }
@@ -245,9 +266,10 @@ type Run struct {
 	ingested chan struct{}      // ingest → dispatcher: more lines are in the ledger
 
 	// Owned by the dispatcher goroutine.
-	claimed []Item
-	retries retryQueue
-	running int
+	claimed  []Item
+	claimAvg int64 // the mean body length of the last claim, 0 before the first
+	retries  retryQueue
+	running  int
 	// holdingSlot is set while a result is handled and its concurrency slot not yet
 	// handed to the ledger writer with the outcome.
 	holdingSlot bool
@@ -437,6 +459,7 @@ func (r *Run) writeLedger(ctx context.Context) {
 				r.fail(failed)
 			}
 		}
+		clear(batch) // answer bodies: do not keep them past the write
 		batch = batch[:0]
 		for ; slots > 0; slots-- {
 			r.e.release(r)

@@ -1,7 +1,6 @@
 package sluice_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/sqlite"
 )
 
@@ -138,19 +138,7 @@ func runJob(t *testing.T, st sluice.Store, up sluice.Upstream, cfg sluice.Config
 }
 
 // outputLine is one line of the output file, decoded.
-type outputLine struct {
-	ID       string  `json:"id"`
-	CustomID *string `json:"custom_id"`
-	Response *struct {
-		StatusCode int             `json:"status_code"`
-		RequestID  string          `json:"request_id"`
-		Body       json.RawMessage `json:"body"`
-	} `json:"response"`
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
+type outputLine = testutil.OutputLine
 
 func readOutput(t *testing.T, st sluice.Store, jobID string) (lines []outputLine, errs []outputLine) {
 	t.Helper()
@@ -158,20 +146,7 @@ func readOutput(t *testing.T, st sluice.Store, jobID string) (lines []outputLine
 	if _, err := sluice.WriteOutput(context.Background(), st, jobID, &out, &errBuf); err != nil {
 		t.Fatal(err)
 	}
-	decode := func(b *bytes.Buffer) []outputLine {
-		var res []outputLine
-		sc := bufio.NewScanner(b)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var l outputLine
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				t.Fatalf("output line %q: %v", sc.Text(), err)
-			}
-			res = append(res, l)
-		}
-		return res
-	}
-	return decode(&out), decode(&errBuf)
+	return testutil.DecodeOutput(t, out.Bytes()), testutil.DecodeOutput(t, errBuf.Bytes())
 }
 
 // checkExactlyOnce checks that the output has every request once, in input order.

@@ -120,3 +120,13 @@ func (e *LineError) Error() string {
 	}
 	return fmt.Sprintf("line %d: %s: %s", e.Line, e.Field, e.Msg)
 }
+
+// abortError is a run stopped by a fatal upstream answer: it is ErrAborted, and its
+// cause. The cause is always one of sluice's errors that says what was fatal (ErrAuth,
+// ErrQuota, ErrUnknownModel, ErrUnreachable, ErrEndpointNotFound) and names the package
+// already, so the message is the cause's: "sluice: API key rejected by …", where
+// wrapping it in ErrAborted's text said "sluice: run aborted: sluice: API key …".
+type abortError struct{ cause error }
+
+func (e *abortError) Error() string   { return e.cause.Error() }
+func (e *abortError) Unwrap() []error { return []error{ErrAborted, e.cause} }

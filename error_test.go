@@ -77,3 +77,23 @@ func TestStoreErrorSaidOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestAbortSaidOnce: a run aborted by a rejected key is ErrAborted and ErrAuth, and its
+// message names the package once (it said "sluice: run aborted: sluice: API key …").
+func TestAbortSaidOnce(t *testing.T) {
+	st := newStore(t)
+	job := newJob(t, st)
+	up := &mock.Upstream{
+		DoFunc: func(context.Context, *sluice.Request) (*sluice.Response, error) {
+			return fail(401, "invalid_api_key", "bad key", 0)
+		},
+		ModelsFunc: func(context.Context) ([]string, error) { return nil, nil },
+	}
+	err := runJob(t, st, up, fastConfig(), job, requests(3))
+	if !errors.Is(err, sluice.ErrAborted) || !errors.Is(err, sluice.ErrAuth) {
+		t.Fatalf("run error = %v, want ErrAborted and ErrAuth", err)
+	}
+	if n := strings.Count(err.Error(), "sluice:"); n != 1 || !strings.Contains(err.Error(), "API key rejected") || !strings.Contains(err.Error(), "bad key") {
+		t.Errorf("run error %q: want the rejected key and its message, prefixed once", err)
+	}
+}

@@ -140,14 +140,31 @@ func TestLimiterThrottlePauses(t *testing.T) {
 	}
 }
 
+// Slow start quadruples the window every round trip: at concurrency 256 it is fully
+// open after 3 round trips (doubling took 5: a second lost at 200 ms of latency).
+func TestSlowStartOpensInThreeRoundTrips(t *testing.T) {
+	l := newLimiter(t0, 256, 0, 0)
+	var windows []int
+	for range 3 {
+		w := l.Window()
+		windows = append(windows, w)
+		for range w { // one round trip: every request in flight is answered
+			l.Answered(t0, t0)
+		}
+	}
+	if w := l.Window(); w != 256 || windows[0] != slowStartWindow || windows[1] != 4*slowStartWindow {
+		t.Errorf("windows over 3 round trips: %v, then %d; want 8, 32, 128, then 256", windows, w)
+	}
+}
+
 func TestLimiterAIMDWithoutHeaders(t *testing.T) {
 	l := newLimiter(t0, 256, 0, 0)
-	// Slow start: every answer widens the window by one.
+	// Slow start: every answer widens the window by slowStartGrowth.
 	for range 20 {
 		l.Answered(t0, t0)
 	}
-	if w := l.Window(); w != slowStartWindow+20 {
-		t.Errorf("window after 20 answers = %d, want %d", w, slowStartWindow+20)
+	if w := l.Window(); w != slowStartWindow+20*slowStartGrowth {
+		t.Errorf("window after 20 answers = %d, want %d", w, slowStartWindow+20*slowStartGrowth)
 	}
 	// 100 answers a second for 4 seconds, then a window of 429s: the rate is cut under
 	// what was getting through.

@@ -169,7 +169,7 @@ func (r *Run) outcome(finished bool) (JobState, string, error) {
 	case kind == stopFailure:
 		return JobFailed, cause.Error(), fmt.Errorf("%w: %w", ErrFailed, cause)
 	case kind == stopAbort:
-		return JobAborted, cause.Error(), fmt.Errorf("%w: %w", ErrAborted, cause)
+		return JobAborted, cause.Error(), &abortError{cause: cause}
 	case kind == stopBudget:
 		return JobBudget, cause.Error(), cause
 	case finished && r.othersHold:

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-llm/sluice/batch"
 	sluicehttp "github.com/sluice-llm/sluice/http"
 	"github.com/sluice-llm/sluice/internal/ingest"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
@@ -218,25 +219,22 @@ func newRunner(t *testing.T, st batch.Store, api batch.API, cfg batch.Config) *b
 }
 
 // stepUntil steps the job until cond holds of its progress, polling every few
-// milliseconds (the provider runs in process), or fails the test after 20 s.
+// milliseconds (the provider runs in process, and polling is the Batch API's protocol),
+// or fails the test after 20 s.
 func stepUntil(t *testing.T, r *batch.Runner, job *sluice.Job, submit bool, cond func(*batch.Progress) bool) *batch.Progress {
 	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		prog, err := r.Step(ctx, job, submit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cond(prog) {
-			return prog
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met; last progress: round %d, %d active parts, stats %+v, warnings %v, parts %s",
-				prog.Round, prog.Active, *prog.Stats, prog.Warnings, describeParts(prog.Parts))
-		}
-		time.Sleep(5 * time.Millisecond) // polling the provider, as a user's watch does
-	}
+	return testutil.Poll(t, 20*time.Second, 5*time.Millisecond, func() (*progressOf, error) {
+		prog, err := r.Step(context.Background(), job, submit)
+		return &progressOf{prog}, err
+	}, func(p *progressOf) bool { return cond(p.Progress) }).Progress
+}
+
+// progressOf prints a step's progress in full when a poll gives up on it.
+type progressOf struct{ *batch.Progress }
+
+func (p *progressOf) String() string {
+	return fmt.Sprintf("round %d, %d active parts, stats %+v, warnings %v, parts %s",
+		p.Round, p.Active, *p.Stats, p.Warnings, describeParts(p.Parts))
 }
 
 func describeParts(parts []*sluice.Part) string {
@@ -250,17 +248,7 @@ func describeParts(parts []*sluice.Part) string {
 func done(p *batch.Progress) bool { return p.Done }
 
 // outputLine is one line of a job's output, decoded.
-type outputLine struct {
-	CustomID string `json:"custom_id"`
-	Response *struct {
-		StatusCode int             `json:"status_code"`
-		Body       json.RawMessage `json:"body"`
-	} `json:"response"`
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
+type outputLine = testutil.OutputLine
 
 // output reads the job's output in the order it is written.
 func (c *client) output(t *testing.T) []outputLine {
@@ -269,18 +257,7 @@ func (c *client) output(t *testing.T) []outputLine {
 	if _, err := sluice.WriteOutput(context.Background(), c.st, c.job.ID, &buf, nil); err != nil {
 		t.Fatal(err)
 	}
-	var out []outputLine
-	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var o outputLine
-		if err := json.Unmarshal([]byte(l), &o); err != nil {
-			t.Fatalf("output line %q: %v", l, err)
-		}
-		out = append(out, o)
-	}
-	return out
+	return testutil.DecodeOutput(t, buf.Bytes())
 }
 
 // checkOutput checks that the output has every custom_id exactly once, in input order,
@@ -293,13 +270,13 @@ func (c *client) checkOutput(t *testing.T) map[string]outputLine {
 	}
 	byID := map[string]outputLine{}
 	for i, o := range out {
-		if o.CustomID != c.ids[i] {
-			t.Fatalf("output line %d is %s, want %s (input order)", i+1, o.CustomID, c.ids[i])
+		if o.Custom() != c.ids[i] {
+			t.Fatalf("output line %d is %s, want %s (input order)", i+1, o.Custom(), c.ids[i])
 		}
-		if o.Response != nil && o.Response.StatusCode == 200 && !bytes.Contains(o.Response.Body, []byte(o.CustomID)) {
-			t.Errorf("%s was answered with another request's answer: %s", o.CustomID, o.Response.Body)
+		if o.Response != nil && o.Response.StatusCode == 200 && !bytes.Contains(o.Response.Body, []byte(o.Custom())) {
+			t.Errorf("%s was answered with another request's answer: %s", o.Custom(), o.Response.Body)
 		}
-		byID[o.CustomID] = o
+		byID[o.Custom()] = o
 	}
 	return byID
 }

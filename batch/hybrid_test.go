@@ -33,6 +33,7 @@ func onlineRun(t *testing.T, c *client, up *upstream) func(context.Context) erro
 // then moves a step per poll, so that when the run goes online depends on the plan alone,
 // never on how loaded the machine is.
 func TestHybridGoesOnlineBeforeDeadline(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t, providerOpts{})
 	c := newClient(t, append(requests("fast-", "gpt-4o-mini", 20), requests("slow-", "gpt-4o-mini", 5)...))
 	r := newRunner(t, c.st, p.api, batch.Config{})
@@ -94,6 +95,7 @@ func TestHybridGoesOnlineBeforeDeadline(t *testing.T) {
 
 // With too little time for any batch, nothing is submitted: all of it runs online.
 func TestHybridWithoutTimeRunsOnline(t *testing.T) {
+	t.Parallel()
 	p := startProvider(t, providerOpts{})
 	c := newClient(t, requests("r", "gpt-4o-mini", 10))
 	r := newRunner(t, c.st, p.api, batch.Config{})
@@ -123,6 +125,7 @@ func TestHybridWithoutTimeRunsOnline(t *testing.T) {
 // An upstream without a Batch API: sluice batch stops with ErrNoBatchAPI, and a hybrid
 // run goes online at once, every request once.
 func TestNoBatchAPI(t *testing.T) {
+	t.Parallel()
 	up := newUpstream(t) // the simulator answers 404 to /v1/files
 	c := newClient(t, requests("r", "gpt-4o-mini", 6))
 	r := newRunner(t, c.st, up.client(t), batch.Config{})

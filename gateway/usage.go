@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/ids"
 )
 
 // maxUser bounds the user field kept in usage.
@@ -40,9 +40,7 @@ type usageRow struct {
 }
 
 func newUsageBook(cfg Config) *usageBook {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return &usageBook{now: cfg.Now, session: hex.EncodeToString(b), rows: map[usageKey]*usageRow{}}
+	return &usageBook{now: cfg.Now, session: ids.Hex(8), rows: map[usageKey]*usageRow{}}
 }
 
 // add counts one answered request of key k for user.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -356,5 +357,22 @@ func BenchmarkObserveAttempt(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.ObserveAttempt(a)
+	}
+}
+
+// BenchmarkScrape measures one scrape of a registry holding a job's series and a run's
+// gauges: what serving /metrics costs per scrape.
+func BenchmarkScrape(b *testing.B) {
+	m := metrics.New()
+	for _, kind := range []sluice.AttemptKind{sluice.AttemptOK, sluice.AttemptThrottled, sluice.AttemptRetry} {
+		m.ObserveAttempt(&sluice.Attempt{JobID: "job_1", Model: "gpt-4o-mini", Kind: kind, StatusCode: 429,
+			Latency: time.Second, TTFT: time.Millisecond, Usage: sluice.Usage{PromptTokens: 1, CompletionTokens: 1}})
+	}
+	defer m.Track("job_1", progress{Total: 10})()
+	h := m.Handler()
+	req := httptest.NewRequest(http.MethodGet, metrics.Path, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 }

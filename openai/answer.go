@@ -47,6 +47,12 @@ func (c *Client) interpret(resp *sluice.Response, h http.Header, raw *rawBody) *
 // stream assembles a streamed 2xx answer into resp.
 func (c *Client) stream(resp *sluice.Response, data []byte) *sluice.UpstreamError {
 	body, usage, serr := assembleStream(data)
+	return c.streamResult(resp, body, usage, serr)
+}
+
+// streamResult fills resp with an assembled stream, or with the error serr that kept it
+// from being assembled, which it returns.
+func (c *Client) streamResult(resp *sluice.Response, body []byte, usage sluice.Usage, serr error) *sluice.UpstreamError {
 	if serr == nil {
 		resp.Body, resp.Usage = body, usage
 		return nil
@@ -61,6 +67,7 @@ func (c *Client) stream(resp *sluice.Response, data []byte) *sluice.UpstreamErro
 	} else {
 		ue.Message = fmt.Sprintf("%d answer: %v", resp.StatusCode, serr)
 	}
+	ue.Message = c.redactString(ue.Message)
 	resp.Body = errorObject(ue.Message, ue.Code)
 	return ue
 }

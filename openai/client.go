@@ -54,6 +54,17 @@ type Config struct {
 	// *sluice.UpstreamError with Code sluice.CodeInvalidResponse. Zero means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Stream sends Chat Completions, Completions and Responses requests with
+	// "stream":true added when their body has no "stream" member (a body's own
+	// "stream": false is kept), so that the time to first token is measured. The answer
+	// is assembled into the object a request without streaming gets.
+	Stream bool
+	// StreamIdleTimeout cuts off a streamed answer that sends no byte for this long,
+	// counted from its headers, with an *sluice.UpstreamError with Code
+	// sluice.CodeTimeout; a long answer that keeps sending is not cut off (the
+	// whole-request timeout is the context's). Set it above the longest time to first
+	// token expected. Zero means none.
+	StreamIdleTimeout time.Duration
 }
 
 // String describes the Config without its API key.
@@ -82,6 +93,8 @@ type Client struct {
 	endpoints map[string]endpoint // the endpoints sluice sends, joined once
 	// noStreamOptions is set once the upstream refused a stream_options sluice added.
 	noStreamOptions atomic.Bool
+	forceStream     bool             // Config.Stream
+	idle            time.Duration    // Config.StreamIdleTimeout
 	now             func() time.Time // the clock for Retry-After dates; tests replace it
 }
 
@@ -103,15 +116,17 @@ func New(cfg Config) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
 		return nil, fmt.Errorf("openai: base URL must be an http or https URL with a host, got %q", redactBaseURL(cfg.BaseURL))
 	}
-	if cfg.MaxBodyBytes < 0 {
-		return nil, fmt.Errorf("openai: MaxBodyBytes must not be negative, got %d", cfg.MaxBodyBytes)
+	if cfg.MaxBodyBytes < 0 || cfg.StreamIdleTimeout < 0 {
+		return nil, fmt.Errorf("openai: MaxBodyBytes and StreamIdleTimeout must not be negative, got %d and %v", cfg.MaxBodyBytes, cfg.StreamIdleTimeout)
 	}
 	c := &Client{
-		hc:      cfg.HTTPClient,
-		query:   u.RawQuery,
-		header:  buildHeader(cfg),
-		maxBody: cfg.MaxBodyBytes,
-		now:     time.Now,
+		hc:          cfg.HTTPClient,
+		query:       u.RawQuery,
+		header:      buildHeader(cfg),
+		maxBody:     cfg.MaxBodyBytes,
+		now:         time.Now,
+		forceStream: cfg.Stream,
+		idle:        cfg.StreamIdleTimeout,
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{Transport: NewTransport(defaultConcurrency)}
@@ -225,14 +240,18 @@ func (c *Client) Do(ctx context.Context, req *sluice.Request) (*sluice.Response,
 	if err != nil {
 		return nil, &sluice.UpstreamError{Code: sluice.CodeInvalidRequest, Message: err.Error(), Err: err}
 	}
-	body, added := req.Body, false
+	plain := req.Body // the body without stream_options
+	if c.forceStream && streams(req.URL) {
+		plain = withStream(plain)
+	}
+	body, added := plain, false
 	if asksUsage(req.URL) && !c.noStreamOptions.Load() {
-		body, added = withStreamUsage(req.Body)
+		body, added = withStreamUsage(plain)
 	}
 	resp, err := c.send(ctx, ep, body)
 	if added && rejectsStreamOptions(resp, err) {
 		c.noStreamOptions.Store(true) // this upstream does not take stream_options: stop asking
-		resp, err = c.send(ctx, ep, req.Body)
+		resp, err = c.send(ctx, ep, plain)
 	}
 	if err != nil {
 		return resp, err
@@ -243,6 +262,11 @@ func (c *Client) Do(ctx context.Context, req *sluice.Request) (*sluice.Response,
 
 // send POSTs body to ep once; see Do.
 func (c *Client) send(ctx context.Context, ep endpoint, body []byte) (*sluice.Response, error) {
+	var cancel context.CancelCauseFunc // cuts off an idle stream
+	if c.idle > 0 {
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+	}
 	hreq, err := c.newRequest(ctx, http.MethodPost, ep.url, body)
 	if err != nil {
 		var uerr *url.Error
@@ -258,6 +282,9 @@ func (c *Client) send(ctx context.Context, ep endpoint, body []byte) (*sluice.Re
 		return nil, c.noAnswer(ctx, "POST "+ep.display, err, start)
 	}
 	defer hresp.Body.Close()
+	if hresp.StatusCode/100 == 2 && isEventStream(header(hresp.Header, "Content-Type")) {
+		return c.receiveStream(ctx, ep, hresp, start, cancel)
+	}
 	raw, err := readBody(hresp, c.maxBody)
 	if err != nil && !errors.Is(err, errTooLarge) {
 		raw.release()

@@ -62,6 +62,7 @@ func assembleStream(data []byte) (json.RawMessage, sluice.Usage, error) {
 type assembler struct {
 	kind    streamKind
 	done    bool // the end marker was seen
+	content bool // an event carried generated content (for the time to first token)
 	events  int
 	head    chunkHead
 	usage   json.RawMessage
@@ -203,8 +204,24 @@ func kindOf(c *chunk) streamKind {
 	}
 }
 
-// responseEvent takes a Responses API event: only the final one carries the answer.
+// hasContent reports whether a chunk's choice carries generated text: content, reasoning,
+// a refusal or a tool call.
+func hasContent(ch *chunkChoice) bool {
+	nonEmpty := func(s *string) bool { return s != nil && *s != "" }
+	if nonEmpty(ch.Text) {
+		return true
+	}
+	d := ch.Delta
+	return d != nil && (nonEmpty(d.Content) || nonEmpty(d.ReasoningContent) || nonEmpty(d.Reasoning) ||
+		nonEmpty(d.Refusal) || len(d.ToolCalls) > 0)
+}
+
+// responseEvent takes a Responses API event: only the final one carries the answer; the
+// first delta (response.output_text.delta and the like) is the first token.
 func (a *assembler) responseEvent(c *chunk) error {
+	if strings.HasSuffix(c.Type, ".delta") {
+		a.content = true
+	}
 	switch c.Type {
 	case "response.completed", "response.incomplete":
 		a.final, a.done = c.Response, true
@@ -246,6 +263,7 @@ func (a *assembler) completionChunk(c *chunk) error {
 		if err := acc.addDelta(ch.Delta); err != nil {
 			return err
 		}
+		a.content = a.content || hasContent(ch)
 		acc.addLogprobs(ch.Logprobs)
 	}
 	return nil

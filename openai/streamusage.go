@@ -28,8 +28,8 @@ func withStreamUsage(body []byte) (out []byte, added bool) {
 	if !bytes.Contains(body, []byte(`"stream`)) {
 		return body, false // fast path: most bodies do not stream
 	}
-	stream, hasOptions, ok := streamMembers(body)
-	if !ok || !stream || hasOptions {
+	m, ok := streamMembers(body)
+	if !ok || !m.stream || m.hasOptions {
 		return body, false
 	}
 	end := bytes.LastIndexByte(body, '}')
@@ -40,38 +40,45 @@ func withStreamUsage(body []byte) (out []byte, added bool) {
 	return append(out, body[end:]...), true
 }
 
-// streamMembers reads the top level of a JSON object: whether "stream" is true and
-// whether "stream_options" is present. ok is false when body is not exactly one valid
-// JSON object.
-func streamMembers(body []byte) (stream, hasOptions, ok bool) {
+// members are the top-level members of a request body that say how it streams.
+type members struct {
+	hasStream  bool // "stream" is present
+	stream     bool // "stream" is true
+	hasOptions bool // "stream_options" is present
+}
+
+// streamMembers reads the top level of a JSON object: whether "stream" is present and
+// true and whether "stream_options" is present. ok is false when body is not exactly one
+// valid JSON object.
+func streamMembers(body []byte) (m members, ok bool) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return false, false, false
+		return members{}, false
 	}
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return false, false, false
+			return members{}, false
 		}
 		key, _ := t.(string)
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return false, false, false
+			return members{}, false
 		}
 		switch key {
 		case "stream":
-			stream = string(v) == "true"
+			m.hasStream, m.stream = true, string(v) == "true"
 		case "stream_options":
-			hasOptions = true
+			m.hasOptions = true
 		}
 	}
 	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
-		return false, false, false
+		return members{}, false
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return false, false, false // something after the object
+		return members{}, false // something after the object
 	}
-	return stream, hasOptions, true
+	return m, true
 }
 
 // rejectsStreamOptions reports whether an answer refuses the stream_options sluice added:

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/pipeline"
 	"github.com/sluice-llm/sluice/sim"
@@ -104,13 +105,10 @@ func (h *harness) run(spec *pipeline.Spec, cache bool, served []string) (*pipeli
 	return table, rep, h.sim.Stats().Requests - before
 }
 
+// writeFile writes content to dir/name and returns its path (internal/testutil).
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testutil.WriteFile(t, dir, name, content)
 }
 
 // answeredCell is a cell with its answer read back.

@@ -6,7 +6,7 @@ import (
 )
 
 // DeleteJob deletes a job and everything its ledger holds: its requests, their inputs,
-// answers and custom_ids, and its Batch API parts, in one transaction. It returns
+// answers and custom_ids, its Batch API parts and its workers, in one transaction. It returns
 // sluice.ErrNotFound for an unknown job. PostgreSQL's vacuum gives the space back to new
 // rows.
 func (s *Store) DeleteJob(ctx context.Context, id string) error {
@@ -19,7 +19,7 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 		return fmt.Errorf("delete job %s: %w", id, err)
 	}
 	defer rollback(ctx, tx)
-	for _, table := range []string{"request_input", "request_output", "request_custom_id", "request", "part"} {
+	for _, table := range []string{"request_input", "request_output", "request_custom_id", "request", "part", "worker"} {
 		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE job = $1`, seq); err != nil {
 			return fmt.Errorf("delete job %s: %w", id, err)
 		}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/postgres"
 )
@@ -207,5 +209,35 @@ func TestReserveBudget(t *testing.T) {
 	}
 	if !reserve(100, 900) {
 		t.Error("after ResetBudget with no live worker, reservations do not start again from the base")
+	}
+}
+
+// TestDeleteJobForgetsWorkers: a deleted job leaves no worker rows behind.
+func TestDeleteJobForgetsWorkers(t *testing.T) {
+	u, schema := schemaURL(t)
+	ctx := t.Context()
+	st, err := postgres.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	newJob(t, st, "job-a", 1)
+	if _, err := st.Heartbeat(ctx, "job-a", "w1", time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteJob(ctx, "job-a"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{schema, "worker"}.Sanitize()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d worker rows left after the job was deleted", n)
 	}
 }

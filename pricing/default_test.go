@@ -7,6 +7,7 @@ import (
 )
 
 func TestDefaultEntries(t *testing.T) {
+	t.Parallel()
 	prices := Default().Prices()
 	if len(prices) < 40 {
 		t.Fatalf("default table has %d models", len(prices))
@@ -47,6 +48,7 @@ func TestDefaultEntries(t *testing.T) {
 }
 
 func TestDefaultAliases(t *testing.T) {
+	t.Parallel()
 	tab := Default()
 	if len(tab.aliases) == 0 {
 		t.Fatal("no aliases")
@@ -59,6 +61,7 @@ func TestDefaultAliases(t *testing.T) {
 }
 
 func TestDefaultCoversCommonModels(t *testing.T) {
+	t.Parallel()
 	models := []string{
 		"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o1", "o3", "o3-mini",
 		"o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-3.5-turbo", "text-embedding-3-small",
@@ -78,12 +81,14 @@ func TestDefaultCoversCommonModels(t *testing.T) {
 }
 
 func TestDefaultIsShared(t *testing.T) {
+	t.Parallel()
 	if a, b := Default(), Default(); a != b {
 		t.Error("Default parses the embedded file more than once")
 	}
 }
 
 func TestMustParsePanicsOnBrokenFile(t *testing.T) {
+	t.Parallel()
 	defer func() {
 		r := recover()
 		msg, _ := r.(string)

@@ -44,6 +44,7 @@ var samplePrices = []Price{
 }
 
 func TestLoadSluiceFormat(t *testing.T) {
+	t.Parallel()
 	for name, text := range map[string]string{
 		"yaml":      sampleYAML,
 		"json":      sampleJSON,
@@ -63,6 +64,7 @@ func TestLoadSluiceFormat(t *testing.T) {
 }
 
 func TestLoadRoundTrip(t *testing.T) {
+	t.Parallel()
 	// What `sluice prices --json` prints, and the same list in YAML, load back as it was.
 	want := Default().Prices()
 	j, err := json.Marshal(want)
@@ -85,6 +87,7 @@ func TestLoadRoundTrip(t *testing.T) {
 }
 
 func TestLoadLiteLLM(t *testing.T) {
+	t.Parallel()
 	f, err := os.Open("testdata/litellm_sample.json")
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +122,7 @@ func TestLoadLiteLLM(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, in, err string
 	}{
@@ -173,6 +177,7 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestLoadReadError(t *testing.T) {
+	t.Parallel()
 	boom := errors.New("boom")
 	_, err := Load(io.MultiReader(strings.NewReader("prices: []\n"), iotest.ErrReader(boom)))
 	if !errors.Is(err, boom) || err.Error() != "read prices: boom" {
@@ -191,6 +196,7 @@ func (spaces) Read(p []byte) (int, error) {
 }
 
 func TestLoadTooLarge(t *testing.T) {
+	t.Parallel()
 	_, err := load(spaces{}, 1<<20)
 	if err == nil || err.Error() != "price file is larger than 1 MiB" {
 		t.Errorf("error = %v", err)
@@ -202,6 +208,7 @@ func TestLoadTooLarge(t *testing.T) {
 }
 
 func TestLoadEmptyLists(t *testing.T) {
+	t.Parallel()
 	for _, text := range []string{"prices: []", "aliases: {}", "prices:\naliases:\n", "[]", `{"prices": []}`} {
 		tab := mustLoad(t, text)
 		if n := len(tab.Prices()); n != 0 {
@@ -211,6 +218,7 @@ func TestLoadEmptyLists(t *testing.T) {
 }
 
 func TestPerMillion(t *testing.T) {
+	t.Parallel()
 	for perToken, want := range map[float64]float64{
 		2.5e-06: 2.5, 1.1e-06: 1.1, 7.5e-08: 0.075, 1.875e-08: 0.01875, 3e-05: 30, 0: 0, 6e-07: 0.6,
 	} {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestCost(t *testing.T) {
+	t.Parallel()
 	full := Price{Model: "full", Input: 2, CachedInput: 0.5, Output: 8, BatchInput: 1, BatchOutput: 4}
 	noCache := Price{Model: "no-cache", Input: 2, Output: 8, BatchInput: 1, BatchOutput: 4}
 	noBatch := Price{Model: "no-batch", Input: 0.28, CachedInput: 0.028, Output: 0.42}
@@ -43,6 +44,7 @@ func TestCost(t *testing.T) {
 }
 
 func TestCostOfDefaultModels(t *testing.T) {
+	t.Parallel()
 	// Worked examples against the published prices: 10,000 requests of 1,000 prompt
 	// tokens (half of them cached) and 200 completion tokens.
 	u := sluice.Usage{PromptTokens: 10_000_000, CachedTokens: 5_000_000, CompletionTokens: 2_000_000}

@@ -10,6 +10,7 @@ import (
 )
 
 func TestLookup(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		want string // the model found; "" for none
@@ -76,6 +77,7 @@ func TestLookup(t *testing.T) {
 }
 
 func TestTableCost(t *testing.T) {
+	t.Parallel()
 	tab := Default()
 	u := sluice.Usage{PromptTokens: 1_000_000, CompletionTokens: 1_000_000}
 	p, ok := tab.Lookup("gpt-4o-mini")
@@ -105,6 +107,7 @@ func TestTableCost(t *testing.T) {
 }
 
 func TestStripVersion(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"gpt-4o-2024-08-06", "gpt-4o"},
 		{"claude-sonnet-4-20250514", "claude-sonnet-4"},
@@ -138,6 +141,7 @@ func mustLoad(t *testing.T, text string) *Table {
 }
 
 func TestMerge(t *testing.T) {
+	t.Parallel()
 	base := mustLoad(t, `
 prices:
   - {model: a, input: 1, output: 2}
@@ -198,6 +202,7 @@ aliases:
 }
 
 func TestMergeNil(t *testing.T) {
+	t.Parallel()
 	base := mustLoad(t, "prices: [{model: a, input: 1, output: 2}]")
 	for _, m := range []*Table{base.Merge(nil), (*Table)(nil).Merge(base), (&Table{}).Merge(base)} {
 		if p, ok := m.Lookup("a"); !ok || p.Input != 1 {
@@ -210,6 +215,7 @@ func TestMergeNil(t *testing.T) {
 }
 
 func TestZeroTable(t *testing.T) {
+	t.Parallel()
 	for _, tab := range []*Table{nil, {}} {
 		if _, ok := tab.Lookup("gpt-4o"); ok {
 			t.Error("empty table found a price")
@@ -221,6 +227,7 @@ func TestZeroTable(t *testing.T) {
 }
 
 func TestPricesSorted(t *testing.T) {
+	t.Parallel()
 	tab := mustLoad(t, `
 prices:
   - {model: b, input: 1}

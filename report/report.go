@@ -43,8 +43,13 @@ type Job struct {
 	UnpricedModels []string     `json:"unpriced_models"`
 	ByModel        []ModelUsage `json:"by_model"`
 
-	LatencyMS   Latency `json:"latency_ms"`
-	WallSeconds float64 `json:"wall_seconds"`
+	LatencyMS Latency `json:"latency_ms"`
+	// TTFTMS is the time to first token of a run's streamed answers in milliseconds, and
+	// TokensPerSecond the completion tokens of its answers over their duration; nil when
+	// not known (the ledger keeps neither: the command that ran the job adds them).
+	TTFTMS          *Percentiles `json:"ttft_ms,omitempty"`
+	TokensPerSecond *Percentiles `json:"tokens_per_second,omitempty"`
+	WallSeconds     float64      `json:"wall_seconds"`
 	// Throughput is final requests per second of wall time.
 	Throughput float64 `json:"throughput_rps"`
 
@@ -106,6 +111,13 @@ type ModelUsage struct {
 
 // Latency holds percentiles of the final attempts of done requests, in milliseconds.
 type Latency struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+}
+
+// Percentiles are the 50th, 95th and 99th percentiles of some samples.
+type Percentiles struct {
 	P50 float64 `json:"p50"`
 	P95 float64 `json:"p95"`
 	P99 float64 `json:"p99"`

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -372,36 +371,6 @@ type upstreamAbort struct {
 
 func (e *upstreamAbort) Error() string { return fmt.Sprintf("upstream %s: %v", e.upstream, e.err) }
 func (e *upstreamAbort) Unwrap() error { return e.err }
-
-// failover picks another upstream for a batch whose run its upstream stopped: one not
-// tried yet that serves the batch's model (every model, when the batch has several), the
-// least loaded first. It returns "" when there is none.
-func (s *Service) failover(rec *batchRecord, tried []string) string {
-	load := s.upstreamLoad()
-	best := ""
-	for i := range s.cfg.Routes {
-		up := &s.cfg.Routes[i]
-		if slices.Contains(tried, up.Name) {
-			continue
-		}
-		if rec.Model != nil && !up.serves(*rec.Model) || rec.Model == nil && len(up.Models) > 0 {
-			continue
-		}
-		if best == "" || load[up.Name] < load[best] {
-			best = up.Name
-		}
-	}
-	return best
-}
-
-func (s *Service) route(name string) *Route {
-	for i := range s.cfg.Routes {
-		if s.cfg.Routes[i].Name == name {
-			return &s.cfg.Routes[i]
-		}
-	}
-	return nil
-}
 
 // finalize writes the output and error files of a batch whose run has ended and moves it
 // to its terminal status: cancelled when it was cancelling; expired when the window

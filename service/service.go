@@ -32,21 +32,6 @@ const (
 	maxValidationErrors = 100 // errors.data entries kept for a batch that failed validation
 )
 
-// Route is an engine a batch can run on, and the models routed to it.
-type Route struct {
-	// Name identifies the route in the batches assigned to it, so that it must stay the
-	// same across restarts.
-	Name string
-	// Models are the models routed here; empty means every model.
-	Models []string
-	// Engine sends the requests; every batch on the route shares its limits.
-	Engine *sluice.Engine
-}
-
-func (u *Route) serves(model string) bool {
-	return len(u.Models) == 0 || slices.Contains(u.Models, model)
-}
-
 // Config configures a Service. Store, FilesDir, at least one Route and at least one
 // key (in Keys or KeyHashes) are required; the zero value of the other fields means
 // their default.

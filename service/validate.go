@@ -1,14 +1,15 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
-	"sort"
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/internal/jsonl"
@@ -50,6 +51,13 @@ func (v *validation) fail(line int64, code, param, format string, args ...any) {
 		e.Param = ptr(param)
 	}
 	v.errs = append(v.errs, e)
+}
+
+// modelsInOrder returns the models the batch uses, in the order of their first lines.
+func (v *validation) modelsInOrder() []string {
+	models := slices.Collect(maps.Keys(v.models))
+	slices.SortFunc(models, func(a, b string) int { return cmp.Compare(v.models[a], v.models[b]) })
+	return models
 }
 
 // validate reads the batch's input file as a stream and checks every line, stopping
@@ -94,11 +102,7 @@ func (s *Service) checkPriced(v *validation, tenant string) {
 	if s.key(tenant).Budget.MaxCost <= 0 {
 		return
 	}
-	models := make([]string, 0, len(v.models))
-	for m := range v.models {
-		models = append(models, m)
-	}
-	sort.Slice(models, func(i, j int) bool { return v.models[models[i]] < v.models[models[j]] })
+	models := v.modelsInOrder()
 	for _, m := range models {
 		if !s.priced(m) {
 			v.fail(v.models[m], codeModelNotPriced, "body.model",
@@ -163,55 +167,4 @@ func (s *Service) checkLines(v *validation, r io.Reader, endpoint string, stop f
 			}
 		}
 	}
-}
-
-// assignRoute picks the route for a valid batch: among those serving every model it
-// uses, the one with the fewest batches assigned to it right now; or fails the models
-// that no route serves.
-func (s *Service) assignRoute(v *validation) {
-	models := make([]string, 0, len(v.models))
-	for m := range v.models {
-		models = append(models, m)
-	}
-	sort.Slice(models, func(i, j int) bool { return v.models[models[i]] < v.models[models[j]] })
-	var candidates []string
-	for _, up := range s.cfg.Routes {
-		if !slices.ContainsFunc(models, func(m string) bool { return !up.serves(m) }) {
-			candidates = append(candidates, up.Name)
-		}
-	}
-	if len(candidates) == 0 {
-		for _, m := range models {
-			if !slices.ContainsFunc(s.cfg.Routes, func(up Route) bool { return up.serves(m) }) {
-				v.fail(v.models[m], codeNoUpstream, "body.model", "line %d: no upstream serves model %q.", v.models[m], m)
-			}
-		}
-		if len(v.errs) == 0 {
-			v.fail(0, codeNoUpstream, "body.model", "No one upstream serves all of the models %v: split the batch by model.", models)
-		}
-		return
-	}
-	load := s.upstreamLoad()
-	v.route = candidates[0]
-	for _, c := range candidates[1:] {
-		if load[c] < load[v.route] {
-			v.route = c
-		}
-	}
-}
-
-// upstreamLoad counts the running batches on each route.
-func (s *Service) upstreamLoad() map[string]int {
-	ctx := context.WithoutCancel(s.ctx)
-	load := map[string]int{}
-	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, string(sluice.BatchInProgress))
-	if err != nil {
-		return load
-	}
-	for _, doc := range docs {
-		if rec, err := decodeRecord[batchRecord](doc); err == nil {
-			load[rec.Route]++
-		}
-	}
-	return load
 }

@@ -53,7 +53,7 @@
 //  1. counted in Stats.Requests and numbered n, in arrival order;
 //  2. answered 401 without the configured API key;
 //  3. fault injection: one uniform draw, a hash of the seed and n, falls in one of the
-//     bands Reset, Hang, Error5xx, Truncate laid end to end (or past them: no fault). A
+//     bands Reset, Hang, Error5xx, Truncate, Stall laid end to end (or past them: no fault). A
 //     reset, hang or 5xx happens here, before the body is looked at;
 //  4. the body is decoded and validated (400), the model checked (404);
 //  5. a request drawn in the Random429 share (its own draw of n) is answered 429 with no
@@ -63,7 +63,9 @@
 //     PerToken × completion tokens, varied by Jitter (another draw of n), or until the
 //     client gives up or the server is closed;
 //  7. a request whose draw fell in the Truncate band gets its 200 body cut in half (a
-//     stream loses its second half and [DONE]).
+//     stream loses its second half and [DONE]); one in the Stall band that streams gets
+//     the first half of its stream and then nothing, the connection held open until the
+//     client gives up (one that does not stream is answered as usual).
 //
 // Quirks are applied around these steps: RejectStreamOptions and TransientNotFound answer
 // before step 4, NoStreamUsage changes the decoded request, and Drop (a draw of its own)

@@ -11,6 +11,7 @@ const (
 	faultHang
 	faultError5xx
 	faultTruncate
+	faultStall
 )
 
 // Purposes of the random draws made for one request; each draw is independent.
@@ -38,13 +39,13 @@ func mix(x uint64) uint64 {
 }
 
 // fault decides the fault of the n-th request with one draw: the fractions are laid end to
-// end in the order reset, hang, 5xx, truncate, so they are exclusive and exact.
+// end in the order reset, hang, 5xx, truncate, stall, so they are exclusive and exact.
 func (s *Server) fault(n uint64) fault {
 	u := s.draw(n, drawFault)
 	for _, f := range [...]struct {
 		frac float64
 		f    fault
-	}{{s.cfg.Reset, faultReset}, {s.cfg.Hang, faultHang}, {s.cfg.Error5xx, faultError5xx}, {s.cfg.Truncate, faultTruncate}} {
+	}{{s.cfg.Reset, faultReset}, {s.cfg.Hang, faultHang}, {s.cfg.Error5xx, faultError5xx}, {s.cfg.Truncate, faultTruncate}, {s.cfg.Stall, faultStall}} {
 		if u < f.frac {
 			return f.f
 		}

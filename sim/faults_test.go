@@ -1,11 +1,15 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -220,5 +224,61 @@ func TestStreamPacing(t *testing.T) {
 	}
 	if n := len(got()); n != 20 || sum != 40*time.Millisecond || a.status != 200 {
 		t.Errorf("stream of 20 tokens at 2ms each waited %d times, %v in all; status %d", n, sum, a.status)
+	}
+}
+
+// TestStallMidStream checks the Stall fault, in process and over a socket: a stream sends
+// its first half, then nothing, its connection open, until the server is closed; a
+// request that does not stream is answered as usual.
+func TestStallMidStream(t *testing.T) {
+	for _, over := range []string{"transport", "socket"} {
+		t.Run(over, func(t *testing.T) {
+			s := New(Config{Stall: 1, Seed: 2})
+			stalled := make(chan struct{}, 1)
+			s.onHang = func() { stalled <- struct{}{} }
+			client, base := &http.Client{Transport: s.Transport()}, "http://sim.test"
+			if over == "socket" {
+				srv := httptest.NewServer(s)
+				defer srv.Close()
+				client, base = srv.Client(), srv.URL
+			}
+			req, err := http.NewRequest(http.MethodPost, base+"/v1/chat/completions",
+				strings.NewReader(chatBody("tell me a long story about streams", `,"stream":true,"max_tokens":40`)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req) //nolint:bodyclose // closed by the defer below, read by a goroutine
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			read := make(chan []byte)
+			go func() {
+				b, _ := io.ReadAll(resp.Body)
+				read <- b
+			}()
+			<-stalled
+			select {
+			case b := <-read:
+				t.Fatalf("the stream ended while stalled: %q", b)
+			default:
+			}
+			s.Close()
+			b := <-read
+			if !bytes.Contains(b, []byte(`"content":"`)) || bytes.Contains(b, []byte("[DONE]")) {
+				t.Errorf("stalled stream: %q, want its first half without [DONE]", b)
+			}
+			if st := s.Stats(); st.Stalled != 1 {
+				t.Errorf("stats %+v, want one stalled", st)
+			}
+		})
+	}
+	s := New(Config{Stall: 1})
+	defer s.Close()
+	if a := post(t, s, "/v1/chat/completions", chatBody("x", "")); a.status != 200 || !json.Valid(a.body) {
+		t.Errorf("a request that does not stream: %d %s, want its answer", a.status, a.body)
+	}
+	if st := s.Stats(); st.Hangs != 0 || st.Stalled != 0 || st.OK != 1 {
+		t.Errorf("a request that does not stream: stats %+v, want it answered", st)
 	}
 }

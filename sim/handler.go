@@ -173,6 +173,12 @@ func (s *Server) generate(c *call, ep endpoint, n uint64) reply {
 			return s.throttle(r, &j, &a)
 		}
 	}
+	if f == faultStall && j.stream { // a request that does not stream is answered as usual
+		r = s.answer(c.ctx, r, &j, false)
+		r.stream.stall()
+		s.stats.stalled.Add(1)
+		return r
+	}
 	return s.quirkAfter(s.answer(c.ctx, r, &j, f == faultTruncate), n)
 }
 

@@ -38,9 +38,11 @@ type Config struct {
 	// Fault fractions, each in [0, 1], of the requests to the generation endpoints: Error5xx
 	// are answered 500, 502 or 503; Reset lose their connection without an answer; Hang
 	// get no answer until the client gives up or the server is closed; Truncate get a 200
-	// whose JSON body is cut short. Each request draws at most one fault: see the package
-	// documentation for the order.
-	Error5xx, Reset, Hang, Truncate float64
+	// whose JSON body is cut short; Stall get a stream that sends its first half and then
+	// nothing more, its connection open, until the client gives up or the server is closed
+	// (a request that does not stream is answered as usual). Each request draws at
+	// most one fault: see the package documentation for the order.
+	Error5xx, Reset, Hang, Truncate, Stall float64
 
 	// APIKey, when set, is required as "Authorization: Bearer <key>"; other requests are
 	// answered 401 with code invalid_api_key.
@@ -66,6 +68,7 @@ type Stats struct {
 	Resets       int64 // connection reset by fault injection
 	Hangs        int64 // hung by fault injection
 	Truncated    int64 // answered 200 with a truncated body by fault injection
+	Stalled      int64 // streams stalled halfway by fault injection (in OK too: it started)
 	Unauthorized int64 // answered 401
 	BadRequests  int64 // answered 400
 	NotFound     int64 // answered 404: unknown model or URL
@@ -81,7 +84,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Requests: c.requests.Load(), OK: c.ok.Load(), Throttled: c.throttled.Load(),
 		Errors5xx: c.errors5xx.Load(), Resets: c.resets.Load(), Hangs: c.hangs.Load(),
-		Truncated: c.truncated.Load(), Unauthorized: c.unauthorized.Load(),
+		Truncated: c.truncated.Load(), Stalled: c.stalled.Load(), Unauthorized: c.unauthorized.Load(),
 		BadRequests: c.badRequests.Load(), NotFound: c.notFound.Load(), Canceled: c.canceled.Load(),
 		PromptTokens: c.promptTokens.Load(), CompletionTokens: c.completionTokens.Load(),
 	}
@@ -113,6 +116,7 @@ type Server struct {
 
 	stats struct {
 		requests, ok, throttled, errors5xx, resets, hangs, truncated atomic.Int64
+		stalled                                                      atomic.Int64
 		unauthorized, badRequests, notFound, canceled                atomic.Int64
 		promptTokens, completionTokens                               atomic.Int64
 	}
@@ -123,7 +127,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.TTFT, cfg.PerToken = max(cfg.TTFT, 0), max(cfg.PerToken, 0)
 	cfg.RPM, cfg.TPM = max(cfg.RPM, 0), max(cfg.TPM, 0)
-	for _, f := range []*float64{&cfg.Jitter, &cfg.Error5xx, &cfg.Reset, &cfg.Hang, &cfg.Truncate, &cfg.Random429, &cfg.Drop} {
+	for _, f := range []*float64{&cfg.Jitter, &cfg.Error5xx, &cfg.Reset, &cfg.Hang, &cfg.Truncate, &cfg.Stall, &cfg.Random429, &cfg.Drop} {
 		*f = min(max(*f, 0), 1)
 	}
 	if len(cfg.Models) == 0 {

@@ -16,6 +16,29 @@ type stream struct {
 	data  []byte
 	ends  []int           // the end of each event in data
 	waits []time.Duration // the wait before each event
+	// stalled streams send their events, then nothing, until the client gives up or
+	// the server is closed.
+	stalled bool
+}
+
+// stall makes st send its first half and then stall.
+func (st *stream) stall() {
+	n := max(len(st.ends)/2, 1)
+	st.ends, st.waits, st.data, st.stalled = st.ends[:n], st.waits[:n], st.data[:st.ends[n-1]], true
+}
+
+// hold blocks a stalled stream until ctx ends or the server is closed; it reports false
+// when ctx ended.
+func (s *Server) hold(ctx context.Context) bool {
+	if s.onHang != nil {
+		s.onHang()
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.closed:
+		return true
+	}
 }
 
 // delay is how long to wait before sending event i.
@@ -147,17 +170,21 @@ func (s *Server) writeStream(w http.ResponseWriter, ctx context.Context, st *str
 			return
 		}
 	}
+	if st.stalled {
+		s.hold(ctx)
+	}
 }
 
 // streamBody is a stream as a response body for Transport: each Read waits for the next
 // event when it is due.
 type streamBody struct {
-	s       *Server
-	ctx     context.Context
-	st      *stream
-	next    int
-	pending []byte
-	closed  bool
+	s         *Server
+	ctx       context.Context
+	st        *stream
+	next      int
+	pending   []byte
+	closed    bool
+	stallDone bool // a stalled stream was held (released by Close of the server)
 }
 
 func (b *streamBody) Read(p []byte) (int, error) {
@@ -166,6 +193,12 @@ func (b *streamBody) Read(p []byte) (int, error) {
 			return 0, errClosedBody
 		}
 		if b.next == len(b.st.ends) {
+			if b.st.stalled && !b.stallDone {
+				b.stallDone = true
+				if !b.s.hold(b.ctx) {
+					return 0, b.ctx.Err()
+				}
+			}
 			return 0, io.EOF
 		}
 		if d := b.st.delay(b.next); d > 0 && !b.s.wait(b.ctx, d) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -311,6 +312,8 @@ func (r *Recorder) flush(ctx context.Context, cutoff time.Time) error {
 			}
 		}
 		if len(out) > 0 {
+			// In time order, so that a requeue past MaxBacklog drops the oldest.
+			slices.SortFunc(out, func(a, b sluice.TimelineBucket) int { return a.Start.Compare(b.Start) })
 			batches = append(batches, batch{jobID, out})
 		}
 		if len(jb.buckets) == 0 {

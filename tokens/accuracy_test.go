@@ -310,6 +310,7 @@ func estimated(t *testing.T) func(sluice.Request) int64 {
 // prompts, system/user/assistant turns, names, multi-part content with images, tools,
 // embeddings, completions and the Responses API), within ±3% in total and per class.
 func TestEstimateAccuracy(t *testing.T) {
+	t.Parallel()
 	data := measure(t)
 	tallies := score(t, data, estimated(t))
 	t.Logf("%-12s %8s %10s %10s %8s %10s", "class", "requests", "estimated", "reported", "error", "worst req")
@@ -334,6 +335,7 @@ func TestEstimateAccuracy(t *testing.T) {
 // the system message, names, images; uses one encoding for every model; counts only the
 // text), and each must land outside ±3% in some class.
 func TestEstimateAccuracyCatchesMistakes(t *testing.T) {
+	t.Parallel()
 	data := measure(t)
 	good := estimated(t)
 	mutants := map[string]func(sluice.Request) int64{

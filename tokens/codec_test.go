@@ -17,6 +17,7 @@ var (
 // TestCount checks counts published in OpenAI's cookbook ("How to count tokens with
 // tiktoken") and others checked by encoding.
 func TestCount(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		text          string
 		o200k, cl100k int
@@ -41,6 +42,7 @@ func TestCount(t *testing.T) {
 }
 
 func TestForModel(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ model, want string }{
 		{"gpt-4o", tokens.O200kBase},
 		{"gpt-4o-mini", tokens.O200kBase},
@@ -91,6 +93,7 @@ func TestForModel(t *testing.T) {
 // TestExact holds the one model-name rule (internal/modelname) to the names the estimate
 // reports on: a provider prefix, Azure's included, names the model behind it.
 func TestExact(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		model string
 		want  bool
@@ -125,6 +128,7 @@ func TestExact(t *testing.T) {
 }
 
 func TestZeroCodecIsO200k(t *testing.T) {
+	t.Parallel()
 	var c tokens.Codec
 	if c.Name() != tokens.O200kBase || c.Count("お誕生日おめでとう") != 8 {
 		t.Fatalf("zero Codec: %s, %d tokens", c.Name(), c.Count("お誕生日おめでとう"))
@@ -134,6 +138,7 @@ func TestZeroCodecIsO200k(t *testing.T) {
 // TestCountLongStrings checks the cached path against the uncached one (Truncate
 // encodes without the cache): first count, second count, and strings of equal length.
 func TestCountLongStrings(t *testing.T) {
+	t.Parallel()
 	for _, c := range []tokens.Codec{o200k, cl100k} {
 		for i := range 3 {
 			text := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 10+i) + strings.Repeat("x", 3-i)
@@ -153,6 +158,7 @@ func TestCountLongStrings(t *testing.T) {
 }
 
 func TestTruncate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		text  string
 		n     int
@@ -178,6 +184,7 @@ func TestTruncate(t *testing.T) {
 // several tokens on some kanji) at every length: the result is a valid prefix whose count
 // is the one returned and at most n.
 func TestTruncateKeepsCharacters(t *testing.T) {
+	t.Parallel()
 	const text = "お誕生日おめでとう, 用一句话解释什么是大语言模型。"
 	for _, c := range []tokens.Codec{o200k, cl100k} {
 		for n := 0; n <= c.Count(text)+1; n++ {
@@ -190,6 +197,7 @@ func TestTruncateKeepsCharacters(t *testing.T) {
 }
 
 func TestCountConcurrent(t *testing.T) {
+	t.Parallel()
 	texts := []string{"hello world", "お誕生日おめでとう", strings.Repeat("concurrent counting ", 40)}
 	want := make([]int, len(texts))
 	for i, s := range texts {

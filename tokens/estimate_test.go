@@ -32,6 +32,7 @@ const cookbookMessages = `[
 const tools = `[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]`
 
 func TestEstimate(t *testing.T) {
+	t.Parallel()
 	const (
 		chat   = sluice.EndpointChatCompletions
 		compl  = sluice.EndpointCompletions
@@ -100,6 +101,7 @@ func TestEstimate(t *testing.T) {
 }
 
 func TestEstimateErrors(t *testing.T) {
+	t.Parallel()
 	const chat = sluice.EndpointChatCompletions
 	tests := []struct {
 		name, url, body, want string
@@ -143,6 +145,7 @@ func TestEstimateErrors(t *testing.T) {
 // TestEstimateConcurrent estimates the same bodies from many goroutines (run it with
 // -race) and checks every answer against a serial one.
 func TestEstimateConcurrent(t *testing.T) {
+	t.Parallel()
 	var reqs []sluice.Request
 	for i := range 20 {
 		model := []string{"gpt-4o-mini", "gpt-4", "text-embedding-3-small"}[i%3]

@@ -42,6 +42,7 @@ func checkSplit(t *testing.T, e *encoding, text string) {
 }
 
 func TestSplitExhaustive(t *testing.T) {
+	t.Parallel()
 	alphabet := []byte("aB0 \n\r\t'sLe/!\x00\v\x7f")
 	if testing.Short() {
 		alphabet = alphabet[:10]
@@ -65,6 +66,7 @@ func TestSplitExhaustive(t *testing.T) {
 }
 
 func TestSplitRandom(t *testing.T) {
+	t.Parallel()
 	parts := []string{
 		"the", " model", "Hello", "HELLO", "HTTPServer", "don't", "WE'LL", "it's", "'re", "'x",
 		"12345", "3.14", " ", "  ", "   ", "\n", "\r\n", "\n\n", " \n ", "\t", "\v\f", "!", "?!",
@@ -98,6 +100,7 @@ func FuzzCount(f *testing.F) {
 // TestTruncateASCII checks the fast Truncate against the tokenizer's tokens: the prefix
 // of n tokens is the concatenation of the text's first n tokens.
 func TestTruncateASCII(t *testing.T) {
+	t.Parallel()
 	texts := []string{"hello world", "ask b0000001 Consider the context carefully, citing the key facts.",
 		"HTTPServer's   answer:\n\n  {\"a\": [1, 22, 333, 4444]} // done.", "x"}
 	for _, e := range encodings {

@@ -47,6 +47,9 @@ type Config struct {
 	Authenticate func(r *http.Request) (owner string, ok bool)
 	// JobsOf lists the jobs owner may see, newest first; required with Authenticate.
 	JobsOf func(ctx context.Context, owner string) ([]*sluice.Job, error)
+	// Owns, when set, reports whether owner may see the job with id, for the pages of
+	// one job; without it they look the job up in JobsOf.
+	Owns func(ctx context.Context, owner, jobID string) (bool, error)
 	// Cost prices usage, for jobs shown from their ledgers; nil shows no cost for them.
 	Cost func(model string, u sluice.Usage) float64
 	// Title names the page ("sluice").
@@ -224,6 +227,16 @@ func (h *Handler) jobs(ctx context.Context, v viewer) ([]*sluice.Job, error) {
 func (h *Handler) job(r *http.Request, v viewer) (*sluice.Job, error) {
 	id := r.PathValue("id")
 	if v.all {
+		return h.cfg.Store.Job(r.Context(), id)
+	}
+	if h.cfg.Owns != nil {
+		ok, err := h.cfg.Owns(r.Context(), v.owner, id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, sluice.ErrNotFound
+		}
 		return h.cfg.Store.Job(r.Context(), id)
 	}
 	jobs, err := h.cfg.JobsOf(r.Context(), v.owner)

@@ -62,7 +62,7 @@ func runJob(t *testing.T, st *sqlite.Store, id string, n int, record bool) {
 	}
 }
 
-func get(t *testing.T, h http.Handler, path string, mod ...func(*http.Request)) (int, string) {
+func get(t testing.TB, h http.Handler, path string, mod ...func(*http.Request)) (int, string) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, path, nil)
 	for _, m := range mod {
@@ -90,6 +90,10 @@ func TestDashboardShowsAJob(t *testing.T) {
 	code, body := get(t, h, "/")
 	if code != http.StatusOK || !strings.Contains(body, `href="/ui/jobs/job-1"`) || !strings.Contains(body, "completed") {
 		t.Fatalf("GET / = %d:\n%s", code, body)
+	}
+	// A job its run completed is counted from its last sample, without a scan.
+	if _, body := get(t, h, "/ui/jobs/job-1"); !strings.Contains(body, "counts from the timeline") || !strings.Contains(body, `<b id="done">36</b>`) {
+		t.Errorf("a completed job's page should count from its timeline:\n%s", body)
 	}
 	code, body = get(t, h, "/ui/jobs/job-1")
 	if code != http.StatusOK || !strings.Contains(body, `data-src="/ui/api/jobs/job-1/timeline"`) {
@@ -198,8 +202,16 @@ func TestAKeySeesOnlyItsOwnJobs(t *testing.T) {
 	st := openStore(t)
 	runJob(t, st, "job-a", 5, true)
 	runJob(t, st, "job-b", 5, true)
-	h := newHandler(t, authConfig(st))
+	withOwns := authConfig(st)
+	withOwns.Owns = func(_ context.Context, owner, id string) (bool, error) {
+		return map[string]string{"owner-a": "job-a", "owner-b": "job-b"}[owner] == id, nil
+	}
+	for name, cfg := range map[string]ui.Config{"JobsOf": authConfig(st), "Owns": withOwns} {
+		t.Run(name, func(t *testing.T) { testKeySees(t, newHandler(t, cfg)) })
+	}
+}
 
+func testKeySees(t *testing.T, h *ui.Handler) {
 	if code, body := get(t, h, "/"); code != http.StatusUnauthorized || !strings.Contains(body, `action="/ui/login"`) || strings.Contains(body, "job-a") {
 		t.Errorf("no key: %d, want the login page:\n%s", code, body)
 	}
@@ -229,22 +241,20 @@ func TestAKeySeesOnlyItsOwnJobs(t *testing.T) {
 	}
 
 	// The login form keeps a good key in the cookie, and refuses a bad one.
-	post := func(key string) *http.Response {
+	post := func(key string) (int, []*http.Cookie) {
 		r := httptest.NewRequest(http.MethodPost, "/ui/login", strings.NewReader(url.Values{"key": {key}}.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		res := w.Result()
-		t.Cleanup(func() { res.Body.Close() })
-		return res
+		return w.Code, (&http.Response{Header: w.Header()}).Cookies()
 	}
-	res := post("key-b")
-	if res.StatusCode != http.StatusSeeOther || len(res.Cookies()) != 1 || res.Cookies()[0].Value != "key-b" ||
-		!res.Cookies()[0].HttpOnly || res.Cookies()[0].SameSite != http.SameSiteStrictMode {
-		t.Errorf("login with key-b: %d, cookies %v", res.StatusCode, res.Cookies())
+	code, cookies := post("key-b")
+	if code != http.StatusSeeOther || len(cookies) != 1 || cookies[0].Value != "key-b" ||
+		!cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
+		t.Errorf("login with key-b: %d, cookies %v", code, cookies)
 	}
-	if res := post("nope"); res.StatusCode != http.StatusUnauthorized || len(res.Cookies()) != 0 {
-		t.Errorf("login with a bad key: %d, cookies %v", res.StatusCode, res.Cookies())
+	if code, cookies := post("nope"); code != http.StatusUnauthorized || len(cookies) != 0 {
+		t.Errorf("login with a bad key: %d, cookies %v", code, cookies)
 	}
 }
 

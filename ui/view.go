@@ -72,7 +72,7 @@ func (h *Handler) view(ctx context.Context, job *sluice.Job, withRate bool) (*jo
 		s = counts.Totals.Sample
 	}
 	switch {
-	case v.Live && s != nil:
+	case v.Live && s != nil, finalSample(job, s):
 		v.Done, v.Failed, v.InFlight = s.Done, s.Failed, s.InFlight
 		v.Total, v.IngestDone = max(v.Total, s.Total), v.IngestDone || s.IngestDone
 		v.Source = "timeline"
@@ -273,4 +273,12 @@ func evict[V any](m map[string]V, n int, used func(V) time.Time) {
 		}
 		delete(m, oldest)
 	}
+}
+
+// finalSample reports whether s, a completed job's last sample, counts every request of
+// the job as final: the run that completed the job took it, and its counts are the
+// ledger's, with no scan.
+func finalSample(job *sluice.Job, s *sluice.RunSample) bool {
+	return s != nil && job.State == sluice.JobCompleted && s.IngestDone &&
+		s.Total == job.Ingested && s.Done+s.Failed == s.Total && s.InFlight == 0
 }

@@ -69,6 +69,7 @@ $SLUICE_STORE or the user's data directory), so sluice jobs and sluice show find
 	cmd.Flags().IntVarP(&n, "requests", "n", 2000, "how many sample requests")
 	cmd.Flags().StringVar(&dir, "dir", "", "where to write the requests and results, created if need be (default a new temporary directory)")
 	registerSimFlags(cmd.Flags(), &f.simConfig)
+	f.registerObserve(cmd.Flags())
 	refuseFlags(cmd, "the demo always runs against the built-in simulator; sluice run --base-url URL sends a file to a real upstream", "base-url", "api-key-env", "sim")
 	// The demo shows off: hidden limits that sluice has to learn, and faults to retry.
 	f.simConfig.RPM, f.simConfig.TPM = 60_000, 3_000_000

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/sluice-llm/sluice/internal/testutil"
 )
 
 // TestMain doubles as the sluice binary: with SLUICE_TEST_MAIN set, the test executable
@@ -40,11 +41,8 @@ func runCLI(t *testing.T, envVars map[string]string, args ...string) cliResult {
 	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
+// writeFile writes content to dir/name and returns its path (internal/testutil).
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testutil.WriteFile(t, dir, name, content)
 }

@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/metrics"
+	"github.com/sluice-llm/sluice/report"
+	"github.com/sluice-llm/sluice/timeline"
 )
 
 // metricsGrace bounds how long a scrape under way may finish when a command ends.
@@ -21,6 +25,10 @@ type observeFlags struct {
 	metricsAddr string
 	logLevel    slog.Level
 	registered  bool // the flags exist on the command: logLevel has its default
+	streamIdle  time.Duration
+	// metrics, when set, are served already (by a worker, for all its jobs): newEngine
+	// uses them rather than serving its own.
+	metrics *metrics.Metrics
 }
 
 // level is --log-level, warn for a command without it.
@@ -29,6 +37,13 @@ func (f *observeFlags) level() slog.Level {
 		return slog.LevelWarn
 	}
 	return f.logLevel
+}
+
+// registerObserve adds --metrics-addr, --log-level, --stream and --stream-idle-timeout.
+func (f *runFlags) registerObserve(fs *pflag.FlagSet) {
+	f.observe.register(fs)
+	fs.BoolVar(&f.opts.Stream, "stream", false, `send requests with "stream": true (a body's own "stream" is kept), to measure the time to first token; the output is the same`)
+	fs.DurationVar(&f.observe.streamIdle, "stream-idle-timeout", 0, "cut off a streamed answer that sends nothing for this long and retry it (0: never; --timeout still bounds the whole request)")
 }
 
 func (f *observeFlags) register(fs *pflag.FlagSet) {
@@ -78,4 +93,49 @@ func (e *env) logHandler(level slog.Level) slog.Handler {
 		return slog.NewJSONHandler(e.stderr, opts)
 	}
 	return slog.NewTextHandler(e.stderr, opts)
+}
+
+// streamIdle is the stream idle timeout, 0 when none.
+func (o jobOptions) streamIdle() (time.Duration, error) {
+	if o.StreamIdleTimeout == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(o.StreamIdleTimeout)
+	if err != nil || d < 0 {
+		return 0, usageError("--stream-idle-timeout must be a duration that is not negative, got %q", o.StreamIdleTimeout)
+	}
+	return d, nil
+}
+
+// observers is the Observer of a run's engine: a new f.speeds for the report, and m when
+// metrics are served.
+func (f *runFlags) observers(m *metrics.Metrics) sluice.Observer {
+	f.speeds = &metrics.Speeds{}
+	if m == nil {
+		return f.speeds
+	}
+	return timeline.Join(m, f.speeds)
+}
+
+// addSpeeds adds the run's time to first token and output speed to the report.
+func addSpeeds(r *report.Job, s *metrics.Speeds) {
+	if s == nil {
+		return
+	}
+	if p, ok := s.TTFT(); ok {
+		r.TTFTMS = (*report.Percentiles)(&p)
+	}
+	if p, ok := s.TokensPerSecond(); ok {
+		r.TokensPerSecond = (*report.Percentiles)(&p)
+	}
+}
+
+// printSpeeds prints the lines of addSpeeds.
+func printSpeeds(w io.Writer, r *report.Job) {
+	if p := r.TTFTMS; p != nil {
+		fmt.Fprintf(w, "  time to first token\tp50 %s, p95 %s, p99 %s\n", fmtMS(p.P50), fmtMS(p.P95), fmtMS(p.P99))
+	}
+	if p := r.TokensPerSecond; p != nil {
+		fmt.Fprintf(w, "  output tokens/s\tp50 %.1f, p95 %.1f, p99 %.1f\n", p.P50, p.P95, p.P99)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -9,10 +10,12 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/sluice-llm/sluice/report"
 )
 
 // scrapeCounter GETs a /metrics URL, parses it with the Prometheus text parser and adds
-// up the counter name over the series whose label key is value.
+// up the counter name (or a histogram's count) over the series whose label key is value.
 func scrapeCounter(t *testing.T, url, name, key, value string) float64 {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -29,7 +32,7 @@ func scrapeCounter(t *testing.T, url, name, key, value string) float64 {
 	for _, m := range mfs[name].GetMetric() {
 		for _, l := range m.GetLabel() {
 			if l.GetName() == key && l.GetValue() == value {
-				total += m.GetCounter().GetValue()
+				total += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}
@@ -81,5 +84,65 @@ func TestRunLogsJSON(t *testing.T) {
 	res = runCLI(t, nil, "run", input, "--sim", "--log-format", "yaml")
 	if res.code != exitUsage {
 		t.Errorf("--log-format yaml: exit %d, want %d", res.code, exitUsage)
+	}
+}
+
+// TestRunStream runs with --stream: the output is the Batch API shape, as without it,
+// and the report gives the time to first token and tokens/s (TTFT only when streamed).
+func TestRunStream(t *testing.T) {
+	dir := t.TempDir()
+	input := writeRequests(t, dir, 50)
+	for _, stream := range []bool{false, true} {
+		out := filepath.Join(dir, fmt.Sprintf("out-%v.jsonl", stream))
+		args := []string{"run", input, "-o", out, "--sim", "--store", filepath.Join(dir, "s.db"), "--json", "--progress", "none", "--new"}
+		if stream {
+			args = append(args, "--stream", "--stream-idle-timeout", "30s")
+		}
+		res := runCLI(t, nil, args...)
+		if res.code != exitOK {
+			t.Fatalf("stream %v: exit %d, stderr:\n%s", stream, res.code, res.stderr)
+		}
+		lines := readResults(t, out)
+		checkResults(t, lines, 50)
+		for _, l := range lines {
+			if !strings.Contains(string(l.Response.Body), `"object":"chat.completion"`) {
+				t.Fatalf("stream %v: output body %s is not a chat.completion", stream, l.Response.Body)
+			}
+		}
+		var rep report.Job
+		if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+			t.Fatalf("--json report: %v\n%s", err, res.stdout)
+		}
+		if rep.TokensPerSecond == nil || rep.TokensPerSecond.P50 <= 0 {
+			t.Errorf("stream %v: tokens_per_second %+v", stream, rep.TokensPerSecond)
+		}
+		switch {
+		case !stream && rep.TTFTMS != nil:
+			t.Errorf("ttft_ms without --stream: %+v", rep.TTFTMS)
+		case stream && (rep.TTFTMS == nil || rep.TTFTMS.P50 < 10 || rep.TTFTMS.P99 < rep.TTFTMS.P50):
+			// The simulator of --sim answers its first token after 20ms ± 30%.
+			t.Errorf("ttft_ms %+v, want p50 of at least 10ms", rep.TTFTMS)
+		}
+	}
+}
+
+// TestStalledStreamsAreRetried runs the demo streamed against a simulator whose streams
+// stall one time in ten: --stream-idle-timeout cuts them off, they are retried, and every
+// request ends done.
+func TestStalledStreamsAreRetried(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	res := runCLI(t, map[string]string{"XDG_DATA_HOME": t.TempDir()}, "demo", "--dir", dir, "-n", "100",
+		"--progress", "none", "--json", "--seed", "3", "--error-rate", "0", "--reset-rate", "0",
+		"--stream", "--stall-rate", "0.1", "--stream-idle-timeout", "300ms")
+	if res.code != exitOK {
+		t.Fatalf("demo: exit %d: %s", res.code, res.stderr)
+	}
+	var rep report.Job
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("--json report: %v\n%s", err, res.stdout)
+	}
+	if rep.Requests.Done != 100 || rep.UpstreamFaults == 0 || !strings.Contains(rep.LastError, "idle") || rep.TTFTMS == nil {
+		t.Errorf("report: %d done, %d upstream faults (last %q), ttft %+v: want 100 done after idle streams were cut off",
+			rep.Requests.Done, rep.UpstreamFaults, rep.LastError, rep.TTFTMS)
 	}
 }

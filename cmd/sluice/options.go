@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-llm/sluice/batch"
 	"github.com/sluice-llm/sluice/internal/jsonl"
 	"github.com/sluice-llm/sluice/internal/storeurl"
+	"github.com/sluice-llm/sluice/metrics"
 	"github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/sim"
 )
@@ -57,6 +58,10 @@ type jobOptions struct {
 	TPM         float64 `json:"tpm,omitempty"`
 	MaxAttempts int     `json:"max_attempts"`
 	Timeout     string  `json:"timeout"`
+	// Stream sends requests streamed (--stream); StreamIdleTimeout (a Go duration) cuts
+	// off a stream that sends nothing for that long.
+	Stream            bool   `json:"stream,omitempty"`
+	StreamIdleTimeout string `json:"stream_idle_timeout,omitempty"`
 
 	MaxCost   float64 `json:"max_cost,omitempty"`   // USD over the whole job; 0: no cap
 	MaxTokens int64   `json:"max_tokens,omitempty"` // tokens over the whole job; 0: no cap
@@ -101,8 +106,10 @@ type runFlags struct {
 	retryFailed bool
 	// forceOutput lets a job overwrite an output file another job wrote last.
 	forceOutput bool
-	// observe is --metrics-addr (observe.go).
+	// observe is --metrics-addr and the like (observe.go); speeds keeps the run's time to
+	// first token and output speed for the report.
 	observe observeFlags
+	speeds  *metrics.Speeds
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, withOutput bool) {
@@ -161,6 +168,8 @@ func (f *runFlags) merge(fs *pflag.FlagSet, saved jobOptions) jobOptions {
 	set("tpm", func() { o.TPM = f.opts.TPM })
 	set("max-attempts", func() { o.MaxAttempts = f.opts.MaxAttempts })
 	set("timeout", func() { o.Timeout = f.timeout.String() })
+	set("stream", func() { o.Stream = f.opts.Stream })
+	set("stream-idle-timeout", func() { o.StreamIdleTimeout = f.observe.streamIdle.String() })
 	set("max-cost", func() { o.MaxCost = f.opts.MaxCost })
 	set("max-tokens", func() { o.MaxTokens = f.opts.MaxTokens })
 	set("max-line-bytes", func() { o.MaxLineBytes = f.opts.MaxLineBytes })
@@ -182,6 +191,9 @@ func (o jobOptions) validate() error {
 	}
 	if d, err := time.ParseDuration(o.Timeout); err != nil || d <= 0 {
 		return usageError("--timeout must be a positive duration, got %q", o.Timeout)
+	}
+	if _, err := o.streamIdle(); err != nil {
+		return err
 	}
 	if !o.Sim {
 		return checkBaseURL("--base-url", o.BaseURL)
@@ -216,7 +228,13 @@ func (o jobOptions) engineConfig() sluice.Config {
 func (o jobOptions) upstream(e *env, simCfg sim.Config) (up *openai.Client, closeFn func(), err error) {
 	if o.Sim {
 		s := sim.New(simCfg)
-		client, err := simClient(s)
+		idle, _ := o.streamIdle()
+		client, err := openai.New(openai.Config{
+			BaseURL:    simURL,
+			HTTPClient: &http.Client{Transport: s.Transport()},
+			UserAgent:  userAgent,
+			Stream:     o.Stream, StreamIdleTimeout: idle,
+		})
 		if err != nil {
 			s.Close()
 			return nil, nil, err
@@ -227,11 +245,13 @@ func (o jobOptions) upstream(e *env, simCfg sim.Config) (up *openai.Client, clos
 	if key == "" && isOpenAI(o.BaseURL) {
 		return nil, nil, usageError("no API key: set %s (or name another variable with --api-key-env), or try --sim", o.APIKeyEnv)
 	}
+	idle, _ := o.streamIdle()
 	client, err := openai.New(openai.Config{
 		BaseURL:    o.BaseURL,
 		APIKey:     key,
 		HTTPClient: &http.Client{Transport: openai.NewTransport(o.Concurrency)},
 		UserAgent:  userAgent,
+		Stream:     o.Stream, StreamIdleTimeout: idle,
 	})
 	if err != nil {
 		return nil, nil, usageError("%v", err)

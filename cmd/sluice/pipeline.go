@@ -255,7 +255,7 @@ Answers are cached in the store: an unchanged pipeline sends nothing the second 
 		},
 	}
 	f.register(cmd.Flags(), false)
-	f.observe.register(cmd.Flags())
+	f.registerObserve(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the table here: .csv or .jsonl")
 	cmd.Flags().BoolVar(&noCache, "no-cache", false, "send every request, even those answered before (answers are still cached)")
 	cmd.Flags().BoolVar(&skipInvalid, "skip-invalid", false, "run the other rows when some cannot be run; theirs carry the error")
@@ -285,6 +285,9 @@ func runPipeline(ctx context.Context, e *env, f *runFlags, o jobOptions, p *pipe
 	if m != nil {
 		cfg.Observer = m
 	}
+	var closeRec func()
+	cfg.Observer, closeRec = withRecorder(e, st, cfg.Observer) // the dashboard's timeline (ui.go)
+	defer closeRec()
 	eng, err := sluice.New(st, up, cfg)
 	if err != nil {
 		return usageError("%v", err)

@@ -85,6 +85,7 @@ func printJobReport(w io.Writer, r *report.Job) {
 	if r.LatencyMS.P50 > 0 {
 		fmt.Fprintf(tw, "  latency\tp50 %s, p95 %s, p99 %s\n", fmtMS(r.LatencyMS.P50), fmtMS(r.LatencyMS.P95), fmtMS(r.LatencyMS.P99))
 	}
+	printSpeeds(tw, r)
 	fmt.Fprintf(tw, "  wall time\t%s (%.1f requests/s)\n", (time.Duration(r.WallSeconds * float64(time.Second))).Round(time.Millisecond), r.Throughput)
 	if r.Output != "" {
 		fmt.Fprintf(tw, "  output\t%s\n", r.Output)

@@ -80,7 +80,7 @@ Running the same command again resumes the job: requests already done are never 
 	f.register(cmd.Flags(), true)
 	f.registerHybrid(cmd.Flags())
 	f.registerRetryFailed(cmd.Flags())
-	f.observe.register(cmd.Flags())
+	f.registerObserve(cmd.Flags())
 	return cmd
 }
 
@@ -170,7 +170,7 @@ them). Requests already done are never sent again.`,
 	f.register(cmd.Flags(), true)
 	refuseFlags(cmd, "resume carries on an existing job; sluice run --new starts a new one", "new")
 	f.registerRetryFailed(cmd.Flags())
-	f.observe.register(cmd.Flags())
+	f.registerObserve(cmd.Flags())
 	return cmd
 }
 
@@ -206,6 +206,9 @@ func (f *runFlags) newOptions(e *env, input string) (jobOptions, error) {
 	}
 	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
 	o.Timeout = f.timeout.String()
+	if f.observe.streamIdle != 0 {
+		o.StreamIdleTimeout = f.observe.streamIdle.String()
+	}
 	return o, o.validate()
 }
 
@@ -385,14 +388,14 @@ func newEngine(e *env, f *runFlags, st sluice.Store, o jobOptions, prices *prici
 	}
 	cfg.Cost = prices.OnlineCost
 	cfg.Logger = e.logger(f.observe.level())
-	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr)
-	if err != nil {
-		closeUp()
-		return nil, nil, err
+	m, stopMetrics := f.observe.metrics, func() {}
+	if m == nil {
+		if m, stopMetrics, err = startMetrics(e, f.observe.metricsAddr); err != nil {
+			closeUp()
+			return nil, nil, err
+		}
 	}
-	if m != nil {
-		cfg.Observer = m
-	}
+	cfg.Observer = f.observers(m)
 	var closeRec func()
 	cfg.Observer, closeRec = withRecorder(e, st, cfg.Observer) // the dashboard's timeline (ui.go)
 	eng, err = sluice.New(st, up, cfg)
@@ -433,6 +436,7 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 	rep, rerr := buildReport(ctx, st, job, prices)
 	if rerr == nil && run != nil {
 		rep.AddRun(run.Progress())
+		addSpeeds(rep, f.speeds)
 		saveRate(ctx, e, st, o.BaseURL, run, time.Duration(rep.LatencyMS.P50*float64(time.Millisecond)))
 	}
 	if rerr == nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -22,7 +21,9 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/bench"
 	"github.com/sluice-llm/sluice/internal/mock"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/sim"
@@ -43,41 +44,10 @@ func writeRequests(t *testing.T, dir string, n int, extra ...string) string {
 	return writeFile(t, dir, "requests.jsonl", b.String())
 }
 
-type resultLine struct {
-	ID       string  `json:"id"`
-	CustomID *string `json:"custom_id"`
-	Response *struct {
-		StatusCode int             `json:"status_code"`
-		Body       json.RawMessage `json:"body"`
-	} `json:"response"`
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
+// resultLine is one line of an output file, decoded.
+type resultLine = testutil.OutputLine
 
-func readResults(t *testing.T, path string) []resultLine {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []resultLine
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var l resultLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("%s: line %d is not JSON: %v: %q", path, len(lines)+1, err, sc.Text())
-		}
-		lines = append(lines, l)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return lines
-}
+func readResults(t *testing.T, path string) []resultLine { return testutil.ReadOutput(t, path) }
 
 // checkResults checks one line per request, in order, each carrying its own answer.
 func checkResults(t *testing.T, lines []resultLine, n int) {
@@ -399,7 +369,7 @@ func TestBenchFaults(t *testing.T) {
 	if res.code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
 	}
-	var results []benchResult
+	var results []bench.Result
 	if err := json.Unmarshal([]byte(res.stdout), &results); err != nil {
 		t.Fatal(err)
 	}

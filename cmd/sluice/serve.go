@@ -79,14 +79,18 @@ func (b budgetConfig) budget() service.KeyBudget {
 // upstreamConfig is one upstream of the config file. A base_url of "sim" is the built-in
 // simulator.
 type upstreamConfig struct {
-	Name        string   `yaml:"name"`
-	BaseURL     string   `yaml:"base_url"`
-	APIKeyEnv   string   `yaml:"api_key_env"`
-	Concurrency int      `yaml:"concurrency"`
-	RPM         float64  `yaml:"rpm"`
-	TPM         float64  `yaml:"tpm"`
-	Models      []string `yaml:"models"`
-	Weight      float64  `yaml:"weight"` // the upstream's share of online requests for a model several serve
+	Name        string `yaml:"name"`
+	BaseURL     string `yaml:"base_url"`
+	APIKeyEnv   string `yaml:"api_key_env"`
+	Concurrency int    `yaml:"concurrency"`
+	// Stream and StreamIdleTimeout are run's --stream and --stream-idle-timeout.
+	Stream            bool     `yaml:"stream"`
+	StreamIdleTimeout string   `yaml:"stream_idle_timeout"`
+	RPM               float64  `yaml:"rpm"`
+	TPM               float64  `yaml:"tpm"`
+	Models            []string `yaml:"models"`
+	// Weight is the upstream's share of online requests for a model that several serve.
+	Weight float64 `yaml:"weight"`
 }
 
 func newServeCmd(e *env) *cobra.Command {
@@ -241,7 +245,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return errors.Join(fmt.Errorf("listen: %w", err), closeGateway(ctx, gw), svc.Close(ctx))
 	}
 	ln = sluicehttp.Listen(ln, f.limits)
-	handler, err := withDashboard(srv, st, priceFn(prices)) // ui.go
+	handler, err := withDashboard(srv, st, prices.OnlineCost) // ui.go
 	if err != nil {
 		return errors.Join(err, ln.Close(), closeGateway(ctx, gw), svc.Close(ctx))
 	}
@@ -332,6 +336,7 @@ func (f *serveFlags) engines(e *env, st sluice.Store, ups []upstreamConfig, logg
 			BaseURL: strings.TrimRight(u.BaseURL, "/"), Sim: u.BaseURL == simUpstreamName, APIKeyEnv: u.APIKeyEnv,
 			Concurrency: cmp.Or(u.Concurrency, f.concurrency), RPM: cmp.Or(u.RPM, f.rpm), TPM: cmp.Or(u.TPM, f.tpm),
 			MaxAttempts: f.maxAttempts, Timeout: f.timeout.String(),
+			Stream: u.Stream, StreamIdleTimeout: u.StreamIdleTimeout,
 		}
 		if o.APIKeyEnv == "" {
 			o.APIKeyEnv = defaultAPIKeyEnv

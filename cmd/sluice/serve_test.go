@@ -23,6 +23,8 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/sluice-llm/sluice/internal/bench"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -82,6 +84,8 @@ func TestServeCommandRunsBatchOverSimulator(t *testing.T) {
   - name: fast
     base_url: sim
     concurrency: 8
+    stream: true
+    stream_idle_timeout: 30s
     models: [gpt-4o-mini]
   - name: other
     base_url: sim
@@ -134,6 +138,10 @@ webhook_url: `+hook.URL+`
 	// /metrics is served beside the API, and counted the batch's two answers.
 	if got := scrapeCounter(t, base+"/metrics", "sluice_requests_total", "status", "ok"); got != 2 {
 		t.Errorf("sluice_requests_total{status=\"ok\"} = %v, want 2", got)
+	}
+	// The upstream streams (stream: true in the config): both answers have a TTFT.
+	if got := scrapeCounter(t, base+"/metrics", "sluice_time_to_first_token_seconds", "model", "gpt-4o-mini"); got != 2 {
+		t.Errorf("sluice_time_to_first_token_seconds count = %v, want 2", got)
 	}
 	select {
 	case body := <-hooks:
@@ -203,20 +211,9 @@ func (p *serveProcess) client() openai.Client {
 // pollBatch polls the batch, as a client does, until cond holds or 60 s pass.
 func pollBatch(t *testing.T, c openai.Client, id string, cond func(*openai.Batch) bool) *openai.Batch {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		b, err := c.Batches.Get(context.Background(), id)
-		if err != nil {
-			t.Fatalf("get batch: %v", err)
-		}
-		if cond(b) {
-			return b
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("batch %s: %s, %+v", id, b.Status, b.RequestCounts)
-		}
-		time.Sleep(5 * time.Millisecond) // polling is the client protocol
-	}
+	return testutil.Poll(t, 60*time.Second, 5*time.Millisecond, func() (*openai.Batch, error) {
+		return c.Batches.Get(context.Background(), id)
+	}, cond)
 }
 
 // TestServeResumesAfterKill kills a serve process mid-batch with SIGKILL, starts another
@@ -350,7 +347,7 @@ func TestBenchServe(t *testing.T) {
 	if res.code != exitOK && res.code != exitFailed {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
-	var results []benchResult
+	var results []bench.Result
 	if err := json.Unmarshal([]byte(res.stdout), &results); err != nil {
 		t.Fatalf("%v: %s", err, res.stdout)
 	}

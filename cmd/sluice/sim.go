@@ -28,6 +28,7 @@ func registerSimFlags(fs *pflag.FlagSet, c *sim.Config) {
 	fs.Float64Var(&c.Reset, "reset-rate", c.Reset, "fraction of connections reset")
 	fs.Float64Var(&c.Hang, "hang-rate", c.Hang, "fraction of requests that hang")
 	fs.Float64Var(&c.Truncate, "truncate-rate", c.Truncate, "fraction of 200s with a truncated body")
+	fs.Float64Var(&c.Stall, "stall-rate", c.Stall, "fraction of streams that stop halfway, the connection left open")
 	fs.Float64Var(&c.Random429, "random-429-rate", c.Random429, "fraction of requests answered 429 at random, without retry-after or limit headers")
 	fs.Float64Var(&c.Drop, "drop-rate", c.Drop, "fraction of 200s whose connection drops midway")
 	fs.Int64Var(&c.TransientNotFound, "transient-404s", c.TransientNotFound, "answer this many requests 404 model_not_found after --404-after 200s")

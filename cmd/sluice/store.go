@@ -23,6 +23,7 @@ type store interface {
 	sluice.RateStore
 	sluice.HistoryStore
 	sluice.JobDeleter
+	sluice.TimelineStore // the dashboard's timelines (ui.go)
 	pipeline.Cache
 }
 

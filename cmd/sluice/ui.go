@@ -15,9 +15,6 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
-	"github.com/sluice-llm/sluice/internal/storeurl"
-	"github.com/sluice-llm/sluice/postgres"
-	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sqlite"
 	"github.com/sluice-llm/sluice/timeline"
@@ -75,49 +72,17 @@ the store only, and may run beside the commands that write it.`,
 	return cmd
 }
 
-// openAnyStore opens a SQLite store by path or a PostgreSQL store by URL.
-func openAnyStore(ctx context.Context, e *env, flag string) (sluice.Store, error) {
-	if flag == "" {
-		flag = e.getenv("SLUICE_STORE")
-	}
-	if flag != "" {
-		loc, err := storeurl.Parse(flag)
-		if err != nil {
-			return nil, usageError("store: %v", err)
-		}
-		if loc.Kind == storeurl.Postgres {
-			st, err := postgres.Open(ctx, loc.URL)
-			if err != nil {
-				return nil, fmt.Errorf("open store: %w", err)
-			}
-			return st, nil
-		}
-	}
-	st, _, err := openStore(ctx, e, flag)
-	return st, err
-}
-
-// priceFn prices usage with the table, 0 for a model it has no price for.
-func priceFn(prices *pricing.Table) func(string, sluice.Usage) float64 {
-	return func(model string, u sluice.Usage) float64 {
-		if p, ok := prices.Lookup(model); ok {
-			return p.Cost(u, false)
-		}
-		return 0
-	}
-}
-
 func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error {
 	prices, err := loadPrices(pricesFile)
 	if err != nil {
 		return err
 	}
-	st, err := openAnyStore(ctx, e, store)
+	st, _, err := openExistingStore(ctx, e, store) // a SQLite file or a postgres:// URL
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	h, err := ui.New(ui.Config{Store: st, Cost: priceFn(prices)})
+	h, err := ui.New(ui.Config{Store: st, Cost: prices.OnlineCost})
 	if err != nil {
 		return err
 	}
@@ -148,9 +113,9 @@ func runUI(ctx context.Context, e *env, store, listen, pricesFile string) error 
 	return errors.Join(serveErr, shutErr)
 }
 
-// withDashboard serves the API of srv under /v1/ (and every path the dashboard does not
-// take) and the dashboard at / and /ui/. A client key sees its own batches, the admin key
-// (adminKey, when not empty) every batch; nobody else sees any.
+// withDashboard serves the Batch API of srv under /v1/ and every path the dashboard does
+// not take, and the dashboard at / and /ui/. A client key sees
+// its own batches, the admin key ($SLUICE_ADMIN_KEY) every batch; nobody else sees any.
 func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, cost func(string, sluice.Usage) float64) (http.Handler, error) {
 	dash, err := ui.New(ui.Config{
 		Store: st, Cost: cost, Title: "sluice serve",
@@ -165,6 +130,10 @@ func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, cost func(string, s
 			return tenant, tenant != ""
 		},
 		JobsOf: func(ctx context.Context, owner string) ([]*sluice.Job, error) {
+			if owner == "" { // the admin key: every batch's job, newest first
+				jobs, err := st.Jobs(ctx, "")
+				return jobs[:min(len(jobs), dashboardBatches)], err
+			}
 			page, err := srv.Service().ListBatches(ctx, owner, service.ListParams{Limit: dashboardBatches})
 			if err != nil {
 				return nil, err
@@ -181,6 +150,13 @@ func withDashboard(srv *sluicehttp.Server, st *sqlite.Store, cost func(string, s
 				jobs = append(jobs, job)
 			}
 			return jobs, nil
+		},
+		Owns: func(ctx context.Context, owner, id string) (bool, error) {
+			_, err := srv.Service().Batch(ctx, owner, id)
+			if service.ErrorCode(err) == service.ENOTFOUND {
+				return false, nil
+			}
+			return err == nil, err
 		},
 	})
 	if err != nil {
@@ -247,7 +223,7 @@ func writeHTMLReport(ctx context.Context, e *env, storeFlag, pricesFlag, id, fil
 	}
 	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
 	w := bufio.NewWriter(tmp)
-	err = ui.WriteReport(ctx, w, id, ui.ReportConfig{Store: st, Cost: priceFn(prices)})
+	err = ui.WriteReport(ctx, w, id, ui.ReportConfig{Store: st, Cost: prices.OnlineCost})
 	if err == nil {
 		err = w.Flush()
 	}

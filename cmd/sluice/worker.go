@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/storeurl"
 )
 
 // sharedLease is the lease of runs on a store that many processes share: short, so that
@@ -30,6 +31,7 @@ type workerFlags struct {
 	concurrency int
 	prices      string
 	grace       time.Duration
+	observe     observeFlags // --metrics-addr, --log-level (observe.go)
 }
 
 func newWorkerCmd(e *env) *cobra.Command {
@@ -63,6 +65,7 @@ loses nothing: its requests go back to pending when its heartbeats stop.`,
 	fs.IntVar(&f.concurrency, "concurrency", 0, "requests in flight at once in this worker (default: the job's)")
 	fs.StringVar(&f.prices, "prices", "", "a prices file overriding the built-in table (for --max-cost)")
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "on Ctrl-C, how long requests in flight may finish before they are cut off")
+	f.observe.register(fs)
 	return cmd
 }
 
@@ -72,15 +75,28 @@ func runWorker(cmd *cobra.Command, e *env, f *workerFlags) error {
 		return usageError("--poll must be positive and --concurrency must not be negative")
 	}
 	ctx := cmd.Context()
-	st, where, err := openStore(ctx, e, f.store)
+	loc, err := storeLocation(e, f.store)
+	if err != nil {
+		return err
+	}
+	if loc.Kind != storeurl.Postgres {
+		return usageError("store %s: workers share jobs through a PostgreSQL store (--store postgres://… or $SLUICE_STORE); a SQLite store is run by one sluice run at a time", loc)
+	}
+	st, where, err := openLocation(ctx, loc)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	reg, ok := st.(sluice.WorkerRegistry)
 	if !ok {
-		return usageError("store %s: workers share jobs through a PostgreSQL store (--store postgres://…); a SQLite store is run by one sluice run at a time", where)
+		return fmt.Errorf("store %s keeps no workers", where)
 	}
+	m, stopMetrics, err := startMetrics(e, f.observe.metricsAddr) // one server for every job
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	f.observe.metrics = m
 	in := newInterrupt(ctx, e, f.grace, drainRuns, "")
 	defer in.stop()
 	w := &worker{e: e, f: f, st: st, reg: reg, skip: map[string]bool{}}
@@ -180,7 +196,7 @@ func (w *worker) work(ctx context.Context, job *sluice.Job) error {
 	if err != nil {
 		return err
 	}
-	rf := &runFlags{simConfig: demoSim()}
+	rf := &runFlags{simConfig: demoSim(), observe: w.f.observe}
 	eng, closeUp, err := newEngine(w.e, rf, workerStore{w.st}, o, prices, "")
 	if err != nil {
 		return err

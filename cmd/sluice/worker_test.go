@@ -101,11 +101,16 @@ func TestWorkersShareAPostgresJob(t *testing.T) {
 	}
 }
 
-// TestWorkerNeedsPostgres: a worker on a SQLite store is a usage error that says why.
+// TestWorkerNeedsPostgres: a worker on a SQLite store is a usage error that says why,
+// and creates no store.
 func TestWorkerNeedsPostgres(t *testing.T) {
-	res := runCLI(t, nil, "worker", "--store", filepath.Join(t.TempDir(), "s.db"))
+	path := filepath.Join(t.TempDir(), "s.db")
+	res := runCLI(t, nil, "worker", "--store", path)
 	if res.code != exitUsage || !strings.Contains(res.stderr, "PostgreSQL") {
 		t.Errorf("exit %d, stderr %q; want a usage error naming PostgreSQL", res.code, res.stderr)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Errorf("the worker created a SQLite store at %s", path)
 	}
 }
 

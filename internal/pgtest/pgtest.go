@@ -4,13 +4,13 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/url"
 	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-llm/sluice/internal/ids"
 )
 
 // URLEnv names the database the tests use; without it they are skipped.
@@ -31,9 +31,7 @@ func URL(tb testing.TB) string {
 func SchemaURL(tb testing.TB) (string, string) {
 	tb.Helper()
 	base := URL(tb)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "sluice_test_" + hex.EncodeToString(b)
+	schema := "sluice_test_" + ids.Hex(6)
 	u, err := url.Parse(base)
 	if err != nil {
 		tb.Fatalf("%s: %v", URLEnv, err)

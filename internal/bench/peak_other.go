@@ -1,6 +1,6 @@
 //go:build !linux
 
-package main
+package bench
 
 // resetPeakRSS cannot reset the peak RSS here: vmHWMMB measures from the start.
 func resetPeakRSS() {}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -61,17 +61,17 @@ const (
 	gwStreamBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hi in one word."}],"max_tokens":16,"stream":true}`
 )
 
-func gatewayBenchScenarios() []benchScenario {
-	return []benchScenario{
+func gatewayScenarios() []Scenario {
+	return []Scenario{
 		{
-			name: "gateway", what: fmt.Sprintf("online requests through sluice serve's gateway (keys, limits, budgets, usage on) vs straight to a zero-latency simulator on 127.0.0.1: added p50 ≤ %.1f ms and p99 ≤ %.0f ms sequential, ≥ %.1f× direct req/s at concurrency %d with ≤ %.1f ms CPU a request, ≤ %.1f ms more to a stream's first byte, peak RSS ≤ %d MB",
+			Name: "gateway", What: fmt.Sprintf("online requests through sluice serve's gateway (keys, limits, budgets, usage on) vs straight to a zero-latency simulator on 127.0.0.1: added p50 ≤ %.1f ms and p99 ≤ %.0f ms sequential, ≥ %.1f× direct req/s at concurrency %d with ≤ %.1f ms CPU a request, ≤ %.1f ms more to a stream's first byte, peak RSS ≤ %d MB",
 				gwTargetP50, gwTargetP99, gwTargetRatio, gwConcurrency, gwTargetCPU, gwTargetTTFB, gwTargetRSS),
-			requests: 1, run: runGatewayBench,
+			Requests: 1, run: runGatewayBench,
 		},
 		{
-			name: "gateway-batch", what: fmt.Sprintf("online p95 through the gateway while a batch runs on the same upstream engine (simulator latency %v, hidden %d RPM with headers, engine concurrency %d): within %.0f%% of idle",
+			Name: "gateway-batch", What: fmt.Sprintf("online p95 through the gateway while a batch runs on the same upstream engine (simulator latency %v, hidden %d RPM with headers, engine concurrency %d): within %.0f%% of idle",
 				gwBatchSimTTFT, gwBatchSimRPM, gwBatchEngineCon, (gwTargetP95Ratio-1)*100),
-			requests: 20000, concurrency: gwBatchEngineCon, maxTokens: 16, run: runGatewayBatchBench,
+			Requests: 20000, Concurrency: gwBatchEngineCon, maxTokens: 16, run: runGatewayBatchBench,
 			sim: sim.Config{Seed: 1, TTFT: gwBatchSimTTFT, RPM: gwBatchSimRPM},
 		},
 	}
@@ -166,7 +166,10 @@ func startGatewayBench(ctx context.Context, dir string, simCfg sim.Config, concu
 	}
 	b.closers = append(b.closers, func() { _ = gw.Close(context.WithoutCancel(ctx)) })
 	var limits sluicehttp.Limits
-	hs := sluicehttp.NewHTTPServer(serveMux(srv.Handler(), gw), limits, slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn))
+	mux := http.NewServeMux()
+	gw.Register(mux)
+	mux.Handle("/", srv.Handler())
+	hs := sluicehttp.NewHTTPServer(mux, limits, slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn))
 	wrap := func(ln net.Listener) net.Listener { return sluicehttp.Listen(ln, limits) }
 	if b.proxied, err = b.serveOn(nil, wrap, hs); err != nil {
 		return nil, err
@@ -269,7 +272,7 @@ type gwFigures struct {
 	directTTFB, addedTTFB                    float64
 }
 
-func runGatewayBench(ctx context.Context, sc benchScenario, dir, _ string) (*benchResult, error) {
+func runGatewayBench(ctx context.Context, sc Scenario, dir, _ string) (*Result, error) {
 	b, err := startGatewayBench(ctx, dir, sim.Config{Seed: 1}, sluice.DefaultConcurrency)
 	if err != nil {
 		return nil, err
@@ -329,7 +332,7 @@ func runGatewayBench(ctx context.Context, sc benchScenario, dir, _ string) (*ben
 	}
 	f.directTTFB, f.addedTTFB = gwMedian(dts), gwMedian(ats)
 
-	r := &benchResult{Scenario: sc.name, Requests: total, Wall: time.Since(start).Seconds(), PeakRSSMB: vmHWMMB(),
+	r := &Result{Scenario: sc.Name, Requests: total, Wall: time.Since(start).Seconds(), PeakRSSMB: vmHWMMB(),
 		Throughput: f.proxiedRPS, Concurrency: gwConcurrency}
 	ratio := f.proxiedRPS / f.directRPS
 	r.Pass = f.addedP50 <= gwTargetP50 && f.addedP99 <= gwTargetP99 && ratio >= gwTargetRatio &&
@@ -367,8 +370,8 @@ func alternate(round int, direct, proxied string) []string {
 
 // runGatewayBatchBench measures online p95 through the gateway while a batch runs on the
 // same engine, against idle measured half before the batch and half after.
-func runGatewayBatchBench(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error) {
-	b, err := startGatewayBench(ctx, dir, sc.sim, sc.concurrency)
+func runGatewayBatchBench(ctx context.Context, sc Scenario, dir, input string) (*Result, error) {
+	b, err := startGatewayBench(ctx, dir, sc.sim, sc.Concurrency)
 	if err != nil {
 		return nil, err
 	}
@@ -426,8 +429,8 @@ func runGatewayBatchBench(ctx context.Context, sc benchScenario, dir, input stri
 		return nil, err
 	}
 	p95Idle, p95Loaded := gwQuantile(idle, 0.95), gwQuantile(loaded, 0.95)
-	r := &benchResult{Scenario: sc.name, Requests: int64(2*gwBatchOnlineN) + batchDone, Wall: time.Since(start).Seconds(),
-		PeakRSSMB: peakRSSMB(), Concurrency: sc.concurrency}
+	r := &Result{Scenario: sc.Name, Requests: int64(2*gwBatchOnlineN) + batchDone, Wall: time.Since(start).Seconds(),
+		PeakRSSMB: peakRSSMB(), Concurrency: sc.Concurrency}
 	r.Pass = p95Loaded <= p95Idle*gwTargetP95Ratio
 	d95Loaded, d95Idle := gwQuantile(loadedDirect, 0.95), gwQuantile(idleDirect, 0.95)
 	r.Verdict = fmt.Sprintf("online p95 %.1f ms beside the batch vs %.1f ms idle = %.2f× (target ≤ %.2f×); p50 %.1f vs %.1f ms; "+

@@ -1,11 +1,9 @@
-package main
+package bench
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-llm/sluice/internal/ids"
 	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/postgres"
 	"github.com/sluice-llm/sluice/sim"
@@ -31,29 +30,29 @@ import (
 
 // The scenarios of many workers on one PostgreSQL store (issue 12): each runs sluice run
 // and sluice worker as processes of this binary, against one simulator served on
-// 127.0.0.1, with the store that $SLUICE_STORE names (a postgres:// URL; each scenario
+// 127.0.0.1, with the store that Options.StoreURL ($SLUICE_STORE) names (a postgres:// URL; each scenario
 // works in a schema of its own, dropped after).
-func workerBenchScenarios() []benchScenario {
-	return []benchScenario{
+func workerBenchScenarios() []Scenario {
+	return []Scenario{
 		{
-			name: "workers-kill", what: "3 processes (run + 2 workers, concurrency 64 each), 20,000 requests, 50 ms latency, one worker SIGKILLed mid-run: every custom_id exactly once, re-paid ≤ 64 (the killed worker's concurrency)",
-			requests: 20_000, concurrency: 64, maxTokens: 16, sim: sim.Config{TTFT: 50 * time.Millisecond},
-			run: func(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error) {
+			Name: "workers-kill", What: "3 processes (run + 2 workers, concurrency 64 each), 20,000 requests, 50 ms latency, one worker SIGKILLed mid-run: every custom_id exactly once, re-paid ≤ 64 (the killed worker's concurrency)",
+			Requests: 20_000, Concurrency: 64, maxTokens: 16, sim: sim.Config{TTFT: 50 * time.Millisecond},
+			run: func(ctx context.Context, sc Scenario, dir, input string) (*Result, error) {
 				f, err := runFleet(ctx, sc, dir, input, 3, true)
 				if err != nil {
 					return nil, err
 				}
 				r := f.result(sc)
-				r.Pass = r.Exact && f.repaid <= int64(sc.concurrency)
+				r.Pass = r.Exact && f.repaid <= int64(sc.Concurrency)
 				r.Verdict = fmt.Sprintf("exactly once: %v; re-paid %d (answered twice by the simulator; target ≤ %d); the ledger took back %d from the dead worker (claimed, not all sent); killed after %d answers; %.0f req/s",
-					r.Exact, f.repaid, sc.concurrency, f.ledgerRepaid, f.killedAt, f.steady)
+					r.Exact, f.repaid, sc.Concurrency, f.ledgerRepaid, f.killedAt, f.steady)
 				return r, nil
 			},
 		},
 		{
-			name: "workers-limit", what: "4 processes (run + 3 workers, concurrency 64 each) against a hidden 6,000 RPM limit, none given: ≥ 90% of the limit, ≤ 2% of answers 429",
-			requests: 8_000, concurrency: 64, maxTokens: 16, sim: sim.Config{RPM: 6000, TTFT: 50 * time.Millisecond},
-			run: func(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error) {
+			Name: "workers-limit", What: "4 processes (run + 3 workers, concurrency 64 each) against a hidden 6,000 RPM limit, none given: ≥ 90% of the limit, ≤ 2% of answers 429",
+			Requests: 8_000, Concurrency: 64, maxTokens: 16, sim: sim.Config{RPM: 6000, TTFT: 50 * time.Millisecond},
+			run: func(ctx context.Context, sc Scenario, dir, input string) (*Result, error) {
 				f, err := runFleet(ctx, sc, dir, input, 4, false)
 				if err != nil {
 					return nil, err
@@ -69,8 +68,8 @@ func workerBenchScenarios() []benchScenario {
 			},
 		},
 		{
-			name: "workers-scaling", what: "200 ms latency, no limit, 1, 2 and 4 processes (concurrency 64 each): ≥ 0.9× linear throughput",
-			requests: 8_000, concurrency: 64, maxTokens: 16, sim: sim.Config{TTFT: 200 * time.Millisecond},
+			Name: "workers-scaling", What: "200 ms latency, no limit, 1, 2 and 4 processes (concurrency 64 each): ≥ 0.9× linear throughput",
+			Requests: 8_000, Concurrency: 64, maxTokens: 16, sim: sim.Config{TTFT: 200 * time.Millisecond},
 			run: runWorkersScaling,
 		},
 	}
@@ -78,9 +77,9 @@ func workerBenchScenarios() []benchScenario {
 
 // runWorkersScaling runs the input with 1, 2 and 4 processes and compares their steady
 // throughput with the first's times their number.
-func runWorkersScaling(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error) {
+func runWorkersScaling(ctx context.Context, sc Scenario, dir, input string) (*Result, error) {
 	var rates []float64
-	var last *benchResult
+	var last *Result
 	exact := true
 	for _, n := range []int{1, 2, 4} {
 		f, err := runFleet(ctx, sc, dir, input, n, false)
@@ -95,7 +94,7 @@ func runWorkersScaling(ctx context.Context, sc benchScenario, dir, input string)
 	last.Exact = exact
 	last.Pass = exact && r2 >= 0.9 && r4 >= 0.9
 	last.Verdict = fmt.Sprintf("%.0f, %.0f and %.0f req/s with 1, 2 and 4 processes: %.2f× and %.2f× linear (target ≥ 0.9×; Little's law: %.0f req/s a process), exactly once: %v",
-		rates[0], rates[1], rates[2], r2, r4, float64(sc.concurrency)/sc.sim.TTFT.Seconds(), exact)
+		rates[0], rates[1], rates[2], r2, r4, float64(sc.Concurrency)/sc.sim.TTFT.Seconds(), exact)
 	return last, nil
 }
 
@@ -111,18 +110,18 @@ type fleet struct {
 	exact        bool
 }
 
-func (f *fleet) result(sc benchScenario) *benchResult {
-	r := &benchResult{Scenario: sc.name, Concurrency: sc.concurrency, Requests: f.requests, Sent: f.sent,
+func (f *fleet) result(sc Scenario) *Result {
+	r := &Result{Scenario: sc.Name, Concurrency: sc.Concurrency, Requests: f.requests, Sent: f.sent,
 		Throttled: f.thrott, Wall: f.wall.Seconds(), PeakRSSMB: peakRSSMB(), Exact: f.exact}
 	r.Throughput = float64(r.Requests) / r.Wall
 	return r
 }
 
 // runFleet runs input with sluice run and n-1 sluice workers (processes of this binary)
-// on a fresh schema of $SLUICE_STORE, against the scenario's simulator on 127.0.0.1;
+// on a fresh schema of Options.StoreURL, against the scenario's simulator on 127.0.0.1;
 // with kill, the first worker is SIGKILLed once 30% of the requests are answered.
-func runFleet(ctx context.Context, sc benchScenario, dir, input string, n int, kill bool) (*fleet, error) {
-	storeURL, drop, err := benchSchema(ctx, sc.name)
+func runFleet(ctx context.Context, sc Scenario, dir, input string, n int, kill bool) (*fleet, error) {
+	storeURL, drop, err := benchSchema(ctx, sc.storeURL, sc.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -132,12 +131,12 @@ func runFleet(ctx context.Context, sc benchScenario, dir, input string, n int, k
 		return nil, err
 	}
 	defer up.close()
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+	exe := sc.exe
+	if exe == "" {
+		return nil, errors.New("the workers scenarios run sluice processes: no sluice binary (Options.Exe)")
 	}
-	out := filepath.Join(dir, sc.name+".out.jsonl")
-	conc := strconv.Itoa(sc.concurrency)
+	out := filepath.Join(dir, sc.Name+".out.jsonl")
+	conc := strconv.Itoa(sc.Concurrency)
 	env := append(os.Environ(), "OPENAI_API_KEY=sk-bench", "SLUICE_STORE="+storeURL)
 	var logs []*bytes.Buffer // each process's stderr
 	command := func(args ...string) *exec.Cmd {
@@ -169,7 +168,7 @@ func runFleet(ctx context.Context, sc benchScenario, dir, input string, n int, k
 	}
 	f := &fleet{}
 	if kill && len(workers) > 0 {
-		f.killedAt = up.killWhen(int64(sc.requests)*3/10, workers[0].Process)
+		f.killedAt = up.killWhen(int64(sc.Requests)*3/10, workers[0].Process)
 	}
 	runErr := run.Wait()
 	f.wall = time.Since(start)
@@ -189,7 +188,7 @@ func runFleet(ctx context.Context, sc benchScenario, dir, input string, n int, k
 	up.close()
 	f.sent, f.thrott = up.sim.Stats().Requests, up.sim.Stats().Throttled
 	f.repaid, f.steady = up.summary()
-	if err := f.check(ctx, storeURL, out, sc.requests); err != nil {
+	if err := f.check(ctx, storeURL, out, sc.Requests); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -241,10 +240,9 @@ func (f *fleet) check(ctx context.Context, storeURL, out string, n int) error {
 	return sc.Err()
 }
 
-// benchSchema is $SLUICE_STORE with a schema of the scenario's own, and a function that
-// drops the schema.
-func benchSchema(ctx context.Context, name string) (string, func(), error) {
-	base := os.Getenv("SLUICE_STORE")
+// benchSchema is the store URL base (Options.StoreURL, $SLUICE_STORE in the sluice
+// command) with a schema of the scenario's own, and a function that drops the schema.
+func benchSchema(ctx context.Context, base, name string) (string, func(), error) {
 	if loc, err := storeurl.Parse(base); base == "" || err != nil || loc.Kind != storeurl.Postgres {
 		return "", nil, errors.New("the workers scenarios need a PostgreSQL store: set SLUICE_STORE=postgres://…")
 	}
@@ -252,9 +250,7 @@ func benchSchema(ctx context.Context, name string) (string, func(), error) {
 	if err != nil {
 		return "", nil, errors.New("malformed SLUICE_STORE URL")
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	schema := "bench_" + hex.EncodeToString(b)
+	schema := "bench_" + ids.Hex(4)
 	q := u.Query()
 	q.Set(postgres.SchemaParam, schema)
 	u.RawQuery = q.Encode()

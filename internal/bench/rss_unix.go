@@ -1,10 +1,11 @@
 //go:build unix
 
-package main
+package bench
 
 import (
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // peakRSSMB is the process's peak resident set size in MB.
@@ -17,4 +18,13 @@ func peakRSSMB() float64 {
 		return float64(ru.Maxrss) / (1 << 20) // bytes
 	}
 	return float64(ru.Maxrss) / 1024 // KiB
+}
+
+// cpuTime is the CPU time (user and system) the process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -27,13 +27,13 @@ const batchBenchPoll = 20 * time.Millisecond
 // 127.0.0.1 over a zero-latency simulator. Wall is the whole; Client is the time spent
 // in sluice batch's own work (everything but the sleeps between polls and the provider's
 // run, which a poll only waits on).
-func runBatchBench(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error) {
-	base, s, stop, err := startBenchServe(ctx, sc, dir, sc.name+"-serve")
+func runBatchBench(ctx context.Context, sc Scenario, dir, input string) (*Result, error) {
+	base, s, stop, err := startBenchServe(ctx, sc, dir, sc.Name+"-serve")
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.name+".db"))
+	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.Name+".db"))
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func runBatchBench(ctx context.Context, sc benchScenario, dir, input string) (*b
 		}
 	}
 	t := time.Now()
-	out := filepath.Join(dir, sc.name+".output.jsonl")
+	out := filepath.Join(dir, sc.Name+".output.jsonl")
 	if _, err := writeOutputFiles(ctx, st, job.ID, out, ""); err != nil {
 		return nil, err
 	}
@@ -97,16 +97,16 @@ func runBatchBench(ctx context.Context, sc benchScenario, dir, input string) (*b
 	if err != nil {
 		return nil, err
 	}
-	res := &benchResult{
-		Scenario: sc.name, Concurrency: sc.concurrency, Requests: stats.Done + stats.Failed, Sent: s.Stats().Requests,
+	res := &Result{
+		Scenario: sc.Name, Concurrency: sc.Concurrency, Requests: stats.Done + stats.Failed, Sent: s.Stats().Requests,
 		Wall: wall.Seconds(), PeakRSSMB: peakRSSMB(), Parts: len(parts),
 		SubmitSeconds: submitted.Seconds(), StepSeconds: stepping.Seconds(), WriteSeconds: written.Seconds(),
 	}
 	res.Throughput = float64(res.Requests) / res.Wall
-	if res.Exact, err = checkOwnAnswers(ctx, st, job.ID, sc.requests); err != nil {
+	if res.Exact, err = checkOwnAnswers(ctx, st, job.ID, sc.Requests); err != nil {
 		return nil, err
 	}
-	res.Exact = res.Exact && res.Sent == int64(sc.requests)
+	res.Exact = res.Exact && res.Sent == int64(sc.Requests)
 	res.Pass, res.Verdict = sc.check(res)
 	return res, nil
 }

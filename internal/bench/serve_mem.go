@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -44,14 +42,14 @@ var serveMemShapes = []struct {
 	{4 << 20, "letters"},
 }
 
-func serveMemScenario() benchScenario {
-	return benchScenario{
-		name: "serve-mem",
-		what: fmt.Sprintf("%d tenants each upload a %d MB file of text without spaces (prompts of 256 KiB to 4 MiB) to sluice serve and run it as a batch at once: peak RSS ≤ %d MB",
+func serveMemScenario() Scenario {
+	return Scenario{
+		Name: "serve-mem",
+		What: fmt.Sprintf("%d tenants each upload a %d MB file of text without spaces (prompts of 256 KiB to 4 MiB) to sluice serve and run it as a batch at once: peak RSS ≤ %d MB",
 			serveMemTenants, serveMemFileBytes/1_000_000, serveMemTargetMB),
-		concurrency: serveMemConcurrency,
+		Concurrency: serveMemConcurrency,
 		run:         runServeMemBench,
-		check: func(r *benchResult) (bool, string) {
+		check: func(r *Result) (bool, string) {
 			return r.Exact && r.PeakRSSMB <= serveMemTargetMB,
 				fmt.Sprintf("peak RSS %.0f MB (target ≤ %d MB) over %d MB of uploads in %.1fs, every batch complete: %v",
 					r.PeakRSSMB, serveMemTargetMB, serveMemTenants*serveMemFileBytes/1_000_000, r.Wall, r.Exact)
@@ -62,7 +60,7 @@ func serveMemScenario() benchScenario {
 // runServeMemBench writes the tenants' files, starts sluice serve in this process, and
 // measures the process's peak RSS from the first upload until every batch is complete.
 // It writes its own inputs: the one runBench writes is empty.
-func runServeMemBench(ctx context.Context, sc benchScenario, dir, _ string) (*benchResult, error) {
+func runServeMemBench(ctx context.Context, sc Scenario, dir, _ string) (*Result, error) {
 	inputs := make([]string, serveMemTenants)
 	lines := make([]int, serveMemTenants)
 	for i := range inputs {
@@ -92,15 +90,27 @@ func runServeMemBench(ctx context.Context, sc benchScenario, dir, _ string) (*be
 	errs := make([]error, serveMemTenants)
 	for i := range serveMemTenants {
 		wg.Go(func() {
-			c := &benchClient{base: base, http: &http.Client{}, key: keys[i]}
-			done[i], errs[i] = c.runBatch(ctx, inputs[i])
+			c, err := newClient(base, keys[i])
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			b, err := c.createBatch(ctx, inputs[i])
+			if err == nil {
+				b, err = c.waitBatch(ctx, b.ID, 50*time.Millisecond, completed)
+			}
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			done[i] = b.RequestCounts.Completed
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	r := &benchResult{Scenario: sc.name, Concurrency: sc.concurrency, Sent: s.Stats().Requests,
+	r := &Result{Scenario: sc.Name, Concurrency: sc.Concurrency, Sent: s.Stats().Requests,
 		Wall: time.Since(start).Seconds(), PeakRSSMB: vmHWMMB(), Exact: true}
 	for i, n := range done {
 		r.Requests += n
@@ -111,48 +121,10 @@ func runServeMemBench(ctx context.Context, sc benchScenario, dir, _ string) (*be
 	return r, nil
 }
 
-// runBatch uploads input, creates a batch of it and polls the batch until it is
-// completed; it returns the requests completed.
-func (c *benchClient) runBatch(ctx context.Context, input string) (int64, error) {
-	fileID, err := c.upload(ctx, input)
-	if err != nil {
-		return 0, err
-	}
-	var b struct {
-		ID            string `json:"id"`
-		Status        string `json:"status"`
-		RequestCounts struct {
-			Completed int64 `json:"completed"`
-		} `json:"request_counts"`
-		Errors any `json:"errors"`
-	}
-	create := fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}`, fileID)
-	if err := c.do(ctx, http.MethodPost, "/batches", "application/json", strings.NewReader(create), &b); err != nil {
-		return 0, err
-	}
-	tick := time.NewTicker(50 * time.Millisecond) // polling is the client protocol
-	defer tick.Stop()
-	for b.Status != "completed" {
-		switch b.Status {
-		case "failed", "expired", "cancelled":
-			return 0, fmt.Errorf("batch %s ended %s: %v", b.ID, b.Status, b.Errors)
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-		if err := c.do(ctx, http.MethodGet, "/batches/"+b.ID, "", nil, &b); err != nil {
-			return 0, err
-		}
-	}
-	return b.RequestCounts.Completed, nil
-}
-
 // startServeMem starts sluice serve as the serve command does (the same limits, a zero-
 // latency simulator) for the given client keys; stop shuts it down.
-func startServeMem(ctx context.Context, sc benchScenario, dir string, keys []string) (base string, s *sim.Server, stop func(), err error) {
-	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.name+".db"))
+func startServeMem(ctx context.Context, sc Scenario, dir string, keys []string) (base string, s *sim.Server, stop func(), err error) {
+	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.Name+".db"))
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -166,11 +138,11 @@ func startServeMem(ctx context.Context, sc benchScenario, dir string, keys []str
 	if err != nil {
 		return fail(err)
 	}
-	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.concurrency})
+	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.Concurrency})
 	if err != nil {
 		return fail(err)
 	}
-	cfg := service.Config{Store: st, FilesDir: filepath.Join(dir, sc.name+".files"),
+	cfg := service.Config{Store: st, FilesDir: filepath.Join(dir, sc.Name+".files"),
 		Routes: []service.Route{{Name: simUpstreamName, Engine: eng}}}
 	for _, k := range keys {
 		cfg.KeyHashes = append(cfg.KeyHashes, service.HashKey(k))

@@ -1,14 +1,12 @@
-package main
+package bench
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,25 +28,26 @@ const (
 	serveFairSmall    = 100
 	serveFairRounds   = 5 // measurements of the small batch, idle and loaded; the median counts
 	serveFairMaxRatio = 2.0
+	servePoll         = 10 * time.Millisecond // how often the scenarios poll a batch
 )
 
-func serveBenchScenarios() []benchScenario {
-	return []benchScenario{
+func serveBenchScenarios() []Scenario {
+	return []Scenario{
 		{
-			name: "serve-load", what: fmt.Sprintf("%d batches of %d lines from %d keys at once through sluice serve, zero-latency simulator, concurrency 256: every output exact, req/s and peak RSS",
+			Name: "serve-load", What: fmt.Sprintf("%d batches of %d lines from %d keys at once through sluice serve, zero-latency simulator, concurrency 256: every output exact, req/s and peak RSS",
 				serveLoadBatches, serveLoadLines, serveLoadKeys),
-			requests: serveLoadLines, concurrency: 256, maxTokens: 16, run: runServeLoadBench,
-			check: func(r *benchResult) (bool, string) {
+			Requests: serveLoadLines, Concurrency: 256, maxTokens: 16, run: runServeLoadBench,
+			check: func(r *Result) (bool, string) {
 				return r.Exact, fmt.Sprintf("%d requests in %d batches at %.0f req/s, peak RSS %.0f MB, every output exact: %v",
 					r.Requests, serveLoadBatches, r.Throughput, r.PeakRSSMB, r.Exact)
 			},
 		},
 		{
-			name: "serve-fair", what: fmt.Sprintf("while one key runs %d batches of %d lines, another key's %d-line batch finishes within %.0f× its time on an idle server (simulator latency 200 ms, concurrency 256)",
+			Name: "serve-fair", What: fmt.Sprintf("while one key runs %d batches of %d lines, another key's %d-line batch finishes within %.0f× its time on an idle server (simulator latency 200 ms, concurrency 256)",
 				serveFairBatches, serveFairLines, serveFairSmall, serveFairMaxRatio),
-			requests: serveFairSmall, concurrency: 256, maxTokens: 16, run: runServeFairBench,
+			Requests: serveFairSmall, Concurrency: 256, maxTokens: 16, run: runServeFairBench,
 			sim: sim.Config{Seed: 1, TTFT: 200 * time.Millisecond, Jitter: 0.2},
-			check: func(r *benchResult) (bool, string) {
+			check: func(r *Result) (bool, string) {
 				ratio := r.Wall / r.BaselineWall
 				return r.Exact && ratio <= serveFairMaxRatio,
 					fmt.Sprintf("small batch %.3fs under load vs %.3fs idle = %.2f× (target ≤ %.0f×), outputs exact: %v",
@@ -63,8 +62,8 @@ func serveBenchKeyN(n int) string { return fmt.Sprintf("sk-bench-tenant-%d", n) 
 
 // startTenantServe starts a sluice serve on 127.0.0.1 over its own simulator and a fresh
 // store, taking keys client keys; stop shuts it down.
-func startTenantServe(ctx context.Context, sc benchScenario, dir string, keys int) (base string, s *sim.Server, stop func(), err error) {
-	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.name+".db"))
+func startTenantServe(ctx context.Context, sc Scenario, dir string, keys int) (base string, s *sim.Server, stop func(), err error) {
+	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.Name+".db"))
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -78,7 +77,7 @@ func startTenantServe(ctx context.Context, sc benchScenario, dir string, keys in
 	if err != nil {
 		return fail(err)
 	}
-	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.concurrency})
+	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.Concurrency})
 	if err != nil {
 		return fail(err)
 	}
@@ -87,7 +86,7 @@ func startTenantServe(ctx context.Context, sc benchScenario, dir string, keys in
 		hashes = append(hashes, service.HashKey(serveBenchKeyN(i)))
 	}
 	svc, err := service.New(ctx, service.Config{
-		Store: st, FilesDir: filepath.Join(dir, sc.name+".files"),
+		Store: st, FilesDir: filepath.Join(dir, sc.Name+".files"),
 		Routes:    []service.Route{{Name: simUpstreamName, Engine: eng}},
 		KeyHashes: hashes,
 	})
@@ -102,66 +101,13 @@ func startTenantServe(ctx context.Context, sc benchScenario, dir string, keys in
 	return base, s, stop, nil
 }
 
-// benchBatch is what the scenarios read of a batch.
-type benchBatch struct {
-	ID            string `json:"id"`
-	Status        string `json:"status"`
-	OutputFileID  string `json:"output_file_id"`
-	RequestCounts struct {
-		Total     int64 `json:"total"`
-		Completed int64 `json:"completed"`
-		Failed    int64 `json:"failed"`
-	} `json:"request_counts"`
-}
-
-// createBenchBatch uploads input and creates a batch over it.
-func (c *benchClient) createBenchBatch(ctx context.Context, input string) (*benchBatch, error) {
-	fileID, err := c.upload(ctx, input)
-	if err != nil {
-		return nil, err
-	}
-	var b benchBatch
-	create := fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}`, fileID)
-	if err := c.do(ctx, http.MethodPost, "/batches", "application/json", strings.NewReader(create), &b); err != nil {
-		return nil, err
-	}
-	return &b, nil
-}
-
-// waitBenchBatch polls batch id every 10 ms (the client protocol) until done says so or
-// it ends other than completed.
-func (c *benchClient) waitBenchBatch(ctx context.Context, id string, done func(*benchBatch) bool) (*benchBatch, error) {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		var b benchBatch
-		if err := c.do(ctx, http.MethodGet, "/batches/"+id, "", nil, &b); err != nil {
-			return nil, err
-		}
-		if done(&b) {
-			return &b, nil
-		}
-		switch b.Status {
-		case "failed", "expired", "cancelled":
-			return nil, fmt.Errorf("batch %s ended %s", id, b.Status)
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func completed(b *benchBatch) bool { return b.Status == "completed" }
-
 // runChecked runs input as a batch to completion and checks its output of n requests.
-func (c *benchClient) runChecked(ctx context.Context, input string, n int, exact *bool) error {
-	b, err := c.createBenchBatch(ctx, input)
+func (c *client) runChecked(ctx context.Context, input string, n int, exact *bool) error {
+	b, err := c.createBatch(ctx, input)
 	if err != nil {
 		return err
 	}
-	if b, err = c.waitBenchBatch(ctx, b.ID, completed); err != nil {
+	if b, err = c.waitBatch(ctx, b.ID, servePoll, completed); err != nil {
 		return err
 	}
 	*exact, err = c.checkOutput(ctx, b.OutputFileID, n)
@@ -170,7 +116,7 @@ func (c *benchClient) runChecked(ctx context.Context, input string, n int, exact
 
 // runServeLoadBench runs serveLoadBatches batches of serveLoadLines lines, spread over
 // serveLoadKeys keys, all at once, and checks every output.
-func runServeLoadBench(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error) {
+func runServeLoadBench(ctx context.Context, sc Scenario, dir, input string) (*Result, error) {
 	base, s, stop, err := startTenantServe(ctx, sc, dir, serveLoadKeys)
 	if err != nil {
 		return nil, err
@@ -184,9 +130,12 @@ func runServeLoadBench(ctx context.Context, sc benchScenario, dir, input string)
 	exact := make([]bool, serveLoadBatches)
 	errs := make([]error, serveLoadBatches)
 	for i := range serveLoadBatches {
-		c := &benchClient{base: base, http: &http.Client{}, key: serveBenchKeyN(i % serveLoadKeys)}
+		c, err := newClient(base, serveBenchKeyN(i%serveLoadKeys))
+		if err != nil {
+			return nil, err
+		}
 		wg.Go(func() {
-			if errs[i] = c.runChecked(gctx, input, sc.requests, &exact[i]); errs[i] != nil {
+			if errs[i] = c.runChecked(gctx, input, sc.Requests, &exact[i]); errs[i] != nil {
 				cancel()
 			}
 		})
@@ -197,7 +146,7 @@ func runServeLoadBench(ctx context.Context, sc benchScenario, dir, input string)
 	}
 	wall := time.Since(start)
 
-	r := &benchResult{Scenario: sc.name, Concurrency: sc.concurrency, Requests: int64(serveLoadBatches * sc.requests),
+	r := &Result{Scenario: sc.Name, Concurrency: sc.Concurrency, Requests: int64(serveLoadBatches * sc.Requests),
 		Sent: s.Stats().Requests, Wall: wall.Seconds(), PeakRSSMB: peakRSSMB(),
 		Exact: !slices.Contains(exact, false)}
 	r.Throughput = float64(r.Requests) / r.Wall
@@ -208,8 +157,8 @@ func runServeLoadBench(ctx context.Context, sc benchScenario, dir, input string)
 // runServeFairBench times a small batch of key 1 on an idle server, then again while key
 // 0 runs serveFairBatches large batches, serveFairRounds times each; Wall and
 // BaselineWall are the medians.
-func runServeFairBench(ctx context.Context, sc benchScenario, dir, input string) (*benchResult, error) {
-	large := filepath.Join(dir, sc.name+"-large.jsonl")
+func runServeFairBench(ctx context.Context, sc Scenario, dir, input string) (*Result, error) {
+	large := filepath.Join(dir, sc.Name+"-large.jsonl")
 	if err := writeBenchRequests(large, serveFairLines, sc.maxTokens); err != nil {
 		return nil, err
 	}
@@ -218,20 +167,26 @@ func runServeFairBench(ctx context.Context, sc benchScenario, dir, input string)
 		return nil, err
 	}
 	defer stop()
-	heavy := &benchClient{base: base, http: &http.Client{}, key: serveBenchKeyN(0)}
-	small := &benchClient{base: base, http: &http.Client{}, key: serveBenchKeyN(1)}
+	heavy, err := newClient(base, serveBenchKeyN(0))
+	if err != nil {
+		return nil, err
+	}
+	small, err := newClient(base, serveBenchKeyN(1))
+	if err != nil {
+		return nil, err
+	}
 	exact := true
 	timeSmall := func() (time.Duration, error) {
 		start := time.Now()
-		b, err := small.createBenchBatch(ctx, input)
+		b, err := small.createBatch(ctx, input)
 		if err == nil {
-			b, err = small.waitBenchBatch(ctx, b.ID, completed)
+			b, err = small.waitBatch(ctx, b.ID, servePoll, completed)
 		}
 		if err != nil {
 			return 0, err
 		}
 		d := time.Since(start)
-		ok, err := small.checkOutput(ctx, b.OutputFileID, sc.requests)
+		ok, err := small.checkOutput(ctx, b.OutputFileID, sc.Requests)
 		exact = exact && ok
 		return d, err
 	}
@@ -248,7 +203,7 @@ func runServeFairBench(ctx context.Context, sc benchScenario, dir, input string)
 	}
 	var ids []string
 	for range serveFairBatches {
-		b, err := heavy.createBenchBatch(ctx, large)
+		b, err := heavy.createBatch(ctx, large)
 		if err != nil {
 			return nil, err
 		}
@@ -256,7 +211,7 @@ func runServeFairBench(ctx context.Context, sc benchScenario, dir, input string)
 	}
 	// Every large batch is past its start (validated, ingested) and sending.
 	for _, id := range ids {
-		if _, err := heavy.waitBenchBatch(ctx, id, func(b *benchBatch) bool {
+		if _, err := heavy.waitBatch(ctx, id, servePoll, func(b *sluice.Batch) bool {
 			return b.RequestCounts.Completed >= serveFairLines/20 || completed(b)
 		}); err != nil {
 			return nil, err
@@ -270,7 +225,7 @@ func runServeFairBench(ctx context.Context, sc benchScenario, dir, input string)
 		loaded = append(loaded, d)
 	}
 	for _, id := range ids {
-		b, err := heavy.waitBenchBatch(ctx, id, completed)
+		b, err := heavy.waitBatch(ctx, id, servePoll, completed)
 		if err != nil {
 			return nil, err
 		}
@@ -280,8 +235,8 @@ func runServeFairBench(ctx context.Context, sc benchScenario, dir, input string)
 		}
 		exact = exact && ok
 	}
-	r := &benchResult{Scenario: sc.name, Concurrency: sc.concurrency,
-		Requests: int64(2*serveFairRounds*sc.requests + serveFairBatches*serveFairLines), Sent: s.Stats().Requests,
+	r := &Result{Scenario: sc.Name, Concurrency: sc.Concurrency,
+		Requests: int64(2*serveFairRounds*sc.Requests + serveFairBatches*serveFairLines), Sent: s.Stats().Requests,
 		Wall: median(loaded).Seconds(), BaselineWall: median(idle).Seconds(), PeakRSSMB: peakRSSMB(), Exact: exact}
 	r.Throughput = float64(r.Requests) / r.Wall
 	r.Pass, r.Verdict = sc.check(r)

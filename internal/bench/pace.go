@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"fmt"
@@ -16,18 +16,18 @@ const (
 	paceLimitTime   = time.Minute
 )
 
-// paceScenarios are registered in benchScenarios.
-func paceScenarios() []benchScenario {
+// paceScenarios are registered in Scenarios.
+func paceScenarios() []Scenario {
 	bound := float64(paceConcurrency) / paceLatency.Seconds() // Little's law: C/L
 	limit := sim.Config{RPM: paceLimitRPM, TTFT: 30 * time.Millisecond, Jitter: 0.2}
 	noHeaders := limit
 	noHeaders.NoLimitHeaders, noHeaders.NoRetryAfter = true, true
-	return []benchScenario{
+	return []Scenario{
 		{
-			name: "random429", what: fmt.Sprintf("an overloaded relay answers 2%% of requests 429 at random (no retry-after, no limit headers), latency 20 ms, concurrency 64: ≥ 80%% of C/L = %.0f req/s, every request done", bound),
-			requests: 40_000, concurrency: paceConcurrency, maxTokens: 16,
+			Name: "random429", What: fmt.Sprintf("an overloaded relay answers 2%% of requests 429 at random (no retry-after, no limit headers), latency 20 ms, concurrency 64: ≥ 80%% of C/L = %.0f req/s, every request done", bound),
+			Requests: 40_000, Concurrency: paceConcurrency, maxTokens: 16,
 			sim: sim.Config{Seed: 5, TTFT: paceLatency, Random429: 0.02},
-			check: func(r *benchResult) (bool, string) {
+			check: func(r *Result) (bool, string) {
 				ratio := r.Throughput / bound
 				throttled := float64(r.Throttled) / float64(max(1, r.Sent))
 				return ratio >= 0.8 && r.Exact,
@@ -38,16 +38,16 @@ func paceScenarios() []benchScenario {
 		{
 			// With headers sluice paces itself to the limit's rate and leaves the
 			// upstream's initial minute of allowance alone: judged against the rate.
-			name: "limit-30ms", what: "hidden 6,000 RPM with limit headers, latency 30 ms, concurrency 128, 1 minute: ≥ 97% of the limit's 100 req/s, ≤ 1% 429s",
-			requests: 30_000, concurrency: 128, maxTokens: 16, duration: paceLimitTime, sim: limit,
-			check: func(r *benchResult) (bool, string) {
+			Name: "limit-30ms", What: "hidden 6,000 RPM with limit headers, latency 30 ms, concurrency 128, 1 minute: ≥ 97% of the limit's 100 req/s, ≤ 1% 429s",
+			Requests: 30_000, Concurrency: 128, maxTokens: 16, duration: paceLimitTime, sim: limit,
+			check: func(r *Result) (bool, string) {
 				r.BindingRPS = paceLimitRPM / 60
 				return limitsCheck(0.97, 0.01)(r)
 			},
 		},
 		{
-			name: "limit-30ms-no-headers", what: "the same hidden 6,000 RPM without limit headers or retry-after: ≥ 90% of what the upstream allows (no stall), ≤ 5% 429s",
-			requests: 30_000, concurrency: 128, maxTokens: 16, duration: paceLimitTime, sim: noHeaders,
+			Name: "limit-30ms-no-headers", What: "the same hidden 6,000 RPM without limit headers or retry-after: ≥ 90% of what the upstream allows (no stall), ≤ 5% 429s",
+			Requests: 30_000, Concurrency: 128, maxTokens: 16, duration: paceLimitTime, sim: noHeaders,
 			check: allowanceCheck(0.90, 0.05),
 		},
 	}
@@ -57,8 +57,8 @@ func paceScenarios() []benchScenario {
 // bucket starts with a minute's worth and refills at the limit, so it lets through
 // RPM × (1 + minutes run) requests in all. A stall of a few seconds shows as a share
 // below the target.
-func allowanceCheck(minShare, maxThrottled float64) func(r *benchResult) (bool, string) {
-	return func(r *benchResult) (bool, string) {
+func allowanceCheck(minShare, maxThrottled float64) func(r *Result) (bool, string) {
+	return func(r *Result) (bool, string) {
 		r.BindingRPS = paceLimitRPM * (1 + paceLimitTime.Minutes()) / r.Wall
 		share := r.Throughput / r.BindingRPS
 		throttled := float64(r.Throttled) / float64(max(1, r.Sent))
