@@ -83,7 +83,7 @@ func (b *bucket) ceil(now time.Time, n float64) {
 // clock skew and jitter between sluice and the provider do not turn into 429s.
 const (
 	learnedSafety   = 0.99
-	slowStartWindow = 8    // requests in flight before the upstream's limits are known
+	slowStartWindow = 8 // requests in flight before the upstream's limits are known
 	// slowStartGrowth widens the window by this much per answer in slow start, so that it
 	// quadruples every round trip: from 8, a window of 256 is open after 3 round trips
 	// (doubling took 5, a second at 200 ms: 3% of a 30 s run). The first window stays 8,
@@ -141,6 +141,9 @@ type limiter struct {
 	// avgOut is the mean completion tokens seen, reserved for requests with no max_tokens.
 	avgOut  float64
 	outSeen int64
+	// waits counts the reservations that had to wait, waited adds up their waits.
+	waits  int64
+	waited time.Duration
 }
 
 func newLimiter(now time.Time, concurrency int, rpm, tpm float64) *limiter {
@@ -175,6 +178,9 @@ func (l *limiter) Reserve(now time.Time, est Estimate) (wait time.Duration, rese
 		reserved += int64(l.avgOut)
 	}
 	wait = max(l.pausedUntil.Sub(now), l.req.take(now, l.reqWeight()), l.tok.take(now, float64(reserved)*l.tokWeight()), 0)
+	if wait > 0 {
+		l.waits, l.waited = l.waits+1, l.waited+wait
+	}
 	l.pace.sent(now.Add(wait))
 	return wait, reserved
 }
@@ -414,6 +420,10 @@ type Limits struct {
 	Window int
 	// PausedUntil is set while the dispatcher waits out a 429.
 	PausedUntil time.Time
+	// Waits counts the requests the limits held back before sending, and Waited adds up
+	// how long they were held, since the Engine was made.
+	Waits  int64
+	Waited time.Duration
 }
 
 func (l *limiter) Limits() Limits {
@@ -422,7 +432,7 @@ func (l *limiter) Limits() Limits {
 	return Limits{
 		RPM: l.req.rate * 60, TPM: l.tok.rate * 60,
 		Learned: l.learnedReq || l.learnedTok, Window: max(1, int(l.window)),
-		PausedUntil: l.pausedUntil,
+		PausedUntil: l.pausedUntil, Waits: l.waits, Waited: l.waited,
 	}
 }
 

@@ -63,7 +63,7 @@ func (s *Store) open(ctx context.Context, path string) error {
 	w, err := sql.Open("sqlite", dsn(path,
 		"_pragma", "journal_mode(WAL)",
 		"_pragma", "synchronous(NORMAL)",
-		"_pragma", "cache_size(-32768)", // 32 MiB
+		"_pragma", "cache_size(-8192)", // 8 MiB: bodies pass through it; more only held them in memory
 		"_pragma", "journal_size_limit(67108864)",
 		"_txlock", "immediate", // take the write lock at BEGIN: no upgrade deadlocks
 	))
