@@ -23,15 +23,6 @@ var objectScenarios = []scenario{
 	{"ObjectsPageExactlyWhileAdded", testObjectsPageExactlyWhileAdded},
 }
 
-func objectStore(t *testing.T, st sluice.Store) ObjectStore {
-	t.Helper()
-	ob, ok := st.(ObjectStore)
-	if !ok {
-		t.Skipf("%T does not implement storetest.ObjectStore", st)
-	}
-	return ob
-}
-
 // saveFile saves a file object whose document holds id and purpose.
 func saveFile(t *testing.T, ob ObjectStore, id, owner, purpose, status string) {
 	t.Helper()
@@ -56,7 +47,7 @@ func docIDs(t *testing.T, docs [][]byte) []string {
 }
 
 func testObjectsPageFilteredBeforeTheLimit(t *testing.T, st sluice.Store) {
-	ob := objectStore(t, st)
+	ob := implements[ObjectStore](t, st)
 	// Inputs and outputs interleave; one input is hidden; another owner has one too.
 	saveFile(t, ob, "f1", "a", "batch", "")
 	saveFile(t, ob, "o1", "a", "batch_output", "")
@@ -105,7 +96,7 @@ func testObjectsPageFilteredBeforeTheLimit(t *testing.T, st sluice.Store) {
 }
 
 func testObjectsBelongToTheirOwner(t *testing.T, st sluice.Store) {
-	ob := objectStore(t, st)
+	ob := implements[ObjectStore](t, st)
 	ctx := t.Context()
 	saveFile(t, ob, "f1", "a", "batch", "")
 	saveFile(t, ob, "f1", "b", "user_data", "") // b cannot take a's object, only replace its document
@@ -144,7 +135,7 @@ func testObjectsBelongToTheirOwner(t *testing.T, st sluice.Store) {
 }
 
 func testObjectsWithStatusOfAnyOwner(t *testing.T, st sluice.Store) {
-	ob := objectStore(t, st)
+	ob := implements[ObjectStore](t, st)
 	ctx := t.Context()
 	for i, o := range []struct{ id, owner, status string }{
 		{"b1", "a", "in_progress"}, {"b2", "b", "completed"}, {"b3", "b", "validating"},
@@ -179,7 +170,7 @@ func testObjectsWithStatusOfAnyOwner(t *testing.T, st sluice.Store) {
 // saved them. A store whose new objects could commit out of their listing order would let
 // a page pass a file that commits later, which the walk then never sees.
 func testObjectsPageExactlyWhileAdded(t *testing.T, st sluice.Store) {
-	ob := objectStore(t, st)
+	ob := implements[ObjectStore](t, st)
 	const writers, each = 4, 25
 	var (
 		wg       sync.WaitGroup

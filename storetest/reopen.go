@@ -41,7 +41,7 @@ func testServeStateSurvivesAReopen(t *testing.T, open func() sluice.Store) {
 	ctx := t.Context()
 	period := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	st := open()
-	ob, rs, us := objectStore(t, st), reservationStore(t, st), usageStoreOf(t, st)
+	ob, rs, us := implements[ObjectStore](t, st), implements[ReservationStore](t, st), implements[UsageStore](t, st)
 	saveFile(t, ob, "f1", "a", "batch", "")
 	saveFile(t, ob, "f2", "a", "batch", "")
 	if err := us.SaveUsage(ctx, "b1", "a", "team-a", "", period, sluice.Usage{PromptTokens: 70, CompletionTokens: 30}, 0.5); err != nil {
@@ -63,7 +63,7 @@ func testServeStateSurvivesAReopen(t *testing.T, open func() sluice.Store) {
 			t.Errorf("close: %v", err)
 		}
 	}()
-	ob, rs, us = objectStore(t, st), reservationStore(t, st), usageStoreOf(t, st)
+	ob, rs, us = implements[ObjectStore](t, st), implements[ReservationStore](t, st), implements[UsageStore](t, st)
 	saveFile(t, ob, "f3", "a", "batch", "")
 	docs, more, err := ob.ListObjects(ctx, "file", "a", "", "", true, 10)
 	if got, want := docIDs(t, docs), []string{"f1", "f2", "f3"}; err != nil || more || !slices.Equal(got, want) {
@@ -78,13 +78,4 @@ func testServeStateSurvivesAReopen(t *testing.T, open func() sluice.Store) {
 	if tokens, cost, err := rs.SumUnconfirmed(ctx, "a", period, period.AddDate(0, 1, 0)); tokens != 20 || cost != 0.1 || err != nil {
 		t.Errorf("unconfirmed after a reopen: %d, %v, %v; want 20, 0.1", tokens, cost, err)
 	}
-}
-
-func usageStoreOf(t *testing.T, st sluice.Store) UsageStore {
-	t.Helper()
-	us, ok := st.(UsageStore)
-	if !ok {
-		t.Skipf("%T does not implement storetest.UsageStore", st)
-	}
-	return us
 }

@@ -41,17 +41,8 @@ func reservations(t *testing.T, rs ReservationStore, session string) []reservati
 	return out
 }
 
-func reservationStore(t *testing.T, st sluice.Store) ReservationStore {
-	t.Helper()
-	rs, ok := st.(ReservationStore)
-	if !ok {
-		t.Skipf("%T does not implement storetest.ReservationStore", st)
-	}
-	return rs
-}
-
 func testReservationsSettleIntoUnconfirmed(t *testing.T, st sluice.Store) {
-	rs := reservationStore(t, st)
+	rs := implements[ReservationStore](t, st)
 	ctx := t.Context()
 	period := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	if err := rs.SaveReservation(ctx, "s1", "alice", period, 5, 0.5, 100, 1); err != nil {

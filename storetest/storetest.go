@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -58,6 +59,16 @@ func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 			sc.run(t, st)
 		})
 	}
+}
+
+// implements returns st as a T, or skips the test on a store that lacks it.
+func implements[T any](t *testing.T, st sluice.Store) T {
+	t.Helper()
+	v, ok := st.(T)
+	if !ok {
+		t.Skipf("%T does not implement storetest.%s", st, reflect.TypeFor[T]().Name())
+	}
+	return v
 }
 
 // request is the input line the scenarios use for line n, unless they say otherwise.

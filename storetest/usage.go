@@ -39,7 +39,7 @@ func sumUsage(t *testing.T, us UsageStore, owner string, byUser bool, from, to t
 }
 
 func testUsageReplacedAndSummedByPeriod(t *testing.T, st sluice.Store) {
-	us := usageStoreOf(t, st)
+	us := implements[UsageStore](t, st)
 	ctx := t.Context()
 	dec := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	jan := dec.AddDate(0, 1, 0)

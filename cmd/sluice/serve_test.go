@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -305,39 +304,7 @@ func TestServeResumesAfterKill(t *testing.T) {
 			resent, want, conc)
 	}
 
-	resp, err := c.Files.Content(ctx, done.OutputFileID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	seen := map[string]int{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var l resultLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("output line %d: %v: %q", len(seen)+1, err, sc.Text())
-		}
-		if l.CustomID == nil {
-			t.Fatalf("output line without custom_id: %q", sc.Text())
-		}
-		id := *l.CustomID
-		seen[id]++
-		if l.Response == nil || l.Response.StatusCode != 200 || !strings.Contains(string(l.Response.Body), "ask "+id) {
-			t.Errorf("result for %s is not its own answer: %q", id, sc.Text())
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		if id := fmt.Sprintf("r%05d", i+1); seen[id] != 1 {
-			t.Errorf("%s appears %d times in the output", id, seen[id])
-		}
-	}
-	if len(seen) != n {
-		t.Errorf("output has %d custom_ids, want %d", len(seen), n)
-	}
+	checkOutput(t, fileContent(t, c, done.OutputFileID), n)
 }
 
 // TestBenchServe runs the serve scenario of "sluice bench" small: it works end to end and
