@@ -74,6 +74,15 @@ func TestServeReplicasOnPostgres(t *testing.T) {
 	if got := simSrv.Stats().Requests; got != n {
 		t.Errorf("the upstream got %d requests, want %d: one replica ran the batch, once", got, n)
 	}
+	// The batch's usage is in the database: serve usage reads it from there.
+	res := runCLI(t, nil, "serve", "usage", "--store", storeURL, "--json")
+	var rep usageReport
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil || res.code != exitOK {
+		t.Fatalf("serve usage: exit %d, %v: %s %s", res.code, err, res.stdout, res.stderr)
+	}
+	if len(rep.Keys) != 1 || rep.Keys[0].Batches != 1 || rep.Keys[0].PromptTokens == 0 {
+		t.Errorf("serve usage: %+v, want one key with the batch's tokens", rep.Keys)
+	}
 	// Both replicas list the batch, and the files, of the key.
 	for name, c := range map[string]openai.Client{"a": ca, "b": cb} {
 		page, err := c.Batches.List(ctx, openai.BatchListParams{})
