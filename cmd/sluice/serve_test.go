@@ -23,9 +23,10 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/sluice-llm/sluice/internal/bench"
+	"github.com/sluice-llm/sluice/internal/pgtest"
+	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/sim"
-	"github.com/sluice-llm/sluice/sqlite"
 )
 
 // serveLog is a stderr that the test reads while serve writes it.
@@ -217,11 +218,22 @@ func pollBatch(t *testing.T, c openai.Client, id string, cond func(*openai.Batch
 
 // TestServeResumesAfterKill kills a serve process mid-batch with SIGKILL, starts another
 // over the same store, and checks that the batch completes with every request exactly
-// once, each with its own answer.
+// once, each with its own answer: on a SQLite file, and on PostgreSQL (a replica killed
+// mid-batch; files in a shared --files-dir) when SLUICE_TEST_POSTGRES_URL is set.
 func TestServeResumesAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts several processes")
 	}
+	t.Run("sqlite", func(t *testing.T) {
+		testServeResumesAfterKill(t, filepath.Join(t.TempDir(), "s.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		u, _ := pgtest.SchemaURL(t)
+		testServeResumesAfterKill(t, u, "--files-dir", t.TempDir())
+	})
+}
+
+func testServeResumesAfterKill(t *testing.T, store string, extra ...string) {
 	const n, conc = 400, 8
 	simSrv := sim.New(sim.Config{Seed: 3, TTFT: 20 * time.Millisecond}) // n/conc × 20 ms ≈ 1 s of work
 	defer simSrv.Close()
@@ -229,8 +241,8 @@ func TestServeResumesAfterKill(t *testing.T) {
 	defer up.Close()
 	dir := t.TempDir()
 	input := writeRequests(t, dir, n)
-	args := []string{"--store", filepath.Join(dir, "s.db"), "--base-url", up.URL + "/v1",
-		"--concurrency", fmt.Sprint(conc)}
+	args := append([]string{"--store", store, "--base-url", up.URL + "/v1",
+		"--concurrency", fmt.Sprint(conc)}, extra...)
 
 	first := startServeProcess(t, args...)
 	c := first.client()
@@ -267,7 +279,11 @@ func TestServeResumesAfterKill(t *testing.T) {
 	sentBefore := simSrv.Stats().Requests
 	// What the ledger holds as done must never be sent again: the next server sends only
 	// the rest, once each (the simulator injects no faults).
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "s.db"))
+	loc, err := storeurl.Parse(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := openLocation(ctx, loc)
 	if err != nil {
 		t.Fatal(err)
 	}
