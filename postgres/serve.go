@@ -10,6 +10,11 @@ import (
 	"github.com/sluice-llm/sluice"
 )
 
+// Lookups by id name only the columns of the unique index (kind, id) and check the owner
+// after: with an owner in the condition too, PostgreSQL planning on the statistics of a
+// young table picks the index (kind, owner, seq) and filters every object of the owner
+// (2.2 ms instead of 0.19 ms with 10,000 objects).
+
 // sqlObjectLockKey is the advisory lock key of the objects of kind $1 and owner $2: new
 // ones are inserted under it, so that one owner's objects commit in seq order.
 const sqlObjectLockKey = `hashtextextended(current_schema() || '/' || $1::text || '/' || $2::text, 1364066307)`
@@ -48,10 +53,12 @@ func (s *Store) SaveObject(ctx context.Context, kind, id, owner, status string, 
 // Object returns the document of the object of kind with id, or an error wrapping
 // sluice.ErrNotFound when there is none or (owner not "") another owner has it.
 func (s *Store) Object(ctx context.Context, kind, id, owner string) ([]byte, error) {
-	var doc []byte
-	err := s.pool.QueryRow(ctx, `SELECT doc FROM serve_object WHERE kind = $1 AND id = $2 AND ($3 = '' OR owner = $3)`,
-		kind, id, owner).Scan(&doc)
-	if errors.Is(err, pgx.ErrNoRows) {
+	var (
+		doc []byte
+		got string
+	)
+	err := s.pool.QueryRow(ctx, `SELECT doc, owner FROM serve_object WHERE kind = $1 AND id = $2`, kind, id).Scan(&doc, &got)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && owner != "" && got != owner) {
 		err = sluice.ErrNotFound
 	}
 	if err != nil {
@@ -73,9 +80,10 @@ func (s *Store) ListObjects(ctx context.Context, kind, owner, after, purpose str
 		cmp, order, cursor = ">", "ASC", 0
 	}
 	if after != "" {
-		err := s.pool.QueryRow(ctx, `SELECT seq FROM serve_object WHERE kind = $1 AND id = $2 AND owner = $3`,
-			kind, after, owner).Scan(&cursor)
-		if errors.Is(err, pgx.ErrNoRows) {
+		var got string
+		err := s.pool.QueryRow(ctx, `SELECT seq, owner FROM serve_object WHERE kind = $1 AND id = $2`,
+			kind, after).Scan(&cursor, &got)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && got != owner) {
 			err = sluice.ErrNotFound
 		}
 		if err != nil {
@@ -114,7 +122,8 @@ func (s *Store) ObjectsWithStatus(ctx context.Context, kind string, statuses ...
 // DeleteObject removes owner's object of kind with id, or returns an error wrapping
 // sluice.ErrNotFound.
 func (s *Store) DeleteObject(ctx context.Context, kind, id, owner string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM serve_object WHERE kind = $1 AND id = $2 AND owner = $3`, kind, id, owner)
+	tag, err := s.pool.Exec(ctx, `DELETE FROM serve_object
+		WHERE seq = (SELECT seq FROM serve_object WHERE kind = $1 AND id = $2) AND owner = $3`, kind, id, owner)
 	if err != nil {
 		return fmt.Errorf("delete %s %s: %w", kind, id, err)
 	}
