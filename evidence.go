@@ -91,8 +91,11 @@ func (r *Run) weigh(res *attemptResult, now time.Time) {
 			res.kind = attemptNoEndpoint
 		}
 	}
-	if res.kind != attemptInterrupted && r.sendCtx.Err() != nil {
-		res.kind = attemptInterrupted // cut off while the evidence was being checked
+	if res.kind != attemptInterrupted && res.kind != attemptDone && r.sendCtx.Err() != nil {
+		// Cut off while the evidence was being checked. An answer that made its request
+		// done is kept whatever happened since: it was paid for, and dropping it would
+		// send (and pay for) the request again on the next run.
+		res.kind = attemptInterrupted
 	}
 }
 

@@ -141,6 +141,9 @@ type limiter struct {
 	// avgOut is the mean completion tokens seen, reserved for requests with no max_tokens.
 	avgOut  float64
 	outSeen int64
+	// waits counts the reservations that had to wait, waited adds up their waits.
+	waits  int64
+	waited time.Duration
 }
 
 func newLimiter(now time.Time, concurrency int, rpm, tpm float64) *limiter {
@@ -175,6 +178,9 @@ func (l *limiter) Reserve(now time.Time, est Estimate) (wait time.Duration, rese
 		reserved += int64(l.avgOut)
 	}
 	wait = max(l.pausedUntil.Sub(now), l.req.take(now, l.reqWeight()), l.tok.take(now, float64(reserved)*l.tokWeight()), 0)
+	if wait > 0 {
+		l.waits, l.waited = l.waits+1, l.waited+wait
+	}
 	l.pace.sent(now.Add(wait))
 	return wait, reserved
 }
@@ -414,6 +420,10 @@ type Limits struct {
 	Window int
 	// PausedUntil is set while the dispatcher waits out a 429.
 	PausedUntil time.Time
+	// Waits counts the requests the limits held back before sending, and Waited adds up
+	// how long they were held, since the Engine was made.
+	Waits  int64
+	Waited time.Duration
 }
 
 func (l *limiter) Limits() Limits {
@@ -422,7 +432,7 @@ func (l *limiter) Limits() Limits {
 	return Limits{
 		RPM: l.req.rate * 60, TPM: l.tok.rate * 60,
 		Learned: l.learnedReq || l.learnedTok, Window: max(1, int(l.window)),
-		PausedUntil: l.pausedUntil,
+		PausedUntil: l.pausedUntil, Waits: l.waits, Waited: l.waited,
 	}
 }
 

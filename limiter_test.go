@@ -62,6 +62,9 @@ func TestLimiterUserCaps(t *testing.T) {
 	if waits[9] != 0 || waits[10] != 100*time.Millisecond || waits[11] != 200*time.Millisecond {
 		t.Errorf("waits = %v", waits)
 	}
+	if lim := l.Limits(); lim.Waits != 2 || lim.Waited != 300*time.Millisecond {
+		t.Errorf("Limits() counts %d waits of %v in all, want 2 of 300ms", lim.Waits, lim.Waited)
+	}
 	// Tokens bind: 100 tokens a second, a 150-token request after the burst waits.
 	l = newLimiter(t0, 100, 0, 6000)
 	w, reserved := l.Reserve(t0, Estimate{PromptTokens: 100, MaxOutputTokens: 150})

@@ -28,8 +28,9 @@
 // sluice_requests_in_flight, sluice_requests_pending, sluice_requests_ingested,
 // sluice_limiter_requests_per_minute, sluice_limiter_tokens_per_minute,
 // sluice_limiter_learned, sluice_limiter_window, sluice_limiter_paused,
-// sluice_limiter_pause_remaining_seconds, sluice_breaker_open and the counter
-// sluice_breaker_trips_total. A job's gauges disappear when its run ends.
+// sluice_limiter_pause_remaining_seconds, sluice_breaker_open and the counters
+// sluice_breaker_trips_total, sluice_limiter_waits_total and
+// sluice_limiter_wait_seconds_total. A job's gauges disappear when its run ends.
 //
 // ObserveAttempt does not allocate once a (job, model, status) has been seen: the
 // label children are resolved once and cached.

@@ -285,7 +285,8 @@ func TestTrackedProgress(t *testing.T) {
 	m := metrics.New()
 	srv := startServer(t, m)
 	p := progress{Total: 100, Done: 40, Failed: 5, InFlight: 7, BreakerOpen: true, BreakerTrips: 2,
-		Limits: sluice.Limits{RPM: 500, TPM: 90_000, Learned: true, Window: 12, PausedUntil: time.Now().Add(time.Hour)}}
+		Limits: sluice.Limits{RPM: 500, TPM: 90_000, Learned: true, Window: 12, PausedUntil: time.Now().Add(time.Hour),
+			Waits: 30, Waited: 4500 * time.Millisecond}}
 	untrack := m.Track("job_x", p)
 	mfs := scrape(t, srv)
 	j := map[string]string{"job": "job_x"}
@@ -299,6 +300,8 @@ func TestTrackedProgress(t *testing.T) {
 		"sluice_limiter_paused":              1,
 		"sluice_breaker_open":                1,
 		"sluice_breaker_trips_total":         2,
+		"sluice_limiter_waits_total":         30,
+		"sluice_limiter_wait_seconds_total":  4.5,
 	} {
 		if got := sum(mfs, name, j); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
@@ -374,5 +377,18 @@ func BenchmarkScrape(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}
+
+func TestServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- metrics.Serve(ctx, "127.0.0.1:0", metrics.New(), time.Second) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve after its context ended: %v", err)
+	}
+	if err := metrics.Serve(t.Context(), "127.0.0.1:notaport", metrics.New(), time.Second); err == nil {
+		t.Error("Serve on a bad address: no error")
 	}
 }

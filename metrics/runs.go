@@ -24,6 +24,7 @@ type runCollector struct {
 	inFlight, pending, ingested         *prometheus.Desc
 	rpm, tpm, learned, window, paused   *prometheus.Desc
 	pauseLeft, breakerOpen, breakerTrip *prometheus.Desc
+	waits, waited                       *prometheus.Desc
 }
 
 func newRunCollector(now func() time.Time) *runCollector {
@@ -44,6 +45,8 @@ func newRunCollector(now func() time.Time) *runCollector {
 		pauseLeft:   d("sluice_limiter_pause_remaining_seconds", "How much longer the dispatcher waits out a 429."),
 		breakerOpen: d("sluice_breaker_open", "1 while the circuit breaker is open (no request is sent)."),
 		breakerTrip: d("sluice_breaker_trips_total", "How often the circuit breaker opened, since the engine was made."),
+		waits:       d("sluice_limiter_waits_total", "Requests the rate limits held back before sending, since the engine was made."),
+		waited:      d("sluice_limiter_wait_seconds_total", "How long the rate limits held requests back, added up, since the engine was made."),
 	}
 }
 
@@ -64,7 +67,7 @@ func (c *runCollector) remove(job string, p Progresser) {
 // Describe sends the descriptions of the gauges: prometheus.Collector.
 func (c *runCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.inFlight, c.pending, c.ingested, c.rpm, c.tpm, c.learned,
-		c.window, c.paused, c.pauseLeft, c.breakerOpen, c.breakerTrip} {
+		c.window, c.paused, c.pauseLeft, c.breakerOpen, c.breakerTrip, c.waits, c.waited} {
 		ch <- d
 	}
 }
@@ -94,7 +97,12 @@ func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.paused, boolValue(left > 0))
 		gauge(c.pauseLeft, left.Seconds())
 		gauge(c.breakerOpen, boolValue(p.BreakerOpen))
-		ch <- prometheus.MustNewConstMetric(c.breakerTrip, prometheus.CounterValue, float64(p.BreakerTrips), job)
+		counter := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, job)
+		}
+		counter(c.breakerTrip, float64(p.BreakerTrips))
+		counter(c.waits, float64(p.Limits.Waits))
+		counter(c.waited, p.Limits.Waited.Seconds())
 	}
 }
 

@@ -259,15 +259,6 @@ func (o jobOptions) upstream(e *env, simCfg sim.Config) (up *openai.Client, clos
 	return client, func() {}, nil
 }
 
-// simClient is an upstream client for the in-process simulator s.
-func simClient(s *sim.Server) (*openai.Client, error) {
-	return openai.New(openai.Config{
-		BaseURL:    simURL,
-		HTTPClient: &http.Client{Transport: s.Transport()},
-		UserAgent:  userAgent,
-	})
-}
-
 func isOpenAI(base string) bool {
 	u, err := url.Parse(base)
 	return err == nil && u.Host == "api.openai.com"
