@@ -281,7 +281,7 @@ func newCountingSim(cfg sim.Config) *countingSim {
 func (c *countingSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.active.Add(1)
 	defer c.active.Done()
-	body, status := answerWithSim(c.sim, w, r)
+	body, status := bench.AnswerWithSim(c.sim, w, r)
 	if i := bytes.Index(body, []byte("ask r")); i >= 0 && status/100 == 2 && i+10 <= len(body) {
 		c.mu.Lock()
 		c.counts[string(body[i+4:i+10])]++

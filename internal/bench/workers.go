@@ -296,7 +296,7 @@ func startCountingSim(cfg sim.Config) (*benchCountingSim, error) {
 
 // ServeHTTP answers with the simulator and records 2xx answers.
 func (c *benchCountingSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, status := answerWithSim(c.sim, w, r)
+	body, status := AnswerWithSim(c.sim, w, r)
 	i := bytes.Index(body, []byte("ask b"))
 	if i < 0 || status/100 != 2 || i+12 > len(body) {
 		return
@@ -349,9 +349,9 @@ func (c *benchCountingSim) close() {
 	})
 }
 
-// answerWithSim answers r with the simulator s and returns the request's body and the
+// AnswerWithSim answers r with the simulator s and returns the request's body and the
 // answer's status (0 when the body could not be read).
-func answerWithSim(s *sim.Server, w http.ResponseWriter, r *http.Request) (body []byte, status int) {
+func AnswerWithSim(s *sim.Server, w http.ResponseWriter, r *http.Request) (body []byte, status int) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, 0
