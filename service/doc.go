@@ -9,7 +9,7 @@
 //	b, err := svc.CreateBatch(ctx, tenant, service.CreateBatchParams{InputFileID: f.ID,
 //		Endpoint: "/v1/chat/completions", CompletionWindow: "24h"})
 //	b, err = svc.Batch(ctx, tenant, b.ID) // poll; live request counts
-//	err = svc.Close(ctx)                  // drains; running batches resume at the next New
+//	err = svc.Close(ctx)                  // drains; another service, or the next New, resumes its batches
 //
 // # Tenants and errors
 //
@@ -73,6 +73,25 @@
 // Batch state is kept in the same store as the ledger, so a service started again over
 // the same store resumes the batches that were validating, in_progress, finalizing or
 // cancelling, and the ledger never sends a finished request again.
+//
+// # Replicas
+//
+// Several services (sluice serve processes on several machines) may share one store and
+// one FilesDir; any of them answers any request. Each batch is run by exactly one live
+// service, the one whose session holds the batch's runner lease in the store
+// (LeaseStore). A service takes the lease of each batch it creates, and a goroutine of
+// its own renews its leases every Config.LeaseTTL/3 (DefaultLeaseTTL, 15 s) and, on the
+// same tick, adopts the batches whose lease no one holds or has expired. So a service
+// started while another runs a batch leaves it alone; one that closes releases its
+// leases and another takes its batches on its next tick; the batches of one that died
+// (its lease no longer renewed) are taken within about 4/3 LeaseTTL, and what it had in
+// flight goes back to pending: at most its concurrency is sent again. A service paused
+// past its lease finds it taken at its next renewal and stops its run there. A cancel may
+// reach any service: it stores the batch as cancelling, and the service running the batch
+// reads that on its next tick and drains the run; the batch ends cancelled with what
+// finished. Live request counts are those of the service running the batch; another
+// answers the counts last stored. Leases compare the services' clocks: keep them in step
+// to well within a lease.
 //
 // # Webhooks
 //
