@@ -38,7 +38,7 @@ func (s *Service) CreateBatch(ctx context.Context, tenant string, p CreateBatchP
 	if err := s.checkQuota(ctx, tenant); err != nil {
 		return nil, err
 	}
-	created := now()
+	created := s.now()
 	rec := &batchRecord{
 		Batch: sluice.Batch{
 			ID:               newBatchID(),

@@ -170,7 +170,7 @@ func (s *Service) requestCancel(ctx context.Context, id, tenant string) (*batchR
 		return nil, &Error{Code: ECONFLICT, Reason: "batch_not_cancellable",
 			Message: fmt.Sprintf("Cannot cancel a batch with status '%s'.", rec.Status)}
 	}
-	rec.Status, rec.CancellingAt = sluice.BatchCancelling, ptr(now())
+	rec.Status, rec.CancellingAt = sluice.BatchCancelling, ptr(s.now())
 	if err := s.saveBatch(ctx, rec); err != nil {
 		return nil, err
 	}
@@ -242,7 +242,7 @@ func (s *Service) lifecycle(a *activeBatch, id string) error {
 		if end == endDone {
 			rec, err = s.update(id, func(rec *batchRecord) {
 				if rec.Status == sluice.BatchInProgress {
-					rec.Status, rec.FinalizingAt = sluice.BatchFinalizing, ptr(now())
+					rec.Status, rec.FinalizingAt = sluice.BatchFinalizing, ptr(s.now())
 				}
 			})
 			if err != nil {
@@ -277,11 +277,11 @@ func (s *Service) validateBatch(ctx context.Context, a *activeBatch, rec *batchR
 			return
 		}
 		if len(v.errs) > 0 {
-			rec.Status, rec.FailedAt = sluice.BatchFailed, ptr(now())
+			rec.Status, rec.FailedAt = sluice.BatchFailed, ptr(s.now())
 			rec.Errors = &sluice.BatchErrors{Object: "list", Data: v.errs}
 			return
 		}
-		rec.Status, rec.InProgressAt = sluice.BatchInProgress, ptr(now())
+		rec.Status, rec.InProgressAt = sluice.BatchInProgress, ptr(s.now())
 		rec.Route = v.route
 		if len(v.models) == 1 {
 			for m := range v.models {
@@ -428,7 +428,7 @@ func (s *Service) finalize(ctx context.Context, rec *batchRecord, end runEnd, ab
 		rec.OutputFileID, rec.ErrorFileID = res.outputID, res.errorID
 		rec.RequestCounts.Completed, rec.RequestCounts.Failed = res.done, res.failed
 		rec.Usage = res.usage
-		t := ptr(now())
+		t := ptr(s.now())
 		switch {
 		case rec.Status == sluice.BatchCancelling:
 			rec.Status, rec.CancelledAt = sluice.BatchCancelled, t

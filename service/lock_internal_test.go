@@ -79,7 +79,7 @@ func newLockService(t testing.TB) (*Service, *gatedStore) {
 // storeBatch stores a batch that no goroutine runs, as an in-progress one.
 func storeBatch(t testing.TB, s *Service, id string) {
 	t.Helper()
-	rec := &batchRecord{Batch: sluice.Batch{ID: id, Object: "batch", Status: sluice.BatchInProgress, CreatedAt: now()},
+	rec := &batchRecord{Batch: sluice.Batch{ID: id, Object: "batch", Status: sluice.BatchInProgress, CreatedAt: s.now()},
 		Tenant: HashKey("k")}
 	if err := s.saveBatch(context.Background(), rec); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/internal/pgtest"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	sluiceopenai "github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/postgres"
 	"github.com/sluice-llm/sluice/service"
@@ -169,7 +170,7 @@ type replicas struct {
 	t     *testing.T
 	open  func() service.Store // a new connection to the shared store
 	files string
-	clock *fakeClock
+	clock *testutil.Clock
 	up    *gatedTransport
 }
 
@@ -189,7 +190,7 @@ func forEachStore(t *testing.T, test func(t *testing.T, h *replicas)) {
 func newReplicas(t *testing.T, open func() (service.Store, error)) *replicas {
 	s := sim.New(sim.Config{Seed: 1})
 	t.Cleanup(s.Close)
-	h := &replicas{t: t, files: filepath.Join(t.TempDir(), "files"), clock: newFakeClock(),
+	h := &replicas{t: t, files: filepath.Join(t.TempDir(), "files"), clock: testutil.NewClock(),
 		up: &gatedTransport{next: s.Transport(), gate: make(chan struct{}),
 			arrived: make(chan struct{}, 1000), sent: map[string]int{}}}
 	h.open = func() service.Store {
@@ -261,7 +262,7 @@ func (h *replicas) createBatch(svc *service.Service, n int) (tenant, id string) 
 
 // tick moves the clock on by d once the keepers of n replicas wait on it.
 func (h *replicas) tick(n int, d time.Duration) {
-	h.clock.waitTimers(h.t, replicaTick, n)
+	h.clock.WaitTimers(h.t, replicaTick, n)
 	h.clock.Advance(d)
 }
 
@@ -372,7 +373,7 @@ func TestCancelThroughAnotherReplica(t *testing.T) {
 			t.Fatalf("cancel at B: %v, %v", c, err)
 		}
 		h.tick(2, replicaTick) // A reads the cancel
-		h.clock.waitTimers(t, replicaTick, 2)
+		h.clock.WaitTimers(t, replicaTick, 2)
 		h.up.open()
 		got := wait(t, b, tenant, id)
 		if got.Status != sluice.BatchCancelled {

@@ -363,5 +363,5 @@ func (s *Service) Authenticate(key string) (tenant string, client, admin bool) {
 // Limits are the bounds the service puts on an input file: the most lines and bytes.
 func (s *Service) Limits() (maxLines, maxBytes int64) { return s.cfg.MaxLines, s.cfg.MaxBytes }
 
-// now is the time as the API reports it: Unix seconds.
-func now() int64 { return time.Now().Unix() }
+// now is the time as the API reports it, on the service's clock: Unix seconds.
+func (s *Service) now() int64 { return s.cfg.Clock.Now().Unix() }

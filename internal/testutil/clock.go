@@ -1,4 +1,4 @@
-package service_test
+package testutil
 
 import (
 	"slices"
@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// fakeClock is a service.Clock that moves only when the test advances it.
-type fakeClock struct {
+// Clock is a clock that moves only when the test advances it (a service.Clock): tests
+// of timers and leases need no sleeping. Its methods are safe for concurrent use.
+type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
 	timers  []*fakeTimer
@@ -21,17 +22,21 @@ type fakeTimer struct {
 	c  chan time.Time
 }
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Now(), changed: make(chan struct{})}
+// NewClock returns a Clock that reads the present time until it is advanced.
+func NewClock() *Clock {
+	return &Clock{now: time.Now(), changed: make(chan struct{})}
 }
 
-func (c *fakeClock) Now() time.Time {
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *fakeClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
+// NewTimer returns a channel that receives once the clock has been advanced by d, and
+// a function that stops the timer and reports whether it had not fired.
+func (c *Clock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &fakeTimer{at: c.now.Add(d), d: d, c: make(chan time.Time, 1)}
@@ -53,14 +58,14 @@ func (c *fakeClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
 	}
 }
 
-// notify wakes the waiters of waitTimers; c.mu is held.
-func (c *fakeClock) notify() {
+// notify wakes the waiters of WaitTimers; c.mu is held.
+func (c *Clock) notify() {
 	close(c.changed)
 	c.changed = make(chan struct{})
 }
 
 // Advance moves the clock on by d and fires the timers that are due.
-func (c *fakeClock) Advance(d time.Duration) {
+func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
@@ -74,9 +79,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.notify()
 }
 
-// waitTimers waits until n timers of duration d are set: the goroutines that set them
-// are waiting on the clock.
-func (c *fakeClock) waitTimers(t testing.TB, d time.Duration, n int) {
+// WaitTimers waits until n timers of duration d are set: the goroutines that set them
+// are waiting on the clock. It fails the test after 30 s.
+func (c *Clock) WaitTimers(t testing.TB, d time.Duration, n int) {
 	t.Helper()
 	deadline := time.After(30 * time.Second) // a failure, not a wait
 	for {
