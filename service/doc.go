@@ -48,10 +48,12 @@
 // gives other traffic of the key (the gateway's) the pool its batches spend from.
 //
 // Reservations survive a crash: a key's pool records a ceiling on what it spent plus
-// what it reserved before it sends past the last one (ReservationStore). A server that
-// starts first records the usage of the batches it resumes from their ledgers, then
-// counts what the ceilings of a server that did not close cleanly exceed the ledgers by
-// as unconfirmed spending, shown by Usage and counted against the budget. Under a USD
+// what it reserved before it sends past the last one (ReservationStore). When a server
+// starts, and on each tick of its keeper (see Replicas), it finds the ceilings of server
+// sessions that ended without dropping them (a session holds a lease of its own while
+// it lives), records the usage of the unfinished batches from their ledgers, and counts
+// what those ceilings exceed the ledgers by as unconfirmed spending, shown by Usage and
+// counted against the budget. A live replica's ceilings are left alone. Under a USD
 // budget, a batch using a model with no price (Config.Priced) fails validation with
 // model_not_priced. With Config.ContextLimit, a request without max_tokens reserves
 // the context limit while it fits, then one at a time on the mean output.

@@ -100,32 +100,15 @@ func (s *Service) launch(id string, a *activeBatch) {
 	}()
 }
 
-// resume runs as the server starts: it records the usage of the batches left unfinished
-// and settles the reservations of sessions that ended (reconcile), then adopts the
-// batches no live server holds.
+// resume runs as the server starts: it removes the files left to purge, then adopts
+// the batches no live server holds, settling first what servers that ended left in
+// their budget reservations.
 func (s *Service) resume(ctx context.Context) error {
-	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, activeStatuses...)
-	if err != nil {
-		return fmt.Errorf("resume batches: %w", err)
-	}
 	if err := s.purgeDeleted(ctx); err != nil {
 		return err
 	}
-	recs := make([]*batchRecord, 0, len(docs))
-	for _, doc := range docs {
-		rec, err := decodeRecord[batchRecord](doc)
-		if err != nil {
-			return fmt.Errorf("resume batches: %w", err)
-		}
-		recs = append(recs, rec)
-	}
-	if err := s.reconcile(ctx, recs); err != nil {
-		return err
-	}
-	for _, rec := range recs {
-		if err := s.adoptOne(ctx, rec); err != nil {
-			return fmt.Errorf("resume batches: %w", err)
-		}
+	if err := s.adopt(ctx); err != nil {
+		return fmt.Errorf("resume batches: %w", err)
 	}
 	return nil
 }

@@ -14,6 +14,32 @@ import (
 // died, once their lease expired. A server that closes releases its leases, and the
 // others take its batches on their next tick.
 
+// kindSession is the kind of the leases that tell a server session is alive.
+const kindSession = "session"
+
+// holdSession takes or renews the lease that tells other servers this session is alive,
+// so that none settles its budget reservations as those of a server that died.
+func (s *Service) holdSession(ctx context.Context) error {
+	now := s.cfg.Clock.Now()
+	held, err := s.cfg.Store.TakeLease(ctx, kindSession, s.session, s.session, now, now.Add(s.cfg.LeaseTTL))
+	if err == nil && !held {
+		err = fmt.Errorf("session %s is held by another server", s.session)
+	}
+	if err != nil {
+		return fmt.Errorf("hold session: %w", err)
+	}
+	return nil
+}
+
+// claimEnded reports whether the server session named session has ended (closed, or
+// died: its lease expired; or it never had one, from before leases) and, if so, takes
+// its lease for LeaseTTL, so that of several servers starting at once one settles what
+// it left.
+func (s *Service) claimEnded(ctx context.Context, session string) (bool, error) {
+	now := s.cfg.Clock.Now()
+	return s.cfg.Store.TakeLease(ctx, kindSession, session, s.session, now, now.Add(s.cfg.LeaseTTL))
+}
+
 // takeLease takes or renews this session's runner lease on batch id.
 func (s *Service) takeLease(ctx context.Context, id string) (bool, error) {
 	now := s.cfg.Clock.Now()
@@ -41,6 +67,9 @@ func (s *Service) keep() {
 		case <-tick:
 		}
 		ctx := context.WithoutCancel(s.ctx)
+		if err := s.holdSession(ctx); err != nil {
+			s.cfg.Logger.Warn("renew session lease", "err", err)
+		}
 		s.renew(ctx)
 		if err := s.adopt(ctx); err != nil {
 			s.cfg.Logger.Error("adopt batches", "err", err)
@@ -81,23 +110,39 @@ func (s *Service) renew(ctx context.Context) {
 	}
 }
 
-// adopt starts the lifecycle of each batch that is not final and whose lease no live
-// server holds.
+// adopt settles the budget reservations of the server sessions that ended, then starts
+// the lifecycle of each batch that is not final and whose lease no live server holds.
 func (s *Service) adopt(ctx context.Context) error {
-	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, activeStatuses...)
+	recs, err := s.unfinished(ctx)
 	if err != nil {
-		return fmt.Errorf("find batches: %w", err)
+		return err
 	}
-	for _, doc := range docs {
-		rec, err := decodeRecord[batchRecord](doc)
-		if err != nil {
-			return fmt.Errorf("find batches: %w", err)
-		}
+	if err := s.reconcile(ctx, recs); err != nil {
+		return err
+	}
+	for _, rec := range recs {
 		if err := s.adoptOne(ctx, rec); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// unfinished returns the batches that are not final, of any tenant and server.
+func (s *Service) unfinished(ctx context.Context) ([]*batchRecord, error) {
+	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, activeStatuses...)
+	if err != nil {
+		return nil, fmt.Errorf("find batches: %w", err)
+	}
+	recs := make([]*batchRecord, 0, len(docs))
+	for _, doc := range docs {
+		rec, err := decodeRecord[batchRecord](doc)
+		if err != nil {
+			return nil, fmt.Errorf("find batches: %w", err)
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
 }
 
 // adoptOne starts the lifecycle of rec when this server takes its lease.
@@ -115,6 +160,9 @@ func (s *Service) adoptOne(ctx context.Context, rec *batchRecord) error {
 		return nil
 	}
 	s.cfg.Logger.Info("resuming batch", "batch", rec.ID, "status", rec.Status)
+	// Its budget checks start from its ledger, not from the last periodic reading of the
+	// server that ran it.
+	s.recordUsage(ctx, rec)
 	s.launch(rec.ID, a)
 	return nil
 }

@@ -172,6 +172,7 @@ type replicas struct {
 	files string
 	clock *testutil.Clock
 	up    *gatedTransport
+	keys  []service.Key // client keys besides sk-alice's (which then has none)
 }
 
 // forEachStore runs test on replicas over a SQLite file, and over a PostgreSQL schema
@@ -220,9 +221,13 @@ func (h *replicas) start(dead *atomic.Bool) *service.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(context.Background(), service.Config{Store: st, FilesDir: h.files,
-		Routes: []service.Route{{Name: "sim", Engine: eng}}, KeyHashes: []string{service.HashKey("sk-alice")},
-		Clock: h.clock, LeaseTTL: replicaTTL, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+	cfg := service.Config{Store: st, FilesDir: h.files,
+		Routes: []service.Route{{Name: "sim", Engine: eng}}, Keys: h.keys,
+		Clock: h.clock, LeaseTTL: replicaTTL, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))}
+	if len(h.keys) == 0 {
+		cfg.KeyHashes = []string{service.HashKey("sk-alice")}
+	}
+	svc, err := service.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,6 +391,41 @@ func TestCancelThroughAnotherReplica(t *testing.T) {
 		ids := outputIDs(t, b, tenant, got)
 		if int64(len(ids)) != got.RequestCounts.Completed || len(ids) != total {
 			t.Errorf("output has %d lines, %d completed, %d sent", len(ids), got.RequestCounts.Completed, total)
+		}
+	})
+}
+
+// TestReplicaBudgetsOfLiveAndDead: a replica settles the budget reservations of
+// servers that died, once their session lease expired, never those of a live replica,
+// whose requests in flight would count twice against the key's budget.
+func TestReplicaBudgetsOfLiveAndDead(t *testing.T) {
+	forEachStore(t, func(t *testing.T, h *replicas) {
+		h.keys = []service.Key{{Name: "alice", Hash: service.HashKey("sk-alice"),
+			Budget: service.KeyBudget{MaxTokens: 1_000_000, Period: service.PeriodDaily}}}
+		var dead atomic.Bool
+		a := h.start(&dead)
+		tenant, id := h.createBatch(a, replicaConc) // A's pool has reserved for what it sent
+		b := h.start(nil)
+		unconfirmed := func() int64 {
+			u, err := b.Usage(context.Background(), tenant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return u.Unconfirmed.Tokens
+		}
+		if n := unconfirmed(); n != 0 {
+			t.Errorf("B counts %d tokens of live A's reservations as unconfirmed spending", n)
+		}
+		dead.Store(true) // what A had in flight is answered, billed, and lost
+		h.up.open()
+		h.tick(2, replicaTick)
+		if n := unconfirmed(); n != 0 {
+			t.Errorf("B counts %d tokens of A's reservations as unconfirmed before A's lease expired", n)
+		}
+		h.tick(2, replicaTTL)
+		wait(t, b, tenant, id)
+		if n := unconfirmed(); n == 0 {
+			t.Error("B did not count what dead A had in flight as unconfirmed spending")
 		}
 	})
 }

@@ -296,7 +296,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		k.Hash = strings.ToLower(k.Hash)
 		s.keys[k.Hash], s.named[k.Hash] = true, k
 	}
-	if err := s.resume(ctx); err != nil {
+	err := s.holdSession(ctx)
+	if err == nil {
+		err = s.resume(ctx)
+	}
+	if err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("serve: %w", err)
 	}
