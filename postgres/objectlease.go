@@ -30,3 +30,14 @@ func (s *Store) ReleaseLease(ctx context.Context, kind, id, holder string) error
 	}
 	return nil
 }
+
+// SwapObject replaces the status and document of the object of kind with id only while
+// its stored status is was, and reports whether it did (service.ObjectStore).
+func (s *Store) SwapObject(ctx context.Context, kind, id, was, status string, doc []byte) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE serve_object SET status = $4, doc = $5 WHERE kind = $1 AND id = $2 AND status = $3`,
+		kind, id, was, status, doc)
+	if err != nil {
+		return false, fmt.Errorf("save %s %s: %w", kind, id, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}

@@ -120,6 +120,16 @@ func (s *Service) saveBatch(ctx context.Context, rec *batchRecord) error {
 	return s.cfg.Store.SaveObject(ctx, kindBatch, rec.ID, rec.Tenant, string(rec.Status), doc)
 }
 
+// swapBatch saves rec while the stored batch's status is still was, and reports whether
+// it did.
+func (s *Service) swapBatch(ctx context.Context, rec *batchRecord, was sluice.BatchStatus) (bool, error) {
+	doc, err := json.Marshal(rec)
+	if err != nil {
+		return false, fmt.Errorf("save batch: %w", err)
+	}
+	return s.cfg.Store.SwapObject(ctx, kindBatch, rec.ID, string(was), string(rec.Status), doc)
+}
+
 // Batch returns tenant's batch with id, with the live request counts of a running one,
 // or ENOTFOUND.
 func (s *Service) Batch(ctx context.Context, tenant, id string) (*sluice.Batch, error) {

@@ -91,9 +91,11 @@
 // past its lease finds it taken at its next renewal and stops its run there. A cancel may
 // reach any service: it stores the batch as cancelling, and the service running the batch
 // reads that on its next tick and drains the run; the batch ends cancelled with what
-// finished. Live request counts are those of the service running the batch; another
-// answers the counts last stored. Leases compare the services' clocks: keep them in step
-// to well within a lease.
+// finished. A batch's record is saved only while its status is still the one read
+// (ObjectStore.SwapObject), so a cancel stored by one service is never undone by another
+// moving the batch on. The service running a batch answers its live request counts and
+// stores them every UsageInterval, where the others read them. Leases compare the
+// services' clocks: keep them in step to well within a lease.
 //
 // # Webhooks
 //

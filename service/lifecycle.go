@@ -114,56 +114,72 @@ func (s *Service) resume(ctx context.Context) error {
 }
 
 // update applies fn to the stored batch id and saves it, serialised with every other
-// change of the batch (a cancel arriving while the batch moves on, say) but not with
-// other batches'. A batch it moves to a terminal status is sent to its webhook. Only
-// batch goroutines call it.
+// change of the batch in this server (a cancel arriving while the batch moves on, say)
+// but not with other batches'. A change another server stored between the read and the
+// save (a cancel that reached it) is never undone: the save is conditional on the status
+// read, and fn is applied again to what the other stored. A batch it moves to a terminal
+// status is sent to its webhook. Only batch goroutines call it.
 func (s *Service) update(id string, fn func(rec *batchRecord)) (*batchRecord, error) {
 	ctx := context.WithoutCancel(s.ctx)
 	unlock := s.batchLocks.lock(id)
 	defer unlock()
-	rec, err := s.batch(ctx, id, "")
-	if err != nil {
-		return nil, err
+	for {
+		rec, err := s.batch(ctx, id, "")
+		if err != nil {
+			return nil, err
+		}
+		was := rec.Status
+		fn(rec)
+		saved, err := s.swapBatch(ctx, rec, was)
+		if err != nil {
+			return rec, err
+		}
+		if !saved {
+			continue
+		}
+		if !was.Terminal() && rec.Status.Terminal() {
+			s.releaseInput(ctx, rec)
+			s.notify(rec)
+		}
+		return rec, nil
 	}
-	was := rec.Status
-	fn(rec)
-	if err := s.saveBatch(ctx, rec); err != nil {
-		return rec, err
-	}
-	if !was.Terminal() && rec.Status.Terminal() {
-		s.releaseInput(ctx, rec)
-		s.notify(rec)
-	}
-	return rec, nil
 }
 
-// requestCancel moves tenant's batch id to cancelling and tells its goroutine.
+// requestCancel moves tenant's batch id to cancelling and tells its goroutine, here or
+// (on its next tick) in the server that runs it.
 func (s *Service) requestCancel(ctx context.Context, id, tenant string) (*batchRecord, error) {
 	unlock := s.batchLocks.lock(id)
 	defer unlock()
-	rec, err := s.batch(ctx, id, tenant)
-	if err != nil {
-		return nil, err
-	}
-	switch rec.Status {
-	case sluice.BatchCancelling:
+	for {
+		rec, err := s.batch(ctx, id, tenant)
+		if err != nil {
+			return nil, err
+		}
+		switch rec.Status {
+		case sluice.BatchCancelling:
+			return rec, nil
+		case sluice.BatchValidating, sluice.BatchInProgress:
+		default:
+			return nil, &Error{Code: ECONFLICT, Reason: "batch_not_cancellable",
+				Message: fmt.Sprintf("Cannot cancel a batch with status '%s'.", rec.Status)}
+		}
+		was := rec.Status
+		rec.Status, rec.CancellingAt = sluice.BatchCancelling, ptr(s.now())
+		saved, err := s.swapBatch(ctx, rec, was)
+		if err != nil {
+			return nil, err
+		}
+		if !saved {
+			continue // the server running it moved it on meanwhile
+		}
+		s.mu.Lock()
+		a := s.active[id]
+		s.mu.Unlock()
+		if a != nil {
+			a.requestCancel()
+		}
 		return rec, nil
-	case sluice.BatchValidating, sluice.BatchInProgress:
-	default:
-		return nil, &Error{Code: ECONFLICT, Reason: "batch_not_cancellable",
-			Message: fmt.Sprintf("Cannot cancel a batch with status '%s'.", rec.Status)}
 	}
-	rec.Status, rec.CancellingAt = sluice.BatchCancelling, ptr(s.now())
-	if err := s.saveBatch(ctx, rec); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	a := s.active[id]
-	s.mu.Unlock()
-	if a != nil {
-		a.requestCancel()
-	}
-	return rec, nil
 }
 
 // liveCounts overlays the progress of a running batch on its stored request counts.
@@ -345,7 +361,7 @@ func (s *Service) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
 
 // await waits until the batch's run is done, the client cancels, the window passes, the
 // server closes or loses the batch's lease, or (checked every UsageInterval) the key's
-// budget is spent.
+// budget is spent. Every UsageInterval it stores the run's progress too.
 func (s *Service) await(ctx context.Context, a *activeBatch, run *sluice.Run, rec *batchRecord) runEnd {
 	expired, stopExpiry := s.cfg.Clock.NewTimer(time.Unix(*rec.ExpiresAt, 0).Sub(s.cfg.Clock.Now()))
 	defer stopExpiry()
@@ -371,7 +387,22 @@ func (s *Service) await(ctx context.Context, a *activeBatch, run *sluice.Run, re
 			if s.overQuota(ctx, rec) {
 				return endQuota
 			}
+			s.storeCounts(rec.ID, run)
 		}
+	}
+}
+
+// storeCounts stores the progress of the batch's run in its record, where the replicas
+// that do not run it read it.
+func (s *Service) storeCounts(id string, run *sluice.Run) {
+	p := run.Progress()
+	_, err := s.update(id, func(rec *batchRecord) {
+		if rec.Status == sluice.BatchInProgress || rec.Status == sluice.BatchCancelling {
+			rec.RequestCounts.Completed, rec.RequestCounts.Failed = p.Done, p.Failed
+		}
+	})
+	if err != nil {
+		s.cfg.Logger.Warn("store batch progress", "batch", id, "err", err)
 	}
 }
 

@@ -44,6 +44,7 @@ type gatedTransport struct {
 	gate    chan struct{}
 	opened  sync.Once
 	arrived chan struct{} // one per request that reached the gate
+	hold    string        // the prompt the gate holds; "": all
 
 	mu   sync.Mutex
 	sent map[string]int // by the request's prompt, "hi N"
@@ -57,21 +58,23 @@ func (g *gatedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
-	select {
-	case g.arrived <- struct{}{}:
-	default:
-	}
-	select {
-	case <-g.gate:
-	case <-req.Context().Done():
-		return nil, req.Context().Err()
-	}
 	var b struct{ Messages []struct{ Content string } }
 	if err := json.Unmarshal(body, &b); err != nil {
 		return nil, fmt.Errorf("test transport: body %s: %w", body, err)
 	}
 	if len(b.Messages) == 0 {
 		return nil, fmt.Errorf("test transport: body %s has no message", body)
+	}
+	if g.hold == "" || g.hold == b.Messages[0].Content {
+		select {
+		case g.arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-g.gate:
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
 	}
 	g.mu.Lock()
 	g.sent[b.Messages[0].Content]++
@@ -391,6 +394,27 @@ func TestCancelThroughAnotherReplica(t *testing.T) {
 		ids := outputIDs(t, b, tenant, got)
 		if int64(len(ids)) != got.RequestCounts.Completed || len(ids) != total {
 			t.Errorf("output has %d lines, %d completed, %d sent", len(ids), got.RequestCounts.Completed, total)
+		}
+	})
+}
+
+// TestReplicaShowsProgressOfAnother: the replica running a batch stores its progress
+// every UsageInterval, and a client polling another replica sees it.
+func TestReplicaShowsProgressOfAnother(t *testing.T) {
+	forEachStore(t, func(t *testing.T, h *replicas) {
+		h.up.hold = fmt.Sprintf("hi %d", replicaN-1) // all but the last are answered
+		a := h.start(nil)
+		tenant, id := h.createBatch(a, 1)
+		b := h.start(nil)
+		ctx := context.Background()
+		testutil.Poll(t, 30*time.Second, 5*time.Millisecond, func() (*sluice.Batch, error) { return a.Batch(ctx, tenant, id) },
+			func(b *sluice.Batch) bool { return b.RequestCounts.Completed == replicaN-1 })
+		h.clock.WaitTimers(t, service.DefaultUsageInterval, 1)
+		h.clock.Advance(service.DefaultUsageInterval)
+		got := testutil.Poll(t, 30*time.Second, 5*time.Millisecond, func() (*sluice.Batch, error) { return b.Batch(ctx, tenant, id) },
+			func(b *sluice.Batch) bool { return b.RequestCounts.Completed == replicaN-1 })
+		if got.Status != sluice.BatchInProgress {
+			t.Errorf("batch %s at B, want in_progress", got.Status)
 		}
 	})
 }

@@ -38,6 +38,11 @@ type ObjectStore interface {
 	ObjectsWithStatus(ctx context.Context, kind string, statuses ...string) ([][]byte, error)
 	// DeleteObject removes tenant's object, or returns sluice.ErrNotFound.
 	DeleteObject(ctx context.Context, kind, id, tenant string) error
+	// SwapObject replaces the status and document of the object of kind with id only
+	// while its stored status is was, and reports whether it did (false too when there
+	// is no such object): of two servers changing one batch at once, the one that read a
+	// stale status finds out, reads it again and does not undo the other's change.
+	SwapObject(ctx context.Context, kind, id, was, status string, doc []byte) (bool, error)
 }
 
 // LeaseStore keeps the runner leases of objects: which server session runs a batch, and

@@ -33,3 +33,18 @@ func (s *Store) ReleaseLease(ctx context.Context, kind, id, holder string) error
 	}
 	return nil
 }
+
+// SwapObject replaces the status and document of the object of kind with id only while
+// its stored status is was, and reports whether it did (service.ObjectStore).
+func (s *Store) SwapObject(ctx context.Context, kind, id, was, status string, doc []byte) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE serve_object SET status = ?, doc = ? WHERE kind = ? AND id = ? AND status = ?`,
+		status, doc, kind, id, was)
+	if err != nil {
+		return false, fmt.Errorf("save %s %s: %w", kind, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("save %s %s: %w", kind, id, err)
+	}
+	return n > 0, nil
+}

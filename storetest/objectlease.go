@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ type LeaseStore = service.LeaseStore
 var objectLeaseScenarios = []scenario{
 	{"ObjectLeaseHasOneHolder", testObjectLeaseHasOneHolder},
 	{"ObjectLeaseExpiresAndReleases", testObjectLeaseExpiresAndReleases},
+	{"ObjectSwapOnlyFromTheStatusRead", testObjectSwapOnlyFromTheStatusRead},
 }
 
 // takeLease takes the lease on batch id for holder at now for ttl, and reports whether
@@ -91,5 +93,41 @@ func testObjectLeaseExpiresAndReleases(t *testing.T, st sluice.Store) {
 	// Releasing a lease no one holds is no error.
 	if err := ls.ReleaseLease(ctx, "batch", "none", "a"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func testObjectSwapOnlyFromTheStatusRead(t *testing.T, st sluice.Store) {
+	ob := implements[ObjectStore](t, st)
+	ctx := t.Context()
+	doc := func(status string) []byte {
+		b, _ := json.Marshal(map[string]string{"id": "b1", "status": status})
+		return b
+	}
+	if err := ob.SaveObject(ctx, "batch", "b1", "a", "in_progress", doc("in_progress")); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name, was, status string
+		want              bool
+	}{
+		{"a cancel from the status read", "in_progress", "cancelling", true},
+		{"a save from a stale status", "in_progress", "finalizing", false},
+		{"a save from the status now stored", "cancelling", "cancelled", true},
+	}
+	for _, s := range steps {
+		ok, err := ob.SwapObject(ctx, "batch", "b1", s.was, s.status, doc(s.status))
+		if err != nil || ok != s.want {
+			t.Fatalf("%s: swapped %v, %v; want %v", s.name, ok, err, s.want)
+		}
+	}
+	got, err := ob.Object(ctx, "batch", "b1", "a")
+	if err != nil || string(got) != string(doc("cancelled")) {
+		t.Errorf("stored %s, %v; want the last swap's document", got, err)
+	}
+	if docs, err := ob.ObjectsWithStatus(ctx, "batch", "cancelled"); err != nil || len(docs) != 1 {
+		t.Errorf("%d objects with the swapped status, %v; want 1", len(docs), err)
+	}
+	if ok, err := ob.SwapObject(ctx, "batch", "none", "", "x", doc("x")); ok || err != nil {
+		t.Errorf("swap of no object: %v, %v; want false, nil", ok, err)
 	}
 }
