@@ -192,7 +192,9 @@ func forEachStore(t *testing.T, test func(t *testing.T, h *replicas)) {
 }
 
 func newReplicas(t *testing.T, open func() (service.Store, error)) *replicas {
-	s := sim.New(sim.Config{Seed: 1})
+	// A batch takes a while (replicaN/replicaConc × 10 ms), so that a run stopped by a
+	// cancel has surely not sent it all.
+	s := sim.New(sim.Config{Seed: 1, TTFT: 10 * time.Millisecond})
 	t.Cleanup(s.Close)
 	h := &replicas{t: t, files: filepath.Join(t.TempDir(), "files"), clock: testutil.NewClock(),
 		up: &gatedTransport{next: s.Transport(), gate: make(chan struct{}),
