@@ -46,8 +46,31 @@ type gatedTransport struct {
 	arrived chan struct{} // one per request that reached the gate
 	hold    string        // the prompt the gate holds; "": all
 
-	mu   sync.Mutex
-	sent map[string]int // by the request's prompt, "hi N"
+	mu     sync.Mutex
+	sent   map[string]int // by the request's prompt, "hi N"
+	sentBy map[string]int // by the replica that sent it (replicaHeader)
+}
+
+// replicaHeader names the replica that sends a request, for the counts of gatedTransport.
+const replicaHeader = "X-Test-Replica"
+
+// namedTransport marks the requests of one replica with its name.
+type namedTransport struct {
+	next http.RoundTripper
+	name string
+}
+
+func (n namedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set(replicaHeader, n.name)
+	return n.next.RoundTrip(req)
+}
+
+// sentBy returns how many requests replica name sent.
+func (g *gatedTransport) sentByReplica(name string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sentBy[name]
 }
 
 func (g *gatedTransport) open() { g.opened.Do(func() { close(g.gate) }) }
@@ -78,6 +101,7 @@ func (g *gatedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	g.mu.Lock()
 	g.sent[b.Messages[0].Content]++
+	g.sentBy[req.Header.Get(replicaHeader)]++
 	g.mu.Unlock()
 	return g.next.RoundTrip(req)
 }
@@ -108,7 +132,8 @@ var errDead = errors.New("the replica is dead")
 // renewed nor released, as with SIGKILL.
 type deadStore struct {
 	service.Store
-	dead *atomic.Bool
+	dead   *atomic.Bool
+	paused *atomic.Bool // when not nil and set, lease renewals fail
 }
 
 func (d deadStore) check() error {
@@ -157,6 +182,9 @@ func (d deadStore) TakeLease(ctx context.Context, kind, id, holder string, now, 
 	if err := d.check(); err != nil {
 		return false, err
 	}
+	if d.paused != nil && d.paused.Load() {
+		return false, errors.New("the replica is paused")
+	}
 	return d.Store.TakeLease(ctx, kind, id, holder, now, until)
 }
 
@@ -198,7 +226,7 @@ func newReplicas(t *testing.T, open func() (service.Store, error)) *replicas {
 	t.Cleanup(s.Close)
 	h := &replicas{t: t, files: filepath.Join(t.TempDir(), "files"), clock: testutil.NewClock(),
 		up: &gatedTransport{next: s.Transport(), gate: make(chan struct{}),
-			arrived: make(chan struct{}, 1000), sent: map[string]int{}}}
+			arrived: make(chan struct{}, 1000), sent: map[string]int{}, sentBy: map[string]int{}}}
 	h.open = func() service.Store {
 		st, err := open()
 		if err != nil {
@@ -212,13 +240,20 @@ func newReplicas(t *testing.T, open func() (service.Store, error)) *replicas {
 
 // start starts a replica; writes to the store fail once dead (when not nil) is set.
 func (h *replicas) start(dead *atomic.Bool) *service.Service {
+	return h.startPausable(dead, nil, "")
+}
+
+// startPausable starts a replica named name (in the sends the gate counts by replica)
+// whose lease renewals fail while paused is set, as when its process is stopped.
+func (h *replicas) startPausable(dead, paused *atomic.Bool, name string) *service.Service {
 	t := h.t
 	st := h.open()
-	if dead != nil {
-		st = deadStore{Store: st, dead: dead}
+	if dead == nil {
+		dead = new(atomic.Bool)
 	}
+	st = deadStore{Store: st, dead: dead, paused: paused}
 	up, err := sluiceopenai.New(sluiceopenai.Config{BaseURL: "http://sim.sluice.invalid/v1",
-		HTTPClient: &http.Client{Transport: h.up}})
+		HTTPClient: &http.Client{Transport: namedTransport{next: h.up, name: name}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,14 +295,19 @@ func (h *replicas) createBatch(svc *service.Service, n int) (tenant, id string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.awaitArrivals(n)
+	return tenant, b.ID
+}
+
+// awaitArrivals waits until n more requests have reached the gate.
+func (h *replicas) awaitArrivals(n int) {
 	for range n {
 		select {
 		case <-h.up.arrived:
 		case <-time.After(30 * time.Second): // a failure, not a wait
-			t.Fatal("the batch sent nothing")
+			h.t.Fatal("no request reached the upstream")
 		}
 	}
-	return tenant, b.ID
 }
 
 // tick moves the clock on by d once the keepers of n replicas wait on it.
@@ -396,6 +436,37 @@ func TestCancelThroughAnotherReplica(t *testing.T) {
 		ids := outputIDs(t, b, tenant, got)
 		if int64(len(ids)) != got.RequestCounts.Completed || len(ids) != total {
 			t.Errorf("output has %d lines, %d completed, %d sent", len(ids), got.RequestCounts.Completed, total)
+		}
+	})
+}
+
+// TestReplicaPausedPastItsLease: a replica paused past its lease (its renewals fail)
+// finds the batch taken by another when it comes back, and stops its run there: it sends
+// nothing more, and the output is exact.
+func TestReplicaPausedPastItsLease(t *testing.T) {
+	forEachStore(t, func(t *testing.T, h *replicas) {
+		var paused atomic.Bool
+		a := h.startPausable(nil, &paused, "a")
+		b := h.startPausable(nil, nil, "b")
+		tenant, id := h.createBatch(a, replicaConc) // A's requests wait at the gate
+		paused.Store(true)
+		h.tick(2, replicaTick)
+		h.tick(2, replicaTTL)        // A's lease expired: B takes the batch
+		h.awaitArrivals(replicaConc) // B sends what A had in flight again
+		paused.Store(false)
+		h.tick(2, replicaTick) // A finds its lease taken and stops its run
+		h.clock.WaitTimers(t, replicaTick, 2)
+		h.up.open()
+		got := wait(t, b, tenant, id)
+		if got.Status != sluice.BatchCompleted {
+			t.Fatalf("batch %s, counts %+v", got.Status, got.RequestCounts)
+		}
+		checkExact(t, outputIDs(t, b, tenant, got), replicaN)
+		if n := h.up.sentByReplica("a"); n > replicaConc {
+			t.Errorf("A sent %d requests, more than it had in flight when it lost its lease (%d)", n, replicaConc)
+		}
+		if total, _, never := h.up.sends(replicaN); never != 0 || total-replicaN > replicaConc {
+			t.Errorf("%d requests sent for %d custom_ids (%d never)", total, replicaN, never)
 		}
 	})
 }
