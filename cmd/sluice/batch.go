@@ -420,7 +420,7 @@ it at any time). Stop it at any time; run it again to carry on.`,
 			if _, err := ingestJob(ctx, e, st, job, o); err != nil { // a submit stopped early
 				return err
 			}
-			cancelled := job.State == sluice.JobInterrupted && strings.HasPrefix(job.Error, errCancelled)
+			cancelled := job.State == sluice.JobCancelled
 			if cancelled && resume {
 				job.State, job.Error = sluice.JobRunning, ""
 				if err := st.UpdateJob(ctx, job); err != nil {
@@ -492,9 +492,6 @@ func watchToEnd(ctx context.Context, e *env, b *batchJob, o jobOptions, submit b
 	}
 	return watchEnd(job, prog, cancelled)
 }
-
-// errCancelled starts the error of a job cancelled by sluice batch cancel.
-const errCancelled = "cancelled"
 
 // watch steps the job until every request is final, nothing is left to submit, or ctx
 // ends, printing a line whenever something changed.
@@ -701,7 +698,7 @@ func newBatchCancelCmd(e *env) *cobra.Command {
 			defer b.close()
 			st, job, r := b.st, b.job, b.r
 			if job.State != sluice.JobCompleted {
-				job.State, job.Error = sluice.JobInterrupted, errCancelled+" by sluice batch cancel"
+				job.State, job.Error = sluice.JobCancelled, "cancelled by sluice batch cancel"
 				if err := st.UpdateJob(ctx, job); err != nil {
 					return err
 				}

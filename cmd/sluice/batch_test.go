@@ -289,6 +289,11 @@ func TestBatchCancelCommand(t *testing.T) {
 	if res.code != exitOK || !strings.Contains(res.stdout, "cancelled") {
 		t.Fatalf("cancel: exit %d: %s %s", res.code, res.stdout, res.stderr)
 	}
+	res = runCLI(t, keys, "batch", "status", st.Job, "--store", store, "--json")
+	var bs batchStatus
+	if err := json.Unmarshal([]byte(res.stdout), &bs); err != nil || bs.State != string(sluice.JobCancelled) {
+		t.Errorf("status after cancel: state %q (%v), want %q", bs.State, err, sluice.JobCancelled)
+	}
 	res = runCLI(t, keys, "batch", "results", st.Job, "--store", store, "-o", filepath.Join(dir, "out.jsonl"), "--json")
 	var rr resultsReport
 	if err := json.Unmarshal([]byte(res.stdout), &rr); err != nil {
