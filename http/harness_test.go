@@ -18,8 +18,8 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
-	sluiceopenai "github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/internal/testutil"
+	sluiceopenai "github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
