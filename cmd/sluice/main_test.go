@@ -38,6 +38,11 @@ func runCLI(t *testing.T, envVars map[string]string, args ...string) cliResult {
 		interrupts: make(chan os.Signal),
 	}
 	code := execute(context.Background(), e, args)
+	for line := range strings.Lines(errb.String()) {
+		if strings.Count(line, "sluice: ") > 1 {
+			t.Errorf("sluice %s: an error names sluice twice: %s", strings.Join(args, " "), line)
+		}
+	}
 	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
