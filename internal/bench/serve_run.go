@@ -194,7 +194,7 @@ func startServe(ctx context.Context, dir string, setup serveSetup) (base string,
 		return fail(errors.Join(err, srv.Close(ctx)))
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	var l net.Listener = ln
+	l := ln
 	if setup.asCommand {
 		hs = sluicehttp.NewHTTPServer(srv.Handler(), sluicehttp.Limits{}, nil)
 		l = sluicehttp.Listen(ln, sluicehttp.Limits{})
