@@ -27,6 +27,7 @@
 //   - pipeline: several prompts over every document of a file, into one table
 //   - batch: a job run through a provider's Batch API (parts, rounds, watching to the
 //     end, hybrid runs and the rate they plan with, the requests still missing)
+//   - worker: the loop of sluice worker, joining the running jobs of a shared store
 //   - gateway: sluice serve's online gateway (proxy, routing, failover, keys' budgets)
 //   - ui: the dashboard; timeline: what runs did over time, for it; metrics: Prometheus
 //   - internal/bench: the scenarios of sluice bench; internal/testutil: helpers the

@@ -175,9 +175,6 @@ const storeUsage = "the ledger: a SQLite file or a postgres:// URL (default $SLU
 
 // shared reports whether st is a store that other processes may work the same jobs in.
 func shared(st sluice.Store) bool {
-	if w, ok := st.(workerStore); ok {
-		st = w.store
-	}
 	_, ok := st.(sluice.WorkerRegistry)
 	return ok
 }
@@ -187,9 +184,6 @@ func shared(st sluice.Store) bool {
 // budget holds over all the job's workers (Engine.ShareBudget). done gives back what the
 // run committed and did not spend; call it after the run.
 func shareBudget(ctx context.Context, e *env, eng *sluice.Engine, st sluice.Store, jobID string, o jobOptions) (opts []sluice.RunOption, done func(), err error) {
-	if w, ok := st.(workerStore); ok {
-		st = w.store
-	}
 	led, ok := st.(sluice.BudgetLedger)
 	if !ok || (o.MaxCost <= 0 && o.MaxTokens <= 0) {
 		return nil, func() {}, nil
