@@ -349,10 +349,7 @@ func (b *batchJob) close() {
 
 // loadJob reads a job and its options.
 func loadJob(ctx context.Context, st store, path, id string) (*sluice.Job, jobOptions, error) {
-	job, err := st.Job(ctx, id)
-	if errors.Is(err, sluice.ErrNotFound) {
-		return nil, jobOptions{}, usageError("no job %q in %s (sluice jobs lists them)", id, path)
-	}
+	job, err := findJob(ctx, st, path, id)
 	if err != nil {
 		return nil, jobOptions{}, err
 	}

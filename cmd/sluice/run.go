@@ -137,10 +137,7 @@ them). Requests already done are never sent again.`,
 				return err
 			}
 			defer st.Close()
-			job, err := st.Job(cmd.Context(), args[0])
-			if errors.Is(err, sluice.ErrNotFound) {
-				return usageError("no job %q in %s (sluice jobs lists them)", args[0], path)
-			}
+			job, err := findJob(cmd.Context(), st, path, args[0])
 			if err != nil {
 				return err
 			}

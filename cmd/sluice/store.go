@@ -118,6 +118,15 @@ func lockStoreJob(ctx context.Context, st store, where, jobID string) (unlock fu
 	return lockJob(jobLockPath(where, jobID))
 }
 
+// findJob reads the job id from the store at path, or says that there is none.
+func findJob(ctx context.Context, st sluice.Store, path, id string) (*sluice.Job, error) {
+	job, err := st.Job(ctx, id)
+	if errors.Is(err, sluice.ErrNotFound) {
+		return nil, usageError("no job %q in %s (sluice jobs lists them)", id, path)
+	}
+	return job, err
+}
+
 // jobHeld reports whether a live process holds the job (runs it, works it, watches its
 // batches).
 func jobHeld(ctx context.Context, st store, where, id string) bool {
