@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -50,4 +53,36 @@ func runCLI(t *testing.T, envVars map[string]string, args ...string) cliResult {
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	return testutil.WriteFile(t, dir, name, content)
+}
+
+// runKilledAt runs sluice in a process of its own (this test binary as main) with args
+// and the variables env added to the environment, and kills it (SIGKILL) at killAt unless
+// it exits first; killAt 0 lets it end. It says whether it killed it, and otherwise how it
+// exited, with its stderr. killAt is a random moment the caller picks: the point is to
+// crash anywhere, so the timer is the test's input, not a wait for something.
+func runKilledAt(t *testing.T, exe string, env, args []string, killAt time.Duration) (killed bool, exitErr error, stderr string) {
+	t.Helper()
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(append(os.Environ(), "SLUICE_TEST_MAIN=1"), env...)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if killAt <= 0 {
+		exitErr = <-exited
+		return false, exitErr, errb.String()
+	}
+	timer := time.NewTimer(killAt)
+	defer timer.Stop()
+	select {
+	case exitErr = <-exited:
+		return false, exitErr, errb.String()
+	case <-timer.C:
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-exited //nolint:errcheck // killed on purpose
+		return true, nil, errb.String()
+	}
 }
