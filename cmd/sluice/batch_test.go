@@ -414,7 +414,7 @@ func TestBatchKilledAndRestarted(t *testing.T) {
 		if kills < 5 {
 			killAt = time.Duration(20+rng.IntN(300)) * time.Millisecond
 		}
-		killed, err, stderr := runKilledAt(t, exe, []string{"OPENAI_API_KEY=" + batchKey}, args, killAt)
+		killed, stderr, err := runKilledAt(t, exe, []string{"OPENAI_API_KEY=" + batchKey}, args, killAt)
 		if killed {
 			kills++
 		} else if err != nil {

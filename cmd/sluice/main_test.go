@@ -57,10 +57,10 @@ func writeFile(t *testing.T, dir, name, content string) string {
 
 // runKilledAt runs sluice in a process of its own (this test binary as main) with args
 // and the variables env added to the environment, and kills it (SIGKILL) at killAt unless
-// it exits first; killAt 0 lets it end. It says whether it killed it, and otherwise how it
-// exited, with its stderr. killAt is a random moment the caller picks: the point is to
+// it exits first; killAt 0 lets it end. It says whether it killed it, its stderr, and
+// otherwise how it exited. killAt is a random moment the caller picks: the point is to
 // crash anywhere, so the timer is the test's input, not a wait for something.
-func runKilledAt(t *testing.T, exe string, env, args []string, killAt time.Duration) (killed bool, exitErr error, stderr string) {
+func runKilledAt(t *testing.T, exe string, env, args []string, killAt time.Duration) (killed bool, stderr string, exitErr error) {
 	t.Helper()
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(append(os.Environ(), "SLUICE_TEST_MAIN=1"), env...)
@@ -73,16 +73,16 @@ func runKilledAt(t *testing.T, exe string, env, args []string, killAt time.Durat
 	go func() { exited <- cmd.Wait() }()
 	if killAt <= 0 {
 		exitErr = <-exited
-		return false, exitErr, errb.String()
+		return false, errb.String(), exitErr
 	}
 	timer := time.NewTimer(killAt)
 	defer timer.Stop()
 	select {
 	case exitErr = <-exited:
-		return false, exitErr, errb.String()
+		return false, errb.String(), exitErr
 	case <-timer.C:
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		<-exited //nolint:errcheck // killed on purpose
-		return true, nil, errb.String()
+		return true, errb.String(), nil
 	}
 }

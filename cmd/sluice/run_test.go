@@ -191,7 +191,7 @@ func TestCrashAndResume(t *testing.T) {
 		if kills < 4 {
 			killAt = time.Duration(50+rng.IntN(500)) * time.Millisecond
 		}
-		killed, exitErr, stderr := runKilledAt(t, exe, []string{"OPENAI_API_KEY=sk-test"}, args, killAt)
+		killed, stderr, exitErr := runKilledAt(t, exe, []string{"OPENAI_API_KEY=sk-test"}, args, killAt)
 		if killed {
 			kills++
 		} else if exitErr != nil {
