@@ -122,7 +122,7 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 	if len(r.claimed) == 0 {
 		// Claims are batched: claiming only what can be sent at once (so that a crash
 		// leaves no unsent claims) cost 10% of the Little's-law throughput.
-		items, err := r.e.store.Claim(ctx, r.job.ID, r.e.cfg.Owner, r.claimSize(), r.e.cfg.Lease)
+		items, err := r.e.store.Claim(ctx, ClaimParams{JobID: r.job.ID, Owner: r.e.cfg.Owner, Max: r.claimSize(), Lease: r.e.cfg.Lease})
 		if err != nil {
 			return nil, nil, err // the store names the operation ("claim requests: ...")
 		}

@@ -510,7 +510,7 @@ func (r *Run) renewLeases(ctx context.Context, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-ticker.C:
-			if err := r.e.store.Renew(ctx, r.job.ID, r.e.cfg.Owner, r.e.cfg.Lease); err != nil {
+			if err := r.e.store.Renew(ctx, RenewParams{JobID: r.job.ID, Owner: r.e.cfg.Owner, Lease: r.e.cfg.Lease}); err != nil {
 				r.e.cfg.Logger.Warn("renew leases", "job", r.job.ID, "err", err)
 			}
 		}

@@ -12,11 +12,13 @@ import (
 	"github.com/sluice-llm/sluice"
 )
 
-// Claim takes up to n pending requests, and requests whose lease expired, marks them in
-// flight under owner until now+lease, and returns them in line order. When more than n
-// leases have expired, the n that expired first are taken with the pending lines.
-func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
-	seq, err := s.jobSeq(ctx, jobID)
+// Claim takes up to p.Max pending requests, and requests whose lease expired by p.Now,
+// marks them in flight under p.Owner until p.Now+p.Lease, and returns them in line order.
+// When more leases have expired than p.Max, those that expired first are taken with the
+// pending lines. A zero p.Now is the time of the call.
+func (s *Store) Claim(ctx context.Context, p sluice.ClaimParams) ([]sluice.Item, error) {
+	n, owner := p.Max, p.Owner
+	seq, err := s.jobSeq(ctx, p.JobID)
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
@@ -28,7 +30,7 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease tim
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
 	defer rollback(tx)
-	now := time.Now()
+	now := nowOr(p.Now)
 	rows, err := claimRows(ctx, tx.StmtContext(ctx, s.st.claimPending), nil, seq, n)
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
@@ -52,7 +54,7 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease tim
 	if err := countRepaid(ctx, tx, seq, idList(ids)); err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
-	res, err := tx.StmtContext(ctx, s.st.claimMark).ExecContext(ctx, owner, now.Add(lease).UnixNano(), idList(ids))
+	res, err := tx.StmtContext(ctx, s.st.claimMark).ExecContext(ctx, owner, now.Add(p.Lease).UnixNano(), idList(ids))
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
@@ -234,14 +236,14 @@ const (
 	sqlReleaseOwner = sqlReleaseAll + ` AND owner = ?`
 )
 
-// Renew extends every lease owner holds on the job to now+lease, expired ones that no
-// other owner took included.
-func (s *Store) Renew(ctx context.Context, jobID, owner string, lease time.Duration) error {
-	seq, err := s.jobSeq(ctx, jobID)
+// Renew extends every lease p.Owner holds on the job to p.Now+p.Lease, expired ones that
+// no other owner took included. A zero p.Now is the time of the call.
+func (s *Store) Renew(ctx context.Context, p sluice.RenewParams) error {
+	seq, err := s.jobSeq(ctx, p.JobID)
 	if err != nil {
 		return fmt.Errorf("renew leases: %w", err)
 	}
-	if _, err := s.w.ExecContext(ctx, sqlRenew, time.Now().Add(lease).UnixNano(), seq, owner); err != nil {
+	if _, err := s.w.ExecContext(ctx, sqlRenew, nowOr(p.Now).Add(p.Lease).UnixNano(), seq, p.Owner); err != nil {
 		return fmt.Errorf("renew leases: %w", err)
 	}
 	return nil
@@ -262,4 +264,13 @@ func (s *Store) Release(ctx context.Context, jobID, owner string) error {
 		return fmt.Errorf("release requests: %w", err)
 	}
 	return nil
+}
+
+// nowOr is t, or the time of the call when t is zero: the store's reading of a Now
+// parameter.
+func nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
 }

@@ -189,7 +189,7 @@ func TestCreatePartNeedsPendingLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Line 2 is claimed by a worker, line 3 done.
-	if _, err := s.Claim(t.Context(), "job-1", "w", 2, time.Minute); err != nil {
+	if _, err := s.Claim(t.Context(), sluice.ClaimParams{JobID: "job-1", Owner: "w", Max: 2, Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Complete(t.Context(), "job-1", "w", []sluice.Outcome{{Line: 3, State: sluice.StateDone}}); err != nil {
@@ -239,7 +239,7 @@ func TestClaimNeverTakesPartLines(t *testing.T) {
 	// The first claim takes the pending lines; the second, after their lease of 1ns has
 	// expired, takes them again; neither takes a part's.
 	for _, what := range []string{"pending", "expired"} {
-		items, err := s.Claim(t.Context(), "job-1", "w", 20, time.Nanosecond)
+		items, err := s.Claim(t.Context(), sluice.ClaimParams{JobID: "job-1", Owner: "w", Max: 20, Lease: time.Nanosecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +256,7 @@ func TestPending(t *testing.T) {
 	s := partStore(t, filepath.Join(t.TempDir(), "ledger.db"), 1300)
 	newPart(t, s, 2, 3, 700)
 	// Line 1 is released after two attempts, one answered 429; line 4 is claimed.
-	if _, err := s.Claim(t.Context(), "job-1", "w", 2, time.Minute); err != nil {
+	if _, err := s.Claim(t.Context(), sluice.ClaimParams{JobID: "job-1", Owner: "w", Max: 2, Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Complete(t.Context(), "job-1", "w", []sluice.Outcome{
@@ -325,7 +325,7 @@ func TestPartItems(t *testing.T) {
 	slices.Reverse(even)
 	newPart(t, s, even...)
 	// A worker's leases are not a part's, even under an owner named like one.
-	if _, err := s.Claim(t.Context(), "job-1", "part-1", 2, time.Minute); err != nil { // lines 2 and 4
+	if _, err := s.Claim(t.Context(), sluice.ClaimParams{JobID: "job-1", Owner: "part-1", Max: 2, Lease: time.Minute}); err != nil { // lines 2 and 4
 		t.Fatal(err)
 	}
 	if got := partItems(t, s, 1); !slices.Equal(got, odd) {
