@@ -645,7 +645,8 @@ func TestMigrateToParts(t *testing.T) {
 		t.Fatalf("versions %v, want [1 2 3 4]", got)
 	}
 	old := &Store{w: db, r: db, jobs: map[string]int64{}}
-	if err := old.st.prepare(t.Context(), db); err != nil {
+	before7 := func(q string) bool { return !strings.Contains(q, "orphaned") && !strings.Contains(q, "repaid") }
+	if err := old.st.prepareOf(t.Context(), db, before7); err != nil {
 		t.Fatal(err)
 	}
 	if err := old.CreateJob(t.Context(), &sluice.Job{ID: "job-1"}); err != nil {
