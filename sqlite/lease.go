@@ -168,6 +168,7 @@ func scanClaimed(ctx context.Context, st *sql.Stmt, dst []claimed, orphaned bool
 	}
 	return dst, rows.Err()
 }
+
 // idList is ids as a JSON array, for json_each.
 func idList(ids []int64) string {
 	b := make([]byte, 0, 2+len(ids)*8)
@@ -181,35 +182,8 @@ func idList(ids []int64) string {
 	return string(append(b, ']'))
 }
 
-// Complete records outcomes for requests claimed by owner in one transaction. Outcomes for
-// requests not in flight under owner (never claimed, final, or claimed by another owner
-// since) are ignored. A lease that expired but that no other owner took is still owner's.
-func (s *Store) Complete(ctx context.Context, jobID, owner string, outcomes []sluice.Outcome) error {
-	seq, err := s.jobSeq(ctx, jobID)
-	if err != nil {
-		return fmt.Errorf("complete requests: %w", err)
-	}
-	if len(outcomes) == 0 {
-		return nil
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("complete requests: %w", err)
-	}
-	defer rollback(tx)
-	c := s.completer(ctx, tx, seq, owner)
-	for i := range outcomes {
-		if _, err := c.complete(&outcomes[i]); err != nil {
-			return fmt.Errorf("complete requests: line %d: %w", outcomes[i].Line, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("complete requests: %w", err)
-	}
-	return nil
-}
-
-// completer records outcomes of one owner's requests within one transaction.
+// completer records outcomes of one owner's requests within one transaction, one
+// statement per outcome (CompletePart; Complete writes many rows per statement).
 type completer struct {
 	ctx                              context.Context
 	job                              int64
