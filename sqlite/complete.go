@@ -72,6 +72,8 @@ const (
 	bulkProgress                 // outcomes that keep the lease: (id, attempts, throttled, answer…)
 	bulkRelease                  // releases: (id, attempts, throttled)
 	bulkOutput                   // answers: (id, request_id, body, error_message)
+	bulkRequest                  // AddRequests' new lines: (id, model, prompt_tokens, max_output_tokens, custom_id)
+	bulkInput                    // their inputs: (id, method, url, body)
 )
 
 // The columns of each kind's rows, after id, and what the update sets from them.
@@ -99,6 +101,13 @@ var bulkShapes = [...]struct {
 	bulkOutput: {4, `INSERT INTO request_output (id, request_id, body, error_message) VALUES %s
 		ON CONFLICT (id) DO UPDATE SET request_id = excluded.request_id, body = excluded.body,
 			error_message = excluded.error_message`},
+	// A line present already, or whose custom_id another line holds, is not inserted, nor
+	// returned. The rows go in in order, so of two lines with one custom_id the first
+	// holds it.
+	bulkRequest: {5, `INSERT INTO request (id, state, model, prompt_tokens, max_output_tokens, custom_id, holds_id)
+		SELECT column1, 0, column2, column3, column4, column5, 1 FROM (VALUES %s) WHERE true
+		ON CONFLICT DO NOTHING RETURNING id`},
+	bulkInput: {4, `INSERT INTO request_input (id, method, url, body) VALUES %s`},
 }
 
 // bulkStmts are Complete's statements, for each kind and each of bulkSizes, prepared on
@@ -111,10 +120,8 @@ type bulkStmts struct {
 func (b *bulkStmts) prepare(ctx context.Context, db *sql.DB) error {
 	b.m = map[[2]int]*sql.Stmt{}
 	for kind := range bulkShapes {
-		shape := bulkShapes[kind]
-		row := "(?" + strings.Repeat(", ?", shape.cols-1) + ")"
 		for _, n := range bulkSizes {
-			query := fmt.Sprintf(shape.sql, row+strings.Repeat(", "+row, n-1))
+			query := bulkQuery(bulkKind(kind), n)
 			st, err := db.PrepareContext(ctx, query)
 			if err != nil {
 				return fmt.Errorf("prepare %q: %w", query, err)
@@ -123,6 +130,13 @@ func (b *bulkStmts) prepare(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	return nil
+}
+
+// bulkQuery is the statement of kind for n rows.
+func bulkQuery(kind bulkKind, n int) string {
+	shape := bulkShapes[kind]
+	row := "(?" + strings.Repeat(", ?", shape.cols-1) + ")"
+	return fmt.Sprintf(shape.sql, row+strings.Repeat(", "+row, n-1))
 }
 
 // stmt returns the statement of kind for n rows.
@@ -203,6 +217,12 @@ func (w *bulkWriter) write(outcomes []sluice.Outcome) error {
 
 // each writes rows of kind, in statements of the sizes of bulkSizes.
 func (w *bulkWriter) each(kind bulkKind, rows []*sluice.Outcome) error {
+	return inChunks(rows, func(chunk []*sluice.Outcome) error { return w.exec(kind, chunk) })
+}
+
+// inChunks calls fn for consecutive chunks of rows of the sizes of bulkSizes, largest
+// first.
+func inChunks[T any](rows []T, fn func(chunk []T) error) error {
 	for len(rows) > 0 {
 		n := 1
 		for _, size := range bulkSizes {
@@ -211,7 +231,7 @@ func (w *bulkWriter) each(kind bulkKind, rows []*sluice.Outcome) error {
 				break
 			}
 		}
-		if err := w.exec(kind, rows[:n]); err != nil {
+		if err := fn(rows[:n]); err != nil {
 			return err
 		}
 		rows = rows[n:]

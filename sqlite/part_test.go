@@ -649,13 +649,16 @@ func TestMigrateToParts(t *testing.T) {
 	if err := old.st.prepareOf(t.Context(), db, before7); err != nil {
 		t.Fatal(err)
 	}
+	if err := old.bulk.prepare(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
 	if err := old.CreateJob(t.Context(), &sluice.Job{ID: "job-1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := old.AddRequests(t.Context(), "job-1", []sluice.NewRequest{partRequest(1), partRequest(2)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := old.st.close(); err != nil {
+	if err := errors.Join(old.st.close(), old.bulk.close()); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

@@ -10,7 +10,7 @@ import (
 // stmts are the writer's hot statements, prepared once on its one connection.
 type stmts struct {
 	// AddRequests.
-	insertRequest, insertFailed, insertInput, lineExists, customIDLine, advanceIngested *sql.Stmt
+	insertFailed, lineExists, customIDLine, advanceIngested *sql.Stmt
 	// Claim.
 	claimPending, claimExpired, claimMarkRange, claimMark, addRepaid *sql.Stmt
 	// Complete.
@@ -24,12 +24,9 @@ const requestColumns = `r.id, r.line, r.attempts, r.throttled, r.custom_id, r.mo
 // The writer's hot statements, by the method that uses them.
 const (
 	// AddRequests.
-	sqlInsertRequest = `INSERT INTO request (id, state, model, prompt_tokens, max_output_tokens, custom_id, holds_id)
-		VALUES (?, 0, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING`
 	sqlInsertFailed = `INSERT INTO request (id, state, error_code, finished_at,
 			model, prompt_tokens, max_output_tokens, custom_id, holds_id)
 		VALUES (?, 3, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING`
-	sqlInsertInput     = `INSERT INTO request_input (id, method, url, body) VALUES (?, ?, ?, ?)`
 	sqlLineExists      = `SELECT EXISTS (SELECT 1 FROM request WHERE id = ?)`
 	sqlCustomIDLine    = `SELECT line FROM request WHERE job = ? AND custom_id = ? AND holds_id = 1`
 	sqlAdvanceIngested = `UPDATE job SET ingested = MAX(ingested, ?), updated_at = ? WHERE seq = ?`
@@ -77,9 +74,7 @@ func (s *stmts) prepareOf(ctx context.Context, db *sql.DB, keep func(query strin
 		dst   **sql.Stmt
 		query string
 	}{
-		{&s.insertRequest, sqlInsertRequest},
 		{&s.insertFailed, sqlInsertFailed},
-		{&s.insertInput, sqlInsertInput},
 		{&s.lineExists, sqlLineExists},
 		{&s.customIDLine, sqlCustomIDLine},
 		{&s.advanceIngested, sqlAdvanceIngested},
@@ -108,7 +103,7 @@ func (s *stmts) prepareOf(ctx context.Context, db *sql.DB, keep func(query strin
 func (s *stmts) close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.insertRequest, s.insertFailed, s.insertInput, s.lineExists, s.customIDLine, s.advanceIngested,
+		s.insertFailed, s.lineExists, s.customIDLine, s.advanceIngested,
 		s.claimPending, s.claimExpired, s.claimMarkRange, s.claimMark, s.addRepaid,
 		s.final, s.progress, s.release, s.output,
 	} {
