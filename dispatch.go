@@ -122,7 +122,7 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 	if len(r.claimed) == 0 {
 		// Claims are batched: claiming only what can be sent at once (so that a crash
 		// leaves no unsent claims) cost 10% of the Little's-law throughput.
-		items, err := r.e.store.Claim(ctx, r.job.ID, r.e.cfg.Owner, r.claimSize(), r.e.cfg.Lease)
+		items, err := r.e.store.Claim(ctx, ClaimParams{JobID: r.job.ID, Owner: r.e.cfg.Owner, Max: r.claimSize(), Lease: r.e.cfg.Lease})
 		if err != nil {
 			return nil, nil, err // the store names the operation ("claim requests: ...")
 		}
@@ -325,7 +325,7 @@ func (r *Run) handle(res attemptResult) {
 	r.running--
 	r.inFly.Add(-1)
 	r.e.bytes.Release(res.weight) // the answer is in: the body is no longer in flight
-	r.holdingSlot = true          // freed by the ledger writer once the outcome is written
+	r.holdingSlot = true          // freed once the outcome is handed to the ledger writer
 	defer func() {
 		if r.holdingSlot { // no outcome was written (cannot happen today)
 			r.holdingSlot = false
@@ -449,11 +449,16 @@ func (r *Run) final(it *Item, o Outcome) {
 	r.writeOutcome(o)
 }
 
-// writeOutcome hands o to the ledger writer, with the concurrency slot of the attempt
-// being handled, if any.
+// writeOutcome hands o to the ledger writer, waiting while the concurrency of outcomes
+// wait to be written, then frees the concurrency slot of the attempt being handled, if
+// any.
 func (r *Run) writeOutcome(o Outcome) {
-	r.outcomes <- ledgerWrite{outcome: o, slot: r.holdingSlot}
-	r.holdingSlot = false
+	r.unflushed <- struct{}{}
+	r.outcomes <- ledgerWrite{outcome: o}
+	if r.holdingSlot {
+		r.holdingSlot = false
+		r.e.release(r)
+	}
 }
 
 // flushLedger waits until every outcome written so far is in the store.

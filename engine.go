@@ -30,8 +30,11 @@ const (
 	ingestBatch = 1000    // lines per AddRequests transaction after that
 	ingestBytes = 4 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
 	flushSize   = 512     // outcomes per Complete transaction at most
-	maxClaim    = 256
-	firstClaim  = 4 // a run's first claim, before it knows how long its lines are
+	// flushDelay is how long an outcome may wait for others to share its commit: at zero
+	// latency a commit per few outcomes cost more than the rest of the ledger.
+	flushDelay = 10 * time.Millisecond
+	maxClaim   = 256
+	firstClaim = 4 // a run's first claim, before it knows how long its lines are
 )
 
 // Config configures an Engine. The zero value of every field means its default.
@@ -214,6 +217,7 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 		stopped:     make(chan struct{}),
 		finished:    make(chan attemptResult, e.cfg.Concurrency),
 		outcomes:    make(chan ledgerWrite, flushSize),
+		unflushed:   make(chan struct{}, e.cfg.Concurrency),
 		ingested:    make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -263,7 +267,10 @@ type Run struct {
 
 	finished chan attemptResult // workers → dispatcher
 	outcomes chan ledgerWrite   // dispatcher → ledger writer
-	ingested chan struct{}      // ingest → dispatcher: more lines are in the ledger
+	// unflushed holds a token for each outcome handed to the ledger writer and not yet
+	// committed: its capacity, the concurrency, bounds what a crash can lose.
+	unflushed chan struct{}
+	ingested  chan struct{} // ingest → dispatcher: more lines are in the ledger
 
 	// Owned by the dispatcher goroutine.
 	claimed  []Item
@@ -271,7 +278,7 @@ type Run struct {
 	retries  retryQueue
 	running  int
 	// holdingSlot is set while a result is handled and its concurrency slot not yet
-	// handed to the ledger writer with the outcome.
+	// freed: it is freed once the outcome is handed to the ledger writer.
 	holdingSlot bool
 
 	// untilIdle ends the run once nothing is pending rather than waiting for the requests
@@ -435,23 +442,25 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 }
 
 // ledgerWrite is one message to the ledger writer: an outcome to record, or (flushed
-// set) a request to write the batch now and say how that went. slot says that the
-// outcome's attempt still holds its concurrency slot: the writer frees it once the outcome
-// is in the ledger, so that a crash can lose (and the rerun re-pay) at most as many
-// answers as the concurrency.
+// set) a request to write the batch now and say how that went.
 type ledgerWrite struct {
 	outcome Outcome
-	slot    bool
 	flushed chan<- error
 }
 
-// writeLedger is the one writer of outcomes. It commits in groups: whatever arrived
-// while the last Complete ran goes into the next one, so an outcome waits for one
-// transaction at most, and batches grow with the load.
+// writeLedger is the one writer of outcomes. It commits in groups, by size and time: a
+// batch is written once it holds as many outcomes as may wait (the concurrency, at most
+// flushSize), once its first outcome has waited flushDelay, or when a flush is asked for.
+// Each outcome holds a token of r.unflushed until its batch is committed, so that at most
+// the concurrency of answers wait unwritten: with the concurrency in flight, a crash
+// re-sends at most twice the concurrency.
 func (r *Run) writeLedger(ctx context.Context) {
-	batch := make([]Outcome, 0, flushSize)
-	slots := 0
+	limit := min(flushSize, cap(r.unflushed))
+	batch := make([]Outcome, 0, limit)
 	var failed error
+	timer := time.NewTimer(flushDelay)
+	timer.Stop()
+	var due <-chan time.Time // set while the batch waits for its delay
 	flush := func() {
 		if len(batch) > 0 && failed == nil {
 			if err := r.e.store.Complete(ctx, r.job.ID, r.e.cfg.Owner, batch); err != nil {
@@ -459,45 +468,37 @@ func (r *Run) writeLedger(ctx context.Context) {
 				r.fail(failed)
 			}
 		}
+		for range batch {
+			<-r.unflushed
+		}
 		clear(batch) // answer bodies: do not keep them past the write
 		batch = batch[:0]
-		for ; slots > 0; slots-- {
-			r.e.release(r)
-		}
+		timer.Stop()
+		due = nil
 	}
-	add := func(w ledgerWrite) (flushNow bool) {
-		if w.flushed != nil {
-			flush()
-			w.flushed <- failed
-			return false
-		}
-		batch = append(batch, w.outcome)
-		if w.slot {
-			slots++
-		}
-		return len(batch) >= flushSize
-	}
-	for w := range r.outcomes {
-		if add(w) {
-			flush()
-		}
-	gather: // take what is already waiting, without blocking
-		for len(batch) > 0 {
-			select {
-			case w, ok := <-r.outcomes:
-				if !ok {
-					break gather
-				}
-				if add(w) {
-					flush()
-				}
-			default:
-				break gather
+	for {
+		select {
+		case w, ok := <-r.outcomes:
+			if !ok {
+				flush()
+				return
 			}
+			if w.flushed != nil {
+				flush()
+				w.flushed <- failed
+				continue
+			}
+			batch = append(batch, w.outcome)
+			if len(batch) >= limit {
+				flush()
+			} else if len(batch) == 1 {
+				timer.Reset(flushDelay)
+				due = timer.C
+			}
+		case <-due:
+			flush()
 		}
-		flush()
 	}
-	flush()
 }
 
 // renewLeases keeps this worker's claims alive while it works on them.
@@ -509,7 +510,7 @@ func (r *Run) renewLeases(ctx context.Context, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-ticker.C:
-			if err := r.e.store.Renew(ctx, r.job.ID, r.e.cfg.Owner, r.e.cfg.Lease); err != nil {
+			if err := r.e.store.Renew(ctx, RenewParams{JobID: r.job.ID, Owner: r.e.cfg.Owner, Lease: r.e.cfg.Lease}); err != nil {
 				r.e.cfg.Logger.Warn("renew leases", "job", r.job.ID, "err", err)
 			}
 		}
