@@ -69,6 +69,9 @@ func withModel(dst, body []byte, old gjson.Result, model string) []byte {
 	return append(dst, body[old.Index+len(old.Raw):]...)
 }
 
+// usageOption is the member withUsageOption adds.
+const usageOption = `"stream_options":{"include_usage":true}`
+
 // withUsageOption returns body with stream_options.include_usage set, into dst, so that a
 // stream ends with its usage: the member is added after the opening brace.
 func withUsageOption(dst, body []byte) []byte {
@@ -77,7 +80,7 @@ func withUsageOption(dst, body []byte) []byte {
 		i++
 	}
 	dst = append(dst, body[:i+1]...)
-	dst = append(dst, `"stream_options":{"include_usage":true}`...)
+	dst = append(dst, usageOption...)
 	rest := body[i+1:]
 	j := 0
 	for j < len(rest) && (rest[j] == ' ' || rest[j] == '\n' || rest[j] == '\t' || rest[j] == '\r') {
