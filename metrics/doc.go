@@ -21,7 +21,9 @@
 //   - sluice_cost_usd_total: what the answers cost at the prices sluice knows.
 //
 // The request's custom_id is never a label: series grow with jobs and models, not with
-// requests.
+// requests. A job's series are deleted [DefaultRetention] after its run ends, and past
+// [DefaultMaxFinished] ended jobs the oldest go first, so a long-lived serve keeps a
+// bounded number of series; [NewWithOptions] sets both.
 //
 // # Gauges read at scrape time (label job)
 //

@@ -48,6 +48,15 @@ type Metrics struct {
 	nCodes map[string]bool // the distinct codes seen, up to maxCodes
 
 	runs *runCollector
+
+	// The jobs whose runs ended, with when, so that their series are deleted once
+	// retention has passed (or when more than maxFinished jobs have ended): a serve that
+	// runs batches for months must not grow its series with every batch it ever ran.
+	retention   time.Duration
+	maxFinished int
+	now         func() time.Time
+	endMu       sync.Mutex
+	ended       map[string]time.Time
 }
 
 var _ sluice.RunObserver = (*Metrics)(nil)
@@ -71,11 +80,46 @@ type perModel struct {
 	prompt, completion, cached, spent prometheus.Counter
 }
 
+// DefaultRetention is how long the series of a job whose run ended are kept, so that
+// scrapers read its final counts, before they are deleted.
+const DefaultRetention = 10 * time.Minute
+
+// DefaultMaxFinished is how many ended jobs keep their series at most: past it, the
+// series of the job that ended first are deleted, however recent.
+const DefaultMaxFinished = 256
+
+// Options configure Metrics. The zero value is the defaults.
+type Options struct {
+	// Retention is how long a job's series are kept after its run ends (0:
+	// DefaultRetention). A job that runs again before then keeps them.
+	Retention time.Duration
+	// MaxFinished bounds the ended jobs whose series are kept (0: DefaultMaxFinished).
+	MaxFinished int
+	// Now is the clock of retention and of the pause gauges (nil: time.Now).
+	Now func() time.Time
+}
+
 // New returns Metrics with sluice's metrics, Go runtime and process metrics registered
-// in a registry of its own.
-func New() *Metrics {
+// in a registry of its own, with the default Options.
+func New() *Metrics { return NewWithOptions(Options{}) }
+
+// NewWithOptions returns Metrics configured by o.
+func NewWithOptions(o Options) *Metrics {
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.MaxFinished <= 0 {
+		o.MaxFinished = DefaultMaxFinished
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		retention:   o.Retention,
+		maxFinished: o.MaxFinished,
+		now:         o.Now,
+		ended:       map[string]time.Time{},
+		reg:         prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_requests_total",
 			Help: "Attempts at sending requests, by how they ended (status: ok, throttled, retry, failed, interrupted).",
@@ -110,7 +154,7 @@ func New() *Metrics {
 		series: map[seriesKey]*series{},
 		codes:  map[codeKey]prometheus.Counter{},
 		nCodes: map[string]bool{},
-		runs:   newRunCollector(time.Now),
+		runs:   newRunCollector(o.Now),
 	}
 	m.reg.MustRegister(m.requests, m.errors, m.latency, m.ttft, m.speed, m.tokens, m.cost, m.runs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -120,9 +164,14 @@ func New() *Metrics {
 // Registry is the registry the metrics are in, to add more or to gather them.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Handler serves the metrics in the Prometheus exposition formats.
+// Handler serves the metrics in the Prometheus exposition formats. Each scrape first
+// deletes the series of the jobs whose retention has passed.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.expire()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // ObserveAttempt counts one finished attempt: sluice.Observer.
@@ -232,10 +281,76 @@ func errorCode(a *sluice.Attempt) string {
 }
 
 // RunStarted starts reading r's progress at every scrape: sluice.RunObserver.
-func (m *Metrics) RunStarted(r *sluice.Run) { m.runs.add(r.Job().ID, r) }
+func (m *Metrics) RunStarted(r *sluice.Run) {
+	id := r.Job().ID
+	m.endMu.Lock()
+	delete(m.ended, id)
+	m.endMu.Unlock()
+	m.runs.add(id, r)
+}
 
-// RunEnded stops reading r's progress: sluice.RunObserver.
-func (m *Metrics) RunEnded(r *sluice.Run) { m.runs.remove(r.Job().ID, r) }
+// RunEnded stops reading r's progress, and starts the retention of the job's series:
+// sluice.RunObserver.
+func (m *Metrics) RunEnded(r *sluice.Run) {
+	id := r.Job().ID
+	m.runs.remove(id, r)
+	m.endMu.Lock()
+	m.ended[id] = m.now()
+	m.endMu.Unlock()
+	m.expire()
+}
+
+// expire deletes the series of the ended jobs whose retention has passed, and of the
+// oldest ended jobs past maxFinished.
+func (m *Metrics) expire() {
+	now := m.now()
+	m.endMu.Lock()
+	var gone []string
+	for id, at := range m.ended {
+		if now.Sub(at) >= m.retention {
+			gone = append(gone, id)
+			delete(m.ended, id)
+		}
+	}
+	for len(m.ended) > m.maxFinished {
+		oldest, first := "", time.Time{}
+		for id, at := range m.ended {
+			if oldest == "" || at.Before(first) || (at.Equal(first) && id < oldest) {
+				oldest, first = id, at
+			}
+		}
+		gone = append(gone, oldest)
+		delete(m.ended, oldest)
+	}
+	m.endMu.Unlock()
+	for _, id := range gone {
+		m.forget(id)
+	}
+}
+
+// forget deletes every series of job.
+func (m *Metrics) forget(job string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.series {
+		if k.job == job {
+			delete(m.series, k)
+		}
+	}
+	for k := range m.codes {
+		if k.job == job {
+			delete(m.codes, k)
+		}
+	}
+	l := prometheus.Labels{"job": job}
+	m.requests.DeletePartialMatch(l)
+	m.errors.DeletePartialMatch(l)
+	m.latency.DeletePartialMatch(l)
+	m.ttft.DeletePartialMatch(l)
+	m.speed.DeletePartialMatch(l)
+	m.tokens.DeletePartialMatch(l)
+	m.cost.DeletePartialMatch(l)
+}
 
 // Track reads p's progress at every scrape, under the job label job, until the returned
 // function is called. Runs of an Engine whose Observer is m are tracked already; Track

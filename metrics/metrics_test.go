@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -390,5 +391,73 @@ func TestServe(t *testing.T) {
 	}
 	if err := metrics.Serve(t.Context(), "127.0.0.1:notaport", metrics.New(), time.Second); err == nil {
 		t.Error("Serve on a bad address: no error")
+	}
+}
+
+// TestEndedJobsExpire runs jobs one after another: a job's series outlive its run by the
+// retention, so scrapers read its final counts, and are then deleted; past MaxFinished
+// ended jobs, the oldest go first. A serve running batches for months keeps a bounded
+// number of series.
+func TestEndedJobsExpire(t *testing.T) {
+	s := sim.New(sim.Config{Seed: 1})
+	defer s.Close()
+	up, err := openai.New(openai.Config{BaseURL: "http://sim.test/v1", HTTPClient: &http.Client{Transport: s.Transport()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	m := metrics.NewWithOptions(metrics.Options{Retention: time.Minute, MaxFinished: 2, Now: clock})
+	srv := startServer(t, m)
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sluice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := sluice.New(st, up, sluice.Config{Concurrency: 4, Observer: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(id string) {
+		t.Helper()
+		job := &sluice.Job{ID: id, State: sluice.JobRunning, Input: "in.jsonl", Options: json.RawMessage(`{}`)}
+		if err := st.CreateJob(t.Context(), job); err != nil {
+			t.Fatal(err)
+		}
+		r, err := eng.Start(t.Context(), job, &source{n: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	has := func(mfs map[string]*dto.MetricFamily, job string) bool {
+		return sum(mfs, "sluice_requests_total", map[string]string{"job": job}) > 0
+	}
+
+	run("job_a")
+	if mfs := scrape(t, srv); !has(mfs, "job_a") {
+		t.Fatal("job_a's series are gone right after its run")
+	}
+	advance(59 * time.Second)
+	if mfs := scrape(t, srv); !has(mfs, "job_a") {
+		t.Fatal("job_a's series are gone before the retention passed")
+	}
+	advance(time.Second)
+	if mfs := scrape(t, srv); has(mfs, "job_a") || len(mfs["sluice_requests_total"].GetMetric()) != 0 {
+		t.Fatalf("job_a's series outlive the retention: %v", mfs["sluice_requests_total"])
+	}
+
+	for _, id := range []string{"job_b", "job_c", "job_d"} {
+		run(id)
+		advance(time.Second)
+	}
+	mfs := scrape(t, srv)
+	if has(mfs, "job_b") || !has(mfs, "job_c") || !has(mfs, "job_d") {
+		t.Fatalf("with MaxFinished 2, want the series of job_c and job_d only: b %v, c %v, d %v",
+			has(mfs, "job_b"), has(mfs, "job_c"), has(mfs, "job_d"))
 	}
 }
