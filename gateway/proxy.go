@@ -283,7 +283,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 			h[name] = v
 		}
 	}
-	h["X-Sluice-Upstream"] = []string{c.up.Name}
+	h["X-Sluice-Upstream"] = c.up.name
 	answer := &sluice.Response{StatusCode: resp.StatusCode, Limits: openai.ParseRateLimits(resp.Header, start)}
 	var err error
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -308,25 +308,47 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 func (g *Gateway) relayBody(w http.ResponseWriter, resp *http.Response, cacheKey string) (sluice.Usage, error) {
 	buf := getBuf()
 	defer putBuf(buf)
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, g.cfg.MaxAnswerBytes+1))
-	if err != nil || n > g.cfg.MaxAnswerBytes {
-		if err == nil {
-			err = fmt.Errorf("answer larger than %d bytes", g.cfg.MaxAnswerBytes)
-		}
+	data, err := readAnswer(buf, resp, g.cfg.MaxAnswerBytes)
+	if err != nil {
 		writeError(w, &apiError{status: http.StatusBadGateway, typ: "server_error", code: "invalid_response",
 			msg: "The upstream's answer could not be read."})
 		return sluice.Usage{}, &sluice.UpstreamError{StatusCode: resp.StatusCode, Code: sluice.CodeInvalidResponse, Err: err}
 	}
-	data := buf.Bytes()
 	var u sluice.Usage
 	if resp.StatusCode < 300 {
-		u.PromptTokens, u.CompletionTokens, u.CachedTokens = readUsage(gjson.GetBytes(data, "usage"))
+		u.PromptTokens, u.CompletionTokens, u.CachedTokens = readUsage(answerUsage(data))
 	}
-	w.Header()["Content-Length"] = []string{strconv.Itoa(len(data))}
+	h := w.Header()
+	if cl := resp.Header["Content-Length"]; resp.ContentLength == int64(len(data)) && len(cl) == 1 {
+		h["Content-Length"] = cl // the upstream's own: no need to format it again
+	} else {
+		h["Content-Length"] = []string{strconv.Itoa(len(data))}
+	}
 	w.WriteHeader(resp.StatusCode)
 	_, werr := w.Write(data)
 	if cacheKey != "" && resp.StatusCode == http.StatusOK && werr == nil {
 		g.putCached(cacheKey, data)
 	}
 	return u, nil
+}
+
+// readAnswer reads a whole answer of at most limit bytes into buf: at once when its
+// length is known.
+func readAnswer(buf *bytes.Buffer, resp *http.Response, limit int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= limit {
+		buf.Grow(int(n))
+		data := buf.AvailableBuffer()[:n]
+		if _, err := io.ReadFull(resp.Body, data); err != nil {
+			return nil, err
+		}
+		return data, nil
+	}
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case n > limit:
+		return nil, fmt.Errorf("answer larger than %d bytes", limit)
+	}
+	return buf.Bytes(), nil
 }

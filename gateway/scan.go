@@ -1,10 +1,17 @@
 package gateway
 
 import (
+	"bytes"
 	"strconv"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
+
+// str is b as a string, without a copy: b must not change while the string, or any
+// gjson.Result parsed from it, is in use. The gateway's bodies are never changed once
+// read.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // fields are what the gateway reads of a request body: one pass over its top-level
 // members, never a decode of the whole body.
@@ -21,7 +28,7 @@ type fields struct {
 
 // scan reads a request body's fields; ok is false when the body is not a JSON object.
 func scan(body []byte) (f fields, ok bool) {
-	root := gjson.ParseBytes(body)
+	root := gjson.Parse(str(body))
 	if !root.IsObject() {
 		return f, false
 	}
@@ -90,6 +97,50 @@ func withUsageOption(dst, body []byte) []byte {
 		dst = append(dst, ',')
 	}
 	return append(dst, rest...)
+}
+
+var usageName = []byte(`"usage"`)
+
+// answerUsage returns the top-level usage member of a whole answer (not streamed). An
+// answer ends with it, so the last "usage" key is tried first, and taken when its
+// object is the last member of the answer's (then it belongs to the top-level object);
+// otherwise the answer is parsed from its start.
+func answerUsage(data []byte) gjson.Result {
+	if i := bytes.LastIndex(data, usageName); i > 0 {
+		rest := bytes.TrimLeft(data[i+len(usageName):], " \t\r\n")
+		if len(rest) > 0 && rest[0] == ':' {
+			rest = bytes.TrimLeft(rest[1:], " \t\r\n")
+			if end := objectEnd(rest); end > 0 && string(bytes.TrimSpace(rest[end:])) == "}" {
+				return gjson.Parse(str(rest[:end]))
+			}
+		}
+	}
+	return gjson.Get(str(data), "usage")
+}
+
+// objectEnd returns the length of the JSON object b starts with, or 0 when b does not
+// start with a whole object.
+func objectEnd(b []byte) int {
+	if len(b) == 0 || b[0] != '{' {
+		return 0
+	}
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++ // the escaped character
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return 0
 }
 
 // readUsage reads a usage object of any of the APIs (prompt/completion tokens, or
