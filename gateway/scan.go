@@ -102,29 +102,29 @@ func withUsageOption(dst, body []byte) []byte {
 var usageName = []byte(`"usage"`)
 
 // answerUsage returns the top-level usage member of a whole answer (not streamed). An
-// answer ends with it, so the last "usage" key is tried first, and taken when its
-// object is the last member of the answer's (then it belongs to the top-level object);
-// otherwise the answer is parsed from its start.
+// answer ends with it or a few short members after it, so the last "usage" key is tried
+// first, and taken when the object holding it closes the answer (then it is the
+// top-level one); otherwise the answer is parsed from its start.
 func answerUsage(data []byte) gjson.Result {
 	if i := bytes.LastIndex(data, usageName); i > 0 {
 		rest := bytes.TrimLeft(data[i+len(usageName):], " \t\r\n")
 		if len(rest) > 0 && rest[0] == ':' {
 			rest = bytes.TrimLeft(rest[1:], " \t\r\n")
-			if end := objectEnd(rest); end > 0 && string(bytes.TrimSpace(rest[end:])) == "}" {
-				return gjson.Parse(str(rest[:end]))
+			if n := closing(rest, 0); n > 0 && rest[0] == '{' {
+				if m := closing(rest[n:], 1); m > 0 && len(bytes.TrimSpace(rest[n+m:])) == 0 {
+					return gjson.Parse(str(rest[:n]))
+				}
 			}
 		}
 	}
 	return gjson.Get(str(data), "usage")
 }
 
-// objectEnd returns the length of the JSON object b starts with, or 0 when b does not
-// start with a whole object.
-func objectEnd(b []byte) int {
-	if len(b) == 0 || b[0] != '{' {
-		return 0
-	}
-	depth, inString := 0, false
+// closing returns the length of b up to the bracket that closes the depth brackets open
+// before it (depth 0: the object or array b starts with), strings skipped; 0 when b
+// does not close them.
+func closing(b []byte, depth int) int {
+	inString := false
 	for i := 0; i < len(b); i++ {
 		switch c := b[i]; {
 		case inString && c == '\\':
@@ -137,6 +137,9 @@ func objectEnd(b []byte) int {
 		case c == '}' || c == ']':
 			if depth--; depth == 0 {
 				return i + 1
+			}
+			if depth < 0 {
+				return 0
 			}
 		}
 	}

@@ -14,6 +14,8 @@ func TestAnswerUsage(t *testing.T) {
 		"last":                  `{"id":"x","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":2}}`,
 		"last with spaces":      "{\"id\":\"x\",\n \"usage\" : {\"prompt_tokens\":12, \"completion_tokens\":2}\n}\n",
 		"not last":              `{"usage":{"prompt_tokens":12,"completion_tokens":2},"id":"x"}`,
+		"openai order":          `{"choices":[],"usage":{"prompt_tokens":12,"prompt_tokens_details":{"cached_tokens":4}},"service_tier":"default","system_fingerprint":"fp"}`,
+		"nested object after":   `{"usage":{"prompt_tokens":12},"meta":{"a":[1,{"b":"}"}]}}`,
 		"nested after":          `{"usage":{"prompt_tokens":12},"meta":{"usage":{"prompt_tokens":99}}}`,
 		"nested inside":         `{"usage":{"prompt_tokens":12,"detail":{"usage":{"prompt_tokens":99}}}}`,
 		"in a string":           `{"content":"say \"usage\":{\"prompt_tokens\":99}}","usage":{"prompt_tokens":12}}`,
