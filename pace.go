@@ -111,6 +111,7 @@ const (
 	minFloorStdDev = 0.005
 	maxFloor       = 0.1  // the highest noise floor
 	maxNoise       = 0.25 // the highest share of 429s that may be judged noise
+	stormZ         = 6    // standard deviations above the floor a storm's 429s are at least
 	rateFell       = 0.95 // a rate sent that fell to this fraction or less fell
 	latencyWeight  = 0.01 // of an answer's latency in the moving average
 	paceGrace      = 20 * time.Millisecond
@@ -158,7 +159,7 @@ func (p *pace) add(now, sent time.Time, throttled bool) (verdict, judged) {
 	case p.cur.holds(sent):
 		p.cur.count(now, sent, throttled)
 	}
-	if p.cur.storm() {
+	if p.storm(&p.cur) {
 		// No need to wait for the slow answers: the 429s alone are too many.
 		w := p.cur
 		p.pending, p.cur = false, tally{since: now}
@@ -282,11 +283,17 @@ func (w *tally) full(now time.Time, verifying bool) bool {
 }
 
 // storm reports whether the 429s alone are paceStorm429s and stormSends of the requests
-// sent or more: far above any noise floor. Sends, not answers: 429s often come back at
-// once and answers only after the latency, so among the first answers of a window 429s
-// are over-represented.
-func (w *tally) storm() bool {
-	return w.throttled >= paceStorm429s && float64(w.throttled) >= stormSends*float64(max(w.sends, w.answers))
+// sent or more, and stormZ standard deviations above the noise floor: far above any
+// noise. Sends, not answers: 429s often come back at once and answers only after the
+// latency, so among the first answers of a window 429s are over-represented. The test
+// against the floor is what keeps a relay that refuses 10% at random from passing for a
+// storm: 8 429s among the first 30 sends of a window come by the dozen in a long run.
+func (p *pace) storm(w *tally) bool {
+	n := float64(max(w.sends, w.answers))
+	k := float64(w.throttled)
+	f := p.floor
+	return w.throttled >= paceStorm429s && k >= stormSends*n &&
+		k-n*f > stormZ*math.Sqrt(n*math.Max(f, minFloorStdDev)*(1-f))
 }
 
 // sent counts a request sent at sent.
