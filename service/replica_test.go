@@ -143,11 +143,11 @@ func (d deadStore) check() error {
 	return nil
 }
 
-func (d deadStore) Claim(ctx context.Context, id, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
+func (d deadStore) Claim(ctx context.Context, p sluice.ClaimParams) ([]sluice.Item, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	return d.Store.Claim(ctx, id, owner, n, lease)
+	return d.Store.Claim(ctx, p)
 }
 
 func (d deadStore) Complete(ctx context.Context, id, owner string, outcomes []sluice.Outcome) error {
@@ -157,11 +157,11 @@ func (d deadStore) Complete(ctx context.Context, id, owner string, outcomes []sl
 	return d.Store.Complete(ctx, id, owner, outcomes)
 }
 
-func (d deadStore) Renew(ctx context.Context, id, owner string, lease time.Duration) error {
+func (d deadStore) Renew(ctx context.Context, p sluice.RenewParams) error {
 	if err := d.check(); err != nil {
 		return err
 	}
-	return d.Store.Renew(ctx, id, owner, lease)
+	return d.Store.Renew(ctx, p)
 }
 
 func (d deadStore) Release(ctx context.Context, id, owner string) error {
