@@ -83,9 +83,11 @@ func HashKey(key string) string {
 }
 
 // UsageStore records online usage in the ledger that batches use (sqlite.Store
-// implements it). Rows are replaced, never added to: see sqlite.Store.SaveUsage.
+// implements it). Rows are replaced, never added to: see sqlite.Store.SaveUsage. A row
+// counts requests, of which cacheHits were answered from the cache at no cost.
 type UsageStore interface {
-	SaveUsage(ctx context.Context, id, owner, keyName, user string, created time.Time, u sluice.Usage, cost float64) error
+	SaveUsage(ctx context.Context, id, owner, keyName, user string, created time.Time, u sluice.Usage, cost float64,
+		requests, cacheHits int64) error
 }
 
 // CacheStore keeps cached answers by key (sqlite.Store and postgres.Store implement it).
