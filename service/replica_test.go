@@ -54,13 +54,18 @@ type gatedTransport struct {
 // replicaHeader names the replica that sends a request, for the counts of gatedTransport.
 const replicaHeader = "X-Test-Replica"
 
-// namedTransport marks the requests of one replica with its name.
+// namedTransport marks the requests of one replica with its name, and sends nothing once
+// the replica is dead: what it claimed and had not sent dies with it.
 type namedTransport struct {
 	next http.RoundTripper
 	name string
+	dead *atomic.Bool
 }
 
 func (n namedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if n.dead.Load() {
+		return nil, errDead
+	}
 	req = req.Clone(req.Context())
 	req.Header.Set(replicaHeader, n.name)
 	return n.next.RoundTrip(req)
@@ -124,7 +129,7 @@ func (g *gatedTransport) sends(n int) (total, twice, never int) {
 	return total, twice, never
 }
 
-// errDead is what a killed replica's writes get.
+// errDead is what a killed replica's writes and sends get.
 var errDead = errors.New("the replica is dead")
 
 // deadStore is a replica's connection to the store that stops taking writes once the
@@ -253,7 +258,7 @@ func (h *replicas) startPausable(dead, paused *atomic.Bool, name string) *servic
 	}
 	st = deadStore{Store: st, dead: dead, paused: paused}
 	up, err := sluiceopenai.New(sluiceopenai.Config{BaseURL: "http://sim.sluice.invalid/v1",
-		HTTPClient: &http.Client{Transport: namedTransport{next: h.up, name: name}}})
+		HTTPClient: &http.Client{Transport: namedTransport{next: h.up, name: name, dead: dead}}})
 	if err != nil {
 		t.Fatal(err)
 	}
