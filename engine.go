@@ -217,7 +217,6 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 		stopped:     make(chan struct{}),
 		finished:    make(chan attemptResult, e.cfg.Concurrency),
 		outcomes:    make(chan ledgerWrite, flushSize),
-		unflushed:   make(chan struct{}, e.cfg.Concurrency),
 		ingested:    make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -267,10 +266,7 @@ type Run struct {
 
 	finished chan attemptResult // workers → dispatcher
 	outcomes chan ledgerWrite   // dispatcher → ledger writer
-	// unflushed holds a token for each outcome handed to the ledger writer and not yet
-	// committed: its capacity, the concurrency, bounds what a crash can lose.
-	unflushed chan struct{}
-	ingested  chan struct{} // ingest → dispatcher: more lines are in the ledger
+	ingested chan struct{}      // ingest → dispatcher: more lines are in the ledger
 
 	// Owned by the dispatcher goroutine.
 	claimed  []Item
@@ -278,7 +274,7 @@ type Run struct {
 	retries  retryQueue
 	running  int
 	// holdingSlot is set while a result is handled and its concurrency slot not yet
-	// freed: it is freed once the outcome is handed to the ledger writer.
+	// handed to the ledger writer with the outcome.
 	holdingSlot bool
 
 	// untilIdle ends the run once nothing is pending rather than waiting for the requests
@@ -442,21 +438,25 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 }
 
 // ledgerWrite is one message to the ledger writer: an outcome to record, or (flushed
-// set) a request to write the batch now and say how that went.
+// set) a request to write the batch now and say how that went. slot says that the
+// outcome's attempt still holds its concurrency slot: the writer frees it once the outcome
+// is in the ledger, so that a crash can lose (and the rerun re-pay) at most as many
+// answers as the concurrency.
 type ledgerWrite struct {
 	outcome Outcome
+	slot    bool
 	flushed chan<- error
 }
 
-// writeLedger is the one writer of outcomes. It commits in groups, by size and time: a
-// batch is written once it holds as many outcomes as may wait (the concurrency, at most
-// flushSize), once its first outcome has waited flushDelay, or when a flush is asked for.
-// Each outcome holds a token of r.unflushed until its batch is committed, so that at most
-// the concurrency of answers wait unwritten: with the concurrency in flight, a crash
-// re-sends at most twice the concurrency.
+// writeLedger is the one writer of outcomes. It commits in groups: a batch is written
+// once it holds as many outcomes as there are slots (at most flushSize), when a flush is
+// asked for, when nothing more is queued and no attempt is in flight (every slot waits
+// on this commit: waiting longer gains nothing), or once its first outcome has waited
+// flushDelay. The slots of the outcomes are freed after the commit.
 func (r *Run) writeLedger(ctx context.Context) {
-	limit := min(flushSize, cap(r.unflushed))
+	limit := min(flushSize, r.e.cfg.Concurrency)
 	batch := make([]Outcome, 0, limit)
+	slots := 0
 	var failed error
 	timer := time.NewTimer(flushDelay)
 	timer.Stop()
@@ -468,11 +468,11 @@ func (r *Run) writeLedger(ctx context.Context) {
 				r.fail(failed)
 			}
 		}
-		for range batch {
-			<-r.unflushed
-		}
 		clear(batch) // answer bodies: do not keep them past the write
 		batch = batch[:0]
+		for ; slots > 0; slots-- {
+			r.e.release(r)
+		}
 		timer.Stop()
 		due = nil
 	}
@@ -489,9 +489,15 @@ func (r *Run) writeLedger(ctx context.Context) {
 				continue
 			}
 			batch = append(batch, w.outcome)
-			if len(batch) >= limit {
+			if w.slot {
+				slots++
+			}
+			switch {
+			case len(batch) >= limit:
 				flush()
-			} else if len(batch) == 1 {
+			case len(r.outcomes) == 0 && r.inFly.Load() == 0:
+				flush()
+			case len(batch) == 1:
 				timer.Reset(flushDelay)
 				due = timer.C
 			}
