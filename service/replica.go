@@ -107,6 +107,7 @@ func (s *Service) renew(ctx context.Context) {
 		}
 		if rec.Status == sluice.BatchCancelling {
 			a.requestCancel()
+			a.halt() // nothing more is sent for a batch cancelled elsewhere
 		}
 	}
 }
