@@ -122,7 +122,7 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 	if len(r.claimed) == 0 {
 		// Claims are batched: claiming only what can be sent at once (so that a crash
 		// leaves no unsent claims) cost 10% of the Little's-law throughput.
-		items, err := r.e.store.Claim(ctx, r.job.ID, r.e.cfg.Owner, r.claimSize(), r.e.cfg.Lease)
+		items, err := r.e.store.Claim(ctx, ClaimParams{JobID: r.job.ID, Owner: r.e.cfg.Owner, Max: r.claimSize(), Lease: r.e.cfg.Lease})
 		if err != nil {
 			return nil, nil, err // the store names the operation ("claim requests: ...")
 		}
@@ -450,7 +450,9 @@ func (r *Run) final(it *Item, o Outcome) {
 }
 
 // writeOutcome hands o to the ledger writer, with the concurrency slot of the attempt
-// being handled, if any.
+// being handled, if any: the writer frees it once o is committed, so that answers
+// waiting to be written count against the concurrency, and a crash re-pays at most the
+// concurrency.
 func (r *Run) writeOutcome(o Outcome) {
 	r.outcomes <- ledgerWrite{outcome: o, slot: r.holdingSlot}
 	r.holdingSlot = false

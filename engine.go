@@ -30,8 +30,11 @@ const (
 	ingestBatch = 1000    // lines per AddRequests transaction after that
 	ingestBytes = 4 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
 	flushSize   = 512     // outcomes per Complete transaction at most
-	maxClaim    = 256
-	firstClaim  = 4 // a run's first claim, before it knows how long its lines are
+	// flushDelay is how long an outcome may wait for others to share its commit: at zero
+	// latency a commit per few outcomes cost more than the rest of the ledger.
+	flushDelay = 10 * time.Millisecond
+	maxClaim   = 256
+	firstClaim = 4 // a run's first claim, before it knows how long its lines are
 )
 
 // Config configures an Engine. The zero value of every field means its default.
@@ -445,13 +448,19 @@ type ledgerWrite struct {
 	flushed chan<- error
 }
 
-// writeLedger is the one writer of outcomes. It commits in groups: whatever arrived
-// while the last Complete ran goes into the next one, so an outcome waits for one
-// transaction at most, and batches grow with the load.
+// writeLedger is the one writer of outcomes. It commits in groups: a batch is written
+// once it holds as many outcomes as there are slots (at most flushSize), when a flush is
+// asked for, when nothing more is queued and no attempt is in flight (every slot waits
+// on this commit: waiting longer gains nothing), or once its first outcome has waited
+// flushDelay. The slots of the outcomes are freed after the commit.
 func (r *Run) writeLedger(ctx context.Context) {
-	batch := make([]Outcome, 0, flushSize)
+	limit := min(flushSize, r.e.cfg.Concurrency)
+	batch := make([]Outcome, 0, limit)
 	slots := 0
 	var failed error
+	timer := time.NewTimer(flushDelay)
+	timer.Stop()
+	var due <-chan time.Time // set while the batch waits for its delay
 	flush := func() {
 		if len(batch) > 0 && failed == nil {
 			if err := r.e.store.Complete(ctx, r.job.ID, r.e.cfg.Owner, batch); err != nil {
@@ -464,40 +473,38 @@ func (r *Run) writeLedger(ctx context.Context) {
 		for ; slots > 0; slots-- {
 			r.e.release(r)
 		}
+		timer.Stop()
+		due = nil
 	}
-	add := func(w ledgerWrite) (flushNow bool) {
-		if w.flushed != nil {
-			flush()
-			w.flushed <- failed
-			return false
-		}
-		batch = append(batch, w.outcome)
-		if w.slot {
-			slots++
-		}
-		return len(batch) >= flushSize
-	}
-	for w := range r.outcomes {
-		if add(w) {
-			flush()
-		}
-	gather: // take what is already waiting, without blocking
-		for len(batch) > 0 {
-			select {
-			case w, ok := <-r.outcomes:
-				if !ok {
-					break gather
-				}
-				if add(w) {
-					flush()
-				}
-			default:
-				break gather
+	for {
+		select {
+		case w, ok := <-r.outcomes:
+			if !ok {
+				flush()
+				return
 			}
+			if w.flushed != nil {
+				flush()
+				w.flushed <- failed
+				continue
+			}
+			batch = append(batch, w.outcome)
+			if w.slot {
+				slots++
+			}
+			switch {
+			case len(batch) >= limit:
+				flush()
+			case len(r.outcomes) == 0 && r.inFly.Load() == 0:
+				flush()
+			case len(batch) == 1:
+				timer.Reset(flushDelay)
+				due = timer.C
+			}
+		case <-due:
+			flush()
 		}
-		flush()
 	}
-	flush()
 }
 
 // renewLeases keeps this worker's claims alive while it works on them.
@@ -509,7 +516,7 @@ func (r *Run) renewLeases(ctx context.Context, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-ticker.C:
-			if err := r.e.store.Renew(ctx, r.job.ID, r.e.cfg.Owner, r.e.cfg.Lease); err != nil {
+			if err := r.e.store.Renew(ctx, RenewParams{JobID: r.job.ID, Owner: r.e.cfg.Owner, Lease: r.e.cfg.Lease}); err != nil {
 				r.e.cfg.Logger.Warn("renew leases", "job", r.job.ID, "err", err)
 			}
 		}

@@ -602,7 +602,7 @@ func TestStopWhenIdleLeavesOthersRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	job.Ingested, job.IngestDone = 10, true
-	held, err := st.Claim(ctx, job.ID, "part-1", 3, 24*time.Hour)
+	held, err := st.Claim(ctx, sluice.ClaimParams{JobID: job.ID, Owner: "part-1", Max: 3, Lease: 24 * time.Hour})
 	if err != nil || len(held) != 3 {
 		t.Fatalf("claim: %d, %v", len(held), err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/internal/mock"
@@ -23,8 +22,8 @@ func TestStoreErrorSaidOnce(t *testing.T) {
 		break_ func(st *mock.Store, broken sluice.Store)
 	}{
 		{name: "claim", op: "claim requests", break_: func(st *mock.Store, broken sluice.Store) {
-			st.ClaimFunc = func(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
-				return broken.Claim(ctx, jobID, owner, n, lease)
+			st.ClaimFunc = func(ctx context.Context, p sluice.ClaimParams) ([]sluice.Item, error) {
+				return broken.Claim(ctx, p)
 			}
 		}},
 		{name: "update job after ingest", op: "update job", ingest: true, break_: func(st *mock.Store, broken sluice.Store) {

@@ -38,12 +38,12 @@ func TestCancelDuringClaimIsNotCompletion(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var claims atomic.Int64
-	st.ClaimFunc = func(cctx context.Context, jobID, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
+	st.ClaimFunc = func(cctx context.Context, p sluice.ClaimParams) ([]sluice.Item, error) {
 		if claims.Add(1) == 2 { // the second claim is cancelled under it
 			cancel()
 			return nil, cctx.Err()
 		}
-		return real.Claim(cctx, jobID, owner, min(n, 10), lease)
+		return real.Claim(cctx, sluice.ClaimParams{JobID: p.JobID, Owner: p.Owner, Max: min(p.Max, 10), Lease: p.Lease, Now: p.Now})
 	}
 	eng, err := sluice.New(st, okUpstream(), fastConfig())
 	if err != nil {
@@ -129,9 +129,9 @@ func TestStoreFaultAtEveryCall(t *testing.T) {
 				var renewOnce sync.Once
 				if tc.method == "Renew" {
 					renew := st.RenewFunc
-					st.RenewFunc = func(ctx context.Context, jobID, owner string, lease time.Duration) error {
+					st.RenewFunc = func(ctx context.Context, p sluice.RenewParams) error {
 						defer renewOnce.Do(func() { close(renewed) })
-						return renew(ctx, jobID, owner, lease)
+						return renew(ctx, p)
 					}
 				}
 				up := okUpstream()
@@ -217,11 +217,11 @@ func faultyStore(real sluice.Store, method string, inject func(context.Context) 
 			return real.AddRequests(ctx, jobID, reqs)
 		}
 	case "Claim":
-		st.ClaimFunc = func(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
+		st.ClaimFunc = func(ctx context.Context, p sluice.ClaimParams) ([]sluice.Item, error) {
 			if bad, err := inject(ctx); bad {
 				return nil, err
 			}
-			return real.Claim(ctx, jobID, owner, n, lease)
+			return real.Claim(ctx, p)
 		}
 	case "Complete":
 		st.CompleteFunc = func(ctx context.Context, jobID, owner string, outcomes []sluice.Outcome) error {
@@ -231,11 +231,11 @@ func faultyStore(real sluice.Store, method string, inject func(context.Context) 
 			return real.Complete(ctx, jobID, owner, outcomes)
 		}
 	case "Renew":
-		st.RenewFunc = func(ctx context.Context, jobID, owner string, lease time.Duration) error {
+		st.RenewFunc = func(ctx context.Context, p sluice.RenewParams) error {
 			if bad, err := inject(ctx); bad {
 				return err
 			}
-			return real.Renew(ctx, jobID, owner, lease)
+			return real.Renew(ctx, p)
 		}
 	case "UpdateJob":
 		st.UpdateJobFunc = func(ctx context.Context, job *sluice.Job) error {

@@ -136,7 +136,8 @@ type Stats struct {
 	Throttled int64 // answers with status 429
 	// Repaid counts requests sent again after a run left them in flight without recording
 	// their outcome (it was killed, or its ledger failed): their first answer may have
-	// been paid for. At most the concurrency per crash.
+	// been paid for. At most twice the concurrency per crash (in flight, and
+	// answers awaiting the ledger writer's commit), and a claim not yet sent.
 	Repaid  int64
 	Usage   Usage
 	ByModel []ModelStats
@@ -182,20 +183,46 @@ type Ledger interface {
 	// same lines again is harmless. A valid line whose custom_id is already in the job is
 	// stored as failed with code CodeDuplicateID, naming the line that has it.
 	AddRequests(ctx context.Context, jobID string, reqs []NewRequest) error
-	// Claim takes up to n pending requests (and requests whose lease expired) in line
-	// order, marks them in flight under owner until now+lease, and returns them.
-	Claim(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]Item, error)
+	// Claim takes up to p.Max pending requests (and requests whose lease expired by
+	// p.Now) in line order, marks them in flight under p.Owner until p.Now+p.Lease, and
+	// returns them.
+	Claim(ctx context.Context, p ClaimParams) ([]Item, error)
 	// Complete records outcomes for requests claimed by owner in one transaction.
 	// Outcomes for requests no longer leased by owner are ignored, so a worker whose
 	// lease expired cannot overwrite another's result.
 	Complete(ctx context.Context, jobID, owner string, outcomes []Outcome) error
-	// Renew extends every lease owner holds on the job to now+lease.
-	Renew(ctx context.Context, jobID, owner string, lease time.Duration) error
+	// Renew extends every lease p.Owner holds on the job to p.Now+p.Lease.
+	Renew(ctx context.Context, p RenewParams) error
 	// Release returns requests in flight to pending without spending an attempt: those of
 	// owner, or of every owner when owner is "".
 	Release(ctx context.Context, jobID, owner string) error
 	// Stats summarises the job's ledger.
 	Stats(ctx context.Context, jobID string) (*Stats, error)
+}
+
+// ClaimParams are the parameters of Ledger.Claim.
+type ClaimParams struct {
+	JobID string
+	// Owner names the worker the requests are leased to.
+	Owner string
+	// Max is how many requests to take at most; none when it is not positive.
+	Max int
+	// Lease is how long the claim holds the requests, from Now.
+	Lease time.Duration
+	// Now is the time of the claim: leases that expired by Now are taken again, and the
+	// new ones run until Now+Lease. The zero value means the store's clock, which is what
+	// workers on many machines should share; tests set it to need no sleeps.
+	Now time.Time
+}
+
+// RenewParams are the parameters of Ledger.Renew.
+type RenewParams struct {
+	JobID string
+	Owner string
+	// Lease is how long the leases run from Now.
+	Lease time.Duration
+	// Now is the time of the renewal; the zero value means the store's clock.
+	Now time.Time
 }
 
 // ResultReader reads a job's final requests, as its output file needs them.

@@ -49,11 +49,11 @@ func (c crashStore) AddRequests(ctx context.Context, id string, reqs []sluice.Ne
 	return c.Store.AddRequests(ctx, id, reqs)
 }
 
-func (c crashStore) Claim(ctx context.Context, id, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
+func (c crashStore) Claim(ctx context.Context, p sluice.ClaimParams) ([]sluice.Item, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	return c.Store.Claim(ctx, id, owner, n, lease)
+	return c.Store.Claim(ctx, p)
 }
 
 func (c crashStore) Complete(ctx context.Context, id, owner string, outcomes []sluice.Outcome) error {
@@ -63,11 +63,11 @@ func (c crashStore) Complete(ctx context.Context, id, owner string, outcomes []s
 	return c.Store.Complete(ctx, id, owner, outcomes)
 }
 
-func (c crashStore) Renew(ctx context.Context, id, owner string, lease time.Duration) error {
+func (c crashStore) Renew(ctx context.Context, p sluice.RenewParams) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	return c.Store.Renew(ctx, id, owner, lease)
+	return c.Store.Renew(ctx, p)
 }
 
 func (c crashStore) Release(ctx context.Context, id, owner string) error {

@@ -22,7 +22,7 @@ func Example_worker() {
 	}
 	defer st.Close()
 	for {
-		items, err := st.Claim(ctx, "job-1", "worker-on-host-a", 256, time.Minute)
+		items, err := st.Claim(ctx, sluice.ClaimParams{JobID: "job-1", Owner: "worker-on-host-a", Max: 256, Lease: time.Minute})
 		if err != nil {
 			log.Fatal(err)
 		}

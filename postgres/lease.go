@@ -38,24 +38,28 @@ const sqlClaim = `WITH pending AS (
 // sqlAddRepaid counts orphaned requests claimed again.
 const sqlAddRepaid = `UPDATE job SET repaid = repaid + $1 WHERE seq = $2`
 
-// Claim takes up to n pending requests, and requests whose lease expired, marks them in
-// flight under owner until now+lease, and returns them in line order. When more than n
-// leases have expired, the n that expired first are taken with the pending lines. Claims
+// Claim takes up to p.Max pending requests, and requests whose lease expired by p.Now,
+// marks them in flight under p.Owner until p.Now+p.Lease, and returns them in line order.
+// When more leases have expired than p.Max, those that expired first are taken with the
+// pending lines. Claims
 // by many workers at once each take other rows: rows another claim has locked are
 // skipped, never waited on. Lines another process returned to pending (Release) below
 // the lines this store claimed last are taken once the lines above them are.
-func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
-	seq, err := s.jobSeq(ctx, jobID)
+//
+// A zero p.Now is the time of the call, on this process's clock.
+func (s *Store) Claim(ctx context.Context, p sluice.ClaimParams) ([]sluice.Item, error) {
+	n, owner := p.Max, p.Owner
+	seq, err := s.jobSeq(ctx, p.JobID)
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
 	if n <= 0 {
 		return nil, nil
 	}
-	now := time.Now()
+	now := nowOr(p.Now)
 	from, gen := s.floors.get(seq)
 	claim := func(n int, from int64) ([]sluice.Item, error) {
-		rows, _ := s.pool.Query(ctx, sqlClaim, seq, n, now.UnixNano(), owner, now.Add(lease).UnixNano(), from)
+		rows, _ := s.pool.Query(ctx, sqlClaim, seq, n, now.UnixNano(), owner, now.Add(p.Lease).UnixNano(), from)
 		items, orphans, err := collectClaimed(rows, n)
 		if err == nil && orphans > 0 {
 			_, err = s.pool.Exec(ctx, sqlAddRepaid, orphans, seq)
@@ -319,14 +323,14 @@ const (
 	sqlReleaseOwner = sqlReleaseAll + ` AND owner = $2`
 )
 
-// Renew extends every lease owner holds on the job to now+lease, expired ones that no
-// other owner took included.
-func (s *Store) Renew(ctx context.Context, jobID, owner string, lease time.Duration) error {
-	seq, err := s.jobSeq(ctx, jobID)
+// Renew extends every lease p.Owner holds on the job to p.Now+p.Lease, expired ones that
+// no other owner took included. A zero p.Now is the time of the call.
+func (s *Store) Renew(ctx context.Context, p sluice.RenewParams) error {
+	seq, err := s.jobSeq(ctx, p.JobID)
 	if err != nil {
 		return fmt.Errorf("renew leases: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, sqlRenew, time.Now().Add(lease).UnixNano(), seq, owner); err != nil {
+	if _, err := s.pool.Exec(ctx, sqlRenew, nowOr(p.Now).Add(p.Lease).UnixNano(), seq, p.Owner); err != nil {
 		return fmt.Errorf("renew leases: %w", err)
 	}
 	return nil
@@ -348,4 +352,13 @@ func (s *Store) Release(ctx context.Context, jobID, owner string) error {
 		return fmt.Errorf("release requests: %w", err)
 	}
 	return nil
+}
+
+// nowOr is t, or the time of the call when t is zero: the store's reading of a Now
+// parameter.
+func nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
 }

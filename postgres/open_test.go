@@ -124,7 +124,7 @@ func TestWorkersShareOneJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A dead worker: it claims 50 lines for 50 ms and never answers.
-	dead, err := stores[1].Claim(ctx, "job-a", "dead", 50, 50*time.Millisecond)
+	dead, err := stores[1].Claim(ctx, sluice.ClaimParams{JobID: "job-a", Owner: "dead", Max: 50, Lease: 50 * time.Millisecond})
 	if err != nil || len(dead) != 50 {
 		t.Fatalf("dead worker claimed %d: %v", len(dead), err)
 	}
@@ -138,7 +138,7 @@ func TestWorkersShareOneJob(t *testing.T) {
 		wg.Go(func() {
 			owner := fmt.Sprintf("w%d", w)
 			for {
-				items, err := stores[w].Claim(ctx, "job-a", owner, 64, time.Minute)
+				items, err := stores[w].Claim(ctx, sluice.ClaimParams{JobID: "job-a", Owner: owner, Max: 64, Lease: time.Minute})
 				if err != nil {
 					errs[w] = err
 					return
@@ -229,7 +229,7 @@ func TestClaimFindsLinesReleasedElsewhere(t *testing.T) {
 	}
 	claim := func(owner string, n int) []int64 {
 		t.Helper()
-		items, err := a.Claim(ctx, "job-a", owner, n, time.Hour)
+		items, err := a.Claim(ctx, sluice.ClaimParams{JobID: "job-a", Owner: owner, Max: n, Lease: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -116,7 +116,7 @@ func work(st *postgres.Store, id, owner string) error {
 	ctx := context.Background()
 	outcomes := make([]sluice.Outcome, 0, flushBatch)
 	for {
-		items, err := st.Claim(ctx, id, owner, claimBatch, time.Minute)
+		items, err := st.Claim(ctx, sluice.ClaimParams{JobID: id, Owner: owner, Max: claimBatch, Lease: time.Minute})
 		if err != nil {
 			return err
 		}

@@ -84,7 +84,7 @@ func TestHeartbeatCountsAndReleasesTheDead(t *testing.T) {
 	if held, _ := st.JobHeld(ctx, "job-a"); !held {
 		t.Error("JobHeld = false with live workers")
 	}
-	if _, err := st.Claim(ctx, "job-a", "w3", 4, time.Hour); err != nil {
+	if _, err := st.Claim(ctx, sluice.ClaimParams{JobID: "job-a", Owner: "w3", Max: 4, Lease: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Leave(ctx, "job-a", "w2"); err != nil {
@@ -105,7 +105,7 @@ func TestHeartbeatCountsAndReleasesTheDead(t *testing.T) {
 	if s.InFlight != 0 || s.Pending != 10 {
 		t.Fatalf("after w3 died: %d in flight, %d pending; want 0, 10", s.InFlight, s.Pending)
 	}
-	items, err := st.Claim(ctx, "job-a", "w1", 10, time.Hour)
+	items, err := st.Claim(ctx, sluice.ClaimParams{JobID: "job-a", Owner: "w1", Max: 10, Lease: time.Hour})
 	if err != nil || len(items) != 10 {
 		t.Fatalf("claim after the release: %d items, %v", len(items), err)
 	}
@@ -125,7 +125,7 @@ func TestReleaseDeadKeepsLiveWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, owner := range []string{"live", "crashed"} {
-		if _, err := st.Claim(ctx, "job-a", owner, 3, time.Hour); err != nil {
+		if _, err := st.Claim(ctx, sluice.ClaimParams{JobID: "job-a", Owner: owner, Max: 3, Lease: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -42,7 +42,7 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	items, err := st.Claim(ctx, "job-1", "worker-1", 10, time.Minute)
+	items, err := st.Claim(ctx, sluice.ClaimParams{JobID: "job-1", Owner: "worker-1", Max: 10, Lease: time.Minute})
 	if err != nil {
 		log.Fatal(err)
 	}

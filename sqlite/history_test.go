@@ -44,7 +44,7 @@ func TestModelHistory(t *testing.T) {
 		if err := st.AddRequests(ctx, jobID, reqs); err != nil {
 			t.Fatal(err)
 		}
-		items, err := st.Claim(ctx, jobID, "w", 3, time.Minute)
+		items, err := st.Claim(ctx, sluice.ClaimParams{JobID: jobID, Owner: "w", Max: 3, Lease: time.Minute})
 		if err != nil || len(items) != 3 {
 			t.Fatalf("claim: %d items, %v", len(items), err)
 		}

@@ -12,11 +12,13 @@ import (
 	"github.com/sluice-llm/sluice"
 )
 
-// Claim takes up to n pending requests, and requests whose lease expired, marks them in
-// flight under owner until now+lease, and returns them in line order. When more than n
-// leases have expired, the n that expired first are taken with the pending lines.
-func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
-	seq, err := s.jobSeq(ctx, jobID)
+// Claim takes up to p.Max pending requests, and requests whose lease expired by p.Now,
+// marks them in flight under p.Owner until p.Now+p.Lease, and returns them in line order.
+// When more leases have expired than p.Max, those that expired first are taken with the
+// pending lines. A zero p.Now is the time of the call.
+func (s *Store) Claim(ctx context.Context, p sluice.ClaimParams) ([]sluice.Item, error) {
+	n := p.Max
+	seq, err := s.jobSeq(ctx, p.JobID)
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
@@ -28,77 +30,118 @@ func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease tim
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
 	defer rollback(tx)
-	now := time.Now()
-	rows, err := claimRows(ctx, tx.StmtContext(ctx, s.st.claimPending), nil, seq, n)
+	now := nowOr(p.Now)
+	rows, err := scanClaimed(ctx, tx.StmtContext(ctx, s.st.claimPending), nil, true, seq, n)
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
 	pending := len(rows)
-	rows, err = claimRows(ctx, tx.StmtContext(ctx, s.st.claimExpired), rows, seq, now.UnixNano(), n)
+	rows, err = scanClaimed(ctx, tx.StmtContext(ctx, s.st.claimExpired), rows, true, seq, now.UnixNano(), n)
 	if err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
 	}
 	if len(rows) == 0 {
 		return nil, nil
 	}
+	for i := pending; i < len(rows); i++ {
+		rows[i].expired = true
+	}
 	if len(rows) > pending { // expired leases among pending lines: restore line order
 		slices.SortFunc(rows, func(a, b claimed) int { return cmp.Compare(a.item.Line, b.item.Line) })
 		rows = rows[:min(n, len(rows))]
 	}
-	items, ids := make([]sluice.Item, len(rows)), make([]int64, len(rows))
-	for i := range rows {
-		items[i], ids[i] = rows[i].item, rows[i].id
-	}
-	if err := countRepaid(ctx, tx, seq, idList(ids)); err != nil {
+	if err := s.mark(ctx, tx, seq, p.Owner, now.Add(p.Lease).UnixNano(), rows); err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
-	}
-	res, err := tx.StmtContext(ctx, s.st.claimMark).ExecContext(ctx, owner, now.Add(lease).UnixNano(), idList(ids))
-	if err != nil {
-		return nil, fmt.Errorf("claim requests: %w", err)
-	}
-	m, err := res.RowsAffected()
-	if err != nil {
-		return nil, fmt.Errorf("claim requests: %w", err)
-	}
-	if m != int64(len(ids)) {
-		return nil, fmt.Errorf("claim requests: marked %d of %d requests in flight", m, len(ids))
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("claim requests: %w", err)
+	}
+	items := make([]sluice.Item, len(rows))
+	for i := range rows {
+		items[i] = rows[i].item
 	}
 	return items, nil
 }
 
 // claimed is a request a claim takes, with its row id.
 type claimed struct {
-	id   int64
-	item sluice.Item
+	id       int64
+	item     sluice.Item
+	orphaned bool // left in flight by a run without its outcome (0007_repaid.sql)
+	expired  bool // taken from an expired lease, not from the pending lines
 }
 
-// Re-paid requests (0007_repaid.sql): Release marks what it takes back orphaned, and a
-// claim that takes an orphaned request again counts it in job.repaid.
-const (
-	sqlClaimOrphans = `UPDATE request SET orphaned = 0 WHERE id IN (SELECT value FROM json_each(?)) AND orphaned = 1`
-	sqlAddRepaid    = `UPDATE job SET repaid = repaid + ? WHERE seq = ?`
-)
+// sqlAddRepaid counts the orphaned requests a claim takes again in the job's repaid
+// count (0007_repaid.sql).
+const sqlAddRepaid = `UPDATE job SET repaid = repaid + ? WHERE seq = ?`
 
-// countRepaid counts the orphaned requests among the claimed ids (a JSON array) in the
-// job's repaid count, within the claim's transaction.
-func countRepaid(ctx context.Context, tx *sql.Tx, job int64, ids string) error {
-	res, err := tx.ExecContext(ctx, sqlClaimOrphans, ids)
-	if err != nil {
-		return err
+// mark puts the claimed rows in flight under owner until leaseUntil, within the claim's
+// transaction, and counts the orphaned ones in the job's repaid count. The pending lines
+// claimed are the first of the job's pending lines, so one range marks them; expired
+// leases, rare, are marked by id.
+func (s *Store) mark(ctx context.Context, tx *sql.Tx, job int64, owner string, leaseUntil int64, rows []claimed) error {
+	var (
+		expired           []int64
+		first, last       int64
+		pending, orphaned int64
+	)
+	for i := range rows {
+		c := &rows[i]
+		if c.orphaned {
+			orphaned++
+		}
+		if c.expired {
+			expired = append(expired, c.id)
+			continue
+		}
+		if pending == 0 {
+			first = c.id
+		}
+		last = c.id
+		pending++
 	}
-	n, err := res.RowsAffected()
-	if err != nil || n == 0 {
-		return err
+	marked := int64(0)
+	if pending > 0 {
+		res, err := tx.StmtContext(ctx, s.st.claimMarkRange).ExecContext(ctx, owner, leaseUntil, first, last)
+		if err != nil {
+			return err
+		}
+		m, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		marked += m
 	}
-	_, err = tx.ExecContext(ctx, sqlAddRepaid, n, job)
-	return err
+	if len(expired) > 0 {
+		res, err := tx.StmtContext(ctx, s.st.claimMark).ExecContext(ctx, owner, leaseUntil, idList(expired))
+		if err != nil {
+			return err
+		}
+		m, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		marked += m
+	}
+	if marked != int64(len(rows)) {
+		return fmt.Errorf("marked %d of %d requests in flight", marked, len(rows))
+	}
+	if orphaned > 0 {
+		if _, err := tx.StmtContext(ctx, s.st.addRepaid).ExecContext(ctx, orphaned, job); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// claimRows appends the rows of a claim query (of requestColumns) to dst.
+// claimRows appends the rows of a query of requestColumns to dst.
 func claimRows(ctx context.Context, st *sql.Stmt, dst []claimed, args ...any) ([]claimed, error) {
+	return scanClaimed(ctx, st, dst, false, args...)
+}
+
+// scanClaimed appends the rows of a query of requestColumns to dst; with orphaned, the
+// query has the column orphaned after them.
+func scanClaimed(ctx context.Context, st *sql.Stmt, dst []claimed, orphaned bool, args ...any) ([]claimed, error) {
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return dst, err
@@ -110,8 +153,12 @@ func claimRows(ctx context.Context, st *sql.Stmt, dst []claimed, args ...any) ([
 			body []byte
 		)
 		r, e := &c.item.Request, &c.item.Estimate
-		if err := rows.Scan(&c.id, &c.item.Line, &c.item.Attempts, &c.item.Throttled, &r.CustomID, &e.Model, &e.PromptTokens,
-			&e.MaxOutputTokens, &r.Method, &r.URL, &body); err != nil {
+		dest := []any{&c.id, &c.item.Line, &c.item.Attempts, &c.item.Throttled, &r.CustomID, &e.Model, &e.PromptTokens,
+			&e.MaxOutputTokens, &r.Method, &r.URL, &body}
+		if orphaned {
+			dest = append(dest, &c.orphaned)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return dst, err
 		}
 		if len(body) > 0 {
@@ -135,35 +182,8 @@ func idList(ids []int64) string {
 	return string(append(b, ']'))
 }
 
-// Complete records outcomes for requests claimed by owner in one transaction. Outcomes for
-// requests not in flight under owner (never claimed, final, or claimed by another owner
-// since) are ignored. A lease that expired but that no other owner took is still owner's.
-func (s *Store) Complete(ctx context.Context, jobID, owner string, outcomes []sluice.Outcome) error {
-	seq, err := s.jobSeq(ctx, jobID)
-	if err != nil {
-		return fmt.Errorf("complete requests: %w", err)
-	}
-	if len(outcomes) == 0 {
-		return nil
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("complete requests: %w", err)
-	}
-	defer rollback(tx)
-	c := s.completer(ctx, tx, seq, owner)
-	for i := range outcomes {
-		if _, err := c.complete(&outcomes[i]); err != nil {
-			return fmt.Errorf("complete requests: line %d: %w", outcomes[i].Line, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("complete requests: %w", err)
-	}
-	return nil
-}
-
-// completer records outcomes of one owner's requests within one transaction.
+// completer records outcomes of one owner's requests within one transaction, one
+// statement per outcome (CompletePart; Complete writes many rows per statement).
 type completer struct {
 	ctx                              context.Context
 	job                              int64
@@ -234,14 +254,14 @@ const (
 	sqlReleaseOwner = sqlReleaseAll + ` AND owner = ?`
 )
 
-// Renew extends every lease owner holds on the job to now+lease, expired ones that no
-// other owner took included.
-func (s *Store) Renew(ctx context.Context, jobID, owner string, lease time.Duration) error {
-	seq, err := s.jobSeq(ctx, jobID)
+// Renew extends every lease p.Owner holds on the job to p.Now+p.Lease, expired ones that
+// no other owner took included. A zero p.Now is the time of the call.
+func (s *Store) Renew(ctx context.Context, p sluice.RenewParams) error {
+	seq, err := s.jobSeq(ctx, p.JobID)
 	if err != nil {
 		return fmt.Errorf("renew leases: %w", err)
 	}
-	if _, err := s.w.ExecContext(ctx, sqlRenew, time.Now().Add(lease).UnixNano(), seq, owner); err != nil {
+	if _, err := s.w.ExecContext(ctx, sqlRenew, nowOr(p.Now).Add(p.Lease).UnixNano(), seq, p.Owner); err != nil {
 		return fmt.Errorf("renew leases: %w", err)
 	}
 	return nil
@@ -262,4 +282,13 @@ func (s *Store) Release(ctx context.Context, jobID, owner string) error {
 		return fmt.Errorf("release requests: %w", err)
 	}
 	return nil
+}
+
+// nowOr is t, or the time of the call when t is zero: the store's reading of a Now
+// parameter.
+func nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
 }

@@ -189,7 +189,7 @@ func TestCreatePartNeedsPendingLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Line 2 is claimed by a worker, line 3 done.
-	if _, err := s.Claim(t.Context(), "job-1", "w", 2, time.Minute); err != nil {
+	if _, err := s.Claim(t.Context(), sluice.ClaimParams{JobID: "job-1", Owner: "w", Max: 2, Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Complete(t.Context(), "job-1", "w", []sluice.Outcome{{Line: 3, State: sluice.StateDone}}); err != nil {
@@ -239,7 +239,7 @@ func TestClaimNeverTakesPartLines(t *testing.T) {
 	// The first claim takes the pending lines; the second, after their lease of 1ns has
 	// expired, takes them again; neither takes a part's.
 	for _, what := range []string{"pending", "expired"} {
-		items, err := s.Claim(t.Context(), "job-1", "w", 20, time.Nanosecond)
+		items, err := s.Claim(t.Context(), sluice.ClaimParams{JobID: "job-1", Owner: "w", Max: 20, Lease: time.Nanosecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +256,7 @@ func TestPending(t *testing.T) {
 	s := partStore(t, filepath.Join(t.TempDir(), "ledger.db"), 1300)
 	newPart(t, s, 2, 3, 700)
 	// Line 1 is released after two attempts, one answered 429; line 4 is claimed.
-	if _, err := s.Claim(t.Context(), "job-1", "w", 2, time.Minute); err != nil {
+	if _, err := s.Claim(t.Context(), sluice.ClaimParams{JobID: "job-1", Owner: "w", Max: 2, Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Complete(t.Context(), "job-1", "w", []sluice.Outcome{
@@ -325,7 +325,7 @@ func TestPartItems(t *testing.T) {
 	slices.Reverse(even)
 	newPart(t, s, even...)
 	// A worker's leases are not a part's, even under an owner named like one.
-	if _, err := s.Claim(t.Context(), "job-1", "part-1", 2, time.Minute); err != nil { // lines 2 and 4
+	if _, err := s.Claim(t.Context(), sluice.ClaimParams{JobID: "job-1", Owner: "part-1", Max: 2, Lease: time.Minute}); err != nil { // lines 2 and 4
 		t.Fatal(err)
 	}
 	if got := partItems(t, s, 1); !slices.Equal(got, odd) {
@@ -645,7 +645,11 @@ func TestMigrateToParts(t *testing.T) {
 		t.Fatalf("versions %v, want [1 2 3 4]", got)
 	}
 	old := &Store{w: db, r: db, jobs: map[string]int64{}}
-	if err := old.st.prepare(t.Context(), db); err != nil {
+	before7 := func(q string) bool { return !strings.Contains(q, "orphaned") && !strings.Contains(q, "repaid") }
+	if err := old.st.prepareOf(t.Context(), db, before7); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.bulk.prepare(t.Context(), db); err != nil {
 		t.Fatal(err)
 	}
 	if err := old.CreateJob(t.Context(), &sluice.Job{ID: "job-1"}); err != nil {
@@ -654,7 +658,7 @@ func TestMigrateToParts(t *testing.T) {
 	if err := old.AddRequests(t.Context(), "job-1", []sluice.NewRequest{partRequest(1), partRequest(2)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := old.st.close(); err != nil {
+	if err := errors.Join(old.st.close(), old.bulk.close()); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

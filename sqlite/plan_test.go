@@ -24,12 +24,18 @@ func TestQueryPlans(t *testing.T) {
 		want        []string // substrings of the plan
 		sorts       bool     // the plan may use a temporary b-tree
 	}{
-		{"insert request", sqlInsertRequest, nil, false},
+		{"insert requests", bulkQuery(bulkRequest, 4), nil, false},
+		{"insert inputs", bulkQuery(bulkInput, 4), nil, false},
 		{"line exists", sqlLineExists, []string{byRowID}, false},
 		{"custom_id line", sqlCustomIDLine, []string{"USING INDEX request_custom_id (job=? AND custom_id=?)"}, false},
 		{"claim pending", sqlClaimPending, []string{"r USING INDEX request_pending (job=?)", "i " + byRowID}, false},
 		{"claim expired", sqlClaimExpired, []string{"r USING INDEX request_leased (job=? AND lease_until<?)", "i " + byRowID}, false},
 		{"claim mark", sqlClaimMark, []string{byRowID}, false},
+		{"claim mark range", sqlClaimMarkRange, []string{rowRange}, false},
+		{"final rows", bulkQuery(bulkFinal, 4), []string{byRowID}, false},
+		{"progress rows", bulkQuery(bulkProgress, 4), []string{byRowID}, false},
+		{"release rows", bulkQuery(bulkRelease, 4), []string{byRowID}, false},
+		{"answer rows", bulkQuery(bulkOutput, 4), nil, false},
 		{"final", sqlFinal, []string{byRowID}, false},
 		{"progress", sqlProgress, []string{byRowID}, false},
 		{"release one", sqlRelease, []string{byRowID}, false},

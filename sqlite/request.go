@@ -29,17 +29,29 @@ func (s *Store) AddRequests(ctx context.Context, jobID string, reqs []sluice.New
 	defer rollback(tx)
 	a := adder{
 		ctx: ctx, job: seq, now: time.Now().UnixNano(),
-		insert: tx.StmtContext(ctx, s.st.insertRequest), insertFailed: tx.StmtContext(ctx, s.st.insertFailed),
-		input: tx.StmtContext(ctx, s.st.insertInput), output: tx.StmtContext(ctx, s.st.output),
+		insertFailed: tx.StmtContext(ctx, s.st.insertFailed), output: tx.StmtContext(ctx, s.st.output),
 		lineExists: tx.StmtContext(ctx, s.st.lineExists), customIDLine: tx.StmtContext(ctx, s.st.customIDLine),
 	}
-	var last int64
+	var (
+		last  int64
+		valid []*sluice.NewRequest
+	)
 	for i := range reqs {
 		r := &reqs[i]
 		last = max(last, r.Line)
-		if err := a.add(r); err != nil {
-			return fmt.Errorf("add requests: line %d: %w", r.Line, err)
+		if r.Line < 1 || r.Line > MaxLine {
+			return fmt.Errorf("add requests: line %d: line number out of range [1, %d]", r.Line, int64(MaxLine))
 		}
+		if r.Err != nil { // holds no custom_id: its place among the valid lines is no matter
+			if err := a.addFailed(r, sluice.CodeInvalidRequest, r.Err.Error()); err != nil {
+				return fmt.Errorf("add requests: line %d: %w", r.Line, err)
+			}
+			continue
+		}
+		valid = append(valid, r)
+	}
+	if err := s.addValid(ctx, tx, &a, valid); err != nil {
+		return fmt.Errorf("add requests: %w", err)
 	}
 	if _, err := tx.StmtContext(ctx, s.st.advanceIngested).ExecContext(ctx, last, a.now, seq); err != nil {
 		return fmt.Errorf("add requests: %w", err)
@@ -52,34 +64,71 @@ func (s *Store) AddRequests(ctx context.Context, jobID string, reqs []sluice.New
 
 // adder adds lines to one job within one transaction.
 type adder struct {
-	ctx                                 context.Context
-	job, now                            int64
-	insert, insertFailed, input, output *sql.Stmt
-	lineExists, customIDLine            *sql.Stmt
+	ctx                      context.Context
+	job, now                 int64
+	insertFailed, output     *sql.Stmt
+	lineExists, customIDLine *sql.Stmt
 }
 
-func (a *adder) add(r *sluice.NewRequest) error {
-	if r.Line < 1 || r.Line > MaxLine {
-		return fmt.Errorf("line number out of range [1, %d]", int64(MaxLine))
+// addValid adds valid lines, many rows per statement: their requests, then, for the lines
+// that were not inserted (present already, or duplicates), what addDuplicate does, then
+// the inputs of those inserted.
+func (s *Store) addValid(ctx context.Context, tx *sql.Tx, a *adder, reqs []*sluice.NewRequest) error {
+	if len(reqs) == 0 {
+		return nil
 	}
-	if r.Err != nil {
-		return a.addFailed(r, sluice.CodeInvalidRequest, r.Err.Error())
-	}
-	e := &r.Estimate
-	id := rowID(a.job, r.Line)
-	res, err := a.insert.ExecContext(a.ctx, id, e.Model, e.PromptTokens, e.MaxOutputTokens, r.Request.CustomID)
+	inserted := make(map[int64]bool, len(reqs))
+	args := make([]any, 0, 5*bulkRows)
+	err := inChunks(reqs, func(chunk []*sluice.NewRequest) error {
+		st, err := s.bulk.stmt(bulkRequest, len(chunk))
+		if err != nil {
+			return err
+		}
+		args = args[:0]
+		for _, r := range chunk {
+			e := &r.Estimate
+			args = append(args, rowID(a.job, r.Line), e.Model, e.PromptTokens, e.MaxOutputTokens, r.Request.CustomID)
+		}
+		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			inserted[id] = true
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return err
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
+	fresh := reqs[:0:0]
+	for _, r := range reqs {
+		if inserted[rowID(a.job, r.Line)] {
+			fresh = append(fresh, r)
+			continue
+		}
+		if err := a.addDuplicate(r); err != nil { // present already, or its custom_id is held
+			return fmt.Errorf("line %d: %w", r.Line, err)
+		}
+	}
+	defer clear(args) // bodies: do not keep them past the write
+	return inChunks(fresh, func(chunk []*sluice.NewRequest) error {
+		st, err := s.bulk.stmt(bulkInput, len(chunk))
+		if err != nil {
+			return err
+		}
+		args = args[:0]
+		for _, r := range chunk {
+			args = append(args, rowID(a.job, r.Line), r.Request.Method, r.Request.URL, blob(r.Request.Body))
+		}
+		_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 		return err
-	}
-	if n == 0 { // the line is present already, or another line holds its custom_id
-		return a.addDuplicate(r)
-	}
-	_, err = a.input.ExecContext(a.ctx, id, r.Request.Method, r.Request.URL, blob(r.Request.Body))
-	return err
+	})
 }
 
 // addDuplicate stores r as a duplicate of the line holding its custom_id, unless r's line

@@ -10,9 +10,9 @@ import (
 // stmts are the writer's hot statements, prepared once on its one connection.
 type stmts struct {
 	// AddRequests.
-	insertRequest, insertFailed, insertInput, lineExists, customIDLine, advanceIngested *sql.Stmt
+	insertFailed, lineExists, customIDLine, advanceIngested *sql.Stmt
 	// Claim.
-	claimPending, claimExpired, claimMark *sql.Stmt
+	claimPending, claimExpired, claimMarkRange, claimMark, addRepaid *sql.Stmt
 	// Complete.
 	final, progress, release, output *sql.Stmt
 }
@@ -24,26 +24,28 @@ const requestColumns = `r.id, r.line, r.attempts, r.throttled, r.custom_id, r.mo
 // The writer's hot statements, by the method that uses them.
 const (
 	// AddRequests.
-	sqlInsertRequest = `INSERT INTO request (id, state, model, prompt_tokens, max_output_tokens, custom_id, holds_id)
-		VALUES (?, 0, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING`
 	sqlInsertFailed = `INSERT INTO request (id, state, error_code, finished_at,
 			model, prompt_tokens, max_output_tokens, custom_id, holds_id)
 		VALUES (?, 3, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING`
-	sqlInsertInput     = `INSERT INTO request_input (id, method, url, body) VALUES (?, ?, ?, ?)`
 	sqlLineExists      = `SELECT EXISTS (SELECT 1 FROM request WHERE id = ?)`
 	sqlCustomIDLine    = `SELECT line FROM request WHERE job = ? AND custom_id = ? AND holds_id = 1`
 	sqlAdvanceIngested = `UPDATE job SET ingested = MAX(ingested, ?), updated_at = ? WHERE seq = ?`
 
 	// Claim.
-	sqlClaimPending = `SELECT ` + requestColumns + `
+	sqlClaimPending = `SELECT ` + requestColumns + `, r.orphaned
 		FROM request AS r CROSS JOIN request_input AS i
 		WHERE r.job = ? AND r.state = 0 AND i.id = r.id
 		ORDER BY r.line LIMIT ?`
-	sqlClaimExpired = `SELECT ` + requestColumns + `
+	sqlClaimExpired = `SELECT ` + requestColumns + `, r.orphaned
 		FROM request AS r CROSS JOIN request_input AS i
 		WHERE r.job = ? AND r.state = 1 AND r.lease_until <= ? AND i.id = r.id
 		ORDER BY r.lease_until LIMIT ?`
-	sqlClaimMark = `UPDATE request SET state = 1, owner = ?, lease_until = ?
+	// The pending lines a claim takes are the first of the job's pending lines: the
+	// range from the first to the last holds no other pending line. Marking them clears
+	// orphaned: the claim counted them (0007_repaid.sql).
+	sqlClaimMarkRange = `UPDATE request SET state = 1, owner = ?, lease_until = ?, orphaned = 0
+		WHERE id BETWEEN ? AND ? AND state = 0`
+	sqlClaimMark = `UPDATE request SET state = 1, owner = ?, lease_until = ?, orphaned = 0
 		WHERE id IN (SELECT value FROM json_each(?))`
 
 	// Complete.
@@ -62,24 +64,33 @@ const (
 )
 
 func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
+	return s.prepareOf(ctx, db, nil)
+}
+
+// prepareOf prepares the statements whose query keep accepts, every one when keep is nil
+// (a test of an old schema prepares those its columns allow).
+func (s *stmts) prepareOf(ctx context.Context, db *sql.DB, keep func(query string) bool) error {
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
 	}{
-		{&s.insertRequest, sqlInsertRequest},
 		{&s.insertFailed, sqlInsertFailed},
-		{&s.insertInput, sqlInsertInput},
 		{&s.lineExists, sqlLineExists},
 		{&s.customIDLine, sqlCustomIDLine},
 		{&s.advanceIngested, sqlAdvanceIngested},
 		{&s.claimPending, sqlClaimPending},
 		{&s.claimExpired, sqlClaimExpired},
+		{&s.claimMarkRange, sqlClaimMarkRange},
 		{&s.claimMark, sqlClaimMark},
+		{&s.addRepaid, sqlAddRepaid},
 		{&s.final, sqlFinal},
 		{&s.progress, sqlProgress},
 		{&s.release, sqlRelease},
 		{&s.output, sqlOutput},
 	} {
+		if keep != nil && !keep(p.query) {
+			continue
+		}
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", p.query, err)
@@ -92,8 +103,8 @@ func (s *stmts) prepare(ctx context.Context, db *sql.DB) error {
 func (s *stmts) close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
-		s.insertRequest, s.insertFailed, s.insertInput, s.lineExists, s.customIDLine, s.advanceIngested,
-		s.claimPending, s.claimExpired, s.claimMark,
+		s.insertFailed, s.lineExists, s.customIDLine, s.advanceIngested,
+		s.claimPending, s.claimExpired, s.claimMarkRange, s.claimMark, s.addRepaid,
 		s.final, s.progress, s.release, s.output,
 	} {
 		if st != nil {

@@ -29,6 +29,7 @@ type Store struct {
 	// beside the writer.
 	w, r *sql.DB
 	st   stmts
+	bulk bulkStmts // Complete's
 
 	mu   sync.Mutex
 	jobs map[string]int64 // job id → job.seq; a job's seq never changes
@@ -87,7 +88,10 @@ func (s *Store) open(ctx context.Context, path string) error {
 	if err := r.PingContext(ctx); err != nil {
 		return err
 	}
-	return s.st.prepare(ctx, w)
+	if err := s.st.prepare(ctx, w); err != nil {
+		return err
+	}
+	return s.bulk.prepare(ctx, w)
 }
 
 // dsn is the driver's name for the database at path with the given parameters (pairs of
@@ -108,7 +112,7 @@ func dsn(path string, kv ...string) string {
 // Close closes the database. Calls in progress must have returned.
 func (s *Store) Close() error {
 	var errs []error
-	errs = append(errs, s.st.close())
+	errs = append(errs, s.st.close(), s.bulk.close())
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

@@ -115,7 +115,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 		benchJob(b, st, id, benchRows)
 		b.StartTimer()
 		for {
-			items, err := st.Claim(ctx, id, "bench", claimBatch, time.Minute)
+			items, err := st.Claim(ctx, sluice.ClaimParams{JobID: id, Owner: "bench", Max: claimBatch, Lease: time.Minute})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func finishedJob(b *testing.B, st *sqlite.Store, id string, n int) {
 	ctx := context.Background()
 	benchJob(b, st, id, n)
 	for {
-		items, err := st.Claim(ctx, id, "bench", flushBatch, time.Minute)
+		items, err := st.Claim(ctx, sluice.ClaimParams{JobID: id, Owner: "bench", Max: flushBatch, Lease: time.Minute})
 		if err != nil {
 			b.Fatal(err)
 		}

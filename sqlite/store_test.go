@@ -84,7 +84,7 @@ func answer(n int64) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"lin
 
 // work claims and answers up to n requests of the job as owner, and returns how many it did.
 func work(ctx context.Context, st sluice.Store, jobID, owner string, n int) (int, error) {
-	items, err := st.Claim(ctx, jobID, owner, n, time.Minute)
+	items, err := st.Claim(ctx, sluice.ClaimParams{JobID: jobID, Owner: owner, Max: n, Lease: time.Minute})
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
@@ -169,14 +169,14 @@ func TestUnknownJob(t *testing.T) {
 	st := open(t, filepath.Join(t.TempDir(), "ledger.db"))
 	defer st.Close()
 	ctx := t.Context()
-	_, claimErr := st.Claim(ctx, "nope", "w", 1, time.Minute)
+	_, claimErr := st.Claim(ctx, sluice.ClaimParams{JobID: "nope", Owner: "w", Max: 1, Lease: time.Minute})
 	_, statsErr := st.Stats(ctx, "nope")
 	for name, err := range map[string]error{
 		"UpdateJob":   st.UpdateJob(ctx, &sluice.Job{ID: "nope"}),
 		"AddRequests": st.AddRequests(ctx, "nope", lines(1, 1)),
 		"Claim":       claimErr,
 		"Complete":    st.Complete(ctx, "nope", "w", []sluice.Outcome{{Line: 1, State: sluice.StateDone}}),
-		"Renew":       st.Renew(ctx, "nope", "w", time.Minute),
+		"Renew":       st.Renew(ctx, sluice.RenewParams{JobID: "nope", Owner: "w", Lease: time.Minute}),
 		"Release":     st.Release(ctx, "nope", ""),
 		"Results":     st.Results(ctx, "nope", 0, 0, func(*sluice.Result) error { return nil }),
 		"Stats":       statsErr,
@@ -204,7 +204,7 @@ func TestBatchesAreAtomic(t *testing.T) {
 	if err := st.AddRequests(ctx, "job-1", lines(1, 3)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Claim(ctx, "job-1", "w", 3, time.Minute); err != nil {
+	if _, err := st.Claim(ctx, sluice.ClaimParams{JobID: "job-1", Owner: "w", Max: 3, Lease: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	outcomes := []sluice.Outcome{{Line: 1, State: sluice.StateDone, Attempts: 1}, {Line: 2, State: "lost"}}

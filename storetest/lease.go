@@ -59,7 +59,7 @@ func testConcurrentClaimsNeverOverlap(t *testing.T, st sluice.Store) {
 		wg.Go(func() {
 			owner := fmt.Sprintf("w%d", w)
 			for {
-				items, err := st.Claim(t.Context(), "job-a", owner, batch, longLease)
+				items, err := st.Claim(t.Context(), sluice.ClaimParams{JobID: "job-a", Owner: owner, Max: batch, Lease: longLease})
 				if err != nil {
 					errs[w] = err
 					return
@@ -103,11 +103,12 @@ func testConcurrentClaimsNeverOverlap(t *testing.T, st sluice.Store) {
 func testExpiredLeaseIsReclaimed(t *testing.T, st sluice.Store) {
 	newJob(t, st, "job-a")
 	add(t, st, "job-a", requests(1, 5))
-	if got := claimLines(t, st, "job-a", "w1", 2, tinyLease); !slices.Equal(got, []int64{1, 2}) {
+	t0 := time.Now()
+	if got := claimLinesAt(t, st, "job-a", "w1", 2, tinyLease, t0); !slices.Equal(got, []int64{1, 2}) {
 		t.Fatalf("w1 claimed %v, want [1 2]", got)
 	}
-	time.Sleep(expiry)
-	if got := claimLines(t, st, "job-a", "w2", 3, longLease); !slices.Equal(got, []int64{1, 2, 3}) {
+	t1 := t0.Add(expiry)
+	if got := claimLinesAt(t, st, "job-a", "w2", 3, longLease, t1); !slices.Equal(got, []int64{1, 2, 3}) {
 		t.Fatalf("w2 claimed %v, want the expired [1 2] before the pending 3", got)
 	}
 	// w1 lost its lease: its answer is not recorded over w2's claim.
@@ -119,7 +120,7 @@ func testExpiredLeaseIsReclaimed(t *testing.T, st sluice.Store) {
 	if got, want := countsOf(stats(t, st, "job-a")), (counts{Total: 5, Pending: 2, InFlight: 2, Done: 1}); got != want {
 		t.Errorf("after w2's answer: %+v, want %+v", got, want)
 	}
-	if got := claimLines(t, st, "job-a", "w3", 10, longLease); !slices.Equal(got, []int64{4, 5}) {
+	if got := claimLinesAt(t, st, "job-a", "w3", 10, longLease, t1); !slices.Equal(got, []int64{4, 5}) {
 		t.Errorf("w3 claimed %v, want [4 5]: w2's leases hold", got)
 	}
 }
@@ -129,9 +130,9 @@ func testReclaimKeepsAttempts(t *testing.T, st sluice.Store) {
 	add(t, st, "job-a", requests(1, 1))
 	claim(t, st, "job-a", "w1", 1, longLease)
 	complete(t, st, "job-a", "w1", sluice.Outcome{Line: 1, State: sluice.StateInFlight, Attempts: 2, StatusCode: 503})
-	renew(t, st, "job-a", "w1", tinyLease)
-	time.Sleep(expiry)
-	if diff := cmp.Diff([]sluice.Item{item(1, 2)}, claim(t, st, "job-a", "w2", 1, longLease)); diff != "" {
+	t0 := time.Now()
+	renewAt(t, st, "job-a", "w1", tinyLease, t0)
+	if diff := cmp.Diff([]sluice.Item{item(1, 2)}, claimAt(t, st, "job-a", "w2", 1, longLease, t0.Add(expiry))); diff != "" {
 		t.Errorf("reclaimed item (-want +got):\n%s", diff)
 	}
 }
@@ -231,22 +232,23 @@ func testCompleteRecordsLastAnswer(t *testing.T, st sluice.Store) {
 func testRenewSetsOwnLeases(t *testing.T, st sluice.Store) {
 	newJob(t, st, "job-a")
 	add(t, st, "job-a", requests(1, 3))
-	claim(t, st, "job-a", "w1", 3, longLease)
-	renew(t, st, "job-a", "w1", tinyLease)
-	time.Sleep(expiry)
-	if got := claimLines(t, st, "job-a", "w2", 10, longLease); !slices.Equal(got, []int64{1, 2, 3}) {
+	now := time.Now()
+	claimAt(t, st, "job-a", "w1", 3, longLease, now)
+	renewAt(t, st, "job-a", "w1", tinyLease, now)
+	now = now.Add(expiry)
+	if got := claimLinesAt(t, st, "job-a", "w2", 10, longLease, now); !slices.Equal(got, []int64{1, 2, 3}) {
 		t.Fatalf("w2 claimed %v, want [1 2 3]: w1 renewed its leases to a millisecond", got)
 	}
-	renew(t, st, "job-a", "w1", longLease) // w1 holds nothing now: w2's leases stay as they are
-	renew(t, st, "job-a", "w2", longLease)
-	time.Sleep(expiry)
-	if got := claimLines(t, st, "job-a", "w3", 10, longLease); len(got) != 0 {
+	renewAt(t, st, "job-a", "w1", longLease, now) // w1 holds nothing now: w2's leases stay as they are
+	renewAt(t, st, "job-a", "w2", longLease, now)
+	now = now.Add(expiry)
+	if got := claimLinesAt(t, st, "job-a", "w3", 10, longLease, now); len(got) != 0 {
 		t.Fatalf("w3 claimed %v, want nothing: w2 renewed its leases", got)
 	}
-	renew(t, st, "job-a", "w3", tinyLease) // w3 holds nothing
-	renew(t, st, "job-a", "w2", tinyLease)
-	time.Sleep(expiry)
-	if got := claimLines(t, st, "job-a", "w3", 10, longLease); !slices.Equal(got, []int64{1, 2, 3}) {
+	renewAt(t, st, "job-a", "w3", tinyLease, now) // w3 holds nothing
+	renewAt(t, st, "job-a", "w2", tinyLease, now)
+	now = now.Add(expiry)
+	if got := claimLinesAt(t, st, "job-a", "w3", 10, longLease, now); !slices.Equal(got, []int64{1, 2, 3}) {
 		t.Errorf("w3 claimed %v, want [1 2 3]", got)
 	}
 }

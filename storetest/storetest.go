@@ -10,8 +10,8 @@ import (
 	"github.com/sluice-llm/sluice"
 )
 
-// Lease lengths the scenarios use: one that outlives any test, and one that has expired
-// by the time the test sleeps for expiry.
+// Lease lengths the scenarios use: one that outlives any test, and one that a claim
+// expiry later (its Now moved on, not a sleep) finds expired.
 const (
 	longLease = time.Hour
 	tinyLease = time.Millisecond
@@ -27,8 +27,9 @@ type scenario struct {
 // Run runs the conformance suite. open must return a new, empty store for each subtest;
 // Run closes it when the subtest ends. Subtests run in parallel, each on its own store.
 // Scenarios of the optional interfaces (PartStore, RateStore, CacheStore, HistoryStore,
-// DeleteStore, and ObjectStore, UsageStore and ReservationStore of sluice serve) are
-// skipped on a store that lacks them. RunReopen runs the scenarios that reopen a store.
+// DeleteStore, and ObjectStore, UsageStore, ReservationStore and LeaseStore of sluice
+// serve) are skipped on a store that lacks them. RunReopen runs the scenarios that
+// reopen a store.
 func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	t.Helper()
 	var all []scenario
@@ -47,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	all = append(all, objectScenarios...)
 	all = append(all, usageScenarios...)
 	all = append(all, reservationScenarios...)
+	all = append(all, objectLeaseScenarios...)
 	for _, sc := range all {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
@@ -118,9 +120,16 @@ func add(t *testing.T, st sluice.Store, jobID string, reqs []sluice.NewRequest) 
 	}
 }
 
+// claim claims on the store's clock.
 func claim(t *testing.T, st sluice.Store, jobID, owner string, n int, lease time.Duration) []sluice.Item {
 	t.Helper()
-	items, err := st.Claim(t.Context(), jobID, owner, n, lease)
+	return claimAt(t, st, jobID, owner, n, lease, time.Time{})
+}
+
+// claimAt claims at the time now.
+func claimAt(t *testing.T, st sluice.Store, jobID, owner string, n int, lease time.Duration, now time.Time) []sluice.Item {
+	t.Helper()
+	items, err := st.Claim(t.Context(), sluice.ClaimParams{JobID: jobID, Owner: owner, Max: n, Lease: lease, Now: now})
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}
@@ -131,6 +140,12 @@ func claim(t *testing.T, st sluice.Store, jobID, owner string, n int, lease time
 func claimLines(t *testing.T, st sluice.Store, jobID, owner string, n int, lease time.Duration) []int64 {
 	t.Helper()
 	return lines(claim(t, st, jobID, owner, n, lease))
+}
+
+// claimLinesAt claims like claimAt and returns the lines claimed.
+func claimLinesAt(t *testing.T, st sluice.Store, jobID, owner string, n int, lease time.Duration, now time.Time) []int64 {
+	t.Helper()
+	return lines(claimAt(t, st, jobID, owner, n, lease, now))
 }
 
 func lines(items []sluice.Item) []int64 {
@@ -148,9 +163,10 @@ func complete(t *testing.T, st sluice.Store, jobID, owner string, outcomes ...sl
 	}
 }
 
-func renew(t *testing.T, st sluice.Store, jobID, owner string, lease time.Duration) {
+// renewAt renews owner's leases at the time now.
+func renewAt(t *testing.T, st sluice.Store, jobID, owner string, lease time.Duration, now time.Time) {
 	t.Helper()
-	if err := st.Renew(t.Context(), jobID, owner, lease); err != nil {
+	if err := st.Renew(t.Context(), sluice.RenewParams{JobID: jobID, Owner: owner, Lease: lease, Now: now}); err != nil {
 		t.Fatalf("renew: %v", err)
 	}
 }

@@ -105,7 +105,12 @@ func runWireBench(ctx context.Context, sc Scenario, dir, input string) (*Result,
 	if err != nil {
 		return nil, fmt.Errorf("naive client: %w", err)
 	}
-	var exact bool
+	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.Name+".db"))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var jobID string
 	own, err := measure(func() (n int64, err error) {
 		if sc.profile != nil {
 			if err := pprof.StartCPUProfile(sc.profile); err != nil {
@@ -113,11 +118,17 @@ func runWireBench(ctx context.Context, sc Scenario, dir, input string) (*Result,
 			}
 			defer pprof.StopCPUProfile()
 		}
-		n, exact, err = sluiceRun(ctx, sim.base, sc, dir, input)
+		n, jobID, err = sluiceRun(ctx, st, sim.base, sc, dir, input)
 		return n, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sluice: %w", err)
+	}
+	// The check reads every answer back: it is the bench's, not sluice run's, so it is
+	// not measured.
+	exact, err := checkOwnAnswers(ctx, st, jobID, sc.Requests)
+	if err != nil {
+		return nil, err
 	}
 	r := &Result{Scenario: sc.Name, Concurrency: sc.Concurrency, Requests: own.n,
 		Wall: own.wall.Seconds(), Throughput: own.rate(), PeakRSSMB: peakRSSMB(), Exact: exact,
@@ -252,44 +263,38 @@ func naiveClient(ctx context.Context, base, input, output string, c int) (int64,
 	return done, out.Close()
 }
 
-// sluiceRun is sluice run on input against the upstream at base: ingest, run, and write
-// the output file; it returns the final requests and whether each is its own answer.
-func sluiceRun(ctx context.Context, base string, sc Scenario, dir, input string) (int64, bool, error) {
-	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.Name+".db"))
-	if err != nil {
-		return 0, false, err
-	}
-	defer st.Close()
+// sluiceRun is sluice run on input against the upstream at base, with its ledger in st:
+// ingest, run, and write the output file; it returns the final requests and the job's id.
+func sluiceRun(ctx context.Context, st *sqlite.Store, base string, sc Scenario, dir, input string) (int64, string, error) {
 	job := &sluice.Job{ID: newJobID(), State: sluice.JobRunning, Input: input, Options: []byte(`{}`)}
 	if err := st.CreateJob(ctx, job); err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
 	hc := &http.Client{Transport: openai.NewTransport(sc.Concurrency)}
 	defer hc.CloseIdleConnections()
 	up, err := openai.New(openai.Config{BaseURL: base, APIKey: wireKey, HTTPClient: hc})
 	if err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
 	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.Concurrency})
 	if err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
 	in, err := os.Open(input)
 	if err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
 	defer in.Close()
 	run, err := eng.Start(ctx, job, ingest.NewSource(bufio.NewReaderSize(in, 1<<20), tokens.Default()))
 	if err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
 	if err := run.Wait(); err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
 	counts, err := writeOutputFiles(ctx, st, job.ID, filepath.Join(dir, sc.Name+".output.jsonl"), filepath.Join(dir, sc.Name+".errors.jsonl"))
 	if err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
-	exact, err := checkOwnAnswers(ctx, st, job.ID, sc.Requests)
-	return counts.Done + counts.Failed, exact, err
+	return counts.Done + counts.Failed, job.ID, nil
 }

@@ -6,7 +6,6 @@ package mock
 
 import (
 	"context"
-	"time"
 
 	"github.com/sluice-llm/sluice"
 )
@@ -23,9 +22,9 @@ type Store struct {
 	JobsFunc        func(ctx context.Context, fingerprint string) ([]*sluice.Job, error)
 	UpdateJobFunc   func(ctx context.Context, job *sluice.Job) error
 	AddRequestsFunc func(ctx context.Context, jobID string, reqs []sluice.NewRequest) error
-	ClaimFunc       func(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]sluice.Item, error)
+	ClaimFunc       func(ctx context.Context, p sluice.ClaimParams) ([]sluice.Item, error)
 	CompleteFunc    func(ctx context.Context, jobID, owner string, outcomes []sluice.Outcome) error
-	RenewFunc       func(ctx context.Context, jobID, owner string, lease time.Duration) error
+	RenewFunc       func(ctx context.Context, p sluice.RenewParams) error
 	ReleaseFunc     func(ctx context.Context, jobID, owner string) error
 	ResultsFunc     func(ctx context.Context, jobID string, after int64, limit int, fn func(*sluice.Result) error) error
 	StatsFunc       func(ctx context.Context, jobID string) (*sluice.Stats, error)
@@ -92,11 +91,11 @@ func (s *Store) AddRequests(ctx context.Context, jobID string, reqs []sluice.New
 }
 
 // Claim calls ClaimFunc.
-func (s *Store) Claim(ctx context.Context, jobID, owner string, n int, lease time.Duration) ([]sluice.Item, error) {
+func (s *Store) Claim(ctx context.Context, p sluice.ClaimParams) ([]sluice.Item, error) {
 	if s.ClaimFunc == nil {
 		missing("Claim")
 	}
-	return s.ClaimFunc(ctx, jobID, owner, n, lease)
+	return s.ClaimFunc(ctx, p)
 }
 
 // Complete calls CompleteFunc.
@@ -108,11 +107,11 @@ func (s *Store) Complete(ctx context.Context, jobID, owner string, outcomes []sl
 }
 
 // Renew calls RenewFunc.
-func (s *Store) Renew(ctx context.Context, jobID, owner string, lease time.Duration) error {
+func (s *Store) Renew(ctx context.Context, p sluice.RenewParams) error {
 	if s.RenewFunc == nil {
 		missing("Renew")
 	}
-	return s.RenewFunc(ctx, jobID, owner, lease)
+	return s.RenewFunc(ctx, p)
 }
 
 // Release calls ReleaseFunc.
