@@ -28,19 +28,21 @@ const DefaultPoll = time.Second
 // does not have.
 var ErrNoJob = errors.New("worker: no such job")
 
-// Store is the store a worker works: the jobs, their ledgers, and the timelines its runs
-// record for the dashboard.
+// Store is the store a worker works, one that many processes share (PostgreSQL): the
+// jobs, their ledgers, the timelines its runs record for the dashboard, and the live
+// workers of each job, where the worker heartbeats as one of them. The store a worker
+// hands its engines (Config.Engine) is one too, so that they can tell it is shared (and
+// claim under a short lease, say).
 type Store interface {
 	sluice.Store
 	sluice.TimelineStore
+	sluice.WorkerRegistry
 }
 
-// Config configures Run. Store, Registry and Engine are required.
+// Config configures Run. Store and Engine are required.
 type Config struct {
-	// Store holds the jobs and their ledgers; Registry is where the worker heartbeats as
-	// one of a job's workers (both the same PostgreSQL store).
-	Store    Store
-	Registry sluice.WorkerRegistry
+	// Store holds the jobs and their ledgers, and their live workers.
+	Store Store
 	// Job restricts the worker to one job ("": any running job, the newest first).
 	Job string
 	// Follow keeps the worker waiting for new work when there is none, until ctx ends or
@@ -89,8 +91,8 @@ type Event struct {
 // from then on, and reported (Skipped), unless the worker is restricted to it: then Run
 // returns the error.
 func Run(ctx context.Context, cfg Config, draining <-chan struct{}) error {
-	if cfg.Store == nil || cfg.Registry == nil || cfg.Engine == nil {
-		return errors.New("worker: Run needs a store, a registry and an engine")
+	if cfg.Store == nil || cfg.Engine == nil {
+		return errors.New("worker: Run needs a store and an engine")
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
@@ -195,7 +197,7 @@ func (w *worker) work(ctx context.Context, job *sluice.Job) error {
 		return err
 	}
 	defer closeUp()
-	leave, err := eng.Join(ctx, w.cfg.Registry, job.ID, 0)
+	leave, err := eng.Join(ctx, st, job.ID, 0)
 	if err != nil {
 		return err
 	}
@@ -251,11 +253,14 @@ func (w *worker) runOnce(ctx context.Context, eng *sluice.Engine, job *sluice.Jo
 	left := w.followJob(ctx, run, job.ID)
 	err = run.Wait()
 	optsDone()
-	if left() {
-		return true, nil // the job was stopped by its own process: leave it
-	}
+	// Count what the run finished however it ended: the job may have stopped running
+	// because it is completed, by this very run's last answer, and the worker may see
+	// that before the run is over.
 	p := run.Progress()
 	*done += p.Done + p.Failed - before.Done - before.Failed
+	if left() {
+		return true, nil // the job was stopped (or ended) by its own process: leave it
+	}
 	return false, err
 }
 

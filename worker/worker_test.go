@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,8 +36,15 @@ func (registry) SharedLimits(context.Context, string) (float64, float64, error) 
 	return 0, 0, nil
 }
 
+// sharedStore is a SQLite store posing as one that many processes share: the worker
+// is the only live one of each job.
+type sharedStore struct {
+	*sqlite.Store
+	registry
+}
+
 // newJob opens a store in a temporary directory with one running job of n requests.
-func newJob(t *testing.T, id string, n int) *sqlite.Store {
+func newJob(t *testing.T, id string, n int) sharedStore {
 	t.Helper()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sluice.db"))
@@ -60,7 +68,7 @@ func newJob(t *testing.T, id string, n int) *sqlite.Store {
 	if err := st.UpdateJob(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	return st
+	return sharedStore{Store: st}
 }
 
 // engines makes the engines of a worker's jobs over one simulator, counting them.
@@ -84,7 +92,7 @@ func TestRunWorksAJobToItsEnd(t *testing.T) {
 	st := newJob(t, "job-a", 20)
 	var made int
 	var events []worker.Event
-	err := worker.Run(t.Context(), worker.Config{Store: st, Registry: registry{}, Engine: engines(t, &made),
+	err := worker.Run(t.Context(), worker.Config{Store: st, Engine: engines(t, &made),
 		OnEvent: func(ev worker.Event) { events = append(events, ev) }}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +131,7 @@ func TestRunLeavesJobsAlone(t *testing.T) {
 				t.Fatal(err)
 			}
 			var made int
-			if err := worker.Run(t.Context(), worker.Config{Store: st, Registry: registry{}, Engine: engines(t, &made), Accept: tc.accept}, nil); err != nil {
+			if err := worker.Run(t.Context(), worker.Config{Store: st, Engine: engines(t, &made), Accept: tc.accept}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if made != 0 {
@@ -137,7 +145,7 @@ func TestRunLeavesJobsAlone(t *testing.T) {
 func TestRunNoSuchJob(t *testing.T) {
 	st := newJob(t, "job-a", 1)
 	var made int
-	err := worker.Run(t.Context(), worker.Config{Store: st, Registry: registry{}, Engine: engines(t, &made), Job: "job-b"}, nil)
+	err := worker.Run(t.Context(), worker.Config{Store: st, Engine: engines(t, &made), Job: "job-b"}, nil)
 	if !errors.Is(err, worker.ErrNoJob) {
 		t.Errorf("Run for a missing job: %v, want ErrNoJob", err)
 	}
@@ -159,7 +167,7 @@ func TestWorkerRunsRecordOnlyCompletion(t *testing.T) {
 		cancel() // the worker is stopped while its run sends
 		return s.Transport().RoundTrip(r)
 	})
-	err := worker.Run(ctx, worker.Config{Store: st, Registry: registry{}, Engine: func(_ *sluice.Job, ws worker.Store) (*sluice.Engine, func(), error) {
+	err := worker.Run(ctx, worker.Config{Store: st, Engine: func(_ *sluice.Job, ws worker.Store) (*sluice.Engine, func(), error) {
 		up, err := openai.New(openai.Config{BaseURL: "http://sim.sluice.invalid/v1", HTTPClient: &http.Client{Transport: cutOff}})
 		if err != nil {
 			return nil, nil, err
@@ -176,5 +184,54 @@ func TestWorkerRunsRecordOnlyCompletion(t *testing.T) {
 	}
 	if job, err := st.Job(t.Context(), "job-a"); err != nil || job.State != sluice.JobRunning {
 		t.Errorf("job after a worker run cut off: %+v, %v; want it still running", job, err)
+	}
+}
+
+// stallingStore holds a run's write of the job completed until the worker has read the
+// job as completed: the moment a worker's run has finished the job's last request and
+// ended it, seen by the worker before the run is over.
+type stallingStore struct {
+	sharedStore
+	read chan struct{} // closed once the job is read completed
+	once sync.Once
+}
+
+func (s *stallingStore) UpdateJob(ctx context.Context, job *sluice.Job) error {
+	if err := s.sharedStore.UpdateJob(ctx, job); err != nil || job.State != sluice.JobCompleted {
+		return err
+	}
+	select {
+	case <-s.read:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *stallingStore) Job(ctx context.Context, id string) (*sluice.Job, error) {
+	job, err := s.sharedStore.Job(ctx, id)
+	if err == nil && job.State == sluice.JobCompleted {
+		s.once.Do(func() { close(s.read) })
+	}
+	return job, err
+}
+
+// A worker whose run answers the job's last request, and so ends the job completed,
+// counts what it finished, though it sees the job completed before its run is over.
+func TestWorkerCountsTheRunThatEndsTheJob(t *testing.T) {
+	st := &stallingStore{sharedStore: newJob(t, "job-a", 20), read: make(chan struct{})}
+	var made int
+	var left []worker.Event
+	err := worker.Run(t.Context(), worker.Config{Store: st, Engine: engines(t, &made), Poll: time.Millisecond,
+		OnEvent: func(ev worker.Event) {
+			if ev.Kind == worker.Left {
+				left = append(left, ev)
+			}
+		}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0].Done != 20 {
+		t.Errorf("left %+v, want once with the 20 requests finished here", left)
 	}
 }

@@ -86,7 +86,7 @@ func runWorker(cmd *cobra.Command, e *env, f *workerFlags) error {
 		return err
 	}
 	defer st.Close()
-	reg, ok := st.(sluice.WorkerRegistry)
+	wst, ok := st.(worker.Store)
 	if !ok {
 		return fmt.Errorf("store %s keeps no workers", where)
 	}
@@ -100,7 +100,7 @@ func runWorker(cmd *cobra.Command, e *env, f *workerFlags) error {
 	defer in.stop()
 	concurrency := map[string]int{} // of each job worked, for the user
 	err = worker.Run(in.ctx, worker.Config{
-		Store: st, Registry: reg, Job: f.job, Follow: f.follow, Poll: f.poll,
+		Store: wst, Job: f.job, Follow: f.follow, Poll: f.poll,
 		Accept: func(job *sluice.Job) bool {
 			o, err := decodeOptions(job)
 			return err == nil && o.Mode == modeOnline // Batch API jobs are watched by sluice batch, not worked

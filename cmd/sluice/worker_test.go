@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-llm/sluice/internal/pgtest"
 	"github.com/sluice-llm/sluice/postgres"
 	"github.com/sluice-llm/sluice/sim"
+	"github.com/sluice-llm/sluice/worker"
 )
 
 // bgCLI is sluice running in-process in the background, stopped like a process by a
@@ -209,5 +211,36 @@ func TestWorkerLeavesAStoppedJob(t *testing.T) {
 	}
 	if got, _ := st.Job(ctx, job.ID); got.State != sluice.JobInterrupted {
 		t.Errorf("job %s after the worker left, want it left interrupted", got.State)
+	}
+}
+
+// TestWorkerRunsOnTheSharedLease: the engines a worker makes see a store that other
+// processes share, so that its claims hold for sharedLease, as sluice run's do, not for
+// sluice.DefaultLease: the store the worker hands them (which records only a job's
+// completion) is still a registry of workers.
+func TestWorkerRunsOnTheSharedLease(t *testing.T) {
+	storeURL, _ := pgtest.SchemaURL(t)
+	ctx := t.Context()
+	st, err := postgres.Open(ctx, storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	job := &sluice.Job{ID: "job-lease", State: sluice.JobRunning, Input: "in.jsonl", Fingerprint: "fp", Options: json.RawMessage(`{}`)}
+	if err := st.CreateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	errMade := errors.New("engine made")
+	var sharedSeen bool
+	err = worker.Run(ctx, worker.Config{Store: st, Job: job.ID,
+		Engine: func(_ *sluice.Job, ws worker.Store) (*sluice.Engine, func(), error) {
+			sharedSeen = shared(ws)
+			return nil, nil, errMade
+		}}, nil)
+	if !errors.Is(err, errMade) {
+		t.Fatalf("worker: %v, want it to have made an engine", err)
+	}
+	if !sharedSeen {
+		t.Error("the worker's engines see a store nobody shares: their claims hold for sluice.DefaultLease, not sharedLease")
 	}
 }
