@@ -25,8 +25,15 @@
 //     per-key budgets, webhooks), callable from Go, with domain errors
 //   - http: sluice serve's HTTP adapter, the OpenAI Files and Batches API over service
 //   - pipeline: several prompts over every document of a file, into one table
-//   - batch: a job run through a provider's Batch API (parts, rounds, hybrid runs)
-//   - cmd/sluice: the command line, the only place that wires adapters together
+//   - batch: a job run through a provider's Batch API (parts, rounds, watching to the
+//     end, hybrid runs and the rate they plan with, the requests still missing)
+//   - worker: the loop of sluice worker, joining the running jobs of a shared store
+//   - gateway: sluice serve's online gateway (proxy, routing, failover, keys' budgets)
+//   - ui: the dashboard; timeline: what runs did over time, for it; metrics: Prometheus
+//   - internal/bench: the scenarios of sluice bench; internal/testutil: helpers the
+//     tests of several packages share; internal/mock: fakes of the interfaces
+//   - cmd/sluice: the command line, the only place that reads flags and environment and
+//     wires adapters together; it parses, wires and prints, and holds no domain logic
 //
 // # The flow of one request
 //

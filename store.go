@@ -14,6 +14,7 @@ type JobState string
 const (
 	JobRunning     JobState = "running"          // created, or being run; not every request is final
 	JobInterrupted JobState = "interrupted"      // stopped by its user or a crash; resumable
+	JobCancelled   JobState = "cancelled"        // its batches cancelled at the provider (sluice batch cancel); resumed only when asked
 	JobAborted     JobState = "aborted"          // stopped by a fatal error (rejected key, unknown model); resumable once fixed
 	JobBudget      JobState = "budget_exhausted" // stopped before its budget would be crossed; resumable with a higher one
 	JobFailed      JobState = "failed"           // stopped by sluice's own failure (ledger, input); resumable once fixed

@@ -116,6 +116,7 @@ func sqliteOpen(path string) (*sqlite.Store, error) { return sqlite.Open(context
 
 type providerOpts struct {
 	maxLines, maxBytes int64
+	clock              service.Clock // the provider's clock; nil: the system's
 }
 
 func startProvider(t *testing.T, opts providerOpts) *provider {
@@ -141,6 +142,7 @@ func startProvider(t *testing.T, opts providerOpts) *provider {
 		Routes:    []service.Route{{Name: "sim", Engine: eng}},
 		KeyHashes: []string{service.HashKey(serveKey)},
 		MaxLines:  opts.maxLines, MaxBytes: opts.maxBytes, AnyCompletionWindow: true,
+		Clock: opts.clock,
 	})
 	if err != nil {
 		t.Fatal(err)

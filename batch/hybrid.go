@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluice-llm/sluice"
@@ -48,6 +49,46 @@ func (r Rate) Duration(n, tokens int64) time.Duration {
 		secs = max(secs, float64(tokens)/r.TPM*60)
 	}
 	return time.Duration(secs * float64(time.Second))
+}
+
+// Learned is r with what an earlier run learned of the upstream (its limits from its
+// headers, its median latency) where r leaves them unknown, and DefaultLatency when no
+// latency is known at all; obs is nil when no run learned anything. Source says, for the
+// user, what the rate is and where it comes from.
+func (r Rate) Learned(obs *sluice.RateObservation) (rate Rate, source string) {
+	rate = r
+	var from []string
+	if rate.RPM > 0 || rate.TPM > 0 || rate.Latency > 0 {
+		from = append(from, "the flags given")
+	}
+	if obs != nil {
+		learned := false
+		if rate.RPM == 0 && obs.RPM > 0 {
+			rate.RPM, learned = obs.RPM, true
+		}
+		if rate.TPM == 0 && obs.TPM > 0 {
+			rate.TPM, learned = obs.TPM, true
+		}
+		if rate.Latency == 0 && obs.Latency > 0 {
+			rate.Latency, learned = obs.Latency, true
+		}
+		if learned {
+			from = append(from, "a run of "+obs.At.Local().Format(time.DateTime))
+		}
+	}
+	if rate.Latency == 0 {
+		rate.Latency = DefaultLatency
+		from = append(from, "an assumed latency of "+DefaultLatency.String())
+	}
+	source = fmt.Sprintf("%d in flight", rate.Concurrency)
+	if rate.RPM > 0 {
+		source += fmt.Sprintf(", %.0f RPM", rate.RPM)
+	}
+	if rate.TPM > 0 {
+		source += fmt.Sprintf(", %.0f TPM", rate.TPM)
+	}
+	source += fmt.Sprintf(", %s per request, from %s", rate.Latency.Round(time.Millisecond), strings.Join(from, " and "))
+	return rate, source
 }
 
 // Plan is when a hybrid run must finish and how fast it can run online.

@@ -2,69 +2,66 @@ package gateway
 
 import (
 	"bytes"
-	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"sync"
-	"sync/atomic"
 )
 
-// scope holds the pooled buffers of one proxied request. The transport may read a
-// request body after RoundTrip returns (it writes bodies in a goroutine of its own), so
-// the buffers go back to the pool only when every body reader made from them has been
-// read to its end or closed; otherwise they are left to the garbage collector.
-type scope struct {
-	bufs    []*bytes.Buffer
-	mu      sync.Mutex
-	readers []*bodyReader
-}
+// Request bodies are read into a slice of their own, never a pooled buffer: the
+// transport may still read a request body after RoundTrip returns (it writes bodies in
+// a goroutine of its own), and only a plain *bytes.Reader lets it send the headers and
+// a small body in one write (net/http flushes the headers first for any other reader),
+// so nothing can tell when the slice is free. The garbage collector frees it.
 
-// buf returns a pooled buffer that lives as long as the scope.
-func (s *scope) buf() *bytes.Buffer {
-	b := getBuf()
-	s.bufs = append(s.bufs, b)
-	return b
-}
-
-// reader returns a request body reading data.
-func (s *scope) reader(data []byte) *bodyReader {
-	r := &bodyReader{}
-	r.Reset(data)
-	s.mu.Lock()
-	s.readers = append(s.readers, r)
-	s.mu.Unlock()
-	return r
-}
-
-// end returns the buffers to the pool when nothing reads them any more.
-func (s *scope) end() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range s.readers {
-		if !r.finished.Load() {
-			return
+// readBody reads a request body of at most limit bytes; size is its Content-Length (-1
+// when unknown). A body up to preallocMax is read into a slice of its announced size; a
+// larger one grows as it comes, so that a client announcing much and sending little
+// costs little.
+func readBody(body io.Reader, size, limit int64) ([]byte, *apiError) {
+	if size > limit {
+		return nil, tooLarge(limit)
+	}
+	if size >= 0 && size <= preallocMax {
+		data := make([]byte, size)
+		if _, err := io.ReadFull(body, data); err != nil {
+			return nil, invalid("", "The request body could not be read.")
 		}
+		return data, nil
 	}
-	for _, b := range s.bufs {
-		putBuf(b)
+	buf := getBuf()
+	defer putBuf(buf)
+	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	switch {
+	case n > limit:
+		return nil, tooLarge(limit)
+	case err != nil:
+		return nil, invalid("", "The request body could not be read.")
 	}
-	s.bufs = nil
+	return bytes.Clone(buf.Bytes()), nil
 }
 
-// bodyReader is a request body that says when the transport is done with it.
-type bodyReader struct {
-	bytes.Reader
-	finished atomic.Bool
+const preallocMax = 64 << 10
+
+func tooLarge(limit int64) *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", code: "request_too_large",
+		msg: fmt.Sprintf("The request body is larger than %d bytes.", limit)}
 }
 
-func (r *bodyReader) Read(p []byte) (int, error) {
-	n, err := r.Reader.Read(p)
-	if errors.Is(err, io.EOF) {
-		r.finished.Store(true)
+// bodyOf is an upstream request's body: a *bytes.Reader, as net/http wants it to write
+// the request in one go (see above).
+func bodyOf(data []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(data)) }
+
+// bufPool holds the buffers of answers and stream events.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
+
+// putBuf returns b to the pool unless it grew past 1 MiB: one huge body should not be kept.
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() > 1<<20 {
+		return
 	}
-	return n, err
-}
-
-func (r *bodyReader) Close() error {
-	r.finished.Store(true)
-	return nil
+	b.Reset()
+	bufPool.Put(b)
 }

@@ -258,7 +258,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, keys: map[string]*clientKey{}, mux: http.NewServeMux(), stop: make(chan struct{})}
 	for i := range cfg.Upstreams {
 		u := cfg.Upstreams[i]
-		up := &upstream{Upstream: u, base: strings.TrimRight(u.BaseURL, "/"), rt: u.Transport}
+		up := &upstream{Upstream: u, base: strings.TrimRight(u.BaseURL, "/"), rt: u.Transport, name: []string{u.Name}}
 		if up.rt == nil {
 			up.rt = cfg.Transport
 		}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -17,20 +16,6 @@ import (
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/openai"
 )
-
-// bufPool holds the buffers of request and answer bodies.
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
-
-// putBuf returns b to the pool unless it grew past 1 MiB: one huge body should not be kept.
-func putBuf(b *bytes.Buffer) {
-	if b.Cap() > 1<<20 {
-		return
-	}
-	b.Reset()
-	bufPool.Put(b)
-}
 
 // outcome is what a proxied request came to, for the budget and the ledger.
 type outcome struct {
@@ -47,14 +32,11 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errUnauthorized)
 		return
 	}
-	sc := &scope{}
-	defer sc.end()
-	in := sc.buf()
-	if apiErr := readBody(in, r.Body, g.cfg.MaxBodyBytes); apiErr != nil {
+	body, apiErr := readBody(r.Body, r.ContentLength, g.cfg.MaxBodyBytes)
+	if apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
-	body := in.Bytes()
 	f, ok := scan(body)
 	switch {
 	case !ok:
@@ -103,7 +85,7 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 			msg: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", model)})
 		return
 	}
-	out := g.forward(w, r, sc, &f, body, est, cands, cacheKey)
+	out := g.forward(w, r, &f, body, est, cands, cacheKey)
 	if out.status/100 == 2 && out.usage == (sluice.Usage{}) {
 		// Answered, and no usage came back (a stream cut short, or an upstream that
 		// reports none): count the estimate.
@@ -124,19 +106,6 @@ func (g *Gateway) cost(model string, u sluice.Usage) float64 {
 		return 0
 	}
 	return g.cfg.Cost(model, u)
-}
-
-// readBody reads a request body into buf, up to limit bytes.
-func readBody(buf *bytes.Buffer, body io.Reader, limit int64) *apiError {
-	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
-	switch {
-	case n > limit:
-		return &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", code: "request_too_large",
-			msg: fmt.Sprintf("The request body is larger than %d bytes.", limit)}
-	case err != nil:
-		return invalid("", "The request body could not be read.")
-	}
-	return nil
 }
 
 // reserve holds the request's worst case against its key's budget; the settle function
@@ -170,7 +139,7 @@ func (g *Gateway) reserve(ctx context.Context, k *clientKey, est sluice.Estimate
 // answer. It moves on after no answer, a 5xx, a 429, an open breaker or a limiter that
 // would make the request wait too long, as long as nothing has been written to the
 // client; the last candidate's answer is relayed whatever it is.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, sc *scope, f *fields, body []byte,
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, f *fields, body []byte,
 	est sluice.Estimate, cands []candidate, cacheKey string) outcome {
 	ctx := r.Context()
 	askUsage := f.stream && !f.streamOptions && r.URL.Path != sluice.EndpointResponses
@@ -189,7 +158,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, sc *scope, f *
 			continue
 		}
 		addUsage := askUsage && !c.up.noStreamOptions.Load()
-		resp, err := g.send(ctx, sc, c, r.URL.Path, f, body, addUsage)
+		resp, err := g.send(ctx, c, r.URL.Path, f, body, addUsage)
 		if err != nil {
 			if ctx.Err() != nil {
 				done(nil, ctx.Err()) // the client gave up: nothing learned about the upstream
@@ -243,24 +212,20 @@ func admitError(err error) *apiError {
 
 // send sends the request to c, the body renamed to c's model and asking a stream for its
 // usage when needed.
-func (g *Gateway) send(ctx context.Context, sc *scope, c candidate, path string, f *fields, body []byte, addUsage bool) (*http.Response, error) {
+func (g *Gateway) send(ctx context.Context, c candidate, path string, f *fields, body []byte, addUsage bool) (*http.Response, error) {
 	if c.model != f.model.Str {
-		b := sc.buf()
-		b.Grow(len(body) + len(c.model) + 2)
-		body = withModel(b.AvailableBuffer(), body, f.model, c.model)
+		body = withModel(make([]byte, 0, len(body)+len(c.model)+2), body, f.model, c.model)
 	}
 	if addUsage {
-		b := sc.buf()
-		b.Grow(len(body) + 64)
-		body = withUsageOption(b.AvailableBuffer(), body)
+		body = withUsageOption(make([]byte, 0, len(body)+len(usageOption)+1), body)
 	}
-	u := *c.up.urls[path]
+	u := c.up.urls[path] // shared: a transport does not change the request
 	h := make(http.Header, 3)
 	req := (&http.Request{
-		Method: http.MethodPost, URL: &u, Host: u.Host, Header: h,
+		Method: http.MethodPost, URL: u, Host: u.Host, Header: h,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Body: sc.reader(body), ContentLength: int64(len(body)),
-		GetBody: func() (io.ReadCloser, error) { return sc.reader(body), nil },
+		Body: bodyOf(body), ContentLength: int64(len(body)),
+		GetBody: func() (io.ReadCloser, error) { return bodyOf(body), nil },
 	}).WithContext(ctx)
 	h["Content-Type"] = jsonType
 	if c.up.auth != nil {
@@ -318,7 +283,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 			h[name] = v
 		}
 	}
-	h["X-Sluice-Upstream"] = []string{c.up.Name}
+	h["X-Sluice-Upstream"] = c.up.name
 	answer := &sluice.Response{StatusCode: resp.StatusCode, Limits: openai.ParseRateLimits(resp.Header, start)}
 	var err error
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -343,25 +308,47 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 func (g *Gateway) relayBody(w http.ResponseWriter, resp *http.Response, cacheKey string) (sluice.Usage, error) {
 	buf := getBuf()
 	defer putBuf(buf)
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, g.cfg.MaxAnswerBytes+1))
-	if err != nil || n > g.cfg.MaxAnswerBytes {
-		if err == nil {
-			err = fmt.Errorf("answer larger than %d bytes", g.cfg.MaxAnswerBytes)
-		}
+	data, err := readAnswer(buf, resp, g.cfg.MaxAnswerBytes)
+	if err != nil {
 		writeError(w, &apiError{status: http.StatusBadGateway, typ: "server_error", code: "invalid_response",
 			msg: "The upstream's answer could not be read."})
 		return sluice.Usage{}, &sluice.UpstreamError{StatusCode: resp.StatusCode, Code: sluice.CodeInvalidResponse, Err: err}
 	}
-	data := buf.Bytes()
 	var u sluice.Usage
 	if resp.StatusCode < 300 {
-		u.PromptTokens, u.CompletionTokens, u.CachedTokens = readUsage(gjson.GetBytes(data, "usage"))
+		u.PromptTokens, u.CompletionTokens, u.CachedTokens = readUsage(answerUsage(data))
 	}
-	w.Header()["Content-Length"] = []string{strconv.Itoa(len(data))}
+	h := w.Header()
+	if cl := resp.Header["Content-Length"]; resp.ContentLength == int64(len(data)) && len(cl) == 1 {
+		h["Content-Length"] = cl // the upstream's own: no need to format it again
+	} else {
+		h["Content-Length"] = []string{strconv.Itoa(len(data))}
+	}
 	w.WriteHeader(resp.StatusCode)
 	_, werr := w.Write(data)
 	if cacheKey != "" && resp.StatusCode == http.StatusOK && werr == nil {
 		g.putCached(cacheKey, data)
 	}
 	return u, nil
+}
+
+// readAnswer reads a whole answer of at most limit bytes into buf: at once when its
+// length is known.
+func readAnswer(buf *bytes.Buffer, resp *http.Response, limit int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= limit {
+		buf.Grow(int(n))
+		data := buf.AvailableBuffer()[:n]
+		if _, err := io.ReadFull(resp.Body, data); err != nil {
+			return nil, err
+		}
+		return data, nil
+	}
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case n > limit:
+		return nil, fmt.Errorf("answer larger than %d bytes", limit)
+	}
+	return buf.Bytes(), nil
 }

@@ -16,6 +16,7 @@ type upstream struct {
 	base string // BaseURL without a trailing slash
 	rt   http.RoundTripper
 	auth []string            // the Authorization header value, nil for none
+	name []string            // the x-sluice-upstream header value
 	urls map[string]*url.URL // where each of Paths goes, parsed once
 	// noStreamOptions is set once the upstream refused the stream_options the gateway
 	// adds to a stream to learn its usage.

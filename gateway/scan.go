@@ -1,10 +1,17 @@
 package gateway
 
 import (
+	"bytes"
 	"strconv"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
+
+// str is b as a string, without a copy: b must not change while the string, or any
+// gjson.Result parsed from it, is in use. The gateway's bodies are never changed once
+// read.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // fields are what the gateway reads of a request body: one pass over its top-level
 // members, never a decode of the whole body.
@@ -21,7 +28,7 @@ type fields struct {
 
 // scan reads a request body's fields; ok is false when the body is not a JSON object.
 func scan(body []byte) (f fields, ok bool) {
-	root := gjson.ParseBytes(body)
+	root := gjson.Parse(str(body))
 	if !root.IsObject() {
 		return f, false
 	}
@@ -69,6 +76,9 @@ func withModel(dst, body []byte, old gjson.Result, model string) []byte {
 	return append(dst, body[old.Index+len(old.Raw):]...)
 }
 
+// usageOption is the member withUsageOption adds.
+const usageOption = `"stream_options":{"include_usage":true}`
+
 // withUsageOption returns body with stream_options.include_usage set, into dst, so that a
 // stream ends with its usage: the member is added after the opening brace.
 func withUsageOption(dst, body []byte) []byte {
@@ -77,7 +87,7 @@ func withUsageOption(dst, body []byte) []byte {
 		i++
 	}
 	dst = append(dst, body[:i+1]...)
-	dst = append(dst, `"stream_options":{"include_usage":true}`...)
+	dst = append(dst, usageOption...)
 	rest := body[i+1:]
 	j := 0
 	for j < len(rest) && (rest[j] == ' ' || rest[j] == '\n' || rest[j] == '\t' || rest[j] == '\r') {
@@ -87,6 +97,53 @@ func withUsageOption(dst, body []byte) []byte {
 		dst = append(dst, ',')
 	}
 	return append(dst, rest...)
+}
+
+var usageName = []byte(`"usage"`)
+
+// answerUsage returns the top-level usage member of a whole answer (not streamed). An
+// answer ends with it or a few short members after it, so the last "usage" key is tried
+// first, and taken when the object holding it closes the answer (then it is the
+// top-level one); otherwise the answer is parsed from its start.
+func answerUsage(data []byte) gjson.Result {
+	if i := bytes.LastIndex(data, usageName); i > 0 {
+		rest := bytes.TrimLeft(data[i+len(usageName):], " \t\r\n")
+		if len(rest) > 0 && rest[0] == ':' {
+			rest = bytes.TrimLeft(rest[1:], " \t\r\n")
+			if n := closing(rest, 0); n > 0 && rest[0] == '{' {
+				if m := closing(rest[n:], 1); m > 0 && len(bytes.TrimSpace(rest[n+m:])) == 0 {
+					return gjson.Parse(str(rest[:n]))
+				}
+			}
+		}
+	}
+	return gjson.Get(str(data), "usage")
+}
+
+// closing returns the length of b up to the bracket that closes the depth brackets open
+// before it (depth 0: the object or array b starts with), strings skipped; 0 when b
+// does not close them.
+func closing(b []byte, depth int) int {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++ // the escaped character
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return 0
+			}
+		}
+	}
+	return 0
 }
 
 // readUsage reads a usage object of any of the APIs (prompt/completion tokens, or

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +55,8 @@ func (b *usageBook) add(k *clientKey, user, _ string, u sluice.Usage, cost float
 	defer b.mu.Unlock()
 	row := b.rows[key]
 	if row == nil {
+		// The user was read from the request body without a copy: keep a copy, not the body.
+		key.user = strings.Clone(user)
 		sum := sha256.Sum256([]byte(key.owner + "\x00" + key.user + "\x00" + key.day.Format(time.DateOnly)))
 		row = &usageRow{id: "online-" + b.session + "-" + hex.EncodeToString(sum[:8]), keyName: k.Name}
 		b.rows[key] = row

@@ -1,11 +1,8 @@
 package http_test
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	sluiceopenai "github.com/sluice-llm/sluice/openai"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
@@ -189,20 +187,9 @@ func createBatch(t *testing.T, c openai.Client, fileID, window string) *openai.B
 // waitBatch polls the batch, as a client does, until cond holds or 30 s pass.
 func waitBatch(t *testing.T, c openai.Client, id string, cond func(*openai.Batch) bool) *openai.Batch {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, err := c.Batches.Get(context.Background(), id)
-		if err != nil {
-			t.Fatalf("get batch: %v", err)
-		}
-		if cond(b) {
-			return b
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("batch %s: condition not met; last status %s, counts %+v", id, b.Status, b.RequestCounts)
-		}
-		time.Sleep(10 * time.Millisecond) // the client protocol is polling
-	}
+	return testutil.Poll(t, 30*time.Second, 10*time.Millisecond, func() (*openai.Batch, error) {
+		return c.Batches.Get(context.Background(), id)
+	}, cond)
 }
 
 func terminal(b *openai.Batch) bool {
@@ -214,19 +201,7 @@ func terminal(b *openai.Batch) bool {
 }
 
 // outputLine is one line of an output or error file.
-type outputLine struct {
-	ID       string `json:"id"`
-	CustomID string `json:"custom_id"`
-	Response *struct {
-		StatusCode int             `json:"status_code"`
-		RequestID  string          `json:"request_id"`
-		Body       json.RawMessage `json:"body"`
-	} `json:"response"`
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
+type outputLine = testutil.OutputLine
 
 // download reads a file's lines through the SDK; "" reads nothing.
 func download(t *testing.T, c openai.Client, id string) []outputLine {
@@ -243,26 +218,16 @@ func download(t *testing.T, c openai.Client, id string) []outputLine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []outputLine
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var l outputLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("file %s: line %q: %v", id, sc.Text(), err)
-		}
-		out = append(out, l)
-	}
-	return out
+	return testutil.DecodeOutput(t, data)
 }
 
 // countIDs counts the custom ids of lines, failing on one seen twice.
 func countIDs(t *testing.T, seen map[string]int, lines []outputLine) {
 	t.Helper()
 	for _, l := range lines {
-		seen[l.CustomID]++
-		if seen[l.CustomID] > 1 {
-			t.Errorf("custom_id %s is in the output more than once", l.CustomID)
+		seen[l.Custom()]++
+		if seen[l.Custom()] > 1 {
+			t.Errorf("custom_id %s is in the output more than once", l.Custom())
 		}
 	}
 }

@@ -76,7 +76,7 @@ func TestServeFailedBatchKeepsFinishedAnswers(t *testing.T) {
 	}
 	for _, l := range out {
 		if l.Response == nil || l.Response.StatusCode != 200 {
-			t.Errorf("output line %s is not an answer", l.CustomID)
+			t.Errorf("output line %s is not an answer", l.Custom())
 		}
 	}
 }

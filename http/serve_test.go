@@ -44,10 +44,10 @@ func TestServeBatchCompletesThroughSDK(t *testing.T) {
 	}
 	for _, l := range out {
 		if l.Response == nil || l.Response.StatusCode != 200 || l.Error != nil {
-			t.Errorf("output line %s is not a success: %+v", l.CustomID, l)
+			t.Errorf("output line %s is not a success: %+v", l.Custom(), l)
 		}
 	}
-	if errs[0].CustomID != "bad-body" || errs[0].Error == nil || errs[0].Response != nil {
+	if errs[0].Custom() != "bad-body" || errs[0].Error == nil || errs[0].Response != nil {
 		t.Errorf("error line: %+v", errs[0])
 	}
 	seen := map[string]int{}

@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sluice-llm/sluice/internal/migration"
 )
 
 // migrations holds the schema, one numbered file per version: NNNN_name.sql.
@@ -21,43 +20,13 @@ import (
 //go:embed migration/*.sql
 var migrations embed.FS
 
-// migration is one schema version.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the migrations in fsys's migration directory, in version order.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migration/*.sql")
-	if err != nil {
-		return nil, err
+// loadMigrations reads the migrations in fsys (migration.Load); a store needs at least one.
+func loadMigrations(fsys fs.FS) ([]migration.Migration, error) {
+	ms, err := migration.Load(fsys)
+	if err == nil && len(ms) == 0 {
+		err = errors.New("no migrations")
 	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v < 1 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", base)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(base, ".sql"), sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
-	}
-	if len(ms) == 0 {
-		return nil, errors.New("no migrations")
-	}
-	return ms, nil
+	return ms, err
 }
 
 // migrate creates schema when it is named and missing, and applies the migrations the
@@ -96,21 +65,21 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	}
 	applied := map[int]bool{}
 	for _, v := range versions {
-		if !slices.ContainsFunc(ms, func(m migration) bool { return m.version == int(v) }) {
+		if !slices.ContainsFunc(ms, func(m migration.Migration) bool { return m.Version == int(v) }) {
 			return fmt.Errorf("migrate: the store has schema version %d, newer than this sluice knows: upgrade sluice", v)
 		}
 		applied[int(v)] = true
 	}
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[m.Version] {
 			continue
 		}
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("migrate to %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migrate to %s: %w", m.Name, err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)`,
-			m.version, m.name, time.Now().UnixNano()); err != nil {
-			return fmt.Errorf("migrate to %s: %w", m.name, err)
+			m.Version, m.Name, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("migrate to %s: %w", m.Name, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

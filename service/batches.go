@@ -38,7 +38,7 @@ func (s *Service) CreateBatch(ctx context.Context, tenant string, p CreateBatchP
 	if err := s.checkQuota(ctx, tenant); err != nil {
 		return nil, err
 	}
-	created := now()
+	created := s.now()
 	rec := &batchRecord{
 		Batch: sluice.Batch{
 			ID:               newBatchID(),
@@ -118,6 +118,16 @@ func (s *Service) saveBatch(ctx context.Context, rec *batchRecord) error {
 		return fmt.Errorf("save batch: %w", err)
 	}
 	return s.cfg.Store.SaveObject(ctx, kindBatch, rec.ID, rec.Tenant, string(rec.Status), doc)
+}
+
+// swapBatch saves rec while the stored batch's status is still was, and reports whether
+// it did.
+func (s *Service) swapBatch(ctx context.Context, rec *batchRecord, was sluice.BatchStatus) (bool, error) {
+	doc, err := json.Marshal(rec)
+	if err != nil {
+		return false, fmt.Errorf("save batch: %w", err)
+	}
+	return s.cfg.Store.SwapObject(ctx, kindBatch, rec.ID, string(was), string(rec.Status), doc)
 }
 
 // Batch returns tenant's batch with id, with the live request counts of a running one,

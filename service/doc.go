@@ -9,7 +9,7 @@
 //	b, err := svc.CreateBatch(ctx, tenant, service.CreateBatchParams{InputFileID: f.ID,
 //		Endpoint: "/v1/chat/completions", CompletionWindow: "24h"})
 //	b, err = svc.Batch(ctx, tenant, b.ID) // poll; live request counts
-//	err = svc.Close(ctx)                  // drains; running batches resume at the next New
+//	err = svc.Close(ctx)                  // drains; another service, or the next New, resumes its batches
 //
 // # Tenants and errors
 //
@@ -48,10 +48,12 @@
 // gives other traffic of the key (the gateway's) the pool its batches spend from.
 //
 // Reservations survive a crash: a key's pool records a ceiling on what it spent plus
-// what it reserved before it sends past the last one (ReservationStore). A server that
-// starts first records the usage of the batches it resumes from their ledgers, then
-// counts what the ceilings of a server that did not close cleanly exceed the ledgers by
-// as unconfirmed spending, shown by Usage and counted against the budget. Under a USD
+// what it reserved before it sends past the last one (ReservationStore). When a server
+// starts, and on each tick of its keeper (see Replicas), it finds the ceilings of server
+// sessions that ended without dropping them (a session holds a lease of its own while
+// it lives), records the usage of the unfinished batches from their ledgers, and counts
+// what those ceilings exceed the ledgers by as unconfirmed spending, shown by Usage and
+// counted against the budget. A live replica's ceilings are left alone. Under a USD
 // budget, a batch using a model with no price (Config.Priced) fails validation with
 // model_not_priced. With Config.ContextLimit, a request without max_tokens reserves
 // the context limit while it fits, then one at a time on the mean output.
@@ -73,6 +75,27 @@
 // Batch state is kept in the same store as the ledger, so a service started again over
 // the same store resumes the batches that were validating, in_progress, finalizing or
 // cancelling, and the ledger never sends a finished request again.
+//
+// # Replicas
+//
+// Several services (sluice serve processes on several machines) may share one store and
+// one FilesDir; any of them answers any request. Each batch is run by exactly one live
+// service, the one whose session holds the batch's runner lease in the store
+// (LeaseStore). A service takes the lease of each batch it creates, and a goroutine of
+// its own renews its leases every Config.LeaseTTL/3 (DefaultLeaseTTL, 15 s) and, on the
+// same tick, adopts the batches whose lease no one holds or has expired. So a service
+// started while another runs a batch leaves it alone; one that closes releases its
+// leases and another takes its batches on its next tick; the batches of one that died
+// (its lease no longer renewed) are taken within about 4/3 LeaseTTL, and what it had in
+// flight goes back to pending: at most its concurrency is sent again. A service paused
+// past its lease finds it taken at its next renewal and stops its run there. A cancel may
+// reach any service: it stores the batch as cancelling, and the service running the batch
+// reads that on its next tick and drains the run; the batch ends cancelled with what
+// finished. A batch's record is saved only while its status is still the one read
+// (ObjectStore.SwapObject), so a cancel stored by one service is never undone by another
+// moving the batch on. The service running a batch answers its live request counts and
+// stores them every UsageInterval, where the others read them. Leases compare the
+// services' clocks: keep them in step to well within a lease.
 //
 // # Webhooks
 //

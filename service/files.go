@@ -35,7 +35,7 @@ func (s *Service) UploadFile(tenant, filename string, content io.Reader) (*Uploa
 		name = "upload.jsonl"
 	}
 	rec := &fileRecord{
-		File:   sluice.File{ID: newFileID(), Object: "file", CreatedAt: now(), Filename: name, Status: "processed"},
+		File:   sluice.File{ID: newFileID(), Object: "file", CreatedAt: s.now(), Filename: name, Status: "processed"},
 		Tenant: tenant,
 	}
 	rec.Path = rec.ID + ".jsonl"

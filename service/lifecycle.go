@@ -19,9 +19,12 @@ type activeBatch struct {
 	cancel     chan struct{} // closed when the client cancels the batch
 	cancelOnce sync.Once
 	run        atomic.Pointer[sluice.Run] // set while the batch runs on an engine
+	lost       chan struct{}              // closed when another server took the batch's lease
+	loseOnce   sync.Once
 }
 
 func (a *activeBatch) requestCancel() { a.cancelOnce.Do(func() { close(a.cancel) }) }
+func (a *activeBatch) lose()          { a.loseOnce.Do(func() { close(a.lost) }) }
 
 // runEnd says why a batch's run ended.
 type runEnd int
@@ -30,136 +33,153 @@ const (
 	endDone     runEnd = iota // every request is final
 	endCancel                 // the client cancelled the batch
 	endExpire                 // the completion window passed
-	endShutdown               // the server is closing: the batch stays in_progress
+	endShutdown               // the server is closing or lost the batch's lease: it stays in_progress
 	endQuota                  // the key's budget for the period is spent
 	endAbort                  // the upstream stopped the run and no other could take it
 )
 
-// start stores a new batch and starts its lifecycle goroutine. The batch's goroutine is
-// counted before the batch is stored, so that Close waits for a batch being started and
-// none is stored once Close has begun.
+// start stores a new batch, held by this server's lease, and starts its lifecycle
+// goroutine. The batch's goroutine is counted before the batch is stored, so that Close
+// waits for a batch being started and none is stored once Close has begun.
 func (s *Service) start(ctx context.Context, rec *batchRecord) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	a, ok := s.reserve(rec.ID)
+	if !ok {
 		return errClosing
 	}
-	s.wg.Add(1)
-	s.mu.Unlock()
 	unlock := s.fileLocks.lock(rec.InputFileID) // serialised with the input's deletion
 	defer unlock()
 	// The input may have been deleted since CreateBatch read it.
 	_, err := s.file(ctx, rec.InputFileID, rec.Tenant)
 	if err == nil {
+		// The id is new: no other server holds its lease.
+		_, err = s.takeLease(ctx, rec.ID)
+	}
+	if err == nil {
 		err = s.saveBatch(ctx, rec)
 	}
 	if err != nil {
-		s.wg.Done()
+		s.unreserve(rec.ID)
 		return err
 	}
-	s.launch(rec.ID)
+	s.launch(rec.ID, a)
 	return nil
 }
 
-// launch starts the lifecycle goroutine of batch id, which the caller has counted in
-// s.wg.
-func (s *Service) launch(id string) {
-	a := &activeBatch{cancel: make(chan struct{})}
+// reserve counts the goroutine of batch id in s.wg and makes it active, unless it is
+// active already or the server is closing.
+func (s *Service) reserve(id string) (*activeBatch, bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, running := s.active[id]; running || s.closed {
+		return nil, false
+	}
+	s.wg.Add(1)
+	a := &activeBatch{cancel: make(chan struct{}), lost: make(chan struct{})}
 	s.active[id] = a
+	return a, true
+}
+
+// unreserve undoes reserve for a batch whose goroutine does not start.
+func (s *Service) unreserve(id string) {
+	s.mu.Lock()
+	delete(s.active, id)
 	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// launch starts the lifecycle goroutine of batch id, which the caller has reserved. When
+// it ends, for whatever reason, the batch's lease is released: a batch left unfinished
+// (the server closing, an error) is taken by the next server to look.
+func (s *Service) launch(id string, a *activeBatch) {
 	go func() {
-		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.active, id)
-			s.mu.Unlock()
-		}()
+		defer s.unreserve(id)
+		defer s.releaseLease(id)
 		if err := s.lifecycle(a, id); err != nil {
 			s.cfg.Logger.Error("batch", "batch", id, "err", err)
 		}
 	}()
 }
 
-// resume starts the lifecycle goroutines of the batches a previous server left unfinished.
+// resume runs as the server starts: it removes the files left to purge, then adopts
+// the batches no live server holds, settling first what servers that ended left in
+// their budget reservations.
 func (s *Service) resume(ctx context.Context) error {
-	docs, err := s.cfg.Store.ObjectsWithStatus(ctx, kindBatch, activeStatuses...)
-	if err != nil {
-		return fmt.Errorf("resume batches: %w", err)
-	}
 	if err := s.purgeDeleted(ctx); err != nil {
 		return err
 	}
-	recs := make([]*batchRecord, 0, len(docs))
-	for _, doc := range docs {
-		rec, err := decodeRecord[batchRecord](doc)
-		if err != nil {
-			return fmt.Errorf("resume batches: %w", err)
-		}
-		recs = append(recs, rec)
-	}
-	if err := s.reconcile(ctx, recs); err != nil {
-		return err
-	}
-	for _, rec := range recs {
-		s.cfg.Logger.Info("resuming batch", "batch", rec.ID, "status", rec.Status)
-		s.wg.Add(1)
-		s.launch(rec.ID)
+	if err := s.adopt(ctx); err != nil {
+		return fmt.Errorf("resume batches: %w", err)
 	}
 	return nil
 }
 
 // update applies fn to the stored batch id and saves it, serialised with every other
-// change of the batch (a cancel arriving while the batch moves on, say) but not with
-// other batches'. A batch it moves to a terminal status is sent to its webhook. Only
-// batch goroutines call it.
+// change of the batch in this server (a cancel arriving while the batch moves on, say)
+// but not with other batches'. A change another server stored between the read and the
+// save (a cancel that reached it) is never undone: the save is conditional on the status
+// read, and fn is applied again to what the other stored. A batch it moves to a terminal
+// status is sent to its webhook. Only batch goroutines call it.
 func (s *Service) update(id string, fn func(rec *batchRecord)) (*batchRecord, error) {
 	ctx := context.WithoutCancel(s.ctx)
 	unlock := s.batchLocks.lock(id)
 	defer unlock()
-	rec, err := s.batch(ctx, id, "")
-	if err != nil {
-		return nil, err
+	for {
+		rec, err := s.batch(ctx, id, "")
+		if err != nil {
+			return nil, err
+		}
+		was := rec.Status
+		fn(rec)
+		saved, err := s.swapBatch(ctx, rec, was)
+		if err != nil {
+			return rec, err
+		}
+		if !saved {
+			continue
+		}
+		if !was.Terminal() && rec.Status.Terminal() {
+			s.releaseInput(ctx, rec)
+			s.notify(rec)
+		}
+		return rec, nil
 	}
-	was := rec.Status
-	fn(rec)
-	if err := s.saveBatch(ctx, rec); err != nil {
-		return rec, err
-	}
-	if !was.Terminal() && rec.Status.Terminal() {
-		s.releaseInput(ctx, rec)
-		s.notify(rec)
-	}
-	return rec, nil
 }
 
-// requestCancel moves tenant's batch id to cancelling and tells its goroutine.
+// requestCancel moves tenant's batch id to cancelling and tells its goroutine, here or
+// (on its next tick) in the server that runs it.
 func (s *Service) requestCancel(ctx context.Context, id, tenant string) (*batchRecord, error) {
 	unlock := s.batchLocks.lock(id)
 	defer unlock()
-	rec, err := s.batch(ctx, id, tenant)
-	if err != nil {
-		return nil, err
-	}
-	switch rec.Status {
-	case sluice.BatchCancelling:
+	for {
+		rec, err := s.batch(ctx, id, tenant)
+		if err != nil {
+			return nil, err
+		}
+		switch rec.Status {
+		case sluice.BatchCancelling:
+			return rec, nil
+		case sluice.BatchValidating, sluice.BatchInProgress:
+		default:
+			return nil, &Error{Code: ECONFLICT, Reason: "batch_not_cancellable",
+				Message: fmt.Sprintf("Cannot cancel a batch with status '%s'.", rec.Status)}
+		}
+		was := rec.Status
+		rec.Status, rec.CancellingAt = sluice.BatchCancelling, ptr(s.now())
+		saved, err := s.swapBatch(ctx, rec, was)
+		if err != nil {
+			return nil, err
+		}
+		if !saved {
+			continue // the server running it moved it on meanwhile
+		}
+		s.mu.Lock()
+		a := s.active[id]
+		s.mu.Unlock()
+		if a != nil {
+			a.requestCancel()
+		}
 		return rec, nil
-	case sluice.BatchValidating, sluice.BatchInProgress:
-	default:
-		return nil, &Error{Code: ECONFLICT, Reason: "batch_not_cancellable",
-			Message: fmt.Sprintf("Cannot cancel a batch with status '%s'.", rec.Status)}
 	}
-	rec.Status, rec.CancellingAt = sluice.BatchCancelling, ptr(now())
-	if err := s.saveBatch(ctx, rec); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	a := s.active[id]
-	s.mu.Unlock()
-	if a != nil {
-		a.requestCancel()
-	}
-	return rec, nil
 }
 
 // liveCounts overlays the progress of a running batch on its stored request counts.
@@ -221,7 +241,7 @@ func (s *Service) lifecycle(a *activeBatch, id string) error {
 		if end == endDone {
 			rec, err = s.update(id, func(rec *batchRecord) {
 				if rec.Status == sluice.BatchInProgress {
-					rec.Status, rec.FinalizingAt = sluice.BatchFinalizing, ptr(now())
+					rec.Status, rec.FinalizingAt = sluice.BatchFinalizing, ptr(s.now())
 				}
 			})
 			if err != nil {
@@ -236,10 +256,12 @@ func (s *Service) lifecycle(a *activeBatch, id string) error {
 // (when the client cancelled it meanwhile) cancelling. It returns nil when the server
 // closed first: the batch stays validating.
 func (s *Service) validateBatch(ctx context.Context, a *activeBatch, rec *batchRecord) (*batchRecord, error) {
-	v, err := s.validate(ctx, rec, stopOn(a.cancel, s.closing))
+	v, err := s.validate(ctx, rec, stopOn(a.cancel, s.closing, a.lost))
 	if errors.Is(err, errStopped) {
 		select {
 		case <-s.closing:
+			return nil, nil
+		case <-a.lost:
 			return nil, nil
 		default: // cancelled: the stored status is cancelling
 			return s.batch(ctx, rec.ID, "")
@@ -254,11 +276,11 @@ func (s *Service) validateBatch(ctx context.Context, a *activeBatch, rec *batchR
 			return
 		}
 		if len(v.errs) > 0 {
-			rec.Status, rec.FailedAt = sluice.BatchFailed, ptr(now())
+			rec.Status, rec.FailedAt = sluice.BatchFailed, ptr(s.now())
 			rec.Errors = &sluice.BatchErrors{Object: "list", Data: v.errs}
 			return
 		}
-		rec.Status, rec.InProgressAt = sluice.BatchInProgress, ptr(now())
+		rec.Status, rec.InProgressAt = sluice.BatchInProgress, ptr(s.now())
 		rec.Route = v.route
 		if len(v.models) == 1 {
 			for m := range v.models {
@@ -318,32 +340,7 @@ func (s *Service) runBatch(a *activeBatch, rec *batchRecord) (runEnd, error) {
 		return endDone, fmt.Errorf("run batch: %w", err)
 	}
 	a.run.Store(run)
-	timer := time.NewTimer(time.Until(time.Unix(*rec.ExpiresAt, 0)))
-	defer timer.Stop()
-	tick := time.NewTicker(s.cfg.UsageInterval)
-	defer tick.Stop()
-	end := endDone
-wait:
-	for {
-		select {
-		case <-run.Done():
-			break wait
-		case <-a.cancel:
-			end = endCancel
-			break wait
-		case <-timer.C:
-			end = endExpire
-			break wait
-		case <-s.closing:
-			end = endShutdown
-			break wait
-		case <-tick.C:
-			if s.overQuota(ctx, rec) {
-				end = endQuota
-				break wait
-			}
-		}
-	}
+	end := s.await(ctx, a, run, rec)
 	if end != endDone {
 		_ = run.Stop(context.WithoutCancel(ctx)) // drains, and returns when the run has ended
 	}
@@ -360,6 +357,53 @@ wait:
 		err = &upstreamAbort{upstream: up.Name, err: err}
 	}
 	return end, err
+}
+
+// await waits until the batch's run is done, the client cancels, the window passes, the
+// server closes or loses the batch's lease, or (checked every UsageInterval) the key's
+// budget is spent. Every UsageInterval it stores the run's progress too.
+func (s *Service) await(ctx context.Context, a *activeBatch, run *sluice.Run, rec *batchRecord) runEnd {
+	expired, stopExpiry := s.cfg.Clock.NewTimer(time.Unix(*rec.ExpiresAt, 0).Sub(s.cfg.Clock.Now()))
+	defer stopExpiry()
+	for {
+		tick, stopTick := s.cfg.Clock.NewTimer(s.cfg.UsageInterval)
+		select {
+		case <-run.Done():
+			stopTick()
+			return endDone
+		case <-a.cancel:
+			stopTick()
+			return endCancel
+		case <-expired:
+			stopTick()
+			return endExpire
+		case <-s.closing:
+			stopTick()
+			return endShutdown
+		case <-a.lost:
+			stopTick()
+			return endShutdown
+		case <-tick:
+			if s.overQuota(ctx, rec) {
+				return endQuota
+			}
+			s.storeCounts(rec.ID, run)
+		}
+	}
+}
+
+// storeCounts stores the progress of the batch's run in its record, where the replicas
+// that do not run it read it.
+func (s *Service) storeCounts(id string, run *sluice.Run) {
+	p := run.Progress()
+	_, err := s.update(id, func(rec *batchRecord) {
+		if rec.Status == sluice.BatchInProgress || rec.Status == sluice.BatchCancelling {
+			rec.RequestCounts.Completed, rec.RequestCounts.Failed = p.Done, p.Failed
+		}
+	})
+	if err != nil {
+		s.cfg.Logger.Warn("store batch progress", "batch", id, "err", err)
+	}
 }
 
 // upstreamAbort is a run stopped by its upstream (a rejected key, an unknown model, a used
@@ -398,7 +442,7 @@ func (s *Service) finalize(ctx context.Context, rec *batchRecord, end runEnd, ab
 		rec.OutputFileID, rec.ErrorFileID = res.outputID, res.errorID
 		rec.RequestCounts.Completed, rec.RequestCounts.Failed = res.done, res.failed
 		rec.Usage = res.usage
-		t := ptr(now())
+		t := ptr(s.now())
 		switch {
 		case rec.Status == sluice.BatchCancelling:
 			rec.Status, rec.CancelledAt = sluice.BatchCancelled, t

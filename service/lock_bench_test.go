@@ -19,6 +19,11 @@ func (s slowStore) SaveObject(ctx context.Context, kind, id, tenant, status stri
 	return s.Store.SaveObject(ctx, kind, id, tenant, status, doc)
 }
 
+func (s slowStore) SwapObject(ctx context.Context, kind, id, was, status string, doc []byte) (bool, error) {
+	time.Sleep(s.delay) // the store's round trip
+	return s.Store.SwapObject(ctx, kind, id, was, status, doc)
+}
+
 // BenchmarkUpdateManyBatches: updates of 16 batches at once, over a store whose writes
 // take 1 ms. Under one lock for every batch they take turns (about 1 ms each); under a
 // lock per batch they overlap.

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -37,7 +38,8 @@ func (g *gatedStore) gate(id string) (open func()) {
 	return func() { close(c) }
 }
 
-func (g *gatedStore) SaveObject(ctx context.Context, kind, id, tenant, status string, doc []byte) error {
+// wait holds a write of object id while its gate is set and closed.
+func (g *gatedStore) wait(id string) {
 	g.mu.Lock()
 	c := g.gates[id]
 	g.mu.Unlock()
@@ -45,7 +47,16 @@ func (g *gatedStore) SaveObject(ctx context.Context, kind, id, tenant, status st
 		g.held <- id
 		<-c
 	}
+}
+
+func (g *gatedStore) SaveObject(ctx context.Context, kind, id, tenant, status string, doc []byte) error {
+	g.wait(id)
 	return g.Store.SaveObject(ctx, kind, id, tenant, status, doc)
+}
+
+func (g *gatedStore) SwapObject(ctx context.Context, kind, id, was, status string, doc []byte) (bool, error) {
+	g.wait(id)
+	return g.Store.SwapObject(ctx, kind, id, was, status, doc)
 }
 
 // newLockService is a Service over a gated SQLite store, with no batch running.
@@ -79,7 +90,7 @@ func newLockService(t testing.TB) (*Service, *gatedStore) {
 // storeBatch stores a batch that no goroutine runs, as an in-progress one.
 func storeBatch(t testing.TB, s *Service, id string) {
 	t.Helper()
-	rec := &batchRecord{Batch: sluice.Batch{ID: id, Object: "batch", Status: sluice.BatchInProgress, CreatedAt: now()},
+	rec := &batchRecord{Batch: sluice.Batch{ID: id, Object: "batch", Status: sluice.BatchInProgress, CreatedAt: s.now()},
 		Tenant: HashKey("k")}
 	if err := s.saveBatch(context.Background(), rec); err != nil {
 		t.Fatal(err)
@@ -175,5 +186,42 @@ func TestBatchUpdatesLoseNothing(t *testing.T) {
 	}
 	if len(s.batchLocks.locks) != 0 {
 		t.Errorf("%d batch locks left behind", len(s.batchLocks.locks))
+	}
+}
+
+// TestUpdateKeepsAnotherServersCancel: a cancel another server stores while this one's
+// update of the batch is between its read and its write is not undone by the write.
+func TestUpdateKeepsAnotherServersCancel(t *testing.T) {
+	s, g := newLockService(t)
+	storeBatch(t, s, "batch_a")
+	open := g.gate("batch_a")
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.update("batch_a", func(r *batchRecord) { r.RequestCounts.Total = 7 })
+		done <- err
+	}()
+	<-g.held // the update has read the batch in_progress
+	rec, err := s.batch(context.Background(), "batch_a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Status = sluice.BatchCancelling // another server's cancel, past this one's locks
+	doc, _ := json.Marshal(rec)
+	if err := g.Store.SaveObject(context.Background(), kindBatch, rec.ID, rec.Tenant, string(rec.Status), doc); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	delete(g.gates, "batch_a")
+	g.mu.Unlock()
+	open()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.batch(context.Background(), "batch_a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != sluice.BatchCancelling || got.RequestCounts.Total != 7 {
+		t.Errorf("after the update: status %s, total %d; want cancelling, 7", got.Status, got.RequestCounts.Total)
 	}
 }

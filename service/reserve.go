@@ -35,38 +35,85 @@ type ReservationStore interface {
 // newSession names a server run in the reservations.
 func newSession() string { return ids.Hex(8) }
 
-// reconcile runs before any batch resumes. It records the usage of the batches a
-// previous server left running from their ledgers (so that budgets start from what was
-// really recorded, not from the last periodic reading), then settles the ceilings that
-// server's pools recorded: what a ceiling exceeds the ledgers by may have been spent
-// (answers lost with the process, requests sent and never recorded), and counts as
-// unconfirmed spending of the key in that period from now on.
+// ceiling is what one pool of a server session recorded (ReservationStore).
+type ceiling struct {
+	session, tenant     string
+	period              time.Time
+	priorTokens, tokens int64
+	priorCost, cost     float64
+}
+
+// reconcile runs as the server starts, before any batch resumes, and on each tick of
+// its keeper. It settles the ceilings that the pools of server sessions that ended
+// (closed, or died: their session lease expired) recorded: what a ceiling exceeds the
+// ledgers by may have been spent (answers lost with the process, requests sent and never
+// recorded), and counts as unconfirmed spending of the key in that period from now on.
+// Before, it records the usage of the unfinished batches, active, from their ledgers, so
+// that it compares with what was really recorded, not with the last periodic reading.
+// The ceilings of live replicas are left alone.
 func (s *Service) reconcile(ctx context.Context, active []*batchRecord) error {
+	ended, err := s.endedCeilings(ctx)
+	if err != nil || len(ended) == 0 {
+		return err
+	}
 	for _, rec := range active {
 		s.recordUsage(ctx, rec)
 	}
-	return s.cfg.Store.Reservations(ctx, s.session, func(session, tenant string, period time.Time,
+	for _, c := range ended {
+		if err := s.settle(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endedCeilings returns the ceilings of the sessions that ended, whose settling this
+// server claimed (claimEnded).
+func (s *Service) endedCeilings(ctx context.Context) ([]ceiling, error) {
+	ended := map[string]bool{}
+	var out []ceiling
+	err := s.cfg.Store.Reservations(ctx, s.session, func(session, tenant string, period time.Time,
 		priorTokens int64, priorCost float64, tokens int64, cost float64) error {
-		_, to := s.key(tenant).Budget.Bounds(period)
-		var recorded usageTotal
-		err := s.cfg.Store.SumUsage(ctx, tenant, false, period, to, func(_, _, _ string, u sluice.Usage, c float64, n int64) error {
-			recorded = usageTotal{usage: u, cost: c, batches: n}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("reconcile budgets: %w", err)
+		done, seen := ended[session]
+		if !seen {
+			var err error
+			if done, err = s.claimEnded(ctx, session); err != nil {
+				return err
+			}
+			ended[session] = done
 		}
-		lostTokens := max(tokens-priorTokens-recorded.usage.Total(), 0)
-		lostCost := max(cost-priorCost-recorded.cost, 0)
-		if lostTokens > 0 || lostCost > 0 {
-			s.cfg.Logger.Warn("budget: a previous server ended without recording all it may have spent; counted as unconfirmed",
-				"key", s.key(tenant).Name, "tokens", lostTokens, "cost_usd", lostCost)
-		}
-		if err := s.cfg.Store.SettleReservation(ctx, session, tenant, period, lostTokens, lostCost); err != nil {
-			return fmt.Errorf("reconcile budgets: %w", err)
+		if done { // else a live replica's, or another server settles it
+			out = append(out, ceiling{session, tenant, period, priorTokens, tokens, priorCost, cost})
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile budgets: %w", err)
+	}
+	return out, nil
+}
+
+// settle turns what c exceeds the ledgers by into unconfirmed spending.
+func (s *Service) settle(ctx context.Context, c ceiling) error {
+	_, to := s.key(c.tenant).Budget.Bounds(c.period)
+	var recorded usageTotal
+	err := s.cfg.Store.SumUsage(ctx, c.tenant, false, c.period, to, func(_, _, _ string, u sluice.Usage, cost float64, n int64) error {
+		recorded = usageTotal{usage: u, cost: cost, batches: n}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile budgets: %w", err)
+	}
+	lostTokens := max(c.tokens-c.priorTokens-recorded.usage.Total(), 0)
+	lostCost := max(c.cost-c.priorCost-recorded.cost, 0)
+	if lostTokens > 0 || lostCost > 0 {
+		s.cfg.Logger.Warn("budget: a previous server ended without recording all it may have spent; counted as unconfirmed",
+			"key", s.key(c.tenant).Name, "tokens", lostTokens, "cost_usd", lostCost)
+	}
+	if err := s.cfg.Store.SettleReservation(ctx, c.session, c.tenant, c.period, lostTokens, lostCost); err != nil {
+		return fmt.Errorf("reconcile budgets: %w", err)
+	}
+	return nil
 }
 
 // journal returns the function a pool of tenant's for the period starting at from records
@@ -83,10 +130,16 @@ func (s *Service) journal(tenant string, from time.Time, prior usageTotal) func(
 }
 
 // endSession drops this server's ceilings once every run has ended with its answers in
-// its ledger and its usage recorded.
+// its ledger and its usage recorded, and its session lease.
 func (s *Service) endSession(ctx context.Context) error {
-	if err := s.cfg.Store.DeleteReservations(context.WithoutCancel(ctx), s.session); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("serve: close: %w", err)
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if e := s.cfg.Store.DeleteReservations(ctx, s.session); e != nil && !errors.Is(e, context.Canceled) {
+		err = fmt.Errorf("serve: close: %w", e)
 	}
-	return nil
+	// The session has ended: what ceilings it could not drop another server settles.
+	if e := s.cfg.Store.ReleaseLease(ctx, kindSession, s.session, s.session); e != nil {
+		err = errors.Join(err, fmt.Errorf("serve: close: %w", e))
+	}
+	return err
 }

@@ -117,7 +117,7 @@ type outputFile struct {
 
 func (s *Service) newOutputFile(batch *batchRecord, kind string) (*outputFile, error) {
 	rec := fileRecord{
-		File: sluice.File{ID: newFileID(), Object: "file", CreatedAt: now(), Purpose: sluice.PurposeBatchOutput, Status: "processed",
+		File: sluice.File{ID: newFileID(), Object: "file", CreatedAt: s.now(), Purpose: sluice.PurposeBatchOutput, Status: "processed",
 			Filename: batch.ID + "_" + kind + ".jsonl"},
 		Tenant: batch.Tenant,
 	}

@@ -25,6 +25,8 @@ const (
 	DefaultMaxLines = 50_000
 	// DefaultMaxBytes is the largest input file, as OpenAI allows.
 	DefaultMaxBytes = 200 << 20
+	// DefaultLeaseTTL is how long a server's runner lease on a batch lasts unless renewed.
+	DefaultLeaseTTL = 15 * time.Second
 	// CompletionWindow is the completion window OpenAI accepts, and the only one the
 	// server accepts unless Config.AnyCompletionWindow is set.
 	CompletionWindow = "24h"
@@ -72,8 +74,16 @@ type Config struct {
 	// its key's budget (DefaultUsageInterval): a batch may overspend by what it sends in
 	// one interval.
 	UsageInterval time.Duration
-	// Now is the clock of the budget periods; nil means time.Now.
+	// Now is the clock of the budget periods; nil means Clock.Now.
 	Now func() time.Time
+	// Clock is the time of runner leases, usage checks and completion windows; nil means
+	// the system clock.
+	Clock Clock
+	// LeaseTTL is how long a server's hold on a batch it runs (its runner lease, in the
+	// store) lasts unless renewed (DefaultLeaseTTL). A server renews its leases every
+	// LeaseTTL/3; the batches of one that died are taken by another within about
+	// 4/3 LeaseTTL, and those of one that closed at once.
+	LeaseTTL time.Duration
 	// MaxLines and MaxBytes bound an input file (DefaultMaxLines, DefaultMaxBytes).
 	MaxLines int64
 	MaxBytes int64
@@ -146,8 +156,14 @@ func (c Config) withDefaults() Config {
 	if c.UsageInterval == 0 {
 		c.UsageInterval = DefaultUsageInterval
 	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = c.Clock.Now
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	return c
 }
@@ -164,6 +180,8 @@ func (c Config) validate() error {
 		return errors.New("no client keys")
 	case c.UsageInterval < 0:
 		return errors.New("usage interval must not be negative")
+	case c.LeaseTTL < 3*time.Millisecond:
+		return errors.New("lease ttl must be at least 3ms")
 	case c.MaxLines < 1 || c.MaxBytes < 1:
 		return errors.New("max lines and max bytes must be positive")
 	case c.WebhookAttempts < 1 || c.WebhookBackoff < 0:
@@ -240,12 +258,14 @@ type Service struct {
 
 	poolMu sync.Mutex
 	pools  map[poolKey]*sluice.BudgetPool // a key's budget in one period, shared by its runs
-	// session names this server run in the budget reservations (reserve.go).
+	// session names this server run in the budget reservations (reserve.go) and as the
+	// holder of its batches' runner leases (replica.go).
 	session string
 }
 
 // New returns a Service and resumes the batches a previous one over the same store left
-// validating, in progress, finalizing or cancelling.
+// validating, in progress, finalizing or cancelling, unless another live server holds
+// them (Config.LeaseTTL).
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -276,10 +296,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		k.Hash = strings.ToLower(k.Hash)
 		s.keys[k.Hash], s.named[k.Hash] = true, k
 	}
-	if err := s.resume(ctx); err != nil {
+	err := s.holdSession(ctx)
+	if err == nil {
+		err = s.resume(ctx)
+	}
+	if err != nil {
 		s.Close(ctx)
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	s.wg.Add(1)
+	go s.keep()
 	return s, nil
 }
 
@@ -341,5 +367,5 @@ func (s *Service) Authenticate(key string) (tenant string, client, admin bool) {
 // Limits are the bounds the service puts on an input file: the most lines and bytes.
 func (s *Service) Limits() (maxLines, maxBytes int64) { return s.cfg.MaxLines, s.cfg.MaxBytes }
 
-// now is the time as the API reports it: Unix seconds.
-func now() int64 { return time.Now().Unix() }
+// now is the time as the API reports it, on the service's clock: Unix seconds.
+func (s *Service) now() int64 { return s.cfg.Clock.Now().Unix() }

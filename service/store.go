@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"crypto/rand"
+	"time"
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/internal/ids"
@@ -15,6 +16,7 @@ type Store interface {
 	ObjectStore
 	UsageStore
 	ReservationStore
+	LeaseStore
 }
 
 // ObjectStore keeps the service's files and batches as JSON documents owned by a tenant
@@ -36,6 +38,26 @@ type ObjectStore interface {
 	ObjectsWithStatus(ctx context.Context, kind string, statuses ...string) ([][]byte, error)
 	// DeleteObject removes tenant's object, or returns sluice.ErrNotFound.
 	DeleteObject(ctx context.Context, kind, id, tenant string) error
+	// SwapObject replaces the status and document of the object of kind with id only
+	// while its stored status is was, and reports whether it did (false too when there
+	// is no such object): of two servers changing one batch at once, the one that read a
+	// stale status finds out, reads it again and does not undo the other's change.
+	SwapObject(ctx context.Context, kind, id, was, status string, doc []byte) (bool, error)
+}
+
+// LeaseStore keeps the runner leases of objects: which server session runs a batch, and
+// until when, so that of several servers on one store exactly one live one runs each
+// batch. Times are passed in, never read inside the store; expiry compares the times
+// the servers pass, so their clocks should agree to well within a lease.
+type LeaseStore interface {
+	// TakeLease gives holder the lease on the object of kind with id until until, when no
+	// one holds it, the lease expired by now (its until is not after now), or holder holds
+	// it already (a renewal, even once expired); it reports whether holder holds it now.
+	// The object need not exist.
+	TakeLease(ctx context.Context, kind, id, holder string, now, until time.Time) (bool, error)
+	// ReleaseLease drops holder's lease on the object, so that another may take it at
+	// once; a lease another holds is left alone.
+	ReleaseLease(ctx context.Context, kind, id, holder string) error
 }
 
 const (

@@ -7,11 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/sluice-llm/sluice/internal/migration"
 )
 
 // migrations holds the schema, one numbered file per version: NNNN_name.sql.
@@ -19,41 +18,8 @@ import (
 //go:embed migration/*.sql
 var migrations embed.FS
 
-// migration is one schema version.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the migrations in fsys's migration directory, in version order.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migration/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v < 1 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", base)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(base, ".sql"), sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
-	}
-	return ms, nil
-}
+// loadMigrations reads the migrations in fsys (migration.Load).
+func loadMigrations(fsys fs.FS) ([]migration.Migration, error) { return migration.Load(fsys) }
 
 // appliedVersions reads the versions recorded in schema_version.
 func appliedVersions(ctx context.Context, tx *sql.Tx) (map[int]bool, error) {
@@ -101,22 +67,22 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for v := range applied {
-		if !slices.ContainsFunc(ms, func(m migration) bool { return m.version == v }) {
+		if !slices.ContainsFunc(ms, func(m migration.Migration) bool { return m.Version == v }) {
 			return fmt.Errorf("migrate: the ledger has schema version %d, newer than this sluice knows: upgrade sluice", v)
 		}
 	}
 	// Every migration not yet applied runs, also one numbered below the highest applied:
 	// migrations written side by side may land in either order.
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[m.Version] {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("migrate to %s: %w", m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migrate to %s: %w", m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, time.Now().UnixNano()); err != nil {
-			return fmt.Errorf("migrate to %s: %w", m.name, err)
+			m.Version, m.Name, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("migrate to %s: %w", m.Name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/sluice-llm/sluice"
 )
 
 func openRaw(t *testing.T, path string) *sql.DB {
@@ -130,5 +132,48 @@ func TestMigrationLandedOutOfOrder(t *testing.T) {
 	}
 	if _, err := db.ExecContext(t.Context(), `INSERT INTO b (x) VALUES (1)`); err != nil {
 		t.Errorf("table of the late migration: %v", err)
+	}
+}
+
+// A job cancelled by a version before the JobCancelled state (interrupted, its error
+// "cancelled by sluice batch cancel") is cancelled after the upgrade; other interrupted
+// jobs stay interrupted.
+func TestMigrationMovesCancelledJobs(t *testing.T) {
+	before := fstest.MapFS{}
+	ents, err := migrations.ReadDir("migration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() >= "0011" {
+			continue
+		}
+		data, err := migrations.ReadFile("migration/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		before["migration/"+e.Name()] = &fstest.MapFile{Data: data}
+	}
+	db := openRaw(t, filepath.Join(t.TempDir(), "ledger.db"))
+	if err := migrate(t.Context(), db, before); err != nil {
+		t.Fatal(err)
+	}
+	for id, e := range map[string]string{"job-c": "cancelled by sluice batch cancel", "job-i": "interrupted"} {
+		if _, err := db.ExecContext(t.Context(), `INSERT INTO job (id, state, created_at, updated_at, input, fingerprint, options,
+			ingested, ingest_done, elapsed, error) VALUES (?, 'interrupted', 0, 0, '', '', NULL, 0, 0, 0, ?)`, id, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := migrate(t.Context(), db, migrations); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]sluice.JobState{"job-c": sluice.JobCancelled, "job-i": sluice.JobInterrupted} {
+		var got string
+		if err := db.QueryRowContext(t.Context(), `SELECT state FROM job WHERE id = ?`, id).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != string(want) {
+			t.Errorf("%s after the upgrade: %s, want %s", id, got, want)
+		}
 	}
 }

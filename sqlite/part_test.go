@@ -633,8 +633,8 @@ func TestMigrateToParts(t *testing.T) {
 	}
 	v4 := fstest.MapFS{}
 	for _, m := range ms {
-		if m.version <= 4 {
-			v4["migration/"+m.name+".sql"] = &fstest.MapFile{Data: []byte(m.sql)}
+		if m.Version <= 4 {
+			v4["migration/"+m.Name+".sql"] = &fstest.MapFile{Data: []byte(m.SQL)}
 		}
 	}
 	db := openRaw(t, path)

@@ -20,6 +20,7 @@ var jobScenarios = []scenario{
 	{"JobNotFound", testJobNotFound},
 	{"JobsNewestFirst", testJobsNewestFirst},
 	{"UpdateJobRoundTrip", testUpdateJobRoundTrip},
+	{"UpdateJobKeepsEveryState", testUpdateJobKeepsEveryState},
 }
 
 // created is a creation time the scenarios give jobs, whole seconds so that any store's
@@ -128,5 +129,21 @@ func testUpdateJobRoundTrip(t *testing.T, st sluice.Store) {
 	}
 	if got.UpdatedAt.Before(created) {
 		t.Errorf("UpdatedAt = %v, before the job was created", got.UpdatedAt)
+	}
+}
+
+// Every job state is saved and read back as itself: commands branch on them (a watch
+// leaves a cancelled job alone until asked to resume it).
+func testUpdateJobKeepsEveryState(t *testing.T, st sluice.Store) {
+	job := newJob(t, st, "job-a")
+	for _, state := range []sluice.JobState{sluice.JobInterrupted, sluice.JobCancelled, sluice.JobAborted,
+		sluice.JobBudget, sluice.JobFailed, sluice.JobCompleted, sluice.JobRunning} {
+		job.State = state
+		if err := st.UpdateJob(t.Context(), job); err != nil {
+			t.Fatal(err)
+		}
+		if got := getJob(t, st, "job-a").State; got != state {
+			t.Errorf("state %s read back as %s", state, got)
+		}
 	}
 }

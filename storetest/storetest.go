@@ -27,8 +27,9 @@ type scenario struct {
 // Run runs the conformance suite. open must return a new, empty store for each subtest;
 // Run closes it when the subtest ends. Subtests run in parallel, each on its own store.
 // Scenarios of the optional interfaces (PartStore, RateStore, CacheStore, HistoryStore,
-// DeleteStore, and ObjectStore, UsageStore and ReservationStore of sluice serve) are
-// skipped on a store that lacks them. RunReopen runs the scenarios that reopen a store.
+// DeleteStore, and ObjectStore, UsageStore, ReservationStore and LeaseStore of sluice
+// serve) are skipped on a store that lacks them. RunReopen runs the scenarios that
+// reopen a store.
 func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	t.Helper()
 	var all []scenario
@@ -47,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	all = append(all, objectScenarios...)
 	all = append(all, usageScenarios...)
 	all = append(all, reservationScenarios...)
+	all = append(all, objectLeaseScenarios...)
 	for _, sc := range all {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()

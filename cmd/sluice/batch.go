@@ -1,13 +1,11 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -351,10 +349,7 @@ func (b *batchJob) close() {
 
 // loadJob reads a job and its options.
 func loadJob(ctx context.Context, st store, path, id string) (*sluice.Job, jobOptions, error) {
-	job, err := st.Job(ctx, id)
-	if errors.Is(err, sluice.ErrNotFound) {
-		return nil, jobOptions{}, usageError("no job %q in %s (sluice jobs lists them)", id, path)
-	}
+	job, err := findJob(ctx, st, path, id)
 	if err != nil {
 		return nil, jobOptions{}, err
 	}
@@ -420,7 +415,7 @@ it at any time). Stop it at any time; run it again to carry on.`,
 			if _, err := ingestJob(ctx, e, st, job, o); err != nil { // a submit stopped early
 				return err
 			}
-			cancelled := job.State == sluice.JobInterrupted && strings.HasPrefix(job.Error, errCancelled)
+			cancelled := job.State == sluice.JobCancelled
 			if cancelled && resume {
 				job.State, job.Error = sluice.JobRunning, ""
 				if err := st.UpdateJob(ctx, job); err != nil {
@@ -492,9 +487,6 @@ func watchToEnd(ctx context.Context, e *env, b *batchJob, o jobOptions, submit b
 	}
 	return watchEnd(job, prog, cancelled)
 }
-
-// errCancelled starts the error of a job cancelled by sluice batch cancel.
-const errCancelled = "cancelled"
 
 // watch steps the job until every request is final, nothing is left to submit, or ctx
 // ends, printing a line whenever something changed.
@@ -581,7 +573,7 @@ func newBatchResultsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			missing, err := missingRequests(ctx, b.st, b.job.ID, prog.Parts)
+			missing, err := batch.MissingRequests(ctx, b.st, b.job.ID, prog.Parts)
 			if err != nil {
 				return err
 			}
@@ -615,15 +607,7 @@ type resultsReport struct {
 	Failed  int64  `json:"failed"`
 	Missing int64  `json:"missing"`
 	// MissingRequests are the requests with no result yet, in line order, and where each is.
-	MissingRequests []missingRequest `json:"missing_requests"`
-}
-
-type missingRequest struct {
-	Line     int64  `json:"line"`
-	CustomID string `json:"custom_id"`
-	// Where: "part N (status)" for a request in a batch, "pending" for one waiting to be
-	// submitted again.
-	Where string `json:"where"`
+	MissingRequests []batch.Missing `json:"missing_requests"`
 }
 
 // exit maps what results wrote to sluice's exit statuses: 5 while requests have no result
@@ -655,30 +639,6 @@ func (r resultsReport) print(w io.Writer) {
 	}
 }
 
-// missingRequests lists the job's requests that are not final, with where each is.
-func missingRequests(ctx context.Context, st store, jobID string, parts []*sluice.Part) ([]missingRequest, error) {
-	missing := []missingRequest{}
-	for _, p := range parts {
-		if p.Collected {
-			continue
-		}
-		where := fmt.Sprintf("part %d (%s)", p.Number, partPhase(p))
-		err := st.PartItems(ctx, jobID, p.Number, func(it *sluice.Item) error {
-			missing = append(missing, missingRequest{Line: it.Line, CustomID: it.Request.CustomID, Where: where})
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	err := st.Pending(ctx, jobID, 0, 0, func(it *sluice.Item) error {
-		missing = append(missing, missingRequest{Line: it.Line, CustomID: it.Request.CustomID, Where: "pending"})
-		return nil
-	})
-	slices.SortFunc(missing, func(a, b missingRequest) int { return cmp.Compare(a.Line, b.Line) })
-	return missing, err
-}
-
 func newBatchCancelCmd(e *env) *cobra.Command {
 	var (
 		storeFlag string
@@ -701,7 +661,7 @@ func newBatchCancelCmd(e *env) *cobra.Command {
 			defer b.close()
 			st, job, r := b.st, b.job, b.r
 			if job.State != sluice.JobCompleted {
-				job.State, job.Error = sluice.JobInterrupted, errCancelled+" by sluice batch cancel"
+				job.State, job.Error = sluice.JobCancelled, "cancelled by sluice batch cancel"
 				if err := st.UpdateJob(ctx, job); err != nil {
 					return err
 				}
@@ -736,20 +696,6 @@ func newBatchCancelCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-// partPhase is where a part stands, in one word.
-func partPhase(p *sluice.Part) string {
-	switch {
-	case p.Collected:
-		return "collected"
-	case p.Status != "":
-		return string(p.Status)
-	case p.FileID != "":
-		return "uploaded"
-	default:
-		return "preparing"
-	}
-}
-
 // statusLine summarises a batch job's progress in one line. It never says 100% before every
 // request is final: a batch that is finalizing has not delivered its results.
 func statusLine(prog *batch.Progress) string {
@@ -769,7 +715,7 @@ func statusLine(prog *batch.Progress) string {
 		if p.Collected {
 			continue
 		}
-		ph := partPhase(p)
+		ph := batch.Phase(p)
 		if phases[ph] == 0 {
 			order = append(order, ph)
 		}
@@ -843,7 +789,7 @@ func newBatchStatus(job *sluice.Job, prog *batch.Progress, invalid int) batchSta
 	for _, p := range prog.Parts {
 		st.Parts = append(st.Parts, partStatus{
 			Part: p.Number, Round: p.Round, Endpoint: p.Endpoint, Model: p.Model, Requests: p.Requests, Bytes: p.Bytes,
-			Phase: partPhase(p), BatchID: p.BatchID, FileID: p.FileID, Status: string(p.Status), Counts: p.Counts,
+			Phase: batch.Phase(p), BatchID: p.BatchID, FileID: p.FileID, Status: string(p.Status), Counts: p.Counts,
 			Error: p.Error, Usage: report.TokensOf(p.Usage),
 		})
 	}
@@ -863,7 +809,7 @@ func printBatchStatus(w io.Writer, job *sluice.Job, prog *batch.Progress) {
 	fmt.Fprintln(tw, "  PART\tROUND\tMODEL\tREQUESTS\tBATCH\tSTATUS\tCOMPLETED\tFAILED")
 	for _, p := range prog.Parts {
 		fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\t%d\t%d\n", p.Number, p.Round, p.Model, p.Requests,
-			orDash(p.BatchID), partPhase(p), p.Counts.Completed, p.Counts.Failed)
+			orDash(p.BatchID), batch.Phase(p), p.Counts.Completed, p.Counts.Failed)
 	}
 	tw.Flush()
 	for _, p := range prog.Parts {

@@ -12,11 +12,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -289,6 +287,11 @@ func TestBatchCancelCommand(t *testing.T) {
 	if res.code != exitOK || !strings.Contains(res.stdout, "cancelled") {
 		t.Fatalf("cancel: exit %d: %s %s", res.code, res.stdout, res.stderr)
 	}
+	res = runCLI(t, keys, "batch", "status", st.Job, "--store", store, "--json")
+	var bs batchStatus
+	if err := json.Unmarshal([]byte(res.stdout), &bs); err != nil || bs.State != string(sluice.JobCancelled) {
+		t.Errorf("status after cancel: state %q (%v), want %q", bs.State, err, sluice.JobCancelled)
+	}
 	res = runCLI(t, keys, "batch", "results", st.Job, "--store", store, "-o", filepath.Join(dir, "out.jsonl"), "--json")
 	var rr resultsReport
 	if err := json.Unmarshal([]byte(res.stdout), &rr); err != nil {
@@ -407,34 +410,15 @@ func TestBatchKilledAndRestarted(t *testing.T) {
 		if job != "" {
 			args = []string{"batch", "watch", job, "--store", store, "--poll", "10ms"}
 		}
-		cmd := exec.Command(exe, args...)
-		cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN=1", "OPENAI_API_KEY="+batchKey)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		killed := false
+		var killAt time.Duration
 		if kills < 5 {
-			// A random moment: the point is to crash anywhere, so this timer is the
-			// test's input, not a wait for something.
-			timer := time.NewTimer(time.Duration(20+rng.IntN(300)) * time.Millisecond)
-			select {
-			case err = <-exited:
-				timer.Stop()
-			case <-timer.C:
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-exited //nolint:errcheck // killed on purpose
-				kills++
-				killed = true
-			}
-		} else {
-			err = <-exited
+			killAt = time.Duration(20+rng.IntN(300)) * time.Millisecond
 		}
-		if !killed && err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, stderr.String())
+		killed, stderr, err := runKilledAt(t, exe, []string{"OPENAI_API_KEY=" + batchKey}, args, killAt)
+		if killed {
+			kills++
+		} else if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, stderr)
 		}
 		if job == "" {
 			res := runCLI(t, nil, "jobs", "--store", store, "--json")

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sluice-llm/sluice"
 )
 
 func TestVersion(t *testing.T) {
@@ -72,11 +74,17 @@ func TestDemoJobIsKept(t *testing.T) {
 	}
 }
 
+// An error names sluice once: package sluice's errors name it already and are printed as
+// they are, with the context a command adds after them; the commands' own errors get the
+// program's name.
 func TestErrorPrefixNotRepeated(t *testing.T) {
 	var b strings.Builder
-	printError(&b, fmt.Errorf("job j stopped: %w", errors.New("sluice: budget exhausted")))
-	printError(&b, errors.New("sluice: interrupted"))
-	if got, want := b.String(), "sluice: job j stopped: budget exhausted\nsluice: interrupted\n"; got != want {
+	budget := fmt.Errorf("%w: spent $1 of $1", sluice.ErrBudgetExhausted)
+	printError(&b, &exitCodeError{code: exitBudget, err: fmt.Errorf("%w; job j stopped", budget)})
+	printError(&b, fmt.Errorf("%w: write ledger: disk full", sluice.ErrFailed))
+	printError(&b, errors.New("no job \"x\""))
+	want := "sluice: budget exhausted: spent $1 of $1; job j stopped\nsluice: run failed: write ledger: disk full\nsluice: no job \"x\"\n"
+	if got := b.String(); got != want {
 		t.Errorf("printed %q, want %q", got, want)
 	}
 }

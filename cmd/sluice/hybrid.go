@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sluice-llm/sluice"
@@ -36,46 +35,19 @@ func durationOr(s string, def time.Duration) time.Duration {
 }
 
 // knownRate is the rate a hybrid job's online run is planned with: the --rpm, --tpm and
-// --latency given, else what earlier runs learned of the upstream (its limits from its
-// headers, the median latency), else DefaultLatency at the concurrency cap. source says
-// which, for the user.
+// --latency given, else what earlier runs learned of the upstream (batch.Rate.Learned).
+// source says which, for the user.
 func knownRate(ctx context.Context, st store, o jobOptions) (rate batch.Rate, source string, err error) {
-	rate = batch.Rate{RPM: o.RPM, TPM: o.TPM, Concurrency: o.Concurrency, Latency: durationOr(o.Latency, 0)}
-	var from []string
-	if rate.RPM > 0 || rate.TPM > 0 || rate.Latency > 0 {
-		from = append(from, "the flags given")
-	}
+	given := batch.Rate{RPM: o.RPM, TPM: o.TPM, Concurrency: o.Concurrency, Latency: durationOr(o.Latency, 0)}
 	obs, ok, err := st.Rate(ctx, o.BaseURL)
 	if err != nil {
-		return rate, "", err
+		return given, "", err
 	}
+	var learned *sluice.RateObservation
 	if ok {
-		learned := false
-		if rate.RPM == 0 && obs.RPM > 0 {
-			rate.RPM, learned = obs.RPM, true
-		}
-		if rate.TPM == 0 && obs.TPM > 0 {
-			rate.TPM, learned = obs.TPM, true
-		}
-		if rate.Latency == 0 && obs.Latency > 0 {
-			rate.Latency, learned = obs.Latency, true
-		}
-		if learned {
-			from = append(from, "a run of "+obs.At.Local().Format(time.DateTime))
-		}
+		learned = &obs
 	}
-	if rate.Latency == 0 {
-		rate.Latency = batch.DefaultLatency
-		from = append(from, "an assumed latency of "+batch.DefaultLatency.String())
-	}
-	source = fmt.Sprintf("%d in flight", rate.Concurrency)
-	if rate.RPM > 0 {
-		source += fmt.Sprintf(", %.0f RPM", rate.RPM)
-	}
-	if rate.TPM > 0 {
-		source += fmt.Sprintf(", %.0f TPM", rate.TPM)
-	}
-	source += fmt.Sprintf(", %s per request, from %s", rate.Latency.Round(time.Millisecond), strings.Join(from, " and "))
+	rate, source = given.Learned(learned)
 	return rate, source, nil
 }
 

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/sluice-llm/sluice"
 )
 
 // jobSummary is one row of "sluice jobs --json".
@@ -90,10 +87,7 @@ func newShowCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			job, err := st.Job(cmd.Context(), args[0])
-			if errors.Is(err, sluice.ErrNotFound) {
-				return usageError("no job %q in %s (sluice jobs lists them)", args[0], path)
-			}
+			job, err := findJob(cmd.Context(), st, path, args[0])
 			if err != nil {
 				return err
 			}
@@ -134,9 +128,7 @@ func newExportCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			if _, err := st.Job(cmd.Context(), args[0]); errors.Is(err, sluice.ErrNotFound) {
-				return usageError("no job %q in %s", args[0], path)
-			} else if err != nil {
+			if _, err := findJob(cmd.Context(), st, path, args[0]); err != nil {
 				return err
 			}
 			counts, err := writeOutputFiles(cmd.Context(), st, args[0], output, errorsPath)

@@ -137,10 +137,7 @@ them). Requests already done are never sent again.`,
 				return err
 			}
 			defer st.Close()
-			job, err := st.Job(cmd.Context(), args[0])
-			if errors.Is(err, sluice.ErrNotFound) {
-				return usageError("no job %q in %s (sluice jobs lists them)", args[0], path)
-			}
+			job, err := findJob(cmd.Context(), st, path, args[0])
 			if err != nil {
 				return err
 			}
@@ -456,9 +453,9 @@ func finishJob(ctx context.Context, e *env, f *runFlags, st sluice.Store, job *s
 	case errors.Is(runErr, sluice.ErrInterrupted):
 		return &exitCodeError{code: exitInterrupted, err: fmt.Errorf("job %s interrupted: resume it with: sluice resume %s", job.ID, job.ID)}
 	case errors.Is(runErr, sluice.ErrBudgetExhausted):
-		return &exitCodeError{code: exitBudget, err: fmt.Errorf("job %s stopped: %s; resume it with a higher budget: sluice resume %s %s …", job.ID, job.Error, job.ID, budgetFlags(o.MaxCost, o.MaxTokens))}
+		return &exitCodeError{code: exitBudget, err: fmt.Errorf("%w; job %s stopped: resume it with a higher budget: sluice resume %s %s …", runErr, job.ID, job.ID, budgetFlags(o.MaxCost, o.MaxTokens))}
 	case errors.Is(runErr, sluice.ErrAborted):
-		return &exitCodeError{code: exitAborted, err: fmt.Errorf("job %s aborted: %s", job.ID, job.Error)}
+		return &exitCodeError{code: exitAborted, err: fmt.Errorf("%w; job %s aborted: resume it once that is fixed: sluice resume %s", runErr, job.ID, job.ID)}
 	case runErr != nil:
 		return runErr
 	case counts.Failed > 0:

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -189,35 +188,15 @@ func TestCrashAndResume(t *testing.T) {
 	byKill, lastRun := map[int]int{}, map[string]int{}
 	for attempt := 0; attempt < 20; attempt++ {
 		before := up.answered()
-		cmd := exec.Command(exe, args...)
-		cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN=1", "OPENAI_API_KEY=sk-test")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		killed := false
-		var exitErr error
+		var killAt time.Duration
 		if kills < 4 {
-			// A random moment in the run: the point is to crash anywhere, so this timer is
-			// the test's input, not a wait for something.
-			timer := time.NewTimer(time.Duration(50+rng.IntN(500)) * time.Millisecond)
-			select {
-			case exitErr = <-exited:
-				timer.Stop()
-			case <-timer.C:
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				<-exited //nolint:errcheck // killed on purpose
-				kills++
-				killed = true
-			}
-		} else {
-			exitErr = <-exited
+			killAt = time.Duration(50+rng.IntN(500)) * time.Millisecond
 		}
-		if exitErr != nil {
-			t.Fatalf("sluice failed: %v\n%s", exitErr, stderr.String())
+		killed, stderr, exitErr := runKilledAt(t, exe, []string{"OPENAI_API_KEY=sk-test"}, args, killAt)
+		if killed {
+			kills++
+		} else if exitErr != nil {
+			t.Fatalf("sluice failed: %v\n%s", exitErr, stderr)
 		}
 		up.idle() // answers to the killed process still on their way count for this run
 		for id, k := range up.answered() {

@@ -47,7 +47,7 @@ type serveFlags struct {
 	maxLines, maxBytes                                  int64
 	concurrency, maxAttempts                            int
 	rpm, tpm                                            float64
-	timeout, grace                                      time.Duration
+	timeout, grace, leaseTTL                            time.Duration
 	anyWindow                                           bool
 	logLevel                                            slog.Level
 	limits                                              sluicehttp.Limits
@@ -160,6 +160,7 @@ Keys: ` + keysSyntax,
 	fs.IntVar(&f.maxAttempts, "max-attempts", sluice.DefaultMaxAttempts, "attempts per request before it fails")
 	fs.DurationVar(&f.timeout, "timeout", sluice.DefaultTimeout, "timeout for one attempt")
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "on shutdown, how long requests in flight may finish")
+	fs.DurationVar(&f.leaseTTL, "lease-ttl", service.DefaultLeaseTTL, "how long a replica's hold on a batch it runs lasts unless renewed (every third of it): another replica on the store takes the batches of one that died after about 4/3 of it")
 	fs.StringVar(&f.webhookURL, "webhook-url", "", `POST each batch that ends (completed, failed, expired, cancelled) to this URL`)
 	fs.BoolVar(&f.batchWebhooks, "batch-webhooks", false, `let clients name a webhook in a batch's metadata "webhook_url" (it lets any client key make this server POST to any address it reaches)`)
 	fs.Int64Var(&f.defaultContext, "default-context", defaultContextTokens, "the context window (prompt plus output, tokens) assumed for a request without max_tokens when it reserves against a key's budget; 0 reserves the mean output seen, which a budget may overshoot")
@@ -221,6 +222,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	svc, err := service.New(ctx, service.Config{
 		Store: st, FilesDir: filesDir, Routes: routes, Keys: keys, AdminKeyHashes: adminKeys,
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
+		LeaseTTL:   f.leaseTTL,
 		WebhookURL: cmp.Or(f.webhookURL, cfg.WebhookURL),
 		// Budgets count what the upstream charges: its online prices.
 		Cost: prices.OnlineCost,

@@ -216,10 +216,11 @@ func pollBatch(t *testing.T, c openai.Client, id string, cond func(*openai.Batch
 	}, cond)
 }
 
-// TestServeResumesAfterKill kills a serve process mid-batch with SIGKILL, starts another
-// over the same store, and checks that the batch completes with every request exactly
-// once, each with its own answer: on a SQLite file, and on PostgreSQL (a replica killed
-// mid-batch; files in a shared --files-dir) when SLUICE_TEST_POSTGRES_URL is set.
+// TestServeResumesAfterKill starts a second serve process over the store of one running
+// a batch, kills the first mid-batch with SIGKILL, and checks that the second leaves the
+// batch alone while the first lives, then takes it once its lease expires and completes
+// it with every request exactly once, each with its own answer: on a SQLite file, and on
+// PostgreSQL (files in a shared --files-dir) when SLUICE_TEST_POSTGRES_URL is set.
 func TestServeResumesAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts several processes")
@@ -242,7 +243,7 @@ func testServeResumesAfterKill(t *testing.T, store string, extra ...string) {
 	dir := t.TempDir()
 	input := writeRequests(t, dir, n)
 	args := append([]string{"--store", store, "--base-url", up.URL + "/v1",
-		"--concurrency", fmt.Sprint(conc)}, extra...)
+		"--concurrency", fmt.Sprint(conc), "--lease-ttl", "2s"}, extra...)
 
 	first := startServeProcess(t, args...)
 	c := first.client()
@@ -268,6 +269,11 @@ func testServeResumesAfterKill(t *testing.T, store string, extra ...string) {
 	})
 	if mid.Status != openai.BatchStatusInProgress || mid.RequestCounts.Completed >= n {
 		t.Fatalf("the batch was not mid-way when polled: %s, %+v", mid.Status, mid.RequestCounts)
+	}
+	// A replica started mid-batch leaves it to the first while the first lives.
+	second := startServeProcess(t, args...) // listening: it has looked at the batches
+	if strings.Contains(second.log.String(), "resuming batch") {
+		t.Fatalf("a replica started mid-batch took the batch another runs:\n%s", second.log.String())
 	}
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -298,7 +304,6 @@ func testServeResumesAfterKill(t *testing.T, store string, extra ...string) {
 		t.Fatalf("the ledger had %d of %d requests done at the kill: not mid-batch", atKill.Done, n)
 	}
 
-	second := startServeProcess(t, args...)
 	c = second.client()
 	done := pollBatch(t, c, b.ID, func(b *openai.Batch) bool {
 		switch b.Status {
@@ -314,7 +319,11 @@ func testServeResumesAfterKill(t *testing.T, store string, extra ...string) {
 		t.Errorf("the second server did not say it resumed the batch:\n%s", second.log.String())
 	}
 	// Requests the killed server had written to its sockets may reach the simulator after
-	// sentBefore was read: at most conc of them.
+	// sentBefore was read: at most conc of them. Over the whole batch, the two servers sent
+	// each request once, but for what the killed one had in flight.
+	if sent := simSrv.Stats().Requests; sent < n || sent > n+conc {
+		t.Errorf("%d requests reached the upstream for a batch of %d, want at most %d more", sent, n, conc)
+	}
 	if resent, want := simSrv.Stats().Requests-sentBefore, n-atKill.Done; resent < want || resent > want+conc {
 		t.Errorf("%d requests reached the upstream after the kill, want the %d not done in the ledger then (+ up to %d in flight)",
 			resent, want, conc)

@@ -118,6 +118,15 @@ func lockStoreJob(ctx context.Context, st store, where, jobID string) (unlock fu
 	return lockJob(jobLockPath(where, jobID))
 }
 
+// findJob reads the job id from the store at path, or says that there is none.
+func findJob(ctx context.Context, st sluice.Store, path, id string) (*sluice.Job, error) {
+	job, err := st.Job(ctx, id)
+	if errors.Is(err, sluice.ErrNotFound) {
+		return nil, usageError("no job %q in %s (sluice jobs lists them)", id, path)
+	}
+	return job, err
+}
+
 // jobHeld reports whether a live process holds the job (runs it, works it, watches its
 // batches).
 func jobHeld(ctx context.Context, st store, where, id string) bool {
@@ -175,9 +184,6 @@ const storeUsage = "the ledger: a SQLite file or a postgres:// URL (default $SLU
 
 // shared reports whether st is a store that other processes may work the same jobs in.
 func shared(st sluice.Store) bool {
-	if w, ok := st.(workerStore); ok {
-		st = w.store
-	}
 	_, ok := st.(sluice.WorkerRegistry)
 	return ok
 }
@@ -187,9 +193,6 @@ func shared(st sluice.Store) bool {
 // budget holds over all the job's workers (Engine.ShareBudget). done gives back what the
 // run committed and did not spend; call it after the run.
 func shareBudget(ctx context.Context, e *env, eng *sluice.Engine, st sluice.Store, jobID string, o jobOptions) (opts []sluice.RunOption, done func(), err error) {
-	if w, ok := st.(workerStore); ok {
-		st = w.store
-	}
 	led, ok := st.(sluice.BudgetLedger)
 	if !ok || (o.MaxCost <= 0 && o.MaxTokens <= 0) {
 		return nil, func() {}, nil

@@ -213,8 +213,8 @@ func writeHTMLReport(ctx context.Context, e *env, storeFlag, pricesFlag, id, fil
 		return err
 	}
 	defer st.Close()
-	if _, err := st.Job(ctx, id); errors.Is(err, sluice.ErrNotFound) {
-		return usageError("no job %q in %s (sluice jobs lists them)", id, path)
+	if _, err := findJob(ctx, st, path, id); err != nil {
+		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(file), ".sluice-report-*.html")
 	if err != nil {

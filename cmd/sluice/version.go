@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
 	"runtime/debug"
-	"strings"
+
+	"github.com/sluice-llm/sluice"
 )
 
 // version is the release, set at build time: go build -ldflags "-X main.version=v1.2.3".
@@ -37,10 +39,31 @@ func versionString() string {
 	return fmt.Sprintf("sluice %s (commit %s, %s %s/%s)", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-// printError prints a command's error once prefixed: errors that pass through packages
-// which name themselves ("sluice: budget exhausted") do not repeat the prefix.
+// printError prints a command's error after the program's name, once. The errors of
+// package sluice name it already ("sluice: budget exhausted: …"); the commands put such an
+// error first in their own messages ("%w; job … stopped"), so an error that is one of
+// them (errors.Is) is printed as it is.
 func printError(w io.Writer, err error) {
-	msg := strings.TrimPrefix(err.Error(), "sluice: ")
-	msg = strings.ReplaceAll(msg, ": sluice: ", ": ")
-	fmt.Fprintln(w, "sluice:", msg)
+	if fromSluice(err) {
+		fmt.Fprintln(w, err)
+		return
+	}
+	fmt.Fprintln(w, "sluice:", err)
+}
+
+// sluiceErrors are the sentinel errors of package sluice a command's error may be.
+var sluiceErrors = []error{
+	sluice.ErrAborted, sluice.ErrBudgetExhausted, sluice.ErrInterrupted, sluice.ErrFailed,
+	sluice.ErrAuth, sluice.ErrQuota, sluice.ErrUnknownModel, sluice.ErrUnreachable,
+	sluice.ErrEndpointNotFound, sluice.ErrBreakerOpen, sluice.ErrRateLimited,
+}
+
+// fromSluice reports whether err is one of package sluice's errors.
+func fromSluice(err error) bool {
+	for _, s := range sluiceErrors {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -28,7 +28,8 @@ const batchBenchPoll = 20 * time.Millisecond
 // in sluice batch's own work (everything but the sleeps between polls and the provider's
 // run, which a poll only waits on).
 func runBatchBench(ctx context.Context, sc Scenario, dir, input string) (*Result, error) {
-	base, s, stop, err := startBenchServe(ctx, sc, dir, sc.Name+"-serve")
+	base, s, stop, err := startServe(ctx, dir, serveSetup{name: sc.Name + "-serve", sim: sc.sim, concurrency: sc.Concurrency,
+		keys: []string{serveBenchKey}, maxLines: int64(sc.Requests)})
 	if err != nil {
 		return nil, err
 	}

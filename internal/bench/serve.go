@@ -11,10 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
-	sluicehttp "github.com/sluice-llm/sluice/http"
-	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
-	"github.com/sluice-llm/sluice/sqlite"
 )
 
 // Multi-tenant scenarios of sluice serve (issue 11): several keys at once over HTTP on
@@ -60,45 +57,14 @@ func serveBenchScenarios() []Scenario {
 // serveBenchKeyN is the n-th client key of the multi-tenant scenarios.
 func serveBenchKeyN(n int) string { return fmt.Sprintf("sk-bench-tenant-%d", n) }
 
-// startTenantServe starts a sluice serve on 127.0.0.1 over its own simulator and a fresh
-// store, taking keys client keys; stop shuts it down.
+// startTenantServe starts a sluice serve for a multi-tenant scenario: keys client keys
+// (serveBenchKeyN).
 func startTenantServe(ctx context.Context, sc Scenario, dir string, keys int) (base string, s *sim.Server, stop func(), err error) {
-	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.Name+".db"))
-	if err != nil {
-		return "", nil, nil, err
-	}
-	s = sim.New(sc.sim)
-	fail := func(err error) (string, *sim.Server, func(), error) {
-		s.Close()
-		st.Close()
-		return "", nil, nil, err
-	}
-	up, err := simClient(s)
-	if err != nil {
-		return fail(err)
-	}
-	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.Concurrency})
-	if err != nil {
-		return fail(err)
-	}
-	var hashes []string
+	setup := serveSetup{name: sc.Name, sim: sc.sim, concurrency: sc.Concurrency}
 	for i := range keys {
-		hashes = append(hashes, service.HashKey(serveBenchKeyN(i)))
+		setup.keys = append(setup.keys, serveBenchKeyN(i))
 	}
-	svc, err := service.New(ctx, service.Config{
-		Store: st, FilesDir: filepath.Join(dir, sc.Name+".files"),
-		Routes:    []service.Route{{Name: simUpstreamName, Engine: eng}},
-		KeyHashes: hashes,
-	})
-	if err != nil {
-		return fail(err)
-	}
-	srv := sluicehttp.NewServer(svc, nil)
-	base, stop, err = listenServe(ctx, srv, func() { s.Close(); st.Close() })
-	if err != nil {
-		return fail(err)
-	}
-	return base, s, stop, nil
+	return startServe(ctx, dir, setup)
 }
 
 // runChecked runs input as a batch to completion and checks its output of n requests.

@@ -6,18 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
 
-	"github.com/sluice-llm/sluice"
-	sluicehttp "github.com/sluice-llm/sluice/http"
-	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
-	"github.com/sluice-llm/sluice/sqlite"
 )
 
 // The serve-mem scenario: tenants each upload a file of text without spaces as large as
@@ -76,7 +71,9 @@ func runServeMemBench(ctx context.Context, sc Scenario, dir, _ string) (*Result,
 	for i := range keys {
 		keys[i] = fmt.Sprintf("sk-tenant-%d", i)
 	}
-	base, s, stop, err := startServeMem(ctx, sc, dir, keys)
+	// sluice serve as the serve command runs it (the same limits, a zero-latency simulator).
+	base, s, stop, err := startServe(ctx, dir, serveSetup{name: sc.Name, sim: sim.Config{Seed: 1}, concurrency: sc.Concurrency,
+		keys: keys, asCommand: true})
 	if err != nil {
 		return nil, err
 	}
@@ -119,54 +116,6 @@ func runServeMemBench(ctx context.Context, sc Scenario, dir, _ string) (*Result,
 	r.Throughput = float64(r.Requests) / r.Wall
 	r.Pass, r.Verdict = sc.check(r)
 	return r, nil
-}
-
-// startServeMem starts sluice serve as the serve command does (the same limits, a zero-
-// latency simulator) for the given client keys; stop shuts it down.
-func startServeMem(ctx context.Context, sc Scenario, dir string, keys []string) (base string, s *sim.Server, stop func(), err error) {
-	st, err := sqlite.Open(ctx, filepath.Join(dir, sc.Name+".db"))
-	if err != nil {
-		return "", nil, nil, err
-	}
-	s = sim.New(sim.Config{Seed: 1})
-	fail := func(err error) (string, *sim.Server, func(), error) {
-		s.Close()
-		st.Close()
-		return "", nil, nil, err
-	}
-	up, err := simClient(s)
-	if err != nil {
-		return fail(err)
-	}
-	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.Concurrency})
-	if err != nil {
-		return fail(err)
-	}
-	cfg := service.Config{Store: st, FilesDir: filepath.Join(dir, sc.Name+".files"),
-		Routes: []service.Route{{Name: simUpstreamName, Engine: eng}}}
-	for _, k := range keys {
-		cfg.KeyHashes = append(cfg.KeyHashes, service.HashKey(k))
-	}
-	svc, err := service.New(ctx, cfg)
-	if err != nil {
-		return fail(err)
-	}
-	srv := sluicehttp.NewServer(svc, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fail(errors.Join(err, srv.Close(ctx)))
-	}
-	hs := sluicehttp.NewHTTPServer(srv.Handler(), sluicehttp.Limits{}, nil)
-	var serving sync.WaitGroup
-	serving.Go(func() { _ = hs.Serve(sluicehttp.Listen(ln, sluicehttp.Limits{})) }) // http.ErrServerClosed
-	stop = func() {
-		_ = hs.Shutdown(ctx)
-		serving.Wait()
-		_ = srv.Close(ctx)
-		s.Close()
-		st.Close()
-	}
-	return "http://" + ln.Addr().String() + "/v1", s, stop, nil
 }
 
 // writeNoSpaceRequests writes chat requests whose prompts are promptBytes of text without

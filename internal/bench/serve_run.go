@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/sluice-llm/sluice"
@@ -112,7 +113,8 @@ func benchEngineRun(ctx context.Context, sc Scenario, dir, name, input string) (
 // benchServeRun uploads input to a sluice serve on 127.0.0.1, creates a batch, polls it to
 // completed and checks its output file.
 func benchServeRun(ctx context.Context, sc Scenario, dir, name, input string) (*Result, error) {
-	base, s, stop, err := startBenchServe(ctx, sc, dir, name)
+	base, s, stop, err := startServe(ctx, dir, serveSetup{name: name, sim: sc.sim, concurrency: sc.Concurrency,
+		keys: []string{serveBenchKey}, maxLines: int64(sc.Requests)})
 	if err != nil {
 		return nil, err
 	}
@@ -144,14 +146,26 @@ func benchServeRun(ctx context.Context, sc Scenario, dir, name, input string) (*
 	return r, nil
 }
 
-// startBenchServe starts a sluice serve on 127.0.0.1 over its own zero-latency simulator
-// and a fresh store, and returns its base URL; stop shuts it down.
-func startBenchServe(ctx context.Context, sc Scenario, dir, name string) (base string, s *sim.Server, stop func(), err error) {
-	st, err := sqlite.Open(ctx, filepath.Join(dir, name+".db"))
+// serveSetup is the sluice serve a scenario starts.
+type serveSetup struct {
+	name        string     // names its store and files directory in the scenario's directory
+	sim         sim.Config // its own simulator's
+	concurrency int
+	keys        []string // the client keys it takes
+	maxLines    int64    // service.Config.MaxLines (0: the default)
+	// asCommand serves as the serve command does: its HTTP server and listener, with
+	// their default limits.
+	asCommand bool
+}
+
+// startServe starts a sluice serve on 127.0.0.1 over its own simulator and a fresh store
+// in dir, and returns its /v1 base URL and the simulator; stop shuts it down.
+func startServe(ctx context.Context, dir string, setup serveSetup) (base string, s *sim.Server, stop func(), err error) {
+	st, err := sqlite.Open(ctx, filepath.Join(dir, setup.name+".db"))
 	if err != nil {
 		return "", nil, nil, err
 	}
-	s = sim.New(sc.sim)
+	s = sim.New(setup.sim)
 	fail := func(err error) (string, *sim.Server, func(), error) {
 		s.Close()
 		st.Close()
@@ -161,42 +175,38 @@ func startBenchServe(ctx context.Context, sc Scenario, dir, name string) (base s
 	if err != nil {
 		return fail(err)
 	}
-	eng, err := sluice.New(st, up, sluice.Config{Concurrency: sc.Concurrency})
+	eng, err := sluice.New(st, up, sluice.Config{Concurrency: setup.concurrency})
 	if err != nil {
 		return fail(err)
 	}
-	svc, err := service.New(ctx, service.Config{
-		Store: st, FilesDir: filepath.Join(dir, name+".files"),
-		Routes:    []service.Route{{Name: simUpstreamName, Engine: eng}},
-		KeyHashes: []string{service.HashKey(serveBenchKey)}, MaxLines: int64(sc.Requests),
-	})
+	cfg := service.Config{Store: st, FilesDir: filepath.Join(dir, setup.name+".files"),
+		Routes: []service.Route{{Name: simUpstreamName, Engine: eng}}, MaxLines: setup.maxLines}
+	for _, k := range setup.keys {
+		cfg.KeyHashes = append(cfg.KeyHashes, service.HashKey(k))
+	}
+	svc, err := service.New(ctx, cfg)
 	if err != nil {
 		return fail(err)
 	}
 	srv := sluicehttp.NewServer(svc, nil)
-	base, stop, err = listenServe(ctx, srv, func() { s.Close(); st.Close() })
-	if err != nil {
-		return fail(err)
-	}
-	return base, s, stop, nil
-}
-
-// listenServe serves srv on 127.0.0.1 for a scenario and returns its /v1 base URL, and the
-// function that stops it, closes srv and then calls closed. If it cannot listen, it closes
-// srv and returns the error (closed is the caller's to call).
-func listenServe(ctx context.Context, srv *sluicehttp.Server, closed func()) (base string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, errors.Join(err, srv.Close(ctx))
+		return fail(errors.Join(err, srv.Close(ctx)))
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	l := ln
+	if setup.asCommand {
+		hs = sluicehttp.NewHTTPServer(srv.Handler(), sluicehttp.Limits{}, nil)
+		l = sluicehttp.Listen(ln, sluicehttp.Limits{})
+	}
+	var serving sync.WaitGroup
+	serving.Go(func() { _ = hs.Serve(l) }) // http.ErrServerClosed after Shutdown
 	stop = func() {
 		_ = hs.Shutdown(ctx)
-		<-served //nolint:errcheck // always ErrServerClosed after Shutdown
+		serving.Wait()
 		_ = srv.Close(ctx)
-		closed()
+		s.Close()
+		st.Close()
 	}
-	return "http://" + ln.Addr().String() + "/v1", stop, nil
+	return "http://" + ln.Addr().String() + "/v1", s, stop, nil
 }

@@ -1,5 +1,6 @@
 // Package testutil holds the helpers that the tests of several sluice packages share:
-// request lines to write, output lines to read back, files, and waiting on a condition.
+// request lines to write, output lines to read back, files, waiting on a condition, and a
+// clock the test drives.
 // It is for tests only, and makes no promise of a stable API.
 package testutil
 

@@ -1,0 +1,50 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// TakeLease gives holder the lease on the object of kind with id until until, when no one
+// holds it, it expired by now, or holder holds it already; it reports whether holder
+// holds it now (service.LeaseStore).
+func (s *Store) TakeLease(ctx context.Context, kind, id, holder string, now, until time.Time) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `INSERT INTO serve_lease (kind, id, holder, expires) VALUES (?, ?, ?, ?)
+		ON CONFLICT (kind, id) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
+		WHERE serve_lease.holder = excluded.holder OR serve_lease.expires <= ?`,
+		kind, id, holder, until.UnixNano(), now.UnixNano())
+	if err != nil {
+		return false, fmt.Errorf("take lease on %s %s: %w", kind, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("take lease on %s %s: %w", kind, id, err)
+	}
+	return n > 0, nil
+}
+
+// ReleaseLease drops holder's lease on the object of kind with id; a lease another holds
+// is left alone (service.LeaseStore).
+func (s *Store) ReleaseLease(ctx context.Context, kind, id, holder string) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM serve_lease WHERE kind = ? AND id = ? AND holder = ?`, kind, id, holder)
+	if err != nil {
+		return fmt.Errorf("release lease on %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// SwapObject replaces the status and document of the object of kind with id only while
+// its stored status is was, and reports whether it did (service.ObjectStore).
+func (s *Store) SwapObject(ctx context.Context, kind, id, was, status string, doc []byte) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE serve_object SET status = ?, doc = ? WHERE kind = ? AND id = ? AND status = ?`,
+		status, doc, kind, id, was)
+	if err != nil {
+		return false, fmt.Errorf("save %s %s: %w", kind, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("save %s %s: %w", kind, id, err)
+	}
+	return n > 0, nil
+}
