@@ -184,6 +184,10 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 		if ok {
 			break
 		}
+		select { // outcomes waiting to be written may hold the slots
+		case r.hurry <- struct{}{}:
+		default:
+		}
 		select {
 		case res := <-r.finished:
 			r.handle(res)
@@ -325,7 +329,7 @@ func (r *Run) handle(res attemptResult) {
 	r.running--
 	r.inFly.Add(-1)
 	r.e.bytes.Release(res.weight) // the answer is in: the body is no longer in flight
-	r.holdingSlot = true          // freed once the outcome is handed to the ledger writer
+	r.holdingSlot = true          // freed by the ledger writer once the outcome is written
 	defer func() {
 		if r.holdingSlot { // no outcome was written (cannot happen today)
 			r.holdingSlot = false
@@ -449,16 +453,11 @@ func (r *Run) final(it *Item, o Outcome) {
 	r.writeOutcome(o)
 }
 
-// writeOutcome hands o to the ledger writer, waiting while the concurrency of outcomes
-// wait to be written, then frees the concurrency slot of the attempt being handled, if
-// any.
+// writeOutcome hands o to the ledger writer, with the concurrency slot of the attempt
+// being handled, if any.
 func (r *Run) writeOutcome(o Outcome) {
-	r.unflushed <- struct{}{}
-	r.outcomes <- ledgerWrite{outcome: o}
-	if r.holdingSlot {
-		r.holdingSlot = false
-		r.e.release(r)
-	}
+	r.outcomes <- ledgerWrite{outcome: o, slot: r.holdingSlot}
+	r.holdingSlot = false
 }
 
 // flushLedger waits until every outcome written so far is in the store.

@@ -30,9 +30,10 @@ const (
 	ingestBatch = 1000    // lines per AddRequests transaction after that
 	ingestBytes = 4 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
 	flushSize   = 512     // outcomes per Complete transaction at most
-	// flushDelay is how long an outcome may wait for others to share its commit: at zero
-	// latency a commit per few outcomes cost more than the rest of the ledger.
-	flushDelay = 10 * time.Millisecond
+	// flushDelay is how long an outcome may wait for others to share its commit, unless
+	// its slot is wanted: at zero latency a commit per few outcomes cost more than the rest
+	// of the ledger.
+	flushDelay = 5 * time.Millisecond
 	maxClaim   = 256
 	firstClaim = 4 // a run's first claim, before it knows how long its lines are
 )
@@ -217,7 +218,7 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 		stopped:     make(chan struct{}),
 		finished:    make(chan attemptResult, e.cfg.Concurrency),
 		outcomes:    make(chan ledgerWrite, flushSize),
-		unflushed:   make(chan struct{}, e.cfg.Concurrency),
+		hurry:       make(chan struct{}, 1),
 		ingested:    make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -267,10 +268,10 @@ type Run struct {
 
 	finished chan attemptResult // workers → dispatcher
 	outcomes chan ledgerWrite   // dispatcher → ledger writer
-	// unflushed holds a token for each outcome handed to the ledger writer and not yet
-	// committed: its capacity, the concurrency, bounds what a crash can lose.
-	unflushed chan struct{}
-	ingested  chan struct{} // ingest → dispatcher: more lines are in the ledger
+	// hurry asks the ledger writer to commit now: the dispatcher waits for a concurrency
+	// slot, which outcomes waiting to be written may hold.
+	hurry    chan struct{}
+	ingested chan struct{} // ingest → dispatcher: more lines are in the ledger
 
 	// Owned by the dispatcher goroutine.
 	claimed  []Item
@@ -278,7 +279,7 @@ type Run struct {
 	retries  retryQueue
 	running  int
 	// holdingSlot is set while a result is handled and its concurrency slot not yet
-	// freed: it is freed once the outcome is handed to the ledger writer.
+	// handed to the ledger writer with the outcome.
 	holdingSlot bool
 
 	// untilIdle ends the run once nothing is pending rather than waiting for the requests
@@ -442,21 +443,26 @@ func (r *Run) ingest(ctx context.Context, stop <-chan struct{}) {
 }
 
 // ledgerWrite is one message to the ledger writer: an outcome to record, or (flushed
-// set) a request to write the batch now and say how that went.
+// set) a request to write the batch now and say how that went. slot says that the
+// outcome's attempt still holds its concurrency slot: the writer frees it once the outcome
+// is in the ledger, so that a crash can lose (and the rerun re-pay) at most as many
+// answers as the concurrency.
 type ledgerWrite struct {
 	outcome Outcome
+	slot    bool
 	flushed chan<- error
 }
 
 // writeLedger is the one writer of outcomes. It commits in groups, by size and time: a
-// batch is written once it holds as many outcomes as may wait (the concurrency, at most
-// flushSize), once its first outcome has waited flushDelay, or when a flush is asked for.
-// Each outcome holds a token of r.unflushed until its batch is committed, so that at most
-// the concurrency of answers wait unwritten: with the concurrency in flight, a crash
-// re-sends at most twice the concurrency.
+// batch is written once it holds as many outcomes as the concurrency (flushSize at most),
+// once its first outcome has waited flushDelay, when the dispatcher waits for a slot the
+// batch may hold (r.hurry), or when a flush is asked for. Outcomes hold their slots until
+// committed, so at zero latency a batch grows while the other slots keep the upstream
+// busy, and at a high latency, where every slot is wanted, it is written at once.
 func (r *Run) writeLedger(ctx context.Context) {
-	limit := min(flushSize, cap(r.unflushed))
+	limit := min(flushSize, r.e.cfg.Concurrency)
 	batch := make([]Outcome, 0, limit)
+	slots := 0
 	var failed error
 	timer := time.NewTimer(flushDelay)
 	timer.Stop()
@@ -468,11 +474,11 @@ func (r *Run) writeLedger(ctx context.Context) {
 				r.fail(failed)
 			}
 		}
-		for range batch {
-			<-r.unflushed
-		}
 		clear(batch) // answer bodies: do not keep them past the write
 		batch = batch[:0]
+		for ; slots > 0; slots-- {
+			r.e.release(r)
+		}
 		timer.Stop()
 		due = nil
 	}
@@ -489,11 +495,18 @@ func (r *Run) writeLedger(ctx context.Context) {
 				continue
 			}
 			batch = append(batch, w.outcome)
+			if w.slot {
+				slots++
+			}
 			if len(batch) >= limit {
 				flush()
 			} else if len(batch) == 1 {
 				timer.Reset(flushDelay)
 				due = timer.C
+			}
+		case <-r.hurry:
+			if slots > 0 {
+				flush()
 			}
 		case <-due:
 			flush()
