@@ -184,10 +184,6 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 		if ok {
 			break
 		}
-		select { // outcomes waiting to be written may hold the slots
-		case r.hurry <- struct{}{}:
-		default:
-		}
 		select {
 		case res := <-r.finished:
 			r.handle(res)
@@ -454,7 +450,9 @@ func (r *Run) final(it *Item, o Outcome) {
 }
 
 // writeOutcome hands o to the ledger writer, with the concurrency slot of the attempt
-// being handled, if any.
+// being handled, if any: the writer frees it once o is committed, so that answers
+// waiting to be written count against the concurrency, and a crash re-pays at most the
+// concurrency.
 func (r *Run) writeOutcome(o Outcome) {
 	r.outcomes <- ledgerWrite{outcome: o, slot: r.holdingSlot}
 	r.holdingSlot = false

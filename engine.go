@@ -30,10 +30,9 @@ const (
 	ingestBatch = 1000    // lines per AddRequests transaction after that
 	ingestBytes = 4 << 20 // bytes of bodies past which a batch is written early: long lines stay bounded in memory
 	flushSize   = 512     // outcomes per Complete transaction at most
-	// flushDelay is how long an outcome may wait for others to share its commit, unless
-	// its slot is wanted: at zero latency a commit per few outcomes cost more than the rest
-	// of the ledger.
-	flushDelay = 5 * time.Millisecond
+	// flushDelay is how long an outcome may wait for others to share its commit: at zero
+	// latency a commit per few outcomes cost more than the rest of the ledger.
+	flushDelay = 10 * time.Millisecond
 	maxClaim   = 256
 	firstClaim = 4 // a run's first claim, before it knows how long its lines are
 )
@@ -218,7 +217,6 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 		stopped:     make(chan struct{}),
 		finished:    make(chan attemptResult, e.cfg.Concurrency),
 		outcomes:    make(chan ledgerWrite, flushSize),
-		hurry:       make(chan struct{}, 1),
 		ingested:    make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -268,10 +266,7 @@ type Run struct {
 
 	finished chan attemptResult // workers → dispatcher
 	outcomes chan ledgerWrite   // dispatcher → ledger writer
-	// hurry asks the ledger writer to commit now: the dispatcher waits for a concurrency
-	// slot, which outcomes waiting to be written may hold.
-	hurry    chan struct{}
-	ingested chan struct{} // ingest → dispatcher: more lines are in the ledger
+	ingested chan struct{}      // ingest → dispatcher: more lines are in the ledger
 
 	// Owned by the dispatcher goroutine.
 	claimed  []Item
@@ -453,12 +448,11 @@ type ledgerWrite struct {
 	flushed chan<- error
 }
 
-// writeLedger is the one writer of outcomes. It commits in groups, by size and time: a
-// batch is written once it holds as many outcomes as the concurrency (flushSize at most),
-// once its first outcome has waited flushDelay, when the dispatcher waits for a slot the
-// batch may hold (r.hurry), or when a flush is asked for. Outcomes hold their slots until
-// committed, so at zero latency a batch grows while the other slots keep the upstream
-// busy, and at a high latency, where every slot is wanted, it is written at once.
+// writeLedger is the one writer of outcomes. It commits in groups: a batch is written
+// once it holds as many outcomes as there are slots (at most flushSize), when a flush is
+// asked for, when nothing more is queued and no attempt is in flight (every slot waits
+// on this commit: waiting longer gains nothing), or once its first outcome has waited
+// flushDelay. The slots of the outcomes are freed after the commit.
 func (r *Run) writeLedger(ctx context.Context) {
 	limit := min(flushSize, r.e.cfg.Concurrency)
 	batch := make([]Outcome, 0, limit)
@@ -498,15 +492,14 @@ func (r *Run) writeLedger(ctx context.Context) {
 			if w.slot {
 				slots++
 			}
-			if len(batch) >= limit {
+			switch {
+			case len(batch) >= limit:
 				flush()
-			} else if len(batch) == 1 {
+			case len(r.outcomes) == 0 && r.inFly.Load() == 0:
+				flush()
+			case len(batch) == 1:
 				timer.Reset(flushDelay)
 				due = timer.C
-			}
-		case <-r.hurry:
-			if slots > 0 {
-				flush()
 			}
 		case <-due:
 			flush()

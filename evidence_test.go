@@ -66,8 +66,10 @@ func TestModelGoneAbortsOnlyWhenTheListSaysSo(t *testing.T) {
 		t.Errorf("message %q lacks the model list", err)
 	}
 	stats, _ := st.Stats(context.Background(), job.ID)
-	if stats.Done != 20 || stats.Failed != 0 || stats.Pending != 180 {
-		t.Errorf("stats %+v, want 20 done, none failed, 180 pending for a resume", stats)
+	// Ingest runs beside the requests: the abort may come before every line is in the
+	// ledger, and a resume reads the rest.
+	if stats.Done != 20 || stats.Failed != 0 || stats.Pending != stats.Total-20 {
+		t.Errorf("stats %+v, want 20 done, none failed, the rest pending for a resume", stats)
 	}
 	if n := calls.Load(); n > 20+3 {
 		t.Errorf("%d 404s before the abort, want at most 3", n-20)
