@@ -33,6 +33,7 @@ const (
 	// flushDelay is how long an outcome may wait for others to share its commit: at zero
 	// latency a commit per few outcomes cost more than the rest of the ledger.
 	flushDelay = 10 * time.Millisecond
+	flushShare = 50 // an outcome waits for others at most a 1/flushShare of the latency
 	maxClaim   = 256
 	firstClaim = 4 // a run's first claim, before it knows how long its lines are
 )
@@ -456,9 +457,11 @@ type ledgerWrite struct {
 // once it holds as many outcomes as there are slots (at most flushSize), when a flush is
 // asked for, when nothing more is queued and no attempt is in flight (every slot waits
 // on this commit: waiting longer gains nothing), when the dispatcher waits for a slot
-// the batch may hold (r.hurry: at a high latency every slot is wanted, and a slot held
-// for the delay costs its share of the rate), or once its first outcome has waited
-// flushDelay. The slots of the outcomes are freed after the commit.
+// the batch may hold (r.hurry: at a high latency every slot is wanted), or once its
+// first outcome has waited its delay: flushDelay at most, and a 1/flushShare of the
+// answers' latency, since an outcome waiting holds its slot and a wait of a tenth of the
+// latency would cost a tenth of the throughput. The slots of the outcomes are freed after
+// the commit.
 func (r *Run) writeLedger(ctx context.Context) {
 	limit := min(flushSize, r.e.cfg.Concurrency)
 	batch := make([]Outcome, 0, limit)
@@ -466,7 +469,8 @@ func (r *Run) writeLedger(ctx context.Context) {
 	var failed error
 	timer := time.NewTimer(flushDelay)
 	timer.Stop()
-	var due <-chan time.Time // set while the batch waits for its delay
+	var due <-chan time.Time  // set while the batch waits for its delay
+	var latency time.Duration // moving average of the outcomes' latencies
 	flush := func() {
 		if len(batch) > 0 && failed == nil {
 			if err := r.e.store.Complete(ctx, r.job.ID, r.e.cfg.Owner, batch); err != nil {
@@ -498,14 +502,21 @@ func (r *Run) writeLedger(ctx context.Context) {
 			if w.slot {
 				slots++
 			}
+			if l := w.outcome.Latency; l > 0 {
+				latency += (l - latency) / 16
+			}
 			switch {
 			case len(batch) >= limit:
 				flush()
 			case len(r.outcomes) == 0 && r.inFly.Load() == 0:
 				flush()
 			case len(batch) == 1:
-				timer.Reset(flushDelay)
-				due = timer.C
+				if d := min(flushDelay, latency/flushShare); d > 0 {
+					timer.Reset(d)
+					due = timer.C
+				} else {
+					flush()
+				}
 			}
 		case <-r.hurry:
 			if slots > 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/service"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -95,16 +96,8 @@ func testCtx(t *testing.T) context.Context {
 func waitFor(t *testing.T, c *Client, id string) *sluice.Batch {
 	t.Helper()
 	ctx := testCtx(t)
-	for {
-		b, err := c.Batch(ctx, id)
-		if err != nil {
-			t.Fatalf("Batch: %v", err)
-		}
-		if b.Status.Terminal() {
-			return b
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return testutil.Poll(t, 30*time.Second, 10*time.Millisecond, func() (*sluice.Batch, error) { return c.Batch(ctx, id) },
+		func(b *sluice.Batch) bool { return b.Status.Terminal() })
 }
 
 // submit uploads batchInput(n) and creates a batch of it.
@@ -229,13 +222,9 @@ func TestCancelBatchAgainstServe(t *testing.T) {
 	c := startServe(t, 0, serveKey, sim.Config{Seed: 1, TTFT: 20 * time.Millisecond})
 	ctx := testCtx(t)
 	b := submit(t, c, 300)
-	var err error
-	for b.RequestCounts.Completed < 5 { // cancel a batch that is running
-		time.Sleep(10 * time.Millisecond)
-		if b, err = c.Batch(ctx, b.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Cancel a batch that is running.
+	b = testutil.Poll(t, 30*time.Second, 10*time.Millisecond, func() (*sluice.Batch, error) { return c.Batch(ctx, b.ID) },
+		func(b *sluice.Batch) bool { return b.RequestCounts.Completed >= 5 })
 	cb, err := c.CancelBatch(ctx, b.ID)
 	if err != nil {
 		t.Fatalf("CancelBatch: %v", err)

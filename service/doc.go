@@ -26,10 +26,11 @@
 //
 // # Concurrency
 //
-// Each batch is run by one goroutine that Close joins. A batch's record is changed under
-// a lock of its own, so a cancel never loses an update of the batch's goroutine and two
-// batches never wait for each other; a file's deletion is serialised, under the file's
-// own lock, with the start and the end of the batches that read it.
+// Each batch is run by one goroutine, and one more keeps the runner leases (see
+// Replicas); Close joins them all. A batch's record is changed under a lock of its own,
+// so a cancel never loses an update of the batch's goroutine and two batches never wait
+// for each other; a file's deletion is serialised, under the file's own lock, with the
+// start and the end of the batches that read it.
 //
 // # Budgets
 //

@@ -24,7 +24,23 @@ type activeBatch struct {
 }
 
 func (a *activeBatch) requestCancel() { a.cancelOnce.Do(func() { close(a.cancel) }) }
-func (a *activeBatch) lose()          { a.loseOnce.Do(func() { close(a.lost) }) }
+
+// lose tells the batch's goroutine that another server took its lease, and stops its
+// run's sending at once (halt).
+func (a *activeBatch) lose() {
+	a.loseOnce.Do(func() { close(a.lost) })
+	a.halt()
+}
+
+// halt stops the run, if one is running, from sending anything more, without waiting for
+// it to end: the batch's goroutine drains it. Its requests in flight finish.
+func (a *activeBatch) halt() {
+	if run := a.run.Load(); run != nil {
+		now, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = run.Stop(now) // returns at once: ctx is done
+	}
+}
 
 // runEnd says why a batch's run ended.
 type runEnd int

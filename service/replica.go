@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/sluice-llm/sluice"
@@ -106,6 +107,7 @@ func (s *Service) renew(ctx context.Context) {
 		}
 		if rec.Status == sluice.BatchCancelling {
 			a.requestCancel()
+			a.halt() // nothing more is sent for a batch cancelled elsewhere
 		}
 	}
 }
@@ -117,15 +119,12 @@ func (s *Service) adopt(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.reconcile(ctx, recs); err != nil {
-		return err
-	}
+	// One failure does not hold the other batches back.
+	err = s.reconcile(ctx, recs)
 	for _, rec := range recs {
-		if err := s.adoptOne(ctx, rec); err != nil {
-			return err
-		}
+		err = errors.Join(err, s.adoptOne(ctx, rec))
 	}
-	return nil
+	return err
 }
 
 // unfinished returns the batches that are not final, of any tenant and server.

@@ -54,13 +54,18 @@ type gatedTransport struct {
 // replicaHeader names the replica that sends a request, for the counts of gatedTransport.
 const replicaHeader = "X-Test-Replica"
 
-// namedTransport marks the requests of one replica with its name.
+// namedTransport marks the requests of one replica with its name, and sends nothing once
+// the replica is dead: what it claimed and had not sent dies with it.
 type namedTransport struct {
 	next http.RoundTripper
 	name string
+	dead *atomic.Bool
 }
 
 func (n namedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if n.dead.Load() {
+		return nil, errDead
+	}
 	req = req.Clone(req.Context())
 	req.Header.Set(replicaHeader, n.name)
 	return n.next.RoundTrip(req)
@@ -124,7 +129,7 @@ func (g *gatedTransport) sends(n int) (total, twice, never int) {
 	return total, twice, never
 }
 
-// errDead is what a killed replica's writes get.
+// errDead is what a killed replica's writes and sends get.
 var errDead = errors.New("the replica is dead")
 
 // deadStore is a replica's connection to the store that stops taking writes once the
@@ -134,6 +139,15 @@ type deadStore struct {
 	service.Store
 	dead   *atomic.Bool
 	paused *atomic.Bool // when not nil and set, lease renewals fail
+	broken *atomic.Bool // when not nil and set, reading reservations fails
+}
+
+func (d deadStore) Reservations(ctx context.Context, session string,
+	fn func(session, tenant string, period time.Time, priorTokens int64, priorCost float64, tokens int64, cost float64) error) error {
+	if d.broken != nil && d.broken.Load() {
+		return errors.New("reservations are unreadable")
+	}
+	return d.Store.Reservations(ctx, session, fn)
 }
 
 func (d deadStore) check() error {
@@ -240,20 +254,23 @@ func newReplicas(t *testing.T, open func() (service.Store, error)) *replicas {
 
 // start starts a replica; writes to the store fail once dead (when not nil) is set.
 func (h *replicas) start(dead *atomic.Bool) *service.Service {
-	return h.startPausable(dead, nil, "")
+	return h.startWith(deadStore{dead: dead}, "")
 }
 
-// startPausable starts a replica named name (in the sends the gate counts by replica)
-// whose lease renewals fail while paused is set, as when its process is stopped.
-func (h *replicas) startPausable(dead, paused *atomic.Bool, name string) *service.Service {
+// startWith starts a replica named name (in the sends the gate counts by replica) over
+// faults' flags (its Store is set here): it dies when dead is set, its lease renewals
+// fail while paused is set (as when its process is stopped), its reservations cannot be
+// read while broken is set.
+func (h *replicas) startWith(faults deadStore, name string) *service.Service {
 	t := h.t
-	st := h.open()
-	if dead == nil {
-		dead = new(atomic.Bool)
+	if faults.dead == nil {
+		faults.dead = new(atomic.Bool)
 	}
-	st = deadStore{Store: st, dead: dead, paused: paused}
+	dead := faults.dead
+	faults.Store = h.open()
+	var st service.Store = faults
 	up, err := sluiceopenai.New(sluiceopenai.Config{BaseURL: "http://sim.sluice.invalid/v1",
-		HTTPClient: &http.Client{Transport: namedTransport{next: h.up, name: name}}})
+		HTTPClient: &http.Client{Transport: namedTransport{next: h.up, name: name, dead: dead}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,8 +463,8 @@ func TestCancelThroughAnotherReplica(t *testing.T) {
 func TestReplicaPausedPastItsLease(t *testing.T) {
 	forEachStore(t, func(t *testing.T, h *replicas) {
 		var paused atomic.Bool
-		a := h.startPausable(nil, &paused, "a")
-		b := h.startPausable(nil, nil, "b")
+		a := h.startWith(deadStore{paused: &paused}, "a")
+		b := h.startWith(deadStore{}, "b")
 		tenant, id := h.createBatch(a, replicaConc) // A's requests wait at the gate
 		paused.Store(true)
 		h.tick(2, replicaTick)
@@ -467,6 +484,25 @@ func TestReplicaPausedPastItsLease(t *testing.T) {
 		}
 		if total, _, never := h.up.sends(replicaN); never != 0 || total-replicaN > replicaConc {
 			t.Errorf("%d requests sent for %d custom_ids (%d never)", total, replicaN, never)
+		}
+	})
+}
+
+// TestReplicaAdoptsDespiteABudgetError: a replica whose settling of budget reservations
+// fails on a tick still adopts the batches of a dead one.
+func TestReplicaAdoptsDespiteABudgetError(t *testing.T) {
+	forEachStore(t, func(t *testing.T, h *replicas) {
+		var dead, broken atomic.Bool
+		a := h.start(&dead)
+		b := h.startWith(deadStore{broken: &broken}, "b")
+		tenant, id := h.createBatch(a, replicaConc)
+		dead.Store(true)
+		broken.Store(true)
+		h.up.open()
+		h.tick(2, replicaTick)
+		h.tick(2, replicaTTL)
+		if got := wait(t, b, tenant, id); got.Status != sluice.BatchCompleted {
+			t.Fatalf("batch %s, counts %+v", got.Status, got.RequestCounts)
 		}
 	})
 }

@@ -22,11 +22,11 @@ func paceScenarios() []Scenario {
 	limit := sim.Config{RPM: paceLimitRPM, TTFT: 30 * time.Millisecond, Jitter: 0.2}
 	noHeaders := limit
 	noHeaders.NoLimitHeaders, noHeaders.NoRetryAfter = true, true
-	return []Scenario{
-		{
-			Name: "random429", What: fmt.Sprintf("an overloaded relay answers 2%% of requests 429 at random (no retry-after, no limit headers), latency 20 ms, concurrency 64: ≥ 80%% of C/L = %.0f req/s, every request done", bound),
+	random := func(name string, share float64) Scenario {
+		return Scenario{
+			Name: name, What: fmt.Sprintf("an overloaded relay answers %.0f%% of requests 429 at random (no retry-after, no limit headers), latency 20 ms, concurrency 64: ≥ 80%% of C/L = %.0f req/s, every request done", 100*share, bound),
 			Requests: 40_000, Concurrency: paceConcurrency, maxTokens: 16,
-			sim: sim.Config{Seed: 5, TTFT: paceLatency, Random429: 0.02},
+			sim: sim.Config{Seed: 5, TTFT: paceLatency, Random429: share},
 			check: func(r *Result) (bool, string) {
 				ratio := r.Throughput / bound
 				throttled := float64(r.Throttled) / float64(max(1, r.Sent))
@@ -34,7 +34,11 @@ func paceScenarios() []Scenario {
 					fmt.Sprintf("%.0f req/s = %.1f%% of C/L %.0f (target ≥ 80%%), %.2f%% answered 429, every request once with its own answer: %v",
 						r.Throughput, 100*ratio, bound, 100*throttled, r.Exact)
 			},
-		},
+		}
+	}
+	return []Scenario{
+		random("random429", 0.02),
+		random("random429-10", 0.10),
 		{
 			// With headers sluice paces itself to the limit's rate and leaves the
 			// upstream's initial minute of allowance alone: judged against the rate.
