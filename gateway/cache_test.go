@@ -1,12 +1,16 @@
 package gateway_test
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/gateway"
 	"github.com/sluice-llm/sluice/sim"
 )
@@ -84,5 +88,45 @@ func TestCache(t *testing.T) {
 	}
 	if hits != 1 || requests != 7 {
 		t.Fatalf("alice: %d hits of %d requests, want 1 of 7", hits, requests)
+	}
+}
+
+// TestCacheHitsInLedger records cache hits in the ledger, as requests that cost nothing,
+// even when a row holds nothing but hits.
+func TestCacheHitsInLedger(t *testing.T) {
+	st := openStore(t)
+	base, up := startSim(t, sim.Config{Seed: 1})
+	cfg := gateway.Config{Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}}, Cache: st, CacheTTL: time.Minute, Usage: st}
+	const det = `{"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"hi"}]}`
+	for run := range 2 { // the second run's row is only hits: the first run cached the answer
+		_, g, srv := startGateway(t, cfg)
+		for range 2 {
+			resp := post(t, srv.URL, "/v1/chat/completions", clientKey, det)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("run %d: status %d", run, resp.StatusCode)
+			}
+		}
+		srv.Close()
+		if err := g.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := up.Stats().Requests; n != 1 {
+		t.Fatalf("the upstream got %d requests, want 1", n)
+	}
+	from := time.Now().AddDate(0, 0, -1)
+	var rows []string
+	err := st.SumUsage(context.Background(), "", true, from, from.AddDate(0, 0, 2),
+		func(_, name, _ string, u sluice.Usage, cost float64, batches, requests, hits int64) error {
+			rows = append(rows, fmt.Sprintf("%s: %d batches, %d requests, %d hits, %d tokens", name, batches, requests, hits, u.Total()))
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || !strings.HasPrefix(rows[0], "alice: 0 batches, 4 requests, 3 hits, ") {
+		t.Fatalf("ledger: %q, want alice's 4 requests with 3 hits", rows)
 	}
 }

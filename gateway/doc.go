@@ -19,7 +19,7 @@
 // and online requests go first. A key's budget (Config.Budget) is reserved before the
 // request is sent and settled with its usage, from the same pool as its batches; a key
 // may also have its own RPM and TPM. Usage goes in the serve ledger per key, user (the
-// request's "user" field) and day.
+// request's "user" field) and day, with the number of requests and of cache hits.
 //
 // # Bodies
 //
@@ -31,5 +31,6 @@
 //
 // With Config.Cache, a non-streamed request that is deterministic (temperature 0 or a
 // seed) is answered from the cache when the same body was answered 200 within
-// Config.CacheTTL; a hit costs nothing and is marked "x-sluice-cache: hit".
+// Config.CacheTTL; a hit costs nothing, is marked "x-sluice-cache: hit" and is counted
+// in usage as a cache hit.
 package gateway

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"math"
 	"net/http"
 	"strings"
@@ -84,13 +85,6 @@ func (g *Gateway) authenticate(r *http.Request) (*clientKey, bool) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return nil, false
 	}
-	key = strings.TrimSpace(key)
-	if k, ok := g.seen.Load(key); ok {
-		return k.(*clientKey), true
-	}
-	k, ok := g.keys[HashKey(key)]
-	if ok {
-		g.seen.Store(key, k)
-	}
+	k, ok := g.keys[sha256.Sum256([]byte(strings.TrimSpace(key)))]
 	return k, ok
 }

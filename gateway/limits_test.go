@@ -114,9 +114,12 @@ func TestBudgetInsufficientQuota(t *testing.T) {
 	}
 	from := time.Now().AddDate(0, 0, -1)
 	var recorded int64
-	err = st.SumUsage(context.Background(), "", false, from, from.AddDate(0, 0, 2), func(_, name, _ string, u sluice.Usage, _ float64, _ int64) error {
+	err = st.SumUsage(context.Background(), "", false, from, from.AddDate(0, 0, 2), func(_, name, _ string, u sluice.Usage, _ float64, batches, requests, _ int64) error {
 		if name != "alice" {
 			t.Errorf("usage recorded for %q", name)
+		}
+		if batches != 0 || requests != int64(n) {
+			t.Errorf("the ledger counts %d batches and %d requests, want 0 and %d", batches, requests, n)
 		}
 		recorded += u.Total()
 		return nil

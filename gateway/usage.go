@@ -87,10 +87,8 @@ func (b *usageBook) flush(ctx context.Context, st UsageStore) error {
 	b.mu.Unlock()
 	var errs []error
 	for _, p := range todo {
-		if p.row.usage == (sluice.Usage{}) && p.row.cost == 0 {
-			continue // cache hits only: nothing spent
-		}
-		err := st.SaveUsage(ctx, p.row.id, p.key.owner, p.row.keyName, p.key.user, p.key.day, p.row.usage, p.row.cost)
+		err := st.SaveUsage(ctx, p.row.id, p.key.owner, p.row.keyName, p.key.user, p.key.day, p.row.usage, p.row.cost,
+			p.row.requests, p.row.cacheHits)
 		if err != nil {
 			b.mu.Lock()
 			b.rows[p.key].dirty = true // try again next time

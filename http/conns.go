@@ -38,7 +38,8 @@ const (
 // There is no flat read or write timeout, which would cut off large uploads and
 // downloads: instead a request body must arrive, and a response be taken, at MinRate
 // bytes a second on average after RateGrace (a client that stalls is cut off then), and
-// each read or write of them must make progress within IdleTimeout.
+// each read or write of them must make progress within IdleTimeout. A client is cut off
+// up to a quarter of that time late: see paced.
 type Limits struct {
 	MaxConns          int
 	MaxConnsPerIP     int
@@ -87,7 +88,11 @@ func NewHTTPServer(h http.Handler, l Limits, errorLog *log.Logger) *http.Server 
 var errTooSlow = fmt.Errorf("request body: too slow: %w", os.ErrDeadlineExceeded)
 
 // paced serves h with deadlines on each read of the request body and each write of the
-// response: start + RateGrace + bytes/MinRate, and at most IdleTimeout away.
+// response: start + RateGrace + bytes/MinRate, and at most IdleTimeout away. Setting a
+// deadline costs (a timer of the runtime's poller is moved), so a deadline is set a
+// quarter of its time later than that and is set again only once the exact one passes
+// it: a client is cut off at most a quarter of its time (and one read or write) late,
+// never early.
 func paced(h http.Handler, l Limits) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
@@ -95,35 +100,55 @@ func paced(h http.Handler, l Limits) http.Handler {
 		// The server sets no write deadline of its own (there is no WriteTimeout): clear the
 		// one the previous request on the connection left.
 		_ = rc.SetWriteDeadline(time.Time{})
-		pw := &pacedWriter{ResponseWriter: w, rc: rc, l: l}
+		pw := &pacedWriter{ResponseWriter: w, rc: rc, pace: pace{l: l}}
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &pacedBody{ReadCloser: r.Body, rc: rc, l: l, start: start}
+			r.Body = &pacedBody{ReadCloser: r.Body, rc: rc, pace: pace{l: l, start: start}}
 		}
 		h.ServeHTTP(pw, r)
 	})
 }
 
 // deadline is when a transfer of n bytes so far, then m more, started at start, must be
-// done.
-func (l Limits) deadline(start time.Time, n, m int64) time.Time {
+// done, at now.
+func (l Limits) deadline(now, start time.Time, n, m int64) time.Time {
 	byRate := start.Add(l.RateGrace + time.Duration(float64(n+m)/float64(l.MinRate)*float64(time.Second)))
-	idle := time.Now().Add(l.IdleTimeout)
+	idle := now.Add(l.IdleTimeout)
 	if idle.Before(byRate) {
 		return idle
 	}
 	return byRate
 }
 
-type pacedBody struct {
-	io.ReadCloser
-	rc    *http.ResponseController
+// pace is one direction of a request's transfer: its bytes so far and the deadline set.
+type pace struct {
 	l     Limits
 	start time.Time
 	n     int64
+	set   time.Time // the deadline set last; zero: none
+}
+
+// next returns the deadline to set before m more bytes, and false when the one set
+// still holds: it is no earlier than the exact deadline (which only moves later).
+func (p *pace) next(m int64) (time.Time, bool) {
+	now := time.Now()
+	exact := p.l.deadline(now, p.start, p.n, m)
+	if !p.set.IsZero() && !exact.After(p.set) {
+		return p.set, false
+	}
+	p.set = exact.Add(exact.Sub(now) / 4)
+	return p.set, true
+}
+
+type pacedBody struct {
+	io.ReadCloser
+	rc *http.ResponseController
+	pace
 }
 
 func (b *pacedBody) Read(p []byte) (int, error) {
-	_ = b.rc.SetReadDeadline(b.l.deadline(b.start, b.n, int64(len(p)))) // a closed conn fails the read
+	if d, ok := b.next(int64(len(p))); ok {
+		_ = b.rc.SetReadDeadline(d) // a closed conn fails the read
+	}
 	k, err := b.ReadCloser.Read(p)
 	b.n += int64(k)
 	switch {
@@ -131,6 +156,7 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 		// The server reads on in the background, to see the client go away: no deadline
 		// then, or it would cancel the request's context.
 		_ = b.rc.SetReadDeadline(time.Time{})
+		b.set = time.Time{}
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		err = errTooSlow
 	}
@@ -139,17 +165,17 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 
 type pacedWriter struct {
 	http.ResponseWriter
-	rc    *http.ResponseController
-	l     Limits
-	start time.Time // of the first write
-	n     int64
+	rc *http.ResponseController
+	pace
 }
 
 func (w *pacedWriter) Write(p []byte) (int, error) {
 	if w.start.IsZero() { // the response's clock starts at its first byte
 		w.start = time.Now()
 	}
-	_ = w.rc.SetWriteDeadline(w.l.deadline(w.start, w.n, int64(len(p)))) // a closed conn fails the write
+	if d, ok := w.next(int64(len(p))); ok {
+		_ = w.rc.SetWriteDeadline(d) // a closed conn fails the write
+	}
 	k, err := w.ResponseWriter.Write(p)
 	w.n += int64(k)
 	return k, err

@@ -174,3 +174,44 @@ func TestSlowDownloadIsCut(t *testing.T) {
 		t.Fatal("a client that reads nothing holds the response")
 	}
 }
+
+// TestTricklingUploadIsCut: an upload that trickles a byte at a time, far below the
+// minimum rate (slowloris), is cut off soon after the grace, though each read makes
+// progress.
+func TestTricklingUploadIsCut(t *testing.T) {
+	readErr := make(chan error, 1)
+	h := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_, err := io.Copy(io.Discard, r.Body)
+		readErr <- err
+	})
+	addr := serveLimited(t, h, sluicehttp.Limits{MinRate: 1 << 20, RateGrace: 50 * time.Millisecond})
+	c := dialFrom(t, "127.0.0.1", addr)
+	if _, err := io.WriteString(c, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := io.WriteString(c, "x"); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	select {
+	case err := <-readErr:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("reading a trickling upload: %v, want a deadline error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a trickling upload is never cut")
+	}
+}

@@ -91,11 +91,12 @@ func (c crashStore) DeleteObject(ctx context.Context, kind, id, owner string) er
 	return c.Store.DeleteObject(ctx, kind, id, owner)
 }
 
-func (c crashStore) SaveUsage(ctx context.Context, id, owner, keyName, user string, created time.Time, u sluice.Usage, cost float64) error {
+func (c crashStore) SaveUsage(ctx context.Context, id, owner, keyName, user string, created time.Time, u sluice.Usage, cost float64,
+	requests, cacheHits int64) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	return c.Store.SaveUsage(ctx, id, owner, keyName, user, created, u, cost)
+	return c.Store.SaveUsage(ctx, id, owner, keyName, user, created, u, cost, requests, cacheHits)
 }
 
 // crashTransport stands between a server and its upstream. Once the process is dead it

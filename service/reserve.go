@@ -97,8 +97,8 @@ func (s *Service) endedCeilings(ctx context.Context) ([]ceiling, error) {
 func (s *Service) settle(ctx context.Context, c ceiling) error {
 	_, to := s.key(c.tenant).Budget.Bounds(c.period)
 	var recorded usageTotal
-	err := s.cfg.Store.SumUsage(ctx, c.tenant, false, c.period, to, func(_, _, _ string, u sluice.Usage, cost float64, n int64) error {
-		recorded = usageTotal{usage: u, cost: cost, batches: n}
+	err := s.cfg.Store.SumUsage(ctx, c.tenant, false, c.period, to, func(_, _, _ string, u sluice.Usage, cost float64, _, _, _ int64) error {
+		recorded = usageTotal{usage: u, cost: cost}
 		return nil
 	})
 	if err != nil {

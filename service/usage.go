@@ -94,15 +94,19 @@ type Key struct {
 	Budget KeyBudget
 }
 
-// UsageStore records what batches used, for the per-key budgets (sqlite.Store
-// implements it).
+// UsageStore records what batches and online requests used, for the per-key budgets
+// (sqlite.Store implements it).
 type UsageStore interface {
-	// SaveUsage records batch id's whole usage so far, replacing what was recorded before.
-	SaveUsage(ctx context.Context, id, tenant, keyName, user string, created time.Time, u sluice.Usage, cost float64) error
-	// SumUsage calls fn with the usage of tenant's batches ("": each tenant's) created in
+	// SaveUsage records row id's whole usage so far, replacing what was recorded before: a
+	// batch's (requests 0), or the online gateway's, counting requests of which cacheHits
+	// were answered from its cache.
+	SaveUsage(ctx context.Context, id, tenant, keyName, user string, created time.Time, u sluice.Usage, cost float64,
+		requests, cacheHits int64) error
+	// SumUsage calls fn with the usage of tenant's rows ("": each tenant's) created in
 	// [from, to), summed per tenant, or per tenant and user with byUser; most costly first.
+	// Each sum comes with the batches it counts, the online requests and their cache hits.
 	SumUsage(ctx context.Context, tenant string, byUser bool, from, to time.Time,
-		fn func(tenant, keyName, user string, u sluice.Usage, cost float64, batches int64) error) error
+		fn func(tenant, keyName, user string, u sluice.Usage, cost float64, batches, requests, cacheHits int64) error) error
 }
 
 // key returns the configured key with hash tenant; a key given only in KeyHashes has a
@@ -185,7 +189,7 @@ func (s *Service) recordUsage(ctx context.Context, rec *batchRecord) {
 			}
 		}
 		err = s.cfg.Store.SaveUsage(ctx, rec.ID, rec.Tenant, s.key(rec.Tenant).Name, rec.Metadata[UserMetadataKey],
-			rec.countedAt(), stats.Usage, cost)
+			rec.countedAt(), stats.Usage, cost, 0, 0)
 	}
 	if err != nil {
 		s.cfg.Logger.Error("record usage", "batch", rec.ID, "err", err)
@@ -194,9 +198,11 @@ func (s *Service) recordUsage(ctx context.Context, rec *batchRecord) {
 
 // usageTotal is a sum of usage.
 type usageTotal struct {
-	usage   sluice.Usage
-	cost    float64
-	batches int64
+	usage sluice.Usage
+	cost  float64
+	// batches counts batches, requests online requests, cacheHits those of them answered
+	// from the gateway's cache.
+	batches, requests, cacheHits int64
 	// unconfTokens and unconfCost are unconfirmed spending: what a server that did not
 	// end cleanly may have spent beyond its ledgers (reserve.go).
 	unconfTokens int64
@@ -211,8 +217,8 @@ func (t usageTotal) spent() float64 { return t.cost + t.unconfCost }
 func (s *Service) periodUsage(ctx context.Context, tenant string, t time.Time) (usageTotal, error) {
 	from, to := s.key(tenant).Budget.Bounds(t)
 	var sum usageTotal
-	err := s.cfg.Store.SumUsage(ctx, tenant, false, from, to, func(_, _, _ string, u sluice.Usage, cost float64, n int64) error {
-		sum = usageTotal{usage: u, cost: cost, batches: n}
+	err := s.cfg.Store.SumUsage(ctx, tenant, false, from, to, func(_, _, _ string, u sluice.Usage, cost float64, _, _, _ int64) error {
+		sum = usageTotal{usage: u, cost: cost}
 		return nil
 	})
 	if err != nil {
@@ -278,12 +284,16 @@ type UsageReport struct {
 	Usage       UsageFigures `json:"usage"`
 	// Unconfirmed is what a server that did not end cleanly (a crash) may have spent
 	// beyond what its ledgers recorded: it counts against the budget.
-	Unconfirmed Unconfirmed  `json:"unconfirmed"`
-	Batches     int64        `json:"batches"`
-	Limits      *UsageLimits `json:"limits"`    // null: no budget
-	Remaining   *UsageLimits `json:"remaining"` // null: no budget
-	Exhausted   bool         `json:"exhausted"`
-	ByUser      []UserUsage  `json:"by_user"`
+	Unconfirmed Unconfirmed `json:"unconfirmed"`
+	// Batches counts the key's batches; Requests its online requests through the gateway,
+	// and CacheHits those of them answered from its cache (at no cost).
+	Batches   int64        `json:"batches"`
+	Requests  int64        `json:"requests"`
+	CacheHits int64        `json:"cache_hits"`
+	Limits    *UsageLimits `json:"limits"`    // null: no budget
+	Remaining *UsageLimits `json:"remaining"` // null: no budget
+	Exhausted bool         `json:"exhausted"`
+	ByUser    []UserUsage  `json:"by_user"`
 }
 
 // UsageFigures are tokens and their cost.
@@ -306,11 +316,14 @@ type UsageLimits struct {
 	Tokens  *int64   `json:"tokens"`
 }
 
-// UserUsage is the usage of the batches whose metadata "user" is User ("" for none).
+// UserUsage is the usage of the batches whose metadata "user" is User, and of the online
+// requests whose "user" field is User ("" for none).
 type UserUsage struct {
 	User string `json:"user"`
 	UsageFigures
-	Batches int64 `json:"batches"`
+	Batches   int64 `json:"batches"`
+	Requests  int64 `json:"requests"`
+	CacheHits int64 `json:"cache_hits"`
 }
 
 func figures(u sluice.Usage, cost float64) UsageFigures {
@@ -329,15 +342,16 @@ func (s *Service) Usage(ctx context.Context, tenant string) (*UsageReport, error
 		out.Period = k.Budget.Period
 	}
 	var sum usageTotal
-	err := s.cfg.Store.SumUsage(ctx, tenant, true, from, to, func(_, _, user string, u sluice.Usage, cost float64, n int64) error {
-		out.ByUser = append(out.ByUser, UserUsage{User: user, UsageFigures: figures(u, cost), Batches: n})
-		sum.usage, sum.cost, sum.batches = sum.usage.Add(u), sum.cost+cost, sum.batches+n
+	err := s.cfg.Store.SumUsage(ctx, tenant, true, from, to, func(_, _, user string, u sluice.Usage, cost float64, n, req, hits int64) error {
+		out.ByUser = append(out.ByUser, UserUsage{User: user, UsageFigures: figures(u, cost), Batches: n, Requests: req, CacheHits: hits})
+		sum.usage, sum.cost = sum.usage.Add(u), sum.cost+cost
+		sum.batches, sum.requests, sum.cacheHits = sum.batches+n, sum.requests+req, sum.cacheHits+hits
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	out.Usage, out.Batches = figures(sum.usage, sum.cost), sum.batches
+	out.Usage, out.Batches, out.Requests, out.CacheHits = figures(sum.usage, sum.cost), sum.batches, sum.requests, sum.cacheHits
 	sum.unconfTokens, sum.unconfCost, err = s.cfg.Store.SumUnconfirmed(ctx, tenant, from, to)
 	if err != nil {
 		return nil, err

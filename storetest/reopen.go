@@ -44,7 +44,7 @@ func testServeStateSurvivesAReopen(t *testing.T, open func() sluice.Store) {
 	ob, rs, us := implements[ObjectStore](t, st), implements[ReservationStore](t, st), implements[UsageStore](t, st)
 	saveFile(t, ob, "f1", "a", "batch", "")
 	saveFile(t, ob, "f2", "a", "batch", "")
-	if err := us.SaveUsage(ctx, "b1", "a", "team-a", "", period, sluice.Usage{PromptTokens: 70, CompletionTokens: 30}, 0.5); err != nil {
+	if err := us.SaveUsage(ctx, "b1", "a", "team-a", "", period, sluice.Usage{PromptTokens: 70, CompletionTokens: 30}, 0.5, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := rs.SaveReservation(ctx, "s1", "a", period, 0, 0, 500, 2); err != nil {
@@ -72,7 +72,7 @@ func testServeStateSurvivesAReopen(t *testing.T, open func() sluice.Store) {
 	if got, want := reservations(t, rs, "s2"), []reservation{{"s1", "a", period, 0, 0, 500, 2}}; !slices.Equal(got, want) {
 		t.Errorf("ceilings after a reopen: %v, want %v", got, want)
 	}
-	if got, want := sumUsage(t, us, "a", false, period, period.AddDate(0, 1, 0)), []usageSum{{"a", "team-a", "", 70, 30, 0.5, 1}}; !slices.Equal(got, want) {
+	if got, want := sumUsage(t, us, "a", false, period, period.AddDate(0, 1, 0)), []usageSum{{"a", "team-a", "", 70, 30, 0.5, 1, 0, 0}}; !slices.Equal(got, want) {
 		t.Errorf("usage after a reopen: %v, want %v", got, want)
 	}
 	if tokens, cost, err := rs.SumUnconfirmed(ctx, "a", period, period.AddDate(0, 1, 0)); tokens != 20 || cost != 0.1 || err != nil {

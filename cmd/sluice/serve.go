@@ -432,6 +432,8 @@ func serveSim() sim.Config { return sim.Config{Seed: 1} }
 type keyUsage struct {
 	Key              string  `json:"key"` // the key's name, never the key
 	Batches          int64   `json:"batches"`
+	Requests         int64   `json:"requests"`   // online requests through the gateway
+	CacheHits        int64   `json:"cache_hits"` // of them, answered from its cache at no cost
 	PromptTokens     int64   `json:"prompt_tokens"`
 	CompletionTokens int64   `json:"completion_tokens"`
 	TotalTokens      int64   `json:"total_tokens"`
@@ -494,11 +496,11 @@ func runServeUsage(ctx context.Context, e *env, store string, b service.KeyBudge
 	defer st.Close()
 	from, to := b.Bounds(time.Now())
 	rep := usageReport{PeriodStart: from, PeriodEnd: to, Keys: []keyUsage{}}
-	err = st.SumUsage(ctx, "", false, from, to, func(owner, name, _ string, u sluice.Usage, cost float64, n int64) error {
+	err = st.SumUsage(ctx, "", false, from, to, func(owner, name, _ string, u sluice.Usage, cost float64, n, req, hits int64) error {
 		if name == "" {
 			name = "key-" + owner[:min(8, len(owner))]
 		}
-		rep.Keys = append(rep.Keys, keyUsage{Key: name, Batches: n, PromptTokens: u.PromptTokens,
+		rep.Keys = append(rep.Keys, keyUsage{Key: name, Batches: n, Requests: req, CacheHits: hits, PromptTokens: u.PromptTokens,
 			CompletionTokens: u.CompletionTokens, TotalTokens: u.Total(), CostUSD: math.Round(cost*1e6) / 1e6, owner: owner})
 		return nil
 	})
@@ -520,14 +522,14 @@ func runServeUsage(ctx context.Context, e *env, store string, b service.KeyBudge
 	}
 	fmt.Fprintf(e.stdout, "usage from %s to %s (UTC)\n", from.Format(time.DateOnly), to.Format(time.DateOnly))
 	if len(rep.Keys) == 0 {
-		fmt.Fprintln(e.stdout, "no batches in this period")
+		fmt.Fprintln(e.stdout, "no usage in this period")
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "KEY\tBATCHES\tPROMPT TOKENS\tCOMPLETION TOKENS\tCOST\tUNCONFIRMED TOKENS\tUNCONFIRMED COST\t")
+	fmt.Fprintln(tw, "KEY\tBATCHES\tREQUESTS\tCACHE HITS\tPROMPT TOKENS\tCOMPLETION TOKENS\tCOST\tUNCONFIRMED TOKENS\tUNCONFIRMED COST\t")
 	for _, k := range rep.Keys {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t$%.4f\t%d\t$%.4f\t\n", k.Key, k.Batches, k.PromptTokens, k.CompletionTokens, k.CostUSD,
-			k.UnconfirmedTokens, k.UnconfirmedCostUSD)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t$%.4f\t%d\t$%.4f\t\n", k.Key, k.Batches, k.Requests, k.CacheHits,
+			k.PromptTokens, k.CompletionTokens, k.CostUSD, k.UnconfirmedTokens, k.UnconfirmedCostUSD)
 	}
 	return tw.Flush()
 }

@@ -74,20 +74,23 @@ gateway:
 		t.Fatalf("bob past his budget: err = %v, want 429 insufficient_quota", err)
 	}
 
-	// Online usage is in the ledger once the gateway writes it: /v1/usage shows it per user.
-	// The writer runs every second: poll for it.
+	// Online usage is in the ledger once the gateway writes it: /v1/usage shows it per user,
+	// as requests, not batches. The writer runs every second: poll for it.
 	var usage usageAnswer
-	for deadline := time.Now().Add(10 * time.Second); usage.Usage.TotalTokens == 0; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); usage.Requests < 3; time.Sleep(50 * time.Millisecond) {
 		if usage = getUsage(t, s.base, "sk-alice-key"); time.Now().After(deadline) {
-			t.Fatalf("alice's online usage never reached the ledger: %+v", usage)
+			t.Fatalf("alice's 3 online requests never reached the ledger: %+v", usage)
 		}
 	}
-	users := map[string]bool{}
-	for _, u := range usage.ByUser {
-		users[u.User] = true
+	if usage.Usage.TotalTokens == 0 || usage.Batches != 0 || usage.Requests != 3 {
+		t.Fatalf("alice's usage: %+v, want tokens, no batch and 3 requests", usage)
 	}
-	if !users["u-1"] {
-		t.Fatalf("no usage for user u-1: %+v", usage.ByUser)
+	users := map[string]int64{}
+	for _, u := range usage.ByUser {
+		users[u.User] = u.Requests
+	}
+	if users["u-1"] != 1 {
+		t.Fatalf("user u-1's usage: %+v, want 1 request", usage.ByUser)
 	}
 }
 
@@ -95,8 +98,11 @@ type usageAnswer struct {
 	Usage struct {
 		TotalTokens int64 `json:"total_tokens"`
 	} `json:"usage"`
-	ByUser []struct {
-		User string `json:"user"`
+	Batches  int64 `json:"batches"`
+	Requests int64 `json:"requests"`
+	ByUser   []struct {
+		User     string `json:"user"`
+		Requests int64  `json:"requests"`
 	} `json:"by_user"`
 }
 
