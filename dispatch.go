@@ -184,6 +184,10 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 		if ok {
 			break
 		}
+		select { // outcomes waiting to be written may hold the slots
+		case r.hurry <- struct{}{}:
+		default:
+		}
 		select {
 		case res := <-r.finished:
 			r.handle(res)

@@ -43,8 +43,9 @@
 // (which learn the upstream's limits from its x-ratelimit headers), and sends the request
 // through the Upstream. A retryable failure waits out its backoff (or the upstream's
 // Retry-After) and goes round again; a final answer is written back to the ledger by one
-// batching writer, which commits by size and time (at most the concurrency of outcomes
-// wait for it, so a crash re-sends at most twice the concurrency). When every request is final, the output file is written from the
+// batching writer, which commits by size and time; a request keeps its concurrency slot
+// until its outcome is committed, so a crash re-sends at most the concurrency. When every
+// request is final, the output file is written from the
 // ledger in input order.
 //
 // # Budgets

@@ -218,6 +218,7 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 		stopped:     make(chan struct{}),
 		finished:    make(chan attemptResult, e.cfg.Concurrency),
 		outcomes:    make(chan ledgerWrite, flushSize),
+		hurry:       make(chan struct{}, 1),
 		ingested:    make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -267,7 +268,10 @@ type Run struct {
 
 	finished chan attemptResult // workers → dispatcher
 	outcomes chan ledgerWrite   // dispatcher → ledger writer
-	ingested chan struct{}      // ingest → dispatcher: more lines are in the ledger
+	// hurry asks the ledger writer to commit now: the dispatcher waits for a concurrency
+	// slot, which outcomes waiting to be written may hold.
+	hurry    chan struct{}
+	ingested chan struct{} // ingest → dispatcher: more lines are in the ledger
 
 	// Owned by the dispatcher goroutine.
 	claimed  []Item
@@ -452,10 +456,12 @@ type ledgerWrite struct {
 // writeLedger is the one writer of outcomes. It commits in groups: a batch is written
 // once it holds as many outcomes as there are slots (at most flushSize), when a flush is
 // asked for, when nothing more is queued and no attempt is in flight (every slot waits
-// on this commit: waiting longer gains nothing), or once its first outcome has waited
-// its delay: flushDelay at most, and a 1/flushShare of the answers' latency, since an
-// outcome waiting holds its slot and a wait of a tenth of the latency would cost a tenth
-// of the throughput. The slots of the outcomes are freed after the commit.
+// on this commit: waiting longer gains nothing), when the dispatcher waits for a slot
+// the batch may hold (r.hurry: at a high latency every slot is wanted), or once its
+// first outcome has waited its delay: flushDelay at most, and a 1/flushShare of the
+// answers' latency, since an outcome waiting holds its slot and a wait of a tenth of the
+// latency would cost a tenth of the throughput. The slots of the outcomes are freed after
+// the commit.
 func (r *Run) writeLedger(ctx context.Context) {
 	limit := min(flushSize, r.e.cfg.Concurrency)
 	batch := make([]Outcome, 0, limit)
@@ -511,6 +517,10 @@ func (r *Run) writeLedger(ctx context.Context) {
 				} else {
 					flush()
 				}
+			}
+		case <-r.hurry:
+			if slots > 0 {
+				flush()
 			}
 		case <-due:
 			flush()

@@ -136,8 +136,7 @@ type Stats struct {
 	Throttled int64 // answers with status 429
 	// Repaid counts requests sent again after a run left them in flight without recording
 	// their outcome (it was killed, or its ledger failed): their first answer may have
-	// been paid for. At most twice the concurrency per crash (in flight, and
-	// answers awaiting the ledger writer's commit), and a claim not yet sent.
+	// been paid for. At most the concurrency per crash.
 	Repaid  int64
 	Usage   Usage
 	ByModel []ModelStats
