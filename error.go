@@ -1,7 +1,6 @@
 package sluice
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -10,31 +9,40 @@ import (
 // Sentinel errors. Callers test for them with errors.Is.
 var (
 	// ErrNotFound is returned by a Store for a job that does not exist.
-	ErrNotFound = errors.New("sluice: not found")
+	ErrNotFound = newSentinel("not found")
 	// ErrAuth means the upstream rejected the API key.
-	ErrAuth = errors.New("sluice: API key rejected")
+	ErrAuth = newSentinel("API key rejected")
 	// ErrQuota means the upstream said the account's quota or credit is used up
 	// (a 429 with code insufficient_quota): no retry can help.
-	ErrQuota = errors.New("sluice: quota exhausted")
+	ErrQuota = newSentinel("quota exhausted")
 	// ErrUnknownModel means the upstream does not serve a requested model.
-	ErrUnknownModel = errors.New("sluice: unknown model")
+	ErrUnknownModel = newSentinel("unknown model")
 	// ErrUnreachable means the upstream gave no answer at all (connection refused,
 	// unknown host) for Config.UnreachableAfter before it ever answered.
-	ErrUnreachable = errors.New("sluice: upstream unreachable")
+	ErrUnreachable = newSentinel("upstream unreachable")
 	// ErrEndpointNotFound means the upstream answers 404 to every path, the requests' and
 	// its model list's: its base URL is most likely wrong (a missing /v1, say).
-	ErrEndpointNotFound = errors.New("sluice: endpoint not found")
+	ErrEndpointNotFound = newSentinel("endpoint not found")
 	// ErrAborted wraps the reason a run stopped before every request was final.
-	ErrAborted = errors.New("sluice: run aborted")
+	ErrAborted = newSentinel("run aborted")
 	// ErrBudgetExhausted means a run stopped dispatching because the next request could
 	// have taken the job past its Budget.
-	ErrBudgetExhausted = errors.New("sluice: budget exhausted")
+	ErrBudgetExhausted = newSentinel("budget exhausted")
 	// ErrInterrupted means a run was stopped by its caller (Drain or a cancelled context).
-	ErrInterrupted = errors.New("sluice: run interrupted")
+	ErrInterrupted = newSentinel("run interrupted")
 	// ErrFailed wraps sluice's own failure that stopped a run: the ledger could not be
 	// written (a full disk, say) or the input could not be read.
-	ErrFailed = errors.New("sluice: run failed")
+	ErrFailed = newSentinel("run failed")
 )
+
+// sentinel is one of sluice's sentinel errors. Its message names the package ("sluice:
+// API key rejected"), as an error handed to a caller does; its reason does not, for the
+// record of a job that it stopped, which is sluice's already (see Run's reason).
+type sentinel struct{ reason string }
+
+func newSentinel(reason string) error { return &sentinel{reason: reason} }
+
+func (e *sentinel) Error() string { return "sluice: " + e.reason }
 
 // Error codes sluice puts in output lines for requests that got no usable HTTP answer.
 const (

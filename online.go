@@ -26,10 +26,10 @@ const OnlineAhead = time.Second
 var (
 	// ErrBreakerOpen means the Engine's circuit breaker is open: its upstream kept
 	// failing, and no request is let through until its cooldown ends.
-	ErrBreakerOpen = errors.New("sluice: circuit breaker open")
+	ErrBreakerOpen = newSentinel("circuit breaker open")
 	// ErrRateLimited means the rate limiter would make the request wait past its
 	// context's deadline.
-	ErrRateLimited = errors.New("sluice: rate limited")
+	ErrRateLimited = newSentinel("rate limited")
 )
 
 // Admit lets one online request estimated est through the Engine's circuit breaker and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -167,11 +168,11 @@ func (r *Run) outcome(finished bool) (JobState, string, error) {
 	kind, cause := r.stopState()
 	switch {
 	case kind == stopFailure:
-		return JobFailed, cause.Error(), fmt.Errorf("%w: %w", ErrFailed, cause)
+		return JobFailed, reason(cause), fmt.Errorf("%w: %w", ErrFailed, cause)
 	case kind == stopAbort:
-		return JobAborted, cause.Error(), &abortError{cause: cause}
+		return JobAborted, reason(cause), &abortError{cause: cause}
 	case kind == stopBudget:
-		return JobBudget, cause.Error(), cause
+		return JobBudget, reason(cause), cause
 	case finished && r.othersHold:
 		return JobRunning, "", nil // other owners still hold requests
 	case finished:
@@ -179,4 +180,19 @@ func (r *Run) outcome(finished bool) (JobState, string, error) {
 	default: // a drain or a cut-off
 		return JobInterrupted, "interrupted", ErrInterrupted
 	}
+}
+
+// reason is what the record of a job that cause stopped says about it: cause's message,
+// but one that opens with a sentinel error of sluice (fmt.Errorf("%w by %s", ErrAuth, …))
+// says the sentinel's reason, without the package's name: "API key rejected by …", as
+// sluice show prints it after "reason:".
+func reason(cause error) string {
+	msg := cause.Error()
+	var s *sentinel
+	if errors.As(cause, &s) {
+		if rest, ok := strings.CutPrefix(msg, s.Error()); ok {
+			return s.reason + rest
+		}
+	}
+	return msg
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -397,4 +398,45 @@ func TestStopCausePrecedence(t *testing.T) {
 			t.Errorf("job state %s, want %s", got.State, sluice.JobBudget)
 		}
 	})
+}
+
+// TestSavedReasonHasNoPackageName checks that the reason a stopped run saves in its job,
+// which sluice show prints after "reason:", says what stopped it without the package's
+// name that Wait's error carries ("sluice: API key rejected …").
+func TestSavedReasonHasNoPackageName(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		do     func(context.Context, *sluice.Request, int) (*sluice.Response, error)
+		budget sluice.Budget
+		state  sluice.JobState
+		want   string // the start of the saved reason
+	}{
+		{"rejected key", func(context.Context, *sluice.Request, int) (*sluice.Response, error) {
+			return fail(401, "invalid_api_key", "Incorrect API key provided.", 0)
+		}, sluice.Budget{}, sluice.JobAborted, "API key rejected by http://fake.test/v1: Incorrect API key provided."},
+		{"budget", func(_ context.Context, req *sluice.Request, _ int) (*sluice.Response, error) { return ok(req) },
+			sluice.Budget{MaxTokens: 150}, sluice.JobBudget, "budget exhausted: used 150 of 150 tokens"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newStore(t)
+			job := newJob(t, st)
+			src := requests(40)
+			for i := range src.lines {
+				src.lines[i].Estimate.MaxOutputTokens = 5
+			}
+			cfg := fastConfig()
+			cfg.Cost, cfg.Budget = perToken, tc.budget
+			err := runJob(t, st, &fakeUpstream{do: tc.do}, cfg, job, src)
+			if err == nil || !strings.HasPrefix(err.Error(), "sluice: ") {
+				t.Errorf("Wait = %v, want an error that names sluice", err)
+			}
+			got, err := st.Job(context.Background(), job.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != tc.state || !strings.HasPrefix(got.Error, tc.want) {
+				t.Errorf("job = %s %q, want %s %q…", got.State, got.Error, tc.state, tc.want)
+			}
+		})
+	}
 }

@@ -43,5 +43,8 @@
 // [Runner.RunHybrid] runs a job for Batch API prices against a deadline: it polls the
 // batches and, once the time left is no longer enough to run what is unfinished online
 // at the known rate ([Plan.SwitchAt]), cancels them, keeps what they finished, and runs
-// the rest online.
+// the rest online. [Online] is that online run (its Run is RunHybrid's online half), and
+// what runs a job's [Progress.Leftover] after its last round: it releases what a crashed
+// online run of the job left in flight ([OnlineOwner]) and leaves the requests batches
+// hold to them.
 package batch

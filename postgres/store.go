@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/storeurl"
 )
 
 // Store is a sluice.Store kept in a PostgreSQL database. It is safe for concurrent use,
@@ -45,13 +46,22 @@ const SchemaParam = "schema"
 // advisory lock, so that many processes may open one database at once. A "schema"
 // parameter in the URL selects the schema the tables live in (see SchemaParam).
 func Open(ctx context.Context, connString string) (*Store, error) {
+	s, err := open(ctx, connString)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store%s: %w", location(connString), err)
+	}
+	return s, nil
+}
+
+// open is Open, its errors not yet naming the store.
+func open(ctx context.Context, connString string) (*Store, error) {
 	connString, schema, err := splitSchema(connString)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres store: %w", err)
+		return nil, err
 	}
 	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres store: %w", err)
+		return nil, err
 	}
 	if schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
@@ -66,19 +76,34 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres store: %w", err)
+		return nil, err
 	}
 	if err := migrate(ctx, pool, schema); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("open postgres store: %w", err)
+		return nil, err
 	}
 	return &Store{pool: pool, jobs: map[string]int64{}}, nil
+}
+
+// location is " " and the store at connString, for messages, when it is a URL: without
+// its password. It is empty for a keyword/value string ("host=… password=…"), which pgx's
+// errors name, redacted, when they need to.
+func location(connString string) string {
+	if !isURL(connString) {
+		return ""
+	}
+	return " " + storeurl.Redact(connString)
+}
+
+// isURL reports whether connString is a connection URL rather than keyword/value pairs.
+func isURL(connString string) bool {
+	return strings.HasPrefix(connString, "postgres://") || strings.HasPrefix(connString, "postgresql://")
 }
 
 // splitSchema takes the SchemaParam parameter out of a URL connection string, which
 // PostgreSQL would otherwise refuse as an unknown setting.
 func splitSchema(connString string) (rest, schema string, err error) {
-	if !strings.HasPrefix(connString, "postgres://") && !strings.HasPrefix(connString, "postgresql://") {
+	if !isURL(connString) {
 		return connString, "", nil
 	}
 	u, err := url.Parse(connString)

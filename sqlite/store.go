@@ -47,15 +47,15 @@ var (
 func Open(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("open ledger: %w", err)
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
 	if err := create(abs); err != nil {
-		return nil, fmt.Errorf("open ledger: %w", err)
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
 	s := &Store{jobs: map[string]int64{}}
 	if err := s.open(ctx, abs); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
 	return s, nil
 }

@@ -540,11 +540,11 @@ func finishOnline(ctx context.Context, e *env, st store, job *sluice.Job, o jobO
 	if err != nil {
 		return err
 	}
-	defer online.close()
-	runErr := online.run(ctx)
-	if online.last != nil {
+	defer online.Close()
+	runErr := online.Run(ctx)
+	if last := online.Last(); last != nil {
 		if stats, err := st.Stats(ctx, job.ID); err == nil {
-			saveRate(ctx, e, st, o.BaseURL, online.last, stats.LatencyP50)
+			saveRate(ctx, e, st, o.BaseURL, last, stats.LatencyP50)
 		}
 	}
 	return runErr

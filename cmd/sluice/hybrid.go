@@ -8,7 +8,6 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/batch"
-	"github.com/sluice-llm/sluice/pricing"
 )
 
 // parseDeadline reads --deadline: a duration from now ("6h") or a time (RFC 3339).
@@ -51,57 +50,18 @@ func knownRate(ctx context.Context, st store, o jobOptions) (rate batch.Rate, so
 	return rate, source, nil
 }
 
-// onlineOwner is the owner of a Batch API job's online requests in the ledger: fixed, so
-// that what a crashed run left in flight can be released by the next.
-func onlineOwner(job *sluice.Job) string { return "online-" + job.ID }
-
-// onlineRun runs a Batch API job's pending requests online until none is pending (the
-// requests batches hold are left to them), with the run's progress display. The engine is
-// made on the first run; last is the latest run, nil before the first.
-type onlineRun struct {
-	e       *env
-	f       *runFlags
-	st      store
-	job     *sluice.Job
-	o       jobOptions
-	prices  *pricing.Table
-	eng     *sluice.Engine
-	closeUp func()
-	last    *sluice.Run
-}
-
-func newOnlineRun(ctx context.Context, e *env, f *runFlags, st store, job *sluice.Job, o jobOptions) (*onlineRun, error) {
+// newOnlineRun is the online run of a Batch API job's pending requests (batch.Online),
+// with the engine sluice run would make and its progress display.
+func newOnlineRun(ctx context.Context, e *env, f *runFlags, st store, job *sluice.Job, o jobOptions) (*batch.Online, error) {
 	prices, err := loadPrices(f.prices)
 	if err != nil {
 		return nil, err
 	}
-	if err := st.Release(ctx, job.ID, onlineOwner(job)); err != nil {
-		return nil, err
-	}
 	o.MaxAttempts += o.MaxRounds // each batch round a request was in counts as an attempt
-	return &onlineRun{e: e, f: f, st: st, job: job, o: o, prices: prices, closeUp: func() {}}, nil
+	return batch.NewOnline(ctx, st, job, func(owner string) (*sluice.Engine, func(), error) {
+		return newEngine(e, f, st, o, prices, owner)
+	}, func(run *sluice.Run) func() { return startProgress(e, f, run) })
 }
-
-func (r *onlineRun) run(ctx context.Context) error {
-	if r.eng == nil {
-		eng, closeUp, err := newEngine(r.e, r.f, r.st, r.o, r.prices, onlineOwner(r.job))
-		if err != nil {
-			return err
-		}
-		r.eng, r.closeUp = eng, closeUp
-	}
-	run, err := r.eng.Start(ctx, r.job, nil, sluice.StopWhenIdle())
-	if err != nil {
-		return err
-	}
-	r.last = run
-	stop := startProgress(r.e, r.f, run)
-	err = run.Wait()
-	stop()
-	return err
-}
-
-func (r *onlineRun) close() { r.closeUp() }
 
 // execHybrid runs a job through the Batch API and online before its deadline, then writes
 // its output and report.
@@ -137,7 +97,7 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st store, storeFile st
 	if err != nil {
 		return err
 	}
-	defer online.close()
+	defer online.Close()
 	rate, source, err := knownRate(ctx, st, o)
 	if err != nil {
 		return err
@@ -151,7 +111,7 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st store, storeFile st
 	defer in.stop()
 	runCtx := in.ctx
 	last := ""
-	runErr := r.RunHybrid(runCtx, job, plan, online.run, func(ev batch.HybridEvent) {
+	runErr := r.RunHybrid(runCtx, job, plan, online.Run, func(ev batch.HybridEvent) {
 		if ev.Switched {
 			fmt.Fprintf(e.stderr, "%s going online: %s\n", time.Now().Format("15:04:05"), ev.Why)
 		}
@@ -174,5 +134,5 @@ func execHybrid(ctx context.Context, e *env, f *runFlags, st store, storeFile st
 	if runErr == nil && time.Now().After(deadline) {
 		fmt.Fprintf(e.stderr, "job %s finished %s after its deadline\n", job.ID, time.Since(deadline).Round(time.Second))
 	}
-	return finishJob(ctx, e, f, st, job, o, prices, online.last, runErr)
+	return finishJob(ctx, e, f, st, job, o, prices, online.Last(), runErr)
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/sluice-llm/sluice/internal/testutil"
 )
 
 // TestServeGateway runs the official SDK against sluice serve's online endpoints over
@@ -76,12 +78,9 @@ gateway:
 
 	// Online usage is in the ledger once the gateway writes it: /v1/usage shows it per user,
 	// as requests, not batches. The writer runs every second: poll for it.
-	var usage usageAnswer
-	for deadline := time.Now().Add(10 * time.Second); usage.Requests < 3; time.Sleep(50 * time.Millisecond) {
-		if usage = getUsage(t, s.base, "sk-alice-key"); time.Now().After(deadline) {
-			t.Fatalf("alice's 3 online requests never reached the ledger: %+v", usage)
-		}
-	}
+	usage := testutil.Poll(t, 10*time.Second, 50*time.Millisecond, func() (usageAnswer, error) {
+		return getUsage(t, s.base, "sk-alice-key"), nil
+	}, func(u usageAnswer) bool { return u.Requests >= 3 })
 	if usage.Usage.TotalTokens == 0 || usage.Batches != 0 || usage.Requests != 3 {
 		t.Fatalf("alice's usage: %+v, want tokens, no batch and 3 requests", usage)
 	}

@@ -7,7 +7,26 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openai/openai-go/v3"
+
+	"github.com/sluice-llm/sluice/internal/testutil"
 )
+
+// waitBatch polls the batch id until it is completed, and fails the test if it fails
+// or is still going after 30 s.
+func waitBatch(t *testing.T, c *openai.Client, id string) *openai.Batch {
+	t.Helper()
+	b := testutil.Poll(t, 30*time.Second, 10*time.Millisecond, func() (*openai.Batch, error) {
+		return c.Batches.Get(t.Context(), id)
+	}, func(b *openai.Batch) bool {
+		return b.Status == openai.BatchStatusCompleted || b.Status == openai.BatchStatusFailed
+	})
+	if b.Status != openai.BatchStatusCompleted {
+		t.Fatalf("batch %s: %+v", b.Status, b.Errors)
+	}
+	return b
+}
 
 // inProcessServe is sluice serve running in the test's process.
 type inProcessServe struct {

@@ -122,16 +122,7 @@ webhook_url: `+hook.URL+`
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for b.Status != openai.BatchStatusCompleted {
-		if time.Now().After(deadline) || b.Status == openai.BatchStatusFailed {
-			t.Fatalf("batch %s: %+v", b.Status, b.Errors)
-		}
-		time.Sleep(10 * time.Millisecond) // polling is the client protocol
-		if b, err = c.Batches.Get(ctx, b.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b = waitBatch(t, &c, b.ID)
 	if b.RequestCounts.Completed != 2 || b.OutputFileID == "" {
 		t.Errorf("completed batch: %+v", b)
 	}

@@ -56,7 +56,7 @@ func storeLocation(e *env, flag string) (storeurl.Location, error) {
 	}
 	loc, err := storeurl.Parse(flag)
 	if err != nil {
-		return storeurl.Location{}, usageError("store: %w", err)
+		return storeurl.Location{}, usageError("%w", err) // "parse store: …"
 	}
 	return loc, nil
 }
@@ -77,13 +77,13 @@ func openLocation(ctx context.Context, loc storeurl.Location) (store, string, er
 	if loc.Kind == storeurl.Postgres {
 		st, err := postgres.Open(ctx, loc.URL)
 		if err != nil {
-			return nil, "", fmt.Errorf("open store %s: %w", loc, err)
+			return nil, "", err // it names the store, without its password
 		}
 		return st, loc.String(), nil
 	}
 	st, err := sqlite.Open(ctx, loc.Path)
 	if err != nil {
-		return nil, "", fmt.Errorf("open store %s: %w", loc.Path, err)
+		return nil, "", err // it names the store
 	}
 	return st, loc.Path, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/sluice-llm/sluice/internal/testutil"
 	"github.com/sluice-llm/sluice/report"
 	"github.com/sluice-llm/sluice/sqlite"
 )
@@ -110,16 +111,7 @@ func TestServeDashboardShowsEachKeyItsOwnBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for deadline := time.Now().Add(30 * time.Second); b.Status != openai.BatchStatusCompleted; {
-			if time.Now().After(deadline) {
-				t.Fatalf("batch %s: %s", b.ID, b.Status)
-			}
-			time.Sleep(10 * time.Millisecond) // polling is the client protocol
-			if b, err = c.Batches.Get(t.Context(), b.ID); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return b.ID
+		return waitBatch(t, &c, b.ID).ID
 	}
 	one, two := batch("sk-one"), batch("sk-two")
 
@@ -153,18 +145,15 @@ func TestServeDashboardShowsEachKeyItsOwnBatches(t *testing.T) {
 		t.Errorf("the admin key on the API: %d, want 401 (it is the dashboard's only)", code)
 	}
 	// The batch's run wrote its timeline, with its last sample, as it ended.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	// The recorder writes on its own tick: poll for it.
+	testutil.Poll(t, 10*time.Second, 50*time.Millisecond, func() (string, error) {
 		_, body := get("/ui/api/jobs/"+one+"/timeline", "sk-one")
+		return body, nil
+	}, func(body string) bool {
 		var d struct {
 			HasSamples bool `json:"has_samples"`
 			Ledger     bool `json:"ledger"`
 		}
-		if err := json.Unmarshal([]byte(body), &d); err == nil && d.HasSamples && !d.Ledger {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recorded timeline for %s: %s", one, body)
-		}
-		time.Sleep(50 * time.Millisecond) // the recorder writes on its own tick
-	}
+		return json.Unmarshal([]byte(body), &d) == nil && d.HasSamples && !d.Ledger
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -93,9 +94,27 @@ func (l Location) String() string {
 	if l.Kind != Postgres {
 		return l.Path
 	}
-	u, err := url.Parse(l.URL)
+	return Redact(l.URL)
+}
+
+// secretParams are the parameters of a PostgreSQL URL that hold a secret.
+var secretParams = []string{"password", "sslpassword"}
+
+// Redact is a PostgreSQL connection URL for messages: its password, in the user
+// information or as a password or sslpassword parameter, replaced by "xxxxx", the rest
+// as given. A string that is not a URL is "postgres://…".
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "postgres://…"
+		return "postgres://…" // url's error quotes the URL, password and all
 	}
+	params := strings.Split(u.RawQuery, "&")
+	for i, p := range params {
+		key, _, _ := strings.Cut(p, "=")
+		if k, err := url.QueryUnescape(key); err == nil && slices.Contains(secretParams, k) {
+			params[i] = key + "=xxxxx"
+		}
+	}
+	u.RawQuery = strings.Join(params, "&")
 	return u.Redacted()
 }

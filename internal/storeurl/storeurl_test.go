@@ -70,6 +70,22 @@ func TestStringHidesPassword(t *testing.T) {
 	}
 }
 
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://u:s3cret@db/sluice", "postgres://u:xxxxx@db/sluice"},
+		{"postgres://u@db/sluice?sslmode=disable&password=s3cret&schema=a", "postgres://u@db/sluice?sslmode=disable&password=xxxxx&schema=a"},
+		{"postgres://db/sluice?sslpassword=s3cret", "postgres://db/sluice?sslpassword=xxxxx"},
+		{"postgres://db/sluice?pass%77ord=s3cret", "postgres://db/sluice?pass%77ord=xxxxx"},
+		{"postgres://db/sluice?password", "postgres://db/sluice?password=xxxxx"},
+		{"postgres://db/sluice", "postgres://db/sluice"},
+		{"postgres://u:s3cret@%zz/db", "postgres://…"},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"ledger.db", "sqlite:x.db", "sqlite:///x", "postgres://u:pw@h/db", "postgresql://h",
 		"mysql://h", `C:\x`, "C://x", "://", "a://", "ab://", "+a://", "postgres:", "", "é://x", "http://[::1]/x"} {
