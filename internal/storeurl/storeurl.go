@@ -29,7 +29,8 @@ type Location struct {
 	Kind Kind
 	// Path is a SQLite store's file, as given (relative paths stay relative).
 	Path string
-	// URL is a PostgreSQL store's connection URL, as given (it may hold a password).
+	// URL is a PostgreSQL store's connection URL, as given but for its scheme, in lower
+	// case (it may hold a password).
 	URL string
 }
 
@@ -48,7 +49,8 @@ func Parse(s string) (Location, error) {
 			// url's error quotes the URL, password and all.
 			return Location{}, fmt.Errorf("parse store: malformed %s URL", scheme)
 		}
-		return Location{Kind: Postgres, URL: s}, nil
+		// The scheme in lower case: pgx takes a URL only as postgres:// or postgresql://.
+		return Location{Kind: Postgres, URL: scheme + s[len(scheme):]}, nil
 	case isURL && scheme == "sqlite":
 		return sqlitePath(strings.TrimPrefix(rest, "//"))
 	case isURL:
@@ -60,7 +62,37 @@ func Parse(s string) (Location, error) {
 	if lower := strings.ToLower(s); strings.HasPrefix(lower, "postgres:") || strings.HasPrefix(lower, "postgresql:") {
 		return Location{}, errors.New("parse store: a PostgreSQL store is a URL: postgres://[user@]host[:port]/database")
 	}
+	if isKeywordDSN(s) {
+		// Taken for a path, it would name a SQLite file after the connection string,
+		// password and all. The error quotes none of it.
+		return Location{}, errors.New("parse store: a PostgreSQL store is a URL (postgres://[user[:password]@]host[:port]/database), not a key=value connection string")
+	}
 	return Location{Kind: SQLite, Path: s}, nil
+}
+
+// dsnKeywords are the keywords of libpq's key=value connection strings that a store
+// argument may start with.
+var dsnKeywords = []string{
+	"host", "hostaddr", "port", "dbname", "user", "password", "passfile", "sslmode",
+	"sslpassword", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name",
+	"options", "service", "target_session_attrs",
+}
+
+// isKeywordDSN reports whether s is a libpq key=value connection string ("host=db
+// dbname=sluice password=…"): every space-separated word is a known keyword, "=" and a
+// value. A file's path such as "run=1.db" is not one.
+func isKeywordDSN(s string) bool {
+	words := strings.Fields(s)
+	if len(words) == 0 {
+		return false
+	}
+	for _, w := range words {
+		key, _, ok := strings.Cut(w, "=")
+		if !ok || !slices.Contains(dsnKeywords, strings.ToLower(key)) {
+			return false
+		}
+	}
+	return true
 }
 
 // sqlitePath is the location of the SQLite file at path.

@@ -24,7 +24,7 @@ func TestParse(t *testing.T) {
 		{"postgres", "postgres://u:pw@db:5432/sluice?sslmode=disable",
 			Location{Kind: Postgres, URL: "postgres://u:pw@db:5432/sluice?sslmode=disable"}, nil},
 		{"postgresql", "postgresql://db/sluice", Location{Kind: Postgres, URL: "postgresql://db/sluice"}, nil},
-		{"postgres, capitals", "POSTGRES://db/sluice", Location{Kind: Postgres, URL: "POSTGRES://db/sluice"}, nil},
+		{"postgres, capitals", "POSTGRES://db/sluice", Location{Kind: Postgres, URL: "postgres://db/sluice"}, nil},
 		{"unknown scheme", "mysql://db/sluice", Location{}, ErrUnknownScheme},
 		{"file URL", "file:///tmp/ledger.db", Location{}, ErrUnknownScheme},
 		{"scheme with digits", "s3+https://bucket/x", Location{}, ErrUnknownScheme},
@@ -33,6 +33,12 @@ func TestParse(t *testing.T) {
 		{"sqlite URL without path", "sqlite://", Location{}, errAny},
 		{"postgres without slashes", "postgres:db/sluice", Location{}, errAny},
 		{"malformed postgres", "postgres://u:pw@%zz/db", Location{}, errAny},
+		// A libpq key=value string was taken for a SQLite path: the ledger's file was named
+		// after it, password and all.
+		{"key=value connection string", "host=db dbname=sluice user=u password=pw@x", Location{}, errAny},
+		{"key=value, one word", "password=pw@x", Location{}, errAny},
+		{"path with an equals sign", "runs/run=1.db", Location{Kind: SQLite, Path: "runs/run=1.db"}, nil},
+		{"path named like a keyword", "host.db", Location{Kind: SQLite, Path: "host.db"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Parse(tc.in)
