@@ -218,7 +218,8 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 		release()
 		return err
 	}
-	wait, reserved := r.e.lim.Reserve(r.e.now(), it.Estimate)
+	now := r.e.now()
+	wait, reserved := r.e.lim.Reserve(now, it.Estimate)
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		select {
@@ -239,12 +240,14 @@ func (r *Run) send(ctx context.Context, it *Item, h hold) error {
 	}
 	r.running++
 	r.inFly.Add(1)
-	go r.attempt(it, reserved, h, weight, report)
+	go r.attempt(it, reserved, h, weight, report, now.Add(wait))
 	return nil
 }
 
-// attempt sends one request once and reports the result to the dispatcher.
-func (r *Run) attempt(it *Item, reserved int64, h hold, weight int64, report func(error)) {
+// attempt sends one request once and reports the result to the dispatcher. sent is when
+// the limiter counted it sent: its answer is judged with the requests sent then, not when
+// this goroutine got to send it (later on a loaded machine).
+func (r *Run) attempt(it *Item, reserved int64, h hold, weight int64, report func(error), sent time.Time) {
 	e := r.e
 	ctx, cancel := context.WithTimeout(r.sendCtx, e.cfg.Timeout)
 	start := e.now()
@@ -264,7 +267,7 @@ func (r *Run) attempt(it *Item, reserved int64, h hold, weight int64, report fun
 	case err == nil:
 		res.kind = attemptDone
 		e.answered.Store(true)
-		e.lim.Answered(now, start)
+		e.lim.Answered(now, sent)
 		e.lim.Settle(now, reserved, it.Estimate, resp.Usage)
 		report(nil)
 	case errors.As(err, &ue):
@@ -272,11 +275,11 @@ func (r *Run) attempt(it *Item, reserved int64, h hold, weight int64, report fun
 		res.kind = classify(ue)
 		if ue.Throttled() {
 			res.throttle = true
-			e.lim.Throttled(now, start, ue.RetryAfter)
+			e.lim.Throttled(now, sent, ue.RetryAfter)
 			report(errBreakerExclude)
 		} else {
 			if resp != nil && res.kind != attemptAuth && res.kind != attemptModel {
-				e.lim.Answered(now, start) // a rejected key or model proves nothing about capacity
+				e.lim.Answered(now, sent) // a rejected key or model proves nothing about capacity
 			}
 			if ue.StatusCode == 0 || ue.StatusCode >= 500 || ue.StatusCode < 300 {
 				report(errBreakerFault)
@@ -395,7 +398,9 @@ func (r *Run) handle(res attemptResult) {
 		r.retriesCount.Add(1)
 		o.State = StateInFlight
 		r.writeOutcome(o)
-		delay := retryDelay(attempts, res.err, r.e.cfg.BackoffBase, r.e.cfg.BackoffMax, jitter())
+		// The backoff grows with the attempts charged: a run of random 429s, a quarter
+		// each, does not leave a request waiting out seconds after the rest of the run.
+		delay := retryDelay(charged(it, attempts), res.err, r.e.cfg.BackoffBase, r.e.cfg.BackoffMax, jitter())
 		heap.Push(&r.retries, retryItem{item: it, due: r.e.now().Add(delay)})
 	default:
 		o.State = StateFailed
@@ -422,9 +427,13 @@ func (r *Run) attemptKind(res *attemptResult, attempts int) AttemptKind {
 // so it counts a quarter of an attempt: with the default of 6 attempts a request fails
 // on 429s alone after its 21st.
 func (r *Run) attemptsUsedUp(it *Item, attempts int) bool {
+	return charged(it, attempts) >= r.e.cfg.MaxAttempts
+}
+
+// charged is how many of a request's attempts count, a 429 a quarter.
+func charged(it *Item, attempts int) int {
 	throttled := min(it.Throttled, attempts)
-	charged := attempts - throttled + (throttled+3)/4
-	return charged >= r.e.cfg.MaxAttempts
+	return attempts - throttled + (throttled+3)/4
 }
 
 // fatal builds the error that aborts a run whose key or model is wrong.

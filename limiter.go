@@ -344,6 +344,11 @@ func (l *limiter) cutRate(now time.Time, j judged) {
 			l.recoverTo = math.Min(l.recoverTo, achieved*aimdDecrease) // a limit: never above it
 		}
 	}
+	if l.pace.floor >= paceMildShare {
+		// A relay's random 429s, the noise floor, are not the limit's: what got through
+		// is that share under the rate that reaches the limit.
+		achieved /= 1 - l.pace.floor
+	}
 	rate := math.Min(current, achieved) * aimdDecrease
 	if j.share >= stormShare {
 		l.pause(now, stormPause)

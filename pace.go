@@ -18,23 +18,41 @@ import (
 //     counts only the requests sent after the cut;
 //   - if the share at the lower rate fell by more than sampling noise (paceFallZ
 //     standard deviations) and is back within noise of the floor, the limit was real
-//     and the cut stands;
-//   - if the rate sent fell but the share did not, the 429s were noise: the floor rises
-//     to the share of both windows (at most maxFloor) and the limiter restores the rate,
-//     window and slow start it had before the episode. A share over maxNoise is never
-//     noise;
-//   - if the share fell but is still above the floor, or the window before was over
-//     maxNoise, or the rate sent did not fall, the limiter cuts again;
-//   - if it is not clear yet, the window goes on, up to paceVerifyMax; then a mild
-//     excess (a share under paceMildShare before the cut) is noise, and otherwise the
-//     cut stands.
+//     and the cut stands; unless the floor is high (paceMildShare or more) and the
+//     excess was mild (under paceMildShare above it): among a relay's many random 429s
+//     that is a window picked for being high, and the episode ends as noise (a limit
+//     shows a larger excess the next time, as the rate grows back);
+//   - if the rate sent fell but the share stayed the same (within paceSameZ standard
+//     deviations either way), and is above what a limit would refuse at the lower rate
+//     (a limit lets the same requests per second through at any rate above it: the
+//     window before the cut tells how many), the 429s were noise: the floor becomes
+//     the share of both windows (at most maxFloor) and the limiter restores the rate,
+//     window and slow start it had before the episode. The same needs enough answers
+//     to have told the fall a limit would show, and a window before the cut of
+//     paceNoiseAnswers answers or more;
+//   - if the share fell but is still above the floor, or rose, or the rate sent did not
+//     fall, the limiter cuts again;
+//   - if it is not clear yet, the window goes on, up to paceVerifyMax (paceMaxSpan for
+//     a large excess that did not rise and that a limit would not give); then a mild
+//     excess (a share under paceMildShare before the cut) is noise, one back within
+//     noise of the floor was a limit, and otherwise the limiter cuts again, so that
+//     this window, bigger, judges the next cut.
+//
+// A floor can be wrong, a limit taken for noise once: noise refuses the same share at
+// any rate, so a window whose share is far under the floor (floorLowZ standard
+// deviations) proves it wrong, and the floor drops to that share at once.
 //
 // A window is judged a grace period after its last send (twice the latency of answers,
 // plus a little), so that its slow answers are in: 429s often come back much faster
 // than answers, and a window cut at its last answer would hold the 429s of its last
 // requests and not their answers. A window where 429s are a quarter of the requests sent
-// or more is judged at once: no noise floor explains that, and 429s that come back fast cost little to
-// send, so a client that waits sends them by the thousand.
+// or more, far above the floor, is a storm, judged at once: 429s that come back fast
+// cost little to send, so a client that waits sends them by the thousand. Shares are of
+// the requests sent, so that a storm's, judged before its slow answers are in, is not
+// too high. A storm after a cut is caught at its first 429s, a share picked for being
+// high: it cuts again at once only if its share rose from the window before the cut, or
+// if that window had too few answers to compare with and the storm has enough;
+// otherwise it is judged again when its answers have doubled.
 //
 // The zero value is ready to use. Not safe for concurrent use: limiter guards it.
 type pace struct {
@@ -68,6 +86,8 @@ type tally struct {
 	throttled   int
 	// sends counts the requests sent in the window, answered or not.
 	sends int
+	// judged0 is how many answers the window had when a storm was last judged not clear.
+	judged0 int
 }
 
 func (w *tally) holds(sent time.Time) bool {
@@ -92,30 +112,31 @@ func (w *tally) count(now, sent time.Time, throttled bool) {
 
 // Pace window and verdict tuning.
 const (
-	paceAnswers    = 300 // a window closes after this many answers and paceSpan,
-	paceSpan       = 100 * time.Millisecond
-	paceVerifySpan = 500 * time.Millisecond
-	paceFew        = 20 // or this many and paceSlowSpan,
-	paceSlowSpan   = time.Second
-	paceMaxSpan    = 5 * time.Second // or after this long, whatever it holds;
-	paceStorm429s  = 8               // a window with this many 429s, stormSends of its sends or more, is a storm
-	stormSends     = 0.25
-	paceZ          = 3     // standard deviations of sampling noise tolerated above the floor
-	paceSlack      = 0.005 // and this share more
-	paceFallZ      = 2.5   // standard deviations of sampling noise a share must fall by to have fallen
-	paceSameZ      = 1     // and may fall by to have stayed the same
-	paceSameShare  = 0.03
-	paceVerifyMax  = 1500 * time.Millisecond // the longest a window after a cut goes on for a clear verdict
-	paceMildShare  = 0.1                     // a share below this that neither fell nor stayed is noise
-	floorWeight    = 0.01                    // of a normal window's share in the floor
-	minFloorStdDev = 0.005
-	maxFloor       = 0.1  // the highest noise floor
-	maxNoise       = 0.25 // the highest share of 429s that may be judged noise
-	stormZ         = 6    // standard deviations above the floor a storm's 429s are at least
-	rateFell       = 0.95 // a rate sent that fell to this fraction or less fell
-	latencyWeight  = 0.01 // of an answer's latency in the moving average
-	paceGrace      = 20 * time.Millisecond
-	paceMaxGrace   = 30 * time.Second
+	paceAnswers      = 300 // a window closes after this many answers and paceSpan,
+	paceSpan         = 100 * time.Millisecond
+	paceVerifySpan   = 500 * time.Millisecond
+	paceFew          = 20 // or this many and paceSlowSpan,
+	paceSlowSpan     = time.Second
+	paceMaxSpan      = 5 * time.Second // or after this long, whatever it holds;
+	paceStorm429s    = 8               // a window with this many 429s, stormSends of its sends or more, is a storm
+	stormSends       = 0.25
+	paceZ            = 3     // standard deviations of sampling noise tolerated above the floor
+	paceSlack        = 0.005 // and this share more
+	floorLowZ        = 5     // standard deviations of sampling noise below the floor that prove it wrong
+	paceFallZ        = 2.5   // standard deviations of sampling noise a share must fall by to have fallen
+	paceSameZ        = 1     // and may fall by to have stayed the same
+	paceSameShare    = 0.03
+	paceVerifyMax    = 1500 * time.Millisecond // the longest a window after a cut goes on for a clear verdict
+	paceMildShare    = 0.1                     // a share below this that neither fell nor stayed is noise
+	paceNoiseAnswers = 50                      // the fewest answers in the window before a cut that may tell noise from a limit
+	floorWeight      = 0.01                    // of a normal window's share in the floor
+	minFloorStdDev   = 0.005
+	maxFloor         = 0.6  // the highest noise floor
+	stormZ           = 6    // standard deviations above the floor a storm's 429s are at least
+	rateFell         = 0.95 // a rate sent that fell to this fraction or less fell
+	latencyWeight    = 0.01 // of an answer's latency in the moving average
+	paceGrace        = 20 * time.Millisecond
+	paceMaxGrace     = 30 * time.Second
 )
 
 // verdict is what a closed window says.
@@ -138,7 +159,8 @@ type judged struct {
 }
 
 func (w *tally) judged() judged {
-	j := judged{answers: w.answers, share: float64(w.throttled) / float64(max(w.answers, 1))}
+	// Of the sends, not the answers: a storm is judged before the slow answers are in.
+	j := judged{answers: w.answers, share: float64(w.throttled) / float64(max(w.answers, w.sends, 1))}
 	if span := w.last.Sub(w.first).Seconds(); span > 0 && w.answers > 1 {
 		j.sent = float64(w.answers-1) / span
 		j.ok = j.sent * (1 - j.share)
@@ -162,7 +184,26 @@ func (p *pace) add(now, sent time.Time, throttled bool) (verdict, judged) {
 	if p.storm(&p.cur) {
 		// No need to wait for the slow answers: the 429s alone are too many.
 		w := p.cur
+		if p.pending && p.verifying {
+			w.merge(&p.sealed) // the same rate: the verdict on the cut needs all of it
+		}
 		p.pending, p.cur = false, tally{since: now}
+		if p.verifying {
+			// A storm is caught at its first 429s, a share picked for being high: after
+			// a cut, only a share that rose from the window before tells at once. A
+			// window before with too few answers to compare with is replaced by this
+			// one as soon as it has enough.
+			j := w.judged()
+			_, _, rose, _ := p.compare(j)
+			switch {
+			case !rose && p.before.answers < paceNoiseAnswers && w.answers >= min(paceNoiseAnswers, max(paceFew, 2*p.before.answers)):
+				return p.cut(now, j), j
+			case !rose && now.Sub(w.start) < paceVerifyMax:
+				p.cur = w
+				p.cur.judged0 = w.answers // judged again when its answers have doubled
+				return verdictNone, judged{}
+			}
+		}
 		return p.judge(now, &w)
 	}
 	if p.pending {
@@ -191,6 +232,9 @@ func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
 	if w.answers == 0 {
 		return verdictNone, j
 	}
+	if j.share < p.lowest(w.answers) {
+		p.floor = j.share // noise does not fall with the rate: the floor was wrong
+	}
 	normal := j.share <= p.threshold(w.answers)
 	if !p.verifying {
 		if normal {
@@ -200,50 +244,93 @@ func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
 		p.verifying, p.cuts = true, 0
 		return p.cut(now, j), j
 	}
-	fell, same := p.compare(j)
-	storm := p.before.share >= maxNoise // no noise explains so many 429s
+	fell, same, rose, up := p.compare(j)
 	switch {
-	case normal && (fell || storm):
+	case normal && fell && p.floor >= paceMildShare && p.before.share-p.floor < paceMildShare:
+		// Back to a high floor from a mild excess: a window picked for being high among
+		// a relay's many random 429s, not a limit (a limit crept up to shows a larger
+		// excess the next time, as the rate grows back).
+		return p.noise(j), j
+	case normal && fell:
 		p.verifying = false
 		return verdictLimit, j
-	case same && !storm && j.sent > 0 && j.sent <= rateFell*p.before.sent:
+	case same && j.sent > 0 && j.sent <= rateFell*p.before.sent && p.notLimit(j):
 		return p.noise(j), j // the rate fell, the share did not
-	case !fell && !same && !storm:
-		if now.Sub(w.start) < paceVerifyMax { // neither fallen nor the same yet: keep counting
+	case !fell && !same && !rose:
+		if wait := now.Sub(w.start); wait < paceVerifyMax || wait < paceMaxSpan && !normal && !up && p.before.share >= paceMildShare && p.notLimit(j) && j.answers < 2*p.before.answers {
+			// Neither fallen nor the same yet: keep counting. A large excess that did not
+			// rise and that a limit would not give at this rate may count for longer,
+			// while more answers here still tell more (not when the window before the
+			// cut, smaller, is what leaves it unclear).
 			p.cur.merge(w)
+			p.cur.judged0 = w.answers // a storm in it is judged again when they have doubled
 			return verdictNone, j
 		}
 		// Still not clear: the window that started the episode was picked for being
-		// high, so a mild excess that does not clearly fall is taken for noise, and a
-		// large one for a limit.
-		if p.before.share < paceMildShare {
+		// high, so a mild excess that does not clearly fall is taken for noise; a large
+		// one still above the floor is cut again, so that this window, bigger, judges
+		// the next; and one back within noise of the floor was a limit.
+		switch {
+		case p.before.share < paceMildShare:
 			return p.noise(j), j
+		case !normal:
+			return p.cut(now, j), j
 		}
 		p.verifying = false
 		return verdictLimit, j
-	default: // fallen but still above the floor, a storm, or a cut that did not lower the rate
+	default: // fallen but still above the floor, risen, or a cut that did not lower the rate
 		return p.cut(now, j), j
 	}
 }
 
-// noise ends an episode as noise, raising the floor to the share of the two windows.
+// noise ends an episode as noise: the floor becomes the share of the two windows.
 func (p *pace) noise(j judged) verdict {
 	p.verifying = false
 	pooled := (p.before.share*float64(p.before.answers) + j.share*float64(j.answers)) / float64(p.before.answers+j.answers)
-	p.floor = math.Min(maxFloor, math.Max(p.floor, pooled))
+	p.floor = math.Min(maxFloor, pooled)
 	return verdictNoise
 }
 
 // compare tells whether the share of 429s in j fell from the window before the last cut
 // by more than sampling noise (paceFallZ standard deviations of the difference), or
 // stayed the same (within paceSameZ of them); it may be neither yet.
-func (p *pace) compare(j judged) (fell, same bool) {
+func (p *pace) compare(j judged) (fell, same, rose, up bool) {
 	b := p.before
 	n1, n2 := float64(b.answers), float64(j.answers)
 	pooled := (b.share*n1 + j.share*n2) / (n1 + n2)
 	sd := math.Sqrt(math.Max(pooled*(1-pooled), minFloorStdDev) * (1/n1 + 1/n2))
-	// The same needs enough answers to have told a halving (or a fall of paceSameShare).
-	return b.share-j.share > paceFallZ*sd, b.share-j.share <= paceSameZ*sd && paceFallZ*sd <= max(b.share/2, paceSameShare)
+	// The same needs enough answers to have told a halving, or a fall of paceSameShare,
+	// or the fall to what a limit would refuse at this rate.
+	fall := max(b.share/2, paceSameShare)
+	if limit, ok := p.limitShare(j); ok {
+		fall = max(fall, b.share-limit)
+	}
+	fell, rose = b.share-j.share > paceFallZ*sd, j.share-b.share > paceFallZ*sd
+	same = math.Abs(b.share-j.share) <= paceSameZ*sd && paceFallZ*sd <= fall
+	return fell, same, rose, j.share-b.share > paceSameZ*sd
+}
+
+// notLimit tells whether the share of 429s in j, sent at a lower rate than the window
+// before the last cut, is above what a limit would refuse by more than sampling noise
+// (paceFallZ standard deviations). A limit lets the same requests per second through at
+// any rate above it, so at the lower rate it refuses 1 - ok/sent of them, none under it.
+func (p *pace) notLimit(j judged) bool {
+	limit, ok := p.limitShare(j)
+	if !ok {
+		return false
+	}
+	sd := math.Sqrt(math.Max(limit*(1-limit), minFloorStdDev) / float64(j.answers))
+	return j.share-limit > paceFallZ*sd
+}
+
+// limitShare is the share of 429s a limit would give j: 1 - ok/sent for the requests
+// per second that got through in the window before the last cut, if that window has
+// enough answers to tell.
+func (p *pace) limitShare(j judged) (float64, bool) {
+	if p.before.answers < paceNoiseAnswers || j.sent <= 0 {
+		return 0, false
+	}
+	return math.Max(0, 1-p.before.ok/j.sent), true
 }
 
 // merge adds the counts of w, an earlier window of the same rate, to w's.
@@ -292,7 +379,7 @@ func (p *pace) storm(w *tally) bool {
 	n := float64(max(w.sends, w.answers))
 	k := float64(w.throttled)
 	f := p.floor
-	return w.throttled >= paceStorm429s && k >= stormSends*n &&
+	return w.throttled >= paceStorm429s && k >= stormSends*n && w.answers >= 2*w.judged0 &&
 		k-n*f > stormZ*math.Sqrt(n*math.Max(f, minFloorStdDev)*(1-f))
 }
 
@@ -308,6 +395,13 @@ func (p *pace) sent(sent time.Time) {
 func (p *pace) threshold(n int) float64 {
 	f := p.floor
 	return f + paceZ*math.Sqrt(math.Max(f, minFloorStdDev)*(1-f)/float64(n)) + paceSlack
+}
+
+// lowest is the lowest 429 share of a window of n answers that is within sampling noise
+// of the floor.
+func (p *pace) lowest(n int) float64 {
+	f := p.floor
+	return f - floorLowZ*math.Sqrt(math.Max(f, minFloorStdDev)*(1-f)/float64(n))
 }
 
 // cut records a cut at now for a window that measured j: the next window counts only

@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"cmp"
 	"container/heap"
 	"math/rand/v2"
 	"testing"
@@ -112,8 +113,8 @@ func paceRun(l *limiter, up paceUpstream, concurrency int, d, warmup time.Durati
 	return st
 }
 
-// TestPaceRandom429s: an upstream that refuses a share of requests at random (2% or
-// 10%), whatever the rate, is noise, not a limit: the run keeps near the Little's-law bound C/L at every
+// TestPaceRandom429s: an upstream that refuses a share of requests at random (2%, 10%
+// or 30%), whatever the rate, is noise, not a limit: the run keeps near the Little's-law bound C/L at every
 // scale. On main the 429s paused the dispatcher and cut the rate until it fell to a few
 // dozen requests a second.
 func TestPaceRandom429s(t *testing.T) {
@@ -122,15 +123,22 @@ func TestPaceRandom429s(t *testing.T) {
 		concurrency int
 		latency     time.Duration
 		noise       float64
+		min         float64 // of C/L after the warm-up; 0: 0.9
 	}{
-		{"C/L 3,200", 64, 20 * time.Millisecond, 0.02},
-		{"C/L 80", 8, 100 * time.Millisecond, 0.02},
-		{"C/L 5,120", 256, 50 * time.Millisecond, 0.02},
-		{"C/L 12,800", 256, 20 * time.Millisecond, 0.02},
+		{"C/L 3,200", 64, 20 * time.Millisecond, 0.02, 0},
+		{"C/L 80", 8, 100 * time.Millisecond, 0.02, 0},
+		{"C/L 5,120", 256, 50 * time.Millisecond, 0.02, 0},
+		{"C/L 12,800", 256, 20 * time.Millisecond, 0.02, 0},
 		// An overloaded relay refuses far more. At 10%, main took a run of 8 429s (which
 		// comes by the hundred in a long run) for a storm, and kept half the rate.
-		{"C/L 3,200, 10% noise", 64, 20 * time.Millisecond, 0.1},
-		{"C/L 5,120, 10% noise", 256, 50 * time.Millisecond, 0.1},
+		{"C/L 3,200, 10% noise", 64, 20 * time.Millisecond, 0.1, 0},
+		{"C/L 5,120, 10% noise", 256, 50 * time.Millisecond, 0.1, 0},
+		// At 30%, main took every window for a limit (a share over a quarter was never
+		// noise), and the cuts compounded down to 3 answers a second. The floor is known
+		// less well (the share's sampling noise is 2.3 times that at 2%), so a window
+		// now and then passes for an excess and is cut: 85% (the bench's target is 80%).
+		{"C/L 3,200, 30% noise", 64, 20 * time.Millisecond, 0.3, 0.85},
+		{"C/L 5,120, 30% noise", 256, 50 * time.Millisecond, 0.3, 0.85},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			bound := float64(tt.concurrency) / tt.latency.Seconds()
@@ -138,9 +146,10 @@ func TestPaceRandom429s(t *testing.T) {
 			const d, warmup = 20 * time.Second, 5 * time.Second
 			st := paceRun(l, paceUpstream{latency: tt.latency, latency429: time.Millisecond, noise: tt.noise}, tt.concurrency, d, warmup, 1)
 			rate := float64(st.okAfter) / (d - warmup).Seconds()
-			if rate < 0.9*bound {
-				t.Errorf("%.0f answers/s = %.0f%% of C/L %.0f, want ≥ 90%% (sent %d, %d 429s, longest gap %v at %v)",
-					rate, 100*rate/bound, bound, st.sent, st.throttled, st.maxGap, st.maxGapAt)
+			want := cmp.Or(tt.min, 0.9)
+			if rate < want*bound {
+				t.Errorf("%.0f answers/s = %.0f%% of C/L %.0f, want ≥ %.0f%% (sent %d, %d 429s, longest gap %v at %v)",
+					rate, 100*rate/bound, bound, 100*want, st.sent, st.throttled, st.maxGap, st.maxGapAt)
 			}
 			if st.maxGap > time.Second {
 				t.Errorf("nothing sent for %v at %v", st.maxGap, st.maxGapAt)

@@ -39,6 +39,8 @@ func paceScenarios() []Scenario {
 	return []Scenario{
 		random("random429", 0.02),
 		random("random429-10", 0.10),
+		random("random429-30", 0.30),
+		random("random429-50", 0.50),
 		{
 			// With headers sluice paces itself to the limit's rate and leaves the
 			// upstream's initial minute of allowance alone: judged against the rate.
