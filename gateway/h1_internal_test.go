@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // h1Server serves h on loopback and counts the connections it accepted.
@@ -172,8 +173,18 @@ func TestH1ClosesUnfinishedConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	if _, err := io.ReadAll(resp.Body); err == nil {
-		t.Fatal("the answer was read on after its request's context ended")
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if err == nil {
+			t.Fatal("the answer was read to an end after its request's context ended")
+		}
+	case <-time.After(10 * time.Second): // a bound on the failure, not a wait for success
+		t.Fatal("the answer was still being read 10 s after its request's context ended")
 	}
 	resp.Body.Close()
 	if _, got, err := h1Post(t, tr, srv.URL+"/v1/done", "{}"); err != nil || got != "first part" {
