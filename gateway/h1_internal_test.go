@@ -152,30 +152,27 @@ func TestH1ClosesUnfinishedConnections(t *testing.T) {
 	})
 	defer close(release)
 	tr := newTestH1(t, srv.URL)
-	get := func(ctx context.Context, path string) *http.Response {
+	get := func(ctx context.Context, path string) io.ReadCloser {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+path, bytes.NewReader([]byte("{}")))
 		resp, err := tr.RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp
+		if _, err := io.ReadFull(resp.Body, make([]byte, 5)); err != nil {
+			resp.Body.Close()
+			t.Fatal(err)
+		}
+		return resp.Body
 	}
-	resp := get(context.Background(), "/v1/wait")
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(resp.Body, buf); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close() // before its end: the server is still writing it
+	get(context.Background(), "/v1/wait").Close() // before its end: the server is still writing it
 	ctx, cancel := context.WithCancel(context.Background())
-	resp = get(ctx, "/v1/wait")
-	if _, err := io.ReadFull(resp.Body, buf); err != nil {
-		t.Fatal(err)
-	}
+	body := get(ctx, "/v1/wait")
+	defer body.Close()
 	cancel()
 	read := make(chan error, 1)
 	go func() {
-		_, err := io.ReadAll(resp.Body)
+		_, err := io.ReadAll(body)
 		read <- err
 	}()
 	select {
@@ -186,7 +183,6 @@ func TestH1ClosesUnfinishedConnections(t *testing.T) {
 	case <-time.After(10 * time.Second): // a bound on the failure, not a wait for success
 		t.Fatal("the answer was still being read 10 s after its request's context ended")
 	}
-	resp.Body.Close()
 	if _, got, err := h1Post(t, tr, srv.URL+"/v1/done", "{}"); err != nil || got != "first part" {
 		t.Fatalf("a request after: %q, %v", got, err)
 	}
