@@ -96,8 +96,11 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.try(req, false)
 	if err != nil && retryable(err) && req.GetBody != nil && req.Context().Err() == nil {
-		if req.Body, err = req.GetBody(); err == nil {
-			resp, err = t.try(req, true)
+		again := *req // a RoundTripper does not change the request
+		if again.Body, err = req.GetBody(); err == nil {
+			if resp, err = t.try(&again, true); err != nil {
+				closeBody(&again)
+			}
 		}
 	}
 	if err != nil {
