@@ -182,29 +182,7 @@ func (p *pace) add(now, sent time.Time, throttled bool) (verdict, judged) {
 		p.cur.count(now, sent, throttled)
 	}
 	if p.storm(&p.cur) {
-		// No need to wait for the slow answers: the 429s alone are too many.
-		w := p.cur
-		if p.pending && p.verifying {
-			w.merge(&p.sealed) // the same rate: the verdict on the cut needs all of it
-		}
-		p.pending, p.cur = false, tally{since: now}
-		if p.verifying {
-			// A storm is caught at its first 429s, a share picked for being high: after
-			// a cut, only a share that rose from the window before tells at once. A
-			// window before with too few answers to compare with is replaced by this
-			// one as soon as it has enough.
-			j := w.judged()
-			_, _, rose, _ := p.compare(j)
-			switch {
-			case !rose && p.before.answers < paceNoiseAnswers && w.answers >= min(paceNoiseAnswers, max(paceFew, 2*p.before.answers)):
-				return p.cut(now, j), j
-			case !rose && now.Sub(w.start) < paceVerifyMax:
-				p.cur = w
-				p.cur.judged0 = w.answers // judged again when its answers have doubled
-				return verdictNone, judged{}
-			}
-		}
-		return p.judge(now, &w)
+		return p.stormed(now)
 	}
 	if p.pending {
 		if now.Sub(p.sealed.end) < p.grace() {
@@ -219,6 +197,33 @@ func (p *pace) add(now, sent time.Time, throttled bool) (verdict, judged) {
 		p.cur = tally{since: now}
 	}
 	return verdictNone, judged{}
+}
+
+// stormed gives the verdict of the window being filled, a storm: no need to wait for
+// the slow answers, the 429s alone are too many.
+func (p *pace) stormed(now time.Time) (verdict, judged) {
+	w := p.cur
+	if p.pending && p.verifying {
+		w.merge(&p.sealed) // the same rate: the verdict on the cut needs all of it
+	}
+	p.pending, p.cur = false, tally{since: now}
+	if p.verifying {
+		// A storm is caught at its first 429s, a share picked for being high: after a
+		// cut, only a share that rose from the window before tells at once. A window
+		// before with too few answers to compare with is replaced by this one as soon
+		// as it has enough.
+		j := w.judged()
+		_, _, rose, _ := p.compare(j)
+		switch {
+		case !rose && p.before.answers < paceNoiseAnswers && w.answers >= min(paceNoiseAnswers, max(paceFew, 2*p.before.answers)):
+			return p.cut(now, j), j
+		case !rose && now.Sub(w.start) < paceVerifyMax:
+			p.cur = w
+			p.cur.judged0 = w.answers // judged again when its answers have doubled
+			return verdictNone, judged{}
+		}
+	}
+	return p.judge(now, &w)
 }
 
 // grace is how long after a window's last send its answers are waited for.
@@ -244,18 +249,24 @@ func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
 		p.verifying, p.cuts = true, 0
 		return p.cut(now, j), j
 	}
+	return p.verify(now, w, j, normal), j
+}
+
+// verify gives the verdict on the last cut of a window sent after it, that measured j,
+// normal when its share is within noise of the floor.
+func (p *pace) verify(now time.Time, w *tally, j judged, normal bool) verdict {
 	fell, same, rose, up := p.compare(j)
 	switch {
 	case normal && fell && p.floor >= paceMildShare && p.before.share-p.floor < paceMildShare:
 		// Back to a high floor from a mild excess: a window picked for being high among
 		// a relay's many random 429s, not a limit (a limit crept up to shows a larger
 		// excess the next time, as the rate grows back).
-		return p.noise(j), j
+		return p.noise(j)
 	case normal && fell:
 		p.verifying = false
-		return verdictLimit, j
+		return verdictLimit
 	case same && j.sent > 0 && j.sent <= rateFell*p.before.sent && p.notLimit(j):
-		return p.noise(j), j // the rate fell, the share did not
+		return p.noise(j) // the rate fell, the share did not
 	case !fell && !same && !rose:
 		if wait := now.Sub(w.start); wait < paceVerifyMax || wait < paceMaxSpan && !normal && !up && p.before.share >= paceMildShare && p.notLimit(j) && j.answers < 2*p.before.answers {
 			// Neither fallen nor the same yet: keep counting. A large excess that did not
@@ -264,7 +275,7 @@ func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
 			// cut, smaller, is what leaves it unclear).
 			p.cur.merge(w)
 			p.cur.judged0 = w.answers // a storm in it is judged again when they have doubled
-			return verdictNone, j
+			return verdictNone
 		}
 		// Still not clear: the window that started the episode was picked for being
 		// high, so a mild excess that does not clearly fall is taken for noise; a large
@@ -272,14 +283,14 @@ func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
 		// the next; and one back within noise of the floor was a limit.
 		switch {
 		case p.before.share < paceMildShare:
-			return p.noise(j), j
+			return p.noise(j)
 		case !normal:
-			return p.cut(now, j), j
+			return p.cut(now, j)
 		}
 		p.verifying = false
-		return verdictLimit, j
+		return verdictLimit
 	default: // fallen but still above the floor, risen, or a cut that did not lower the rate
-		return p.cut(now, j), j
+		return p.cut(now, j)
 	}
 }
 
