@@ -85,21 +85,27 @@ const (
 	learnedSafety   = 0.99
 	slowStartWindow = 8 // requests in flight before the upstream's limits are known
 	// slowStartGrowth widens the window by this much per answer in slow start, so that it
-	// quadruples every round trip: from 8, a window of 256 is open after 3 round trips
-	// (doubling took 5, a second at 200 ms: 3% of a 30 s run). The first window stays 8,
-	// so a rejected key still costs at most 8 requests.
-	slowStartGrowth = 3
-	minWindow       = 4    // a cut halves the window down to this: the rate, not the window, paces
-	aimdDecrease    = 0.85 // rate kept after a cut, of what was getting through
-	aimdIncrease    = 0.05 // rate growth per second outside a cut's verification (fraction of the rate)
-	minRate         = 1.0  // requests per second a cut never goes below
-	minGrowth       = 0.2  // requests per second the rate grows by every second at least
-	cutFloor        = 0.125
-	outageShare     = 0.02 // of the rate sent getting through, at most: an outage, not a limit
-	stormShare      = 0.5  // a 429 share from which a window is a storm
-	stormPause      = time.Second
-	throttleMax     = time.Minute // the longest pause a retry-after can impose
-	growStep        = 250 * time.Millisecond
+	// quadruples every round trip up to slowStartFast, and slowStartFastGrowth from there,
+	// so that it grows 8-fold: from 8, a window of 256 is open after 2 round trips (3 when
+	// it only quadrupled, 5 when it doubled: a second at 200 ms, 3% of a 30 s run). The
+	// first window stays 8, so a rejected key still costs at most 8 requests; a hidden
+	// limit low enough for a few dozen requests in flight to overshoot it is met by 32, as
+	// before, with as few 429s; past it, each round trip of slow start costs a whole
+	// window's worth of time.
+	slowStartGrowth     = 3
+	slowStartFast       = 32
+	slowStartFastGrowth = 7
+	minWindow           = 4    // a cut halves the window down to this: the rate, not the window, paces
+	aimdDecrease        = 0.85 // rate kept after a cut, of what was getting through
+	aimdIncrease        = 0.05 // rate growth per second outside a cut's verification (fraction of the rate)
+	minRate             = 1.0  // requests per second a cut never goes below
+	minGrowth           = 0.2  // requests per second the rate grows by every second at least
+	cutFloor            = 0.125
+	outageShare         = 0.02 // of the rate sent getting through, at most: an outage, not a limit
+	stormShare          = 0.5  // a 429 share from which a window is a storm
+	stormPause          = time.Second
+	throttleMax         = time.Minute // the longest pause a retry-after can impose
+	growStep            = 250 * time.Millisecond
 )
 
 // limiter decides when the dispatcher may send the next request. It combines the user's
@@ -223,8 +229,10 @@ func (l *limiter) Answered(now, sent time.Time) {
 	l.meter.add(now)
 	switch {
 	case l.window >= float64(l.maxWindow):
-	case !l.cut:
+	case !l.cut && l.window < slowStartFast:
 		l.window += slowStartGrowth // slow start: quadruples every round trip
+	case !l.cut:
+		l.window += slowStartFastGrowth // then grows 8-fold every round trip
 	default:
 		l.window += 1 / l.window // congestion avoidance: one more every round trip
 	}

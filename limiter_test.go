@@ -145,29 +145,32 @@ func TestLimiterThrottlePauses(t *testing.T) {
 
 // Slow start quadruples the window every round trip: at concurrency 256 it is fully
 // open after 3 round trips (doubling took 5: a second lost at 200 ms of latency).
-func TestSlowStartOpensInThreeRoundTrips(t *testing.T) {
+func TestSlowStartOpensInTwoRoundTrips(t *testing.T) {
 	l := newLimiter(t0, 256, 0, 0)
 	var windows []int
-	for range 3 {
+	for range 2 {
 		w := l.Window()
 		windows = append(windows, w)
 		for range w { // one round trip: every request in flight is answered
 			l.Answered(t0, t0)
 		}
 	}
-	if w := l.Window(); w != 256 || windows[0] != slowStartWindow || windows[1] != 4*slowStartWindow {
-		t.Errorf("windows over 3 round trips: %v, then %d; want 8, 32, 128, then 256", windows, w)
+	// The first window stays 8 (a rejected key costs 8 requests at most), the second
+	// is 4 times that, and the third is open.
+	if w := l.Window(); w != 256 || windows[0] != slowStartWindow || windows[1] != slowStartFast {
+		t.Errorf("windows over 2 round trips: %v, then %d; want 8, 32, then 256", windows, w)
 	}
 }
 
 func TestLimiterAIMDWithoutHeaders(t *testing.T) {
 	l := newLimiter(t0, 256, 0, 0)
-	// Slow start: every answer widens the window by slowStartGrowth.
+	// Slow start: every answer widens the window by slowStartGrowth up to slowStartFast,
+	// by slowStartFastGrowth from there.
 	for range 20 {
 		l.Answered(t0, t0)
 	}
-	if w := l.Window(); w != slowStartWindow+20*slowStartGrowth {
-		t.Errorf("window after 20 answers = %d, want %d", w, slowStartWindow+20*slowStartGrowth)
+	if w, want := l.Window(), slowStartFast+12*slowStartFastGrowth; w != want {
+		t.Errorf("window after 20 answers = %d, want %d", w, want)
 	}
 	// 100 answers a second for 4 seconds, then a window of 429s: the rate is cut under
 	// what was getting through.
