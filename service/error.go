@@ -87,3 +87,6 @@ var (
 		Message: "The server is shutting down; retry against the next one."}
 	errQuota = &Error{Code: EQUOTA, Reason: codeInsufficientQuota, Message: msgQuota}
 )
+
+// isNotFound reports whether err is an ENOTFOUND Error.
+func isNotFound(err error) bool { return ErrorCode(err) == ENOTFOUND }

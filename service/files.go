@@ -163,22 +163,38 @@ func (s *Service) FileContent(ctx context.Context, tenant, id string) (*sluice.F
 // DeleteFile deletes tenant's file with id. A file that a batch still running reads is
 // only hidden: its content stays until the last such batch ends (releaseInput), so
 // that a restart can still finish the batch and write the expired lines of its input.
+//
+// Replicas on one store start and end batches and delete files without a lock between
+// them, so both sides write before they read (see inputGone): the deletion hides the file
+// (a conditional write, which of two deletions only one wins) before it looks for
+// batches reading it, and a batch is saved before its input is looked at again. Of a
+// deletion and a start racing, at least one sees the other: the deletion keeps the
+// content for the batch, or the start gives the batch up.
 func (s *Service) DeleteFile(ctx context.Context, tenant, id string) error {
-	unlock := s.fileLocks.lock(id) // serialised with batches starting (start) and ending (update)
-	defer unlock()
 	rec, err := s.file(ctx, id, tenant)
 	if err != nil {
 		return err
 	}
-	inUse, err := s.inputInUse(ctx, rec.ID, "")
+	rec.Deleted = true
+	doc, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("delete file: %w", err)
+	}
+	hidden, err := s.cfg.Store.SwapObject(ctx, kindFile, rec.ID, "", statusDeleted, doc)
 	if err != nil {
 		return err
 	}
-	if inUse {
-		rec.Deleted = true
-		return s.saveFile(ctx, rec)
+	if !hidden { // deleted at once by another request, here or at another server
+		return notFound("file", id)
 	}
-	return s.removeFile(ctx, rec)
+	inUse, err := s.inputInUse(ctx, rec.ID, "")
+	if err != nil || inUse {
+		return err
+	}
+	if err := s.removeFile(ctx, rec); err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
 }
 
 // removeFile deletes a file's object and content.
@@ -213,12 +229,11 @@ func (s *Service) inputInUse(ctx context.Context, id, except string) (bool, erro
 	return false, nil
 }
 
-// releaseInput removes the input of batch rec, which has just become final, when its
-// client deleted it and no other batch still reads it. A failure is only logged: the
-// next start removes what is left (purgeDeleted). The batch's lock must be held.
+// releaseInput removes the input of batch rec, which has just become final (or was given
+// up as it started: inputGone), when its client deleted it and no other batch still
+// reads it. A failure is only logged: the next start removes what is left
+// (purgeDeleted).
 func (s *Service) releaseInput(ctx context.Context, rec *batchRecord) {
-	unlock := s.fileLocks.lock(rec.InputFileID)
-	defer unlock()
 	in, err := s.storedFile(ctx, rec.InputFileID, rec.Tenant)
 	if err != nil || !in.Deleted {
 		return
@@ -227,7 +242,7 @@ func (s *Service) releaseInput(ctx context.Context, rec *batchRecord) {
 	if err == nil && !inUse {
 		err = s.removeFile(ctx, in)
 	}
-	if err != nil {
+	if err != nil && !isNotFound(err) { // not found: another server removed it first
 		s.cfg.Logger.Warn("remove deleted input", "file", in.ID, "err", err)
 	}
 }
@@ -248,7 +263,7 @@ func (s *Service) purgeDeleted(ctx context.Context) error {
 		if err == nil && !inUse {
 			err = s.removeFile(ctx, rec)
 		}
-		if err != nil {
+		if err != nil && !isNotFound(err) {
 			return fmt.Errorf("purge deleted files: %w", err)
 		}
 	}

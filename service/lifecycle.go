@@ -62,16 +62,13 @@ func (s *Service) start(ctx context.Context, rec *batchRecord) error {
 	if !ok {
 		return errClosing
 	}
-	unlock := s.fileLocks.lock(rec.InputFileID) // serialised with the input's deletion
-	defer unlock()
-	// The input may have been deleted since CreateBatch read it.
-	_, err := s.file(ctx, rec.InputFileID, rec.Tenant)
-	if err == nil {
-		// The id is new: no other server holds its lease.
-		_, err = s.takeLease(ctx, rec.ID)
-	}
+	// The id is new: no other server holds its lease.
+	_, err := s.takeLease(ctx, rec.ID)
 	if err == nil {
 		err = s.saveBatch(ctx, rec)
+	}
+	if err == nil {
+		err = s.inputGone(ctx, rec)
 	}
 	if err != nil {
 		s.unreserve(rec.ID)
@@ -79,6 +76,29 @@ func (s *Service) start(ctx context.Context, rec *batchRecord) error {
 	}
 	s.launch(rec.ID, a)
 	return nil
+}
+
+// inputGone looks at the input of batch rec, just saved, again: a client may have
+// deleted it since CreateBatch read it, here or at another server (see DeleteFile). If
+// it did, the batch is given up (removed, its lease released) and inputGone returns
+// ENOTFOUND for the file, as if the deletion had come first: the deletion may not have
+// seen the batch, and then removes the content.
+func (s *Service) inputGone(ctx context.Context, rec *batchRecord) error {
+	in, err := s.storedFile(ctx, rec.InputFileID, rec.Tenant)
+	if err == nil && !in.Deleted {
+		return nil
+	}
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	if err := s.cfg.Store.DeleteObject(ctx, kindBatch, rec.ID, rec.Tenant); err != nil && !errors.Is(err, sluice.ErrNotFound) {
+		return err
+	}
+	s.releaseLease(rec.ID)
+	if in != nil {
+		s.releaseInput(ctx, rec) // the deletion may have left the content for this batch
+	}
+	return notFound("file", rec.InputFileID)
 }
 
 // reserve counts the goroutine of batch id in s.wg and makes it active, unless it is

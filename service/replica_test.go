@@ -140,6 +140,9 @@ type deadStore struct {
 	dead   *atomic.Bool
 	paused *atomic.Bool // when not nil and set, lease renewals fail
 	broken *atomic.Bool // when not nil and set, reading reservations fails
+	// before, when not nil, runs before each SaveObject ("save") and Object ("read") is
+	// passed on: to interleave another replica's call at that point.
+	before func(op, kind string)
 }
 
 func (d deadStore) Reservations(ctx context.Context, session string,
@@ -189,7 +192,17 @@ func (d deadStore) SaveObject(ctx context.Context, kind, id, owner, status strin
 	if err := d.check(); err != nil {
 		return err
 	}
+	if d.before != nil {
+		d.before("save", kind)
+	}
 	return d.Store.SaveObject(ctx, kind, id, owner, status, doc)
+}
+
+func (d deadStore) Object(ctx context.Context, kind, id, tenant string) ([]byte, error) {
+	if d.before != nil {
+		d.before("read", kind)
+	}
+	return d.Store.Object(ctx, kind, id, tenant)
 }
 
 func (d deadStore) TakeLease(ctx context.Context, kind, id, holder string, now, until time.Time) (bool, error) {
@@ -566,3 +579,68 @@ func TestReplicaBudgetsOfLiveAndDead(t *testing.T) {
 type testLog struct{ t *testing.T }
 
 func (l testLog) Write(p []byte) (int, error) { l.t.Log(string(p)); return len(p), nil }
+
+// TestDeleteInputWhileAnotherReplicaStartsBatch: a client deletes a file at one replica
+// while another starts a batch on it. Whatever the order, the batch either is refused
+// (the file is gone) or runs to the end on its input: never a batch that fails because
+// the deletion pulled its input from under it. Before the fix, the two replicas each
+// checked under a lock of their own process only: B saw no batch reading the file and
+// removed it between A's check of the file and A's save of the batch.
+func TestDeleteInputWhileAnotherReplicaStartsBatch(t *testing.T) {
+	for _, when := range []string{"before the batch is saved", "between the save and the look at its input", "after the batch started"} {
+		t.Run(when, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, h *replicas) {
+				ctx := context.Background()
+				b := h.start(nil)
+				tenant, _, _ := b.Authenticate("sk-alice")
+				f, err := b.CreateFile(ctx, tenant, sluice.PurposeBatch, "in.jsonl", strings.NewReader(input(replicaN)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var once sync.Once
+				deleteAtB := func() {
+					once.Do(func() {
+						if err := b.DeleteFile(ctx, tenant, f.ID); err != nil {
+							t.Errorf("delete at B: %v", err)
+						}
+					})
+				}
+				var saves atomic.Int32
+				a := h.startWith(deadStore{before: func(op, kind string) {
+					switch {
+					case op == "save" && kind == "batch" && saves.Add(1) == 1 && when == "before the batch is saved":
+						deleteAtB()
+					case op == "save" && kind == "batch" && saves.Load() == 2 && when == "after the batch started":
+						deleteAtB()
+					case op == "read" && kind == "file" && saves.Load() == 1 && when == "between the save and the look at its input":
+						deleteAtB()
+					}
+				}}, "a")
+				h.up.open()
+				created, err := a.CreateBatch(ctx, tenant, service.CreateBatchParams{InputFileID: f.ID,
+					Endpoint: "/v1/chat/completions", CompletionWindow: service.CompletionWindow})
+				deleteAtB() // when the batch was not saved again
+				var se *service.Error
+				if err != nil {
+					if !asError(err, &se) || se.Code != service.ENOTFOUND {
+						t.Fatalf("create batch: %v, want ENOTFOUND or a batch", err)
+					}
+					if _, err := b.File(ctx, tenant, f.ID); err == nil {
+						t.Error("the deleted file is still listed")
+					}
+					if left, _ := filepath.Glob(filepath.Join(h.files, "*", "*")); len(left) > 0 {
+						t.Errorf("the deleted file's content is left: %v", left)
+					}
+					t.Log("the batch was refused")
+					return
+				}
+				got := wait(t, a, tenant, created.ID)
+				if got.Status != sluice.BatchCompleted {
+					t.Fatalf("batch %s, counts %+v, errors %v", got.Status, got.RequestCounts, got.Errors)
+				}
+				checkExact(t, outputIDs(t, a, tenant, got), replicaN)
+				t.Log("the batch ran")
+			})
+		})
+	}
+}

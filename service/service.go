@@ -245,11 +245,9 @@ type Service struct {
 	hooks   sync.WaitGroup // one per webhook delivery; started only by batch goroutines
 
 	// batchLocks serialise the read-modify-write of one batch's record (a cancel
-	// arriving while the batch moves on); fileLocks serialise a file's deletion with
-	// the start and the end of the batches that read it. Batches and files that are
-	// not the same never wait for each other. A batch's lock is taken before its
-	// input's.
-	batchLocks, fileLocks keyedMutex
+	// arriving while the batch moves on). Batches that are not the same never wait for
+	// each other. A file's deletion needs no lock: see DeleteFile.
+	batchLocks keyedMutex
 
 	// mu guards active and closed.
 	mu     sync.Mutex
