@@ -223,6 +223,7 @@ func (e *Engine) Start(ctx context.Context, job *Job, src Source, opts ...RunOpt
 		cancelSends: cancelSends,
 		stopped:     make(chan struct{}),
 		finished:    make(chan attemptResult, e.cfg.Concurrency),
+		work:        make(chan attemptArgs),
 		outcomes:    make(chan ledgerWrite, flushSize),
 		hurry:       make(chan struct{}, 1),
 		ingested:    make(chan struct{}, 1),
@@ -272,7 +273,9 @@ type Run struct {
 	stopKind    stopKind
 	stopCause   error
 
-	finished chan attemptResult // workers → dispatcher
+	finished chan attemptResult // senders → dispatcher
+	work     chan attemptArgs   // dispatcher → idle senders; closed when dispatch ends
+	senders  sync.WaitGroup     // the senders (sender)
 	outcomes chan ledgerWrite   // dispatcher → ledger writer
 	// hurry asks the ledger writer to commit now: the dispatcher waits for a concurrency
 	// slot, which outcomes waiting to be written may hold.
@@ -328,8 +331,8 @@ func (r *Run) Done() <-chan struct{} { return r.done }
 // Job returns the job being run. Read it only after Wait returns.
 func (r *Run) Job() *Job { return r.job }
 
-// main owns the run's goroutines: the ingester, the ledger writer and the lease renewer,
-// with the dispatcher running here.
+// main owns the run's goroutines: the ingester, the ledger writer, the lease renewer and
+// the senders the dispatcher starts, with the dispatcher running here.
 func (r *Run) main(ctx context.Context) {
 	defer close(r.done)
 	defer r.observeRun(false)
@@ -358,6 +361,8 @@ func (r *Run) main(ctx context.Context) {
 		r.fail(dispatchErr)
 	}
 
+	close(r.work) // dispatch's shutdown waited for every attempt: the senders are idle
+	r.senders.Wait()
 	close(ingestStop)
 	ingestWG.Wait()
 	close(r.outcomes)
