@@ -28,26 +28,29 @@ func (g *Gateway) cacheKey(k *clientKey, path string, body []byte) string {
 	return cachePrefix + hex.EncodeToString(h.Sum(nil))
 }
 
-// serveCached answers from the cache and reports whether it could. An entry is its
-// expiry (Unix nanoseconds, 8 bytes big-endian) and the answer's body.
-func (g *Gateway) serveCached(w http.ResponseWriter, r *http.Request, key string) bool {
-	got, err := g.cfg.Cache.GetCached(r.Context(), []string{key})
+// cached returns the cached answer's body at key, if there is one within its TTL. An
+// entry is its expiry (Unix nanoseconds, 8 bytes big-endian) and the answer's body.
+func (g *Gateway) cached(ctx context.Context, key string) ([]byte, bool) {
+	got, err := g.cfg.Cache.GetCached(ctx, []string{key})
 	if err != nil {
 		g.cfg.Logger.Warn("gateway: read cache", "err", err)
-		return false
+		return nil, false
 	}
 	entry, ok := got[key]
 	if !ok || len(entry) < 8 || time.Unix(0, int64(binary.BigEndian.Uint64(entry))).Before(g.cfg.Now()) {
-		return false
+		return nil, false
 	}
-	body := entry[8:]
+	return entry[8:], true
+}
+
+// writeCached answers with a cached body.
+func writeCached(w http.ResponseWriter, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonType
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	h["X-Sluice-Cache"] = []string{"hit"}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
-	return true
 }
 
 // putCached keeps an answer for CacheTTL. A failure is only logged: the answer was

@@ -130,3 +130,40 @@ func TestCacheHitsInLedger(t *testing.T) {
 		t.Fatalf("ledger: %q, want alice's 4 requests with 3 hits", rows)
 	}
 }
+
+// TestCacheHitSpendsNoTokens counts a cache hit against its key's RPM but not its TPM: a
+// hit sends nothing upstream, so the key's token cap is left for requests that do.
+func TestCacheHitSpendsNoTokens(t *testing.T) {
+	st := openStore(t)
+	base, up := startSim(t, sim.Config{Seed: 1})
+	// A request without max_tokens is taken to write 256 tokens, and its prompt is a token
+	// for every 4 bytes: a minute's 200 tokens hold less than one such request, which a
+	// full bucket lets through into debt.
+	const det = `{"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"hi"}]}`
+	_, _, srv := startGateway(t, gateway.Config{
+		Upstreams: []gateway.Upstream{{Name: "sim", BaseURL: base}},
+		Keys:      []gateway.Key{{Name: "alice", Hash: gateway.HashKey(clientKey), TPM: 200, RPM: 4}},
+		Cache:     st, CacheTTL: time.Minute,
+	})
+	send := func(body string) (int, string) {
+		t.Helper()
+		resp := post(t, srv.URL, "/v1/chat/completions", clientKey, body)
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get("X-Sluice-Cache")
+	}
+	if status, hit := send(det); status != http.StatusOK || hit != "" {
+		t.Fatalf("first request: status %d, cache %q; want 200 and a miss", status, hit)
+	}
+	for i := range 3 {
+		if status, hit := send(det); status != http.StatusOK || hit != "hit" {
+			t.Fatalf("hit %d: status %d, cache %q; want 200 from the cache", i, status, hit)
+		}
+	}
+	if status, _ := send(det); status != http.StatusTooManyRequests {
+		t.Fatalf("a fifth request in the minute: status %d, want 429 (RPM 4 counts hits)", status)
+	}
+	if n := up.Stats().Requests; n != 1 {
+		t.Fatalf("the upstream got %d requests, want 1", n)
+	}
+}

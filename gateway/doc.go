@@ -27,6 +27,16 @@
 // are read with a scanner, never decoded, and a streamed answer is relayed event by
 // event with a flush whenever nothing more has arrived.
 //
+// # Upstream connections
+//
+// A plain-HTTP upstream reached without a proxy, with no Transport configured, is sent
+// to over a pool of HTTP/1.1 keep-alive connections of its own, written and read by the
+// request's goroutine (net/http's Transport gives each connection a writing and a
+// reading goroutine, about a quarter of the gateway's CPU on loopback). A connection is
+// reused once its answer was read to its end; a request that finds its idle connection
+// closed by the server before any byte of the answer is sent once more on a new one.
+// https upstreams, and any configured Config.Transport, go through net/http.
+//
 // # Cache
 //
 // With Config.Cache, a non-streamed request that is deterministic (temperature 0 or a

@@ -63,14 +63,18 @@ func (b *minuteBucket) take(n float64) {
 	}
 }
 
-// admit takes one request of tokens from the key's limits, or says how long to wait.
+// admit takes one request of tokens from the key's limits, or says how long to wait. A
+// request of no tokens (a cache hit) is held to the key's RPM only.
 func (c *clientKey) admit(now time.Time, tokens int64) (wait time.Duration, ok bool) {
 	if c.RPM == 0 && c.TPM == 0 {
 		return 0, true
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	wait = max(c.req.lack(now, 1), c.tok.lack(now, float64(tokens)))
+	wait = c.req.lack(now, 1)
+	if tokens > 0 {
+		wait = max(wait, c.tok.lack(now, float64(tokens)))
+	}
 	if wait > 0 {
 		return wait, false
 	}

@@ -59,18 +59,20 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	if f.maxOutput == 0 {
 		guess += defaultOutputGuess
 	}
-	if wait, ok := k.admit(now, guess); !ok {
-		writeError(w, &apiError{status: http.StatusTooManyRequests, typ: "requests", code: "rate_limit_exceeded",
-			msg: fmt.Sprintf("Rate limit reached for this key: retry in %v.", wait.Round(time.Millisecond)), retryAfter: wait})
-		return
-	}
 	var cacheKey string
 	if g.cfg.Cache != nil && !f.stream && f.deterministic() {
 		cacheKey = g.cacheKey(k, r.URL.Path, body)
-		if g.serveCached(w, r, cacheKey) {
-			g.usage.add(k, f.user, target, sluice.Usage{}, 0, true)
+		if answer, ok := g.cached(r.Context(), cacheKey); ok {
+			// A hit is a request of the key's, but sends no tokens upstream.
+			if admitKey(w, k, now, 0) {
+				writeCached(w, answer)
+				g.usage.add(k, f.user, target, sluice.Usage{}, 0, true)
+			}
 			return
 		}
+	}
+	if !admitKey(w, k, now, guess) {
+		return
 	}
 	settle, apiErr := g.reserve(r.Context(), k, est)
 	if apiErr != nil {
@@ -95,6 +97,17 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	if out.sent {
 		g.usage.add(k, f.user, out.model, out.usage, g.cost(out.model, out.usage), false)
 	}
+}
+
+// admitKey takes a request of tokens from k's own limits, or answers 429 and reports
+// false.
+func admitKey(w http.ResponseWriter, k *clientKey, now time.Time, tokens int64) bool {
+	wait, ok := k.admit(now, tokens)
+	if !ok {
+		writeError(w, &apiError{status: http.StatusTooManyRequests, typ: "requests", code: "rate_limit_exceeded",
+			msg: fmt.Sprintf("Rate limit reached for this key: retry in %v.", wait.Round(time.Millisecond)), retryAfter: wait})
+	}
+	return ok
 }
 
 // defaultOutputGuess is the output a request without max_tokens is taken to write, for

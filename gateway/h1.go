@@ -1,0 +1,337 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// h1Transport sends the requests of one plain-HTTP upstream over its own pool of
+// HTTP/1.1 keep-alive connections, on the caller's goroutine: it writes a request and
+// reads its answer's head itself, and the answer's body is read from the connection
+// as the caller reads it. net/http's Transport hands each request to a writing and a
+// reading goroutine of the connection instead, which cost about a quarter of the
+// gateway's CPU a request on loopback (bench gateway). It serves http:// upstreams that
+// have no Transport of their own and no proxy; https (TLS, HTTP/2) stays with net/http,
+// and so does any request it does not write itself (see RoundTrip).
+//
+// A connection goes back to the pool when its answer's body was read to its end
+// (Connection: close aside), and is closed when the body is closed before, or the
+// request's context ends while it is in use. An idle connection is closed once it has
+// been idle for idleTimeout, when the pool is next used.
+type h1Transport struct {
+	host        string // URL.Host of the requests it sends
+	addr        string // host:port dialled
+	dialer      net.Dialer
+	maxIdle     int
+	idleTimeout time.Duration
+	fallback    http.RoundTripper // every request not to host, or not one it writes
+
+	mu     sync.Mutex
+	idle   []*h1Conn // the most recently used last
+	closed bool
+}
+
+// h1Conn is one connection of an h1Transport.
+type h1Conn struct {
+	net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	reused bool      // it answered a request before
+	idle   time.Time // when it went back to the pool
+}
+
+// h1IdleTimeout is how long an h1Transport keeps a connection nobody uses: below the
+// keep-alive timeouts that servers commonly set, so that it rarely sends on a connection
+// that its server is closing.
+const h1IdleTimeout = 30 * time.Second
+
+// newH1Transport returns an h1Transport for the upstream at base, or false when base is
+// not a plain-HTTP URL that is reached without a proxy.
+func newH1Transport(base string, maxIdle int, fallback http.RoundTripper) (*h1Transport, bool) {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil {
+		return nil, false
+	}
+	if p, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err != nil || p != nil {
+		return nil, false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	return &h1Transport{
+		host: u.Host, addr: net.JoinHostPort(u.Hostname(), port),
+		dialer:  net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second},
+		maxIdle: max(maxIdle, 1), idleTimeout: h1IdleTimeout, fallback: fallback,
+	}, true
+}
+
+// RoundTrip sends req and reads its answer's head. A request to another host, with a
+// body of unknown length, or with headers it does not write (Expect, Transfer-Encoding,
+// a trailer) goes to the fallback transport. A request that fails on a reused
+// connection before any byte of its answer came, as when the server closed the
+// connection while it was idle, is sent once more on a new one when its body can be
+// read again (GetBody).
+func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if req.URL.Scheme != "http" || req.URL.Host != t.host || (hasBody && req.ContentLength <= 0) ||
+		req.ContentLength < 0 || len(req.TransferEncoding) > 0 || req.Trailer != nil || req.Close ||
+		req.Header.Get("Expect") != "" || req.Header.Get("Connection") != "" {
+		return t.fallback.RoundTrip(req)
+	}
+	if err := checkHeader(req.Header); err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	resp, err := t.try(req, false)
+	if err != nil && retryable(err) && req.GetBody != nil && req.Context().Err() == nil {
+		again := *req // a RoundTripper does not change the request
+		if again.Body, err = req.GetBody(); err == nil {
+			if resp, err = t.try(&again, true); err != nil {
+				closeBody(&again)
+			}
+		}
+	}
+	if err != nil {
+		closeBody(req)
+		return nil, fmt.Errorf("gateway: %s %s: %w", req.Method, req.URL.Redacted(), err)
+	}
+	return resp, nil
+}
+
+// errReusedConn marks a failure on a reused connection before any byte of the answer.
+var errReusedConn = errors.New("reused connection closed before the answer")
+
+func retryable(err error) bool { return errors.Is(err, errReusedConn) }
+
+// try sends req on a pooled connection (a new one when fresh) and reads its answer's
+// head.
+func (t *h1Transport) try(req *http.Request, fresh bool) (*http.Response, error) {
+	ctx := req.Context()
+	c, err := t.conn(ctx, fresh)
+	if err != nil {
+		return nil, err
+	}
+	// Ending the request's context ends the connection's reads and writes at once.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(aLongTimeAgo) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if c.reused && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+			return nil, fmt.Errorf("%w: %w", errReusedConn, err)
+		}
+		return nil, err
+	}
+	if err := writeRequest(c.bw, req, t.host); err != nil {
+		return fail(err)
+	}
+	// The answer's first byte tells a connection the server closed (EOF, reset) from an
+	// answer cut short (http.ReadResponse says unexpected EOF for both).
+	if _, err := c.br.Peek(1); err != nil {
+		return fail(err)
+	}
+	resp, err := http.ReadResponse(c.br, req)
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 {
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return fail(errors.New("101 switching protocols is not supported"))
+		}
+		resp, err = http.ReadResponse(c.br, req) // an informational answer: the real one follows
+	}
+	if err != nil {
+		return fail(err)
+	}
+	keep := !resp.Close
+	if resp.Body == http.NoBody {
+		t.release(c, stop, keep)
+		return resp, nil
+	}
+	resp.Body = &h1Body{ReadCloser: resp.Body, t: t, c: c, stop: stop, keep: keep}
+	return resp, nil
+}
+
+// aLongTimeAgo is a deadline in the past: it fails the reads and writes under way.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn returns an idle connection, or a new one when there is none or fresh is set.
+func (t *h1Transport) conn(ctx context.Context, fresh bool) (*h1Conn, error) {
+	if !fresh {
+		now := time.Now()
+		t.mu.Lock()
+		for len(t.idle) > 0 {
+			c := t.idle[len(t.idle)-1]
+			t.idle = t.idle[:len(t.idle)-1]
+			if now.Sub(c.idle) < t.idleTimeout {
+				t.mu.Unlock()
+				return c, nil
+			}
+			c.Close() // and the ones below it, idle longer, in the loop
+		}
+		t.mu.Unlock()
+	}
+	nc, err := t.dialer.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, err
+	}
+	return &h1Conn{Conn: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+}
+
+// release ends a connection's request: back to the pool when keep is set, the request's
+// context did not end meanwhile, and nothing more was sent; closed otherwise.
+func (t *h1Transport) release(c *h1Conn, stop func() bool, keep bool) {
+	if !stop() || !keep || c.br.Buffered() > 0 {
+		c.Close()
+		return
+	}
+	c.reused = true
+	c.idle = time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// The oldest idle connections go first when the pool is full or they idled too long.
+	for len(t.idle) > 0 && (len(t.idle) >= t.maxIdle || c.idle.Sub(t.idle[0].idle) >= t.idleTimeout) {
+		t.idle[0].Close()
+		t.idle = t.idle[1:]
+	}
+	if t.closed {
+		c.Close()
+		return
+	}
+	t.idle = append(t.idle, c)
+}
+
+// CloseIdleConnections closes the idle connections, and those that go idle from now on.
+func (t *h1Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	for _, c := range t.idle {
+		c.Close()
+	}
+	t.idle = nil
+}
+
+// h1Body is an answer's body read from its connection: the connection is released at
+// its end, or closed when the body is closed before.
+type h1Body struct {
+	io.ReadCloser // http.ReadResponse's body
+	t             *h1Transport
+	c             *h1Conn
+	stop          func() bool
+	keep          bool
+	done          atomic.Bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && b.done.CompareAndSwap(false, true) {
+		b.t.release(b.c, b.stop, b.keep)
+	}
+	return n, err
+}
+
+// Close closes the connection when the body was not read to its end (http.ReadResponse's
+// body would read what is left first, which may be a stream that never ends).
+func (b *h1Body) Close() error {
+	if b.done.CompareAndSwap(false, true) {
+		b.stop()
+		b.c.Close()
+	}
+	_ = b.ReadCloser.Close()
+	return nil
+}
+
+// writeRequest writes req's head and body to bw and flushes it. Host is the Host header
+// when req has none of its own.
+func writeRequest(bw *bufio.Writer, req *http.Request, host string) error {
+	if req.Host != "" {
+		host = req.Host
+	}
+	_, _ = bw.WriteString(req.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(req.URL.RequestURI())
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(host)
+	_, _ = bw.WriteString("\r\n")
+	if _, ok := req.Header["User-Agent"]; !ok {
+		_, _ = bw.WriteString("User-Agent: Go-http-client/1.1\r\n")
+	}
+	for name, values := range req.Header {
+		switch name {
+		case "Host", "Content-Length":
+			continue
+		}
+		for _, v := range values {
+			_, _ = bw.WriteString(name)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
+		}
+	}
+	if req.Body != nil && req.Body != http.NoBody || req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch {
+		_, _ = bw.WriteString("Content-Length: ")
+		_, _ = bw.Write(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10))
+		_, _ = bw.WriteString("\r\n")
+	}
+	_, _ = bw.WriteString("\r\n")
+	if req.Body != nil && req.Body != http.NoBody {
+		n, err := io.Copy(bw, req.Body)
+		req.Body.Close()
+		if err != nil {
+			return err
+		}
+		if n != req.ContentLength {
+			return fmt.Errorf("request body: %d bytes, Content-Length %d", n, req.ContentLength)
+		}
+	}
+	return bw.Flush()
+}
+
+// checkHeader refuses header names and values that would break the request's head.
+func checkHeader(h http.Header) error {
+	for name, values := range h {
+		if name == "" || !validText(name, true) {
+			return fmt.Errorf("gateway: invalid header name %q", name)
+		}
+		for _, v := range values {
+			if !validText(v, false) {
+				return fmt.Errorf("gateway: invalid value of header %s", name)
+			}
+		}
+	}
+	return nil
+}
+
+// validText reports whether s has no control character but a value's tab, and, for a
+// name, no space or separator.
+func validText(s string, name bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\t' && !name:
+		case c < ' ' || c == 0x7f:
+			return false
+		case name && (c == ' ' || c == ':' || c >= 0x80):
+			return false
+		}
+	}
+	return true
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
