@@ -39,9 +39,13 @@ const (
 	// 1/(flushRest+1) of its time committing. At zero latency the dispatcher always waits
 	// for a slot, and a commit at each wait wrote 3 outcomes (31,656 commits for 100,000):
 	// the commit's own cost (its pages to the WAL) was most of the ledger's.
-	flushRest  = 3
-	maxClaim   = 256
-	firstClaim = 4 // a run's first claim, before it knows how long its lines are
+	// The rest is at most a 1/flushShare of the answers' latency, or flushRestMax when
+	// that is more, so that where commits are slow (PostgreSQL) an outcome's slot is not
+	// held longer than the delay rule allows.
+	flushRest    = 3
+	flushRestMax = time.Millisecond
+	maxClaim     = 256
+	firstClaim   = 4 // a run's first claim, before it knows how long its lines are
 )
 
 // Config configures an Engine. The zero value of every field means its default.
@@ -492,7 +496,7 @@ func (r *Run) writeLedger(ctx context.Context) {
 				r.fail(failed)
 			}
 			end := time.Now()
-			rest = end.Add(flushRest * end.Sub(start))
+			rest = end.Add(min(flushRest*end.Sub(start), max(latency/flushShare, flushRestMax)))
 		}
 		clear(batch) // answer bodies: do not keep them past the write
 		batch = batch[:0]
