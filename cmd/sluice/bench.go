@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-llm/sluice/internal/bench"
+	"github.com/sluice-llm/sluice/internal/gcpolicy"
 )
 
 func newBenchCmd(e *env) *cobra.Command {
@@ -43,6 +44,7 @@ simulator included, except in wire, whose simulator runs in a process of its own
 				o.CPUProfile = f
 			}
 			o.StoreURL = e.getenv("SLUICE_STORE")
+			o.GCPolicy = !gcpolicy.Chosen(e.getenv("GOGC"), e.getenv("GOMEMLIMIT"))
 			if o.Exe, err = os.Executable(); err != nil {
 				o.Exe = os.Args[0]
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	"github.com/sluice-llm/sluice/estimate"
+	"github.com/sluice-llm/sluice/internal/gcpolicy"
 	"github.com/sluice-llm/sluice/internal/ids"
 	"github.com/sluice-llm/sluice/pricing"
 	"github.com/sluice-llm/sluice/sim"
@@ -38,6 +39,9 @@ Running the same command again resumes the job: requests already done are never 
   sluice run requests.jsonl --sim          # against the built-in simulator, no key needed`,
 		Args: exactArgs(1, "one input file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !gcpolicy.Chosen(e.getenv("GOGC"), e.getenv("GOMEMLIMIT")) {
+				defer gcpolicy.Apply()()
+			}
 			o, err := f.newOptions(e, args[0])
 			if err != nil {
 				return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/gcpolicy"
 	"github.com/sluice-llm/sluice/internal/ingest"
 	"github.com/sluice-llm/sluice/sim"
 	"github.com/sluice-llm/sluice/sqlite"
@@ -49,6 +50,8 @@ type Scenario struct {
 	exe      string
 	storeURL string
 	profile  io.Writer
+	// gcPolicy is Options.GCPolicy.
+	gcPolicy bool
 }
 
 // Result is what one scenario measured.
@@ -222,6 +225,19 @@ type Options struct {
 	// CPUProfile, when set, receives a CPU profile (pprof) of the scenario: of sluice's
 	// part alone in the wire scenario, of the whole scenario in the others.
 	CPUProfile io.Writer
+	// GCPolicy runs sluice's part of the scenarios that stand for sluice run (the engine
+	// runs in this process, and wire's sluice run) under the collector's policy that sluice
+	// run applies (gcpolicy), as it does when GOGC and GOMEMLIMIT are not set.
+	GCPolicy bool
+}
+
+// underGCPolicy applies the collector's policy of sluice run when sc says so, and returns
+// the function that restores the settings it replaced.
+func underGCPolicy(sc Scenario) (restore func()) {
+	if !sc.gcPolicy {
+		return func() {}
+	}
+	return gcpolicy.Apply()
 }
 
 // Run runs one scenario and measures it.
@@ -232,7 +248,7 @@ func Run(ctx context.Context, sc Scenario, o Options) (*Result, error) {
 	if o.Duration > 0 && sc.duration > 0 {
 		sc.duration = o.Duration
 	}
-	sc.exe, sc.storeURL = o.Exe, o.StoreURL
+	sc.exe, sc.storeURL, sc.gcPolicy = o.Exe, o.StoreURL, o.GCPolicy
 	if o.CPUProfile != nil {
 		if sc.Name == "wire" {
 			sc.profile = o.CPUProfile
@@ -294,6 +310,7 @@ func Run(ctx context.Context, sc Scenario, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer in.Close()
+	defer underGCPolicy(sc)()
 	runtime.GC()
 	start := time.Now()
 	run, err := eng.Start(ctx, job, ingest.NewSource(bufio.NewReaderSize(in, 1<<20), tokens.Default()))

@@ -112,6 +112,7 @@ func runWireBench(ctx context.Context, sc Scenario, dir, input string) (*Result,
 	defer st.Close()
 	var jobID string
 	own, err := measure(func() (n int64, err error) {
+		defer underGCPolicy(sc)()
 		if sc.profile != nil {
 			if err := pprof.StartCPUProfile(sc.profile); err != nil {
 				return 0, fmt.Errorf("cpu profile: %w", err)
