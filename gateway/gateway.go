@@ -268,9 +268,11 @@ func New(cfg Config) (*Gateway, error) {
 		up := &upstream{Upstream: u, base: strings.TrimRight(u.BaseURL, "/"), rt: u.Transport, name: []string{u.Name}}
 		if up.rt == nil {
 			up.rt = cfg.Transport
-			if pool, ok := newH1Transport(up.base, DefaultMaxIdleConnsPerHost, cfg.Transport); ownPools && ok {
-				up.rt = pool
-				g.pools = append(g.pools, pool)
+			if ownPools {
+				if pool, ok := newH1Transport(up.base, DefaultMaxIdleConnsPerHost, cfg.Transport); ok {
+					up.rt = pool
+					g.pools = append(g.pools, pool)
+				}
 			}
 		}
 		if up.Weight == 0 {
