@@ -102,7 +102,7 @@ const (
 	minGrowth           = 0.2  // requests per second the rate grows by every second at least
 	cutFloor            = 0.125
 	outageShare         = 0.02 // of the rate sent getting through, at most: an outage, not a limit
-	stormShare          = 0.5  // a 429 share from which a window is a storm
+	stormShare          = 0.5  // of the requests the noise floor lets through, a 429 share from which a window is a storm
 	stormPause          = time.Second
 	throttleMax         = time.Minute // the longest pause a retry-after can impose
 	growStep            = 250 * time.Millisecond
@@ -340,6 +340,9 @@ func (l *limiter) cutRate(now time.Time, j judged) {
 	if j.ok > 0 {
 		achieved = math.Min(achieved, j.ok)
 	}
+	// What got through in a short window may be a limit's refilled bucket: what a limit
+	// lets through is judged by the second or two the meter counts too.
+	l.pace.before.ok = achieved
 	if current == 0 { // too few sends to measure
 		current = achieved / math.Max(1-j.share, 0.01)
 	}
@@ -358,7 +361,13 @@ func (l *limiter) cutRate(now time.Time, j judged) {
 		achieved /= 1 - l.pace.floor
 	}
 	rate := math.Min(current, achieved) * aimdDecrease
-	if j.share >= stormShare {
+	switch f := l.pace.floor; {
+	case l.pace.flatCut:
+		// The share did not fall with the last cut and may be noise: halve the rate at
+		// most, so that the windows that tell noise from a limit do not shrink faster
+		// than they grow.
+		rate = math.Max(rate, current/2)
+	case j.share-f >= stormShare*(1-f):
 		l.pause(now, stormPause)
 		rate = math.Min(current/2, rate)
 	}

@@ -66,7 +66,12 @@ type pace struct {
 	verifying bool
 	before    judged // the window before the last cut
 	cuts      int    // cuts in this episode
-	saved     saved  // the limiter's state before the episode, kept by the limiter
+	// episode holds the windows of this episode judged after its first cut, for flat.
+	episode []judged
+	// flatCut reports that the last cut was for a share that neither fell nor rose
+	// after the cut before, and that may be a noise floor: the limiter cuts it gently.
+	flatCut bool
+	saved   saved // the limiter's state before the episode, kept by the limiter
 }
 
 // saved is the limiter's state that an episode found to be noise gives back.
@@ -128,8 +133,10 @@ const (
 	paceSameShare    = 0.03
 	paceVerifyMax    = 1500 * time.Millisecond // the longest a window after a cut goes on for a clear verdict
 	paceMildShare    = 0.1                     // a share below this that neither fell nor stayed is noise
-	paceNoiseAnswers = 50                      // the fewest answers in the window before a cut that may tell noise from a limit
-	floorWeight      = 0.01                    // of a normal window's share in the floor
+	paceFlatZ        = 3                       // standard deviations of sampling noise a limit's fall is at least, to judge a share flat
+	paceFlatMax      = 2 * paceMaxSpan
+	paceNoiseAnswers = 50   // the fewest answers in the window before a cut that may tell noise from a limit
+	floorWeight      = 0.01 // of a normal window's share in the floor
 	minFloorStdDev   = 0.005
 	maxFloor         = 0.6  // the highest noise floor
 	stormZ           = 6    // standard deviations above the floor a storm's 429s are at least
@@ -246,7 +253,7 @@ func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
 			p.floor = math.Min(maxFloor, p.floor+floorWeight*(j.share-p.floor))
 			return verdictNone, j
 		}
-		p.verifying, p.cuts = true, 0
+		p.verifying, p.cuts, p.episode = true, 0, p.episode[:0]
 		return p.cut(now, j), j
 	}
 	return p.verify(now, w, j, normal), j
@@ -265,8 +272,21 @@ func (p *pace) verify(now time.Time, w *tally, j judged, normal bool) verdict {
 	case normal && fell:
 		p.verifying = false
 		return verdictLimit
-	case same && j.sent > 0 && j.sent <= rateFell*p.before.sent && p.notLimit(j):
+	case same && j.sent > 0 && j.sent <= rateFell*p.before.sent && p.notLimit(j) && floorLike(j.share, j.answers):
 		return p.noise(j) // the rate fell, the share did not
+	}
+	switch flat := p.flatShare(j); {
+	case flat == flatNoise:
+		return verdictNoise
+	case flat == flatUnclear && now.Sub(w.start) < paceFlatMax:
+		// The share has not fallen with the rate, but there are too few answers to
+		// tell: keep counting at this rate rather than cut again, which would only
+		// shrink the windows that can tell.
+		p.cur.merge(w)
+		p.cur.judged0 = w.answers
+		return verdictNone
+	}
+	switch {
 	case !fell && !same && !rose:
 		if wait := now.Sub(w.start); wait < paceVerifyMax || wait < paceMaxSpan && !normal && !up && p.before.share >= paceMildShare && p.notLimit(j) && j.answers < 2*p.before.answers {
 			// Neither fallen nor the same yet: keep counting. A large excess that did not
@@ -344,6 +364,81 @@ func (p *pace) limitShare(j judged) (float64, bool) {
 	return math.Max(0, 1-p.before.ok/j.sent), true
 }
 
+// flatShare ends the episode as noise if the share of 429s in j, sent at half the rate
+// or less of windows judged earlier in the episode (after its first cut, which was
+// picked for being high), is the same as theirs (within paceSameZ standard deviations),
+// with answers enough to have told the fall a limit would show (paceFlatZ standard
+// deviations of it). A limit's share falls as the rate does: from s at a rate to 1 - 2(1
+// - s) at half of it, or to the floor f, a fall of min(s - f, 1 - s). A share that does
+// not fall when the rate halves is the floor, whether it is a relay's noise or the noise
+// under a limit that both rates are below, so the floor becomes the share of the windows
+// compared. This is what keeps an episode whose first windows were too small to compare
+// with from cutting the rate again and again: each cut shrinks the windows after it.
+func (p *pace) flatShare(j judged) flatness {
+	if j.sent <= 0 || j.answers == 0 {
+		return flatNo
+	}
+	var a, b group
+	b.add(j)
+	for _, w := range p.episode {
+		if w.sent >= 2*j.sent {
+			a.add(w)
+		}
+	}
+	share, flat := p.flat(a, b)
+	if flat == flatNoise {
+		p.verifying = false
+		p.floor = math.Min(maxFloor, share)
+	}
+	return flat
+}
+
+// flatness is what flat tells of two groups of windows.
+type flatness int
+
+const (
+	flatNo      flatness = iota // the share fell, or rose, or there is nothing to compare
+	flatNoise                   // the same share at half the rate: noise
+	flatUnclear                 // the same so far, with too few answers to tell
+)
+
+// group pools the answers of windows.
+type group struct{ answers, throttled float64 }
+
+func (g *group) add(j judged) {
+	g.answers += float64(j.answers)
+	g.throttled += j.share * float64(j.answers)
+}
+
+// flat tells whether b, sent at half the rate of a or less, has the same share of 429s.
+func (p *pace) flat(a, b group) (float64, flatness) {
+	if a.answers == 0 || b.answers == 0 {
+		return 0, flatNo
+	}
+	sa, sb := a.throttled/a.answers, b.throttled/b.answers
+	pooled := (a.throttled + b.throttled) / (a.answers + b.answers)
+	sd := math.Sqrt(math.Max(pooled*(1-pooled), minFloorStdDev) * (1/a.answers + 1/b.answers))
+	fall := math.Min(sa-p.floor, 1-sa)
+	switch {
+	case math.Abs(sa-sb) > paceSameZ*sd || fall <= 0 || !floorLike(sb, int(b.answers)):
+		return 0, flatNo
+	case paceFlatZ*sd > fall:
+		return 0, flatUnclear
+	}
+	// The floor errs low: too low, it costs a cut now and then, until a window at the
+	// full rate, larger, finds the share again; too high, it hides a limit under it.
+	return math.Min(sb, pooled), flatNoise
+}
+
+// floorLike tells whether a share of 429s among n answers may be a noise floor: it is not
+// above maxFloor by more than sampling noise (paceFallZ standard deviations). A share
+// above it is a limit's: a limit's bucket, refilled while the rate was cut, lets a
+// short window at any rate through a little more than the limit, which makes its share
+// look flat as the rate falls.
+func floorLike(share float64, n int) bool {
+	return share-maxFloor <= paceFallZ*math.Sqrt(maxFloor*(1-maxFloor)/float64(max(n, 1)))
+}
+
 // merge adds the counts of w, an earlier window of the same rate, to w's.
 func (w *tally) merge(o *tally) {
 	if w.answers == 0 {
@@ -418,6 +513,12 @@ func (p *pace) lowest(n int) float64 {
 // cut records a cut at now for a window that measured j: the next window counts only
 // requests sent from now.
 func (p *pace) cut(now time.Time, j judged) verdict {
+	p.flatCut = false
+	if p.cuts > 0 {
+		p.episode = append(p.episode, j)
+		fell, _, rose, _ := p.compare(j)
+		p.flatCut = !fell && !rose && floorLike(j.share, j.answers)
+	}
 	p.before = j
 	p.cuts++
 	p.cur = tally{since: now}

@@ -3,7 +3,9 @@ package sluice
 import (
 	"cmp"
 	"container/heap"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -213,5 +215,78 @@ func TestPaceNoStallAfter429Burst(t *testing.T) {
 	}
 	if rate := float64(st.okAfter) / (d - warmup).Seconds(); rate < 0.8*bound {
 		t.Errorf("%.0f answers/s from 13 s after the outage = %.0f%% of C/L %.0f, want ≥ 80%%", rate, 100*rate/bound, bound)
+	}
+}
+
+// TestPaceHalfRefused: a relay that refuses half of the requests at random, or 60%, over
+// many seeds. On main an episode that started on the first window (8 answers) could only
+// be judged noise against a window before it of 50 answers or more; each cut shrank the
+// windows after it, so no verdict came and the cuts compounded down to 1 request a second
+// (3 to 13 seeds of 20 fell under half of C/L). Now a share that stays the same when
+// the rate halves is taken for the floor (flat), and a cut for such a share halves the
+// rate at most: a seed in 20 may still fall short, none more.
+func TestPaceHalfRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		concurrency int
+		latency     time.Duration
+		noise       float64
+	}{
+		{"C/L 3,200, 50% noise", 64, 20 * time.Millisecond, 0.5},
+		{"C/L 1,280, 50% noise", 64, 50 * time.Millisecond, 0.5},
+		{"C/L 3,200, 60% noise", 64, 20 * time.Millisecond, 0.6},
+		{"C/L 1,280, 60% noise", 64, 50 * time.Millisecond, 0.6},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			const seeds, d, warmup = 20, 20 * time.Second, 5 * time.Second
+			bound := float64(tt.concurrency) / tt.latency.Seconds()
+			var ratios []float64
+			collapsed := 0
+			for seed := uint64(1); seed <= seeds; seed++ {
+				l := newLimiter(t0, tt.concurrency, 0, 0)
+				st := paceRun(l, paceUpstream{latency: tt.latency, latency429: time.Millisecond, noise: tt.noise}, tt.concurrency, d, warmup, seed)
+				r := float64(st.okAfter) / (d - warmup).Seconds() / bound
+				ratios = append(ratios, r)
+				if r < 0.5 {
+					collapsed++
+				}
+			}
+			slices.Sort(ratios)
+			if collapsed > 1 {
+				t.Errorf("%d seeds of %d under half of C/L %.0f, want 1 at most (of C/L: %.2f)", collapsed, seeds, bound, ratios)
+			}
+			if median := ratios[seeds/2]; median < 0.9 {
+				t.Errorf("median %.0f%% of C/L, want ≥ 90%% (of C/L: %.2f)", 100*median, ratios)
+			}
+		})
+	}
+}
+
+// TestPaceLimitUnderNoise: a real hidden limit behind a relay that also refuses 30% or
+// 50% of requests at random: the run neither collapses (on main, 7 seeds in 20 at 50%
+// got 1 to 4% of what the limit allows) nor storms the limit (429s at most 15 points
+// above the noise).
+func TestPaceLimitUnderNoise(t *testing.T) {
+	for _, noise := range []float64{0.3, 0.5} {
+		t.Run(fmt.Sprintf("6,000 RPM, %.0f%% noise", 100*noise), func(t *testing.T) {
+			t.Parallel()
+			const seeds, d, warmup = 20, 120 * time.Second, 10 * time.Second
+			const limit, burst = 100, 100
+			for seed := uint64(1); seed <= seeds; seed++ {
+				l := newLimiter(t0, 128, 0, 0)
+				up := paceUpstream{latency: 30 * time.Millisecond, latency429: time.Millisecond, limit: limit, burst: burst, noise: noise}
+				st := paceRun(l, up, 128, d, warmup, seed)
+				// A random 429 takes no token: the limit lets its whole allowance through.
+				allowed := burst + limit*d.Seconds()
+				share := float64(st.throttled) / float64(st.sent)
+				if got := float64(st.ok) / allowed; got < 0.9 {
+					t.Errorf("seed %d: %d answers = %.1f%% of the %.0f allowed, want ≥ 90%%", seed, st.ok, 100*got, allowed)
+				}
+				if share > noise+0.15 {
+					t.Errorf("seed %d: %.1f%% of %d requests answered 429, want ≤ %.0f%%", seed, 100*share, st.sent, 100*(noise+0.15))
+				}
+			}
+		})
 	}
 }
