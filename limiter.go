@@ -340,9 +340,6 @@ func (l *limiter) cutRate(now time.Time, j judged) {
 	if j.ok > 0 {
 		achieved = math.Min(achieved, j.ok)
 	}
-	// What got through in a short window may be a limit's refilled bucket: what a limit
-	// lets through is judged by the second or two the meter counts too.
-	l.pace.before.ok = achieved
 	if current == 0 { // too few sends to measure
 		current = achieved / math.Max(1-j.share, 0.01)
 	}

@@ -134,9 +134,8 @@ const (
 	paceVerifyMax    = 1500 * time.Millisecond // the longest a window after a cut goes on for a clear verdict
 	paceMildShare    = 0.1                     // a share below this that neither fell nor stayed is noise
 	paceFlatZ        = 3                       // standard deviations of sampling noise a limit's fall is at least, to judge a share flat
-	paceFlatMax      = 2 * paceMaxSpan
-	paceNoiseAnswers = 50   // the fewest answers in the window before a cut that may tell noise from a limit
-	floorWeight      = 0.01 // of a normal window's share in the floor
+	paceNoiseAnswers = 50                      // the fewest answers in the window before a cut that may tell noise from a limit
+	floorWeight      = 0.01                    // of a normal window's share in the floor
 	minFloorStdDev   = 0.005
 	maxFloor         = 0.6  // the highest noise floor
 	stormZ           = 6    // standard deviations above the floor a storm's 429s are at least
@@ -274,19 +273,8 @@ func (p *pace) verify(now time.Time, w *tally, j judged, normal bool) verdict {
 		return verdictLimit
 	case same && j.sent > 0 && j.sent <= rateFell*p.before.sent && p.notLimit(j) && floorLike(j.share, j.answers):
 		return p.noise(j) // the rate fell, the share did not
-	}
-	switch flat := p.flatShare(j); {
-	case flat == flatNoise:
+	case p.flatShare(j):
 		return verdictNoise
-	case flat == flatUnclear && now.Sub(w.start) < paceFlatMax:
-		// The share has not fallen with the rate, but there are too few answers to
-		// tell: keep counting at this rate rather than cut again, which would only
-		// shrink the windows that can tell.
-		p.cur.merge(w)
-		p.cur.judged0 = w.answers
-		return verdictNone
-	}
-	switch {
 	case !fell && !same && !rose:
 		if wait := now.Sub(w.start); wait < paceVerifyMax || wait < paceMaxSpan && !normal && !up && p.before.share >= paceMildShare && p.notLimit(j) && j.answers < 2*p.before.answers {
 			// Neither fallen nor the same yet: keep counting. A large excess that did not
@@ -300,12 +288,16 @@ func (p *pace) verify(now time.Time, w *tally, j judged, normal bool) verdict {
 		// Still not clear: the window that started the episode was picked for being
 		// high, so a mild excess that does not clearly fall is taken for noise; a large
 		// one still above the floor is cut again, so that this window, bigger, judges
-		// the next; and one back within noise of the floor was a limit.
+		// the next; one back within noise of a floor that is too low (a share far above
+		// what a limit would refuse at this rate, and that may be a floor) is noise; and
+		// one back within noise of the floor otherwise was a limit.
 		switch {
 		case p.before.share < paceMildShare:
 			return p.noise(j)
 		case !normal:
 			return p.cut(now, j)
+		case p.notLimit(j) && floorLike(j.share, j.answers):
+			return p.noise(j)
 		}
 		p.verifying = false
 		return verdictLimit
@@ -374,9 +366,9 @@ func (p *pace) limitShare(j judged) (float64, bool) {
 // under a limit that both rates are below, so the floor becomes the share of the windows
 // compared. This is what keeps an episode whose first windows were too small to compare
 // with from cutting the rate again and again: each cut shrinks the windows after it.
-func (p *pace) flatShare(j judged) flatness {
+func (p *pace) flatShare(j judged) bool {
 	if j.sent <= 0 || j.answers == 0 {
-		return flatNo
+		return false
 	}
 	var a, b group
 	b.add(j)
@@ -386,21 +378,12 @@ func (p *pace) flatShare(j judged) flatness {
 		}
 	}
 	share, flat := p.flat(a, b)
-	if flat == flatNoise {
+	if flat {
 		p.verifying = false
 		p.floor = math.Min(maxFloor, share)
 	}
 	return flat
 }
-
-// flatness is what flat tells of two groups of windows.
-type flatness int
-
-const (
-	flatNo      flatness = iota // the share fell, or rose, or there is nothing to compare
-	flatNoise                   // the same share at half the rate: noise
-	flatUnclear                 // the same so far, with too few answers to tell
-)
 
 // group pools the answers of windows.
 type group struct{ answers, throttled float64 }
@@ -410,24 +393,21 @@ func (g *group) add(j judged) {
 	g.throttled += j.share * float64(j.answers)
 }
 
-// flat tells whether b, sent at half the rate of a or less, has the same share of 429s.
-func (p *pace) flat(a, b group) (float64, flatness) {
+// flat tells whether b, sent at half the rate of a or less, has the same share of 429s,
+// with answers enough to have told a limit's fall, and if so what the floor is.
+func (p *pace) flat(a, b group) (float64, bool) {
 	if a.answers == 0 || b.answers == 0 {
-		return 0, flatNo
+		return 0, false
 	}
 	sa, sb := a.throttled/a.answers, b.throttled/b.answers
 	pooled := (a.throttled + b.throttled) / (a.answers + b.answers)
 	sd := math.Sqrt(math.Max(pooled*(1-pooled), minFloorStdDev) * (1/a.answers + 1/b.answers))
 	fall := math.Min(sa-p.floor, 1-sa)
-	switch {
-	case math.Abs(sa-sb) > paceSameZ*sd || fall <= 0 || !floorLike(sb, int(b.answers)):
-		return 0, flatNo
-	case paceFlatZ*sd > fall:
-		return 0, flatUnclear
+	if math.Abs(sa-sb) > paceSameZ*sd || paceFlatZ*sd > fall || !floorLike(sb, int(b.answers)) {
+		return 0, false
 	}
-	// The floor errs low: too low, it costs a cut now and then, until a window at the
-	// full rate, larger, finds the share again; too high, it hides a limit under it.
-	return math.Min(sb, pooled), flatNoise
+	// The floor errs low: too high, it would hide a limit under it.
+	return math.Min(sb, pooled), true
 }
 
 // floorLike tells whether a share of 429s among n answers may be a noise floor: it is not

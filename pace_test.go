@@ -222,9 +222,10 @@ func TestPaceNoStallAfter429Burst(t *testing.T) {
 // many seeds. On main an episode that started on the first window (8 answers) could only
 // be judged noise against a window before it of 50 answers or more; each cut shrank the
 // windows after it, so no verdict came and the cuts compounded down to 1 request a second
-// (3 to 13 seeds of 20 fell under half of C/L). Now a share that stays the same when
-// the rate halves is taken for the floor (flat), and a cut for such a share halves the
-// rate at most: a seed in 20 may still fall short, none more.
+// (3 to 13 seeds of 20 fell under half of C/L). Now a share that stays the same when the
+// rate halves is taken for the floor (flat), a cut for such a share halves the rate at
+// most, and a window that stays unclear but far above what a limit would refuse is
+// noise: every seed keeps 80% of C/L or more.
 func TestPaceHalfRefused(t *testing.T) {
 	for _, tt := range []struct {
 		name        string
@@ -242,20 +243,17 @@ func TestPaceHalfRefused(t *testing.T) {
 			const seeds, d, warmup = 20, 20 * time.Second, 5 * time.Second
 			bound := float64(tt.concurrency) / tt.latency.Seconds()
 			var ratios []float64
-			collapsed := 0
 			for seed := uint64(1); seed <= seeds; seed++ {
 				l := newLimiter(t0, tt.concurrency, 0, 0)
 				st := paceRun(l, paceUpstream{latency: tt.latency, latency429: time.Millisecond, noise: tt.noise}, tt.concurrency, d, warmup, seed)
 				r := float64(st.okAfter) / (d - warmup).Seconds() / bound
 				ratios = append(ratios, r)
-				if r < 0.5 {
-					collapsed++
+				if r < 0.8 {
+					t.Errorf("seed %d: %.0f%% of C/L %.0f, want ≥ 80%% (sent %d, %d 429s, longest gap %v at %v)",
+						seed, 100*r, bound, st.sent, st.throttled, st.maxGap, st.maxGapAt)
 				}
 			}
 			slices.Sort(ratios)
-			if collapsed > 1 {
-				t.Errorf("%d seeds of %d under half of C/L %.0f, want 1 at most (of C/L: %.2f)", collapsed, seeds, bound, ratios)
-			}
 			if median := ratios[seeds/2]; median < 0.9 {
 				t.Errorf("median %.0f%% of C/L, want ≥ 90%% (of C/L: %.2f)", 100*median, ratios)
 			}
@@ -265,8 +263,8 @@ func TestPaceHalfRefused(t *testing.T) {
 
 // TestPaceLimitUnderNoise: a real hidden limit behind a relay that also refuses 30% or
 // 50% of requests at random: the run neither collapses (on main, 7 seeds in 20 at 50%
-// got 1 to 4% of what the limit allows) nor storms the limit (429s at most 15 points
-// above the noise).
+// got 1 to 2% of what the limit allows) nor storms the limit (429s at most 15 points
+// above the noise; 36–45% and 56–63% now).
 func TestPaceLimitUnderNoise(t *testing.T) {
 	for _, noise := range []float64{0.3, 0.5} {
 		t.Run(fmt.Sprintf("6,000 RPM, %.0f%% noise", 100*noise), func(t *testing.T) {
@@ -288,5 +286,22 @@ func TestPaceLimitUnderNoise(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPaceLowLimitUnderNoise: a hidden limit of 2 requests a second behind a relay that
+// also refuses 30% at random. The limit's share of 429s at the rates slow start reaches
+// is near 1 and stays near 1 when the rate halves: the judgement that takes a share that
+// does not fall for the noise floor must not take it for noise (68–84% of requests were
+// answered 429 when it did). The run still sends too many: 57–68%, as on main.
+func TestPaceLowLimitUnderNoise(t *testing.T) {
+	const seeds, d = 20, 120 * time.Second
+	for seed := uint64(1); seed <= seeds; seed++ {
+		l := newLimiter(t0, 128, 0, 0)
+		up := paceUpstream{latency: 30 * time.Millisecond, latency429: time.Millisecond, limit: 2, burst: 2, noise: 0.3}
+		st := paceRun(l, up, 128, d, 10*time.Second, seed)
+		if share := float64(st.throttled) / float64(st.sent); share > 0.7 {
+			t.Errorf("seed %d: %.1f%% of %d requests answered 429, want ≤ 70%%", seed, 100*share, st.sent)
+		}
 	}
 }
