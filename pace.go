@@ -30,13 +30,22 @@ import (
 //     window and slow start it had before the episode. The same needs enough answers
 //     to have told the fall a limit would show, and a window before the cut of
 //     paceNoiseAnswers answers or more;
+//   - if the share is the same (paceSameZ) as in the windows of the episode sent at
+//     twice the rate or more, with answers enough to have told the fall a limit shows
+//     when the rate halves (flatShare), it is the floor, and the episode ends as noise:
+//     each cut shrinks the windows after it, so an episode that started on small
+//     windows must be judged against all of them, not only the window before the cut;
 //   - if the share fell but is still above the floor, or rose, or the rate sent did not
-//     fall, the limiter cuts again;
+//     fall, the limiter cuts again, by half at most when the share neither fell nor rose
+//     (flatCut), so that the windows do not shrink faster than they tell;
 //   - if it is not clear yet, the window goes on, up to paceVerifyMax (paceMaxSpan for
 //     a large excess that did not rise and that a limit would not give); then a mild
 //     excess (a share under paceMildShare before the cut) is noise, one back within
 //     noise of the floor was a limit, and otherwise the limiter cuts again, so that
-//     this window, bigger, judges the next cut.
+//     this window, bigger, judges the next cut; a share back within noise of the
+//     floor but far above what a limit would refuse (the floor was too low) is noise.
+//
+// No share above maxFloor by more than sampling noise is noise (floorLike).
 //
 // A floor can be wrong, a limit taken for noise once: noise refuses the same share at
 // any rate, so a window whose share is far under the floor (floorLowZ standard
@@ -363,9 +372,10 @@ func (p *pace) limitShare(j judged) (float64, bool) {
 // deviations of it). A limit's share falls as the rate does: from s at a rate to 1 - 2(1
 // - s) at half of it, or to the floor f, a fall of min(s - f, 1 - s). A share that does
 // not fall when the rate halves is the floor, whether it is a relay's noise or the noise
-// under a limit that both rates are below, so the floor becomes the share of the windows
-// compared. This is what keeps an episode whose first windows were too small to compare
-// with from cutting the rate again and again: each cut shrinks the windows after it.
+// under a limit that both rates are below, so the floor becomes the share of j, or of the
+// windows compared if lower. This is what keeps an episode whose first windows were too
+// small to compare with from cutting the rate again and again: each cut shrinks the
+// windows after it.
 func (p *pace) flatShare(j judged) bool {
 	if j.sent <= 0 || j.answers == 0 {
 		return false

@@ -44,8 +44,8 @@ func paceScenarios() []Scenario {
 		// and holds its slot for no time, so half the sends refused need not cost half
 		// the answers, but they double the sends, and their retries' backoff, per answer.
 		// On the 2-core bench machine that work, not the slots, is what binds: 66% twice
-		// on a quiet machine before a seed could collapse the run to 3 req/s; 60% is
-		// what catches a collapse, or cuts that compound, with room for that noise.
+		// on a quiet machine, in the runs that did not collapse to 3 req/s; 60% catches
+		// a collapse, or cuts that compound, with room for the machine's noise.
 		random("random429-50", 0.50, 0.6),
 		{
 			// With headers sluice paces itself to the limit's rate and leaves the
