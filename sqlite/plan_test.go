@@ -35,7 +35,7 @@ func TestQueryPlans(t *testing.T) {
 		{"final rows", bulkQuery(bulkFinal, 4), []string{byRowID}, false},
 		{"progress rows", bulkQuery(bulkProgress, 4), []string{byRowID}, false},
 		{"release rows", bulkQuery(bulkRelease, 4), []string{byRowID}, false},
-		{"answer rows", bulkQuery(bulkOutput, 4), nil, false},
+		{"answer rows", bulkQuery(bulkOutput, 4), []string{byRowID}, false},
 		{"final", sqlFinal, []string{byRowID}, false},
 		{"progress", sqlProgress, []string{byRowID}, false},
 		{"release one", sqlRelease, []string{byRowID}, false},
