@@ -85,3 +85,30 @@ func TestQueryPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestPreparedLimits checks that every statement prepared once and run many times (the
+// writer's, and those of items, once a page) takes its LIMIT as preparedLimit: SQLite compiles a statement whose LIMIT is a
+// bare parameter again each time the parameter is bound, which made every claim compile
+// its two queries again.
+func TestPreparedLimits(t *testing.T) {
+	queries := []string{sqlPendingItems, sqlPartItems} // prepared for the pages of items
+	for _, p := range (&stmts{}).queries() {
+		queries = append(queries, p.query)
+	}
+	for kind := range bulkShapes {
+		queries = append(queries, bulkQuery(bulkKind(kind), 2))
+	}
+	limited := 0
+	for _, q := range queries {
+		if !strings.Contains(q, "LIMIT") {
+			continue
+		}
+		limited++
+		if strings.Count(q, "LIMIT") != strings.Count(q, preparedLimit) {
+			t.Errorf("a LIMIT not written %s:\n%s", preparedLimit, q)
+		}
+	}
+	if limited == 0 {
+		t.Error("no prepared statement has a LIMIT: the test checks nothing")
+	}
+}
