@@ -70,6 +70,15 @@ func benchRequest(line int) sluice.NewRequest {
 	}
 }
 
+// benchRequests is lines 1 to n of benchRequest.
+func benchRequests(n int) []sluice.NewRequest {
+	reqs := make([]sluice.NewRequest, n)
+	for i := range reqs {
+		reqs[i] = benchRequest(i + 1)
+	}
+	return reqs
+}
+
 // benchAnswer is a chat completion of about 600 bytes.
 var benchAnswer = json.RawMessage(`{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion",` +
 	`"created":1741569952,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant",` +
@@ -82,10 +91,7 @@ var benchAnswer = json.RawMessage(`{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT
 // BenchmarkAddRequests measures ingest: requests added in transactions of 1000 lines.
 func BenchmarkAddRequests(b *testing.B) {
 	st := benchStore(b)
-	reqs := make([]sluice.NewRequest, benchRows)
-	for i := range reqs {
-		reqs[i] = benchRequest(i + 1)
-	}
+	reqs := benchRequests(benchRows)
 	rows := 0
 	for i := 0; b.Loop(); i++ {
 		ingestJob(b, st, fmt.Sprintf("job-%d", i), reqs)
@@ -171,10 +177,7 @@ const (
 // request besides the wall time.
 func BenchmarkLedgerWire(b *testing.B) {
 	st := benchStore(b)
-	reqs := make([]sluice.NewRequest, wireRows)
-	for i := range reqs {
-		reqs[i] = benchRequest(i + 1)
-	}
+	reqs := benchRequests(wireRows)
 	done := 0
 	cpu := cpuTime()
 	for i := 0; b.Loop(); i++ {
