@@ -59,6 +59,11 @@ func (e *Estimator) Estimate(req *sluice.Request) (sluice.Estimate, error) {
 	if err := decodeBody(req.Body, &b); err != nil {
 		return sluice.Estimate{}, err
 	}
+	return e.estimate(req, &b)
+}
+
+// estimate is Estimate once the body is decoded into b.
+func (e *Estimator) estimate(req *sluice.Request, b *body) (sluice.Estimate, error) {
 	if b.Model == "" {
 		return sluice.Estimate{}, errors.New("model: missing")
 	}
@@ -67,7 +72,7 @@ func (e *Estimator) Estimate(req *sluice.Request) (sluice.Estimate, error) {
 	var err error
 	switch req.URL {
 	case sluice.EndpointChatCompletions:
-		prompt, err = chatPrompt(c, &b)
+		prompt, err = chatPrompt(c, b)
 		bound = mulSat(outputBound(b.MaxCompletionTokens, b.MaxTokens, 0), choices(b.N, nil))
 	case sluice.EndpointCompletions:
 		var prompts int64
@@ -76,7 +81,7 @@ func (e *Estimator) Estimate(req *sluice.Request) (sluice.Estimate, error) {
 	case sluice.EndpointEmbeddings:
 		prompt, err = embeddingsInput(c, b.Input)
 	case sluice.EndpointResponses:
-		prompt, err = responsesPrompt(c, &b)
+		prompt, err = responsesPrompt(c, b)
 		bound = outputBound(b.MaxOutputTokens, nil, 0)
 	default:
 		return sluice.Estimate{}, fmt.Errorf("url: unsupported endpoint %q", req.URL)

@@ -1,0 +1,248 @@
+package tokens
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/jsonl"
+)
+
+// EstimateValid is Estimate for a request whose Body is known to be valid JSON in valid
+// UTF-8, as jsonl.ParseRequest guarantees: it reads the body once, without checking its
+// syntax again as encoding/json would. Its result, and its error, are Estimate's. A body
+// of an unusual shape (a field of the wrong type, a member name that differs from the
+// field's only in case or that has escapes, a repeated member) is handed to Estimate's
+// decoder, so that it reports the error Estimate would. Calling it with a body that is not
+// valid JSON is a bug: it may panic.
+func (e *Estimator) EstimateValid(req *sluice.Request) (sluice.Estimate, error) {
+	var b body
+	if !decodeValidBody(req.Body, &b) {
+		return e.Estimate(req)
+	}
+	return e.estimate(req, &b)
+}
+
+// Bits of the fields decodeValidBody and decodeValidMessage have set, to find a repeat.
+const (
+	fModel = 1 << iota
+	fMessages
+	fTools
+	fFunctions
+	fPrompt
+	fInput
+	fInstructions
+	fMaxTokens
+	fMaxCompletionTokens
+	fMaxOutputTokens
+	fN
+	fBestOf
+)
+
+// bodyNames and messageNames are the JSON names of body's and message's fields, which
+// encoding/json also matches case-insensitively.
+var (
+	bodyNames = [][]byte{
+		[]byte("model"), []byte("messages"), []byte("tools"), []byte("functions"),
+		[]byte("prompt"), []byte("input"), []byte("instructions"), []byte("max_tokens"),
+		[]byte("max_completion_tokens"), []byte("max_output_tokens"), []byte("n"), []byte("best_of"),
+	}
+	messageNames = [][]byte{
+		[]byte("type"), []byte("role"), []byte("name"), []byte("content"), []byte("tool_calls"),
+		[]byte("function_call"), []byte("tool_call_id"), []byte("arguments"), []byte("output"),
+	}
+)
+
+// decodeValidBody decodes valid JSON data into b as json.Unmarshal would, and reports
+// whether it could. It gives up (false) wherever encoding/json's result could differ or it
+// would return an error: the caller then decodes with json.Unmarshal.
+func decodeValidBody(data []byte, b *body) bool {
+	if len(data) == 0 || data[0] != '{' {
+		return false
+	}
+	var seen int
+	for o := jsonl.NewObject(data); ; {
+		key, val, ok := o.Next()
+		if !ok {
+			return true
+		}
+		bit := fieldBit(key, bodyNames)
+		if bit < 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		ok = true
+		switch bit {
+		case 0: // a member the estimate does not read
+		case fModel:
+			ok = decodeString(val, &b.Model)
+		case fMessages:
+			ok = decodeMessages(val, &b.Messages)
+		case fTools:
+			b.Tools = val
+		case fFunctions:
+			b.Functions = val
+		case fPrompt:
+			b.Prompt = val
+		case fInput:
+			b.Input = val
+		case fInstructions:
+			ok = decodeStringPtr(val, &b.Instructions)
+		case fMaxTokens:
+			ok = decodeInt(val, &b.MaxTokens)
+		case fMaxCompletionTokens:
+			ok = decodeInt(val, &b.MaxCompletionTokens)
+		case fMaxOutputTokens:
+			ok = decodeInt(val, &b.MaxOutputTokens)
+		case fN:
+			ok = decodeInt(val, &b.N)
+		case fBestOf:
+			ok = decodeInt(val, &b.BestOf)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// fieldBit is the bit (1<<i) of the name of names that key is exactly, 0 when key matches
+// none of them even case-insensitively, and -1 when it has escapes or matches one only
+// case-insensitively (encoding/json's rules then decide).
+func fieldBit(key []byte, names [][]byte) int {
+	if bytes.IndexByte(key, '\\') >= 0 {
+		return -1
+	}
+	for i, n := range names {
+		if bytes.Equal(key, n) {
+			return 1 << i
+		}
+	}
+	for _, n := range names {
+		if bytes.EqualFold(key, n) {
+			return -1
+		}
+	}
+	return 0
+}
+
+// decodeMessages decodes an array of messages, or null.
+func decodeMessages(val []byte, ms *[]message) bool {
+	switch val[0] {
+	case 'n':
+		*ms = nil
+		return true
+	case '[':
+	default:
+		return false
+	}
+	out := []message{}
+	for a := jsonl.NewArray(val); ; {
+		v, ok := a.Next()
+		if !ok {
+			*ms = out
+			return true
+		}
+		out = append(out, message{})
+		if !decodeMessage(v, &out[len(out)-1]) {
+			return false
+		}
+	}
+}
+
+// decodeMessage decodes a message object, or null (which leaves m zero).
+func decodeMessage(val []byte, m *message) bool {
+	switch val[0] {
+	case 'n':
+		return true
+	case '{':
+	default:
+		return false
+	}
+	var seen int
+	for o := jsonl.NewObject(val); ; {
+		key, v, ok := o.Next()
+		if !ok {
+			return true
+		}
+		bit := fieldBit(key, messageNames)
+		if bit < 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		ok = true
+		switch bit {
+		case 1 << 0:
+			ok = decodeString(v, &m.Type)
+		case 1 << 1:
+			ok = decodeString(v, &m.Role)
+		case 1 << 2:
+			ok = decodeString(v, &m.Name)
+		case 1 << 3:
+			m.Content = v
+		case 1 << 4:
+			m.ToolCalls = v
+		case 1 << 5:
+			m.FunctionCall = v
+		case 1 << 6:
+			ok = decodeString(v, &m.ToolCallID)
+		case 1 << 7:
+			ok = decodeString(v, &m.Arguments)
+		case 1 << 8:
+			m.Output = v
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// decodeString decodes a string, or null (which leaves s as it is, as encoding/json does).
+func decodeString(val []byte, s *string) bool {
+	switch val[0] {
+	case 'n':
+		return true
+	case '"':
+	default:
+		return false
+	}
+	inner := val[1 : len(val)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		*s = string(inner)
+		return true
+	}
+	return json.Unmarshal(val, s) == nil
+}
+
+// decodeStringPtr decodes a string, or null (nil).
+func decodeStringPtr(val []byte, p **string) bool {
+	if val[0] == 'n' {
+		*p = nil
+		return true
+	}
+	var s string
+	if !decodeString(val, &s) {
+		return false
+	}
+	*p = &s
+	return true
+}
+
+// decodeInt decodes an integer, or null (nil). A number that is not an int64 (1.5, 1e3,
+// 1<<63) is an error for encoding/json, so decodeInt gives up on it.
+func decodeInt(val []byte, p **int64) bool {
+	if val[0] == 'n' {
+		*p = nil
+		return true
+	}
+	if val[0] != '-' && (val[0] < '0' || val[0] > '9') {
+		return false
+	}
+	n, err := strconv.ParseInt(string(val), 10, 64)
+	if err != nil {
+		return false
+	}
+	*p = &n
+	return true
+}
