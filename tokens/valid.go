@@ -3,6 +3,7 @@ package tokens
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"unicode/utf8"
 
@@ -22,7 +23,7 @@ func (e *Estimator) EstimateValid(req *sluice.Request) (sluice.Estimate, error) 
 	if !decodeValidBody(req.Body, &b) {
 		return e.Estimate(req)
 	}
-	return e.estimate(req, &b)
+	return e.estimate(req, &b, true)
 }
 
 // Bits of the fields decodeValidBody and decodeValidMessage have set, to find a repeat.
@@ -236,13 +237,146 @@ func decodeInt(val []byte, p **int64) bool {
 		*p = nil
 		return true
 	}
-	if val[0] != '-' && (val[0] < '0' || val[0] > '9') {
-		return false
-	}
-	n, err := strconv.ParseInt(string(val), 10, 64)
-	if err != nil {
+	n, ok := parseInt(val)
+	if !ok {
 		return false
 	}
 	*p = &n
 	return true
+}
+
+// parseInt parses a JSON number that is an int64, as encoding/json does.
+func parseInt(val []byte) (int64, bool) {
+	if val[0] != '-' && (val[0] < '0' || val[0] > '9') {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(val), 10, 64)
+	return n, err == nil
+}
+
+// partNames are the JSON names of part's fields, and imageURLNames imageURL's.
+var (
+	partNames     = [][]byte{[]byte("type"), []byte("text"), []byte("refusal"), []byte("detail"), []byte("image_url")}
+	imageURLNames = [][]byte{[]byte("detail")}
+)
+
+// decodeValidParts decodes valid JSON val, an array of content parts, as json.Unmarshal
+// would, and reports whether it could (see decodeValidBody). It sets *ps only then.
+func decodeValidParts(val []byte, ps *[]part) bool {
+	if val[0] != '[' {
+		return false
+	}
+	out := []part{}
+	for a := jsonl.NewArray(val); ; {
+		v, ok := a.Next()
+		if !ok {
+			*ps = out
+			return true
+		}
+		out = append(out, part{})
+		if !decodeValidPart(v, &out[len(out)-1]) {
+			return false
+		}
+	}
+}
+
+// decodeValidPart decodes a content part object, or null (which leaves p zero).
+func decodeValidPart(val []byte, p *part) bool {
+	switch val[0] {
+	case 'n':
+		return true
+	case '{':
+	default:
+		return false
+	}
+	var seen int
+	for o := jsonl.NewObject(val); ; {
+		key, v, ok := o.Next()
+		if !ok {
+			return true
+		}
+		bit := fieldBit(key, partNames)
+		if bit < 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		ok = true
+		switch bit {
+		case 1 << 0:
+			ok = decodeString(v, &p.Type)
+		case 1 << 1:
+			ok = decodeString(v, &p.Text)
+		case 1 << 2:
+			ok = decodeString(v, &p.Refusal)
+		case 1 << 3:
+			ok = decodeString(v, &p.Detail)
+		case 1 << 4:
+			ok = decodeValidImageURL(v, &p.ImageURL)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// decodeValidImageURL decodes an image_url as imageURL.UnmarshalJSON does: only an object
+// is read.
+func decodeValidImageURL(val []byte, u *imageURL) bool {
+	if val[0] != '{' {
+		return true
+	}
+	var seen int
+	for o := jsonl.NewObject(val); ; {
+		key, v, ok := o.Next()
+		if !ok {
+			return true
+		}
+		bit := fieldBit(key, imageURLNames)
+		if bit < 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		if bit != 0 && !decodeString(v, &u.Detail) {
+			return false
+		}
+	}
+}
+
+// validElements returns the elements of valid JSON arr, an array, as json.Unmarshal into
+// a []json.RawMessage would.
+func validElements(arr []byte) []json.RawMessage {
+	out := []json.RawMessage{}
+	for a := jsonl.NewArray(arr); ; {
+		v, ok := a.Next()
+		if !ok {
+			return out
+		}
+		out = append(out, v)
+	}
+}
+
+// errNotIDs is countIDs' error: the array is not one of token ids.
+var errNotIDs = errors.New("not an array of token ids")
+
+// countIDs counts the token ids of arr, an array, and fails where json.Unmarshal into a
+// []int64 would. valid says arr is known to be valid JSON, read without checking it again.
+func countIDs(arr []byte, valid bool) (int64, error) {
+	if !valid {
+		var ids []int64
+		if err := json.Unmarshal(arr, &ids); err != nil {
+			return 0, err
+		}
+		return int64(len(ids)), nil
+	}
+	var n int64
+	for a := jsonl.NewArray(arr); ; {
+		v, ok := a.Next()
+		if !ok {
+			return n, nil
+		}
+		if _, ok := parseInt(v); !ok && v[0] != 'n' { // null is 0
+			return 0, errNotIDs
+		}
+		n++
+	}
 }
