@@ -26,7 +26,7 @@ func (e *Estimator) EstimateValid(req *sluice.Request) (sluice.Estimate, error) 
 	return e.estimate(req, &b, true)
 }
 
-// Bits of the fields decodeValidBody and decodeValidMessage have set, to find a repeat.
+// Bits of the fields decodeValidBody has set, to find a repeat.
 const (
 	fModel = 1 << iota
 	fMessages
@@ -60,27 +60,15 @@ var (
 // whether it could. It gives up (false) wherever encoding/json's result could differ or it
 // would return an error: the caller then decodes with json.Unmarshal.
 func decodeValidBody(data []byte, b *body) bool {
-	if len(data) == 0 || data[0] != '{' {
+	if len(data) == 0 {
 		return false
 	}
-	var seen int
-	for o := jsonl.NewObject(data); ; {
-		key, val, ok := o.Next()
-		if !ok {
-			return true
-		}
-		bit := fieldBit(key, bodyNames)
-		if bit < 0 || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		ok = true
+	return decodeMembers(data, bodyNames, func(bit int, val []byte) bool {
 		switch bit {
-		case 0: // a member the estimate does not read
 		case fModel:
-			ok = decodeString(val, &b.Model)
+			return decodeString(val, &b.Model)
 		case fMessages:
-			ok = decodeMessages(val, &b.Messages)
+			return decodeMessages(val, &b.Messages)
 		case fTools:
 			b.Tools = val
 		case fFunctions:
@@ -90,27 +78,52 @@ func decodeValidBody(data []byte, b *body) bool {
 		case fInput:
 			b.Input = val
 		case fInstructions:
-			ok = decodeStringPtr(val, &b.Instructions)
+			return decodeStringPtr(val, &b.Instructions)
 		case fMaxTokens:
-			ok = decodeInt(val, &b.MaxTokens)
+			return decodeInt(val, &b.MaxTokens)
 		case fMaxCompletionTokens:
-			ok = decodeInt(val, &b.MaxCompletionTokens)
+			return decodeInt(val, &b.MaxCompletionTokens)
 		case fMaxOutputTokens:
-			ok = decodeInt(val, &b.MaxOutputTokens)
+			return decodeInt(val, &b.MaxOutputTokens)
 		case fN:
-			ok = decodeInt(val, &b.N)
+			return decodeInt(val, &b.N)
 		case fBestOf:
-			ok = decodeInt(val, &b.BestOf)
+			return decodeInt(val, &b.BestOf)
 		}
+		return true
+	})
+}
+
+// decodeMembers calls set with each member's value of obj, valid JSON text, and the bit
+// (1<<i) of its name in names, 0 for a name not there. null has no members, as for
+// encoding/json. It gives up (false) on a value that is not an object or null, when set
+// does, on a name with escapes or that matches one of names only case-insensitively
+// (encoding/json's rules then decide), and on a repeated name.
+func decodeMembers(obj []byte, names [][]byte, set func(bit int, val []byte) bool) bool {
+	switch obj[0] {
+	case 'n':
+		return true
+	case '{':
+	default:
+		return false
+	}
+	var seen int
+	for o := jsonl.NewObject(obj); ; {
+		key, val, ok := o.Next()
 		if !ok {
+			return true
+		}
+		bit := fieldBit(key, names)
+		if bit < 0 || seen&bit != 0 || !set(bit, val) {
 			return false
 		}
+		seen |= bit
 	}
 }
 
 // fieldBit is the bit (1<<i) of the name of names that key is exactly, 0 when key matches
 // none of them even case-insensitively, and -1 when it has escapes or matches one only
-// case-insensitively (encoding/json's rules then decide).
+// case-insensitively.
 func fieldBit(key []byte, names [][]byte) int {
 	if bytes.IndexByte(key, '\\') >= 0 {
 		return -1
@@ -135,18 +148,24 @@ func decodeMessages(val []byte, ms *[]message) bool {
 		*ms = nil
 		return true
 	case '[':
+		return decodeArray(val, ms, decodeMessage)
 	default:
 		return false
 	}
-	out := []message{}
-	for a := jsonl.NewArray(val); ; {
+}
+
+// decodeArray decodes valid JSON arr, an array, element by element with decode, and sets
+// *dst if every element could be decoded.
+func decodeArray[T any](arr []byte, dst *[]T, decode func(val []byte, elem *T) bool) bool {
+	out := []T{}
+	for a := jsonl.NewArray(arr); ; {
 		v, ok := a.Next()
 		if !ok {
-			*ms = out
+			*dst = out
 			return true
 		}
-		out = append(out, message{})
-		if !decodeMessage(v, &out[len(out)-1]) {
+		out = append(out, *new(T))
+		if !decode(v, &out[len(out)-1]) {
 			return false
 		}
 	}
@@ -154,32 +173,14 @@ func decodeMessages(val []byte, ms *[]message) bool {
 
 // decodeMessage decodes a message object, or null (which leaves m zero).
 func decodeMessage(val []byte, m *message) bool {
-	switch val[0] {
-	case 'n':
-		return true
-	case '{':
-	default:
-		return false
-	}
-	var seen int
-	for o := jsonl.NewObject(val); ; {
-		key, v, ok := o.Next()
-		if !ok {
-			return true
-		}
-		bit := fieldBit(key, messageNames)
-		if bit < 0 || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		ok = true
+	return decodeMembers(val, messageNames, func(bit int, v []byte) bool {
 		switch bit {
 		case 1 << 0:
-			ok = decodeString(v, &m.Type)
+			return decodeString(v, &m.Type)
 		case 1 << 1:
-			ok = decodeString(v, &m.Role)
+			return decodeString(v, &m.Role)
 		case 1 << 2:
-			ok = decodeString(v, &m.Name)
+			return decodeString(v, &m.Name)
 		case 1 << 3:
 			m.Content = v
 		case 1 << 4:
@@ -187,16 +188,14 @@ func decodeMessage(val []byte, m *message) bool {
 		case 1 << 5:
 			m.FunctionCall = v
 		case 1 << 6:
-			ok = decodeString(v, &m.ToolCallID)
+			return decodeString(v, &m.ToolCallID)
 		case 1 << 7:
-			ok = decodeString(v, &m.Arguments)
+			return decodeString(v, &m.Arguments)
 		case 1 << 8:
 			m.Output = v
 		}
-		if !ok {
-			return false
-		}
-	}
+		return true
+	})
 }
 
 // decodeString decodes a string, or null (which leaves s as it is, as encoding/json does).
@@ -263,60 +262,26 @@ var (
 // decodeValidParts decodes valid JSON val, an array of content parts, as json.Unmarshal
 // would, and reports whether it could (see decodeValidBody). It sets *ps only then.
 func decodeValidParts(val []byte, ps *[]part) bool {
-	if val[0] != '[' {
-		return false
-	}
-	out := []part{}
-	for a := jsonl.NewArray(val); ; {
-		v, ok := a.Next()
-		if !ok {
-			*ps = out
-			return true
-		}
-		out = append(out, part{})
-		if !decodeValidPart(v, &out[len(out)-1]) {
-			return false
-		}
-	}
+	return val[0] == '[' && decodeArray(val, ps, decodeValidPart)
 }
 
 // decodeValidPart decodes a content part object, or null (which leaves p zero).
 func decodeValidPart(val []byte, p *part) bool {
-	switch val[0] {
-	case 'n':
-		return true
-	case '{':
-	default:
-		return false
-	}
-	var seen int
-	for o := jsonl.NewObject(val); ; {
-		key, v, ok := o.Next()
-		if !ok {
-			return true
-		}
-		bit := fieldBit(key, partNames)
-		if bit < 0 || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		ok = true
+	return decodeMembers(val, partNames, func(bit int, v []byte) bool {
 		switch bit {
 		case 1 << 0:
-			ok = decodeString(v, &p.Type)
+			return decodeString(v, &p.Type)
 		case 1 << 1:
-			ok = decodeString(v, &p.Text)
+			return decodeString(v, &p.Text)
 		case 1 << 2:
-			ok = decodeString(v, &p.Refusal)
+			return decodeString(v, &p.Refusal)
 		case 1 << 3:
-			ok = decodeString(v, &p.Detail)
+			return decodeString(v, &p.Detail)
 		case 1 << 4:
-			ok = decodeValidImageURL(v, &p.ImageURL)
+			return decodeValidImageURL(v, &p.ImageURL)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return true
+	})
 }
 
 // decodeValidImageURL decodes an image_url as imageURL.UnmarshalJSON does: only an object
@@ -325,21 +290,9 @@ func decodeValidImageURL(val []byte, u *imageURL) bool {
 	if val[0] != '{' {
 		return true
 	}
-	var seen int
-	for o := jsonl.NewObject(val); ; {
-		key, v, ok := o.Next()
-		if !ok {
-			return true
-		}
-		bit := fieldBit(key, imageURLNames)
-		if bit < 0 || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		if bit != 0 && !decodeString(v, &u.Detail) {
-			return false
-		}
-	}
+	return decodeMembers(val, imageURLNames, func(bit int, v []byte) bool {
+		return bit == 0 || decodeString(v, &u.Detail)
+	})
 }
 
 // validElements returns the elements of valid JSON arr, an array, as json.Unmarshal into

@@ -24,16 +24,12 @@ func NewArray(arr []byte) Array { return Array{b: arr, i: 1} }
 
 // Next returns the next element as raw JSON text. ok is false after the last element.
 func (a *Array) Next() (val []byte, ok bool) {
-	b := a.b
-	i := skipSpace(b, a.i)
-	if b[i] == ',' {
-		i = skipSpace(b, i+1)
-	}
-	if b[i] == ']' {
-		a.i = i + 1
+	i, more := nextStart(a.b, a.i, ']')
+	if !more {
+		a.i = i
 		return nil, false
 	}
-	end := skipValue(b, i)
+	end := skipValue(a.b, i)
 	a.i = end
-	return b[i:end], true
+	return a.b[i:end], true
 }
