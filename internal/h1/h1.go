@@ -1,4 +1,8 @@
-package gateway
+// Package h1 is sluice's own HTTP/1.1 client for plain-HTTP upstreams: a pool of
+// keep-alive connections that a request is written to and its answer read from on the
+// caller's goroutine. The engine's upstream client (package openai) and the gateway use
+// it for http:// upstreams reached without a proxy; everything else stays with net/http.
+package h1
 
 import (
 	"bufio"
@@ -16,20 +20,25 @@ import (
 	"time"
 )
 
-// h1Transport sends the requests of one plain-HTTP upstream over its own pool of
+// Transport sends the requests of one plain-HTTP upstream over its own pool of
 // HTTP/1.1 keep-alive connections, on the caller's goroutine: it writes a request and
 // reads its answer's head itself, and the answer's body is read from the connection
 // as the caller reads it. net/http's Transport hands each request to a writing and a
 // reading goroutine of the connection instead, which cost about a quarter of the
-// gateway's CPU a request on loopback (bench gateway). It serves http:// upstreams that
-// have no Transport of their own and no proxy; https (TLS, HTTP/2) stays with net/http,
-// and so does any request it does not write itself (see RoundTrip).
+// gateway's CPU a request on loopback (bench gateway). It serves one http:// upstream
+// reached without a proxy; https (TLS, HTTP/2) stays with net/http, and so does any
+// request it does not write itself (see RoundTrip). It is safe for concurrent use.
 //
 // A connection goes back to the pool when its answer's body was read to its end
 // (Connection: close aside), and is closed when the body is closed before, or the
-// request's context ends while it is in use. An idle connection is closed once it has
-// been idle for idleTimeout, when the pool is next used.
-type h1Transport struct {
+// request's context ends while it is in use: a connection whose answer may still be
+// arriving is never used again. An idle connection is closed once it has been idle for
+// IdleTimeout, when the pool is next used.
+//
+// It does not ask for compressed answers (no Accept-Encoding is added) and does not
+// decode them: plain-HTTP upstreams are local or in-house, where compressing costs CPU
+// on both ends for little, and an answer's body is handed over as it was sent.
+type Transport struct {
 	host        string // URL.Host of the requests it sends
 	addr        string // host:port dialled
 	dialer      net.Dialer
@@ -38,12 +47,12 @@ type h1Transport struct {
 	fallback    http.RoundTripper // every request not to host, or not one it writes
 
 	mu     sync.Mutex
-	idle   []*h1Conn // the most recently used last
+	idle   []*conn // the most recently used last
 	closed bool
 }
 
-// h1Conn is one connection of an h1Transport.
-type h1Conn struct {
+// conn is one connection of a Transport.
+type conn struct {
 	net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -51,14 +60,25 @@ type h1Conn struct {
 	idle   time.Time // when it went back to the pool
 }
 
-// h1IdleTimeout is how long an h1Transport keeps a connection nobody uses: below the
-// keep-alive timeouts that servers commonly set, so that it rarely sends on a connection
-// that its server is closing.
-const h1IdleTimeout = 30 * time.Second
+// Transport timeouts. There is no timeout on an answer: a model may think for minutes
+// before its first byte, and the request's context bounds the wait.
+const (
+	// IdleTimeout is how long a Transport keeps a connection nobody uses: below the
+	// keep-alive timeouts that servers commonly set, so that it rarely sends on a
+	// connection that its server is closing.
+	IdleTimeout = 30 * time.Second
+	// DialTimeout bounds the making of a connection (the context may end it sooner).
+	DialTimeout = 30 * time.Second
+	// tcpKeepAlive is the period of TCP keep-alive probes on a connection.
+	tcpKeepAlive = 30 * time.Second
+)
 
-// newH1Transport returns an h1Transport for the upstream at base, or false when base is
-// not a plain-HTTP URL that is reached without a proxy.
-func newH1Transport(base string, maxIdle int, fallback http.RoundTripper) (*h1Transport, bool) {
+// New returns a Transport for the upstream at base keeping up to maxIdle idle
+// connections (at least one), or false when base is not a plain-HTTP URL without user
+// information that is reached without a proxy (HTTP_PROXY and NO_PROXY, as
+// http.ProxyFromEnvironment reads them). fallback sends the requests the Transport does
+// not send itself.
+func New(base string, maxIdle int, fallback http.RoundTripper) (*Transport, bool) {
 	u, err := url.Parse(base)
 	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil {
 		return nil, false
@@ -70,10 +90,10 @@ func newH1Transport(base string, maxIdle int, fallback http.RoundTripper) (*h1Tr
 	if port == "" {
 		port = "80"
 	}
-	return &h1Transport{
+	return &Transport{
 		host: u.Host, addr: net.JoinHostPort(u.Hostname(), port),
-		dialer:  net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second},
-		maxIdle: max(maxIdle, 1), idleTimeout: h1IdleTimeout, fallback: fallback,
+		dialer:  net.Dialer{Timeout: DialTimeout, KeepAlive: tcpKeepAlive},
+		maxIdle: max(maxIdle, 1), idleTimeout: IdleTimeout, fallback: fallback,
 	}, true
 }
 
@@ -82,8 +102,10 @@ func newH1Transport(base string, maxIdle int, fallback http.RoundTripper) (*h1Tr
 // a trailer) goes to the fallback transport. A request that fails on a reused
 // connection before any byte of its answer came, as when the server closed the
 // connection while it was idle, is sent once more on a new one when its body can be
-// read again (GetBody).
-func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+// read again (GetBody); no other request is sent twice. Its errors are those of the
+// connection, as net/http's Transport returns them (the request's context's error when
+// it ended), not wrapped with the request's URL.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	if req.URL.Scheme != "http" || req.URL.Host != t.host || (hasBody && req.ContentLength <= 0) ||
 		req.ContentLength < 0 || len(req.TransferEncoding) > 0 || req.Trailer != nil || req.Close ||
@@ -105,7 +127,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		closeBody(req)
-		return nil, fmt.Errorf("gateway: %s %s: %w", req.Method, req.URL.Redacted(), err)
+		return nil, err
 	}
 	return resp, nil
 }
@@ -117,7 +139,7 @@ func retryable(err error) bool { return errors.Is(err, errReusedConn) }
 
 // try sends req on a pooled connection (a new one when fresh) and reads its answer's
 // head.
-func (t *h1Transport) try(req *http.Request, fresh bool) (*http.Response, error) {
+func (t *Transport) try(req *http.Request, fresh bool) (*http.Response, error) {
 	ctx := req.Context()
 	c, err := t.conn(ctx, fresh)
 	if err != nil {
@@ -159,7 +181,7 @@ func (t *h1Transport) try(req *http.Request, fresh bool) (*http.Response, error)
 		t.release(c, stop, keep)
 		return resp, nil
 	}
-	resp.Body = &h1Body{ReadCloser: resp.Body, t: t, c: c, stop: stop, keep: keep}
+	resp.Body = &body{ReadCloser: resp.Body, ctx: ctx, t: t, c: c, stop: stop, keep: keep}
 	return resp, nil
 }
 
@@ -167,7 +189,7 @@ func (t *h1Transport) try(req *http.Request, fresh bool) (*http.Response, error)
 var aLongTimeAgo = time.Unix(1, 0)
 
 // conn returns an idle connection, or a new one when there is none or fresh is set.
-func (t *h1Transport) conn(ctx context.Context, fresh bool) (*h1Conn, error) {
+func (t *Transport) conn(ctx context.Context, fresh bool) (*conn, error) {
 	if !fresh {
 		now := time.Now()
 		t.mu.Lock()
@@ -186,12 +208,12 @@ func (t *h1Transport) conn(ctx context.Context, fresh bool) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{Conn: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	return &conn{Conn: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
 }
 
 // release ends a connection's request: back to the pool when keep is set, the request's
 // context did not end meanwhile, and nothing more was sent; closed otherwise.
-func (t *h1Transport) release(c *h1Conn, stop func() bool, keep bool) {
+func (t *Transport) release(c *conn, stop func() bool, keep bool) {
 	if !stop() || !keep || c.br.Buffered() > 0 {
 		c.Close()
 		return
@@ -212,39 +234,60 @@ func (t *h1Transport) release(c *h1Conn, stop func() bool, keep bool) {
 	t.idle = append(t.idle, c)
 }
 
-// CloseIdleConnections closes the idle connections, and those that go idle from now on.
-func (t *h1Transport) CloseIdleConnections() {
+// CloseIdleConnections closes the idle connections, and those of the fallback
+// transport; the Transport stays usable.
+func (t *Transport) CloseIdleConnections() {
+	t.closeIdle(false)
+	if ci, ok := t.fallback.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// Close closes the idle connections, and those that go idle from now on: requests may
+// still be sent, each on a connection of its own. The fallback transport is left alone.
+func (t *Transport) Close() { t.closeIdle(true) }
+
+func (t *Transport) closeIdle(closed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.closed = true
+	t.closed = t.closed || closed
 	for _, c := range t.idle {
 		c.Close()
 	}
 	t.idle = nil
 }
 
-// h1Body is an answer's body read from its connection: the connection is released at
-// its end, or closed when the body is closed before.
-type h1Body struct {
+// body is an answer's body read from its connection: the connection is released at its
+// end, or closed when the body is closed before.
+type body struct {
 	io.ReadCloser // http.ReadResponse's body
-	t             *h1Transport
-	c             *h1Conn
+	ctx           context.Context
+	t             *Transport
+	c             *conn
 	stop          func() bool
 	keep          bool
 	done          atomic.Bool
 }
 
-func (b *h1Body) Read(p []byte) (int, error) {
+// Read reads the body; a read cut off because the request's context ended returns the
+// context's error.
+func (b *body) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && b.done.CompareAndSwap(false, true) {
-		b.t.release(b.c, b.stop, b.keep)
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		if b.done.CompareAndSwap(false, true) {
+			b.t.release(b.c, b.stop, b.keep)
+		}
+	case b.ctx.Err() != nil:
+		err = b.ctx.Err()
 	}
 	return n, err
 }
 
 // Close closes the connection when the body was not read to its end (http.ReadResponse's
 // body would read what is left first, which may be a stream that never ends).
-func (b *h1Body) Close() error {
+func (b *body) Close() error {
 	if b.done.CompareAndSwap(false, true) {
 		b.stop()
 		b.c.Close()
@@ -303,11 +346,11 @@ func writeRequest(bw *bufio.Writer, req *http.Request, host string) error {
 func checkHeader(h http.Header) error {
 	for name, values := range h {
 		if name == "" || !validText(name, true) {
-			return fmt.Errorf("gateway: invalid header name %q", name)
+			return fmt.Errorf("h1: invalid header name %q", name)
 		}
 		for _, v := range values {
 			if !validText(v, false) {
-				return fmt.Errorf("gateway: invalid value of header %s", name)
+				return fmt.Errorf("h1: invalid value of header %s", name)
 			}
 		}
 	}
