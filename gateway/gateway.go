@@ -270,7 +270,7 @@ func New(cfg Config) (*Gateway, error) {
 		if up.rt == nil {
 			up.rt = cfg.Transport
 			if ownPools {
-				if pool, ok := h1.New(up.base, DefaultMaxIdleConnsPerHost, cfg.Transport); ok {
+				if pool, ok := h1.New(up.base, h1.Config{MaxIdle: DefaultMaxIdleConnsPerHost, Fallback: cfg.Transport, ResendWritten: true}); ok {
 					up.rt = pool
 					g.pools = append(g.pools, pool)
 				}

@@ -6,6 +6,7 @@ package h1
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,9 +37,7 @@ import (
 // arriving is never used again. An idle connection is closed once it has been idle for
 // IdleTimeout, when the pool is next used.
 //
-// It does not ask for compressed answers (no Accept-Encoding is added) and does not
-// decode them: plain-HTTP upstreams are local or in-house, where compressing costs CPU
-// on both ends for little, and an answer's body is handed over as it was sent.
+// It asks for gzip answers and decodes them only when configured to (Config.Gzip).
 type Transport struct {
 	host        string // URL.Host of the requests it sends
 	addr        string // host:port dialled
@@ -45,6 +45,8 @@ type Transport struct {
 	maxIdle     int
 	idleTimeout time.Duration
 	fallback    http.RoundTripper // every request not to host, or not one it writes
+	gzip        bool              // Config.Gzip
+	resend      bool              // Config.ResendWritten
 
 	mu     sync.Mutex
 	idle   []*conn // the most recently used last
@@ -55,9 +57,19 @@ type Transport struct {
 type conn struct {
 	net.Conn
 	br     *bufio.Reader
-	bw     *bufio.Writer
-	reused bool      // it answered a request before
-	idle   time.Time // when it went back to the pool
+	bw     *bufio.Writer // writes to the conn itself, which notes that it wrote
+	reused bool          // it answered a request before
+	wrote  bool          // a byte of the current request was written
+	idle   time.Time     // when it went back to the pool
+}
+
+// Write writes p to the connection and notes that a byte was written.
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.wrote = true
+	}
+	return n, err
 }
 
 // Transport timeouts. There is no timeout on an answer: a model may think for minutes
@@ -73,12 +85,34 @@ const (
 	tcpKeepAlive = 30 * time.Second
 )
 
-// New returns a Transport for the upstream at base keeping up to maxIdle idle
-// connections (at least one), or false when base is not a plain-HTTP URL without user
-// information that is reached without a proxy (HTTP_PROXY and NO_PROXY, as
-// http.ProxyFromEnvironment reads them). fallback sends the requests the Transport does
-// not send itself.
-func New(base string, maxIdle int, fallback http.RoundTripper) (*Transport, bool) {
+// Config configures a Transport. The zero value keeps one idle connection, asks for no
+// compression, and has no fallback.
+type Config struct {
+	// MaxIdle is how many idle connections are kept; below 1 counts as 1.
+	MaxIdle int
+	// Fallback sends the requests the Transport does not send itself (see RoundTrip).
+	Fallback http.RoundTripper
+	// Gzip asks for gzip answers (Accept-Encoding: gzip, when the request names no
+	// encoding of its own and is no HEAD or Range request) and decodes them, as
+	// net/http's Transport does unless told not to: the answer's Content-Encoding and
+	// Content-Length are removed and Uncompressed is set.
+	Gzip bool
+	// ResendWritten sends a request once more on a new connection when a reused
+	// connection was closed (an end or a reset) after the request was written to it and
+	// before any byte of its answer: the usual sign of a server closing an idle
+	// connection as the request went out, but also that of a server that read the
+	// request and then failed, so a request may reach its server twice. Without it, such
+	// a request is sent again only when net/http would send it again (GET, HEAD,
+	// OPTIONS, TRACE, or an Idempotency-Key header); a request of which nothing was
+	// written is sent again in any case. An idle connection its server closed is found
+	// before use (on Unix) and not sent on.
+	ResendWritten bool
+}
+
+// New returns a Transport for the upstream at base, or false when base is not a
+// plain-HTTP URL without user information that is reached without a proxy (HTTP_PROXY
+// and NO_PROXY, as http.ProxyFromEnvironment reads them).
+func New(base string, cfg Config) (*Transport, bool) {
 	u, err := url.Parse(base)
 	if err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil {
 		return nil, false
@@ -93,7 +127,8 @@ func New(base string, maxIdle int, fallback http.RoundTripper) (*Transport, bool
 	return &Transport{
 		host: u.Host, addr: net.JoinHostPort(u.Hostname(), port),
 		dialer:  net.Dialer{Timeout: DialTimeout, KeepAlive: tcpKeepAlive},
-		maxIdle: max(maxIdle, 1), idleTimeout: IdleTimeout, fallback: fallback,
+		maxIdle: max(cfg.MaxIdle, 1), idleTimeout: IdleTimeout, fallback: cfg.Fallback, gzip: cfg.Gzip,
+		resend: cfg.ResendWritten,
 	}, true
 }
 
@@ -102,7 +137,8 @@ func New(base string, maxIdle int, fallback http.RoundTripper) (*Transport, bool
 // a trailer) goes to the fallback transport. A request that fails on a reused
 // connection before any byte of its answer came, as when the server closed the
 // connection while it was idle, is sent once more on a new one when its body can be
-// read again (GetBody); no other request is sent twice. Its errors are those of the
+// read again (GetBody), and either nothing of it was written or it may be sent twice
+// (Config.ResendWritten); no other request is sent twice. Its errors are those of the
 // connection, as net/http's Transport returns them (the request's context's error when
 // it ended), not wrapped with the request's URL.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -117,9 +153,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, err := t.try(req, false)
-	if err != nil && retryable(err) && req.GetBody != nil && req.Context().Err() == nil {
+	if err != nil && t.resendable(req, hasBody, err) {
 		again := *req // a RoundTripper does not change the request
-		if again.Body, err = req.GetBody(); err == nil {
+		if hasBody {
+			again.Body, err = req.GetBody()
+		}
+		if err == nil {
 			if resp, err = t.try(&again, true); err != nil {
 				closeBody(&again)
 			}
@@ -132,10 +171,39 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// errReusedConn marks a failure on a reused connection before any byte of the answer.
-var errReusedConn = errors.New("reused connection closed before the answer")
+// reusedError is a reused connection closed before any byte of the answer.
+type reusedError struct {
+	err   error
+	wrote bool // a byte of the request was written
+}
 
-func retryable(err error) bool { return errors.Is(err, errReusedConn) }
+func (e *reusedError) Error() string {
+	return "reused connection closed before the answer: " + e.err.Error()
+}
+
+func (e *reusedError) Unwrap() error { return e.err }
+
+// resendable reports whether req, which failed with err, is to be sent once more on a
+// new connection: see RoundTrip.
+func (t *Transport) resendable(req *http.Request, hasBody bool, err error) bool {
+	var re *reusedError
+	if !errors.As(err, &re) || req.Context().Err() != nil || (hasBody && req.GetBody == nil) {
+		return false
+	}
+	return !re.wrote || t.resend || replayable(req)
+}
+
+// replayable reports whether net/http's Transport would send req again after a failure
+// on a reused connection: an idempotent method, or an idempotency key.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, ok := req.Header["Idempotency-Key"]
+	_, xok := req.Header["X-Idempotency-Key"]
+	return ok || xok
+}
 
 // try sends req on a pooled connection (a new one when fresh) and reads its answer's
 // head.
@@ -154,11 +222,13 @@ func (t *Transport) try(req *http.Request, fresh bool) (*http.Response, error) {
 			return nil, ctx.Err()
 		}
 		if c.reused && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
-			return nil, fmt.Errorf("%w: %w", errReusedConn, err)
+			return nil, &reusedError{err: err, wrote: c.wrote}
 		}
 		return nil, err
 	}
-	if err := writeRequest(c.bw, req, t.host); err != nil {
+	c.wrote = false
+	askGzip := t.gzip && req.Method != http.MethodHead && req.Header.Get("Accept-Encoding") == "" && req.Header.Get("Range") == ""
+	if err := writeRequest(c.bw, req, t.host, askGzip); err != nil {
 		return fail(err)
 	}
 	// The answer's first byte tells a connection the server closed (EOF, reset) from an
@@ -182,33 +252,56 @@ func (t *Transport) try(req *http.Request, fresh bool) (*http.Response, error) {
 		return resp, nil
 	}
 	resp.Body = &body{ReadCloser: resp.Body, ctx: ctx, t: t, c: c, stop: stop, keep: keep}
+	if askGzip && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		resp.Body = &gzipBody{body: resp.Body}
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		resp.Uncompressed = true
+	}
 	return resp, nil
 }
 
 // aLongTimeAgo is a deadline in the past: it fails the reads and writes under way.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// conn returns an idle connection, or a new one when there is none or fresh is set.
+// conn returns an idle connection its server has not closed, or a new one when there is
+// none or fresh is set.
 func (t *Transport) conn(ctx context.Context, fresh bool) (*conn, error) {
-	if !fresh {
-		now := time.Now()
-		t.mu.Lock()
-		for len(t.idle) > 0 {
-			c := t.idle[len(t.idle)-1]
-			t.idle = t.idle[:len(t.idle)-1]
-			if now.Sub(c.idle) < t.idleTimeout {
-				t.mu.Unlock()
-				return c, nil
-			}
-			c.Close() // and the ones below it, idle longer, in the loop
+	for !fresh {
+		c := t.popIdle()
+		if c == nil {
+			break
 		}
-		t.mu.Unlock()
+		if open(c.Conn) {
+			return c, nil
+		}
+		c.Close()
 	}
 	nc, err := t.dialer.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		return nil, err
 	}
-	return &conn{Conn: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	c := &conn{Conn: nc, br: bufio.NewReaderSize(nc, 4<<10)}
+	c.bw = bufio.NewWriterSize(c, 4<<10)
+	return c, nil
+}
+
+// popIdle takes the most recently used idle connection from the pool, closing those
+// idle for too long; nil when there is none.
+func (t *Transport) popIdle() *conn {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for len(t.idle) > 0 {
+		c := t.idle[len(t.idle)-1]
+		t.idle = t.idle[:len(t.idle)-1]
+		if now.Sub(c.idle) < t.idleTimeout {
+			return c
+		}
+		c.Close() // and the ones below it, idle longer, in the loop
+	}
+	return nil
 }
 
 // release ends a connection's request: back to the pool when keep is set, the request's
@@ -275,7 +368,7 @@ func (b *body) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	switch {
 	case err == nil:
-	case err == io.EOF:
+	case errors.Is(err, io.EOF):
 		if b.done.CompareAndSwap(false, true) {
 			b.t.release(b.c, b.stop, b.keep)
 		}
@@ -296,9 +389,31 @@ func (b *body) Close() error {
 	return nil
 }
 
+// gzipBody decodes a gzip answer's body, opening the decoder at the first read. The
+// decoder reads the body to its end (it takes concatenated gzip streams), so the
+// connection is released when the decoded answer was read to its end.
+type gzipBody struct {
+	body io.ReadCloser
+	zr   *gzip.Reader
+	err  error // of opening the decoder
+}
+
+func (g *gzipBody) Read(p []byte) (int, error) {
+	if g.zr == nil && g.err == nil {
+		g.zr, g.err = gzip.NewReader(g.body)
+	}
+	if g.err != nil {
+		return 0, g.err
+	}
+	return g.zr.Read(p)
+}
+
+// Close closes the body, and with it the connection unless it was read to its end.
+func (g *gzipBody) Close() error { return g.body.Close() }
+
 // writeRequest writes req's head and body to bw and flushes it. Host is the Host header
-// when req has none of its own.
-func writeRequest(bw *bufio.Writer, req *http.Request, host string) error {
+// when req has none of its own; askGzip adds Accept-Encoding: gzip.
+func writeRequest(bw *bufio.Writer, req *http.Request, host string, askGzip bool) error {
 	if req.Host != "" {
 		host = req.Host
 	}
@@ -310,6 +425,9 @@ func writeRequest(bw *bufio.Writer, req *http.Request, host string) error {
 	_, _ = bw.WriteString("\r\n")
 	if _, ok := req.Header["User-Agent"]; !ok {
 		_, _ = bw.WriteString("User-Agent: Go-http-client/1.1\r\n")
+	}
+	if askGzip {
+		_, _ = bw.WriteString("Accept-Encoding: gzip\r\n")
 	}
 	for name, values := range req.Header {
 		switch name {

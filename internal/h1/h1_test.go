@@ -34,7 +34,7 @@ func serve(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
 func newTransport(t *testing.T, base string) *Transport {
 	t.Helper()
 	fallback := roundTripperFunc(func(*http.Request) (*http.Response, error) { return nil, errors.New("fallback") })
-	tr, ok := New(base, 4, fallback)
+	tr, ok := New(base, Config{MaxIdle: 4, Fallback: fallback, ResendWritten: true})
 	if !ok {
 		t.Fatalf("no h1 transport for %s", base)
 	}
@@ -210,7 +210,7 @@ func TestFallback(t *testing.T) {
 		t.Fatalf("err = %v, want the header refused", err)
 	}
 	for _, base := range []string{"https://api.example.com/v1", "http://user:pw@127.0.0.1:1/v1"} {
-		if _, ok := New(base, 1, nil); ok {
+		if _, ok := New(base, Config{}); ok {
 			t.Fatalf("an h1 transport for %s", base)
 		}
 	}
