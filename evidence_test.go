@@ -317,3 +317,31 @@ func TestUnservedModelAmongOthersFailsOnlySentRequests(t *testing.T) {
 		t.Errorf("%d requests for the missing model sent, want all 20", n)
 	}
 }
+
+// A 200 whose body is an error object (as OpenRouter passes on a provider's failure) is
+// retried like the 502 it says it is, never written as the request's answer.
+func TestErrorObjectIn200IsRetried(t *testing.T) {
+	s := sim.New(sim.Config{Seed: 3, Quirks: sim.Quirks{ErrorIn200: 0.3}})
+	defer s.Close()
+	st := newStore(t)
+	job := newJob(t, st)
+	cfg := fastConfig()
+	cfg.MaxAttempts = 10
+	cfg.BreakerFailures = 1000
+	if err := runJob(t, st, simClient(t, s), cfg, job, simRequests(100)); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if s.ErrorsIn200() == 0 {
+		t.Fatal("the simulator answered no error in a 200")
+	}
+	lines, _ := readOutput(t, st, job.ID)
+	checkExactlyOnce(t, lines, 100)
+	for _, l := range lines {
+		if l.Response == nil || l.Error != nil || !strings.Contains(string(l.Response.Body), `"choices"`) {
+			t.Errorf("line for %s: %+v, want a completion", *l.CustomID, l)
+		}
+	}
+	if ss := s.Stats(); ss.Requests != 100+s.ErrorsIn200() {
+		t.Errorf("%d requests sent for 100 lines and %d errors in 200s", ss.Requests, s.ErrorsIn200())
+	}
+}

@@ -31,9 +31,12 @@ func (c *Client) interpret(resp *sluice.Response, h http.Header, raw *rawBody) *
 	if isEventStream(ct) {
 		return c.stream(resp, redacted)
 	}
-	usage, err := decodeUsage(redacted)
+	usage, errValue, err := decodeAnswer(redacted)
 	if err == nil {
 		resp.Body, resp.Usage = owned(), usage
+		if errValue != nil {
+			return errorAnswer(resp, h, redacted, c.now())
+		}
 		return nil
 	}
 	if looksLikeStream(redacted) { // a stream sent without its content type
@@ -95,6 +98,28 @@ func (c *Client) failure(resp *sluice.Response, h http.Header, data []byte, ct s
 		}
 		resp.Body = errorObject(ue.Message, "")
 	}
+	return ue
+}
+
+// errorAnswer is the error of a 2xx answer whose body is an error object (decodeAnswer):
+// the request failed, and a retry may succeed. A numeric code in the error that is an
+// HTTP error status (OpenRouter's {"error":{"code":429}}, say) stands for the status, so
+// that a throttled request backs off and slows the rate like a 429 and a client error is
+// not retried; any other is kept as the 2xx it came with, which is retried.
+func errorAnswer(resp *sluice.Response, h http.Header, data []byte, now time.Time) *sluice.UpstreamError {
+	ei := parseErrorBody(data)
+	ue := &sluice.UpstreamError{StatusCode: resp.StatusCode, Type: ei.Type, Code: ei.Code, Message: ei.Message}
+	if s, err := strconv.Atoi(ei.Code); err == nil && s >= 400 && s <= 599 {
+		ue.StatusCode = s
+		ue.RetryAfter = parseRetryAfter(h, now)
+	}
+	if isModelNotFound(ue.StatusCode, ei) {
+		ue.Code = sluice.CodeModelNotFound
+	}
+	if ue.Message == "" {
+		ue.Message = "error object in a " + strconv.Itoa(resp.StatusCode) + " answer"
+	}
+	ue.Message = fmt.Sprintf("%d answer is an error: %s", resp.StatusCode, ue.Message)
 	return ue
 }
 

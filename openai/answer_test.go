@@ -259,3 +259,52 @@ func TestDoBodyOverLimit(t *testing.T) {
 		t.Errorf("body of exactly MaxBodyBytes: %v", err)
 	}
 }
+
+// TestDoErrorObjectIn200 takes a 2xx answer whose body is an error object for the error
+// it is, not for an answer: gateways such as OpenRouter answer 200 with the provider's
+// error, and a failed Responses answer carries its error in the body.
+func TestDoErrorObjectIn200(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		status    int // UpstreamError.StatusCode; 0: not an error
+		code      string
+		retryable bool
+		throttled bool
+	}{
+		{"OpenRouter provider error", `{"error":{"message":"Provider returned error","code":502,"metadata":{"provider_name":"X","raw":"upstream timeout"}},"user_id":"u1"}`,
+			502, "502", true, false},
+		{"OpenRouter rate limit", `{"error":{"message":"Rate limit exceeded: free-models-per-min","code":429}}`,
+			429, "429", true, true},
+		{"client error code", `{"error":{"message":"This endpoint's maximum context length is 8192 tokens","code":400}}`,
+			400, "400", false, false},
+		{"error string", `{"error":"model is overloaded"}`, 200, "", true, false},
+		{"failed Responses answer", `{"id":"resp_1","object":"response","status":"failed","error":{"code":"server_error","message":"The model failed"},"output":[]}`,
+			200, "server_error", true, false},
+		{"Responses answer with error null", `{"id":"resp_1","object":"response","status":"completed","error":null,"output":[{"type":"message"}],"usage":{"input_tokens":3,"output_tokens":2}}`,
+			0, "", false, false},
+		{"chat answer with an empty error", `{"id":"c","object":"chat.completion","error":{},"choices":[{"index":0,"message":{"content":"hi"}}]}`,
+			0, "", false, false},
+		{"answer beside an error", `{"object":"chat.completion","error":{"message":"partial"},"choices":[{"index":0,"message":{"content":"hi"}}]}`,
+			0, "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := do(t, newClient(t, serve(t, answer(200, tt.body))))
+			if tt.status == 0 {
+				if err != nil {
+					t.Fatalf("error %v for a usable answer", err)
+				}
+				return
+			}
+			ue := upstreamError(t, err)
+			if ue.StatusCode != tt.status || ue.Code != tt.code || ue.Retryable() != tt.retryable || ue.Throttled() != tt.throttled {
+				t.Errorf("status %d code %q retryable %v throttled %v; want %d %q %v %v (%v)",
+					ue.StatusCode, ue.Code, ue.Retryable(), ue.Throttled(), tt.status, tt.code, tt.retryable, tt.throttled, ue)
+			}
+			if resp == nil || string(resp.Body) != tt.body {
+				t.Errorf("Response.Body %q, want the upstream's error body", resp.Body)
+			}
+		})
+	}
+}

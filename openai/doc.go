@@ -33,7 +33,12 @@
 // "stream": true) is assembled into the object the request would have got without
 // streaming; see the Client's Do method. A 2xx answer that is empty, not JSON, cut
 // short or larger than Config.MaxBodyBytes is an error with Code
-// sluice.CodeInvalidResponse, which the engine retries.
+// sluice.CodeInvalidResponse, which the engine retries. So is a 2xx answer whose body
+// is an error object, a non-empty top-level "error" beside no choices, data or output
+// (OpenRouter passes a provider's failure on as a 200 this way; a failed Responses
+// answer carries its error there): its error's numeric code, when an HTTP error status,
+// stands for the status, so that {"error":{"code":429}} is throttled like a 429 and a 400
+// is not retried.
 //
 // An error status gives both the Response and an *sluice.UpstreamError whose Type, Code
 // and Message come from the body in any of the shapes providers use (OpenAI's

@@ -34,21 +34,67 @@ type usageFields struct {
 // of decoding the body into a struct (json.Unmarshal validates, then scans every byte
 // again, then decodes by reflection).
 func decodeUsage(body []byte) (sluice.Usage, error) {
+	u, _, err := decodeAnswer(body)
+	return u, err
+}
+
+// decodeAnswer is decodeUsage that also returns the value of the body's top-level
+// "error" member when the body is an error object rather than an answer (see
+// errorMember), nil otherwise. The members are found in the same scan.
+func decodeAnswer(body []byte) (sluice.Usage, []byte, error) {
 	if !json.Valid(body) {
 		var v struct{}
 		err := json.Unmarshal(body, &v) // only to say what is wrong with it
 		if err == nil {
 			err = errors.New("invalid JSON")
 		}
-		return sluice.Usage{}, err
+		return sluice.Usage{}, nil, err
 	}
-	var u usageFields
+	var (
+		u                      usageFields
+		errValue               []byte
+		choices, data, outputs bool // of repeated members, the last wins
+	)
 	forEachMember(body, func(key, value []byte) {
-		if string(key) == "usage" {
+		switch string(key) {
+		case "usage":
 			u = readUsage(value)
+		case "error":
+			errValue = value
+		case "choices":
+			choices = nonEmptyArray(value)
+		case "data":
+			data = nonEmptyArray(value)
+		case "output":
+			outputs = nonEmptyArray(value)
 		}
 	})
-	return u.usage(), nil
+	if choices || data || outputs || !errorMember(errValue) {
+		errValue = nil
+	}
+	return u.usage(), errValue, nil
+}
+
+// errorMember reports whether v, the value of an answer's top-level "error" member,
+// says the request failed: a non-empty object, array or string. Gateways such as
+// OpenRouter answer some failures 200 with {"error":{"message","code"}} as the whole
+// body, and a failed Responses answer carries its error there, while a good Responses
+// answer has "error": null.
+func errorMember(v []byte) bool {
+	v = bytes.TrimSpace(v)
+	switch {
+	case len(v) < 2:
+		return false // absent, or a number
+	case v[0] == '{' || v[0] == '[':
+		return len(bytes.TrimSpace(v[1:len(v)-1])) > 0
+	default:
+		return v[0] == '"' && len(v) > 2
+	}
+}
+
+// nonEmptyArray reports whether the JSON value v is an array with an element.
+func nonEmptyArray(v []byte) bool {
+	return len(v) > 2 && v[0] == '[' && len(bytes.TrimSpace(v[1:len(v)-1])) > 0
 }
 
 // readUsage reads the counts of a valid JSON usage object. A member that is not a number

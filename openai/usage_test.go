@@ -121,6 +121,8 @@ func FuzzDecodeUsage(f *testing.F) {
 		`[{"usage":1}]`, `{"usage":null}`, `{"usage":{"prompt_tokens":"x"},"usage":{"completion_tokens":2}}`,
 		`{"x":[{"usage":{}}]}`, `{`, `{"usage":{"prompt_tokens_details":{"cached_tokens":3},"prompt_tokens":9}}`,
 		`{"us\u0061ge":{"prompt_tokens":1e400,"total_tokens":5}}`,
+		`{"error":{"code":502},"choices":[]}`, `{"error":"x","data":[1],"data":[]}`, `{"error":null,"output":[{}]}`,
+		`{"\u0065rror":[ ]}`, `{"error":" "}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -136,5 +138,35 @@ func FuzzDecodeUsage(f *testing.F) {
 		if want := ref.usage(); got != want {
 			t.Fatalf("decodeUsage(%q) = %+v, want %+v", body, got, want)
 		}
+		if _, errValue, _ := decodeAnswer(body); (errValue != nil) != referenceErrorAnswer(body) {
+			t.Fatalf("decodeAnswer(%q) error member %q, want an error answer: %v", body, errValue, referenceErrorAnswer(body))
+		}
 	})
+}
+
+// referenceErrorAnswer is decodeAnswer's verdict on whether a valid JSON body is an error
+// object, by encoding/json: a non-empty "error" member and no non-empty choices, data or
+// output array.
+func referenceErrorAnswer(body []byte) bool {
+	var m map[string]any
+	if json.Unmarshal(body, &m) != nil {
+		return false
+	}
+	nonEmpty := func(v any) bool {
+		switch v := v.(type) {
+		case map[string]any:
+			return len(v) > 0
+		case []any:
+			return len(v) > 0
+		case string:
+			return v != ""
+		}
+		return false
+	}
+	for _, k := range []string{"choices", "data", "output"} {
+		if a, ok := m[k].([]any); ok && len(a) > 0 {
+			return false
+		}
+	}
+	return nonEmpty(m["error"])
 }

@@ -67,9 +67,9 @@
 //     the first half of its stream and then nothing, the connection held open until the
 //     client gives up (one that does not stream is answered as usual).
 //
-// Quirks are applied around these steps: RejectStreamOptions and TransientNotFound answer
-// before step 4, NoStreamUsage changes the decoded request, and Drop (a draw of its own)
-// cuts a 200 answer off midway after step 6. Quirks.Refuse serves nothing at all.
+// Quirks are applied around these steps: RejectStreamOptions, ErrorIn200 (a draw of its
+// own) and TransientNotFound answer before step 4, NoStreamUsage changes the decoded
+// request, and Drop (a draw of its own) cuts a 200 answer off midway after step 6. Quirks.Refuse serves nothing at all.
 //
 // Because draws depend only on the seed and n, the same seed and the same sequence of
 // requests give the same faults, whatever their concurrency.

@@ -31,19 +31,34 @@ type Quirks struct {
 	// RejectStreamOptions answers 400 to a request that has stream_options, as servers
 	// that do not know the parameter do.
 	RejectStreamOptions bool
+	// ErrorIn200 is the fraction, in [0, 1], of generation requests answered 200 with an
+	// error object as the whole body, {"error":{"message","code":502}}, as OpenRouter and
+	// other gateways pass on a provider's failure. It is drawn apart from the other faults.
+	ErrorIn200 float64
 }
 
-// drawDrop is the purpose of the Drop draw, apart from the other faults.
-const drawDrop uint64 = 0x44
+// The purposes of the quirks' draws, apart from the other faults.
+const (
+	drawDrop       uint64 = 0x44
+	drawErrorIn200 uint64 = 0x45
+)
+
+// errorIn200Body is the body of an ErrorIn200 answer, in OpenRouter's shape.
+const errorIn200Body = `{"error":{"message":"Provider returned error","code":502,"metadata":{"provider_name":"sim","raw":"upstream overloaded"}}}`
 
 // quirkState is the Server's bookkeeping for Quirks.
 type quirkState struct {
-	notFound atomic.Int64 // transient 404s sent
-	dropped  atomic.Int64 // connections dropped mid-answer
+	notFound   atomic.Int64 // transient 404s sent
+	dropped    atomic.Int64 // connections dropped mid-answer
+	errorIn200 atomic.Int64 // 200s whose body was an error (Quirks.ErrorIn200)
 }
 
 // Dropped returns how many answers had their connection dropped midway (Quirks.Drop).
 func (s *Server) Dropped() int64 { return s.quirks.dropped.Load() }
+
+// ErrorsIn200 returns how many requests were answered 200 with an error body
+// (Quirks.ErrorIn200).
+func (s *Server) ErrorsIn200() int64 { return s.quirks.errorIn200.Load() }
 
 // quirkBefore answers a generation request by a quirk that comes before decoding, if one
 // applies.
@@ -53,6 +68,10 @@ func (s *Server) quirkBefore(c *call, n uint64) (reply, bool) {
 		s.stats.badRequests.Add(1)
 		return s.errorReply(n, invalidRequest("stream_options", "unknown_parameter",
 			"Unrecognized request argument supplied: stream_options")), true
+	}
+	if q.ErrorIn200 > 0 && s.draw(n, drawErrorIn200) < q.ErrorIn200 {
+		s.quirks.errorIn200.Add(1)
+		return reply{status: http.StatusOK, id: n, body: []byte(errorIn200Body)}, true
 	}
 	if q.TransientNotFound > 0 && s.stats.ok.Load() >= q.NotFoundAfter {
 		if s.quirks.notFound.Add(1) <= q.TransientNotFound {

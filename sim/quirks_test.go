@@ -98,3 +98,22 @@ func TestRefuse(t *testing.T) {
 		t.Error("Listener.Refuse: still answered")
 	}
 }
+
+func TestErrorIn200(t *testing.T) {
+	s := New(Config{Seed: 1, Quirks: Quirks{ErrorIn200: 0.5}})
+	var errs int
+	for range 40 {
+		a := send(context.Background(), s, http.MethodPost, "/v1/chat/completions", chatBody("hi", ""))
+		if a.status != 200 {
+			t.Fatalf("status %d, want 200", a.status)
+		}
+		if strings.HasPrefix(string(a.body), `{"error":`) {
+			errs++
+		} else if !strings.Contains(string(a.body), `"choices"`) {
+			t.Fatalf("body %s, want an answer or an error object", a.body)
+		}
+	}
+	if errs == 0 || errs == 40 || int64(errs) != s.ErrorsIn200() {
+		t.Errorf("%d errors in 40 answers, ErrorsIn200() = %d; want about half, counted", errs, s.ErrorsIn200())
+	}
+}

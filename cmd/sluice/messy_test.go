@@ -57,6 +57,14 @@ var messyFirstAnswers = []func(w http.ResponseWriter){
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = io.WriteString(w, `{"error":"llama runner process has terminated"}`)
 	},
+	func(w http.ResponseWriter) { // a provider's failure passed on as a 200 (OpenRouter)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"error":{"message":"Provider returned error","code":502,"metadata":{"provider_name":"X"}},"user_id":"u"}`)
+	},
+	func(w http.ResponseWriter) { // a rate limit passed on as a 200 (OpenRouter)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"error":{"message":"Rate limit exceeded: free-models-per-min.","code":429}}`)
+	},
 }
 
 func (m *messyUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +98,7 @@ func TestMessyUpstream(t *testing.T) {
 	srv := httptest.NewServer(up)
 	defer srv.Close()
 	dir := t.TempDir()
-	const n = 60
+	const n = 64 // every messy answer 4 times
 	input := writeRequests(t, dir, n)
 	out := filepath.Join(dir, "out.jsonl")
 	res := runCLI(t, nil, "run", input, "-o", out, "--base-url", srv.URL+"/v1", "--store", filepath.Join(dir, "s.db"),
@@ -106,7 +114,7 @@ func TestMessyUpstream(t *testing.T) {
 	if rep.Retries != n/2 || rep.Attempts != n+n/2 {
 		t.Errorf("attempts %d, retries %d; want %d and %d (one retry for each messy answer)", rep.Attempts, rep.Retries, n+n/2, n/2)
 	}
-	if want := int64(n / 2 / len(messyFirstAnswers)); rep.Throttled != want {
+	if want := int64(2 * n / 2 / len(messyFirstAnswers)); rep.Throttled != want { // two messy answers are 429s
 		t.Errorf("throttled %d, want %d", rep.Throttled, want)
 	}
 	if strings.Contains(res.stderr, "panic") {
