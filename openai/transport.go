@@ -49,15 +49,15 @@ func NewTransport(concurrency int) *http.Transport {
 
 // NewTransportFor returns the transport for requests to the upstream at baseURL. For a
 // plain-HTTP base URL reached without a proxy (HTTP_PROXY and NO_PROXY are honoured, as
-// NewTransport honours them), it is sluice's own HTTP/1.1 client: a pool of up to
-// concurrency idle keep-alive connections, each request written and its answer read on
-// the caller's goroutine, with none of net/http's two goroutines per connection, which
-// cost about a quarter of a request's CPU against a local upstream. It dials with a 30 s
-// timeout, closes connections idle for 30 s, closes (never reuses) a connection whose
-// answer was not read to its end or whose request's context ended, and sends a request
-// a second time only when a reused connection was closed before any byte of its answer.
-// Like NewTransport, it asks for gzip answers and decodes them. Every other upstream (https, a proxied one) gets
-// NewTransport(concurrency), and so does a request to another host.
+// NewTransport honours them), it is sluice's own HTTP/1.1 client (internal/h1): a pool
+// of up to concurrency idle keep-alive connections, each request written and its answer
+// read on the caller's goroutine, with none of net/http's two goroutines per connection.
+// It dials with a 30 s timeout, closes connections idle for 30 s, does not send on an
+// idle connection its server closed, closes (never reuses) a connection whose answer was
+// not read to its end or whose request's context ended, and sends a POST a second time
+// only when nothing of it was written. Like NewTransport, it asks for gzip answers and
+// decodes them. Every other upstream (https, a proxied one) gets NewTransport(concurrency),
+// and so does a request to another host.
 func NewTransportFor(baseURL string, concurrency int) http.RoundTripper {
 	concurrency = max(concurrency, 1)
 	fallback := NewTransport(concurrency)

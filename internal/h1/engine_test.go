@@ -92,6 +92,7 @@ func TestIdleConnectionClosedByServer(t *testing.T) {
 		}
 	})
 	tr := engineTransport(t, srv.url)
+	tr.checkAfter = 0 // the connection is closed as soon as it idles, not after a second
 	if _, got, err := post(t, tr, srv.url+"/v1/x", "{}"); err != nil || got != "ok" {
 		t.Fatalf("first request: %q, %v", got, err)
 	}
@@ -247,5 +248,39 @@ func TestGzipAnswers(t *testing.T) {
 	plain := newTransport(t, srv.URL) // no Gzip
 	if _, got, err := post(t, plain, srv.URL+"/v1/x", "{}"); err != nil || got != "plain: "+text {
 		t.Fatalf("without Gzip: %q, %v", got, err)
+	}
+}
+
+// TestNoFallback refuses a request it does not send itself when it has no fallback.
+func TestNoFallback(t *testing.T) {
+	tr := engineTransport(t, "http://127.0.0.1:1")
+	if _, _, err := post(t, tr, "https://127.0.0.1:1/v1/x", "{}"); err == nil || !strings.Contains(err.Error(), "no fallback") {
+		t.Fatalf("err = %v, want the request refused", err)
+	}
+}
+
+// TestCancelMidBody ends the read of an answer whose request's context ended with the
+// context's error, as net/http does, not with the connection's deadline.
+func TestCancelMidBody(t *testing.T) {
+	srv, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "data: 1\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	tr := engineTransport(t, srv.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/x", strings.NewReader("{}"))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 9)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
