@@ -79,9 +79,9 @@ func TestFaultMixOverSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	tr := openai.NewTransport(64)
-	defer tr.CloseIdleConnections()
-	up, err := openai.New(openai.Config{BaseURL: ln.URL, HTTPClient: &http.Client{Transport: tr}})
+	hc := &http.Client{Transport: openai.NewTransportFor(ln.URL, 64)}
+	defer hc.CloseIdleConnections()
+	up, err := openai.New(openai.Config{BaseURL: ln.URL, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}

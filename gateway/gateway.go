@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/h1"
 )
 
 // Gateway defaults.
@@ -248,7 +249,7 @@ type Gateway struct {
 	mux        *http.ServeMux
 	usage      *usageBook
 	modelCache modelList
-	pools      []*h1Transport // the plain-HTTP upstreams' own connections
+	pools      []*h1.Transport // the plain-HTTP upstreams' own connections
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -269,7 +270,7 @@ func New(cfg Config) (*Gateway, error) {
 		if up.rt == nil {
 			up.rt = cfg.Transport
 			if ownPools {
-				if pool, ok := newH1Transport(up.base, DefaultMaxIdleConnsPerHost, cfg.Transport); ok {
+				if pool, ok := h1.New(up.base, h1.Config{MaxIdle: DefaultMaxIdleConnsPerHost, Fallback: cfg.Transport, ResendWritten: true}); ok {
 					up.rt = pool
 					g.pools = append(g.pools, pool)
 				}
@@ -328,7 +329,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.once.Do(func() {
 		close(g.stop)
 		for _, p := range g.pools {
-			p.CloseIdleConnections()
+			p.Close()
 		}
 	})
 	done := make(chan struct{})

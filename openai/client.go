@@ -41,8 +41,9 @@ type Config struct {
 	// header is sent. The key never appears in an error, a Response or a string form of
 	// the Config or the Client: where an upstream echoes it back, it is redacted.
 	APIKey string
-	// HTTPClient sends the requests. Nil means a client with NewTransport(defaultConcurrency)
-	// and no overall timeout: bound each request with its context.
+	// HTTPClient sends the requests. Nil means a client with
+	// NewTransportFor(BaseURL, 64) and no overall timeout: bound each request with its
+	// context.
 	HTTPClient *http.Client
 	// UserAgent is sent as the User-Agent header when not empty.
 	UserAgent string
@@ -129,7 +130,7 @@ func New(cfg Config) (*Client, error) {
 		idle:        cfg.StreamIdleTimeout,
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Transport: NewTransport(defaultConcurrency)}
+		c.hc = &http.Client{Transport: NewTransportFor(strings.TrimSpace(cfg.BaseURL), defaultConcurrency)}
 	}
 	if c.maxBody == 0 {
 		c.maxBody = DefaultMaxBodyBytes

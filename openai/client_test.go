@@ -491,3 +491,18 @@ func TestDoUnsendableURL(t *testing.T) {
 	}
 	checkNoKey(t, "error", err)
 }
+
+// TestNewTransportFor uses sluice's own HTTP/1.1 client for a plain-HTTP upstream and
+// net/http's for https.
+func TestNewTransportFor(t *testing.T) {
+	for base, own := range map[string]bool{
+		"http://127.0.0.1:8000/v1":    true,
+		"https://api.openai.com/v1":   false,
+		"http://user:pw@127.0.0.1/v1": false,
+	} {
+		tr := NewTransportFor(base, 4)
+		if _, ok := tr.(*http.Transport); ok == own {
+			t.Errorf("NewTransportFor(%s) = %T", base, tr)
+		}
+	}
+}

@@ -72,5 +72,8 @@
 // Do sits on sluice's hot path. It reads a body of known length into one exactly sized
 // slice and others through pooled buffers, checks the JSON and reads the usage in a
 // single decoding pass, and reads headers without re-canonicalising their names.
-// NewTransport keeps a connection per concurrent request alive between requests.
+// NewTransport keeps a connection per concurrent request alive between requests;
+// NewTransportFor does too, and sends to a plain-HTTP upstream (a local vLLM, an
+// in-house gateway) with sluice's own HTTP/1.1 client, which reads and writes on the
+// caller's goroutine instead of net/http's two goroutines per connection.
 package openai

@@ -38,7 +38,7 @@ func newClient(t testing.TB, srv *httptest.Server, edit ...func(*Config)) *Clien
 	cfg := Config{
 		BaseURL:    srv.URL + "/v1",
 		APIKey:     testKey,
-		HTTPClient: &http.Client{Transport: NewTransport(8)},
+		HTTPClient: &http.Client{Transport: NewTransportFor(srv.URL+"/v1", 8)},
 		UserAgent:  "sluice-test",
 	}
 	for _, e := range edit {

@@ -162,8 +162,11 @@ func TestStreamTTFTOverSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.TTFT < pause || resp.Latency-resp.TTFT < pause {
-		t.Errorf("TTFT %v, latency %v: want the first token after %v and the end %v later", resp.TTFT, resp.Latency, pause, pause)
+	// The end comes pause after the first token; a loaded machine may read the first token
+	// late, so the gap is only required to be more than half of it (a TTFT taken at the
+	// end of the stream would leave none).
+	if resp.TTFT < pause || resp.Latency-resp.TTFT < pause/2 {
+		t.Errorf("TTFT %v, latency %v: want the first token after %v and the end about %v later", resp.TTFT, resp.Latency, pause, pause)
 	}
 	if !strings.Contains(string(resp.Body), `"content":"Hello world"`) || resp.Usage.CompletionTokens != 2 {
 		t.Errorf("body %s, usage %+v", resp.Body, resp.Usage)

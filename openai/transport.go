@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/sluice-llm/sluice/internal/h1"
 )
 
 // Transport timeouts. There is deliberately no response-header timeout: a model may think
@@ -43,4 +45,24 @@ func NewTransport(concurrency int) *http.Transport {
 		ResponseHeaderTimeout: 0,
 		DisableCompression:    false,
 	}
+}
+
+// NewTransportFor returns the transport for requests to the upstream at baseURL. For a
+// plain-HTTP base URL reached without a proxy (HTTP_PROXY and NO_PROXY are honoured, as
+// NewTransport honours them), it is sluice's own HTTP/1.1 client (internal/h1): a pool
+// of up to concurrency idle keep-alive connections, each request written and its answer
+// read on the caller's goroutine, with none of net/http's two goroutines per connection.
+// It dials with a 30 s timeout, closes connections idle for 30 s, does not send on an
+// idle connection its server closed, closes (never reuses) a connection whose answer was
+// not read to its end or whose request's context ended, and sends a POST a second time
+// only when nothing of it was written. Like NewTransport, it asks for gzip answers and
+// decodes them. Every other upstream (https, a proxied one) gets NewTransport(concurrency),
+// and so does a request to another host.
+func NewTransportFor(baseURL string, concurrency int) http.RoundTripper {
+	concurrency = max(concurrency, 1)
+	fallback := NewTransport(concurrency)
+	if t, ok := h1.New(baseURL, h1.Config{MaxIdle: concurrency, Fallback: fallback, Gzip: true}); ok {
+		return t
+	}
+	return fallback
 }

@@ -16,9 +16,9 @@ import (
 // Several outcomes for one line apply in order, as if given one at a time.
 //
 // The outcomes are written many rows per statement: a run of outcomes with no line twice
-// is split by what each does to its request (final, progress, release), each part updated
-// by statements of up to bulkRows rows that return the requests they applied to, and the
-// answers of those inserted likewise.
+// is split by what each does to its request (final, progress, release), and each part
+// written by statements of up to bulkRows rows: the answers of the requests still in
+// flight under owner, then the updates of those requests.
 func (s *Store) Complete(ctx context.Context, jobID, owner string, outcomes []sluice.Outcome) error {
 	seq, err := s.jobSeq(ctx, jobID)
 	if err != nil {
@@ -89,19 +89,24 @@ var bulkShapes = [...]struct {
 			usage_completion = v.column8, usage_cached = v.column9, latency = v.column10,
 			finished_at = v.column11, owner = NULL, lease_until = NULL
 		FROM (VALUES %s) AS v
-		WHERE request.id = v.column1 AND request.state = 1 AND request.owner = ?
-		RETURNING request.id`},
+		WHERE request.id = v.column1 AND request.state = 1 AND request.owner = ?`},
 	bulkProgress: {9, `UPDATE request SET attempts = v.column2, throttled = v.column3, status_code = v.column4,
 			error_code = v.column5, usage_prompt = v.column6, usage_completion = v.column7,
 			usage_cached = v.column8, latency = v.column9
 		FROM (VALUES %s) AS v
-		WHERE request.id = v.column1 AND request.state = 1 AND request.owner = ?
-		RETURNING request.id`},
+		WHERE request.id = v.column1 AND request.state = 1 AND request.owner = ?`},
 	bulkRelease: {3, `UPDATE request SET state = 0, attempts = v.column2, throttled = v.column3,
 			owner = NULL, lease_until = NULL
 		FROM (VALUES %s) AS v
 		WHERE request.id = v.column1 AND request.state = 1 AND request.owner = ?`},
-	bulkOutput: {4, `INSERT INTO request_output (id, request_id, body, error_message) VALUES %s
+	// The answers of the requests in flight under owner, written before their update
+	// takes them out of flight: one statement where an update returning the requests it
+	// applied to, read back row by row, and an insert of their answers took two and a
+	// map.
+	bulkOutput: {4, `INSERT INTO request_output (id, request_id, body, error_message)
+		SELECT v.column1, v.column2, v.column3, v.column4
+		FROM (VALUES %s) AS v CROSS JOIN request ON request.id = v.column1
+		WHERE request.state = 1 AND request.owner = ?
 		ON CONFLICT (id) DO UPDATE SET request_id = excluded.request_id, body = excluded.body,
 			error_message = excluded.error_message`},
 	// A line present already, or whose custom_id another line holds, is not inserted, nor
@@ -164,17 +169,14 @@ func (b *bulkStmts) close() error {
 
 // bulkWriter writes outcomes of one owner's requests within one transaction.
 type bulkWriter struct {
-	s          *Store
-	ctx        context.Context
-	tx         *sql.Tx
-	job        int64
-	owner      string
-	now        int64
-	args       []any
-	applied    []int64
-	byID       map[int64]*sluice.Outcome
-	kinds      [3][]*sluice.Outcome
-	answerRows []*sluice.Outcome
+	s     *Store
+	ctx   context.Context
+	tx    *sql.Tx
+	job   int64
+	owner string
+	now   int64
+	args  []any
+	kinds [3][]*sluice.Outcome
 }
 
 // write records outcomes, no two of the same line.
@@ -200,22 +202,20 @@ func (w *bulkWriter) write(outcomes []sluice.Outcome) error {
 		}
 		w.kinds[kind] = append(w.kinds[kind], o)
 	}
-	if w.byID == nil {
-		w.byID = map[int64]*sluice.Outcome{}
-	}
-	clear(w.byID)
-	w.applied = w.applied[:0]
 	for kind := bulkFinal; kind <= bulkRelease; kind++ {
-		if err := w.each(kind, w.kinds[kind]); err != nil {
+		rows := w.kinds[kind]
+		// The answers first, while their requests are in flight under owner (a release
+		// keeps the last one).
+		if kind != bulkRelease {
+			if err := w.each(bulkOutput, rows); err != nil {
+				return err
+			}
+		}
+		if err := w.each(kind, rows); err != nil {
 			return err
 		}
 	}
-	// The answers of the requests the updates applied to (a release keeps the last one).
-	w.answerRows = w.answerRows[:0]
-	for _, id := range w.applied {
-		w.answerRows = append(w.answerRows, w.byID[id])
-	}
-	return w.each(bulkOutput, w.answerRows)
+	return nil
 }
 
 // each writes rows of kind, in statements of the sizes of bulkSizes.
@@ -273,30 +273,10 @@ func (w *bulkWriter) exec(kind bulkKind, rows []*sluice.Outcome) error {
 		case bulkOutput:
 			args = append(args, id, o.RequestID, blob(o.Body), o.ErrorMessage)
 		}
-		if kind == bulkFinal || kind == bulkProgress {
-			w.byID[id] = o
-		}
 	}
-	if kind != bulkOutput {
-		args = append(args, w.owner)
-	}
+	args = append(args, w.owner)
 	w.args = args
 	defer clear(w.args) // bodies: do not keep them past the write
-	if kind == bulkRelease || kind == bulkOutput {
-		_, err := st.ExecContext(w.ctx, args...)
-		return err
-	}
-	res, err := st.QueryContext(w.ctx, args...)
-	if err != nil {
-		return err
-	}
-	defer res.Close()
-	for res.Next() {
-		var id int64
-		if err := res.Scan(&id); err != nil {
-			return err
-		}
-		w.applied = append(w.applied, id)
-	}
-	return res.Err()
+	_, err = st.ExecContext(w.ctx, args...)
+	return err
 }

@@ -147,17 +147,20 @@ func scanClaimed(ctx context.Context, st *sql.Stmt, dst []claimed, orphaned bool
 		return dst, err
 	}
 	defer rows.Close()
+	// One row is scanned into c and body, then copied to dst: the scan's destinations
+	// escape, so a row of its own would each be allocated.
+	var (
+		c    claimed
+		body []byte
+	)
+	r, e := &c.item.Request, &c.item.Estimate
+	dest := []any{&c.id, &c.item.Line, &c.item.Attempts, &c.item.Throttled, &r.CustomID, &e.Model, &e.PromptTokens,
+		&e.MaxOutputTokens, &r.Method, &r.URL, &body, &c.orphaned}
+	if !orphaned {
+		dest = dest[:len(dest)-1]
+	}
 	for rows.Next() {
-		var (
-			c    claimed
-			body []byte
-		)
-		r, e := &c.item.Request, &c.item.Estimate
-		dest := []any{&c.id, &c.item.Line, &c.item.Attempts, &c.item.Throttled, &r.CustomID, &e.Model, &e.PromptTokens,
-			&e.MaxOutputTokens, &r.Method, &r.URL, &body}
-		if orphaned {
-			dest = append(dest, &c.orphaned)
-		}
+		c, body = claimed{}, nil
 		if err := rows.Scan(dest...); err != nil {
 			return dst, err
 		}

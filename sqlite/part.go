@@ -41,14 +41,15 @@ const (
 		WHERE job = ? AND number = ?`
 
 	// sqlItems begins a query of a job's requests as items (requestColumns); the
-	// conditions that complete it end with "r.line > ? ORDER BY r.line LIMIT ?", for items.
+	// conditions that complete it end with "r.line > ? ORDER BY r.line LIMIT +?", for
+	// items, which runs the statement once a page (preparedLimit).
 	sqlItems = `SELECT ` + requestColumns + `
 		FROM request AS r CROSS JOIN request_input AS i
 		WHERE i.id = r.id AND r.job = ? AND `
 	sqlPendingItems = sqlItems + `r.state = 0 AND r.line > ?
-		ORDER BY r.line LIMIT ?`
+		ORDER BY r.line LIMIT +?`
 	sqlPartItems = sqlItems + `r.owner = ? AND r.state = 1 AND r.lease_until = ` + sqlNeverExpires + ` AND r.line > ?
-		ORDER BY r.line LIMIT ?`
+		ORDER BY r.line LIMIT +?`
 )
 
 // partOwner is the owner the requests of part number are in flight under.

@@ -35,7 +35,7 @@ func TestQueryPlans(t *testing.T) {
 		{"final rows", bulkQuery(bulkFinal, 4), []string{byRowID}, false},
 		{"progress rows", bulkQuery(bulkProgress, 4), []string{byRowID}, false},
 		{"release rows", bulkQuery(bulkRelease, 4), []string{byRowID}, false},
-		{"answer rows", bulkQuery(bulkOutput, 4), nil, false},
+		{"answer rows", bulkQuery(bulkOutput, 4), []string{byRowID}, false},
 		{"final", sqlFinal, []string{byRowID}, false},
 		{"progress", sqlProgress, []string{byRowID}, false},
 		{"release one", sqlRelease, []string{byRowID}, false},
@@ -83,5 +83,32 @@ func TestQueryPlans(t *testing.T) {
 		if !tc.sorts && strings.Contains(text, "TEMP B-TREE") {
 			t.Errorf("%s: plan sorts:\n%s", tc.name, text)
 		}
+	}
+}
+
+// TestPreparedLimits checks that every statement prepared once and run many times (the
+// writer's, and those of items, once a page) takes its LIMIT as preparedLimit: SQLite compiles a statement whose LIMIT is a
+// bare parameter again each time the parameter is bound, which made every claim compile
+// its two queries again.
+func TestPreparedLimits(t *testing.T) {
+	queries := []string{sqlPendingItems, sqlPartItems} // prepared for the pages of items
+	for _, p := range (&stmts{}).queries() {
+		queries = append(queries, p.query)
+	}
+	for kind := range bulkShapes {
+		queries = append(queries, bulkQuery(bulkKind(kind), 2))
+	}
+	limited := 0
+	for _, q := range queries {
+		if !strings.Contains(q, "LIMIT") {
+			continue
+		}
+		limited++
+		if strings.Count(q, "LIMIT") != strings.Count(q, preparedLimit) {
+			t.Errorf("a LIMIT not written %s:\n%s", preparedLimit, q)
+		}
+	}
+	if limited == 0 {
+		t.Error("no prepared statement has a LIMIT: the test checks nothing")
 	}
 }

@@ -59,6 +59,12 @@ func (e *Estimator) Estimate(req *sluice.Request) (sluice.Estimate, error) {
 	if err := decodeBody(req.Body, &b); err != nil {
 		return sluice.Estimate{}, err
 	}
+	return e.estimate(req, &b, false)
+}
+
+// estimate is Estimate once the body is decoded into b. valid is true when the body is
+// known to be valid JSON, so that its parts are read without checking them again.
+func (e *Estimator) estimate(req *sluice.Request, b *body, valid bool) (sluice.Estimate, error) {
 	if b.Model == "" {
 		return sluice.Estimate{}, errors.New("model: missing")
 	}
@@ -67,16 +73,16 @@ func (e *Estimator) Estimate(req *sluice.Request) (sluice.Estimate, error) {
 	var err error
 	switch req.URL {
 	case sluice.EndpointChatCompletions:
-		prompt, err = chatPrompt(c, &b)
+		prompt, err = chatPrompt(c, b, valid)
 		bound = mulSat(outputBound(b.MaxCompletionTokens, b.MaxTokens, 0), choices(b.N, nil))
 	case sluice.EndpointCompletions:
 		var prompts int64
-		prompt, prompts, err = completionsPrompt(c, b.Prompt)
+		prompt, prompts, err = completionsPrompt(c, b.Prompt, valid)
 		bound = mulSat(mulSat(outputBound(b.MaxTokens, nil, DefaultCompletionsMaxTokens), choices(b.N, b.BestOf)), max(prompts, 1))
 	case sluice.EndpointEmbeddings:
-		prompt, err = embeddingsInput(c, b.Input)
+		prompt, err = embeddingsInput(c, b.Input, valid)
 	case sluice.EndpointResponses:
-		prompt, err = responsesPrompt(c, &b)
+		prompt, err = responsesPrompt(c, b, valid)
 		bound = outputBound(b.MaxOutputTokens, nil, 0)
 	default:
 		return sluice.Estimate{}, fmt.Errorf("url: unsupported endpoint %q", req.URL)
@@ -224,14 +230,14 @@ func kindName(t reflect.Type) string {
 }
 
 // chatPrompt counts a chat completions prompt with OpenAI's formula.
-func chatPrompt(c Codec, b *body) (int64, error) {
+func chatPrompt(c Codec, b *body, valid bool) (int64, error) {
 	if b.Messages == nil {
 		return 0, errors.New("messages: missing")
 	}
 	n := int64(tokensPerReply)
 	for i := range b.Messages {
 		m := &b.Messages[i]
-		k, err := messageTokens(c, m)
+		k, err := messageTokens(c, m, valid)
 		if err != nil {
 			return 0, fmt.Errorf("messages[%d].%w", i, err)
 		}
@@ -242,9 +248,9 @@ func chatPrompt(c Codec, b *body) (int64, error) {
 
 // messageTokens counts one message with its overhead. An error names the field within
 // the message.
-func messageTokens(c Codec, m *message) (int64, error) {
+func messageTokens(c Codec, m *message, valid bool) (int64, error) {
 	n := int64(tokensPerMessage + c.Count(m.Role))
-	k, err := contentTokens(c, m.Content)
+	k, err := contentTokens(c, m.Content, valid)
 	if err != nil {
 		return 0, fmt.Errorf("content: %w", err)
 	}
@@ -257,7 +263,7 @@ func messageTokens(c Codec, m *message) (int64, error) {
 }
 
 // contentTokens counts a content field: a string, an array of parts, or null.
-func contentTokens(c Codec, raw json.RawMessage) (int64, error) {
+func contentTokens(c Codec, raw json.RawMessage, valid bool) (int64, error) {
 	switch kind(raw) {
 	case 0, 'n':
 		return 0, nil
@@ -266,8 +272,10 @@ func contentTokens(c Codec, raw json.RawMessage) (int64, error) {
 		return int64(c.Count(s)), err
 	case '[':
 		var parts []part
-		if err := json.Unmarshal(raw, &parts); err != nil {
-			return 0, fieldError(err)
+		if !valid || !decodeValidParts(raw, &parts) {
+			if err := json.Unmarshal(raw, &parts); err != nil {
+				return 0, fieldError(err)
+			}
 		}
 		var n int64
 		for i := range parts {
@@ -299,11 +307,11 @@ func partTokens(c Codec, p *part) int64 {
 
 // completionsPrompt counts a completions prompt: a string, an array of strings, an array
 // of token ids or an array of such arrays. It also returns the number of prompts.
-func completionsPrompt(c Codec, raw json.RawMessage) (tokens, prompts int64, err error) {
+func completionsPrompt(c Codec, raw json.RawMessage, valid bool) (tokens, prompts int64, err error) {
 	if kind(raw) == 0 {
 		return 0, 0, errors.New("prompt: missing")
 	}
-	tokens, prompts, err = textOrTokens(c, raw)
+	tokens, prompts, err = textOrTokens(c, raw, valid)
 	if err != nil {
 		return 0, 0, fmt.Errorf("prompt: %w", err)
 	}
@@ -312,11 +320,11 @@ func completionsPrompt(c Codec, raw json.RawMessage) (tokens, prompts int64, err
 
 // embeddingsInput counts an embeddings input, which has the shapes of a completions
 // prompt.
-func embeddingsInput(c Codec, raw json.RawMessage) (int64, error) {
+func embeddingsInput(c Codec, raw json.RawMessage, valid bool) (int64, error) {
 	if kind(raw) == 0 {
 		return 0, errors.New("input: missing")
 	}
-	n, _, err := textOrTokens(c, raw)
+	n, _, err := textOrTokens(c, raw, valid)
 	if err != nil {
 		return 0, fmt.Errorf("input: %w", err)
 	}
@@ -325,7 +333,7 @@ func embeddingsInput(c Codec, raw json.RawMessage) (int64, error) {
 
 // textOrTokens counts a string, an array of strings, an array of token ids or an array of
 // arrays of token ids, and returns how many inputs it held.
-func textOrTokens(c Codec, raw json.RawMessage) (tokens, inputs int64, err error) {
+func textOrTokens(c Codec, raw json.RawMessage, valid bool) (tokens, inputs int64, err error) {
 	switch kind(raw) {
 	case '"':
 		s, err := unquote(raw)
@@ -335,7 +343,9 @@ func textOrTokens(c Codec, raw json.RawMessage) (tokens, inputs int64, err error
 		return 0, 0, errors.New("want a string or an array")
 	}
 	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
+	if valid {
+		items = validElements(raw)
+	} else if err := json.Unmarshal(raw, &items); err != nil {
 		return 0, 0, fieldError(err)
 	}
 	if len(items) == 0 {
@@ -343,11 +353,11 @@ func textOrTokens(c Codec, raw json.RawMessage) (tokens, inputs int64, err error
 	}
 	if kind(items[0]) != '"' && kind(items[0]) != '[' {
 		// One prompt as token ids: its length is its count.
-		var ids []int64
-		if err := json.Unmarshal(raw, &ids); err != nil {
+		n, err := countIDs(raw, valid)
+		if err != nil {
 			return 0, 0, errors.New("want an array of strings, of token ids, or of arrays of token ids")
 		}
-		return int64(len(ids)), 1, nil
+		return n, 1, nil
 	}
 	for i, item := range items {
 		switch kind(item) {
@@ -358,11 +368,11 @@ func textOrTokens(c Codec, raw json.RawMessage) (tokens, inputs int64, err error
 			}
 			tokens += int64(c.Count(s))
 		case '[':
-			var ids []int64
-			if err := json.Unmarshal(item, &ids); err != nil {
+			n, err := countIDs(item, valid)
+			if err != nil {
 				return 0, 0, fmt.Errorf("[%d]: want an array of token ids", i)
 			}
-			tokens += int64(len(ids))
+			tokens += n
 		default:
 			return 0, 0, fmt.Errorf("[%d]: want a string or an array of token ids", i)
 		}
@@ -372,7 +382,7 @@ func textOrTokens(c Codec, raw json.RawMessage) (tokens, inputs int64, err error
 
 // responsesPrompt counts a Responses API prompt: instructions as a system message, input
 // as one user message (a string) or as items (an array), with the chat formula.
-func responsesPrompt(c Codec, b *body) (int64, error) {
+func responsesPrompt(c Codec, b *body, valid bool) (int64, error) {
 	n := int64(tokensPerReply)
 	if b.Instructions != nil && *b.Instructions != "" {
 		n += int64(tokensPerMessage + c.Count("system") + c.Count(*b.Instructions))
@@ -387,11 +397,13 @@ func responsesPrompt(c Codec, b *body) (int64, error) {
 		n += int64(tokensPerMessage + c.Count("user") + c.Count(s))
 	case '[':
 		var items []message
-		if err := json.Unmarshal(b.Input, &items); err != nil {
-			return 0, fmt.Errorf("input: %w", fieldError(err))
+		if !valid || !decodeMessages(b.Input, &items) {
+			if err := json.Unmarshal(b.Input, &items); err != nil {
+				return 0, fmt.Errorf("input: %w", fieldError(err))
+			}
 		}
 		for i := range items {
-			k, err := itemTokens(c, &items[i])
+			k, err := itemTokens(c, &items[i], valid)
 			if err != nil {
 				return 0, fmt.Errorf("input[%d].%w", i, err)
 			}
@@ -405,14 +417,14 @@ func responsesPrompt(c Codec, b *body) (int64, error) {
 
 // itemTokens counts one Responses API input item. Items other than messages, function
 // calls and their outputs (reasoning, references to stored items) count nothing.
-func itemTokens(c Codec, it *message) (int64, error) {
+func itemTokens(c Codec, it *message, valid bool) (int64, error) {
 	switch it.Type {
 	case "", "message":
-		return messageTokens(c, it)
+		return messageTokens(c, it, valid)
 	case "function_call", "custom_tool_call":
 		return int64(tokensPerMessage + c.Count(it.Name) + c.Count(it.Arguments)), nil
 	case "function_call_output", "custom_tool_call_output":
-		k, err := contentTokens(c, it.Output)
+		k, err := contentTokens(c, it.Output, valid)
 		if err != nil {
 			return 0, fmt.Errorf("output: %w", err)
 		}

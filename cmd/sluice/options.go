@@ -248,7 +248,7 @@ func (o jobOptions) upstream(e *env, simCfg sim.Config) (up *openai.Client, clos
 	client, err := openai.New(openai.Config{
 		BaseURL:    o.BaseURL,
 		APIKey:     key,
-		HTTPClient: &http.Client{Transport: openai.NewTransport(o.Concurrency)},
+		HTTPClient: &http.Client{Transport: openai.NewTransportFor(o.BaseURL, o.Concurrency)},
 		UserAgent:  userAgent,
 		Stream:     o.Stream, StreamIdleTimeout: idle,
 	})

@@ -141,7 +141,7 @@ func startGatewayBench(ctx context.Context, dir string, simCfg sim.Config, concu
 		return nil, err
 	}
 	b.closers = append(b.closers, func() { b.store.Close() })
-	up, err := openai.New(openai.Config{BaseURL: b.direct, HTTPClient: &http.Client{Transport: openai.NewTransport(concurrency)}})
+	up, err := openai.New(openai.Config{BaseURL: b.direct, HTTPClient: &http.Client{Transport: openai.NewTransportFor(b.direct, concurrency)}})
 	if err != nil {
 		return nil, err
 	}

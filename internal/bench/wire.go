@@ -271,7 +271,7 @@ func sluiceRun(ctx context.Context, st *sqlite.Store, base string, sc Scenario, 
 	if err := st.CreateJob(ctx, job); err != nil {
 		return 0, "", err
 	}
-	hc := &http.Client{Transport: openai.NewTransport(sc.Concurrency)}
+	hc := &http.Client{Transport: openai.NewTransportFor(base, sc.Concurrency)}
 	defer hc.CloseIdleConnections()
 	up, err := openai.New(openai.Config{BaseURL: base, APIKey: wireKey, HTTPClient: hc})
 	if err != nil {

@@ -30,6 +30,12 @@ func NewSourceMax(r io.Reader, est sluice.Estimator, maxLine int) *Source {
 	return &Source{r: jsonl.NewReader(r, maxLine), est: est}
 }
 
+// validEstimator is an Estimator that can skip checking the syntax of a body ParseRequest
+// has accepted (tokens.Estimator does), so that a line's JSON is checked only once.
+type validEstimator interface {
+	EstimateValid(req *sluice.Request) (sluice.Estimate, error)
+}
+
 // Next returns the next line as a request. A line that is not a valid request, or whose
 // body cannot be estimated, comes back with Err naming the line and the field.
 func (s *Source) Next() (sluice.NewRequest, error) {
@@ -45,7 +51,12 @@ func (s *Source) Next() (sluice.NewRequest, error) {
 	if lerr != nil {
 		return sluice.NewRequest{Line: line, Request: req, Err: lerr}, nil //nolint:nilerr // a bad line is carried in the request, not returned
 	}
-	est, err := s.est.Estimate(&req)
+	var est sluice.Estimate
+	if ve, ok := s.est.(validEstimator); ok {
+		est, err = ve.EstimateValid(&req)
+	} else {
+		est, err = s.est.Estimate(&req)
+	}
 	if err != nil {
 		return sluice.NewRequest{Line: line, Request: req, Err: &sluice.LineError{Line: line, Field: "body", Msg: err.Error()}}, nil //nolint:nilerr // a bad line is carried in the request, not returned
 	}

@@ -21,12 +21,9 @@ func newObject(b []byte, i int) object { return object{b: b, i: i + 1} }
 // its value, as raw JSON text. ok is false after the last member.
 func (o *object) next() (key, val []byte, ok bool) {
 	b := o.b
-	i := skipSpace(b, o.i)
-	if b[i] == ',' {
-		i = skipSpace(b, i+1)
-	}
-	if b[i] == '}' {
-		o.i = i + 1
+	i, more := nextStart(b, o.i, '}')
+	if !more {
+		o.i = i
 		return nil, nil, false
 	}
 	end := skipString(b, i)
@@ -36,6 +33,20 @@ func (o *object) next() (key, val []byte, ok bool) {
 	end = skipValue(b, i)
 	o.i = end
 	return key, b[i:end], true
+}
+
+// nextStart returns where the next member or element of the object or array being read
+// at b[i:] starts, past space and a comma. more is false, and start just past it, when
+// the next byte is closing, the object's or array's end.
+func nextStart(b []byte, i int, closing byte) (start int, more bool) {
+	i = skipSpace(b, i)
+	if b[i] == ',' {
+		i = skipSpace(b, i+1)
+	}
+	if b[i] == closing {
+		return i + 1, false
+	}
+	return i, true
 }
 
 // keyIs reports whether raw key content equals name once its escapes are decoded.

@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bufio"
@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// h1Server serves h on loopback and counts the connections it accepted.
-func h1Server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+// serve serves h on loopback and counts the connections it accepted.
+func serve(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(h)
@@ -31,14 +31,14 @@ func h1Server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64
 	return srv, &conns
 }
 
-func newTestH1(t *testing.T, base string) *h1Transport {
+func newTransport(t *testing.T, base string) *Transport {
 	t.Helper()
 	fallback := roundTripperFunc(func(*http.Request) (*http.Response, error) { return nil, errors.New("fallback") })
-	tr, ok := newH1Transport(base, 4, fallback)
+	tr, ok := New(base, Config{MaxIdle: 4, Fallback: fallback, ResendWritten: true})
 	if !ok {
 		t.Fatalf("no h1 transport for %s", base)
 	}
-	t.Cleanup(tr.CloseIdleConnections)
+	t.Cleanup(tr.Close)
 	return tr
 }
 
@@ -46,8 +46,8 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// h1Post sends body to url with tr and returns the answer's status and body.
-func h1Post(t *testing.T, tr http.RoundTripper, url, body string) (int, string, error) {
+// post sends body to url with tr and returns the answer's status and body.
+func post(t *testing.T, tr http.RoundTripper, url, body string) (int, string, error) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
@@ -63,10 +63,10 @@ func h1Post(t *testing.T, tr http.RoundTripper, url, body string) (int, string, 
 	return resp.StatusCode, string(b), err
 }
 
-// TestH1ReusesConnections sends requests one after the other on one connection, with
+// TestReusesConnections sends requests one after the other on one connection, with
 // fixed-length, chunked and empty answers, and the request's body and headers as sent.
-func TestH1ReusesConnections(t *testing.T) {
-	srv, conns := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+func TestReusesConnections(t *testing.T) {
+	srv, conns := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		switch string(b) {
 		case "chunked":
@@ -79,14 +79,14 @@ func TestH1ReusesConnections(t *testing.T) {
 			_, _ = io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("Content-Type")+" "+string(b))
 		}
 	})
-	tr := newTestH1(t, srv.URL)
+	tr := newTransport(t, srv.URL)
 	for i, c := range []struct{ body, want string }{
 		{`{"a":1}`, "POST /v1/x?y=1 application/json {\"a\":1}"},
 		{"chunked", "ab"},
 		{"empty", ""},
 		{`{"b":2}`, "POST /v1/x?y=1 application/json {\"b\":2}"},
 	} {
-		_, got, err := h1Post(t, tr, srv.URL+"/v1/x?y=1", c.body)
+		_, got, err := post(t, tr, srv.URL+"/v1/x?y=1", c.body)
 		if err != nil || got != c.want {
 			t.Fatalf("request %d: %q, %v; want %q", i, got, err, c.want)
 		}
@@ -96,9 +96,9 @@ func TestH1ReusesConnections(t *testing.T) {
 	}
 }
 
-// TestH1RetriesClosedIdleConnection sends a request again on a new connection when the
+// TestRetriesClosedIdleConnection sends a request again on a new connection when the
 // server closed the idle one it was sent on before answering.
-func TestH1RetriesClosedIdleConnection(t *testing.T) {
+func TestRetriesClosedIdleConnection(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -125,9 +125,9 @@ func TestH1RetriesClosedIdleConnection(t *testing.T) {
 			c.Close()
 		}
 	})
-	tr := newTestH1(t, "http://"+ln.Addr().String())
+	tr := newTransport(t, "http://"+ln.Addr().String())
 	for i := range 3 {
-		if _, got, err := h1Post(t, tr, "http://"+ln.Addr().String()+"/v1/x", "{}"); err != nil || got != "ok" {
+		if _, got, err := post(t, tr, "http://"+ln.Addr().String()+"/v1/x", "{}"); err != nil || got != "ok" {
 			t.Fatalf("request %d: %q, %v", i, got, err)
 		}
 	}
@@ -136,11 +136,11 @@ func TestH1RetriesClosedIdleConnection(t *testing.T) {
 	}
 }
 
-// TestH1ClosesUnfinishedConnections closes a connection whose answer was not read to its
+// TestClosesUnfinishedConnections closes a connection whose answer was not read to its
 // end, or whose request's context ended while its answer was read, and never reuses it.
-func TestH1ClosesUnfinishedConnections(t *testing.T) {
+func TestClosesUnfinishedConnections(t *testing.T) {
 	release := make(chan struct{})
-	srv, conns := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "first part")
 		w.(http.Flusher).Flush()
 		if r.URL.Path == "/v1/wait" {
@@ -151,7 +151,7 @@ func TestH1ClosesUnfinishedConnections(t *testing.T) {
 		}
 	})
 	defer close(release)
-	tr := newTestH1(t, srv.URL)
+	tr := newTransport(t, srv.URL)
 	get := func(ctx context.Context, path string) io.ReadCloser {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+path, bytes.NewReader([]byte("{}")))
@@ -183,7 +183,7 @@ func TestH1ClosesUnfinishedConnections(t *testing.T) {
 	case <-time.After(10 * time.Second): // a bound on the failure, not a wait for success
 		t.Fatal("the answer was still being read 10 s after its request's context ended")
 	}
-	if _, got, err := h1Post(t, tr, srv.URL+"/v1/done", "{}"); err != nil || got != "first part" {
+	if _, got, err := post(t, tr, srv.URL+"/v1/done", "{}"); err != nil || got != "first part" {
 		t.Fatalf("a request after: %q, %v", got, err)
 	}
 	if n := conns.Load(); n != 3 {
@@ -191,12 +191,12 @@ func TestH1ClosesUnfinishedConnections(t *testing.T) {
 	}
 }
 
-// TestH1Fallback leaves what it does not send itself to the fallback transport, and
+// TestFallback leaves what it does not send itself to the fallback transport, and
 // refuses a header value that would end the request's head.
-func TestH1Fallback(t *testing.T) {
-	tr := newTestH1(t, "http://127.0.0.1:1/v1")
+func TestFallback(t *testing.T) {
+	tr := newTransport(t, "http://127.0.0.1:1/v1")
 	for _, url := range []string{"https://127.0.0.1:1/v1/x", "http://127.0.0.2:1/v1/x"} {
-		if _, _, err := h1Post(t, tr, url, "{}"); err == nil || err.Error() != "fallback" {
+		if _, _, err := post(t, tr, url, "{}"); err == nil || err.Error() != "fallback" {
 			t.Fatalf("%s: err = %v, want the fallback's", url, err)
 		}
 	}
@@ -210,7 +210,7 @@ func TestH1Fallback(t *testing.T) {
 		t.Fatalf("err = %v, want the header refused", err)
 	}
 	for _, base := range []string{"https://api.example.com/v1", "http://user:pw@127.0.0.1:1/v1"} {
-		if _, ok := newH1Transport(base, 1, nil); ok {
+		if _, ok := New(base, Config{}); ok {
 			t.Fatalf("an h1 transport for %s", base)
 		}
 	}
