@@ -47,9 +47,9 @@ const (
 		FROM request AS r CROSS JOIN request_input AS i
 		WHERE i.id = r.id AND r.job = ? AND `
 	sqlPendingItems = sqlItems + `r.state = 0 AND r.line > ?
-		ORDER BY r.line LIMIT +?`
+		ORDER BY r.line ` + preparedLimit
 	sqlPartItems = sqlItems + `r.owner = ? AND r.state = 1 AND r.lease_until = ` + sqlNeverExpires + ` AND r.line > ?
-		ORDER BY r.line LIMIT +?`
+		ORDER BY r.line ` + preparedLimit
 )
 
 // partOwner is the owner the requests of part number are in flight under.

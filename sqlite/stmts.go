@@ -35,11 +35,11 @@ const (
 	sqlClaimPending = `SELECT ` + requestColumns + `, r.orphaned
 		FROM request AS r CROSS JOIN request_input AS i
 		WHERE r.job = ? AND r.state = 0 AND i.id = r.id
-		ORDER BY r.line LIMIT +?`
+		ORDER BY r.line ` + preparedLimit
 	sqlClaimExpired = `SELECT ` + requestColumns + `, r.orphaned
 		FROM request AS r CROSS JOIN request_input AS i
 		WHERE r.job = ? AND r.state = 1 AND r.lease_until <= ? AND i.id = r.id
-		ORDER BY r.lease_until LIMIT +?`
+		ORDER BY r.lease_until ` + preparedLimit
 	// The pending lines a claim takes are the first of the job's pending lines: the
 	// range from the first to the last holds no other pending line. Marking them clears
 	// orphaned: the claim counted them (0007_repaid.sql).
