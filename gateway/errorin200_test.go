@@ -129,3 +129,26 @@ func TestFailoverStreamError(t *testing.T) {
 		t.Fatalf("stream error %v, want the upstream's", err)
 	}
 }
+
+// TestUpstreamClosesAfterAnswer answers every request of a client whose upstream closes
+// each keep-alive connection right after its answer, each request reaching the upstream
+// once.
+func TestUpstreamClosesAfterAnswer(t *testing.T) {
+	l, err := sim.Start(sim.Config{Seed: 1, Quirks: sim.Quirks{CloseAfterAnswer: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, _, _ := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{{Name: "closing", BaseURL: l.URL}}})
+	const n = 20
+	for i := range n {
+		if _, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+			Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if got := l.Stats().Requests; got != n || l.ClosedAfterAnswer() != n {
+		t.Fatalf("the upstream read %d requests and closed %d connections for %d", got, l.ClosedAfterAnswer(), n)
+	}
+}
