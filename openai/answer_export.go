@@ -23,10 +23,10 @@ func AnswerError(status int, h http.Header, body []byte, now time.Time) *sluice.
 	if !bytes.Contains(body, errorName) {
 		return nil
 	}
-	if _, errValue, err := decodeAnswer(body); err != nil || errValue == nil {
-		return nil
+	if _, errValue, err := decodeAnswer(body); err == nil && errValue != nil {
+		return infoError(status, parseErrorBody(body), h, now)
 	}
-	return infoError(status, parseErrorBody(body), h, now)
+	return nil
 }
 
 // EventError returns the error a server-sent event (its lines as sent) of a 2xx stream
@@ -39,18 +39,24 @@ func EventError(status int, h http.Header, event []byte, now time.Time) *sluice.
 	}
 	var ue *sluice.UpstreamError
 	_ = forEachEvent(event, func(name string, payload []byte) error {
-		payload = bytes.TrimSpace(payload)
-		if ue != nil || (name != "error" && !bytes.Contains(payload, errorName)) {
-			return nil
-		}
-		var c chunk
-		if decodeChunk(payload, &c) != nil {
-			return nil
-		}
-		if se := eventError(name, &c, payload); se != nil {
-			ue = infoError(status, se.info, h, now)
+		if ue == nil {
+			ue = payloadError(status, h, name, bytes.TrimSpace(payload), now)
 		}
 		return nil
 	})
 	return ue
+}
+
+// payloadError is EventError for one event's name and data.
+func payloadError(status int, h http.Header, name string, payload []byte, now time.Time) *sluice.UpstreamError {
+	if name != "error" && !bytes.Contains(payload, errorName) {
+		return nil
+	}
+	var c chunk
+	if decodeChunk(payload, &c) == nil {
+		if se := eventError(name, &c, payload); se != nil {
+			return infoError(status, se.info, h, now)
+		}
+	}
+	return nil
 }

@@ -75,7 +75,7 @@ func (s *Server) ClosedAfterAnswer() int64 { return s.quirks.closed.Load() }
 // closeAfter closes the connection of an answer written whole, by the CloseAfterAnswer
 // draw of request n.
 func (s *Server) closeAfter(w http.ResponseWriter, n uint64) {
-	if q := s.cfg.Quirks.CloseAfterAnswer; q <= 0 || s.draw(n, drawClose) >= q {
+	if q := s.cfg.CloseAfterAnswer; q <= 0 || s.draw(n, drawClose) >= q {
 		return
 	}
 	rc := http.NewResponseController(w)
