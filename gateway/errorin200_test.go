@@ -152,3 +152,31 @@ func TestUpstreamClosesAfterAnswer(t *testing.T) {
 		t.Fatalf("the upstream read %d requests and closed %d connections for %d", got, l.ClosedAfterAnswer(), n)
 	}
 }
+
+// TestFailoverStreamBrokenBeforeData moves on from a stream whose connection broke
+// before its first data event, nothing having been sent to the client.
+func TestFailoverStreamBrokenBeforeData(t *testing.T) {
+	broken := serveMux(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, ": PROCESSING\n\n")
+		w.(http.Flusher).Flush()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	}))
+	live, up := startSim(t, sim.Config{Seed: 1})
+	c, _, _ := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{
+		{Name: "broken", BaseURL: broken, Models: []string{"gpt-4o-mini"}},
+		{Name: "live", BaseURL: live},
+	}})
+	stream := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+	})
+	n := 0
+	for stream.Next() {
+		n++
+	}
+	if err := stream.Err(); err != nil || n == 0 || up.Stats().OK != 1 {
+		t.Fatalf("err %v, %d chunks, live answered %d", err, n, up.Stats().OK)
+	}
+}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -317,8 +318,8 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 		if resp.StatusCode/100 == 2 {
 			failed = s.hold()
 		}
-		if failed != nil && !last {
-			g.failOver(c, resp, failed, done)
+		if moveOn := cmp.Or(failed, s.broken()); moveOn != nil && !last && r.Context().Err() == nil {
+			g.failOver(c, resp, moveOn, done)
 			return sluice.Usage{}, 0, true
 		}
 		relayHeaders(w, c, resp)

@@ -76,6 +76,16 @@ func (s *streamRelay) hold() *sluice.UpstreamError {
 	return s.failed
 }
 
+// broken returns the error of a stream that broke (a read error, not its end) while its
+// events were held, before any data: nil when it did not.
+func (s *streamRelay) broken() *sluice.UpstreamError {
+	if s.data || s.readErr == nil || errors.Is(s.readErr, io.EOF) {
+		return nil
+	}
+	return &sluice.UpstreamError{StatusCode: s.status, Code: sluice.CodeConnection,
+		Message: "stream broke before its first data: " + s.readErr.Error(), Err: s.readErr}
+}
+
 // relay writes the events held and relays the rest of the stream.
 func (s *streamRelay) relay(w http.ResponseWriter) error {
 	rc := http.NewResponseController(w)
