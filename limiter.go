@@ -106,8 +106,10 @@ const (
 	stormPause          = time.Second
 	throttleMax         = time.Minute // the longest pause a retry-after can impose
 	growStep            = 250 * time.Millisecond
-	foundIncrease       = 0.01 // rate growth per second under nearFound of a limit found
+	foundIncrease       = 0.01 // rate growth per second from underFound to nearFound of a limit found,
+	underFound          = 0.95
 	nearFound           = 1.1
+	foundFloor          = 0.05 // under a noise floor this high or more
 )
 
 // limiter decides when the dispatcher may send the next request. It combines the user's
@@ -140,7 +142,9 @@ type limiter struct {
 	recoverTo float64
 	// found is the limit an episode found (0: none yet), the rate that stood over
 	// aimdDecrease: the AIMD rate grows slowly near it, where the next 429s are. It is
-	// not used under a high noise floor, whose episodes tell a limit less well.
+	// not used under a noise floor of foundFloor or more, whose episodes tell a limit
+	// less well (a window picked for being high among a relay's random 429s, and cut,
+	// ends as a limit when the next is back at the floor).
 	found float64
 
 	pausedUntil time.Time
@@ -416,10 +420,10 @@ func (l *limiter) applyRate(now time.Time) {
 
 // growAIMD raises the AIMD rate for the time since it last moved, except while a cut is
 // being verified (for 2 × paceMaxSpan at most: a verdict needs answers): it doubles every second up to recoverTo, then grows by aimdIncrease of
-// itself (at least minGrowth) every second, or by foundIncrease under nearFound of a
-// limit an episode found: past the limit, a hidden bucket that the cut let refill hides
-// it until it runs out, and a rate that grew 5% a second meanwhile meets it with a large
-// excess.
+// itself (at least minGrowth) every second, or by foundIncrease from underFound to
+// nearFound of a limit an episode found: past the limit, a hidden bucket that the cut let
+// refill hides it until it runs out, and a rate that grew 5% a second meanwhile meets it
+// with a large excess.
 func (l *limiter) growAIMD(now time.Time) {
 	if l.aimdRate == 0 || now.Sub(l.aimdAt) < growStep || l.pace.verifying && now.Sub(l.aimdAt) < 2*paceMaxSpan {
 		return
@@ -429,7 +433,7 @@ func (l *limiter) growAIMD(now time.Time) {
 		l.aimdRate = math.Min(l.recoverTo, l.aimdRate*math.Exp2(secs))
 	} else {
 		inc := aimdIncrease
-		if l.found > 0 && l.aimdRate < nearFound*l.found && l.pace.floor < paceMildShare {
+		if l.found > 0 && l.aimdRate >= underFound*l.found && l.aimdRate < nearFound*l.found && l.pace.floor < foundFloor {
 			inc = foundIncrease
 		}
 		l.aimdRate += math.Max(minGrowth, l.aimdRate*inc) * secs
