@@ -74,18 +74,26 @@ func TestFaultMix(t *testing.T) {
 // TestFaultMixOverSockets runs the same mix through a real listener, so that resets are
 // real TCP resets and truncated bodies arrive over the wire.
 func TestFaultMixOverSockets(t *testing.T) {
-	ln, err := sim.Start(sim.Config{Seed: 3, Error5xx: 0.05, Reset: 0.02, Hang: 0.01, Truncate: 0.01})
+	_, up := simOverSockets(t, sim.Config{Seed: 3, Error5xx: 0.05, Reset: 0.02, Hang: 0.01, Truncate: 0.01}, 64)
+	runFaultMix(t, up, 64, 1500)
+}
+
+// simOverSockets serves a simulator of cfg on loopback and returns it with a client of
+// it as sluice run makes one for concurrency.
+func simOverSockets(t *testing.T, cfg sim.Config, concurrency int) (*sim.Listener, *openai.Client) {
+	t.Helper()
+	ln, err := sim.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	hc := &http.Client{Transport: openai.NewTransportFor(ln.URL, 64)}
-	defer hc.CloseIdleConnections()
+	t.Cleanup(ln.Close)
+	hc := &http.Client{Transport: openai.NewTransportFor(ln.URL, concurrency)}
+	t.Cleanup(hc.CloseIdleConnections)
 	up, err := openai.New(openai.Config{BaseURL: ln.URL, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runFaultMix(t, up, 64, 1500)
+	return ln, up
 }
 
 // runFaultMix runs n requests through up, with hung requests cut off and retried and the
@@ -104,4 +112,35 @@ func runFaultMix(t *testing.T, up sluice.Upstream, concurrency, n int) (sluice.S
 	}
 	checkOwnAnswers(t, st, job.ID, n)
 	return st, job
+}
+
+// TestServerClosesAfterAnswer runs requests one at a time against a server that closes
+// every keep-alive connection right after its answer: the engine's connections find it
+// out before sending, and the run costs about no retries (each reuse of the closed
+// connection was a counted retry).
+func TestServerClosesAfterAnswer(t *testing.T) {
+	ln, up := simOverSockets(t, sim.Config{Seed: 1, Quirks: sim.Quirks{CloseAfterAnswer: 1}}, 1)
+	st := newStore(t)
+	job := newJob(t, st)
+	cfg := fastConfig()
+	cfg.Concurrency = 1
+	cfg.MaxAttempts = 10
+	cfg.BreakerFailures = 1000
+	const n = 40
+	if err := runJob(t, st, up, cfg, job, simRequests(n)); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	checkOwnAnswers(t, st, job.ID, n)
+	if ln.ClosedAfterAnswer() == 0 {
+		t.Fatal("the simulator closed no connection")
+	}
+	stats, err := st.Stats(context.Background(), job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d retries for %d requests", stats.Retries, n)
+	// The first reuse cannot know yet; a close racing a send may cost a few more.
+	if stats.Retries > n/4 {
+		t.Errorf("%d retries for %d requests to a server that closes after each answer", stats.Retries, n)
+	}
 }

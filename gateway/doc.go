@@ -10,7 +10,11 @@
 // drawn by their weights, then to its Config.Fallbacks. It moves on to the next after
 // no answer, a 5xx, a 429, an open circuit breaker or a rate limiter that would make it
 // wait past Config.QueueWait, as long as nothing was sent to the client: an answer that
-// started is never asked for again. The last place's answer is relayed whatever it is.
+// started is never asked for again. A 2xx whose body is an error object, or a stream
+// whose first data event is an error, is a failure too (openai.AnswerError,
+// openai.EventError): moved on from, or from the last place relayed with the status its
+// code stands for (502 without one), a stream as it is. The last place's answer is
+// relayed whatever it is.
 //
 // # Limits and budgets
 //

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -194,8 +195,11 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, f *fields, bod
 			g.refused(c, resp, done)
 			continue
 		}
-		out.model, out.status = c.model, resp.StatusCode
-		out.usage = g.relay(w, r, c, resp, done, addUsage, cacheKey)
+		usage, status, movedOn := g.relay(w, r, c, resp, done, addUsage, cacheKey, last)
+		if movedOn {
+			continue
+		}
+		out.model, out.status, out.usage = c.model, status, usage
 		return out
 	}
 	if lastErr == nil {
@@ -274,38 +278,80 @@ func rejectsStreamOptions(resp *http.Response) bool {
 func (g *Gateway) refused(c candidate, resp *http.Response, done func(*sluice.Response, error)) {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	now := time.Now()
-	ue := &sluice.UpstreamError{StatusCode: resp.StatusCode, RetryAfter: openai.ParseRetryAfter(resp.Header, now),
+	ue := &sluice.UpstreamError{StatusCode: resp.StatusCode, RetryAfter: openai.ParseRetryAfter(resp.Header, time.Now()),
 		Code: gjson.GetBytes(data, "error.code").String()}
-	done(&sluice.Response{StatusCode: resp.StatusCode, Limits: openai.ParseRateLimits(resp.Header, now)}, ue)
-	g.cfg.Logger.Info("gateway: failing over", "upstream", c.up.Name, "status", resp.StatusCode)
+	g.failOver(c, resp, ue, done)
+}
+
+// failOver tells the engine of the failure ue of c's answer resp, which the gateway moves
+// on from.
+func (g *Gateway) failOver(c candidate, resp *http.Response, ue *sluice.UpstreamError, done func(*sluice.Response, error)) {
+	done(&sluice.Response{StatusCode: resp.StatusCode, Limits: openai.ParseRateLimits(resp.Header, time.Now())}, ue)
+	g.cfg.Logger.Info("gateway: failing over", "upstream", c.up.Name, "status", resp.StatusCode, "error_status", ue.StatusCode,
+		"code", ue.Code)
 }
 
 // relayedHeaders are the upstream's answer headers passed to the client.
 var relayedHeaders = []string{"Content-Type", "X-Request-Id", "Openai-Processing-Ms", "Openai-Version"}
 
 // relay writes the upstream's answer to the client, a stream event by event, and
-// returns its usage.
+// returns its usage and the status it stands for. A 2xx answer can be an error: a body
+// that is an error object (openai.AnswerError), as OpenRouter and other relays pass on a
+// provider's failure, or a stream whose first data event is an error
+// (openai.EventError). Such an answer is not relayed when a candidate is left (last
+// unset): relay tells done and the log, and reports movedOn. Otherwise a body is relayed
+// with the status its error stands for (see errorStatus), a stream as it is; either way
+// done is told of the failure, and no usage is counted but what the stream reported.
 func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, resp *http.Response,
-	done func(*sluice.Response, error), dropUsage bool, cacheKey string) sluice.Usage {
+	done func(*sluice.Response, error), dropUsage bool, cacheKey string, last bool) (usage sluice.Usage, status int, movedOn bool) {
 	defer resp.Body.Close()
 	start := time.Now()
-	h := w.Header()
-	for _, name := range relayedHeaders {
-		if v, ok := resp.Header[name]; ok {
-			h[name] = v
-		}
-	}
-	h["X-Sluice-Upstream"] = c.up.name
 	answer := &sluice.Response{StatusCode: resp.StatusCode, Limits: openai.ParseRateLimits(resp.Header, start)}
-	var err error
+	var (
+		err    error
+		failed *sluice.UpstreamError
+	)
+	status = resp.StatusCode
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		s := newStreamRelay(resp, dropUsage, start)
+		defer s.free()
+		if resp.StatusCode/100 == 2 {
+			failed = s.hold()
+		}
+		if moveOn := cmp.Or(failed, s.broken()); moveOn != nil && !last && r.Context().Err() == nil {
+			g.failOver(c, resp, moveOn, done)
+			return sluice.Usage{}, 0, true
+		}
+		relayHeaders(w, c, resp)
 		w.WriteHeader(resp.StatusCode)
-		answer.Usage, err = relayStream(w, resp.Body, dropUsage)
+		err = s.relay(w)
+		answer.Usage = s.usage
+		if failed == nil && s.failed != nil && err == nil {
+			err = s.failed // an error after the stream's first data: relayed, and counted
+		}
 	} else {
-		answer.Usage, err = g.relayBody(w, resp, cacheKey)
+		buf := getBuf()
+		defer putBuf(buf)
+		data, rerr := readAnswer(buf, resp, g.cfg.MaxAnswerBytes)
+		if rerr == nil && resp.StatusCode/100 == 2 {
+			failed = openai.AnswerError(resp.StatusCode, resp.Header, data, start)
+		}
+		if failed != nil && !last {
+			g.failOver(c, resp, failed, done)
+			return sluice.Usage{}, 0, true
+		}
+		relayHeaders(w, c, resp)
+		answer.Usage, err = g.relayBody(w, resp, data, rerr, failed, cacheKey)
 	}
 	answer.Latency = time.Since(start)
+	if failed != nil {
+		status = errorStatus(failed)
+		g.cfg.Logger.Info("gateway: upstream answered an error", "upstream", c.up.Name, "status", resp.StatusCode,
+			"error_status", failed.StatusCode, "code", failed.Code)
+		if err == nil {
+			err = failed
+		}
+	}
 	if err == nil && resp.StatusCode >= 400 {
 		err = &sluice.UpstreamError{StatusCode: resp.StatusCode, RetryAfter: openai.ParseRetryAfter(resp.Header, start)}
 	}
@@ -313,22 +359,46 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 		err = r.Context().Err()
 	}
 	done(answer, err)
-	return answer.Usage
+	return answer.Usage, status, false
 }
 
-// relayBody relays a whole (not streamed) answer and caches it when cacheKey is set and
-// it is a 200.
-func (g *Gateway) relayBody(w http.ResponseWriter, resp *http.Response, cacheKey string) (sluice.Usage, error) {
-	buf := getBuf()
-	defer putBuf(buf)
-	data, err := readAnswer(buf, resp, g.cfg.MaxAnswerBytes)
-	if err != nil {
+// errorStatus is the status a 2xx answer that is the error ue is relayed with: the
+// status its code stands for (OpenRouter's {"error":{"code":429}} is a 429), or 502 Bad
+// Gateway.
+func errorStatus(ue *sluice.UpstreamError) int {
+	if ue.StatusCode >= 400 {
+		return ue.StatusCode
+	}
+	return http.StatusBadGateway
+}
+
+// relayHeaders sets the headers of c's answer resp that the client gets.
+func relayHeaders(w http.ResponseWriter, c candidate, resp *http.Response) {
+	h := w.Header()
+	for _, name := range relayedHeaders {
+		if v, ok := resp.Header[name]; ok {
+			h[name] = v
+		}
+	}
+	h["X-Sluice-Upstream"] = c.up.name
+}
+
+// relayBody relays a whole (not streamed) answer, data as readAnswer read it (rerr its
+// error), and caches it when cacheKey is set and it is a 200. An answer that is the error
+// failed is relayed with errorStatus and counts no usage.
+func (g *Gateway) relayBody(w http.ResponseWriter, resp *http.Response, data []byte, rerr error,
+	failed *sluice.UpstreamError, cacheKey string) (sluice.Usage, error) {
+	if rerr != nil {
 		writeError(w, &apiError{status: http.StatusBadGateway, typ: "server_error", code: "invalid_response",
 			msg: "The upstream's answer could not be read."})
-		return sluice.Usage{}, &sluice.UpstreamError{StatusCode: resp.StatusCode, Code: sluice.CodeInvalidResponse, Err: err}
+		return sluice.Usage{}, &sluice.UpstreamError{StatusCode: resp.StatusCode, Code: sluice.CodeInvalidResponse, Err: rerr}
 	}
 	var u sluice.Usage
-	if resp.StatusCode < 300 {
+	status := resp.StatusCode
+	switch {
+	case failed != nil:
+		status = errorStatus(failed)
+	case status < 300:
 		u.PromptTokens, u.CompletionTokens, u.CachedTokens = readUsage(answerUsage(data))
 	}
 	h := w.Header()
@@ -337,9 +407,9 @@ func (g *Gateway) relayBody(w http.ResponseWriter, resp *http.Response, cacheKey
 	} else {
 		h["Content-Length"] = []string{strconv.Itoa(len(data))}
 	}
-	w.WriteHeader(resp.StatusCode)
+	w.WriteHeader(status)
 	_, werr := w.Write(data)
-	if cacheKey != "" && resp.StatusCode == http.StatusOK && werr == nil {
+	if cacheKey != "" && status == http.StatusOK && werr == nil {
 		g.putCached(cacheKey, data)
 	}
 	return u, nil

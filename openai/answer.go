@@ -107,8 +107,12 @@ func (c *Client) failure(resp *sluice.Response, h http.Header, data []byte, ct s
 // that a throttled request backs off and slows the rate like a 429 and a client error is
 // not retried; any other is kept as the 2xx it came with, which is retried.
 func errorAnswer(resp *sluice.Response, h http.Header, data []byte, now time.Time) *sluice.UpstreamError {
-	ei := parseErrorBody(data)
-	ue := &sluice.UpstreamError{StatusCode: resp.StatusCode, Type: ei.Type, Code: ei.Code, Message: ei.Message}
+	return infoError(resp.StatusCode, parseErrorBody(data), h, now)
+}
+
+// infoError is errorAnswer for an error already read, from a 2xx answer of status.
+func infoError(status int, ei errorInfo, h http.Header, now time.Time) *sluice.UpstreamError {
+	ue := &sluice.UpstreamError{StatusCode: status, Type: ei.Type, Code: ei.Code, Message: ei.Message}
 	if s, err := strconv.Atoi(ei.Code); err == nil && s >= 400 && s <= 599 {
 		ue.StatusCode = s
 		ue.RetryAfter = parseRetryAfter(h, now)
@@ -117,9 +121,9 @@ func errorAnswer(resp *sluice.Response, h http.Header, data []byte, now time.Tim
 		ue.Code = sluice.CodeModelNotFound
 	}
 	if ue.Message == "" {
-		ue.Message = "error object in a " + strconv.Itoa(resp.StatusCode) + " answer"
+		ue.Message = "error object in a " + strconv.Itoa(status) + " answer"
 	}
-	ue.Message = fmt.Sprintf("%d answer is an error: %s", resp.StatusCode, ue.Message)
+	ue.Message = fmt.Sprintf("%d answer is an error: %s", status, ue.Message)
 	return ue
 }
 

@@ -168,16 +168,12 @@ func (a *assembler) event(name string, payload []byte) error {
 		return nil
 	}
 	var c chunk
-	if err := json.Unmarshal(payload, &c); err != nil {
-		// A field of an unexpected type leaves the rest decoded: go on with it.
-		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) {
-			return fmt.Errorf("stream event %d is not JSON (cut short?): %w", a.events+1, err)
-		}
+	if err := decodeChunk(payload, &c); err != nil {
+		return fmt.Errorf("stream event %d is not JSON (cut short?): %w", a.events+1, err)
 	}
 	a.events++
-	if isSet(c.Error) || name == "error" || c.Type == "error" {
-		return &streamError{info: parseErrorBody(payload)}
+	if se := eventError(name, &c, payload); se != nil {
+		return se
 	}
 	if a.kind == streamUnknown {
 		a.kind = kindOf(&c)
@@ -188,6 +184,38 @@ func (a *assembler) event(name string, payload []byte) error {
 	default:
 		return a.completionChunk(&c)
 	}
+}
+
+// decodeChunk decodes an event's data into c. A field of an unexpected type leaves the
+// rest decoded and is no error.
+func decodeChunk(payload []byte, c *chunk) error {
+	err := json.Unmarshal(payload, c)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return nil
+	}
+	return err
+}
+
+// eventError returns the error an event named name, of data payload decoded into c,
+// reports: an error event, a chunk with an error member, or a failed Responses answer;
+// nil for any other event.
+func eventError(name string, c *chunk, payload []byte) *streamError {
+	switch {
+	case isSet(c.Error) || name == "error" || c.Type == "error":
+		return &streamError{info: parseErrorBody(payload)}
+	case c.Type == "response.failed":
+		var r struct {
+			Error json.RawMessage `json:"error"`
+		}
+		_ = json.Unmarshal(c.Response, &r)
+		ei := parseErrorBody(r.Error)
+		if ei.Message == "" {
+			ei.Message = "response failed"
+		}
+		return &streamError{info: ei}
+	}
+	return nil
 }
 
 // kindOf tells the stream's API from its first chunk.
@@ -225,16 +253,6 @@ func (a *assembler) responseEvent(c *chunk) error {
 	switch c.Type {
 	case "response.completed", "response.incomplete":
 		a.final, a.done = c.Response, true
-	case "response.failed":
-		var r struct {
-			Error json.RawMessage `json:"error"`
-		}
-		_ = json.Unmarshal(c.Response, &r)
-		ei := parseErrorBody(r.Error)
-		if ei.Message == "" {
-			ei.Message = "response failed"
-		}
-		return &streamError{info: ei}
 	}
 	return nil
 }

@@ -69,7 +69,9 @@
 //
 // Quirks are applied around these steps: RejectStreamOptions, ErrorIn200 (a draw of its
 // own) and TransientNotFound answer before step 4, NoStreamUsage changes the decoded
-// request, and Drop (a draw of its own) cuts a 200 answer off midway after step 6. Quirks.Refuse serves nothing at all.
+// request, and Drop (a draw of its own) cuts a 200 answer off midway after step 6.
+// CloseAfterAnswer (a draw of its own) closes a Listener's connection once an answer was
+// written whole. Quirks.Refuse serves nothing at all.
 //
 // Because draws depend only on the seed and n, the same seed and the same sequence of
 // requests give the same faults, whatever their concurrency.

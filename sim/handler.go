@@ -335,6 +335,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.setHeaders(w.Header())
+	defer s.closeAfter(w, r.id)
 	if r.stream != nil {
 		s.writeStream(w, req.Context(), r.stream)
 		return

@@ -35,12 +35,19 @@ type Quirks struct {
 	// error object as the whole body, {"error":{"message","code":502}}, as OpenRouter and
 	// other gateways pass on a provider's failure. It is drawn apart from the other faults.
 	ErrorIn200 float64
+	// CloseAfterAnswer is the fraction, in [0, 1], of answers after which the connection
+	// is closed at once, though the answer did not say "Connection: close": a server or a
+	// load balancer closing a keep-alive connection early. A client that sends its next
+	// request on it finds the connection closed. It is drawn apart from the other faults,
+	// and applies to a Listener only (Transport has no connections).
+	CloseAfterAnswer float64
 }
 
 // The purposes of the quirks' draws, apart from the other faults.
 const (
 	drawDrop       uint64 = 0x44
 	drawErrorIn200 uint64 = 0x45
+	drawClose      uint64 = 0x46
 )
 
 // errorIn200Body is the body of an ErrorIn200 answer, in OpenRouter's shape.
@@ -51,6 +58,7 @@ type quirkState struct {
 	notFound   atomic.Int64 // transient 404s sent
 	dropped    atomic.Int64 // connections dropped mid-answer
 	errorIn200 atomic.Int64 // 200s whose body was an error (Quirks.ErrorIn200)
+	closed     atomic.Int64 // connections closed after an answer (Quirks.CloseAfterAnswer)
 }
 
 // Dropped returns how many answers had their connection dropped midway (Quirks.Drop).
@@ -59,6 +67,26 @@ func (s *Server) Dropped() int64 { return s.quirks.dropped.Load() }
 // ErrorsIn200 returns how many requests were answered 200 with an error body
 // (Quirks.ErrorIn200).
 func (s *Server) ErrorsIn200() int64 { return s.quirks.errorIn200.Load() }
+
+// ClosedAfterAnswer returns how many connections were closed right after an answer
+// (Quirks.CloseAfterAnswer).
+func (s *Server) ClosedAfterAnswer() int64 { return s.quirks.closed.Load() }
+
+// closeAfter closes the connection of an answer written whole, by the CloseAfterAnswer
+// draw of request n.
+func (s *Server) closeAfter(w http.ResponseWriter, n uint64) {
+	if q := s.cfg.CloseAfterAnswer; q <= 0 || s.draw(n, drawClose) >= q {
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	conn, _, err := rc.Hijack()
+	if err != nil {
+		return // HTTP/2: nothing to close
+	}
+	s.quirks.closed.Add(1)
+	_ = conn.Close()
+}
 
 // quirkBefore answers a generation request by a quirk that comes before decoding, if one
 // applies.

@@ -1,9 +1,13 @@
 package sim
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -115,5 +119,40 @@ func TestErrorIn200(t *testing.T) {
 	}
 	if errs == 0 || errs == 40 || int64(errs) != s.ErrorsIn200() {
 		t.Errorf("%d errors in 40 answers, ErrorsIn200() = %d; want about half, counted", errs, s.ErrorsIn200())
+	}
+}
+
+// TestCloseAfterAnswer closes a keep-alive connection once its answer was written whole,
+// the answer not saying so.
+func TestCloseAfterAnswer(t *testing.T) {
+	l, err := Start(Config{Seed: 1, Quirks: Quirks{CloseAfterAnswer: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(l.URL, "/v1"), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := chatBody("hi", "")
+	if _, err := fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: sim\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("status %d, close %v, %v: want a 200 kept alive", resp.StatusCode, resp.Close, err)
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the answer: %v, want the connection closed", err)
+	}
+	if n := l.ClosedAfterAnswer(); n != 1 {
+		t.Fatalf("ClosedAfterAnswer() = %d, want 1", n)
 	}
 }

@@ -284,3 +284,33 @@ func TestCancelMidBody(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+// TestLearnsEarlyClose checks every idle connection before use, whatever its idle time,
+// once its server was seen closing a connection right after its answer (without
+// Connection: close): the first reuse fails, as it cannot know; no later one does.
+func TestLearnsEarlyClose(t *testing.T) {
+	closed := make(chan struct{}, 16)
+	srv := startRaw(t, func(c net.Conn, next func() bool) {
+		if next() {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			c.Close()
+			closed <- struct{}{}
+		}
+	})
+	tr := engineTransport(t, srv.url)
+	var failed int
+	for i := range 6 {
+		_, got, err := post(t, tr, srv.url+"/v1/x", "{}")
+		switch {
+		case err != nil:
+			failed++
+		case got != "ok":
+			t.Fatalf("request %d: %q", i, got)
+		default:
+			<-closed // the server closed the connection before the next request
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d of 6 requests failed on a connection closed after its answer, want 1 (the first reuse)", failed)
+	}
+}

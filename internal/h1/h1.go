@@ -35,7 +35,11 @@ import (
 // (Connection: close aside), and is closed when the body is closed before, or the
 // request's context ends while it is in use: a connection whose answer may still be
 // arriving is never used again. An idle connection is closed once it has been idle for
-// IdleTimeout, when the pool is next used.
+// IdleTimeout, when the pool is next used. An idle connection is checked for having been
+// closed by its server before it is sent on when it idled checkAfter (100 ms) or more, or
+// once a request met a reused connection its server had closed: a server that closes
+// keep-alive connections right after their answers then costs a check (a system call) a
+// request instead of a failed send.
 //
 // It asks for gzip answers and decodes them only when configured to (Config.Gzip).
 type Transport struct {
@@ -48,6 +52,10 @@ type Transport struct {
 	fallback    http.RoundTripper // every request not to host, or not one it writes
 	gzip        bool              // Config.Gzip
 	resend      bool              // Config.ResendWritten
+	// closesEarly is set once a reused connection was found closed by its server when a
+	// request was sent on it: from then on every idle connection is checked before use,
+	// whatever its idle time.
+	closesEarly atomic.Bool
 
 	mu     sync.Mutex
 	idle   []*conn // the most recently used last
@@ -112,7 +120,8 @@ type Config struct {
 	// a request is sent again only when net/http would send it again (GET, HEAD,
 	// OPTIONS, TRACE, or an Idempotency-Key header); a request of which nothing was
 	// written is sent again in any case. An idle connection its server closed after
-	// 100 ms or more of idling is found before use (on Unix) and not sent on.
+	// 100 ms or more of idling, or any once the server was seen closing connections early,
+	// is found before use (on Unix) and not sent on.
 	ResendWritten bool
 }
 
@@ -234,6 +243,7 @@ func (t *Transport) try(req *http.Request, fresh bool) (*http.Response, error) {
 			return nil, ctx.Err()
 		}
 		if c.reused && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+			t.closesEarly.Store(true)
 			return nil, &reusedError{err: err, wrote: c.wrote}
 		}
 		return nil, err
@@ -278,14 +288,15 @@ func (t *Transport) try(req *http.Request, fresh bool) (*http.Response, error) {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // conn returns an idle connection its server has not closed, or a new one when there is
-// none or fresh is set.
+// none or fresh is set. A connection idle for less than checkAfter is not checked, unless
+// the server was seen closing connections early (closesEarly).
 func (t *Transport) conn(ctx context.Context, fresh bool) (*conn, error) {
 	for !fresh {
 		c := t.popIdle()
 		if c == nil {
 			break
 		}
-		if time.Since(c.idle) < t.checkAfter || open(c.Conn) {
+		if (time.Since(c.idle) < t.checkAfter && !t.closesEarly.Load()) || open(c.Conn) {
 			return c, nil
 		}
 		c.Close()
