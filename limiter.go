@@ -106,6 +106,10 @@ const (
 	stormPause          = time.Second
 	throttleMax         = time.Minute // the longest pause a retry-after can impose
 	growStep            = 250 * time.Millisecond
+	foundIncrease       = 0.01 // rate growth per second from underFound to nearFound of a limit found,
+	underFound          = 0.95
+	nearFound           = 1.1
+	foundFloor          = 0.05 // under a noise floor this high or more
 )
 
 // limiter decides when the dispatcher may send the next request. It combines the user's
@@ -136,6 +140,12 @@ type limiter struct {
 	// the rate up to which the AIMD rate doubles every second after a cut.
 	cut       bool
 	recoverTo float64
+	// found is the limit an episode found (0: none yet), the rate that stood over
+	// aimdDecrease: the AIMD rate grows slowly near it, where the next 429s are. It is
+	// not used under a noise floor of foundFloor or more, whose episodes tell a limit
+	// less well (a window picked for being high among a relay's random 429s, and cut,
+	// ends as a limit when the next is back at the floor).
+	found float64
 
 	pausedUntil time.Time
 	pace        pace
@@ -326,6 +336,13 @@ func (l *limiter) judge(now, sent time.Time, throttled bool) {
 		l.applyRate(now)
 	case verdictLimit:
 		l.aimdAt = now
+		if b := l.pace.before; b.ok > 0 && b.ok >= outageShare*b.sent {
+			// A limit, not an outage: the rate that brought the share back is under it,
+			// and recoverTo, measured when the episode began, may be far above (an
+			// upstream's minute of allowance running out at 13 times the limit).
+			l.recoverTo = math.Min(l.recoverTo, l.aimdRate)
+			l.found = l.aimdRate / aimdDecrease
+		}
 	}
 }
 
@@ -403,7 +420,10 @@ func (l *limiter) applyRate(now time.Time) {
 
 // growAIMD raises the AIMD rate for the time since it last moved, except while a cut is
 // being verified (for 2 × paceMaxSpan at most: a verdict needs answers): it doubles every second up to recoverTo, then grows by aimdIncrease of
-// itself (at least minGrowth) every second.
+// itself (at least minGrowth) every second, or by foundIncrease from underFound to
+// nearFound of a limit an episode found: past the limit, a hidden bucket that the cut let
+// refill hides it until it runs out, and a rate that grew 5% a second meanwhile meets it
+// with a large excess.
 func (l *limiter) growAIMD(now time.Time) {
 	if l.aimdRate == 0 || now.Sub(l.aimdAt) < growStep || l.pace.verifying && now.Sub(l.aimdAt) < 2*paceMaxSpan {
 		return
@@ -412,7 +432,11 @@ func (l *limiter) growAIMD(now time.Time) {
 	if l.aimdRate < l.recoverTo {
 		l.aimdRate = math.Min(l.recoverTo, l.aimdRate*math.Exp2(secs))
 	} else {
-		l.aimdRate += math.Max(minGrowth, l.aimdRate*aimdIncrease) * secs
+		inc := aimdIncrease
+		if l.found > 0 && l.aimdRate >= underFound*l.found && l.aimdRate < nearFound*l.found && l.pace.floor < foundFloor {
+			inc = foundIncrease
+		}
+		l.aimdRate += math.Max(minGrowth, l.aimdRate*inc) * secs
 	}
 	l.aimdAt = now
 	l.applyRate(now)
