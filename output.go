@@ -72,7 +72,7 @@ func WriteOutput(ctx context.Context, s ResultReader, jobID string, out, errs io
 // AppendOutputLine appends res as one Batch API output line, ending in a newline, to dst.
 func AppendOutputLine(dst []byte, jobID string, res *Result) []byte {
 	dst = append(dst, `{"id":"`...)
-	dst = append(dst, OutputID(jobID, res.Line)...)
+	dst = appendOutputID(dst, jobID, res.Line)
 	dst = append(dst, `","custom_id":`...)
 	if res.CustomID == "" {
 		dst = append(dst, "null"...)
@@ -100,15 +100,20 @@ func AppendOutputLine(dst []byte, jobID string, res *Result) []byte {
 // OutputID is the id of a job's output line for an input line: "batch_req_" and 32 hex
 // digits derived from both.
 func OutputID(jobID string, line int64) string {
-	h := sha256.New()
-	h.Write([]byte(jobID))
-	var b [8]byte
-	for i := range b {
-		b[i] = byte(line >> (8 * i))
+	return string(appendOutputID(nil, jobID, line))
+}
+
+// appendOutputID appends OutputID(jobID, line) to dst, without allocating when jobID is
+// short: it is written once per output line.
+func appendOutputID(dst []byte, jobID string, line int64) []byte {
+	var buf [128]byte
+	in := append(buf[:0], jobID...)
+	for i := range 8 {
+		in = append(in, byte(line>>(8*i)))
 	}
-	h.Write(b[:])
-	sum := h.Sum(nil)
-	return "batch_req_" + hex.EncodeToString(sum[:16])
+	sum := sha256.Sum256(in)
+	dst = append(dst, "batch_req_"...)
+	return hex.AppendEncode(dst, sum[:16])
 }
 
 // appendBody appends a JSON body on one line: compacted when it spans several, null when
@@ -127,11 +132,20 @@ func appendBody(dst []byte, body json.RawMessage) []byte {
 	return append(dst, buf.Bytes()...)
 }
 
-// appendString appends s as a JSON string.
+// appendString appends s as a JSON string, as json.Marshal writes it. A string of
+// printable ASCII that json.Marshal would not escape (ids, as a rule) is appended as it
+// is, without json.Marshal's reflection and allocation.
 func appendString(dst []byte, s string) []byte {
-	b, err := json.Marshal(s)
-	if err != nil { // cannot happen for a string
-		return append(dst, `""`...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, err := json.Marshal(s)
+			if err != nil { // cannot happen for a string
+				return append(dst, `""`...)
+			}
+			return append(dst, b...)
+		}
 	}
-	return append(dst, b...)
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }

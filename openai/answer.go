@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/jsonl"
 )
 
 // interpret fills resp's Body and Usage from an answer's body and returns the error the
@@ -80,7 +81,7 @@ func (c *Client) streamResult(resp *sluice.Response, h http.Header, body []byte,
 // failure fills resp for an answer with an error status and returns its error.
 func (c *Client) failure(resp *sluice.Response, h http.Header, data []byte, ct string, owned func() []byte) *sluice.UpstreamError {
 	ue := &sluice.UpstreamError{StatusCode: resp.StatusCode, RetryAfter: parseRetryAfter(h, c.now())}
-	if json.Valid(data) {
+	if jsonl.Valid(data) {
 		ei := parseErrorBody(data)
 		ue.Type, ue.Code, ue.Message = ei.Type, ei.Code, ei.Message
 		if isModelNotFound(resp.StatusCode, ei) {

@@ -31,24 +31,33 @@ func benchHandler(w http.ResponseWriter, r *http.Request) {
 }
 
 // BenchmarkDo measures whole round trips to a loopback server from 64 goroutines, the
-// server included: go test -run '^$' -bench BenchmarkDo -benchmem ./openai/
+// server included, over net/http's transport (NewTransport) and over the one the engine
+// uses for a plain-HTTP upstream (NewTransportFor: internal/h1):
+// go test -run '^$' -bench BenchmarkDo -benchmem ./openai/
 func BenchmarkDo(b *testing.B) {
 	srv := serve(b, benchHandler)
-	c := newClient(b, srv, func(cfg *Config) { cfg.HTTPClient = &http.Client{Transport: NewTransport(64)} })
-	req := chatRequest()
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			resp, err := c.Do(context.Background(), req)
-			if err != nil || len(resp.Body) != len(benchBody) {
-				b.Errorf("Do: %v", err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	for _, tc := range []struct {
+		name      string
+		transport http.RoundTripper
+	}{{"net-http", NewTransport(64)}, {"h1", NewTransportFor(srv.URL, 64)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := newClient(b, srv, func(cfg *Config) { cfg.HTTPClient = &http.Client{Transport: tc.transport} })
+			req := chatRequest()
+			b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := c.Do(context.Background(), req)
+					if err != nil || len(resp.Body) != len(benchBody) {
+						b.Errorf("Do: %v", err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
 }
 
 // BenchmarkInterpret measures the client's own work on an answer, without the network:

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sluice-llm/sluice/internal/jsonl"
 )
 
 // Bounds on what is taken from an error body.
@@ -129,7 +131,7 @@ func scalar(v json.RawMessage) string {
 	case c == '"':
 		return stringValue(v)
 	case c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f':
-		if json.Valid(v) && !bytes.Equal(v, []byte("null")) {
+		if jsonl.Valid(v) && !bytes.Equal(v, []byte("null")) {
 			return string(v)
 		}
 	}

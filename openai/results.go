@@ -88,7 +88,7 @@ func parseResult(n int64, data []byte) *sluice.BatchResult {
 // fillResult fills res from a result line, and returns why the line is invalid ("" when
 // it is not).
 func fillResult(res *sluice.BatchResult, data []byte) string {
-	if !json.Valid(data) {
+	if !jsonl.Valid(data) {
 		res.CustomID = peekCustomID(data)
 		return invalidJSON(data)
 	}
@@ -191,7 +191,7 @@ func statusCode(v []byte) (int, bool) {
 func ownBody(v []byte) json.RawMessage {
 	if v[0] == '"' {
 		inner := bytes.TrimSpace([]byte(stringValue(v)))
-		if len(inner) > 0 && (inner[0] == '{' || inner[0] == '[') && json.Valid(inner) {
+		if len(inner) > 0 && (inner[0] == '{' || inner[0] == '[') && jsonl.Valid(inner) {
 			return inner
 		}
 	}

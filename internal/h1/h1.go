@@ -258,12 +258,12 @@ func (t *Transport) try(req *http.Request, fresh bool) (*http.Response, error) {
 	if _, err := c.br.Peek(1); err != nil {
 		return fail(err)
 	}
-	resp, err := http.ReadResponse(c.br, req)
+	resp, err := readResponse(c.br, req)
 	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 {
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			return fail(errors.New("101 switching protocols is not supported"))
 		}
-		resp, err = http.ReadResponse(c.br, req) // an informational answer: the real one follows
+		resp, err = readResponse(c.br, req) // an informational answer: the real one follows
 	}
 	if err != nil {
 		return fail(err)

@@ -15,7 +15,8 @@
 // missing").
 //
 // Both are on the ingest path of every run, so both are written to be cheap: the reader
-// hands out slices of its own buffer, and ParseRequest checks a line's UTF-8 and JSON
-// syntax with the standard library, then picks out the fields in one light scan of the
+// hands out slices of its own buffer, and ParseRequest checks a line's UTF-8 with the
+// standard library and its JSON syntax with [Valid] (encoding/json's answers in a sixth
+// of its time), then picks out the fields in one light scan of the
 // already-valid text, with two allocations per line (the custom_id and the body copy).
 package jsonl

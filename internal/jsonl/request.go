@@ -47,7 +47,7 @@ func ParseRequest(line int64, data []byte) (sluice.Request, *sluice.LineError) {
 	if !utf8.Valid(data) {
 		return req, lineErr(line, "", "not valid UTF-8 (at byte %d)", invalidUTF8At(data))
 	}
-	if !json.Valid(data) {
+	if !Valid(data) {
 		return req, lineErr(line, "", "%s", syntaxError(data))
 	}
 	i := skipSpace(data, 0)

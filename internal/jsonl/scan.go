@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 )
 
-// The helpers in this file walk JSON text that json.Valid has already accepted. They do
+// The helpers in this file walk JSON text that Valid has already accepted. They do
 // not check it again, so they are short and fast, and must never see unchecked input.
 
 // object iterates over the members of one JSON object.
@@ -72,7 +72,7 @@ func unquote(content []byte) string {
 	quoted = append(append(append(quoted, '"'), content...), '"')
 	var s string
 	if err := json.Unmarshal(quoted, &s); err != nil {
-		// Unreachable for text json.Valid accepted.
+		// Unreachable for text Valid accepted.
 		return string(content)
 	}
 	return s
