@@ -129,7 +129,8 @@ func TestBudgetInsufficientQuota(t *testing.T) {
 	}
 }
 
-// TestKeyRPM answers 429 rate_limit_exceeded past a key's own RPM, without sending.
+// TestKeyRPM answers 429 rate_limit_exceeded past a key's own RPM, without sending, and
+// says when to retry.
 func TestKeyRPM(t *testing.T) {
 	base, up := startSim(t, sim.Config{Seed: 1})
 	c, _, _ := startGateway(t, gateway.Config{
@@ -145,6 +146,9 @@ func TestKeyRPM(t *testing.T) {
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests || apiErr.Code != "rate_limit_exceeded" {
 		t.Fatalf("third request: err = %v, want 429 rate_limit_exceeded", err)
+	}
+	if h := apiErr.Response.Header; h.Get("Retry-After") == "" || h.Get("Retry-After-Ms") == "" {
+		t.Errorf("the gateway's own 429 has Retry-After %q, Retry-After-Ms %q: want both", h.Get("Retry-After"), h.Get("Retry-After-Ms"))
 	}
 	if up.Stats().Requests != 2 {
 		t.Fatalf("upstream got %d requests", up.Stats().Requests)

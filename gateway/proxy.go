@@ -322,7 +322,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 			g.failOver(c, resp, moveOn, done)
 			return sluice.Usage{}, 0, true
 		}
-		relayHeaders(w, c, resp)
+		relayHeaders(w, c, resp, resp.StatusCode)
 		w.WriteHeader(resp.StatusCode)
 		err = s.relay(w)
 		answer.Usage = s.usage
@@ -340,7 +340,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 			g.failOver(c, resp, failed, done)
 			return sluice.Usage{}, 0, true
 		}
-		relayHeaders(w, c, resp)
+		relayHeaders(w, c, resp, cmp.Or(errorStatusOf(failed), resp.StatusCode))
 		answer.Usage, err = g.relayBody(w, resp, data, rerr, failed, cacheKey)
 	}
 	answer.Latency = time.Since(start)
@@ -362,6 +362,14 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 	return answer.Usage, status, false
 }
 
+// errorStatusOf is errorStatus of ue, 0 for no error.
+func errorStatusOf(ue *sluice.UpstreamError) int {
+	if ue == nil {
+		return 0
+	}
+	return errorStatus(ue)
+}
+
 // errorStatus is the status a 2xx answer that is the error ue is relayed with: the
 // status its code stands for (OpenRouter's {"error":{"code":429}} is a 429), or 502 Bad
 // Gateway.
@@ -372,12 +380,23 @@ func errorStatus(ue *sluice.UpstreamError) int {
 	return http.StatusBadGateway
 }
 
-// relayHeaders sets the headers of c's answer resp that the client gets.
-func relayHeaders(w http.ResponseWriter, c candidate, resp *http.Response) {
+// relayHeaders sets the headers of c's answer resp that the client gets, relayed with
+// status. A 429 keeps the upstream's Retry-After, Retry-After-Ms and x-ratelimit-*
+// headers, so that a client (the official SDKs read retry-after) waits as long as the
+// upstream asks rather than blindly; other answers do not give the upstream account's
+// limits, which are not the client's.
+func relayHeaders(w http.ResponseWriter, c candidate, resp *http.Response, status int) {
 	h := w.Header()
 	for _, name := range relayedHeaders {
 		if v, ok := resp.Header[name]; ok {
 			h[name] = v
+		}
+	}
+	if status == http.StatusTooManyRequests {
+		for name, v := range resp.Header {
+			if name == "Retry-After" || name == "Retry-After-Ms" || strings.HasPrefix(name, "X-Ratelimit-") {
+				h[name] = v
+			}
 		}
 	}
 	h["X-Sluice-Upstream"] = c.up.name

@@ -30,7 +30,7 @@ func (c *Client) interpret(resp *sluice.Response, h http.Header, raw *rawBody) *
 		return c.failure(resp, h, redacted, ct, owned)
 	}
 	if isEventStream(ct) {
-		return c.stream(resp, redacted)
+		return c.stream(resp, h, redacted)
 	}
 	usage, errValue, err := decodeAnswer(redacted)
 	if err == nil {
@@ -41,7 +41,7 @@ func (c *Client) interpret(resp *sluice.Response, h http.Header, raw *rawBody) *
 		return nil
 	}
 	if looksLikeStream(redacted) { // a stream sent without its content type
-		return c.stream(resp, redacted)
+		return c.stream(resp, h, redacted)
 	}
 	msg := fmt.Sprintf("%d answer is not valid JSON: %s", resp.StatusCode, describeInvalid(redacted, ct, err))
 	resp.Body = errorObject(msg, sluice.CodeInvalidResponse)
@@ -49,14 +49,15 @@ func (c *Client) interpret(resp *sluice.Response, h http.Header, raw *rawBody) *
 }
 
 // stream assembles a streamed 2xx answer into resp.
-func (c *Client) stream(resp *sluice.Response, data []byte) *sluice.UpstreamError {
+func (c *Client) stream(resp *sluice.Response, h http.Header, data []byte) *sluice.UpstreamError {
 	body, usage, serr := assembleStream(data)
-	return c.streamResult(resp, body, usage, serr)
+	return c.streamResult(resp, h, body, usage, serr)
 }
 
 // streamResult fills resp with an assembled stream, or with the error serr that kept it
-// from being assembled, which it returns.
-func (c *Client) streamResult(resp *sluice.Response, body []byte, usage sluice.Usage, serr error) *sluice.UpstreamError {
+// from being assembled, which it returns. An error the upstream reported in the stream
+// has its status read as in a 2xx answer (codeStatus), from the stream's headers h.
+func (c *Client) streamResult(resp *sluice.Response, h http.Header, body []byte, usage sluice.Usage, serr error) *sluice.UpstreamError {
 	if serr == nil {
 		resp.Body, resp.Usage = body, usage
 		return nil
@@ -68,6 +69,7 @@ func (c *Client) streamResult(resp *sluice.Response, body []byte, usage sluice.U
 		if se.info.Code != "" {
 			ue.Code = se.info.Code
 		}
+		codeStatus(ue, se.info, h, c.now())
 	} else {
 		ue.Message = fmt.Sprintf("%d answer: %v", resp.StatusCode, serr)
 	}
@@ -114,6 +116,18 @@ func errorAnswer(resp *sluice.Response, h http.Header, data []byte, now time.Tim
 // infoError is errorAnswer for an error already read, from a 2xx answer of status.
 func infoError(status int, ei errorInfo, h http.Header, now time.Time) *sluice.UpstreamError {
 	ue := &sluice.UpstreamError{StatusCode: status, Type: ei.Type, Code: ei.Code, Message: ei.Message}
+	codeStatus(ue, ei, h, now)
+	if ue.Message == "" {
+		ue.Message = "error object in a " + strconv.Itoa(status) + " answer"
+	}
+	ue.Message = fmt.Sprintf("%d answer is an error: %s", status, ue.Message)
+	return ue
+}
+
+// codeStatus gives ue, the error ei of a 2xx answer or stream, the HTTP error status a
+// numeric code in ei stands for, with its RetryAfter read from h, and marks a model not
+// found. One mapping for answers and streams: a 429 sent in either throttles, a 400 is final.
+func codeStatus(ue *sluice.UpstreamError, ei errorInfo, h http.Header, now time.Time) {
 	if s, err := strconv.Atoi(ei.Code); err == nil && s >= 400 && s <= 599 {
 		ue.StatusCode = s
 		ue.RetryAfter = parseRetryAfter(h, now)
@@ -121,11 +135,6 @@ func infoError(status int, ei errorInfo, h http.Header, now time.Time) *sluice.U
 	if isModelNotFound(ue.StatusCode, ei) {
 		ue.Code = sluice.CodeModelNotFound
 	}
-	if ue.Message == "" {
-		ue.Message = "error object in a " + strconv.Itoa(status) + " answer"
-	}
-	ue.Message = fmt.Sprintf("%d answer is an error: %s", status, ue.Message)
-	return ue
 }
 
 // tooLarge fills resp for an answer over MaxBodyBytes and returns its error.

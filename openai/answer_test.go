@@ -2,6 +2,7 @@ package openai
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -306,5 +307,41 @@ func TestDoErrorObjectIn200(t *testing.T) {
 				t.Errorf("Response.Body %q, want the upstream's error body", resp.Body)
 			}
 		})
+	}
+}
+
+// TestDoErrorCodeInStream reads a numeric code in a stream's error event as the status it
+// stands for, as in a 200 whose body is an error object: a 429 sent inside a stream
+// throttles (with the stream's Retry-After), a 400 is final, a 502 is retried. Both ways
+// a stream is read: assembled from a whole body, and read as it comes (Config.Stream).
+func TestDoErrorCodeInStream(t *testing.T) {
+	tests := []struct {
+		name      string
+		event     string
+		status    int
+		retryable bool
+		throttled bool
+	}{
+		{"rate limit", `data: {"error":{"message":"Rate limit exceeded","code":429}}`, 429, true, true},
+		{"client error", `data: {"error":{"message":"context too long","code":400}}`, 400, false, false},
+		{"provider error", `event: error` + "\n" + `data: {"error":{"message":"Provider returned error","code":502}}`, 502, true, false},
+		{"word code", `data: {"error":{"message":"overloaded","code":"server_error"}}`, 200, true, false},
+	}
+	for _, tt := range tests {
+		for _, streamed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stream=%v", tt.name, streamed), func(t *testing.T) {
+				body := `data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant"}}]}` + "\n\n" + tt.event + "\n\n"
+				srv := serve(t, answer(200, body, "Content-Type", "text/event-stream", "Retry-After", "3"))
+				_, err := do(t, newClient(t, srv, func(c *Config) { c.Stream = streamed }))
+				ue := upstreamError(t, err)
+				if ue.StatusCode != tt.status || ue.Retryable() != tt.retryable || ue.Throttled() != tt.throttled {
+					t.Errorf("status %d retryable %v throttled %v; want %d %v %v (%v)",
+						ue.StatusCode, ue.Retryable(), ue.Throttled(), tt.status, tt.retryable, tt.throttled, ue)
+				}
+				if wantWait := tt.status != 200; (ue.RetryAfter == 3*time.Second) != wantWait {
+					t.Errorf("RetryAfter %v, want the header's 3s only for a status code", ue.RetryAfter)
+				}
+			})
+		}
 	}
 }

@@ -117,7 +117,7 @@ func (c *Client) receiveStream(ctx context.Context, ep endpoint, hresp *http.Res
 		body, usage, serr = a.result()
 		body, _ = c.redact(body)
 	}
-	if ue := c.streamResult(resp, body, usage, serr); ue != nil {
+	if ue := c.streamResult(resp, hresp.Header, body, usage, serr); ue != nil {
 		return resp, ue
 	}
 	return resp, nil
