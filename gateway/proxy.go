@@ -383,7 +383,8 @@ func errorStatus(ue *sluice.UpstreamError) int {
 // relayHeaders sets the headers of c's answer resp that the client gets, relayed with
 // status. A 429 keeps the upstream's Retry-After, Retry-After-Ms and x-ratelimit-*
 // headers, so that a client (the official SDKs read retry-after) waits as long as the
-// upstream asks rather than blindly; other answers do not give the upstream account's
+// upstream asks rather than blindly; a 5xx keeps Retry-After and Retry-After-Ms (the SDKs
+// honour them on any status they retry). Other answers do not give the upstream account's
 // limits, which are not the client's.
 func relayHeaders(w http.ResponseWriter, c candidate, resp *http.Response, status int) {
 	h := w.Header()
@@ -392,9 +393,10 @@ func relayHeaders(w http.ResponseWriter, c candidate, resp *http.Response, statu
 			h[name] = v
 		}
 	}
-	if status == http.StatusTooManyRequests {
+	if status == http.StatusTooManyRequests || status >= 500 {
 		for name, v := range resp.Header {
-			if name == "Retry-After" || name == "Retry-After-Ms" || strings.HasPrefix(name, "X-Ratelimit-") {
+			if name == "Retry-After" || name == "Retry-After-Ms" ||
+				(status == http.StatusTooManyRequests && strings.HasPrefix(name, "X-Ratelimit-")) {
 				h[name] = v
 			}
 		}

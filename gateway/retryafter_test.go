@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/sluice-llm/sluice/gateway"
@@ -10,8 +11,10 @@ import (
 
 // TestRelay429RetryAfter passes an upstream's Retry-After, Retry-After-Ms and
 // x-ratelimit-* headers on with the 429 it relays (as a 429, or as a 200 whose error's
-// code is 429), so that a client waits as long as the upstream asks; a 200 answer does
-// not give the upstream account's limits to the client.
+// code is 429), so that a client waits as long as the upstream asks; with a 5xx it
+// relays, the upstream's Retry-After and Retry-After-Ms (the SDKs honour them on any
+// status they retry) but not its limits; a 200 answer does not give the upstream
+// account's limits to the client.
 func TestRelay429RetryAfter(t *testing.T) {
 	limits := map[string]string{
 		"Retry-After":                    "7",
@@ -25,10 +28,12 @@ func TestRelay429RetryAfter(t *testing.T) {
 		body       string
 		wantStatus int // the client's
 		relayed    bool
+		retryAfter bool // Retry-After and Retry-After-Ms relayed (with relayed: all)
 	}{
-		{"429", http.StatusTooManyRequests, `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`, http.StatusTooManyRequests, true},
-		{"200 with code 429", http.StatusOK, `{"error":{"message":"Rate limited","code":429}}`, http.StatusTooManyRequests, true},
-		{"answer", http.StatusOK, `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}`, http.StatusOK, false},
+		{"429", http.StatusTooManyRequests, `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`, http.StatusTooManyRequests, true, true},
+		{"200 with code 429", http.StatusOK, `{"error":{"message":"Rate limited","code":429}}`, http.StatusTooManyRequests, true, true},
+		{"503", http.StatusServiceUnavailable, `{"error":{"message":"Overloaded","type":"server_error"}}`, http.StatusServiceUnavailable, false, true},
+		{"answer", http.StatusOK, `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}`, http.StatusOK, false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			only := serveMux(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -47,8 +52,9 @@ func TestRelay429RetryAfter(t *testing.T) {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantStatus)
 			}
 			for name, v := range limits {
-				if got := resp.Header.Get(name); (got == v) != tt.relayed || (!tt.relayed && got != "") {
-					t.Errorf("%s: %q; want the upstream's %q relayed: %v", name, got, v, tt.relayed)
+				want := tt.relayed || (tt.retryAfter && strings.HasPrefix(name, "Retry-After"))
+				if got := resp.Header.Get(name); (got == v) != want || (!want && got != "") {
+					t.Errorf("%s: %q; want the upstream's %q relayed: %v", name, got, v, want)
 				}
 			}
 		})
