@@ -106,10 +106,13 @@ const (
 	stormPause          = time.Second
 	throttleMax         = time.Minute // the longest pause a retry-after can impose
 	growStep            = 250 * time.Millisecond
-	foundIncrease       = 0.01 // rate growth per second from underFound to nearFound of a limit found,
-	underFound          = 0.95
-	nearFound           = 1.1
-	foundFloor          = 0.05 // under a noise floor this high or more
+	// Near a limit an episode found (limiter.found), from underFound to nearFound of
+	// it, the AIMD rate grows by foundIncrease of itself a second instead of aimdIncrease,
+	// unless the noise floor is foundFloor or more.
+	foundIncrease = 0.01
+	underFound    = 0.95
+	nearFound     = 1.1
+	foundFloor    = 0.05
 )
 
 // limiter decides when the dispatcher may send the next request. It combines the user's
