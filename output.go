@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/sluice-llm/sluice/internal/jsonw"
 	"io"
 	"strconv"
 )
@@ -77,21 +78,21 @@ func AppendOutputLine(dst []byte, jobID string, res *Result) []byte {
 	if res.CustomID == "" {
 		dst = append(dst, "null"...)
 	} else {
-		dst = appendString(dst, res.CustomID)
+		dst = jsonw.AppendString(dst, res.CustomID)
 	}
 	if res.StatusCode != 0 {
 		dst = append(dst, `,"response":{"status_code":`...)
 		dst = strconv.AppendInt(dst, int64(res.StatusCode), 10)
 		dst = append(dst, `,"request_id":`...)
-		dst = appendString(dst, res.RequestID)
+		dst = jsonw.AppendString(dst, res.RequestID)
 		dst = append(dst, `,"body":`...)
 		dst = appendBody(dst, res.Body)
 		dst = append(dst, `},"error":null}`...)
 	} else {
 		dst = append(dst, `,"response":null,"error":{"code":`...)
-		dst = appendString(dst, res.ErrorCode)
+		dst = jsonw.AppendString(dst, res.ErrorCode)
 		dst = append(dst, `,"message":`...)
-		dst = appendString(dst, res.ErrorMessage)
+		dst = jsonw.AppendString(dst, res.ErrorMessage)
 		dst = append(dst, `}}`...)
 	}
 	return append(dst, '\n')
@@ -130,22 +131,4 @@ func appendBody(dst []byte, body json.RawMessage) []byte {
 		return append(dst, "null"...)
 	}
 	return append(dst, buf.Bytes()...)
-}
-
-// appendString appends s as a JSON string, as json.Marshal writes it. A string of
-// printable ASCII that json.Marshal would not escape (ids, as a rule) is appended as it
-// is, without json.Marshal's reflection and allocation.
-func appendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, err := json.Marshal(s)
-			if err != nil { // cannot happen for a string
-				return append(dst, `""`...)
-			}
-			return append(dst, b...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
 }

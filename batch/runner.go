@@ -2,7 +2,6 @@ package batch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-llm/sluice"
+	"github.com/sluice-llm/sluice/internal/jsonw"
 )
 
 // Defaults, as OpenAI's Batch API limits them.
@@ -266,11 +266,11 @@ func (r *Runner) split(ctx context.Context, job *sluice.Job, round int) ([]*slui
 // encodeLine appends the Batch API input line of it to dst.
 func encodeLine(dst []byte, it *sluice.Item) []byte {
 	dst = append(dst, `{"custom_id":`...)
-	dst = appendString(dst, it.Request.CustomID)
+	dst = jsonw.AppendString(dst, it.Request.CustomID)
 	dst = append(dst, `,"method":`...)
-	dst = appendString(dst, it.Request.Method)
+	dst = jsonw.AppendString(dst, it.Request.Method)
 	dst = append(dst, `,"url":`...)
-	dst = appendString(dst, it.Request.URL)
+	dst = jsonw.AppendString(dst, it.Request.URL)
 	dst = append(dst, `,"body":`...)
 	if len(it.Request.Body) == 0 {
 		dst = append(dst, "null"...)
@@ -278,11 +278,6 @@ func encodeLine(dst []byte, it *sluice.Item) []byte {
 		dst = append(dst, it.Request.Body...)
 	}
 	return append(dst, "}\n"...)
-}
-
-func appendString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s) // a string always marshals
-	return append(dst, b...)
 }
 
 // start uploads a part's input file and creates its batch, whichever of the two is not

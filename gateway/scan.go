@@ -2,10 +2,11 @@ package gateway
 
 import (
 	"bytes"
-	"strconv"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/sluice-llm/sluice/internal/jsonw"
 )
 
 // str is b as a string, without a copy: b must not change while the string, or any
@@ -72,7 +73,7 @@ func withModel(dst, body []byte, old gjson.Result, model string) []byte {
 		return append(dst, body...) // no model member to rename (cannot happen past route)
 	}
 	dst = append(dst, body[:old.Index]...)
-	dst = strconv.AppendQuote(dst, model)
+	dst = jsonw.AppendString(dst, model)
 	return append(dst, body[old.Index+len(old.Raw):]...)
 }
 

@@ -62,3 +62,22 @@ func topLevel(answer, key string) int {
 	})
 	return n
 }
+
+// withModel writes the upstream's model name as a JSON string: strconv's Go quoting
+// wrote a control character as \x01 and invalid UTF-8 as \xff, which are not JSON.
+func TestWithModelIsJSON(t *testing.T) {
+	body := []byte(`{"model":"alias","messages":[]}`)
+	for _, model := range []string{"gpt-4o-mini", "org/model:tag", "a\x01b", "bad\xffutf8", `q"uote<&>`} {
+		out := withModel(nil, body, gjson.GetBytes(body, "model"), model)
+		var v struct {
+			Model string `json:"model"`
+		}
+		if err := json.Unmarshal(out, &v); err != nil {
+			t.Errorf("model %q: %s is not JSON: %v", model, out, err)
+			continue
+		}
+		if want := string([]rune(model)); v.Model != want { // invalid UTF-8 reads back as U+FFFD
+			t.Errorf("model %q: read back %q", model, v.Model)
+		}
+	}
+}
