@@ -376,6 +376,7 @@ func (r *Run) handle(res attemptResult) {
 		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 		return
 	}
+	r.weighAuth(&res)
 	attempts := it.Attempts + 1
 	if res.throttle {
 		it.Throttled++
@@ -405,15 +406,12 @@ func (r *Run) handle(res attemptResult) {
 		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 		return
 	case attemptAuth, attemptModel, attemptUnreachable, attemptNoEndpoint:
-		if res.kind != attemptAuth || !r.e.answered.Load() {
-			// The key, the model or the upstream is wrong for the whole run (see weigh).
-			// Stop before spending more, and leave the request pending for the rerun.
-			r.abort(r.fatal(res))
-			r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
-			return
-		}
-		o.State = StateFailed
-		r.final(it, o)
+		// The key, the model or the upstream is wrong for the whole run (see weigh and
+		// weighAuth). Stop before spending more, and leave the request pending for the
+		// rerun.
+		r.abort(r.fatal(res))
+		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
+		return
 	case attemptRetry:
 		if r.attemptsUsedUp(it, attempts) {
 			o.State = StateFailed
@@ -431,6 +429,24 @@ func (r *Run) handle(res attemptResult) {
 	default:
 		o.State = StateFailed
 		r.final(it, o)
+	}
+}
+
+// authStreak is how many 401s in a row, once the key has worked, prove it was revoked.
+const authStreak = 3
+
+// weighAuth decides what a 401 means once the key has worked: after authStreak of them
+// in a row the key was revoked, and the run stops (attemptAuth) with the request still
+// pending; a 401 between successes (a proxy refusing one request) is retried like a 5xx,
+// and fails once its attempts are used up. Only the run's main goroutine calls it.
+func (r *Run) weighAuth(res *attemptResult) {
+	switch {
+	case res.kind == attemptDone:
+		r.auth401s = 0
+	case res.kind == attemptAuth && r.e.answered.Load():
+		if r.auth401s++; r.auth401s < authStreak {
+			res.kind = attemptRetry
+		}
 	}
 }
 

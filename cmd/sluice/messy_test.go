@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -120,4 +121,92 @@ func TestMessyUpstream(t *testing.T) {
 	if strings.Contains(res.stderr, "panic") {
 		t.Errorf("stderr: %s", res.stderr)
 	}
+}
+
+// TestKeyRevokedMidRun runs requests through an upstream that answers the first 1000 and
+// then rejects the key (revoked mid-run, 401) until it is replaced: the run stops at once
+// with exit 4 naming the rejected key, fails no request, and a resume with the new key
+// finishes every request exactly once.
+func TestKeyRevokedMidRun(t *testing.T) {
+	const n, good = 3000, 1000
+	var mu sync.Mutex
+	served, rejected := 0, 0
+	revoked := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Messages []struct{ Content string } `json:"messages"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		ok := served < good || !revoked
+		if ok {
+			served++
+		} else {
+			rejected++
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":{"message":"Incorrect API key provided: sk-re***ked.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
+			return
+		}
+		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"echo: %s"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}`, req.Messages[0].Content)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	input := writeRequests(t, dir, n)
+	out := filepath.Join(dir, "out.jsonl")
+	args := []string{"run", input, "-o", out, "--base-url", srv.URL + "/v1", "--store", filepath.Join(dir, "s.db"),
+		"--progress", "none", "--concurrency", "16"}
+	res := runCLI(t, nil, args...)
+	if res.code != exitAborted || !strings.Contains(res.stderr, "API key rejected") {
+		t.Fatalf("exit %d, want %d naming the rejected key\n%s", res.code, exitAborted, res.stderr)
+	}
+	mu.Lock()
+	if rejected > 16 {
+		t.Errorf("%d requests sent with the revoked key, want at most the 16 in flight", rejected)
+	}
+	revoked = false
+	mu.Unlock()
+	if errs, err := os.ReadFile(filepath.Join(dir, "out.errors.jsonl")); err == nil && len(errs) > 0 {
+		t.Fatalf("requests failed for the revoked key: %.300s", errs)
+	}
+	res = runCLI(t, nil, args...)
+	if res.code != exitOK {
+		t.Fatalf("resume: exit %d\n%s", res.code, res.stderr)
+	}
+	checkResults(t, readResults(t, out), n)
+}
+
+// TestLone401Retried: a proxy that refuses one request with a 401 between successes
+// does not stop the run, and the request succeeds on its next attempt.
+func TestLone401Retried(t *testing.T) {
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Messages []struct{ Content string } `json:"messages"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		refuse := false
+		if req.Messages[0].Content == "ask r00003" {
+			once.Do(func() { refuse = true })
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if refuse {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":{"message":"Authentication required","type":"auth_error"}}`)
+			return
+		}
+		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"echo: %s"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}`, req.Messages[0].Content)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	res := runCLI(t, nil, "run", writeRequests(t, dir, 6), "-o", out, "--base-url", srv.URL+"/v1", "--store", filepath.Join(dir, "s.db"),
+		"--progress", "none", "--concurrency", "1")
+	if res.code != exitOK {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	checkResults(t, readResults(t, out), 6)
 }
