@@ -376,7 +376,7 @@ func (r *Run) handle(res attemptResult) {
 		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
 		return
 	}
-	r.weighAuth(&res)
+	r.weighAfterAnswers(&res)
 	attempts := it.Attempts + 1
 	if res.throttle {
 		it.Throttled++
@@ -407,7 +407,7 @@ func (r *Run) handle(res attemptResult) {
 		return
 	case attemptAuth, attemptModel, attemptUnreachable, attemptNoEndpoint:
 		// The key, the model or the upstream is wrong for the whole run (see weigh and
-		// weighAuth). Stop before spending more, and leave the request pending for the
+		// weighAfterAnswers). Stop before spending more, and leave the request pending for the
 		// rerun.
 		r.abort(r.fatal(res))
 		r.writeOutcome(Outcome{Line: it.Line, State: StatePending, Attempts: it.Attempts, Throttled: it.Throttled})
@@ -435,18 +435,24 @@ func (r *Run) handle(res attemptResult) {
 // authStreak is how many 401s in a row, once the key has worked, prove it was revoked.
 const authStreak = 3
 
-// weighAuth decides what a 401 means once the key has worked: after authStreak of them
-// in a row the key was revoked, and the run stops (attemptAuth) with the request still
-// pending; a 401 between successes (a proxy refusing one request) is retried like a 5xx,
-// and fails once its attempts are used up. Only the run's main goroutine calls it.
-func (r *Run) weighAuth(res *attemptResult) {
+// weighAfterAnswers decides what a 401 or a 404 means once the key and the path have
+// worked. After authStreak 401s in a row the key was revoked, and the run stops
+// (attemptAuth) with the request still pending; a 401 between successes (a proxy
+// refusing one request) is retried like a 5xx, and so is a 404 that is not
+// model_not_found (a proxy's own page while a route reloads): each fails once its
+// attempts are used up. Only the run's main goroutine calls it.
+func (r *Run) weighAfterAnswers(res *attemptResult) {
 	switch {
 	case res.kind == attemptDone:
 		r.auth401s = 0
-	case res.kind == attemptAuth && r.e.answered.Load():
+	case !r.e.answered.Load():
+	case res.kind == attemptAuth:
 		if r.auth401s++; r.auth401s < authStreak {
 			res.kind = attemptRetry
 		}
+	case res.kind == attemptFailed && res.err != nil && res.err.StatusCode == http.StatusNotFound &&
+		res.err.Code != CodeModelNotFound:
+		res.kind = attemptRetry
 	}
 }
 

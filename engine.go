@@ -294,7 +294,7 @@ type Run struct {
 	// holdingSlot is set while a result is handled and its concurrency slot not yet
 	// handed to the ledger writer with the outcome.
 	holdingSlot bool
-	auth401s    int // 401s in a row since the last success (weighAuth)
+	auth401s    int // 401s in a row since the last success (weighAfterAnswers)
 
 	// untilIdle ends the run once nothing is pending rather than waiting for the requests
 	// other owners hold (StopWhenIdle); othersHold is set when it ended so.

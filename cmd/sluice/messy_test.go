@@ -133,10 +133,7 @@ func TestKeyRevokedMidRun(t *testing.T) {
 	served, rejected := 0, 0
 	revoked := true
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Messages []struct{ Content string } `json:"messages"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&req)
+		prompt := promptOf(r)
 		mu.Lock()
 		ok := served < good || !revoked
 		if ok {
@@ -151,7 +148,7 @@ func TestKeyRevokedMidRun(t *testing.T) {
 			_, _ = io.WriteString(w, `{"error":{"message":"Incorrect API key provided: sk-re***ked.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
 			return
 		}
-		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"echo: %s"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}`, req.Messages[0].Content)
+		writeEcho(w, prompt)
 	}))
 	defer srv.Close()
 	dir := t.TempDir()
@@ -184,12 +181,9 @@ func TestKeyRevokedMidRun(t *testing.T) {
 func TestLone401Retried(t *testing.T) {
 	var once sync.Once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Messages []struct{ Content string } `json:"messages"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&req)
+		prompt := promptOf(r)
 		refuse := false
-		if req.Messages[0].Content == "ask r00003" {
+		if prompt == "ask r00003" {
 			once.Do(func() { refuse = true })
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -198,7 +192,7 @@ func TestLone401Retried(t *testing.T) {
 			_, _ = io.WriteString(w, `{"error":{"message":"Authentication required","type":"auth_error"}}`)
 			return
 		}
-		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"echo: %s"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}`, req.Messages[0].Content)
+		writeEcho(w, prompt)
 	}))
 	defer srv.Close()
 	dir := t.TempDir()
@@ -209,4 +203,53 @@ func TestLone401Retried(t *testing.T) {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
 	checkResults(t, readResults(t, out), 6)
+}
+
+// TestProxy404Window runs requests through a proxy that, after 20 answers, answers the
+// next 30 requests with its own HTML 404 page (a route briefly missing while it reloads)
+// and then answers again: a 404 on a path that has answered is retried, and every
+// request ends with its own answer.
+func TestProxy404Window(t *testing.T) {
+	var mu sync.Mutex
+	seen := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		prompt := promptOf(r)
+		mu.Lock()
+		seen++
+		missing := seen > 20 && seen <= 50
+		mu.Unlock()
+		if missing {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>")
+			return
+		}
+		writeEcho(w, prompt)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	res := runCLI(t, nil, "run", writeRequests(t, dir, 100), "-o", out, "--base-url", srv.URL+"/v1", "--store", filepath.Join(dir, "s.db"),
+		"--progress", "none", "--concurrency", "4")
+	if res.code != exitOK {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	checkResults(t, readResults(t, out), 100)
+}
+
+// promptOf reads the last user message of a chat request ("" when there is none).
+func promptOf(r *http.Request) string {
+	var req struct {
+		Messages []struct{ Content string } `json:"messages"`
+	}
+	if json.NewDecoder(r.Body).Decode(&req) != nil || len(req.Messages) == 0 {
+		return ""
+	}
+	return req.Messages[len(req.Messages)-1].Content
+}
+
+// writeEcho answers a chat request with its prompt echoed.
+func writeEcho(w http.ResponseWriter, prompt string) {
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"echo: %s"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}`, prompt)
 }
