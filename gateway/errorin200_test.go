@@ -261,3 +261,22 @@ func TestFailoverAfterResponseCreated(t *testing.T) {
 		t.Fatalf("status %d, err %v, relay called %d times, live %d, body %.300s", resp.StatusCode, err, bad.Load(), good.Load(), body)
 	}
 }
+
+// TestFailoverSimStreamErrorAfterRole moves on from the simulator's stream that fails
+// after its role chunk (sim.Quirks.StreamErrorAfterRole) to the next upstream.
+func TestFailoverSimStreamErrorAfterRole(t *testing.T) {
+	bad, badSim := startSim(t, sim.Config{Seed: 1, Quirks: sim.Quirks{StreamErrorAfterRole: 1}})
+	live, up := startSim(t, sim.Config{Seed: 1})
+	c, _, _ := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{
+		{Name: "relay", BaseURL: bad, Models: []string{"gpt-4o-mini"}},
+		{Name: "live", BaseURL: live},
+	}})
+	for i := range 3 {
+		if text, _, err := streamChat(c); err != nil || text == "" {
+			t.Fatalf("stream %d: text %q, err %v", i, text, err)
+		}
+	}
+	if badSim.StreamErrors() != 3 || up.Stats().OK != 3 {
+		t.Fatalf("the relay failed %d streams, the live upstream answered %d, want 3 and 3", badSim.StreamErrors(), up.Stats().OK)
+	}
+}

@@ -68,7 +68,8 @@
 //     client gives up (one that does not stream is answered as usual).
 //
 // Quirks are applied around these steps: RejectStreamOptions, ErrorIn200 (a draw of its
-// own) and TransientNotFound answer before step 4, NoStreamUsage changes the decoded
+// own), StreamErrorAfterRole (a draw of its own; streamed chat requests only) and
+// TransientNotFound answer before step 4, NoStreamUsage changes the decoded
 // request, and Drop (a draw of its own) cuts a 200 answer off midway after step 6.
 // CloseAfterAnswer (a draw of its own) closes a Listener's connection once an answer was
 // written whole. Quirks.Refuse serves nothing at all.

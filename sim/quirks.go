@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 )
 
@@ -41,6 +42,12 @@ type Quirks struct {
 	// request on it finds the connection closed. It is drawn apart from the other faults,
 	// and applies to a Listener only (Transport has no connections).
 	CloseAfterAnswer float64
+	// StreamErrorAfterRole is the fraction, in [0, 1], of streamed chat requests answered
+	// 200 with a stream that sends the role-only first chunk, then an error event in
+	// OpenRouter's shape ({"error":{"message","code":502}}) and [DONE], as relays pass on
+	// a provider's failure after the stream started. It is drawn apart from the other
+	// faults.
+	StreamErrorAfterRole float64
 }
 
 // The purposes of the quirks' draws, apart from the other faults.
@@ -48,6 +55,7 @@ const (
 	drawDrop       uint64 = 0x44
 	drawErrorIn200 uint64 = 0x45
 	drawClose      uint64 = 0x46
+	drawStreamErr  uint64 = 0x47
 )
 
 // errorIn200Body is the body of an ErrorIn200 answer, in OpenRouter's shape.
@@ -59,6 +67,7 @@ type quirkState struct {
 	dropped    atomic.Int64 // connections dropped mid-answer
 	errorIn200 atomic.Int64 // 200s whose body was an error (Quirks.ErrorIn200)
 	closed     atomic.Int64 // connections closed after an answer (Quirks.CloseAfterAnswer)
+	streamErr  atomic.Int64 // streams that failed after their role chunk (Quirks.StreamErrorAfterRole)
 }
 
 // Dropped returns how many answers had their connection dropped midway (Quirks.Drop).
@@ -67,6 +76,10 @@ func (s *Server) Dropped() int64 { return s.quirks.dropped.Load() }
 // ErrorsIn200 returns how many requests were answered 200 with an error body
 // (Quirks.ErrorIn200).
 func (s *Server) ErrorsIn200() int64 { return s.quirks.errorIn200.Load() }
+
+// StreamErrors returns how many streams failed after their role chunk
+// (Quirks.StreamErrorAfterRole).
+func (s *Server) StreamErrors() int64 { return s.quirks.streamErr.Load() }
 
 // ClosedAfterAnswer returns how many connections were closed right after an answer
 // (Quirks.CloseAfterAnswer).
@@ -100,6 +113,11 @@ func (s *Server) quirkBefore(c *call, n uint64) (reply, bool) {
 	if q.ErrorIn200 > 0 && s.draw(n, drawErrorIn200) < q.ErrorIn200 {
 		s.quirks.errorIn200.Add(1)
 		return reply{status: http.StatusOK, id: n, body: []byte(errorIn200Body)}, true
+	}
+	if q.StreamErrorAfterRole > 0 && s.draw(n, drawStreamErr) < q.StreamErrorAfterRole &&
+		strings.HasSuffix(c.path, "/chat/completions") && streams(c.body) {
+		s.quirks.streamErr.Add(1)
+		return reply{status: http.StatusOK, id: n, stream: errorAfterRole(s.now().Unix())}, true
 	}
 	if q.TransientNotFound > 0 && s.stats.ok.Load() >= q.NotFoundAfter {
 		if s.quirks.notFound.Add(1) <= q.TransientNotFound {
@@ -169,6 +187,31 @@ func modelOf(body []byte) string {
 		return ""
 	}
 	return m.Model
+}
+
+// streams reports whether a request body asks for a stream.
+func streams(body []byte) bool {
+	var m struct {
+		Stream bool `json:"stream"`
+	}
+	return json.Unmarshal(body, &m) == nil && m.Stream
+}
+
+// errorAfterRole is the stream of a StreamErrorAfterRole answer: the role chunk, the
+// error event, [DONE].
+func errorAfterRole(created int64) *stream {
+	events := [...]string{
+		fmt.Sprintf(`data: {"id":"chatcmpl-sim","object":"chat.completion.chunk","created":%d,"model":"sim","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`, created),
+		"data: " + errorIn200Body,
+		"data: [DONE]",
+	}
+	st := &stream{}
+	for _, ev := range events {
+		st.data = append(append(st.data, ev...), "\n\n"...)
+		st.ends = append(st.ends, len(st.data))
+		st.waits = append(st.waits, 0)
+	}
+	return st
 }
 
 // refusedURL reserves a loopback port and closes it, so that connections to the URL it

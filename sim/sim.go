@@ -127,7 +127,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.TTFT, cfg.PerToken = max(cfg.TTFT, 0), max(cfg.PerToken, 0)
 	cfg.RPM, cfg.TPM = max(cfg.RPM, 0), max(cfg.TPM, 0)
-	for _, f := range []*float64{&cfg.Jitter, &cfg.Error5xx, &cfg.Reset, &cfg.Hang, &cfg.Truncate, &cfg.Stall, &cfg.Random429, &cfg.Drop, &cfg.ErrorIn200, &cfg.CloseAfterAnswer} {
+	for _, f := range []*float64{&cfg.Jitter, &cfg.Error5xx, &cfg.Reset, &cfg.Hang, &cfg.Truncate, &cfg.Stall, &cfg.Random429, &cfg.Drop, &cfg.ErrorIn200, &cfg.CloseAfterAnswer, &cfg.StreamErrorAfterRole} {
 		*f = min(max(*f, 0), 1)
 	}
 	if len(cfg.Models) == 0 {

@@ -35,6 +35,7 @@ func registerSimFlags(fs *pflag.FlagSet, c *sim.Config) {
 	fs.Int64Var(&c.NotFoundAfter, "404-after", c.NotFoundAfter, "200s before the transient 404s")
 	fs.BoolVar(&c.NoStreamUsage, "no-stream-usage", c.NoStreamUsage, "never send usage in streams, even when asked")
 	fs.Float64Var(&c.ErrorIn200, "error-in-200-rate", c.ErrorIn200, "fraction of requests answered 200 with an error object as the body, as some gateways do")
+	fs.Float64Var(&c.StreamErrorAfterRole, "stream-error-rate", c.StreamErrorAfterRole, "fraction of streamed chat requests answered with the role chunk, then an error event, as relays pass on a provider's failure")
 	fs.Float64Var(&c.CloseAfterAnswer, "close-after-answer-rate", c.CloseAfterAnswer, "fraction of answers after which the keep-alive connection is closed at once, without Connection: close")
 	fs.BoolVar(&c.RejectStreamOptions, "reject-stream-options", c.RejectStreamOptions, "answer 400 to requests with stream_options")
 }
