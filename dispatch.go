@@ -142,14 +142,15 @@ func (r *Run) next(ctx context.Context) (*Item, <-chan time.Time, error) {
 	if err := r.flushLedger(ctx); err != nil {
 		return nil, nil, err
 	}
-	stats, err := r.e.store.Stats(ctx, r.job.ID)
+	// Not Stats: its scans of the whole job cost 0.2 s at the end of 100,000 requests.
+	pending, inFlight, err := r.e.store.Unfinished(ctx, r.job.ID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("job stats: %w", err)
+		return nil, nil, err // the store names the operation ("unfinished requests: ...")
 	}
-	if stats.Pending+stats.InFlight == 0 {
+	if !pending && !inFlight {
 		return nil, nil, nil
 	}
-	if r.untilIdle && stats.Pending == 0 {
+	if r.untilIdle && !pending {
 		r.othersHold = true
 		return nil, nil, nil
 	}
