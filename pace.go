@@ -51,8 +51,8 @@ import (
 // at many times the limit) turns most requests into 429s at once, in the middle of a
 // window: the window's share and its ok rate mix the requests the bucket let through
 // before with those after. When a window's 429s crowd together (their share among the
-// requests sent from the first to the last of them is above the window's by more than
-// sampling noise), what got through among those requests (through) is what the limit
+// requests sent from the first to the last of them is above their share of the window's
+// sends up to the last of them by more than sampling noise), what got through among those requests (through) is what the limit
 // lets through: the limiter cuts to it, and a limit's share at a lower rate is judged
 // against it (throughLow, its lower bound). Random 429s spread over the whole window.
 // A noise verdict whose restored rate meets such crowded 429s in the next window was
@@ -233,10 +233,13 @@ func (p *pace) measure(w *tally) judged {
 	}
 	span := w.lastThrottled.Sub(w.firstThrottled).Seconds()
 	n, ok := p.sentBetween(w.firstThrottled, w.lastThrottled)
-	// Only 429s that crowd together, many more of the sends among them than over the
-	// window, are a bucket run out: a relay's random 429s spread over all of it.
-	// The first of them is a 429 by choice: it is not counted.
-	if share, all := float64(w.throttled-1)/float64(max(n-1, 1)), j.share; span > 0 && ok &&
+	// Only 429s that crowd together, many more of the sends among them than of the
+	// window's sends up to the last of them, are a bucket run out: a relay's random 429s
+	// spread over all of it. (Not of all its sends: those after, still in flight when a
+	// storm is judged, would make any 429s look crowded.) The first 429 is one by
+	// choice: it is not counted.
+	upTo, _ := p.sentBetween(w.first, w.lastThrottled)
+	if share, all := float64(w.throttled-1)/float64(max(n-1, 1)), float64(w.throttled)/float64(max(upTo, 1)); span > 0 && ok &&
 		share-all > paceFallZ*math.Sqrt(math.Max(all*(1-all), minFloorStdDev)/float64(max(n-1, 1))) {
 		passed := float64(max(0, n-w.throttled))
 		j.through, j.hasThrough = passed/span, true

@@ -447,3 +447,35 @@ func TestPaceAllowanceStorm(t *testing.T) {
 		t.Errorf("%d 429s in the first %v on average over %d seeds, want ≤ 230", total/seeds, d, seeds)
 	}
 }
+
+// TestPaceThroughInFlight: a storm is judged while the requests sent after its 429s are
+// still in flight. A relay's random 429s (every third request) among the first half of a
+// window's sends, its second half not answered yet, are not crowded together, so they
+// give no through; when the window's share counted the sends in flight, they looked
+// twice as dense as over the window, and a limit's share after a cut would have been
+// judged against through.
+func TestPaceThroughInFlight(t *testing.T) {
+	var p pace
+	for i := range 100 {
+		p.sent(t0.Add(time.Duration(i) * time.Millisecond))
+	}
+	for i := range 50 {
+		sent := t0.Add(time.Duration(i) * time.Millisecond)
+		p.cur.count(sent.Add(time.Millisecond), sent, i%3 == 0)
+	}
+	if j := p.measure(&p.cur); j.hasThrough {
+		t.Errorf("through %.0f/s of %.0f/s sent for 429s spread evenly over the sends answered", j.through, j.sent)
+	}
+	// The same 429s from the 25th send on, every request after the bucket ran out: crowded.
+	p = pace{}
+	for i := range 100 {
+		p.sent(t0.Add(time.Duration(i) * time.Millisecond))
+	}
+	for i := range 50 {
+		sent := t0.Add(time.Duration(i) * time.Millisecond)
+		p.cur.count(sent.Add(time.Millisecond), sent, i >= 25 && i%8 != 0)
+	}
+	if j := p.measure(&p.cur); !j.hasThrough || j.through > 200 {
+		t.Errorf("through %.0f/s (%v) for a bucket run out from the 25th send, want about 125/s", j.through, j.hasThrough)
+	}
+}
