@@ -360,6 +360,9 @@ func (l *limiter) cutRate(now time.Time, j judged) {
 	if j.ok > 0 {
 		achieved = math.Min(achieved, j.ok)
 	}
+	if j.hasThrough {
+		achieved = math.Min(achieved, j.through)
+	}
 	if current == 0 { // too few sends to measure
 		current = achieved / math.Max(1-j.share, 0.01)
 	}

@@ -47,6 +47,17 @@ import (
 //
 // No share above maxFloor by more than sampling noise is noise (floorLike).
 //
+// A limit's bucket that runs out (the minute of allowance an upstream starts with, spent
+// at many times the limit) turns most requests into 429s at once, in the middle of a
+// window: the window's share and its ok rate mix the requests the bucket let through
+// before with those after. When a window's 429s crowd together (their share among the
+// requests sent from the first to the last of them is above their share of the window's
+// sends up to the last of them by more than sampling noise), what got through among those requests (through) is what the limit
+// lets through: the limiter cuts to it, and a limit's share at a lower rate is judged
+// against it (throughLow, its lower bound). Random 429s spread over the whole window.
+// A noise verdict whose restored rate meets such crowded 429s in the next window was
+// wrong: the floor goes back to what it was.
+//
 // A floor can be wrong, a limit taken for noise once: noise refuses the same share at
 // any rate, so a window whose share is far under the floor (floorLowZ standard
 // deviations) proves it wrong, and the floor drops to that share at once. (A limit's
@@ -85,6 +96,16 @@ type pace struct {
 	// after the cut before, and that may be a noise floor: the limiter cuts it gently.
 	flatCut bool
 	saved   saved // the limiter's state before the episode, kept by the limiter
+	// restored is set by a noise verdict until the next window is judged, and
+	// floorBefore is the floor before it: if the rate restored meets 429s that crowd
+	// together (a bucket run out), the verdict was wrong and the floor goes back.
+	restored    bool
+	floorBefore float64
+	// sends is a ring of the send times (Unix nanoseconds) of the last len(sends)
+	// requests, and nsends counts every send: a window's 429s are set against the
+	// requests sent while they came (through).
+	sends  [1024]int64
+	nsends int
 }
 
 // saved is the limiter's state that an episode found to be noise gives back.
@@ -98,10 +119,12 @@ type saved struct {
 type tally struct {
 	since, end time.Time
 	start      time.Time // the window's first answer
-	// first and last are the earliest and latest send counted.
-	first, last time.Time
-	answers     int
-	throttled   int
+	// first and last are the earliest and latest send counted; firstThrottled and
+	// lastThrottled those of its 429s.
+	first, last                   time.Time
+	firstThrottled, lastThrottled time.Time
+	answers                       int
+	throttled                     int
 	// sends counts the requests sent in the window, answered or not.
 	sends int
 	// judged0 is how many answers the window had when a storm was last judged not clear.
@@ -124,6 +147,12 @@ func (w *tally) count(now, sent time.Time, throttled bool) {
 	}
 	w.answers++
 	if throttled {
+		if w.throttled == 0 || sent.Before(w.firstThrottled) {
+			w.firstThrottled = sent
+		}
+		if w.throttled == 0 || sent.After(w.lastThrottled) {
+			w.lastThrottled = sent
+		}
 		w.throttled++
 	}
 }
@@ -175,6 +204,15 @@ type judged struct {
 	// sent and ok are the requests sent and answered (not 429) per second over the
 	// window's sends (0: too few to tell).
 	sent, ok float64
+	// through is the requests per second not answered 429 among those sent from the
+	// window's first 429 to its last, when hasThrough: what a limit lets through once
+	// its bucket is empty. ok, over the whole window, counts the requests its bucket let
+	// through before.
+	through    float64
+	hasThrough bool
+	// throughLow is through less paceFallZ standard deviations of its count's sampling
+	// noise: the most that surely got through, for the share a limit would give.
+	throughLow float64
 }
 
 func (w *tally) judged() judged {
@@ -185,6 +223,45 @@ func (w *tally) judged() judged {
 		j.ok = j.sent * (1 - j.share)
 	}
 	return j
+}
+
+// measure is what w measured, through included.
+func (p *pace) measure(w *tally) judged {
+	j := w.judged()
+	if w.throttled < paceStorm429s {
+		return j
+	}
+	span := w.lastThrottled.Sub(w.firstThrottled).Seconds()
+	n, ok := p.sentBetween(w.firstThrottled, w.lastThrottled)
+	// Only 429s that crowd together, many more of the sends among them than of the
+	// window's sends up to the last of them, are a bucket run out: a relay's random 429s
+	// spread over all of it. (Not of all its sends: those after, still in flight when a
+	// storm is judged, would make any 429s look crowded.) The first 429 is one by
+	// choice: it is not counted.
+	upTo, _ := p.sentBetween(w.first, w.lastThrottled)
+	if share, all := float64(w.throttled-1)/float64(max(n-1, 1)), float64(w.throttled)/float64(max(upTo, 1)); span > 0 && ok &&
+		share-all > paceFallZ*math.Sqrt(math.Max(all*(1-all), minFloorStdDev)/float64(max(n-1, 1))) {
+		passed := float64(max(0, n-w.throttled))
+		j.through, j.hasThrough = passed/span, true
+		j.throughLow = math.Max(0, passed-paceFallZ*math.Sqrt(passed)) / span
+	}
+	return j
+}
+
+// sentBetween counts the requests sent from a to b, both included, if the send times
+// kept reach back to a.
+func (p *pace) sentBetween(a, b time.Time) (int, bool) {
+	from, to := a.UnixNano(), b.UnixNano()
+	reached := p.nsends <= len(p.sends)
+	n := 0
+	for _, t := range p.sends[:min(p.nsends, len(p.sends))] {
+		if t < from {
+			reached = true
+		} else if t <= to {
+			n++
+		}
+	}
+	return n, reached
 }
 
 // add counts an answer to a request sent at sent that came at now, a 429 when throttled,
@@ -231,7 +308,7 @@ func (p *pace) stormed(now time.Time) (verdict, judged) {
 		// cut, only a share that rose from the window before tells at once. A window
 		// before with too few answers to compare with is replaced by this one as soon
 		// as it has enough.
-		j := w.judged()
+		j := p.measure(&w)
 		_, _, rose, _ := p.compare(j)
 		switch {
 		case !rose && p.before.answers < paceNoiseAnswers && w.answers >= min(paceNoiseAnswers, max(paceFew, 2*p.before.answers)):
@@ -252,10 +329,14 @@ func (p *pace) grace() time.Duration {
 
 // judge gives a sealed window's verdict.
 func (p *pace) judge(now time.Time, w *tally) (verdict, judged) {
-	j := w.judged()
+	j := p.measure(w)
 	if w.answers == 0 {
 		return verdictNone, j
 	}
+	if p.restored && !p.verifying && j.hasThrough {
+		p.floor = math.Min(p.floor, p.floorBefore) // the rate restored ran a bucket out
+	}
+	p.restored = false
 	if j.share < p.lowest(w.answers) {
 		p.floor = j.share // noise does not fall with the rate: the floor was wrong
 	}
@@ -321,10 +402,15 @@ func (p *pace) verify(now time.Time, w *tally, j judged, normal bool) verdict {
 
 // noise ends an episode as noise: the floor becomes the share of the two windows.
 func (p *pace) noise(j judged) verdict {
-	p.verifying = false
 	pooled := (p.before.share*float64(p.before.answers) + j.share*float64(j.answers)) / float64(p.before.answers+j.answers)
-	p.floor = math.Min(maxFloor, pooled)
+	p.setNoiseFloor(pooled)
 	return verdictNoise
+}
+
+// setNoiseFloor ends an episode as noise with the floor at share (at most maxFloor).
+func (p *pace) setNoiseFloor(share float64) {
+	p.verifying, p.restored, p.floorBefore = false, true, p.floor
+	p.floor = math.Min(maxFloor, share)
 }
 
 // compare tells whether the share of 429s in j fell from the window before the last cut
@@ -366,7 +452,16 @@ func (p *pace) limitShare(j judged) (float64, bool) {
 	if p.before.answers < paceNoiseAnswers || j.sent <= 0 {
 		return 0, false
 	}
-	return math.Max(0, 1-p.before.ok/j.sent), true
+	return math.Max(0, 1-p.before.passed()/j.sent), true
+}
+
+// passed is the requests per second j measured getting through, at most: throughLow
+// when it has it, since ok counts what a bucket let through before its 429s began.
+func (j judged) passed() float64 {
+	if j.hasThrough {
+		return math.Min(j.ok, j.throughLow)
+	}
+	return j.ok
 }
 
 // flatShare ends the episode as noise if the share of 429s in j, sent at half the rate
@@ -393,8 +488,7 @@ func (p *pace) flatShare(j judged) bool {
 	}
 	share, flat := p.flat(a, b)
 	if flat {
-		p.verifying = false
-		p.floor = math.Min(maxFloor, share)
+		p.setNoiseFloor(share)
 	}
 	return flat
 }
@@ -442,6 +536,14 @@ func (w *tally) merge(o *tally) {
 	w.start = minTime(w.start, o.start)
 	w.first = minTime(w.first, o.first)
 	w.last = maxTime(w.last, o.last)
+	switch {
+	case o.throttled == 0:
+	case w.throttled == 0:
+		w.firstThrottled, w.lastThrottled = o.firstThrottled, o.lastThrottled
+	default:
+		w.firstThrottled = minTime(w.firstThrottled, o.firstThrottled)
+		w.lastThrottled = maxTime(w.lastThrottled, o.lastThrottled)
+	}
 	w.answers += o.answers
 	w.throttled += o.throttled
 	w.sends += o.sends
@@ -485,6 +587,8 @@ func (p *pace) storm(w *tally) bool {
 
 // sent counts a request sent at sent.
 func (p *pace) sent(sent time.Time) {
+	p.sends[p.nsends%len(p.sends)] = sent.UnixNano()
+	p.nsends++
 	if p.cur.holds(sent) {
 		p.cur.sends++
 	}
