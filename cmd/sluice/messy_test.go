@@ -161,8 +161,10 @@ func TestKeyRevokedMidRun(t *testing.T) {
 		t.Fatalf("exit %d, want %d naming the rejected key\n%s", res.code, exitAborted, res.stderr)
 	}
 	mu.Lock()
-	if rejected > 16 {
-		t.Errorf("%d requests sent with the revoked key, want at most the 16 in flight", rejected)
+	// The 16 in flight, and the retries of the first two 401s (authStreak is 3), which a
+	// slow machine may send before the third 401 is handled.
+	if rejected > 16+2 {
+		t.Errorf("%d requests sent with the revoked key, want at most the 16 in flight and 2 retries", rejected)
 	}
 	revoked = false
 	mu.Unlock()
