@@ -289,8 +289,13 @@ type Run struct {
 	// Owned by the dispatcher goroutine.
 	claimed  []Item
 	claimAvg int64 // the mean body length of the last claim, 0 before the first
-	retries  retryQueue
-	running  int
+	// ahead delivers the claim made while the last one's requests are being sent
+	// (claim.go); nil when none is being made. claimFull says that the last claim took
+	// all it asked for, so that the ledger may have more.
+	ahead     chan claimResult
+	claimFull bool
+	retries   retryQueue
+	running   int
 	// holdingSlot is set while a result is handled and its concurrency slot not yet
 	// handed to the ledger writer with the outcome.
 	holdingSlot bool

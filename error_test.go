@@ -32,6 +32,9 @@ func TestStoreErrorSaidOnce(t *testing.T) {
 		{name: "release", op: "release requests", break_: func(st *mock.Store, broken sluice.Store) {
 			st.ReleaseFunc = broken.Release
 		}},
+		{name: "unfinished", op: "unfinished requests", break_: func(st *mock.Store, broken sluice.Store) {
+			st.UnfinishedFunc = broken.Unfinished
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

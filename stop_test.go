@@ -93,8 +93,8 @@ func TestStoreFaultAtEveryCall(t *testing.T) {
 		fail   want
 		cancel want
 	}{
-		{"Stats", 1, want{}, want{}},      // at Start: Start returns the error
-		{"Stats", 2, failed, interrupted}, // the end-of-run check
+		{"Stats", 1, want{}, want{}},           // at Start: Start returns the error
+		{"Unfinished", 1, failed, interrupted}, // the end-of-run check
 		{"AddRequests", 2, failed, interrupted},
 		{"Claim", 1, failed, interrupted},
 		{"Claim", 3, failed, interrupted},
@@ -209,6 +209,13 @@ func faultyStore(real sluice.Store, method string, inject func(context.Context) 
 				return nil, err
 			}
 			return real.Stats(ctx, jobID)
+		}
+	case "Unfinished":
+		st.UnfinishedFunc = func(ctx context.Context, jobID string) (bool, bool, error) {
+			if bad, err := inject(ctx); bad {
+				return false, false, err
+			}
+			return real.Unfinished(ctx, jobID)
 		}
 	case "AddRequests":
 		st.AddRequestsFunc = func(ctx context.Context, jobID string, reqs []sluice.NewRequest) error {

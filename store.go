@@ -197,6 +197,10 @@ type Ledger interface {
 	Release(ctx context.Context, jobID, owner string) error
 	// Stats summarises the job's ledger.
 	Stats(ctx context.Context, jobID string) (*Stats, error)
+	// Unfinished reports whether the job has a pending request and whether it has one in
+	// flight (Stats' Pending and InFlight, not zero), at the cost of an indexed look-up
+	// or two rather than Stats' scans of the whole job: a run asks it when it runs dry.
+	Unfinished(ctx context.Context, jobID string) (pending, inFlight bool, err error)
 }
 
 // ClaimParams are the parameters of Ledger.Claim.

@@ -11,8 +11,9 @@
 // no answer, a 5xx, a 429, an open circuit breaker or a rate limiter that would make it
 // wait past Config.QueueWait, as long as nothing was sent to the client: an answer that
 // started is never asked for again. A 2xx whose body is an error object, or a stream
-// whose first data event is an error, is a failure too (openai.AnswerError,
-// openai.EventError): moved on from, or from the last place relayed with the status its
+// that reports an error or breaks before its first content (the chunks that carry only
+// a role are held back), is a failure too (openai.AnswerError, openai.EventError): moved
+// on from, or from the last place relayed with the status its
 // code stands for (502 without one), a stream as it is. The last place's answer is
 // relayed whatever it is.
 //

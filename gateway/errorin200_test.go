@@ -169,14 +169,95 @@ func TestFailoverStreamBrokenBeforeData(t *testing.T) {
 		{Name: "broken", BaseURL: broken, Models: []string{"gpt-4o-mini"}},
 		{Name: "live", BaseURL: live},
 	}})
-	stream := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
-		Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
-	})
-	n := 0
-	for stream.Next() {
-		n++
-	}
-	if err := stream.Err(); err != nil || n == 0 || up.Stats().OK != 1 {
+	if _, n, err := streamChat(c); err != nil || n == 0 || up.Stats().OK != 1 {
 		t.Fatalf("err %v, %d chunks, live answered %d", err, n, up.Stats().OK)
+	}
+}
+
+// TestFailoverAfterEmptyChunks moves on from a stream whose first data events carry no
+// content (the role-only chunk OpenAI, vLLM and most relays send first, Azure's
+// prompt_filter_results chunk with no choices, the Responses API's response.created) and
+// whose next event is an error or a broken connection: nothing has reached the client,
+// so the next upstream answers. A stream whose first content came before the error is
+// relayed as it is.
+func TestFailoverAfterEmptyChunks(t *testing.T) {
+	const (
+		role    = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n"
+		openAI  = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+		azure   = "data: {\"id\":\"\",\"object\":\"\",\"created\":0,\"model\":\"\",\"prompt_filter_results\":[{\"prompt_index\":0}],\"choices\":[]}\n\n"
+		content = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+		failed  = "data: {\"error\":{\"message\":\"Provider returned error\",\"code\":502}}\n\n"
+	)
+	for _, tc := range []struct {
+		name, events string
+		brk          bool // the connection breaks after the events
+		failOver     bool
+	}{
+		{"role then error", role + failed, false, true},
+		{"OpenAI's first chunk then error", ": PROCESSING\n\n" + openAI + failed, false, true},
+		{"Azure's filter chunk then error", azure + role + failed, false, true},
+		{"CRLF role then error", strings.ReplaceAll(role+failed, "\n", "\r\n"), false, true},
+		{"role then break", role, true, true},
+		{"role then content then error", role + content + failed, false, false},
+		{"role then content then break", role + content, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int64
+			bad := serveMux(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				calls.Add(1)
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = io.WriteString(w, tc.events)
+				w.(http.Flusher).Flush()
+				if !tc.brk {
+					_, _ = io.WriteString(w, "data: [DONE]\n\n")
+				} else if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+					conn.Close()
+				}
+			}))
+			live, up := startSim(t, sim.Config{Seed: 1})
+			c, _, _ := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{
+				{Name: "relay", BaseURL: bad, Models: []string{"gpt-4o-mini"}},
+				{Name: "live", BaseURL: live},
+			}})
+			text, _, err := streamChat(c)
+			if tc.failOver {
+				if err != nil || text == "" || calls.Load() != 1 || up.Stats().OK != 1 {
+					t.Fatalf("err %v, text %q, relay called %d times, live answered %d", err, text, calls.Load(), up.Stats().OK)
+				}
+				return
+			}
+			if err == nil || text != "a" || up.Stats().Requests != 0 {
+				t.Fatalf("err %v, text %q, live asked %d times: want the relay's content then its error", err, text, up.Stats().Requests)
+			}
+		})
+	}
+}
+
+// TestFailoverAfterResponseCreated moves on from a Responses API stream that failed
+// right after its response.created and response.in_progress events.
+func TestFailoverAfterResponseCreated(t *testing.T) {
+	const (
+		created  = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\",\"status\":\"in_progress\"}}\n\n"
+		progress = "event: response.in_progress\ndata: {\"type\":\"response.in_progress\",\"response\":{\"id\":\"r\",\"status\":\"in_progress\"}}\n\n"
+		failed   = "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"r\",\"status\":\"failed\",\"error\":{\"code\":\"server_error\",\"message\":\"overloaded\"}}}\n\n"
+		delta    = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"fine\"}\n\n"
+	)
+	stream := func(calls *atomic.Int64, events string) string {
+		return serveMux(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			calls.Add(1)
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, events)
+		}))
+	}
+	var bad, good atomic.Int64
+	_, _, srv := startGateway(t, gateway.Config{Upstreams: []gateway.Upstream{
+		{Name: "relay", BaseURL: stream(&bad, created+progress+failed), Models: []string{"gpt-4o-mini"}},
+		{Name: "live", BaseURL: stream(&good, created+delta)},
+	}})
+	resp := post(t, srv.URL, "/v1/responses", clientKey, `{"model":"gpt-4o-mini","input":"hi","stream":true}`)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || string(body) != created+delta || bad.Load() != 1 || good.Load() != 1 {
+		t.Fatalf("status %d, err %v, relay called %d times, live %d, body %.300s", resp.StatusCode, err, bad.Load(), good.Load(), body)
 	}
 }

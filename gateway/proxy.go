@@ -24,6 +24,10 @@ type outcome struct {
 	status int    // its status
 	usage  sluice.Usage
 	sent   bool // an upstream was sent the request and may have charged for it
+	// cut is set when the upstream's stream broke after some of it was relayed: the
+	// client's answer is cut off too (http.ErrAbortHandler), so that it cannot be taken
+	// for a whole one.
+	cut bool
 }
 
 // serveProxy serves POST on each of Paths.
@@ -97,6 +101,9 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	settle(out.usage)
 	if out.sent {
 		g.usage.add(k, f.user, out.model, out.usage, g.cost(out.model, out.usage), false)
+	}
+	if out.cut {
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -195,11 +202,11 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, f *fields, bod
 			g.refused(c, resp, done)
 			continue
 		}
-		usage, status, movedOn := g.relay(w, r, c, resp, done, addUsage, cacheKey, last)
+		usage, status, cut, movedOn := g.relay(w, r, c, resp, done, addUsage, cacheKey, last)
 		if movedOn {
 			continue
 		}
-		out.model, out.status, out.usage = c.model, status, usage
+		out.model, out.status, out.usage, out.cut = c.model, status, usage, cut
 		return out
 	}
 	if lastErr == nil {
@@ -295,15 +302,16 @@ func (g *Gateway) failOver(c candidate, resp *http.Response, ue *sluice.Upstream
 var relayedHeaders = []string{"Content-Type", "X-Request-Id", "Openai-Processing-Ms", "Openai-Version"}
 
 // relay writes the upstream's answer to the client, a stream event by event, and
-// returns its usage and the status it stands for. A 2xx answer can be an error: a body
-// that is an error object (openai.AnswerError), as OpenRouter and other relays pass on a
-// provider's failure, or a stream whose first data event is an error
-// (openai.EventError). Such an answer is not relayed when a candidate is left (last
+// returns its usage and the status it stands for, and whether the upstream's stream broke
+// after some of it was relayed (cut). A 2xx answer can be an error: a body that is an
+// error object (openai.AnswerError), as OpenRouter and other relays pass on a provider's
+// failure, or a stream that reports an error (openai.EventError) or breaks before its
+// first content. Such an answer is not relayed when a candidate is left (last
 // unset): relay tells done and the log, and reports movedOn. Otherwise a body is relayed
 // with the status its error stands for (see errorStatus), a stream as it is; either way
 // done is told of the failure, and no usage is counted but what the stream reported.
 func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, resp *http.Response,
-	done func(*sluice.Response, error), dropUsage bool, cacheKey string, last bool) (usage sluice.Usage, status int, movedOn bool) {
+	done func(*sluice.Response, error), dropUsage bool, cacheKey string, last bool) (usage sluice.Usage, status int, cut, movedOn bool) {
 	defer resp.Body.Close()
 	start := time.Now()
 	answer := &sluice.Response{StatusCode: resp.StatusCode, Limits: openai.ParseRateLimits(resp.Header, start)}
@@ -320,11 +328,12 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 		}
 		if moveOn := cmp.Or(failed, s.broken()); moveOn != nil && !last && r.Context().Err() == nil {
 			g.failOver(c, resp, moveOn, done)
-			return sluice.Usage{}, 0, true
+			return sluice.Usage{}, 0, false, true
 		}
 		relayHeaders(w, c, resp, resp.StatusCode)
 		w.WriteHeader(resp.StatusCode)
 		err = s.relay(w)
+		cut = s.cut != nil && errors.Is(err, s.cut)
 		answer.Usage = s.usage
 		if failed == nil && s.failed != nil && err == nil {
 			err = s.failed // an error after the stream's first data: relayed, and counted
@@ -338,7 +347,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 		}
 		if failed != nil && !last {
 			g.failOver(c, resp, failed, done)
-			return sluice.Usage{}, 0, true
+			return sluice.Usage{}, 0, false, true
 		}
 		relayHeaders(w, c, resp, cmp.Or(errorStatusOf(failed), resp.StatusCode))
 		answer.Usage, err = g.relayBody(w, resp, data, rerr, failed, cacheKey)
@@ -359,7 +368,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, c candidate, res
 		err = r.Context().Err()
 	}
 	done(answer, err)
-	return answer.Usage, status, false
+	return answer.Usage, status, cut, false
 }
 
 // errorStatusOf is errorStatus of ue, 0 for no error.

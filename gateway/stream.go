@@ -23,15 +23,17 @@ const streamWriteTimeout = time.Minute
 // readerPool holds the readers of streamed answers.
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
 
-// maxHeld bounds the events held back before a stream's first data event: past it, the
+// maxHeld bounds the events held back before a stream's first content: past it, the
 // stream is relayed with no failover.
 const maxHeld = 64 << 10
 
 // streamRelay passes a server-sent event stream to the client event by event, flushing
 // whenever nothing more has arrived, and reads the usage the stream reported. With
 // dropUsage (the gateway asked for the usage, not the client) the usage-only chunk is
-// kept from the client. The events up to the first data event are held back (hold), so
-// that a stream whose first event is an error can be failed over from with nothing sent.
+// kept from the client. The events up to the first one with content are held back
+// (hold), so that a stream that fails before its content can be failed over from with
+// nothing sent: one whose first data event is an error, or comes after the chunks that
+// carry only a role (see hasContent).
 type streamRelay struct {
 	br        *bufio.Reader
 	ev, held  *bytes.Buffer
@@ -43,10 +45,13 @@ type streamRelay struct {
 	usage sluice.Usage
 	// failed is the first error an event reported (openai.EventError).
 	failed *sluice.UpstreamError
-	// data is set once a data event was read; readErr is the read error that ended the
-	// stream while events were held (io.EOF at its end).
-	data    bool
+	// content is set once an event with content was read (hasContent); readErr is the
+	// read error that ended the stream while events were held (io.EOF at its end).
+	content bool
 	readErr error
+	// cut is the read error that ended the stream after its events were sent to the
+	// client, other than io.EOF: the upstream's connection broke.
+	cut error
 }
 
 func newStreamRelay(resp *http.Response, dropUsage bool, start time.Time) *streamRelay {
@@ -64,10 +69,11 @@ func (s *streamRelay) free() {
 	putBuf(s.held)
 }
 
-// hold reads the stream up to its first data event (or its end, or maxHeld bytes),
-// holding the events back, and returns the error that the events read report, if any.
+// hold reads the stream up to its first event with content or error (or its end, or
+// maxHeld bytes), holding the events back, and returns the error that the events read
+// report, if any.
 func (s *streamRelay) hold() *sluice.UpstreamError {
-	for !s.data && s.readErr == nil && s.held.Len() < maxHeld {
+	for !s.content && s.failed == nil && s.readErr == nil && s.held.Len() < maxHeld {
 		s.readErr = s.next(func(ev []byte) error {
 			s.held.Write(ev)
 			return nil
@@ -77,13 +83,13 @@ func (s *streamRelay) hold() *sluice.UpstreamError {
 }
 
 // broken returns the error of a stream that broke (a read error, not its end) while its
-// events were held, before any data: nil when it did not.
+// events were held, before any content: nil when it did not.
 func (s *streamRelay) broken() *sluice.UpstreamError {
-	if s.data || s.readErr == nil || errors.Is(s.readErr, io.EOF) {
+	if s.content || s.readErr == nil || errors.Is(s.readErr, io.EOF) {
 		return nil
 	}
 	return &sluice.UpstreamError{StatusCode: s.status, Code: sluice.CodeConnection,
-		Message: "stream broke before its first data: " + s.readErr.Error(), Err: s.readErr}
+		Message: "stream broke before its first content: " + s.readErr.Error(), Err: s.readErr}
 }
 
 // relay writes the events held and relays the rest of the stream.
@@ -117,12 +123,22 @@ func (s *streamRelay) relay(w http.ResponseWriter) error {
 	return err
 }
 
+// read reads the stream's next line; it notes a read error that is not the stream's end
+// in cut.
+func (s *streamRelay) read() ([]byte, error) {
+	line, err := s.br.ReadSlice('\n')
+	if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, io.EOF) {
+		s.cut = err
+	}
+	return line, err
+}
+
 // next reads the next event (or what is left of the stream at its end) and passes it to
 // out unless it is kept from the client; it returns the read's error, or out's.
 func (s *streamRelay) next(out func([]byte) error) error {
 	s.ev.Reset()
 	for {
-		line, err := s.br.ReadSlice('\n')
+		line, err := s.read()
 		s.ev.Write(line)
 		if errors.Is(err, bufio.ErrBufferFull) || (err == nil && !blank(line)) {
 			continue
@@ -139,13 +155,85 @@ func (s *streamRelay) next(out func([]byte) error) error {
 // inspect reads what an event says (its usage, an error) and whether it goes to the
 // client.
 func (s *streamRelay) inspect(ev []byte) bool {
-	if !s.data {
-		s.data = bytes.HasPrefix(ev, dataField[1:]) || bytes.Contains(ev, dataField)
+	if !s.content {
+		s.content = hasContent(ev)
 	}
 	if s.failed == nil {
 		s.failed = openai.EventError(s.status, s.header, ev, s.start)
 	}
 	return inspectEvent(ev, &s.usage, s.dropUsage)
+}
+
+// hasContent reports whether an event says something to the client that cannot be
+// taken back: a data event other than those a stream opens with before its content (a
+// chunk whose choices have only a role and empty fields, as OpenAI, vLLM and most relays
+// send first; a chunk with no choices and no usage, as Azure's prompt_filter_results;
+// the Responses API's response.created and response.in_progress). Comments and events
+// without data have none; a data event that is not one JSON object ([DONE]) has.
+func hasContent(ev []byte) bool {
+	if !bytes.HasPrefix(ev, dataField[1:]) && !bytes.Contains(ev, dataField) {
+		return false
+	}
+	data := eventData(ev)
+	if data == nil {
+		return true
+	}
+	root := gjson.Parse(str(data))
+	if !root.IsObject() {
+		return true
+	}
+	switch root.Get("type").Str {
+	case "response.created", "response.in_progress":
+		return false
+	}
+	choices := root.Get("choices")
+	if !choices.IsArray() || !isEmpty(root.Get("usage")) || root.Get("error").Exists() {
+		return true
+	}
+	empty := true
+	choices.ForEach(func(_, c gjson.Result) bool {
+		empty = emptyChoice(c)
+		return empty
+	})
+	return !empty
+}
+
+// emptyChoice reports whether a streamed choice says nothing: an index, a delta with at
+// most a role, and members that are null or empty.
+func emptyChoice(c gjson.Result) bool {
+	empty := c.IsObject()
+	c.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "index":
+		case "delta":
+			v.ForEach(func(k, dv gjson.Result) bool {
+				empty = k.Str == "role" || isEmpty(dv)
+				return empty
+			})
+		default:
+			empty = isEmpty(v)
+		}
+		return empty
+	})
+	return empty
+}
+
+// isEmpty reports whether v is absent, null, "", [] or {}.
+func isEmpty(v gjson.Result) bool {
+	switch v.Type {
+	case gjson.Null:
+		return true
+	case gjson.String:
+		return v.Str == ""
+	case gjson.JSON:
+		empty := true
+		v.ForEach(func(_, _ gjson.Result) bool {
+			empty = false
+			return false
+		})
+		return empty
+	}
+	return false
 }
 
 func blank(line []byte) bool {

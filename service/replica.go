@@ -41,6 +41,29 @@ func (s *Service) claimEnded(ctx context.Context, session string) (bool, error) 
 	return s.cfg.Store.TakeLease(ctx, kindSession, session, s.session, now, now.Add(s.cfg.LeaseTTL))
 }
 
+// dropEnded drops the leases of the server session named ended, known to have ended
+// (Config.Ended): its session lease, so that its budget reservations are settled, and
+// its runner leases on the unfinished batches, so that they are adopted at once.
+func (s *Service) dropEnded(ctx context.Context, ended string) error {
+	if ended == "" || ended == s.session {
+		return nil
+	}
+	recs, err := s.unfinished(ctx)
+	if err != nil {
+		return fmt.Errorf("drop ended session: %w", err)
+	}
+	if err := s.cfg.Store.ReleaseLease(ctx, kindSession, ended, ended); err != nil {
+		return fmt.Errorf("drop ended session: %w", err)
+	}
+	for _, rec := range recs {
+		if err := s.cfg.Store.ReleaseLease(ctx, kindBatch, rec.ID, ended); err != nil {
+			return fmt.Errorf("drop ended session: %w", err)
+		}
+	}
+	s.cfg.Logger.Info("took back the leases of a server that ended", "session", ended)
+	return nil
+}
+
 // takeLease takes or renews this session's runner lease on batch id.
 func (s *Service) takeLease(ctx context.Context, id string) (bool, error) {
 	now := s.cfg.Clock.Now()

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -82,8 +83,18 @@ type Config struct {
 	// LeaseTTL is how long a server's hold on a batch it runs (its runner lease, in the
 	// store) lasts unless renewed (DefaultLeaseTTL). A server renews its leases every
 	// LeaseTTL/3; the batches of one that died are taken by another within about
-	// 4/3 LeaseTTL, and those of one that closed at once.
+	// 4/3 LeaseTTL, and those of one that closed at once, or of one named by Ended.
 	LeaseTTL time.Duration
+	// Session names this server run in the store, as the holder of its leases and in its
+	// budget reservations; it must be unique among the runs of every server on the store.
+	// "" draws one at random.
+	Session string
+	// Ended names a server run known to have ended with its process (sluice serve: the
+	// run that held, before this one, the lock file it took beside the store): its leases
+	// are dropped as New starts, so that its batches resume at once rather than after
+	// LeaseTTL, and its budget reservations are settled. Leases held by other runs are
+	// left alone.
+	Ended string
 	// MaxLines and MaxBytes bound an input file (DefaultMaxLines, DefaultMaxBytes).
 	MaxLines int64
 	MaxBytes int64
@@ -282,7 +293,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cancel:  cancel,
 		closing: make(chan struct{}),
 		active:  map[string]*activeBatch{},
-		session: newSession(),
+		session: cmp.Or(cfg.Session, newSession()),
 	}
 	for _, h := range cfg.KeyHashes {
 		s.keys[strings.ToLower(h)] = true
@@ -294,7 +305,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		k.Hash = strings.ToLower(k.Hash)
 		s.keys[k.Hash], s.named[k.Hash] = true, k
 	}
-	err := s.holdSession(ctx)
+	err := s.dropEnded(ctx, cfg.Ended)
+	if err == nil {
+		err = s.holdSession(ctx)
+	}
 	if err == nil {
 		err = s.resume(ctx)
 	}

@@ -109,12 +109,11 @@ var bulkShapes = [...]struct {
 		WHERE request.state = 1 AND request.owner = ?
 		ON CONFLICT (id) DO UPDATE SET request_id = excluded.request_id, body = excluded.body,
 			error_message = excluded.error_message`},
-	// A line present already, or whose custom_id another line holds, is not inserted, nor
-	// returned. The rows go in in order, so of two lines with one custom_id the first
-	// holds it.
+	// A line present already, or whose custom_id another line holds, is not inserted. The
+	// rows go in in order, so of two lines with one custom_id the first holds it.
 	bulkRequest: {5, `INSERT INTO request (id, state, model, prompt_tokens, max_output_tokens, custom_id, holds_id)
 		SELECT column1, 0, column2, column3, column4, column5, 1 FROM (VALUES %s) WHERE true
-		ON CONFLICT DO NOTHING RETURNING id`},
+		ON CONFLICT DO NOTHING`},
 	bulkInput: {4, `INSERT INTO request_input (id, method, url, body) VALUES %s`},
 }
 

@@ -47,6 +47,7 @@ func TestQueryPlans(t *testing.T) {
 		{"stats by model", sqlStatsByModel, []string{rowRange}, true},
 		{"stats failures", sqlStatsFailures, []string{rowRange}, true},
 		{"stats latency", sqlStatsLatency, []string{rowRange}, true},
+		{"unfinished", sqlUnfinished, []string{"USING INDEX request_pending (job=?)", "USING INDEX request_leased (job=?)"}, false},
 	} {
 		args := make([]any, strings.Count(tc.query, "?"))
 		for i := range args {

@@ -10,7 +10,7 @@ import (
 // stmts are the writer's hot statements, prepared once on its one connection.
 type stmts struct {
 	// AddRequests.
-	insertFailed, lineExists, customIDLine, advanceIngested *sql.Stmt
+	insertFailed, lineExists, customIDLine, insertedNow, advanceIngested *sql.Stmt
 	// Claim.
 	claimPending, claimExpired, claimMarkRange, claimMark, addRepaid *sql.Stmt
 	// Complete.
@@ -27,8 +27,10 @@ const (
 	sqlInsertFailed = `INSERT INTO request (id, state, error_code, finished_at,
 			model, prompt_tokens, max_output_tokens, custom_id, holds_id)
 		VALUES (?, 3, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING`
-	sqlLineExists      = `SELECT EXISTS (SELECT 1 FROM request WHERE id = ?)`
-	sqlCustomIDLine    = `SELECT line FROM request WHERE job = ? AND custom_id = ? AND holds_id = 1`
+	sqlLineExists   = `SELECT EXISTS (SELECT 1 FROM request WHERE id = ?)`
+	sqlCustomIDLine = `SELECT line FROM request WHERE job = ? AND custom_id = ? AND holds_id = 1`
+	sqlInsertedNow  = `SELECT EXISTS (SELECT 1 FROM request AS r WHERE r.id = ?1 AND r.holds_id = 1
+		AND NOT EXISTS (SELECT 1 FROM request_input AS i WHERE i.id = ?1))`
 	sqlAdvanceIngested = `UPDATE job SET ingested = MAX(ingested, ?), updated_at = ? WHERE seq = ?`
 
 	// Claim. The limit is +? (see preparedLimit).
@@ -102,6 +104,7 @@ func (s *stmts) queries() []preparedQuery {
 		{&s.insertFailed, sqlInsertFailed},
 		{&s.lineExists, sqlLineExists},
 		{&s.customIDLine, sqlCustomIDLine},
+		{&s.insertedNow, sqlInsertedNow},
 		{&s.advanceIngested, sqlAdvanceIngested},
 		{&s.claimPending, sqlClaimPending},
 		{&s.claimExpired, sqlClaimExpired},

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) sluice.Store) {
 	all = append(all, leaseScenarios...)
 	all = append(all, resultScenarios...)
 	all = append(all, statsScenarios...)
+	all = append(all, unfinishedScenarios...)
 	all = append(all, partScenarios...)
 	all = append(all, rateScenarios...)
 	all = append(all, cacheScenarios...)

@@ -4,7 +4,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"syscall"
 )
@@ -13,19 +12,32 @@ import (
 // shared SQLite store and may take over the leases a crashed run left behind. The lock
 // is released when the process ends, however it ends.
 func lockJob(path string) (unlock func(), err error) {
+	f, err := openLocked(path)
+	if err != nil {
+		return nil, err
+	}
+	return func() { unlockFile(f) }, nil
+}
+
+// openLocked opens path and takes an exclusive lock on it (lockFile), or returns
+// errJobLocked when a live process holds it.
+func openLocked(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, errJobLocked
 		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return f, nil
+}
+
+// unlockFile releases the lock of openLocked and closes f.
+func unlockFile(f *os.File) {
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	f.Close()
 }

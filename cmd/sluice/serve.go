@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluice-llm/sluice"
 	sluicehttp "github.com/sluice-llm/sluice/http"
+	"github.com/sluice-llm/sluice/internal/ids"
 	"github.com/sluice-llm/sluice/internal/logx"
 	"github.com/sluice-llm/sluice/internal/storeurl"
 	"github.com/sluice-llm/sluice/metrics"
@@ -215,6 +216,18 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 		return err
 	}
 	warnExposed(logger, loc, filesDir)
+	// The lock beside the store tells this process that the one that held it before has
+	// ended: its batches are taken back at once, not after --lease-ttl.
+	lockBase, err := serveLockBase(e, loc)
+	if err != nil {
+		return err
+	}
+	session := ids.Hex(8)
+	ended, unlock, err := takeServeSlot(lockBase, session)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var adminKeys []string
 	if k := e.getenv(adminKeyEnv); k != "" {
 		adminKeys = append(adminKeys, service.HashKey(k))
@@ -222,7 +235,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags) error {
 	svc, err := service.New(ctx, service.Config{
 		Store: st, FilesDir: filesDir, Routes: routes, Keys: keys, AdminKeyHashes: adminKeys,
 		MaxLines: f.maxLines, MaxBytes: f.maxBytes, AnyCompletionWindow: f.anyWindow, Logger: logger,
-		LeaseTTL:   f.leaseTTL,
+		LeaseTTL: f.leaseTTL, Session: session, Ended: ended,
 		WebhookURL: cmp.Or(f.webhookURL, cfg.WebhookURL),
 		// Budgets count what the upstream charges: its online prices.
 		Cost: prices.OnlineCost,

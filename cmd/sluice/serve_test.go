@@ -239,40 +239,13 @@ func testServeResumesAfterKill(t *testing.T, store string, extra ...string) {
 	first := startServeProcess(t, args...)
 	c := first.client()
 	ctx := context.Background()
-	data, err := os.ReadFile(input)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := c.Files.New(ctx, openai.FileNewParams{
-		File:    openai.File(bytes.NewReader(data), "requests.jsonl", "application/jsonl"),
-		Purpose: openai.FilePurposeBatch,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: in.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions,
-		CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mid := pollBatch(t, c, b.ID, func(b *openai.Batch) bool {
-		return b.Status == openai.BatchStatusCompleted || b.RequestCounts.Completed >= n/4
-	})
-	if mid.Status != openai.BatchStatusInProgress || mid.RequestCounts.Completed >= n {
-		t.Fatalf("the batch was not mid-way when polled: %s, %+v", mid.Status, mid.RequestCounts)
-	}
+	b := submitMidway(t, c, input, n)
 	// A replica started mid-batch leaves it to the first while the first lives.
 	second := startServeProcess(t, args...) // listening: it has looked at the batches
 	if strings.Contains(second.log.String(), "resuming batch") {
 		t.Fatalf("a replica started mid-batch took the batch another runs:\n%s", second.log.String())
 	}
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if code := <-first.exited; code != -1 {
-		t.Fatalf("serve exited %d before the kill: %s", code, first.log.String())
-	}
-	first.exited <- -1 // for the cleanup
+	first.kill(t)
 	sentBefore := simSrv.Stats().Requests
 	// What the ledger holds as done must never be sent again: the next server sends only
 	// the rest, once each (the simulator injects no faults).
@@ -296,13 +269,7 @@ func testServeResumesAfterKill(t *testing.T, store string, extra ...string) {
 	}
 
 	c = second.client()
-	done := pollBatch(t, c, b.ID, func(b *openai.Batch) bool {
-		switch b.Status {
-		case openai.BatchStatusCompleted, openai.BatchStatusFailed, openai.BatchStatusExpired, openai.BatchStatusCancelled:
-			return true
-		}
-		return false
-	})
+	done := pollBatch(t, c, b.ID, batchFinal)
 	if done.Status != openai.BatchStatusCompleted || done.RequestCounts.Completed != n || done.RequestCounts.Failed != 0 {
 		t.Fatalf("resumed batch: %s, %+v, errors %+v\n%s", done.Status, done.RequestCounts, done.Errors, second.log.String())
 	}
@@ -321,6 +288,57 @@ func testServeResumesAfterKill(t *testing.T, store string, extra ...string) {
 	}
 
 	checkOutput(t, fileContent(t, c, done.OutputFileID), n)
+}
+
+// submitMidway uploads input, creates a batch of its n requests and waits until a quarter
+// of them are done.
+func submitMidway(t *testing.T, c openai.Client, input string, n int64) *openai.Batch {
+	t.Helper()
+	ctx := context.Background()
+	data, err := os.ReadFile(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := c.Files.New(ctx, openai.FileNewParams{
+		File:    openai.File(bytes.NewReader(data), "requests.jsonl", "application/jsonl"),
+		Purpose: openai.FilePurposeBatch,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: in.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions,
+		CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := pollBatch(t, c, b.ID, func(b *openai.Batch) bool {
+		return b.Status == openai.BatchStatusCompleted || b.RequestCounts.Completed >= n/4
+	})
+	if mid.Status != openai.BatchStatusInProgress || mid.RequestCounts.Completed >= n {
+		t.Fatalf("the batch was not mid-way when polled: %s, %+v", mid.Status, mid.RequestCounts)
+	}
+	return b
+}
+
+// kill kills the serve process with SIGKILL and waits for it to end.
+func (p *serveProcess) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-p.exited; code != -1 {
+		t.Fatalf("serve exited %d before the kill: %s", code, p.log.String())
+	}
+	p.exited <- -1 // for the cleanup
+}
+
+// batchFinal reports whether b has reached a final status.
+func batchFinal(b *openai.Batch) bool {
+	switch b.Status {
+	case openai.BatchStatusCompleted, openai.BatchStatusFailed, openai.BatchStatusExpired, openai.BatchStatusCancelled:
+		return true
+	}
+	return false
 }
 
 // TestBenchServe runs the serve scenario of "sluice bench" small: it works end to end and

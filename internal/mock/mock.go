@@ -28,6 +28,7 @@ type Store struct {
 	ReleaseFunc     func(ctx context.Context, jobID, owner string) error
 	ResultsFunc     func(ctx context.Context, jobID string, after int64, limit int, fn func(*sluice.Result) error) error
 	StatsFunc       func(ctx context.Context, jobID string) (*sluice.Stats, error)
+	UnfinishedFunc  func(ctx context.Context, jobID string) (pending, inFlight bool, err error)
 	CloseFunc       func() error
 }
 
@@ -46,6 +47,7 @@ func Wrap(st sluice.Store) *Store {
 		ReleaseFunc:     st.Release,
 		ResultsFunc:     st.Results,
 		StatsFunc:       st.Stats,
+		UnfinishedFunc:  st.Unfinished,
 		CloseFunc:       st.Close,
 	}
 }
@@ -136,6 +138,14 @@ func (s *Store) Stats(ctx context.Context, jobID string) (*sluice.Stats, error) 
 		missing("Stats")
 	}
 	return s.StatsFunc(ctx, jobID)
+}
+
+// Unfinished calls UnfinishedFunc.
+func (s *Store) Unfinished(ctx context.Context, jobID string) (pending, inFlight bool, err error) {
+	if s.UnfinishedFunc == nil {
+		missing("Unfinished")
+	}
+	return s.UnfinishedFunc(ctx, jobID)
 }
 
 // Close calls CloseFunc; a nil CloseFunc closes nothing.
