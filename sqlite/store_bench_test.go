@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -252,4 +253,86 @@ func BenchmarkResults(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// walFrameSize is the size of a frame of the WAL at the default page size: a 24-byte
+// header and a 4096-byte page.
+const walFrameSize = 24 + 4096
+
+// BenchmarkWALFrames counts the pages the ledger writes per request, the largest part of
+// its CPU (each is a frame appended to the WAL by two writes, and later copied into the
+// database by a checkpoint): a job of wireRows requests claimed and completed n at a
+// time. Checkpoints are off, so that the WAL holds every frame; the counts do not depend
+// on the machine or its load.
+func BenchmarkWALFrames(b *testing.B) {
+	for _, n := range []int{8, 16, 32, 64} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				f := countFrames(b, n)
+				b.ReportMetric(f.ingest, "ingest-frames/request")
+				b.ReportMetric(f.claim, "frames/claim")
+				b.ReportMetric(f.complete, "frames/completion")
+				b.ReportMetric(f.perRequest, "frames/request")
+			}
+		})
+	}
+}
+
+// frameCounts are the WAL frames a job's requests took: per request for ingest, per
+// transaction of claims and of completions, and per request for both.
+type frameCounts struct {
+	ingest, claim, complete, perRequest float64
+}
+
+// countFrames ingests a job of wireRows requests into a fresh ledger, then claims and
+// completes them batch at a time, counting the WAL's frames.
+func countFrames(b *testing.B, batch int) frameCounts {
+	b.Helper()
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "frames.db")
+	st := benchStoreAt(b, path)
+	if err := sqlite.StopCheckpoints(ctx, st); err != nil {
+		b.Fatal(err)
+	}
+	frames := func() int64 {
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			b.Fatal(err)
+		}
+		return (fi.Size() - 32) / walFrameSize // 32: the WAL's header
+	}
+	start := frames()
+	ingestJob(b, st, "job", benchRequests(wireRows))
+	ingested := frames()
+	var claimFrames, completeFrames, claims, completes int64
+	for {
+		before := frames()
+		items, err := st.Claim(ctx, sluice.ClaimParams{JobID: "job", Owner: "bench", Max: batch, Lease: time.Minute})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(items) == 0 {
+			break
+		}
+		claimed := frames()
+		claimFrames += claimed - before
+		claims++
+		outcomes := make([]sluice.Outcome, len(items))
+		for i, it := range items {
+			outcomes[i] = sluice.Outcome{Line: it.Line, State: sluice.StateDone, Attempts: 1, StatusCode: 200,
+				RequestID: "req_" + it.Request.CustomID, Body: benchAnswer,
+				Usage: sluice.Usage{PromptTokens: 48, CompletionTokens: 52}, Latency: time.Millisecond}
+		}
+		if err := st.Complete(ctx, "job", "bench", outcomes); err != nil {
+			b.Fatal(err)
+		}
+		completeFrames += frames() - claimed
+		completes++
+	}
+	return frameCounts{
+		ingest:     float64(ingested-start) / wireRows,
+		claim:      float64(claimFrames) / float64(claims),
+		complete:   float64(completeFrames) / float64(completes),
+		perRequest: float64(claimFrames+completeFrames) / wireRows,
+	}
 }
