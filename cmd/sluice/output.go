@@ -3,16 +3,15 @@ package main
 import (
 	"os"
 	"path/filepath"
-
-	"github.com/google/renameio/v2"
 )
 
 // atomicFile is written under a temporary name beside its path and renamed into place on
-// commit (github.com/google/renameio: the data is synced before the rename). The
+// commit (a pendingFile: github.com/google/renameio where it works; the data is synced
+// before the rename). The
 // temporary file is locked while this process writes it, so that a later process can
 // tell a file a killed run left behind (removed by createAtomic) from one being written.
 type atomicFile struct {
-	f *renameio.PendingFile
+	f *pendingFile
 	// lock is a second open of the temporary file that holds its lock: renameio closes f
 	// before it renames it, and the lock must outlive the rename, or another process
 	// could take the file for a leftover in between.
@@ -34,16 +33,11 @@ func createAtomic(path string) (*atomicFile, error) {
 	}
 	removeLeftovers(path)
 	// The temporary file stays beside path, never in a TMPDIR that may be in memory.
-	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir))
+	f, err := newPendingFile(path, dir)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := os.Open(f.Name())
-	if err == nil {
-		if err = lockFile(lock); err != nil {
-			lock.Close()
-		}
-	}
+	lock, err := lockTemp(f.Name())
 	if err != nil {
 		_ = f.Cleanup()
 		return nil, err

@@ -6,7 +6,32 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/google/renameio/v2"
 )
+
+// pendingFile is renameio's: written beside its path, synced, and renamed into place by
+// CloseAtomicallyReplace; Cleanup removes it unless it was.
+type pendingFile = renameio.PendingFile
+
+// newPendingFile creates path's temporary file in dir.
+func newPendingFile(path, dir string) (*pendingFile, error) {
+	return renameio.NewPendingFile(path, renameio.WithTempDir(dir))
+}
+
+// lockTemp opens the temporary file name a second time and locks it: the lock outlives
+// the rename (see atomicFile).
+func lockTemp(name string) (*os.File, error) {
+	lock, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(lock); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return lock, nil
+}
 
 // lockFile takes an exclusive lock on f, held until f is closed or the process ends.
 func lockFile(f *os.File) error {
