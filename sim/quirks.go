@@ -91,13 +91,16 @@ func (s *Server) closeAfter(w http.ResponseWriter, n uint64) {
 	if q := s.cfg.CloseAfterAnswer; q <= 0 || s.draw(n, drawClose) >= q {
 		return
 	}
+	// Counted before the answer is flushed, so that a client holding its answer finds
+	// it counted; uncounted if the connection cannot be closed.
+	s.quirks.closed.Add(1)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
 	conn, _, err := rc.Hijack()
 	if err != nil {
+		s.quirks.closed.Add(-1)
 		return // HTTP/2: nothing to close
 	}
-	s.quirks.closed.Add(1)
 	_ = conn.Close()
 }
 
