@@ -325,6 +325,7 @@ func (l *limiter) pause(now time.Time, d time.Duration) {
 func (l *limiter) judge(now, sent time.Time, throttled bool) {
 	before := saved{rate: l.aimdRate, window: l.window, cut: l.cut}
 	episode := l.pace.verifying
+	l.pace.slowStart = !l.cut && l.window < float64(l.maxWindow)
 	v, j := l.pace.add(now, sent, throttled)
 	switch v {
 	case verdictCut:

@@ -106,6 +106,9 @@ type pace struct {
 	// requests sent while they came (through).
 	sends  [1024]int64
 	nsends int
+	// slowStart is set by the limiter while its window grows in slow start (before any
+	// cut, or after an episode that began there ended as noise): a storm may wait (waits).
+	slowStart bool
 }
 
 // saved is the limiter's state that an episode found to be noise gives back.
@@ -277,7 +280,7 @@ func (p *pace) add(now, sent time.Time, throttled bool) (verdict, judged) {
 	case p.cur.holds(sent):
 		p.cur.count(now, sent, throttled)
 	}
-	if p.storm(&p.cur) {
+	if p.storm(&p.cur) && !p.waits(&p.cur) {
 		return p.stormed(now)
 	}
 	if p.pending {
@@ -320,6 +323,25 @@ func (p *pace) stormed(now time.Time) (verdict, judged) {
 		}
 	}
 	return p.judge(now, &w)
+}
+
+// waits reports that a storm in w, in slow start outside an episode, waits for more
+// answers, up to paceNoiseAnswers (429s included): its share may be a relay's noise floor
+// (floorLike), its 429s do not crowd (a limit's bucket run out), and what got through is
+// too little for a window after a cut to hold paceNoiseAnswers answers in paceVerifySpan.
+// At a latency of 200 ms, 429s that come back in a millisecond make a storm of the first
+// windows of slow start, a dozen answers that got ~40/s through: cut then, to ~30/s, no
+// window after it held enough answers to tell noise from a limit against it, so each
+// cut again, down to 1/s. With paceNoiseAnswers before the cut, a window after it can
+// (limitShare). A limit that slow start meets at that rate crowds its 429s, or refuses
+// more than a floor can be, and is cut at once; at a short latency, slow start gets
+// enough through before the first storm, and nothing changes.
+func (p *pace) waits(w *tally) bool {
+	if !p.slowStart || p.verifying || w.answers >= paceNoiseAnswers {
+		return false
+	}
+	j := p.measure(w)
+	return floorLike(j.share, max(w.answers, w.sends)) && !j.hasThrough && j.ok*paceVerifySpan.Seconds() < paceNoiseAnswers
 }
 
 // grace is how long after a window's last send its answers are waited for.

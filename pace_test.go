@@ -479,3 +479,29 @@ func TestPaceThroughInFlight(t *testing.T) {
 		t.Errorf("through %.0f/s (%v) for a bucket run out from the 25th send, want about 125/s", j.through, j.hasThrough)
 	}
 }
+
+// TestPaceRandom429sSlowStart: a relay that refuses 30% or 50% of requests at random
+// (no headers, no retry-after) at latency 200 ms and concurrency 256 (C/L 1,280, bench
+// random429-30 at a longer latency), over 8 seeds. The first storm comes during slow
+// start and cuts from the rate measured then (about 60/s); each window after a cut is
+// small, so each of 30% 429s counted as a storm again, and the rate halved down to ~1
+// req/s before any noise verdict.
+func TestPaceRandom429sSlowStart(t *testing.T) {
+	const concurrency, latency = 256, 200 * time.Millisecond
+	bound := concurrency / latency.Seconds()
+	for _, tt := range []struct {
+		noise, min float64
+	}{{0.3, 0.6}, {0.5, 0.4}} {
+		t.Run(fmt.Sprintf("%.0f%% noise", 100*tt.noise), func(t *testing.T) {
+			t.Parallel()
+			const d = 20 * time.Second
+			up := paceUpstream{latency: latency, latency429: time.Millisecond, noise: tt.noise, jitter: 0.2, sendCost: 10 * time.Microsecond}
+			for seed := uint64(1); seed <= 8; seed++ {
+				st := paceRun(newLimiter(t0, concurrency, 0, 0), up, concurrency, d, 0, seed)
+				if r := float64(st.ok) / d.Seconds() / bound; r < tt.min {
+					t.Errorf("seed %d: %.1f%% of C/L %.0f over the run, want ≥ %.0f%% (sent %d, %d 429s)", seed, 100*r, bound, 100*tt.min, st.sent, st.throttled)
+				}
+			}
+		})
+	}
+}
