@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -200,14 +201,7 @@ func TestLone401Retried(t *testing.T) {
 		writeEcho(w, prompt)
 	}))
 	defer srv.Close()
-	dir := t.TempDir()
-	out := filepath.Join(dir, "out.jsonl")
-	res := runCLI(t, nil, "run", writeRequests(t, dir, 6), "-o", out, "--base-url", srv.URL+"/v1", "--store", filepath.Join(dir, "s.db"),
-		"--progress", "none", "--concurrency", "1")
-	if res.code != exitOK {
-		t.Fatalf("exit %d\n%s", res.code, res.stderr)
-	}
-	checkResults(t, readResults(t, out), 6)
+	runAnswersAll(t, srv.URL, 6, 1)
 }
 
 // TestProxy404Window runs requests through a proxy that, after 20 answers, answers the
@@ -232,14 +226,21 @@ func TestProxy404Window(t *testing.T) {
 		writeEcho(w, prompt)
 	}))
 	defer srv.Close()
+	runAnswersAll(t, srv.URL, 100, 4)
+}
+
+// runAnswersAll runs n requests through the upstream at url with the given concurrency,
+// and checks that the run succeeds with every request's own answer.
+func runAnswersAll(t *testing.T, url string, n, concurrency int) {
+	t.Helper()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.jsonl")
-	res := runCLI(t, nil, "run", writeRequests(t, dir, 100), "-o", out, "--base-url", srv.URL+"/v1", "--store", filepath.Join(dir, "s.db"),
-		"--progress", "none", "--concurrency", "4")
+	res := runCLI(t, nil, "run", writeRequests(t, dir, n), "-o", out, "--base-url", url+"/v1", "--store", filepath.Join(dir, "s.db"),
+		"--progress", "none", "--concurrency", strconv.Itoa(concurrency))
 	if res.code != exitOK {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
-	checkResults(t, readResults(t, out), 100)
+	checkResults(t, readResults(t, out), n)
 }
 
 // promptOf reads the last user message of a chat request ("" when there is none).
